@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# One plain Makefile for keyd, keydctl, wipe and their tests.
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+SBINDIR   ?= $(PREFIX)/sbin
+MANDIR    ?= $(PREFIX)/share/man
+UNITDIR   ?= /lib/systemd/system
+DESTDIR   ?=
+
+CC        ?= cc
+PKGS      := libcryptsetup openssl libcurl blkid jansson libevent libevent_pthreads
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+WARN      := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wvla \
+             -Wimplicit-fallthrough -Wno-format-nonliteral
+HARDEN    := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIE
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -pthread -Icommon -Ikeyd -Iwipe \
+             -DKEYD_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+LDFLAGS   += -pie -Wl,-z,relro,-z,now -pthread
+ifeq ($(CI),true)
+CFLAGS    += -Werror
+endif
+
+BUILD     ?= build
+OBJ       := $(BUILD)/obj
+COMMON    := common/log.o common/secmem.o common/util.o common/jsonx.o common/http.o
+KEYD_LIB  := keyd/kms.o keyd/kms_file.o keyd/kms_keyprotect.o keyd/config.o keyd/token.o \
+             keyd/luks.o keyd/enroll.o keyd/inspect.o
+KEYD_OBJS := keyd/main.o keyd/daemon.o keyd/api.o keyd/notify.o
+CTL_OBJS  := keyd/keydctl.o
+BINS      := $(BUILD)/keyd $(BUILD)/keydctl
+
+OBJS      := $(COMMON) $(KEYD_LIB) $(KEYD_OBJS) $(CTL_OBJS)
+OBJS      := $(addprefix $(OBJ)/,$(OBJS))
+
+.PHONY: all check check-asan install clean format
+all: $(BINS)
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libkeyd.a: $(addprefix $(OBJ)/,$(COMMON) $(KEYD_LIB))
+	$(AR) rcs $@ $^
+
+$(BUILD)/keyd: $(addprefix $(OBJ)/,$(KEYD_OBJS)) $(BUILD)/libkeyd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/keydctl: $(addprefix $(OBJ)/,$(CTL_OBJS)) $(BUILD)/libkeyd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Unit tests (cmocka) link the module objects, never include .c files.
+UNIT_SRCS := $(wildcard tests/unit/test-*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkeyd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+check: all $(UNIT_BINS)
+	tests/run-tests
+
+check-asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+		LDFLAGS="-fsanitize=address,undefined" check
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
+	install -m 0644 units/keyd.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
+
+format:
+	clang-format -i $(wildcard common/*.[ch] keyd/*.[ch] wipe/*.[ch] tests/unit/*.c)
+
+clean:
+	rm -rf build build-asan
+
+-include $(OBJS:.o=.d)

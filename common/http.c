@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* libcurl wrapper: one mapping of CURLcode to -errno, replies into capped secure buffers.
+ * Never disables certificate verification and never logs request or reply bodies. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+#include "util.h"
+
+int http_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+}
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *u)
+{
+	struct http_client *c = u;
+	(void)h;
+	(void)a;
+	pthread_mutex_lock(&c->locks[(unsigned)data % ELEMENTSOF(c->locks)]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *u)
+{
+	struct http_client *c = u;
+	(void)h;
+	pthread_mutex_unlock(&c->locks[(unsigned)data % ELEMENTSOF(c->locks)]);
+}
+
+int http_client_init(struct http_client *c)
+{
+	CURLSH *sh = curl_share_init();
+
+	if (!sh)
+		return -ENOMEM;
+	for (size_t i = 0; i < ELEMENTSOF(c->locks); i++)
+		pthread_mutex_init(&c->locks[i], NULL);
+	curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(sh, CURLSHOPT_USERDATA, c);
+	curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	c->share = sh;
+	return 0;
+}
+
+void http_client_done(struct http_client *c)
+{
+	if (!c->share)
+		return;
+	curl_share_cleanup(c->share);
+	c->share = NULL;
+	for (size_t i = 0; i < ELEMENTSOF(c->locks); i++)
+		pthread_mutex_destroy(&c->locks[i]);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *u)
+{
+	struct http_response *resp = u;
+
+	/* Returning less than given makes libcurl fail with CURLE_WRITE_ERROR. */
+	return secbuf_append(&resp->body, p, size * n) < 0 ? 0 : size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *u)
+{
+	struct http_response *resp = u;
+	size_t len = size * n;
+	const char name[] = "retry-after:";
+
+	if (len > sizeof(name) - 1 && len < 64 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+		char v[64];
+		uint64_t s;
+
+		memcpy(v, p + sizeof(name) - 1, len - (sizeof(name) - 1));
+		v[len - (sizeof(name) - 1)] = 0;
+		v[strcspn(v, "\r\n")] = 0;
+		/* Delta-seconds form only; an HTTP date is treated as absent. */
+		if (parse_u64(v + strspn(v, " \t"), &s) == 0 && s < 86400)
+			resp->retry_after_s = (long)s;
+	}
+	return len;
+}
+
+static int curl_to_errno(CURLcode c)
+{
+	switch (c) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+		return -ECONNRESET;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+		return -EPROTO;
+	case CURLE_WRITE_ERROR:
+		return -E2BIG;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+bool http_errno_retryable(int r)
+{
+	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET || r == -EHOSTUNREACH;
+}
+
+int http_perform(struct http_client *c, const struct http_request *req,
+		 struct http_response *resp, char *errmsg, size_t errmsg_size)
+{
+	char ebuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL;
+	CURLcode cc;
+	CURL *h;
+	int r;
+
+	*resp = (struct http_response){ .retry_after_s = -1, .body.max = HTTP_RESPONSE_MAX };
+	h = curl_easy_init();
+	if (!h)
+		return -ENOMEM;
+	for (const char *const *p = req->headers; p && *p; p++) {
+		struct curl_slist *n = curl_slist_append(hdrs, *p);
+
+		if (!n) {
+			r = -ENOMEM;
+			goto out;
+		}
+		hdrs = n;
+	}
+	if (c && c->share)
+		curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, req->unix_socket ? "http" : "https");
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 30000L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 req->timeout_ms > 0 && req->timeout_ms < 10000 ? req->timeout_ms : 10000L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "keyd/" KEYD_VERSION);
+	if (req->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_file);
+	if (req->unix_socket)
+		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket);
+	if (req->body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+	}
+	cc = curl_easy_perform(h);
+	r = curl_to_errno(cc);
+	if (r < 0) {
+		if (errmsg && errmsg_size)
+			snprintf(errmsg, errmsg_size, "%s", ebuf[0] ? ebuf : curl_easy_strerror(cc));
+		secbuf_done(&resp->body);
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+out:
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	return r;
+}
+
+void http_response_done(struct http_response *resp)
+{
+	secbuf_done(&resp->body);
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* HTTP(S) client over libcurl for KMS providers and keydctl (HTTP over a Unix socket).
+ * Responses land in capped secure buffers; TLS >= 1.2 with verification always on. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "secmem.h"
+
+#define HTTP_RESPONSE_MAX (256 * 1024)
+
+/* One per provider instance: shares connections and TLS sessions between calls and threads. */
+struct http_client {
+	void *share; /* CURLSH */
+	pthread_mutex_t locks[4];
+};
+
+struct http_request {
+	const char *method;        /* "GET", "POST", ... */
+	const char *url;
+	const char *const *headers; /* NULL-terminated "Name: value" strings, may be NULL */
+	const char *body;          /* sent as is, not copied (may be secure memory) */
+	size_t body_len;
+	const char *ca_file;       /* NULL: system trust store */
+	const char *unix_socket;   /* HTTP over this Unix socket instead of TCP */
+	long timeout_ms;           /* whole request, connect included; 0 = 30 s */
+};
+
+struct http_response {
+	long status;
+	struct secbuf body;
+	long retry_after_s; /* -1 when absent */
+};
+
+/* Once per process, before threads: libcurl's global state. -EIO on failure. */
+int http_global_init(void);
+int http_client_init(struct http_client *c);
+void http_client_done(struct http_client *c);
+
+/* Performs one request. On transport failure returns -errno (-ECONNREFUSED, -ETIMEDOUT,
+ * -ECONNRESET, -EHOSTUNREACH, -EPROTO for TLS failures, -E2BIG for an oversized reply) and
+ * fills errmsg with libcurl's reason. Any HTTP status is success here (resp->status). */
+int http_perform(struct http_client *c, const struct http_request *req,
+		 struct http_response *resp, char *errmsg, size_t errmsg_size);
+void http_response_done(struct http_response *resp);
+
+/* Transport errors worth another try (the connection may work next time). */
+bool http_errno_retryable(int r);

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Checked parsing and encoding helpers. Never atoi; never a key outside secure memory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "secmem.h"
+#include "util.h"
+
+int parse_u64(const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (*end)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int parse_u32(const char *s, uint32_t *ret)
+{
+	uint64_t v;
+	int r = parse_u64(s, &v);
+
+	if (r < 0)
+		return r;
+	if (v > UINT32_MAX)
+		return -ERANGE;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+int b64_encode(const uint8_t *p, size_t n, char **ret)
+{
+	char *s;
+
+	if (n > INT_MAX / 2)
+		return -E2BIG;
+	s = secmem_alloc(4 * ((n + 2) / 3) + 1);
+	if (!s)
+		return -ENOMEM;
+	EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+	*ret = s;
+	return 0;
+}
+
+int b64_decode(const char *s, uint8_t **ret, size_t *ret_n)
+{
+	size_t len = strlen(s), pad = 0;
+	uint8_t *d;
+	int n;
+
+	/* EVP_DecodeBlock accepts whitespace and ignores padding; we want strict input. */
+	if (len == 0 || len % 4 || len > INT_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			  (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+			  (c == '=' && i >= len - 2);
+		if (!ok)
+			return -EINVAL;
+	}
+	if (s[len - 1] == '=')
+		pad++;
+	if (s[len - 2] == '=')
+		pad++;
+	if (pad == 1 && s[len - 2] == '=')
+		return -EINVAL;
+	d = secmem_alloc(len / 4 * 3 + 1);
+	if (!d)
+		return -ENOMEM;
+	n = EVP_DecodeBlock(d, (const unsigned char *)s, (int)len);
+	if (n < 0 || (size_t)n < pad) {
+		secmem_free(d);
+		return -EINVAL;
+	}
+	*ret = d;
+	*ret_n = (size_t)n - pad;
+	return 0;
+}
+
+uint64_t now_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t now_real_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void format_rfc3339_us(uint64_t real_us, char *buf, size_t size)
+{
+	time_t t = (time_t)(real_us / 1000000);
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, size, "%s.%06uZ", base, (unsigned)(real_us % 1000000));
+}
+
+int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_secure_ uint8_t *d = NULL;
+	char full[PATH_MAX];
+	struct stat st;
+	size_t n = 0;
+
+	if (path[0] != '/') {
+		const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+		if (!dir || strchr(path, '/'))
+			return -ENOENT;
+		snprintf(full, sizeof(full), "%s/%s", dir, path);
+		path = full;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return negative_errno();
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
+	if (!S_ISREG(st.st_mode))
+		return -EPERM;
+	/* systemd credentials are managed by systemd; our own files must be root's and private. */
+	if (path != full && (st.st_uid != 0 || (st.st_mode & 077)))
+		return -EPERM;
+	if (st.st_size > CREDENTIAL_MAX)
+		return -EFBIG;
+	d = secmem_alloc((size_t)st.st_size + 1);
+	if (!d)
+		return -ENOMEM;
+	while (n < (size_t)st.st_size) {
+		ssize_t k = read(fd, d + n, (size_t)st.st_size - n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return negative_errno();
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	if (text)
+		while (n > 0 && (d[n - 1] == '\n' || d[n - 1] == '\r'))
+			d[--n] = 0;
+	*ret = TAKE_PTR(d);
+	*ret_n = n;
+	return 0;
+}
+
+void sleep_us(uint64_t us, const volatile bool *stop)
+{
+	uint64_t end = now_mono_us() + us;
+
+	for (;;) {
+		uint64_t now = now_mono_us();
+		struct timespec ts;
+		uint64_t step;
+
+		if (now >= end || (stop && *stop))
+			return;
+		/* Wake at least every 100 ms so a stop request is noticed. */
+		step = end - now < 100000 ? end - now : 100000;
+		ts.tv_sec = (time_t)(step / 1000000);
+		ts.tv_nsec = (long)(step % 1000000) * 1000;
+		nanosleep(&ts, NULL);
+	}
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Checked parsing, base64/hex, time and credential-file helpers. Key material read or decoded
+ * here lands only in secure memory. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+#define CREDENTIAL_MAX 16384
+
+/* Decimal only, no sign, no trailing junk; -EINVAL or -ERANGE. */
+int parse_u64(const char *s, uint64_t *ret);
+int parse_u32(const char *s, uint32_t *ret);
+
+/* Base64 (standard alphabet, padded). Encoded text and decoded bytes both go to secure
+ * memory, since either may be a key. -EINVAL on bad input, -ENOMEM. */
+int b64_encode(const uint8_t *p, size_t n, char **ret);
+int b64_decode(const char *s, uint8_t **ret, size_t *ret_n);
+
+/* Monotonic and wall clocks in microseconds. */
+uint64_t now_mono_us(void);
+uint64_t now_real_us(void);
+/* RFC 3339 UTC with microseconds into buf (at least 32 bytes). */
+void format_rfc3339_us(uint64_t real_us, char *buf, size_t size);
+
+/* Reads a credential (API key, token, root key) into secure memory. Absolute paths must be
+ * regular files owned by root with no group/other access (-EPERM otherwise); a relative name
+ * is looked up in $CREDENTIALS_DIRECTORY (systemd credentials). Trailing newlines are
+ * stripped when @text. -ENOENT, -EPERM, -EFBIG (> CREDENTIAL_MAX), -ENOMEM. */
+int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n);
+
+/* Sleeps, restarting after signals; returns early only when *stop becomes true. */
+void sleep_us(uint64_t us, const volatile bool *stop);

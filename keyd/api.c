@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Control API over libevent's evhttp on a Unix socket. No hand-written HTTP parsing; every
+ * request is checked against the route table and the peer's credentials before it acts. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "api.h"
+#include "daemon.h"
+#include "log.h"
+#include "secmem.h"
+#include "util.h"
+
+#define API_BODY_MAX (64 * 1024)
+#define API_GROUPS_MAX 256
+
+enum access { ACCESS_READ, ACCESS_ADMIN };
+
+struct peer {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	enum access access;
+	bool allowed;
+};
+
+struct pending_reply {
+	struct evhttp_request *req;
+	struct pending_reply *next;
+};
+
+struct api {
+	struct evhttp *http;
+	int fd;
+	char *path;
+};
+
+typedef void (*route_fn)(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+			 const char *arg);
+
+struct route {
+	enum evhttp_cmd_type method;
+	const char *prefix; /* path, or the part before the volume name */
+	const char *suffix; /* NULL: exact path; else the part after the volume name */
+	enum access access;
+	route_fn handler;
+};
+
+static void reply_json(struct evhttp_request *req, int code, json_t *body)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "application/json");
+	if (b && s) {
+		evbuffer_add(b, s, strlen(s));
+		evbuffer_add(b, "\n", 1);
+	}
+	evhttp_send_reply(req, code, NULL, b);
+	secmem_free(s);
+	if (b)
+		evbuffer_free(b);
+	json_decref(body);
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_json(req, code, json_pack("{s:s}", "error", msg));
+}
+
+json_t *api_volume_json(struct keyd *k, struct volume *v)
+{
+	char since[40];
+
+	(void)k;
+	format_rfc3339_us(v->since_us, since, sizeof(since));
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:b, s:b, s:s, s:s, s:s, s:i, s:i, s:s}",
+			 "name", v->name, "state", volume_state_names[v->state], "device_spec",
+			 v->device_spec, "device", v->device, "uuid", v->uuid, "key_id", v->key_id,
+			 "required", v->required, "discovered", v->discovered, "kms", v->kms->name,
+			 "key_version", v->key_version, "error", v->error, "keyslot", v->keyslot,
+			 "attempts", (int)v->attempts, "since", since);
+}
+
+static void handle_status(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+			  const char *arg)
+{
+	json_t *vols = json_array();
+
+	(void)p;
+	(void)arg;
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < k->n_volumes; i++)
+		json_array_append_new(vols, api_volume_json(k, &k->volumes[i]));
+	pthread_mutex_unlock(&k->lock);
+	reply_json(req, HTTP_OK,
+		   json_pack("{s:s, s:b, s:{s:b, s:s?}, s:o}", "version", KEYD_VERSION, "ready",
+			     k->ready, "device_mapper", "available", k->dm, "reason",
+			     k->dm ? NULL : k->dm_why, "volumes", vols));
+}
+
+static void pending_drop(struct evhttp_connection *conn, void *u)
+{
+	struct keyd *k = u;
+
+	/* The client went away: forget its requests before evhttp frees them. */
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < k->n_volumes; i++) {
+		struct pending_reply **pp = &k->volumes[i].replies;
+
+		while (*pp) {
+			if (evhttp_request_get_connection((*pp)->req) == conn) {
+				struct pending_reply *dead = *pp;
+
+				*pp = dead->next;
+				free(dead);
+			} else {
+				pp = &(*pp)->next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void handle_unlock(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+			  const char *name)
+{
+	struct volume *v;
+	struct pending_reply *pr;
+	int r;
+
+	pthread_mutex_lock(&k->lock);
+	v = keyd_find_volume(k, name);
+	if (!v) {
+		pthread_mutex_unlock(&k->lock);
+		return reply_error(req, HTTP_NOTFOUND, "no volume named '%s'", name);
+	}
+	if (v->state == VOLUME_OPEN) {
+		reply_json(req, HTTP_OK, api_volume_json(k, v));
+		pthread_mutex_unlock(&k->lock);
+		return;
+	}
+	log_info("%s: unlock requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
+	r = keyd_unlock_start(k, v);
+	if (r < 0) {
+		pthread_mutex_unlock(&k->lock);
+		return reply_error(req, HTTP_INTERNAL, "cannot start unlock of '%s': %s", name,
+				   strerror(-r));
+	}
+	/* The reply goes out when the worker finishes (api_finish_replies). */
+	pr = calloc(1, sizeof(*pr));
+	if (pr) {
+		pr->req = req;
+		pr->next = v->replies;
+		v->replies = pr;
+		evhttp_connection_set_closecb(evhttp_request_get_connection(req), pending_drop, k);
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (!pr)
+		reply_error(req, HTTP_INTERNAL, "out of memory");
+}
+
+void api_finish_replies(struct keyd *k, struct volume *v)
+{
+	bool ok = v->state == VOLUME_OPEN || v->state == VOLUME_VERIFIED;
+
+	while (v->replies) {
+		struct pending_reply *pr = v->replies;
+
+		v->replies = pr->next;
+		evhttp_connection_set_closecb(evhttp_request_get_connection(pr->req), NULL, NULL);
+		if (ok)
+			reply_json(pr->req, HTTP_OK, api_volume_json(k, v));
+		else
+			reply_json(pr->req, HTTP_INTERNAL,
+				   json_pack("{s:s, s:o}", "error", v->error, "volume",
+					     api_volume_json(k, v)));
+		free(pr);
+	}
+}
+
+static void handle_lock(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+			const char *name)
+{
+	char err[512];
+	struct volume *v;
+	int r;
+
+	pthread_mutex_lock(&k->lock);
+	v = keyd_find_volume(k, name);
+	if (!v) {
+		pthread_mutex_unlock(&k->lock);
+		return reply_error(req, HTTP_NOTFOUND, "no volume named '%s'", name);
+	}
+	log_info("%s: lock requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
+	r = keyd_lock_volume(k, v, err, sizeof(err));
+	if (r < 0)
+		reply_error(req, r == -EBUSY ? 409 : HTTP_INTERNAL, "%s", err);
+	else
+		reply_json(req, HTTP_OK, api_volume_json(k, v));
+	pthread_mutex_unlock(&k->lock);
+	event_active(k->wake, EV_READ, 0);
+}
+
+static const struct route routes[] = {
+	{ .method = EVHTTP_REQ_GET, .prefix = "/v1/status", .access = ACCESS_READ,
+	  .handler = handle_status },
+	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/unlock",
+	  .access = ACCESS_ADMIN, .handler = handle_unlock },
+	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/lock",
+	  .access = ACCESS_ADMIN, .handler = handle_lock },
+};
+
+/* Matches @path against @r; the volume name between prefix and suffix goes to @arg. */
+static bool route_match(const struct route *r, const char *path, char *arg, size_t size)
+{
+	size_t pl = strlen(r->prefix), n, sl;
+
+	if (!r->suffix)
+		return strcmp(path, r->prefix) == 0;
+	if (strncmp(path, r->prefix, pl) != 0)
+		return false;
+	path += pl;
+	n = strlen(path);
+	sl = strlen(r->suffix);
+	if (n <= sl || strcmp(path + n - sl, r->suffix) != 0 || n - sl >= size)
+		return false;
+	memcpy(arg, path, n - sl);
+	arg[n - sl] = 0;
+	return volume_name_valid(arg);
+}
+
+static int peer_identify(struct keyd *k, struct evhttp_request *req, struct peer *p)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	int fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	gid_t groups[API_GROUPS_MAX];
+	socklen_t glen = sizeof(groups);
+	struct group *g;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return negative_errno();
+	*p = (struct peer){ .pid = cred.pid, .uid = cred.uid, .gid = cred.gid };
+	if (cred.uid == 0) {
+		p->access = ACCESS_ADMIN;
+		p->allowed = true;
+		return 0;
+	}
+	g = getgrnam(k->cfg->control_group);
+	if (!g)
+		return 0;
+	p->access = ACCESS_READ;
+	p->allowed = cred.gid == g->gr_gid;
+	if (!p->allowed && getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+		for (size_t i = 0; i < glen / sizeof(gid_t); i++)
+			p->allowed |= groups[i] == g->gr_gid;
+	return 0;
+}
+
+static void on_request(struct evhttp_request *req, void *u)
+{
+	struct keyd *k = u;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	char arg[VOLUME_NAME_MAX + 1] = "";
+	bool path_known = false;
+	struct peer p;
+
+	if (peer_identify(k, req, &p) < 0 || !p.allowed) {
+		log_notice("control API: refused %s from uid %u (pid %d): not root nor in group '%s'",
+			   path ? path : "?", p.uid, (int)p.pid, k->cfg->control_group);
+		return reply_error(req, 403, "permission denied: root or group '%s' required",
+				   k->cfg->control_group);
+	}
+	for (size_t i = 0; path && i < ELEMENTSOF(routes); i++) {
+		const struct route *r = &routes[i];
+
+		if (!route_match(r, path, arg, sizeof(arg)))
+			continue;
+		path_known = true;
+		if (r->method != method)
+			continue;
+		if (r->access == ACCESS_ADMIN && p.access != ACCESS_ADMIN) {
+			log_notice("control API: refused %s to uid %u (pid %d): needs root", path,
+				   p.uid, (int)p.pid);
+			return reply_error(req, 403, "permission denied: %s needs root", path);
+		}
+		return r->handler(k, req, &p, arg);
+	}
+	if (path_known)
+		return reply_error(req, 405, "method not allowed on %s", path);
+	reply_error(req, HTTP_NOTFOUND, "no such endpoint: %s", path ? path : "(none)");
+}
+
+static int socket_create(const char *path, const char *group)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_free_ char *dir = strdup(path);
+	_cleanup_close_ int fd = -1;
+	struct group *g;
+	char *slash;
+
+	if (!dir || strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return log_error_errno(negative_errno(), "cannot create %s: %m", dir);
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return negative_errno();
+	/* A stale socket from a previous run would make bind fail. */
+	if (unlink(path) < 0 && errno != ENOENT)
+		return log_error_errno(negative_errno(), "cannot remove old %s: %m", path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return log_error_errno(negative_errno(), "cannot bind %s: %m", path);
+	g = getgrnam(group);
+	if (g && chown(path, 0, g->gr_gid) < 0)
+		return log_error_errno(negative_errno(), "cannot chown %s: %m", path);
+	if (chmod(path, g ? 0660 : 0600) < 0)
+		return log_error_errno(negative_errno(), "cannot chmod %s: %m", path);
+	if (!g)
+		log_notice("group '%s' does not exist: the control socket is root-only", group);
+	if (listen(fd, 64) < 0)
+		return negative_errno();
+	return TAKE_FD(fd);
+}
+
+int api_setup(struct keyd *k)
+{
+	struct api *a = calloc(1, sizeof(*a));
+	int fd;
+
+	if (!a)
+		return -ENOMEM;
+	k->api = a;
+	a->fd = -1;
+	fd = socket_create(k->cfg->socket_path, k->cfg->control_group);
+	if (fd < 0)
+		return fd;
+	a->fd = fd;
+	a->path = strdup(k->cfg->socket_path);
+	a->http = evhttp_new(k->base);
+	if (!a->http || !a->path)
+		return -ENOMEM;
+	evhttp_set_max_body_size(a->http, API_BODY_MAX);
+	evhttp_set_max_headers_size(a->http, 16 * 1024);
+	evhttp_set_timeout(a->http, 600);
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	evhttp_set_gencb(a->http, on_request, k);
+	if (!evhttp_accept_socket_with_handle(a->http, fd))
+		return -EIO;
+	log_info("control API listening on %s", k->cfg->socket_path);
+	return 0;
+}
+
+void api_done(struct keyd *k)
+{
+	struct api *a = k->api;
+
+	if (!a)
+		return;
+	if (a->http)
+		evhttp_free(a->http);
+	else if (a->fd >= 0)
+		close(a->fd);
+	if (a->path)
+		unlink(a->path);
+	free(a->path);
+	free(a);
+	k->api = NULL;
+}

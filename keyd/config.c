@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Config parsing: the schema of keyd.json, checked at the edge. Unknown keys and bad values
+ * are errors naming the JSON path; provider-specific keys belong to each provider's parse. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+
+const char *const on_revoke_names[] = { "close", "suspend", "audit-only", NULL };
+
+bool volume_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > VOLUME_NAME_MAX || name[0] == '.' || name[0] == '-')
+		return false;
+	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+	       n;
+}
+
+struct kms *config_find_kms(const struct keyd_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_kms; i++)
+		if (strcmp(cfg->kms[i]->name, name) == 0)
+			return cfg->kms[i];
+	return NULL;
+}
+
+struct volume_config *config_find_volume(const struct keyd_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_volumes; i++)
+		if (strcmp(cfg->volumes[i].name, name) == 0)
+			return &cfg->volumes[i];
+	return NULL;
+}
+
+static int parse_unlock(json_t *obj, struct keyd_config *cfg, struct kms_retry *rp,
+			struct jx_error *e)
+{
+	static const char *const keys[] = { "try_timeout_s", "backoff_min_ms", "backoff_max_s",
+					    "deadline_s", NULL };
+	uint64_t try_s = rp->try_timeout_ms / 1000, min_ms = rp->backoff_min_ms,
+		 max_s = rp->backoff_max_ms / 1000, dl_s = rp->deadline_ms / 1000;
+	int r;
+
+	(void)cfg;
+	if (!obj)
+		return 0;
+	if ((r = jx_only_keys(obj, "unlock", keys, e)) < 0 ||
+	    (r = jx_uint(obj, "unlock", "try_timeout_s", 1, 300, &try_s, e)) < 0 ||
+	    (r = jx_uint(obj, "unlock", "backoff_min_ms", 10, 60000, &min_ms, e)) < 0 ||
+	    (r = jx_uint(obj, "unlock", "backoff_max_s", 1, 3600, &max_s, e)) < 0 ||
+	    (r = jx_uint(obj, "unlock", "deadline_s", 1, 86400, &dl_s, e)) < 0)
+		return r;
+	if (min_ms > max_s * 1000)
+		return jx_fail(e, "unlock.backoff_min_ms: larger than unlock.backoff_max_s");
+	*rp = (struct kms_retry){ .try_timeout_ms = try_s * 1000, .backoff_min_ms = min_ms,
+				  .backoff_max_ms = max_s * 1000, .deadline_ms = dl_s * 1000 };
+	return 0;
+}
+
+static int parse_kms(json_t *obj, struct keyd_config *cfg, const struct kms_retry *rp,
+		     struct jx_error *e)
+{
+	const char *name;
+	json_t *v;
+
+	if (!json_is_object(obj))
+		return jx_fail(e, "kms: must be an object of named KMS connections");
+	cfg->kms = calloc(json_object_size(obj) + 1, sizeof(*cfg->kms));
+	if (!cfg->kms)
+		return -ENOMEM;
+	json_object_foreach(obj, name, v) {
+		char path[KMS_NAME_MAX + 8];
+		const char *prov = NULL;
+		struct kms *k;
+		int r;
+
+		snprintf(path, sizeof(path), "kms.%s", name);
+		if (!volume_name_valid(name) || strlen(name) > KMS_NAME_MAX)
+			return jx_fail(e, "kms.%.64s: name must be 1-%d characters of A-Z a-z 0-9 . _ -",
+				       name, KMS_NAME_MAX);
+		r = jx_string(v, path, "provider", true, 32, &prov, e);
+		if (r < 0)
+			return json_is_object(v) ? r : jx_fail(e, "%s: must be an object", path);
+		k = calloc(1, sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		cfg->kms[cfg->n_kms++] = k;
+		k->name = strdup(name);
+		if (!k->name)
+			return -ENOMEM;
+		k->retry = *rp;
+		k->provider = kms_provider_find(prov);
+		if (!k->provider)
+			return jx_fail(e, "%s.provider: unknown provider \"%s\" (known: %s)", path,
+				       prov, kms_provider_names());
+		r = k->provider->parse(k, v, path, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct jx_error *e)
+{
+	static const char *const keys[] = { "name", "device", "kms", "key_id", "required",
+					    "on_revoke", NULL };
+	struct volume_config *vol = &cfg->volumes[i];
+	const char *name = NULL, *device = NULL, *kms = NULL, *key_id = NULL;
+	char path[32];
+	int revoke = ON_REVOKE_CLOSE, r;
+
+	snprintf(path, sizeof(path), "volumes[%zu]", i);
+	vol->required = true;
+	if ((r = jx_only_keys(obj, path, keys, e)) < 0 ||
+	    (r = jx_string(obj, path, "name", true, VOLUME_NAME_MAX, &name, e)) < 0 ||
+	    (r = jx_string(obj, path, "device", true, DEVICE_SPEC_MAX, &device, e)) < 0 ||
+	    (r = jx_string(obj, path, "kms", true, KMS_NAME_MAX, &kms, e)) < 0 ||
+	    (r = jx_string(obj, path, "key_id", true, KMS_KEY_ID_MAX, &key_id, e)) < 0 ||
+	    (r = jx_bool(obj, path, "required", &vol->required, e)) < 0 ||
+	    (r = jx_enum(obj, path, "on_revoke", on_revoke_names, &revoke, e)) < 0)
+		return r;
+	if (!volume_name_valid(name))
+		return jx_fail(e, "%s.name: \"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -",
+			       path, name, VOLUME_NAME_MAX);
+	if (device[0] != '/' && strncmp(device, "UUID=", 5) && strncmp(device, "PARTUUID=", 9) &&
+	    strncmp(device, "LABEL=", 6))
+		return jx_fail(e, "%s.device: \"%s\" must be a path, UUID=, PARTUUID= or LABEL=",
+			       path, device);
+	vol->kms = config_find_kms(cfg, kms);
+	if (!vol->kms)
+		return jx_fail(e, "%s.kms: no KMS named \"%s\" under \"kms\"", path, kms);
+	for (size_t j = 0; j < i; j++) {
+		if (strcmp(cfg->volumes[j].name, name) == 0)
+			return jx_fail(e, "%s.name: \"%s\" is also volumes[%zu].name", path, name, j);
+		if (strcmp(cfg->volumes[j].device, device) == 0)
+			return jx_fail(e, "%s.device: \"%s\" is also volumes[%zu].device", path,
+				       device, j);
+	}
+	vol->on_revoke = (enum on_revoke)revoke;
+	vol->name = strdup(name);
+	vol->device = strdup(device);
+	vol->key_id = strdup(key_id);
+	return vol->name && vol->device && vol->key_id ? 0 : -ENOMEM;
+}
+
+static int parse_control(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
+{
+	static const char *const keys[] = { "socket", "group", NULL };
+	const char *sock = "/run/keyd/keyd.sock", *group = "keyd";
+	int r;
+
+	if (obj && ((r = jx_only_keys(obj, "control", keys, e)) < 0 ||
+		    (r = jx_string(obj, "control", "socket", false, 100, &sock, e)) < 0 ||
+		    (r = jx_string(obj, "control", "group", false, 64, &group, e)) < 0))
+		return r;
+	if (sock[0] != '/')
+		return jx_fail(e, "control.socket: must be an absolute path");
+	cfg->socket_path = strdup(sock);
+	cfg->control_group = strdup(group);
+	return cfg->socket_path && cfg->control_group ? 0 : -ENOMEM;
+}
+
+static int config_parse(json_t *root, struct keyd_config *cfg, struct jx_error *e)
+{
+	static const char *const keys[] = { "kms", "volumes", "control", "unlock", "discover",
+					    NULL };
+	struct kms_retry retry = { .try_timeout_ms = 10000, .backoff_min_ms = 500,
+				   .backoff_max_ms = 30000, .deadline_ms = 600000 };
+	json_t *vols;
+	int r;
+
+	if ((r = jx_only_keys(root, "(top level)", keys, e)) < 0)
+		return r;
+	cfg->discover = true;
+	if ((r = jx_bool(root, "", "discover", &cfg->discover, e)) < 0 ||
+	    (r = parse_control(json_object_get(root, "control"), cfg, e)) < 0 ||
+	    (r = parse_unlock(json_object_get(root, "unlock"), cfg, &retry, e)) < 0)
+		return r;
+	if (!json_object_get(root, "kms"))
+		return jx_fail(e, "kms: missing");
+	if ((r = parse_kms(json_object_get(root, "kms"), cfg, &retry, e)) < 0)
+		return r;
+	vols = json_object_get(root, "volumes");
+	if (!vols)
+		return 0;
+	if (!json_is_array(vols))
+		return jx_fail(e, "volumes: must be an array");
+	if (json_array_size(vols) > VOLUMES_MAX)
+		return jx_fail(e, "volumes: more than %d volumes", VOLUMES_MAX);
+	cfg->volumes = calloc(json_array_size(vols) + 1, sizeof(*cfg->volumes));
+	if (!cfg->volumes)
+		return -ENOMEM;
+	for (size_t i = 0; i < json_array_size(vols); i++) {
+		cfg->n_volumes = i + 1;
+		r = parse_volume(json_array_get(vols, i), i, cfg, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int config_load(const char *path, struct keyd_config **ret, struct jx_error *e)
+{
+	json_auto_t *root = NULL;
+	struct keyd_config *cfg;
+	json_error_t je;
+	FILE *f;
+	int r;
+
+	f = fopen(path, "re");
+	if (!f)
+		return jx_fail(e, "cannot open %s: %s", path, strerror(errno)), negative_errno();
+	root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+	fclose(f);
+	if (!root)
+		return jx_fail(e, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+	if (!json_is_object(root))
+		return jx_fail(e, "%s: top level must be an object", path);
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return -ENOMEM;
+	r = config_parse(root, cfg, e);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			jx_fail(e, "out of memory");
+		config_free(cfg);
+		return r;
+	}
+	*ret = cfg;
+	return 0;
+}
+
+void config_free(struct keyd_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->n_volumes; i++) {
+		free(cfg->volumes[i].name);
+		free(cfg->volumes[i].device);
+		free(cfg->volumes[i].key_id);
+	}
+	free(cfg->volumes);
+	for (size_t i = 0; i < cfg->n_kms; i++)
+		kms_free(cfg->kms[i]);
+	free(cfg->kms);
+	free(cfg->socket_path);
+	free(cfg->control_group);
+	free(cfg);
+}

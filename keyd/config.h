@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* /etc/keyd/keyd.json: parsed once into struct keyd_config, every error naming its JSON path.
+ * Holds no credentials itself: providers read their credential files when opened. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "jsonx.h"
+#include "kms.h"
+
+#define CONFIG_PATH_DEFAULT "/etc/keyd/keyd.json"
+#define CONFIG_SIZE_MAX (1024 * 1024)
+#define VOLUME_NAME_MAX 64
+#define VOLUMES_MAX 1024
+#define DEVICE_SPEC_MAX 1024
+
+enum on_revoke {
+	ON_REVOKE_CLOSE,
+	ON_REVOKE_SUSPEND,
+	ON_REVOKE_AUDIT_ONLY,
+};
+extern const char *const on_revoke_names[]; /* NULL-terminated, indexed by enum on_revoke */
+
+struct volume_config {
+	char *name;   /* also the device-mapper name */
+	char *device; /* path, UUID=, PARTUUID= or LABEL=; NULL for discovered volumes */
+	struct kms *kms;
+	char *key_id;
+	bool required;
+	enum on_revoke on_revoke;
+};
+
+struct keyd_config {
+	struct kms **kms;
+	size_t n_kms;
+	struct volume_config *volumes;
+	size_t n_volumes;
+	char *socket_path;
+	char *control_group; /* read-only access to the control socket */
+	bool discover;       /* also unlock LUKS2 devices carrying a keyd token */
+};
+
+/* Loads and validates; on -EINVAL e->msg names the JSON path of the problem. */
+int config_load(const char *path, struct keyd_config **ret, struct jx_error *e);
+void config_free(struct keyd_config *cfg);
+
+struct kms *config_find_kms(const struct keyd_config *cfg, const char *name);
+struct volume_config *config_find_volume(const struct keyd_config *cfg, const char *name);
+
+/* Volume names become device-mapper names: [A-Za-z0-9._-], 1..VOLUME_NAME_MAX. */
+bool volume_name_valid(const char *name);

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Daemon core: one worker thread per volume unlocks in parallel (device lookup, KMS unwrap with
+ * backoff, activation); the main loop owns systemd notification and the control API. */
+#include <blkid/blkid.h>
+#include <errno.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "daemon.h"
+#include "enroll.h"
+#include "log.h"
+#include "notify.h"
+#include "token.h"
+#include "util.h"
+
+const char *const volume_state_names[] = {
+	[VOLUME_PENDING] = "pending", [VOLUME_WAITING] = "waiting", [VOLUME_OPEN] = "open",
+	[VOLUME_VERIFIED] = "verified", [VOLUME_FAILED] = "failed", [VOLUME_LOCKED] = "locked",
+};
+
+struct worker_arg {
+	struct keyd *k;
+	struct volume *v;
+};
+
+static void set_state(struct keyd *k, struct volume *v, enum volume_state s, const char *err)
+{
+	pthread_mutex_lock(&k->lock);
+	v->state = s;
+	v->since_us = now_real_us();
+	snprintf(v->error, sizeof(v->error), "%s", err ? err : "");
+	pthread_mutex_unlock(&k->lock);
+	event_active(k->wake, EV_READ, 0);
+}
+
+/* Called by the KMS retry loop before each pause: tell the log, status and systemd. */
+static void on_kms_wait(void *u, unsigned attempt, uint64_t pause_ms, const struct kms_error *e)
+{
+	struct worker_arg *a = u;
+	char msg[VOLUME_ERR_MAX];
+
+	snprintf(msg, sizeof(msg), "KMS '%s' not answering (attempt %u): %s; retrying in %.1f s",
+		 a->v->kms->name, attempt, e->msg, (double)pause_ms / 1000);
+	log_warning("%s: %s", a->v->name, msg);
+	pthread_mutex_lock(&a->k->lock);
+	a->v->attempts = attempt;
+	pthread_mutex_unlock(&a->k->lock);
+	set_state(a->k, a->v, VOLUME_WAITING, msg);
+}
+
+/* Waits for the device to appear (udev may not have it yet at boot), within the deadline. */
+static int wait_for_device(struct keyd *k, struct volume *v, char **ret)
+{
+	uint64_t deadline = now_mono_us() + v->kms->retry.deadline_ms * 1000;
+	uint64_t pause = v->kms->retry.backoff_min_ms;
+
+	for (;;) {
+		char msg[VOLUME_ERR_MAX];
+		int r = luks_resolve_device(v->device_spec, ret);
+
+		if (r == 0 && access(*ret, F_OK) == 0)
+			return 0;
+		if (r == 0)
+			free(*ret);
+		if (k->stop || now_mono_us() + pause * 1000 > deadline)
+			return -ENODEV;
+		snprintf(msg, sizeof(msg), "waiting for device %s to appear", v->device_spec);
+		set_state(k, v, VOLUME_WAITING, msg);
+		sleep_us(pause * 1000, &k->stop);
+		if (pause < v->kms->retry.backoff_max_ms)
+			pause *= 2;
+	}
+}
+
+static void *unlock_worker(void *u)
+{
+	struct worker_arg *a = u;
+	struct keyd *k = a->k;
+	struct volume *v = a->v;
+	_cleanup_free_ char *dev = NULL;
+	struct unlock_result res;
+	char err[VOLUME_ERR_MAX];
+	uint64_t t0 = now_mono_us();
+	int r;
+
+	r = wait_for_device(k, v, &dev);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "device %s not found", v->device_spec);
+		log_error("%s: %s", v->name, err);
+		set_state(k, v, VOLUME_FAILED, err);
+		goto out;
+	}
+	pthread_mutex_lock(&k->lock);
+	snprintf(v->device, sizeof(v->device), "%s", dev);
+	pthread_mutex_unlock(&k->lock);
+
+	r = volume_unlock(&(struct unlock_request){ .device = dev, .kms = v->kms,
+						    .expect_key_id = v->key_id,
+						    .name = k->dm ? v->name : NULL,
+						    .wait = on_kms_wait, .userdata = a,
+						    .stop = &k->stop },
+			  &res, err, sizeof(err));
+	pthread_mutex_lock(&k->lock);
+	snprintf(v->uuid, sizeof(v->uuid), "%s", res.uuid);
+	snprintf(v->key_version, sizeof(v->key_version), "%s", res.key_version);
+	snprintf(v->step, sizeof(v->step), "%s", res.step);
+	v->keyslot = res.keyslot;
+	pthread_mutex_unlock(&k->lock);
+	if (r < 0) {
+		log_error("%s: %s failed: %s", v->name, res.step, err);
+		set_state(k, v, VOLUME_FAILED, err);
+	} else if (k->dm) {
+		log_info("%s: unlocked %s as /dev/mapper/%s in %.3f s", v->name, dev, v->name,
+			 (double)(now_mono_us() - t0) / 1e6);
+		set_state(k, v, VOLUME_OPEN, NULL);
+	} else {
+		snprintf(err, sizeof(err),
+			 "key unwrapped and keyslot %d verified, but not activated: %s", res.keyslot,
+			 k->dm_why);
+		log_warning("%s: %s", v->name, err);
+		set_state(k, v, VOLUME_VERIFIED, err);
+	}
+out:
+	pthread_mutex_lock(&k->lock);
+	v->worker_running = false;
+	pthread_mutex_unlock(&k->lock);
+	event_active(k->wake, EV_READ, 0);
+	free(a);
+	return NULL;
+}
+
+int keyd_unlock_start(struct keyd *k, struct volume *v)
+{
+	struct worker_arg *a;
+	int r;
+
+	if (v->worker_running || v->state == VOLUME_OPEN)
+		return 0;
+	if (v->worker_joinable) {
+		pthread_join(v->worker, NULL);
+		v->worker_joinable = false;
+	}
+	a = malloc(sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*a = (struct worker_arg){ .k = k, .v = v };
+	v->attempts = 0;
+	v->worker_running = true;
+	r = -pthread_create(&v->worker, NULL, unlock_worker, a);
+	if (r < 0) {
+		v->worker_running = false;
+		free(a);
+		return r;
+	}
+	v->worker_joinable = true;
+	return 0;
+}
+
+int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize)
+{
+	int r = 0;
+
+	if (v->worker_running) {
+		snprintf(err, errsize, "%s is being unlocked right now; try again", v->name);
+		return -EBUSY;
+	}
+	if (v->state == VOLUME_OPEN) {
+		r = crypt_deactivate(NULL, v->name);
+		if (r == -EBUSY) {
+			snprintf(err, errsize,
+				 "/dev/mapper/%s is in use (mounted or held open); unmount it first",
+				 v->name);
+			return r;
+		}
+		if (r < 0 && r != -ENODEV) {
+			snprintf(err, errsize, "closing /dev/mapper/%s: %s", v->name, strerror(-r));
+			return r;
+		}
+	}
+	log_info("%s: locked", v->name);
+	v->state = VOLUME_LOCKED;
+	v->since_us = now_real_us();
+	v->error[0] = 0;
+	(void)k;
+	return 0;
+}
+
+struct volume *keyd_find_volume(struct keyd *k, const char *name)
+{
+	for (size_t i = 0; i < k->n_volumes; i++)
+		if (strcmp(k->volumes[i].name, name) == 0)
+			return &k->volumes[i];
+	return NULL;
+}
+
+/* The main loop's view after any worker change: systemd STATUS=, READY=1 once every required
+ * volume is open, and replies to API requests that waited for a worker. */
+static void on_wake(evutil_socket_t fd, short what, void *u)
+{
+	struct keyd *k = u;
+	size_t open = 0, required = 0, required_open = 0, waiting = 0, failed = 0;
+	char status[512];
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < k->n_volumes; i++) {
+		struct volume *v = &k->volumes[i];
+
+		open += v->state == VOLUME_OPEN;
+		waiting += v->state == VOLUME_WAITING || v->worker_running;
+		failed += v->state == VOLUME_FAILED;
+		if (v->required) {
+			required++;
+			required_open += v->state == VOLUME_OPEN;
+		}
+		if (!v->worker_running && v->worker_joinable) {
+			pthread_join(v->worker, NULL);
+			v->worker_joinable = false;
+		}
+		if (!v->worker_running && v->replies)
+			api_finish_replies(k, v);
+	}
+	pthread_mutex_unlock(&k->lock);
+
+	snprintf(status, sizeof(status), "STATUS=%zu/%zu volumes open, %zu waiting, %zu failed%s%s",
+		 open, k->n_volumes, waiting, failed, k->dm ? "" : "; ",
+		 k->dm ? "" : "no device-mapper: keys verified only");
+	if (!k->ready && required_open == required) {
+		k->ready = true;
+		strncat(status, "\nREADY=1", sizeof(status) - strlen(status) - 1);
+		log_info("ready: all %zu required volumes are open", required);
+	}
+	notify_send(status);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *u)
+{
+	struct keyd *k = u;
+
+	(void)what;
+	log_info("received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	k->stop = true;
+	notify_send("STOPPING=1");
+	event_base_loopexit(k->base, NULL);
+}
+
+static int add_volume(struct keyd *k, const char *name, const char *device, struct kms *kms,
+		      const char *key_id, bool required, bool discovered)
+{
+	struct volume *v = &k->volumes[k->n_volumes];
+
+	*v = (struct volume){ .name = strdup(name), .device_spec = strdup(device), .kms = kms,
+			      .key_id = key_id ? strdup(key_id) : NULL, .required = required,
+			      .discovered = discovered, .keyslot = -1,
+			      .since_us = now_real_us() };
+	if (!v->name || !v->device_spec || (key_id && !v->key_id))
+		return -ENOMEM;
+	k->n_volumes++;
+	return 0;
+}
+
+static bool device_is_configured(struct keyd *k, const char *devname, const char *uuid)
+{
+	for (size_t i = 0; i < k->cfg->n_volumes; i++) {
+		const char *spec = k->cfg->volumes[i].device;
+
+		if (strcmp(spec, devname) == 0)
+			return true;
+		if (uuid && strncmp(spec, "UUID=", 5) == 0 && strcmp(spec + 5, uuid) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* LUKS2 devices carrying a keyd token whose KMS is configured are unlocked too (not required:
+ * only the config can make a volume a boot dependency). */
+static int discover_volumes(struct keyd *k, size_t max)
+{
+	blkid_dev_iterate it;
+	blkid_cache cache;
+	blkid_dev dev;
+
+	if (blkid_get_cache(&cache, "/dev/null") < 0)
+		return -ENOMEM;
+	blkid_probe_all(cache);
+	it = blkid_dev_iterate_begin(cache);
+	blkid_dev_set_search(it, "TYPE", "crypto_LUKS");
+	while (k->n_volumes < max && blkid_dev_next(it, &dev) == 0) {
+		const char *devname = blkid_dev_devname(dev);
+		_cleanup_crypt_ struct crypt_device *cd = NULL;
+		struct keyd_token tok;
+		struct jx_error je;
+		struct kms *kms;
+
+		if (luks_load(devname, &cd) < 0 || device_is_configured(k, devname, crypt_get_uuid(cd)))
+			continue;
+		if (token_find(cd, &tok, &je) <= 0)
+			continue;
+		kms = config_find_kms(k->cfg, tok.kms);
+		if (!kms)
+			log_warning("%s: keyd token names KMS '%s', which is not configured; skipped",
+				    devname, tok.kms);
+		else if (keyd_find_volume(k, tok.name) || !volume_name_valid(tok.name))
+			log_warning("%s: volume name '%s' is taken or invalid; skipped", devname,
+				    tok.name);
+		else if (add_volume(k, tok.name, devname, kms, NULL, false, true) == 0)
+			log_info("%s: discovered keyd volume '%s'", devname, tok.name);
+		token_done(&tok);
+	}
+	blkid_dev_iterate_end(it);
+	blkid_put_cache(cache);
+	return 0;
+}
+
+int keyd_setup(struct keyd *k, struct keyd_config *cfg)
+{
+	size_t max = cfg->n_volumes + (cfg->discover ? 64 : 0);
+	int r;
+
+	*k = (struct keyd){ .cfg = cfg };
+	pthread_mutex_init(&k->lock, NULL);
+	k->dm = luks_dm_available(k->dm_why, sizeof(k->dm_why));
+	if (!k->dm)
+		log_warning("%s: volumes will be verified but not activated", k->dm_why);
+
+	k->volumes = calloc(max + 1, sizeof(*k->volumes));
+	if (!k->volumes)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_volumes; i++) {
+		struct volume_config *vc = &cfg->volumes[i];
+
+		r = add_volume(k, vc->name, vc->device, vc->kms, vc->key_id, vc->required, false);
+		if (r < 0)
+			return r;
+	}
+	if (cfg->discover)
+		discover_volumes(k, max);
+
+	if (evthread_use_pthreads() < 0)
+		return -ENOMEM;
+	k->base = event_base_new();
+	if (!k->base)
+		return -ENOMEM;
+	k->wake = event_new(k->base, -1, EV_PERSIST, on_wake, k);
+	k->sigterm = evsignal_new(k->base, SIGTERM, on_signal, k);
+	k->sigint = evsignal_new(k->base, SIGINT, on_signal, k);
+	if (!k->wake || !k->sigterm || !k->sigint)
+		return -ENOMEM;
+	event_add(k->sigterm, NULL);
+	event_add(k->sigint, NULL);
+	return api_setup(k);
+}
+
+int keyd_run(struct keyd *k)
+{
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < k->n_volumes; i++) {
+		int r = keyd_unlock_start(k, &k->volumes[i]);
+
+		if (r < 0)
+			log_error_errno(r, "%s: cannot start unlock worker: %m", k->volumes[i].name);
+	}
+	pthread_mutex_unlock(&k->lock);
+	/* With nothing to wait for, readiness is immediate. */
+	event_active(k->wake, EV_READ, 0);
+	return event_base_dispatch(k->base) < 0 ? -EIO : 0;
+}
+
+void keyd_done(struct keyd *k)
+{
+	k->stop = true;
+	for (size_t i = 0; i < k->n_volumes; i++) {
+		struct volume *v = &k->volumes[i];
+
+		if (v->worker_joinable)
+			pthread_join(v->worker, NULL);
+		free(v->name);
+		free(v->device_spec);
+		free(v->key_id);
+	}
+	free(k->volumes);
+	api_done(k);
+	if (k->wake)
+		event_free(k->wake);
+	if (k->sigterm)
+		event_free(k->sigterm);
+	if (k->sigint)
+		event_free(k->sigint);
+	if (k->base)
+		event_base_free(k->base);
+	pthread_mutex_destroy(&k->lock);
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The daemon's run state: its volumes, their unlock workers, readiness towards systemd.
+ * Owns the only copies of per-volume state; the API reads it under the lock. */
+#pragma once
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "luks.h"
+
+enum volume_state {
+	VOLUME_PENDING,  /* not tried yet */
+	VOLUME_WAITING,  /* waiting for its device or its KMS */
+	VOLUME_OPEN,     /* mapping active */
+	VOLUME_VERIFIED, /* key unwrapped and keyslot checked, but no device-mapper to map it */
+	VOLUME_FAILED,
+	VOLUME_LOCKED,
+	_VOLUME_STATE_MAX,
+};
+extern const char *const volume_state_names[];
+
+#define VOLUME_ERR_MAX 768
+
+struct volume {
+	char *name;
+	char *device_spec;
+	struct kms *kms;
+	char *key_id; /* NULL for discovered volumes: the token's */
+	bool required;
+	bool discovered;
+
+	/* Under keyd.lock: */
+	enum volume_state state;
+	char device[256];
+	char uuid[LUKS_UUID_MAX];
+	int keyslot;
+	char key_version[KMS_VERSION_MAX + 1];
+	char error[VOLUME_ERR_MAX];
+	char step[32];
+	unsigned attempts;
+	uint64_t since_us; /* wall clock of the last state change */
+	bool worker_running;
+	bool worker_joinable; /* finished or running thread not yet joined */
+	pthread_t worker;
+	struct pending_reply *replies; /* API requests waiting for the worker */
+};
+
+struct keyd {
+	struct keyd_config *cfg;
+	struct volume *volumes;
+	size_t n_volumes;
+	pthread_mutex_t lock;
+	struct event_base *base;
+	struct event *wake; /* workers poke the main loop through this */
+	struct event *sigterm, *sigint;
+	void *api; /* struct api */
+	bool dm;
+	char dm_why[256];
+	bool ready;
+	volatile bool stop;
+};
+
+int keyd_setup(struct keyd *k, struct keyd_config *cfg);
+/* Starts an unlock worker for @v unless one runs or it is open; call with k->lock held. */
+int keyd_unlock_start(struct keyd *k, struct volume *v);
+/* Closes the mapping (or forgets a verified-only volume). -EBUSY if in use. */
+int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize);
+struct volume *keyd_find_volume(struct keyd *k, const char *name);
+/* Runs the event loop until SIGTERM/SIGINT. */
+int keyd_run(struct keyd *k);
+void keyd_done(struct keyd *k);

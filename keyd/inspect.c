@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Header inspection from libcryptsetup's own JSON dump (crypt_dump_json), so what we show is
+ * what the header holds. Flags keyslots that no keyd token binds to the KMS. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "inspect.h"
+#include "luks.h"
+#include "token.h"
+#include "util.h"
+
+/* LUKS2 keyslot and token ids are decimal strings in the header JSON. */
+static int id_num(const char *s)
+{
+	uint32_t v;
+
+	return parse_u32(s, &v) < 0 || v > 1000 ? -1 : (int)v;
+}
+
+/* The keyd token fields shown to people; the WDEK is ciphertext but long: shown as length. */
+static const char *const token_fields[] = { "name", "provider", "kms", "key_id", "key_version",
+					    "aad", "created", "updated", NULL };
+
+static json_t *describe_token(const char *id, json_t *t)
+{
+	json_t *o = json_pack("{s:i, s:O}", "id", id_num(id), "type", json_object_get(t, "type"));
+	const char *type = json_string_value(json_object_get(t, "type"));
+
+	if (!o)
+		return NULL;
+	json_object_set(o, "keyslots", json_object_get(t, "keyslots"));
+	if (type && strcmp(type, TOKEN_TYPE) == 0) {
+		json_t *w = json_object_get(t, "wdek");
+
+		for (const char *const *f = token_fields; *f; f++)
+			if (json_object_get(t, *f))
+				json_object_set(o, *f, json_object_get(t, *f));
+		if (json_is_string(w))
+			json_object_set_new(o, "wdek_length", json_integer((json_int_t)json_string_length(w)));
+	}
+	return o;
+}
+
+/* The token types that bind a keyslot to something other than a typed passphrase. */
+static const char *slot_binding(json_t *tokens, const char *slot, const char **token_id)
+{
+	const char *id;
+	json_t *t;
+
+	json_object_foreach(tokens, id, t) {
+		size_t i;
+		json_t *s;
+
+		json_array_foreach(json_object_get(t, "keyslots"), i, s) {
+			if (json_is_string(s) && strcmp(json_string_value(s), slot) == 0) {
+				*token_id = id;
+				return json_string_value(json_object_get(t, "type"));
+			}
+		}
+	}
+	return NULL;
+}
+
+int inspect_device(const char *path, json_t **ret, char *err, size_t errsize)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	json_auto_t *hdr = NULL, *info = NULL;
+	json_t *slots, *tokens, *seg, *out_slots, *out_tokens, *warnings;
+	const char *dump = NULL, *id;
+	json_t *v;
+	int unbound = 0, r;
+
+	r = luks_load(path, &cd);
+	if (r < 0) {
+		snprintf(err, errsize, "%s: %s", path,
+			 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
+		return r;
+	}
+	r = crypt_dump_json(cd, &dump, 0);
+	if (r < 0 || !(hdr = json_loads(dump, 0, NULL))) {
+		snprintf(err, errsize, "%s: cannot read the LUKS2 metadata", path);
+		return r < 0 ? r : -EBADMSG;
+	}
+	slots = json_object_get(hdr, "keyslots");
+	tokens = json_object_get(hdr, "tokens");
+	seg = json_object_get(json_object_get(hdr, "segments"), "0");
+
+	info = json_pack("{s:s, s:s, s:s*, s:O?, s:I}", "device", path, "uuid", crypt_get_uuid(cd),
+			 "label", crypt_get_label(cd), "cipher",
+			 seg ? json_object_get(seg, "encryption") : NULL, "sector_size",
+			 (json_int_t)crypt_get_sector_size(cd));
+	out_slots = json_array();
+	out_tokens = json_array();
+	warnings = json_array();
+	if (!info || !out_slots || !out_tokens || !warnings) {
+		json_decref(out_slots);
+		json_decref(out_tokens);
+		json_decref(warnings);
+		return -ENOMEM;
+	}
+	json_object_set_new(info, "keyslots", out_slots);
+	json_object_set_new(info, "tokens", out_tokens);
+	json_object_set_new(info, "warnings", warnings);
+
+	json_object_foreach(slots, id, v) {
+		const char *tid = NULL, *binding = slot_binding(tokens, id, &tid);
+		bool kms = binding && strcmp(binding, TOKEN_TYPE) == 0;
+
+		json_array_append_new(
+			out_slots,
+			json_pack("{s:i, s:O?, s:s?, s:O?, s:b}", "slot", id_num(id), "kdf",
+				  json_object_get(json_object_get(v, "kdf"), "type"), "bound_to",
+				  binding, "token", tid ? json_integer(id_num(tid)) : NULL,
+				  "kms_bound", kms));
+		if (!kms) {
+			char w[256];
+
+			unbound++;
+			snprintf(w, sizeof(w),
+				 "keyslot %s is not bound to the KMS (%s%s): it still opens the volume "
+				 "after the root key is disabled or destroyed",
+				 id, binding ? "token type " : "a passphrase or key file",
+				 binding ? binding : "");
+			json_array_append_new(warnings, json_string(w));
+		}
+	}
+	json_object_foreach(tokens, id, v)
+		json_array_append_new(out_tokens, describe_token(id, v));
+	json_object_set_new(info, "unbound_keyslots", json_integer(unbound));
+	*ret = json_incref(info);
+	return 0;
+}
+
+void inspect_print(json_t *info)
+{
+	json_t *v;
+	size_t i;
+
+	printf("Device:       %s\n", json_string_value(json_object_get(info, "device")));
+	printf("LUKS UUID:    %s\n", json_string_value(json_object_get(info, "uuid")));
+	printf("Cipher:       %s, %lld-byte sectors\n",
+	       json_string_value(json_object_get(info, "cipher")),
+	       json_integer_value(json_object_get(info, "sector_size")));
+	printf("Keyslots:\n");
+	json_array_foreach(json_object_get(info, "keyslots"), i, v) {
+		json_t *tok = json_object_get(v, "token");
+
+		printf("  %2lld  %-9s ", json_integer_value(json_object_get(v, "slot")),
+		       json_string_value(json_object_get(v, "kdf")));
+		if (json_is_true(json_object_get(v, "kms_bound")))
+			printf("keyd token %lld (KMS)\n", json_integer_value(tok));
+		else if (json_object_get(v, "bound_to"))
+			printf("token %lld (%s)  NOT BOUND TO THE KMS\n", json_integer_value(tok),
+			       json_string_value(json_object_get(v, "bound_to")));
+		else
+			printf("passphrase/key file  NOT BOUND TO THE KMS\n");
+	}
+	printf("Tokens:\n");
+	json_array_foreach(json_object_get(info, "tokens"), i, v) {
+		const char *type = json_string_value(json_object_get(v, "type"));
+
+		printf("  %2lld  %s", json_integer_value(json_object_get(v, "id")), type);
+		if (type && strcmp(type, TOKEN_TYPE) == 0) {
+			const char *ver = json_string_value(json_object_get(v, "key_version"));
+
+			printf("  volume %s, KMS %s (%s), key %s%s%s, created %s",
+			       json_string_value(json_object_get(v, "name")),
+			       json_string_value(json_object_get(v, "kms")),
+			       json_string_value(json_object_get(v, "provider")),
+			       json_string_value(json_object_get(v, "key_id")),
+			       ver ? " version " : "", ver ? ver : "",
+			       json_string_value(json_object_get(v, "created")));
+		}
+		printf("\n");
+	}
+	json_array_foreach(json_object_get(info, "warnings"), i, v)
+		printf("WARNING: %s\n", json_string_value(v));
+}

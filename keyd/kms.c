@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The provider table and the one retry policy every KMS call goes through: a bounded time
+ * per try, exponential backoff with jitter or the KMS's Retry-After, an overall deadline. */
+#include <errno.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kms.h"
+#include "secmem.h"
+#include "util.h"
+
+static const struct kms_provider *const providers[] = {
+	&kms_provider_file,
+	&kms_provider_keyprotect,
+};
+
+const struct kms_provider *kms_provider_find(const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(providers); i++)
+		if (strcmp(providers[i]->name, name) == 0)
+			return providers[i];
+	return NULL;
+}
+
+const char *kms_provider_names(void)
+{
+	static char list[128];
+
+	if (!list[0])
+		for (size_t i = 0; i < ELEMENTSOF(providers); i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 i ? ", " : "", providers[i]->name);
+	return list;
+}
+
+int kms_fail(struct kms_error *e, int r, bool retryable, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e) {
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+		e->retryable = retryable;
+		if (!retryable)
+			e->retry_after_s = -1;
+	}
+	return r < 0 ? r : -EIO;
+}
+
+void kms_wrapped_done(struct kms_wrapped *w)
+{
+	free(w->wdek);
+	free(w->key_version);
+	w->wdek = w->key_version = NULL;
+}
+
+int kms_aad_for_uuid(const char *uuid, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "keyd:v1:%s", uuid);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int kms_ensure_open(struct kms *kms, struct kms_error *e)
+{
+	int r;
+
+	if (kms->opened)
+		return 0;
+	r = kms->provider->open ? kms->provider->open(kms, e) : 0;
+	if (r >= 0)
+		kms->opened = true;
+	return r;
+}
+
+/* Pause before attempt @attempt (1-based): min * 2^(attempt-1), capped, then "equal jitter"
+ * (half fixed, half random) so a fleet rebooting together does not hammer the KMS in step. */
+static uint64_t backoff_ms(const struct kms_retry *rp, unsigned attempt)
+{
+	uint64_t b = rp->backoff_min_ms;
+	uint32_t rnd = 0;
+
+	for (unsigned i = 1; i < attempt && b < rp->backoff_max_ms; i++)
+		b *= 2;
+	if (b > rp->backoff_max_ms)
+		b = rp->backoff_max_ms;
+	RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
+	return b / 2 + (b / 2 ? rnd % (b / 2 + 1) : 0);
+}
+
+enum kms_op { KMS_OP_WRAP, KMS_OP_UNWRAP };
+
+struct kms_call {
+	enum kms_op op;
+	const char *key_id;
+	const uint8_t *dek;
+	size_t dek_len;
+	const char *wdek;
+	const char *aad;
+	struct kms_wrapped *wrapped;
+	uint8_t **ret_dek;
+	size_t *ret_len;
+};
+
+static int kms_call_once(struct kms *kms, const struct kms_call *c, struct kms_error *e)
+{
+	switch (c->op) {
+	case KMS_OP_WRAP:
+		return kms->provider->wrap(kms, c->key_id, c->dek, c->dek_len, c->aad, c->wrapped,
+					   e);
+	case KMS_OP_UNWRAP:
+		return kms->provider->unwrap(kms, c->key_id, c->wdek, c->aad, c->ret_dek,
+					     c->ret_len, c->wrapped, e);
+	}
+	return -EINVAL;
+}
+
+static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct kms_error *e,
+			     kms_wait_fn wait, void *userdata, const volatile bool *stop)
+{
+	uint64_t deadline = now_mono_us() + kms->retry.deadline_ms * 1000;
+	int r;
+
+	for (unsigned attempt = 1;; attempt++) {
+		uint64_t pause, now;
+
+		*e = (struct kms_error){ .retry_after_s = -1 };
+		r = kms_ensure_open(kms, e);
+		if (r >= 0)
+			r = kms_call_once(kms, c, e);
+		if (r >= 0 || !e->retryable)
+			return r;
+
+		pause = e->retry_after_s >= 0 ? (uint64_t)e->retry_after_s * 1000
+					      : backoff_ms(&kms->retry, attempt);
+		now = now_mono_us();
+		if ((stop && *stop) || now + pause * 1000 >= deadline) {
+			size_t n = strlen(e->msg);
+
+			snprintf(e->msg + n, sizeof(e->msg) - n,
+				 " (gave up after %u attempts in %llu s)", attempt,
+				 (unsigned long long)kms->retry.deadline_ms / 1000);
+			return r;
+		}
+		if (wait)
+			wait(userdata, attempt, pause, e);
+		sleep_us(pause * 1000, stop);
+	}
+}
+
+int kms_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
+	     const char *aad, struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait,
+	     void *userdata, const volatile bool *stop)
+{
+	struct kms_call c = { .op = KMS_OP_WRAP, .key_id = key_id, .dek = dek, .dek_len = dek_len,
+			      .aad = aad, .wrapped = ret };
+
+	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
+}
+
+int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
+	       uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
+	       struct kms_error *e, kms_wait_fn wait, void *userdata, const volatile bool *stop)
+{
+	struct kms_call c = { .op = KMS_OP_UNWRAP, .key_id = key_id, .wdek = wdek, .aad = aad,
+			      .wrapped = rewrapped, .ret_dek = ret_dek, .ret_len = ret_len };
+
+	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
+}
+
+int kms_probe(struct kms *kms, const char *key_id, struct kms_error *e)
+{
+	int r;
+
+	*e = (struct kms_error){ .retry_after_s = -1 };
+	r = kms_ensure_open(kms, e);
+	if (r < 0)
+		return r;
+	return kms->provider->probe ? kms->provider->probe(kms, key_id, e) : 0;
+}
+
+void kms_free(struct kms *kms)
+{
+	if (!kms)
+		return;
+	if (kms->provider && kms->provider->done)
+		kms->provider->done(kms);
+	free(kms->name);
+	free(kms);
+}

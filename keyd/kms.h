@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The KMS provider interface and its table: wrap, unwrap and probe behind one set of calls,
+ * with the retry policy (backoff, jitter, deadline) in one place. Never logs key material. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jsonx.h"
+
+#define KMS_NAME_MAX 64
+#define KMS_KEY_ID_MAX 256
+#define KMS_WDEK_MAX 8192
+#define KMS_AAD_MAX 128
+#define KMS_ERR_MAX 512
+#define KMS_VERSION_MAX 128
+
+/* Why the last call failed, in words an operator can act on, and whether a retry may help. */
+struct kms_error {
+	char msg[KMS_ERR_MAX];
+	bool retryable;
+	long retry_after_s; /* -1: use our backoff */
+};
+
+/* Formats e->msg, sets retryable, returns r (a negative errno). */
+int kms_fail(struct kms_error *e, int r, bool retryable, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* A wrapped DEK as stored in the token, and the KMS key version that wrapped it.
+ * Both are plain heap strings: ciphertext is not secret. */
+struct kms_wrapped {
+	char *wdek;
+	char *key_version; /* NULL when the provider has no versions */
+};
+void kms_wrapped_done(struct kms_wrapped *w);
+
+struct kms;
+
+struct kms_provider {
+	const char *name;
+	const char *summary;
+	/* Reads the provider's config object at @path ("kms.NAME"); unknown keys are errors. */
+	int (*parse)(struct kms *kms, json_t *obj, const char *path, struct jx_error *e);
+	/* Loads credentials and prepares clients; called once before first use. */
+	int (*open)(struct kms *kms, struct kms_error *e);
+	int (*wrap)(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
+		    const char *aad, struct kms_wrapped *ret, struct kms_error *e);
+	/* *ret_dek is secure memory. If the KMS hands back a ciphertext rewrapped to a newer
+	 * key version (Key Protect after a rotation), it goes to *rewrapped (may be NULL). */
+	int (*unwrap)(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
+		      uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
+		      struct kms_error *e);
+	/* Reaches the KMS and authenticates; checks @key_id exists and is usable if given. */
+	int (*probe)(struct kms *kms, const char *key_id, struct kms_error *e);
+	void (*done)(struct kms *kms);
+};
+
+struct kms_retry {
+	uint64_t try_timeout_ms;  /* one attempt, connect included */
+	uint64_t backoff_min_ms;  /* first pause */
+	uint64_t backoff_max_ms;  /* cap of the exponential backoff */
+	uint64_t deadline_ms;     /* all attempts of one operation */
+};
+
+struct kms {
+	char *name;
+	const struct kms_provider *provider;
+	struct kms_retry retry;
+	bool opened;
+	void *data; /* provider state */
+};
+
+extern const struct kms_provider kms_provider_file;
+extern const struct kms_provider kms_provider_keyprotect;
+
+/* The provider table row for @name, or NULL. */
+const struct kms_provider *kms_provider_find(const char *name);
+/* "file, keyprotect" for help and errors. */
+const char *kms_provider_names(void);
+
+/* Called before each pause between attempts: the attempt number, the pause, and the last
+ * error, so the daemon can tell systemd (STATUS=) and the log what it waits for. */
+typedef void (*kms_wait_fn)(void *userdata, unsigned attempt, uint64_t pause_ms,
+			    const struct kms_error *e);
+
+/* Calls with retries: bounded time per try, exponential backoff with jitter (or the KMS's
+ * Retry-After), until the deadline or a non-retryable error. @stop ends waiting early. */
+int kms_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
+	     const char *aad, struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait,
+	     void *userdata, const volatile bool *stop);
+int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
+	       uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
+	       struct kms_error *e, kms_wait_fn wait, void *userdata, const volatile bool *stop);
+int kms_probe(struct kms *kms, const char *key_id, struct kms_error *e);
+void kms_free(struct kms *kms);
+
+/* The AAD that binds a wrapped key to one volume: "keyd:v1:<LUKS UUID>". */
+int kms_aad_for_uuid(const char *uuid, char *buf, size_t size);

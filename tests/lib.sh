@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Shared helpers for integration tests: skips (exit 77), temp dirs and loop devices that the
+# cleanup trap always removes, the KMS emulator, and assertions that print what they saw.
+set -eu
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
+KEYD=$BUILD/keyd
+KEYDCTL=$BUILD/keydctl
+PY=/usr/bin/python3
+T=$(mktemp -d /tmp/keyd-test.XXXXXX)
+_loops=()
+_pids=()
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+log() { echo "--- $*"; }
+
+_cleanup() {
+	local rc=$?
+	for p in "${_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	for l in "${_loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+	rm -rf "$T"
+	exit $rc
+}
+trap _cleanup EXIT
+trap 'exit 130' INT TERM
+
+need_root() { [ "$(id -u)" -eq 0 ] || skip "needs root (loop devices, LUKS2 headers)"; }
+need_cmd() { for c; do command -v "$c" >/dev/null || skip "needs $c"; done; }
+need_loop() {
+	need_root
+	losetup -f >/dev/null 2>&1 || skip "needs loop devices (losetup -f found none)"
+}
+need_emulator() {
+	[ -x $PY ] || skip "needs Debian's python3 (/usr/bin/python3)"
+	$PY -c 'import cryptography' 2>/dev/null || skip "needs python3-cryptography"
+}
+
+# mkloop SIZE_MB [SECTOR] -> prints the loop device; removed at exit.
+mkloop() {
+	local f=$T/disk.$RANDOM.$RANDOM dev
+	truncate -s "${1}M" "$f"
+	dev=$(losetup -f --show ${2:+--sector-size "$2"} "$f")
+	_loops+=("$dev")
+	echo "$dev"
+}
+
+# A root key for the file provider, mode 0600 as the provider demands.
+mkrootkey() {
+	(umask 077; head -c 32 /dev/urandom >"$1")
+}
+
+# Digest of the first 17 MiB (LUKS2 header, keyslots, start of data): "untouched" checks.
+header_sum() { head -c $((17 * 1024 * 1024)) "$1" | sha256sum | cut -d' ' -f1; }
+
+assert_eq() { [ "$1" = "$2" ] || fail "${3:-values differ}: expected '$2', got '$1'"; }
+assert_contains() {
+	case $1 in *"$2"*) ;; *) fail "${3:-output} lacks '$2'; it was: $1" ;; esac
+}
+# expect_fail OUTVAR cmd...: the command must fail; its stderr+stdout land in OUTVAR.
+expect_fail() {
+	local __var=$1 __out
+	shift
+	if __out=$("$@" 2>&1); then fail "expected failure of: $* ; it printed: $__out"; fi
+	printf -v "$__var" '%s' "$__out"
+}
+
+# Starts the Key Protect emulator; sets EMU_URL, EMU_CA, EMU_DIR.
+start_emulator() {
+	need_emulator
+	EMU_DIR=$T/emu
+	mkdir -p "$EMU_DIR"
+	$PY "$TOP/tests/kmsemu/kmsemu.py" --pki "$EMU_DIR" --port 0 \
+		--port-file "$EMU_DIR/port" >"$EMU_DIR/log" 2>&1 &
+	_pids+=($!)
+	for _ in $(seq 100); do [ -s "$EMU_DIR/port" ] && break; sleep 0.1; done
+	[ -s "$EMU_DIR/port" ] || { cat "$EMU_DIR/log"; fail "emulator did not start"; }
+	EMU_URL=https://127.0.0.1:$(cat "$EMU_DIR/port")
+	EMU_CA=$EMU_DIR/ca.pem
+}
+emu() { # emu METHOD PATH [JSON]
+	curl -sS --fail-with-body --cacert "$EMU_CA" -X "$1" "$EMU_URL$2" \
+		${3:+-H 'Content-Type: application/json' -d "$3"}
+}
+
+# Starts keyd with CONFIG in the background; waits for its socket. Sets KEYD_PID.
+start_keyd() {
+	local sock
+	"$KEYD" --config "$1" >"$T/keyd.log" 2>&1 &
+	KEYD_PID=$!
+	_pids+=("$KEYD_PID")
+	sock=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("control",{}).get("socket","/run/keyd/keyd.sock"))' "$1")
+	for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.05; done
+	cat "$T/keyd.log"
+	fail "keyd did not open its control socket $sock"
+}
