@@ -25,17 +25,19 @@ endif
 
 BUILD     ?= build
 OBJ       := $(BUILD)/obj
-COMMON    := common/log.o common/secmem.o common/util.o common/jsonx.o common/http.o
-KEYD_LIB  := keyd/kms.o keyd/kms_file.o keyd/kms_keyprotect.o keyd/config.o keyd/token.o \
-             keyd/luks.o keyd/enroll.o keyd/inspect.o
-KEYD_OBJS := keyd/main.o keyd/daemon.o keyd/api.o keyd/notify.o
-CTL_OBJS  := keyd/keydctl.o
-BINS      := $(BUILD)/keyd $(BUILD)/keydctl
+# Programs' main files and the daemon's own modules stay out of the libraries that tests link.
+COMMON    := $(patsubst %.c,%.o,$(wildcard common/*.c))
+KEYD_MAIN := keyd/main.o keyd/daemon.o keyd/api.o keyd/notify.o
+CTL_MAIN  := keyd/keydctl.o
+KEYD_LIB  := $(filter-out $(KEYD_MAIN) $(CTL_MAIN),$(patsubst %.c,%.o,$(wildcard keyd/*.c)))
+WIPE_MAIN := wipe/main.o
+WIPE_LIB  := $(filter-out $(WIPE_MAIN),$(patsubst %.c,%.o,$(wildcard wipe/*.c)))
+BINS      := $(BUILD)/keyd $(BUILD)/keydctl $(if $(wildcard wipe/main.c),$(BUILD)/wipe)
+OBJS      := $(addprefix $(OBJ)/,$(COMMON) $(KEYD_LIB) $(KEYD_MAIN) $(CTL_MAIN) $(WIPE_LIB) \
+             $(WIPE_MAIN))
+LIBS      := $(BUILD)/libwipe.a $(BUILD)/libkeyd.a
 
-OBJS      := $(COMMON) $(KEYD_LIB) $(KEYD_OBJS) $(CTL_OBJS)
-OBJS      := $(addprefix $(OBJ)/,$(OBJS))
-
-.PHONY: all check check-asan install clean format
+.PHONY: all deps check check-asan install clean format
 all: $(BINS)
 
 $(OBJ)/%.o: %.c
@@ -43,22 +45,33 @@ $(OBJ)/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/libkeyd.a: $(addprefix $(OBJ)/,$(COMMON) $(KEYD_LIB))
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/keyd: $(addprefix $(OBJ)/,$(KEYD_OBJS)) $(BUILD)/libkeyd.a
+$(BUILD)/libwipe.a: $(addprefix $(OBJ)/,$(WIPE_LIB))
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/keyd: $(addprefix $(OBJ)/,$(KEYD_MAIN)) $(BUILD)/libkeyd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/keydctl: $(addprefix $(OBJ)/,$(CTL_OBJS)) $(BUILD)/libkeyd.a
+$(BUILD)/keydctl: $(addprefix $(OBJ)/,$(CTL_MAIN)) $(BUILD)/libkeyd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/wipe: $(addprefix $(OBJ)/,$(WIPE_MAIN)) $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Unit tests (cmocka) link the module objects, never include .c files.
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkeyd.a
+$(BUILD)/tests/%: tests/unit/%.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
-check: all $(UNIT_BINS)
+# The test command installs what the tests need (a no-op when everything is there).
+deps:
+	scripts/install-deps
+
+check: deps
+	$(MAKE) all $(UNIT_BINS)
 	tests/run-tests
 
 check-asan:

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 
@@ -207,12 +208,20 @@ int config_load(const char *path, struct keyd_config **ret, struct jx_error *e)
 	json_auto_t *root = NULL;
 	struct keyd_config *cfg;
 	json_error_t je;
+	struct stat st;
 	FILE *f;
 	int r;
 
 	f = fopen(path, "re");
-	if (!f)
-		return jx_fail(e, "cannot open %s: %s", path, strerror(errno)), negative_errno();
+	if (!f) {
+		r = negative_errno();
+		jx_fail(e, "cannot open %s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fileno(f), &st) < 0 || st.st_size > CONFIG_SIZE_MAX) {
+		fclose(f);
+		return jx_fail(e, "%s: larger than %d bytes", path, CONFIG_SIZE_MAX);
+	}
 	root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
 	fclose(f);
 	if (!root)

@@ -41,7 +41,8 @@ struct keyd_config {
 	bool discover;       /* also unlock LUKS2 devices carrying a keyd token */
 };
 
-/* Loads and validates; on -EINVAL e->msg names the JSON path of the problem. */
+/* Loads and validates. On any failure e->msg says why; for a bad value it names the JSON
+ * path. -EINVAL, -ENOENT and other open errors, -ENOMEM. */
 int config_load(const char *path, struct keyd_config **ret, struct jx_error *e);
 void config_free(struct keyd_config *cfg);
 

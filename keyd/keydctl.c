@@ -54,7 +54,7 @@ static int load_config(struct ctl *c)
 		return 0;
 	r = config_load(c->config_path, &c->cfg, &je);
 	if (r < 0)
-		return log_error("%s: %s", c->config_path, r == -EINVAL ? je.msg : strerror(-r)), r;
+		return log_error("%s: %s", c->config_path, je.msg), r;
 	return 0;
 }
 
@@ -290,6 +290,9 @@ static int daemon_call(struct ctl *c, const char *method, const char *path, json
 						 .headers = (const char *const[]){
 							 "Content-Type: application/json", NULL } },
 			 &resp, err, sizeof(err));
+	if (r < 0 && access(c->socket, W_OK) < 0 && errno == EACCES)
+		return log_error("permission denied on %s: root or keyd's control group needed",
+				 c->socket), -EACCES;
 	if (r < 0)
 		return log_error("cannot reach keyd at %s: %s (is keyd running?)", c->socket, err), r;
 	j = json_loadb((const char *)resp.body.data, resp.body.len, 0, NULL);

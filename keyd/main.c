@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 	}
 	r = config_load(config_path, &cfg, &je);
 	if (r < 0) {
-		log_error("%s: %s", config_path, r == -EINVAL ? je.msg : strerror(-r));
+		log_error("%s: %s", config_path, je.msg);
 		return 1;
 	}
 	r = keyd_setup(&k, cfg);

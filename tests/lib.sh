@@ -97,3 +97,26 @@ start_keyd() {
 	cat "$T/keyd.log"
 	fail "keyd did not open its control socket $sock"
 }
+
+# Listens where systemd would: sets NOTIFY_SOCKET for what starts next; messages land in
+# $T/notify.log, one per line.
+start_notify_listener() {
+	export NOTIFY_SOCKET=$T/notify.sock
+	$PY "$TOP/tests/notify-listen.py" "$NOTIFY_SOCKET" "$T/notify.log" &
+	_pids+=($!)
+	for _ in $(seq 50); do [ -S "$NOTIFY_SOCKET" ] && return 0; sleep 0.05; done
+	fail "notify listener did not start"
+}
+
+# wait_state CONFIG VOLUME STATE... : waits (10 s) until the volume is in one of the states.
+wait_state() {
+	local cfg=$1 vol=$2 st
+	shift 2
+	for _ in $(seq 200); do
+		st=$("$KEYDCTL" --config "$cfg" --json status 2>/dev/null |
+			jq -r --arg v "$vol" '.volumes[] | select(.name == $v) | .state')
+		for want; do [ "$st" = "$want" ] && return 0; done
+		sleep 0.05
+	done
+	fail "volume $vol is '$st', expected one of: $*"
+}
