@@ -1,0 +1,837 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The audit log: hash-chained JSON lines appended under an exclusive flock by every process
+ * (keyd, wipe), signed checkpoints, a copy to syslog, rotation that keeps the chain, and the
+ * verifier. Takes names, ids and results only; never a field meant for key material. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+#include "audit.h"
+#include "sign.h"
+#include "util.h"
+
+/* One record, newline included; a longer line is refused when written, an error when read. */
+#define AUDIT_LINE_MAX (16 * 1024)
+/* A signed checkpoint follows every record whose seq is a multiple of this. */
+#define AUDIT_CHECKPOINT_EVERY 64
+#define AUDIT_TYPE_MAX 64
+#define AUDIT_ERROR_MAX 1024
+/* Rotations raced in a row before a writer gives up (-EAGAIN). */
+#define AUDIT_REOPEN_MAX 8
+/* Problems listed in a verify report; the rest are only counted. */
+#define AUDIT_PROBLEMS_MAX 100
+#define AUDIT_DETAIL_MAX 256
+#define AUDIT_HASH_LEN 64
+#define AUDIT_HASH_ZERO "0000000000000000000000000000000000000000000000000000000000000000"
+#define AUDIT_TYPE_CHECKPOINT "audit.checkpoint"
+#define AUDIT_TYPE_ROTATED "audit.rotated"
+#define AUDIT_TYPE_RESERVED "audit."
+#define AUDIT_SYSLOG_TAG "keyd-audit: "
+
+static const char *const audit_results[] = { "success", "failure", "refused" };
+
+struct audit {
+	pthread_mutex_t lock; /* threads share the fd, and with it the flock */
+	int fd;
+	pid_t pid; /* after fork() the inherited fd shares its flock with the parent */
+	char *path;
+	EVP_PKEY *key;
+	uid_t uid;
+	char user[LOGIN_NAME_MAX + 1];
+	char host[HOST_NAME_MAX + 1];
+	/* The last record read back, then the lines of one append (a record and its checkpoint). */
+	char buf[2 * AUDIT_LINE_MAX];
+};
+
+/* What a new record chains to: the file's last record. */
+struct audit_tail {
+	off_t size;
+	uint64_t seq; /* 0: empty file */
+	char hash[AUDIT_HASH_LEN + 1];
+	bool checkpoint;
+};
+
+struct audit_entry {
+	const char *type, *result, *error;
+	json_t *subject, *object;
+};
+
+/* jansson's one error mapping: pack fails on memory or on invalid UTF-8 in the caller's input. */
+static int json_error_to_errno(const json_error_t *e)
+{
+	return json_error_code(e) == json_error_out_of_memory ? -ENOMEM : -EINVAL;
+}
+
+/* Opens @path's directory, creating it with @mode if missing (its parent must exist). */
+static int audit_open_dir(const char *path, mode_t mode)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+	char dir[PATH_MAX] = ".";
+	int fd;
+
+	if (n >= sizeof(dir))
+		return -ENAMETOOLONG;
+	if (n) {
+		memcpy(dir, path, n);
+		dir[n] = 0;
+	}
+	if (mkdir(dir, mode) < 0 && errno != EEXIST)
+		return negative_errno();
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? negative_errno() : fd;
+}
+
+/* Opens the log for appending, creating it 0640 (and its directory 0750) durably. */
+static int audit_open_file(const char *path)
+{
+	const int flags = O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
+	_cleanup_close_ int dfd = -1, fd = -1;
+
+	fd = open(path, flags);
+	if (fd >= 0)
+		return TAKE_FD(fd);
+	if (errno != ENOENT)
+		return negative_errno();
+	dfd = audit_open_dir(path, 0750);
+	if (dfd < 0)
+		return dfd;
+	fd = open(path, flags | O_CREAT | O_EXCL, 0640);
+	if (fd < 0 && errno == EEXIST) /* another writer created it meanwhile */
+		fd = open(path, flags);
+	else if (fd >= 0 && (fchmod(fd, 0640) < 0 || fsync(dfd) < 0)) /* past the umask; durable */
+		return negative_errno();
+	if (fd < 0)
+		return negative_errno();
+	return TAKE_FD(fd);
+}
+
+/* Takes the file lock on the file now at a->path: a writer that waited while the log was
+ * rotated follows the path to the new file rather than append to the archive. */
+static int audit_lock(struct audit *a)
+{
+	for (unsigned i = 0; i < AUDIT_REOPEN_MAX; i++) {
+		struct stat held, named;
+
+		if (a->pid != getpid()) {
+			/* Closing our copy leaves the parent's lock alone; LOCK_UN would not. */
+			closep(&a->fd);
+			a->fd = -1;
+			a->pid = getpid();
+		}
+		if (a->fd < 0) {
+			a->fd = audit_open_file(a->path);
+			if (a->fd < 0)
+				return a->fd;
+		}
+		while (flock(a->fd, LOCK_EX) < 0)
+			if (errno != EINTR)
+				return negative_errno();
+		if (fstat(a->fd, &held) < 0) {
+			int r = negative_errno();
+
+			flock(a->fd, LOCK_UN);
+			return r;
+		}
+		if (stat(a->path, &named) == 0 && named.st_dev == held.st_dev &&
+		    named.st_ino == held.st_ino)
+			return 0;
+		flock(a->fd, LOCK_UN);
+		closep(&a->fd);
+		a->fd = -1;
+	}
+	return -EAGAIN;
+}
+
+static void audit_unlock(struct audit *a)
+{
+	flock(a->fd, LOCK_UN);
+}
+
+/* Reads the file's last record. -EBADMSG when the file does not end in a whole record (a torn
+ * write or tampering): appending to it would bury the damage under a valid-looking chain. */
+static int audit_read_tail(struct audit *a, struct audit_tail *t)
+{
+	json_auto_t *rec = NULL;
+	const char *line, *type;
+	json_int_t seq;
+	struct stat st;
+	size_t n;
+
+	*t = (struct audit_tail){ .hash = AUDIT_HASH_ZERO };
+	if (fstat(a->fd, &st) < 0)
+		return negative_errno();
+	t->size = st.st_size;
+	if (st.st_size == 0)
+		return 0;
+	n = st.st_size < AUDIT_LINE_MAX ? (size_t)st.st_size : AUDIT_LINE_MAX;
+	if (pread(a->fd, a->buf, n, st.st_size - (off_t)n) != (ssize_t)n)
+		return -EIO;
+	if (a->buf[n - 1] != '\n')
+		return -EBADMSG;
+	line = memrchr(a->buf, '\n', n - 1);
+	if (line)
+		line++;
+	else if (n == (size_t)st.st_size)
+		line = a->buf;
+	else
+		return -EBADMSG; /* longer than AUDIT_LINE_MAX */
+	n -= (size_t)(line - a->buf);
+	rec = json_loadb(line, n, 0, NULL);
+	if (json_unpack(rec, "{s:I, s:s}", "seq", &seq, "type", &type) < 0 || seq < 1)
+		return -EBADMSG;
+	t->seq = (uint64_t)seq;
+	t->checkpoint = strcmp(type, AUDIT_TYPE_CHECKPOINT) == 0;
+	return sign_sha256_hex(line, n, t->hash);
+}
+
+/* The default subject: this process. */
+static json_t *audit_self(const struct audit *a)
+{
+	return json_pack("{s:I, s:s*, s:I, s:s}", "uid", (json_int_t)a->uid, "user",
+			 a->user[0] ? a->user : NULL, "pid", (json_int_t)getpid(), "comm",
+			 program_invocation_short_name);
+}
+
+/* Appends the record after @t to a->buf at *used, and moves @t on to it. */
+static int audit_format(struct audit *a, struct audit_tail *t, const struct audit_entry *e,
+			size_t *used)
+{
+	json_auto_t *rec = NULL;
+	bool checkpoint = strcmp(e->type, AUDIT_TYPE_CHECKPOINT) == 0;
+	char *line = a->buf + *used;
+	char now[32];
+	json_error_t je;
+	size_t n;
+	int r;
+
+	format_rfc3339_us(now_real_us(), now, sizeof(now));
+	rec = json_pack_ex(&je, 0, "{s:I, s:s, s:s, s:s, s:o, s:o, s:s*, s:s, s:s}", "seq",
+			   (json_int_t)(t->seq + 1), "time", now, "type", e->type, "result",
+			   e->result, "subject",
+			   e->subject ? json_incref(e->subject) : audit_self(a), "object",
+			   e->object ? json_incref(e->object) : json_object(), "error", e->error,
+			   "host", a->host, "prev", t->hash);
+	if (!rec)
+		return json_error_to_errno(&je);
+	if (checkpoint && (r = sign_json(a->key, rec)) < 0)
+		return r;
+	n = json_dumpb(rec, line, AUDIT_LINE_MAX - 1, JSON_COMPACT);
+	if (n == 0)
+		return -ENOMEM;
+	if (n > AUDIT_LINE_MAX - 1)
+		return -E2BIG;
+	line[n++] = '\n';
+	r = sign_sha256_hex(line, n, t->hash);
+	if (r < 0)
+		return r;
+	t->seq++;
+	t->checkpoint = checkpoint;
+	*used += n;
+	return 0;
+}
+
+static int audit_format_checkpoint(struct audit *a, struct audit_tail *t, size_t *used)
+{
+	json_auto_t *object = json_pack("{s:I, s:s}", "covers_seq", (json_int_t)t->seq, "chain",
+					t->hash);
+	const struct audit_entry e = { .type = AUDIT_TYPE_CHECKPOINT,
+				       .result = "success",
+				       .object = object };
+
+	return object ? audit_format(a, t, &e, used) : -ENOMEM;
+}
+
+/* One write() so that no reader sees half a record; a short write is cut off again (we hold
+ * the lock, so the bytes past t->size are ours), leaving the file as it was. */
+static int audit_commit(struct audit *a, const struct audit_tail *t, size_t used)
+{
+	ssize_t k = write(a->fd, a->buf, used);
+
+	if (k != (ssize_t)used) {
+		int r = k < 0 ? negative_errno() : -ENOSPC;
+
+		if (k > 0 && ftruncate(a->fd, t->size) < 0)
+			return negative_errno();
+		return r;
+	}
+	return fsync(a->fd) < 0 ? negative_errno() : 0;
+}
+
+/* The copy to the journal (journald reads syslog): a second store, so that deleting or
+ * rewriting the file does not delete the record. Not diagnostics: this is the record. */
+static void audit_journal(const char *p, size_t n)
+{
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t len = (size_t)(nl - p);
+
+		syslog(LOG_AUTHPRIV | LOG_INFO, AUDIT_SYSLOG_TAG "%.*s", (int)len, p);
+		p += len + 1;
+		n -= len + 1;
+	}
+}
+
+/* Under the file lock: appends @e (NULL: only the checkpoint that closes the log) and the
+ * checkpoint that is due after it, durably; @t ends at the new last record. *written is what
+ * a->buf holds for the journal copy, sent after the file lock is released (a stalled journal
+ * must not stall other writers of the file). */
+static int audit_append_locked(struct audit *a, const struct audit_entry *e,
+			       struct audit_tail *t, size_t *written)
+{
+	struct audit_tail before;
+	size_t used = 0;
+	bool due;
+	int r;
+
+	r = audit_read_tail(a, t);
+	if (r < 0)
+		return r;
+	before = *t;
+	if (e && (r = audit_format(a, t, e, &used)) < 0)
+		return r;
+	due = e ? t->seq % AUDIT_CHECKPOINT_EVERY == 0 : t->seq > 0 && !t->checkpoint;
+	if (a->key && due && (r = audit_format_checkpoint(a, t, &used)) < 0)
+		return r;
+	if (used == 0)
+		return 0;
+	r = audit_commit(a, &before, used);
+	if (r < 0)
+		return r;
+	*written = used;
+	return 0;
+}
+
+static bool audit_type_valid(const char *type)
+{
+	size_t n = strlen(type);
+
+	/* "audit.*" records are this module's own (an unsigned "checkpoint" would be forgery). */
+	return n > 0 && n <= AUDIT_TYPE_MAX &&
+	       strncmp(type, AUDIT_TYPE_RESERVED, strlen(AUDIT_TYPE_RESERVED)) != 0 &&
+	       strspn(type, "abcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static bool audit_result_valid(const char *result)
+{
+	for (size_t i = 0; i < ELEMENTSOF(audit_results); i++)
+		if (strcmp(result, audit_results[i]) == 0)
+			return true;
+	return false;
+}
+
+int audit_write(struct audit *a, const char *type, const char *result, json_t *subject,
+		json_t *object, const char *error)
+{
+	const struct audit_entry e = { .type = type, .result = result, .error = error,
+				       .subject = subject, .object = object };
+	struct audit_tail t;
+	size_t written = 0;
+	int r;
+
+	if (!a || !type || !result || !audit_type_valid(type) || !audit_result_valid(result) ||
+	    (subject && !json_is_object(subject)) || (object && !json_is_object(object)))
+		return -EINVAL;
+	if (error && strlen(error) > AUDIT_ERROR_MAX)
+		return -E2BIG;
+	pthread_mutex_lock(&a->lock);
+	r = audit_lock(a);
+	if (r >= 0) {
+		r = audit_append_locked(a, &e, &t, &written);
+		audit_unlock(a);
+	}
+	if (r >= 0)
+		audit_journal(a->buf, written);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+int audit_open(const char *path, EVP_PKEY *key, struct audit **ret)
+{
+	struct audit *a;
+	struct passwd pw, *found = NULL;
+	char pwbuf[4096];
+	struct audit_tail t;
+	int r;
+
+	if (!path || strlen(path) >= PATH_MAX || (key && EVP_PKEY_get_id(key) != EVP_PKEY_ED25519))
+		return -EINVAL;
+	a = calloc(1, sizeof(*a));
+	if (!a || !(a->path = strdup(path))) {
+		free(a);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&a->lock, NULL);
+	a->fd = -1;
+	a->pid = getpid();
+	a->uid = getuid();
+	if (getpwuid_r(a->uid, &pw, pwbuf, sizeof(pwbuf), &found) == 0 && found)
+		snprintf(a->user, sizeof(a->user), "%s", found->pw_name);
+	if (gethostname(a->host, sizeof(a->host) - 1) < 0)
+		snprintf(a->host, sizeof(a->host), "unknown");
+	/* Refuse a damaged tail now, not at the first record. */
+	r = audit_lock(a);
+	if (r >= 0) {
+		r = audit_read_tail(a, &t);
+		audit_unlock(a);
+	}
+	if (r >= 0 && key && !EVP_PKEY_up_ref(key))
+		r = -ENOMEM;
+	if (r < 0) {
+		audit_close(a);
+		return r;
+	}
+	a->key = key;
+	*ret = a;
+	return 0;
+}
+
+void audit_close(struct audit *a)
+{
+	struct audit_tail t;
+	size_t written = 0;
+
+	if (!a)
+		return;
+	if (a->key) {
+		pthread_mutex_lock(&a->lock);
+		if (audit_lock(a) >= 0) {
+			if (audit_append_locked(a, NULL, &t, &written) < 0)
+				written = 0;
+			audit_unlock(a);
+		}
+		audit_journal(a->buf, written);
+		pthread_mutex_unlock(&a->lock);
+	}
+	closep(&a->fd);
+	EVP_PKEY_free(a->key);
+	pthread_mutex_destroy(&a->lock);
+	free(a->path);
+	free(a);
+}
+
+/* Under the file lock of the old file: closes it with a checkpoint, then puts a new file in its
+ * place whose first record chains to the old one's last. link() keeps the old inode as the
+ * archive and rename() swaps the path in one step, so the path never names a missing file. */
+static int audit_rotate_locked(struct audit *a, const char *archive)
+{
+	_cleanup_close_ int dfd = -1, fd = -1;
+	json_auto_t *object = NULL;
+	struct audit_entry e = { .type = AUDIT_TYPE_ROTATED, .result = "success" };
+	struct audit_tail t;
+	char tmp[PATH_MAX];
+	size_t used = 0;
+	ssize_t k;
+	int r;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", a->path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	r = audit_append_locked(a, NULL, &t, &used);
+	if (r < 0)
+		return r;
+	/* Rotation is rare: the closing checkpoint's journal copy may go out under the lock. */
+	audit_journal(a->buf, used);
+	used = 0;
+	object = json_pack("{s:s, s:I, s:s}", "previous_file", archive, "previous_seq",
+			   (json_int_t)t.seq, "previous_file_last_hash", t.hash);
+	if (!object)
+		return -EINVAL;
+	e.object = object;
+	r = audit_format(a, &t, &e, &used);
+	if (r < 0)
+		return r;
+	dfd = audit_open_dir(a->path, 0750);
+	if (dfd < 0)
+		return dfd;
+	fd = mkostemp(tmp, O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	k = write(fd, a->buf, used);
+	if (k != (ssize_t)used)
+		r = k < 0 ? negative_errno() : -ENOSPC;
+	else if (fchmod(fd, 0640) < 0 || fsync(fd) < 0 || link(a->path, archive) < 0)
+		r = negative_errno();
+	else if (rename(tmp, a->path) < 0) {
+		r = negative_errno();
+		unlink(archive);
+	}
+	if (r < 0) {
+		unlink(tmp);
+		return r;
+	}
+	r = fsync(dfd) < 0 ? negative_errno() : 0;
+	audit_journal(a->buf, used);
+	/* Writers waiting for the old file's lock get it now, see the new file and follow. */
+	audit_unlock(a);
+	closep(&a->fd);
+	a->fd = TAKE_FD(fd);
+	return r;
+}
+
+int audit_rotate(struct audit *a, const char *archive)
+{
+	int r;
+
+	if (!a || !archive || strlen(archive) >= PATH_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&a->lock);
+	r = audit_lock(a);
+	if (r >= 0) {
+		r = audit_rotate_locked(a, archive);
+		audit_unlock(a); /* the old file after a failure; else a no-op on the new one */
+	}
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+/* ---- verification ---- */
+
+/* One line as the verifier sees it. */
+struct audit_line {
+	unsigned long no; /* from 1 */
+	bool hashed;      /* hash holds the line's digest (not when over AUDIT_LINE_MAX) */
+	bool parsed;      /* seq and prev come from a well-formed record */
+	bool complete;    /* ends in a newline */
+	bool rotated;     /* a consistent "audit.rotated" record */
+	uint64_t seq;
+	char hash[AUDIT_HASH_LEN + 1]; /* of the line's bytes, newline included */
+	char prev[AUDIT_HASH_LEN + 1];
+	/* What is wrong with the line by itself, reported when the walk reaches it. */
+	const char *kind;
+	char detail[AUDIT_DETAIL_MAX];
+};
+
+struct audit_verify {
+	FILE *f;
+	EVP_PKEY *trusted;
+	unsigned long lines;
+	bool incomplete; /* the last line has no newline */
+	uint64_t last_seq; /* of the last complete record */
+	char last_hash[AUDIT_HASH_LEN + 1];
+	unsigned long checkpoints;
+	unsigned long last_checkpoint_line;
+	uint64_t last_checkpoint_seq;
+	char key[AUDIT_HASH_LEN + 1]; /* the trusted key's fingerprint, or the first checkpoint's */
+	json_t *previous;             /* where a rotated file's chain came from */
+	json_t *problems;
+	unsigned long n_problems;
+	bool oom;
+	char *err;
+	size_t errsize;
+	char buf[AUDIT_LINE_MAX];
+};
+
+static void line_problem(struct audit_line *l, const char *kind, const char *fmt, ...)
+	_printf_(3, 4);
+static void line_problem(struct audit_line *l, const char *kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	l->kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(l->detail, sizeof(l->detail), fmt, ap);
+	va_end(ap);
+}
+
+static void verify_problem(struct audit_verify *v, unsigned long line, const char *kind,
+			   const char *fmt, ...) _printf_(4, 5);
+static void verify_problem(struct audit_verify *v, unsigned long line, const char *kind,
+			   const char *fmt, ...)
+{
+	char detail[AUDIT_DETAIL_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (v->n_problems++ == 0 && v->err && v->errsize)
+		snprintf(v->err, v->errsize, "line %lu: %s: %s", line, kind, detail);
+	if (json_array_size(v->problems) < AUDIT_PROBLEMS_MAX &&
+	    json_array_append_new(v->problems, json_pack("{s:I, s:s, s:s}", "line",
+							 (json_int_t)line, "kind", kind,
+							 "detail", detail)) < 0)
+		v->oom = true;
+}
+
+static bool hash_valid(const char *s)
+{
+	return strlen(s) == AUDIT_HASH_LEN && strspn(s, "0123456789abcdef") == AUDIT_HASH_LEN;
+}
+
+static void verify_checkpoint(struct audit_verify *v, struct audit_line *l, json_t *rec,
+			      json_t *object)
+{
+	char err[AUDIT_DETAIL_MAX];
+	const char *chain, *key;
+	json_int_t covers;
+
+	if (json_unpack(object, "{s:I, s:s}", "covers_seq", &covers, "chain", &chain) < 0 ||
+	    covers < 0 || (uint64_t)covers + 1 != l->seq || strcmp(chain, l->prev) != 0)
+		return line_problem(l, "edited", "checkpoint does not cover the record before it");
+	if (sign_json_verify(rec, v->trusted, err, sizeof(err)) < 0)
+		return line_problem(l, "signature", "checkpoint: %s", err);
+	key = json_string_value(json_object_get(json_object_get(rec, "signature"), "key"));
+	if (!v->key[0])
+		snprintf(v->key, sizeof(v->key), "%s", key);
+	else if (strcmp(key, v->key) != 0)
+		return line_problem(l, "signature",
+				    "checkpoint signed by key %s, earlier ones by %s", key, v->key);
+	v->checkpoints++;
+	v->last_checkpoint_line = l->no;
+	v->last_checkpoint_seq = l->seq;
+}
+
+/* Checks what a line can show by itself: a well-formed record, a valid checkpoint. */
+static void verify_record(struct audit_verify *v, struct audit_line *l, const char *p, size_t n)
+{
+	json_auto_t *rec = json_loadb(p, n, JSON_REJECT_DUPLICATES, NULL);
+	const char *time, *type, *result, *host, *prev, *prev_hash;
+	json_t *subject, *object;
+	json_int_t seq, prev_seq;
+
+	if (json_unpack(rec, "{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "seq", &seq, "time",
+			&time, "type", &type, "result", &result, "subject", &subject, "object",
+			&object, "host", &host, "prev", &prev) < 0 ||
+	    seq < 1 || !hash_valid(prev) || !json_is_object(subject) || !json_is_object(object))
+		return line_problem(l, "edited", "not an audit record");
+	l->parsed = true;
+	l->seq = (uint64_t)seq;
+	memcpy(l->prev, prev, sizeof(l->prev));
+	if (strcmp(type, AUDIT_TYPE_CHECKPOINT) == 0)
+		verify_checkpoint(v, l, rec, object);
+	else if (strcmp(type, AUDIT_TYPE_ROTATED) == 0 && l->no == 1 &&
+		 json_unpack(object, "{s:I, s:s}", "previous_seq", &prev_seq,
+			     "previous_file_last_hash", &prev_hash) == 0 &&
+		 prev_seq + 1 == seq && strcmp(prev_hash, prev) == 0) {
+		l->rotated = true;
+		v->previous = json_pack("{s:O?, s:I, s:s}", "file",
+					json_object_get(object, "previous_file"), "seq", prev_seq,
+					"hash", prev_hash);
+	}
+}
+
+/* Reads the next line into @l: 1, or 0 at the end of the file. */
+static int verify_read(struct audit_verify *v, struct audit_line *l)
+{
+	size_t n = 0;
+	int c = 0;
+
+	while (c != '\n' && (c = getc_unlocked(v->f)) != EOF) {
+		if (n < sizeof(v->buf))
+			v->buf[n] = (char)c;
+		n++;
+	}
+	if (ferror(v->f))
+		return -EIO;
+	if (n == 0)
+		return 0;
+	*l = (struct audit_line){ .no = ++v->lines, .complete = c == '\n' };
+	if (n > sizeof(v->buf)) {
+		line_problem(l, "edited", "longer than %d bytes", AUDIT_LINE_MAX);
+		return 1;
+	}
+	if (sign_sha256_hex(v->buf, n, l->hash) < 0)
+		return -EIO;
+	l->hashed = true;
+	v->incomplete = !l->complete;
+	if (v->incomplete) {
+		line_problem(l, "truncated",
+			     "incomplete last line (no newline): the file was cut mid-record");
+		return 1;
+	}
+	verify_record(v, l, v->buf, n);
+	if (l->parsed) {
+		v->last_seq = l->seq;
+		memcpy(v->last_hash, l->hash, sizeof(v->last_hash));
+	}
+	return 1;
+}
+
+/* Whether @b is the record right after @a. */
+static bool links(const struct audit_line *a, const struct audit_line *b)
+{
+	return a->hashed && b->parsed && b->seq == a->seq + 1 && strcmp(b->prev, a->hash) == 0;
+}
+
+/* The walk's memory: the last line accepted into the chain and the one before it. */
+struct audit_walk {
+	struct audit_line last, before;
+	bool have_last, have_before;
+	bool last_blamed; /* a problem already names the last line */
+};
+
+static void walk_accept(struct audit_walk *w, const struct audit_line *l, bool blamed)
+{
+	w->before = w->last;
+	w->have_before = w->have_last;
+	w->last = *l;
+	w->have_last = true;
+	w->last_blamed = blamed;
+}
+
+/* Places @cur in the chain, naming what broke when it does not follow the last line; @next
+ * (may be NULL) tells an inserted or swapped line from an edit. Returns true when @next was
+ * consumed too. */
+static bool verify_step(struct audit_verify *v, struct audit_walk *w, struct audit_line *cur,
+			const struct audit_line *next)
+{
+	struct audit_line *last = &w->last;
+	bool blamed = cur->kind != NULL;
+
+	if (cur->kind)
+		verify_problem(v, cur->no, cur->kind, "%s", cur->detail);
+	if (!cur->complete)
+		return false;
+	if (!cur->parsed) /* assume its place, so that the next line is judged on its own */
+		cur->seq = w->have_last ? last->seq + 1 : 1;
+
+	if (!w->have_last) {
+		if (cur->parsed && !cur->rotated &&
+		    (cur->seq != 1 || strcmp(cur->prev, AUDIT_HASH_ZERO) != 0))
+			verify_problem(v, cur->no, "deleted",
+				       "the chain starts at seq %llu without an audit.rotated "
+				       "record: the records before it are missing",
+				       (unsigned long long)cur->seq);
+	} else if (!cur->parsed || links(last, cur)) {
+		/* in place (an unparsable line was reported above) */
+	} else if (next && links(last, next) && cur->seq == next->seq + 1 &&
+		   strcmp(cur->prev, next->hash) == 0) {
+		verify_problem(v, cur->no, "reordered", "lines %lu and %lu are swapped (seq %llu "
+			       "before %llu)", cur->no, next->no,
+			       (unsigned long long)cur->seq, (unsigned long long)next->seq);
+		if (next->kind)
+			verify_problem(v, next->no, next->kind, "%s", next->detail);
+		walk_accept(w, next, true);
+		walk_accept(w, cur, true);
+		return true;
+	} else if (next && links(last, next)) {
+		verify_problem(v, cur->no, "inserted",
+			       "not part of the chain: line %lu follows line %lu", next->no,
+			       last->no);
+		return false;
+	} else if (w->have_before && links(&w->before, cur)) {
+		verify_problem(v, last->no, "inserted",
+			       "not part of the chain: line %lu follows line %lu", cur->no,
+			       w->before.no);
+		*last = w->before;
+		w->have_before = false;
+	} else if (strcmp(cur->prev, last->hash) == 0) {
+		verify_problem(v, cur->no, "edited", "seq %llu, expected %llu",
+			       (unsigned long long)cur->seq, (unsigned long long)last->seq + 1);
+		cur->seq = last->seq + 1; /* in the right place, with a wrong seq field */
+		blamed = true;
+	} else if (cur->seq == last->seq + 1) {
+		if (!w->last_blamed)
+			verify_problem(v, last->no, "edited",
+				       "its hash is not the prev of line %lu: the line was changed",
+				       cur->no);
+	} else if (cur->seq == last->seq + 2) {
+		verify_problem(v, cur->no, "deleted", "seq %llu is missing before this line",
+			       (unsigned long long)last->seq + 1);
+		blamed = true;
+	} else if (cur->seq > last->seq + 2) {
+		verify_problem(v, cur->no, "deleted", "seq %llu..%llu are missing before this line",
+			       (unsigned long long)last->seq + 1, (unsigned long long)cur->seq - 1);
+		blamed = true;
+	} else {
+		verify_problem(v, cur->no, "reordered",
+			       "seq %llu after seq %llu: out of order or duplicated",
+			       (unsigned long long)cur->seq, (unsigned long long)last->seq);
+		blamed = true;
+	}
+	walk_accept(w, cur, blamed);
+	return false;
+}
+
+static int verify_walk(struct audit_verify *v, struct audit_walk *w)
+{
+	struct audit_line cur, next;
+	int r;
+
+	r = verify_read(v, &next);
+	while (r > 0) {
+		cur = next;
+		r = verify_read(v, &next);
+		if (r < 0)
+			break;
+		if (verify_step(v, w, &cur, r > 0 ? &next : NULL))
+			r = verify_read(v, &next);
+	}
+	return r;
+}
+
+static int verify_report(struct audit_verify *v, json_t **report)
+{
+	unsigned long records = v->lines - (v->incomplete ? 1 : 0);
+	json_t *r;
+
+	r = json_pack("{s:I, s:I, s:o?, s:o?, s:o?, s:I, s:o?, s:b, s:O?, s:b, s:O}", "records",
+		      (json_int_t)records, "checkpoints", (json_int_t)v->checkpoints, "last_seq",
+		      v->last_seq ? json_integer((json_int_t)v->last_seq) : NULL, "last_hash",
+		      v->last_seq ? json_string(v->last_hash) : NULL, "last_checkpoint_seq",
+		      v->checkpoints ? json_integer((json_int_t)v->last_checkpoint_seq) : NULL,
+		      "unvouched_records", (json_int_t)(records - v->last_checkpoint_line), "key",
+		      v->key[0] ? json_string(v->key) : NULL, "trusted", v->trusted != NULL,
+		      "previous", v->previous, "ok", v->n_problems == 0, "problems", v->problems);
+	if (!r || v->oom)
+		return -ENOMEM;
+	if (v->n_problems > AUDIT_PROBLEMS_MAX &&
+	    json_object_set_new(r, "problems_omitted",
+				json_integer((json_int_t)(v->n_problems - AUDIT_PROBLEMS_MAX))) < 0)
+		return -ENOMEM;
+	*report = r;
+	return 0;
+}
+
+int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, char *err,
+		 size_t errsize)
+{
+	struct audit_walk w = {};
+	struct audit_verify *v;
+	json_t *r = NULL;
+	int ret;
+
+	if (err && errsize)
+		err[0] = 0;
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->trusted = trusted;
+	v->err = err;
+	v->errsize = errsize;
+	/* With a trusted key, every checkpoint must be signed by it: name it in the report. */
+	if (trusted && sign_key_fingerprint(trusted, v->key) < 0) {
+		ret = -EINVAL;
+		goto out;
+	}
+	v->problems = json_array();
+	v->f = fopen(path, "re");
+	if (!v->problems || !v->f) {
+		ret = v->problems ? negative_errno() : -ENOMEM;
+		goto out;
+	}
+	ret = verify_walk(v, &w);
+	if (ret >= 0)
+		ret = verify_report(v, &r);
+	if (ret >= 0) {
+		if (report)
+			*report = TAKE_PTR(r);
+		ret = v->n_problems ? -EBADMSG : 0;
+	}
+out:
+	if (v->f)
+		fclose(v->f);
+	json_decref(r);
+	json_decref(v->problems);
+	json_decref(v->previous);
+	free(v);
+	return ret;
+}

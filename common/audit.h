@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The tamper-evident audit log: one JSON record per line, each carrying the hash of the one
+ * before, fsync'd, with checkpoints signed by the node key; a copy to the journal. Never key
+ * material in a record. */
+#pragma once
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define AUDIT_PATH_DEFAULT "/var/log/keyd/audit.jsonl"
+
+struct audit;
+
+/* Opens (creating) the log at @path and reads the hash of its last record so the chain
+ * continues; @key signs checkpoints (may be NULL: no checkpoints). Thread-safe handle. */
+int audit_open(const char *path, EVP_PKEY *key, struct audit **ret);
+void audit_close(struct audit *a);
+
+/* Appends one record: time (RFC 3339, µs), @type ("wipe.run", "keyd.unlock", ...), @result
+ * ("success", "failure", "refused"), @subject (uid/user/pid or peer address; NULL: this
+ * process), @object (volume, device, LUKS UUID, key id...; may be NULL), @error (may be NULL).
+ * Steals neither json reference. Durable (fsync) before it returns. */
+int audit_write(struct audit *a, const char *type, const char *result, json_t *subject,
+		json_t *object, const char *error);
+
+/* Rotates the log keeping the chain: closes the file with a checkpoint, keeps it as @archive
+ * (same filesystem, must not exist), and puts a new file at the path whose first record,
+ * "audit.rotated", carries the old file's last hash and seq. Other writers follow on their next
+ * record. -EEXIST, -EXDEV, -EBADMSG (the old file's last line is damaged). */
+int audit_rotate(struct audit *a, const char *archive);
+
+/* Verifies the chain and the checkpoint signatures of the log at @path. On -EBADMSG, @err
+ * names the line and what is wrong (edited, deleted, inserted, reordered, truncated). */
+int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, char *err,
+		 size_t errsize);
