@@ -15,12 +15,13 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 WARN      := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wvla \
              -Wimplicit-fallthrough -Wno-format-nonliteral
 HARDEN    := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIE
+# CFLAGS/LDFLAGS stay the user's (make CFLAGS=...); the project's own flags are added below.
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -pthread -Icommon -Ikeyd -Iwipe \
+KCFLAGS   := -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -pthread -Icommon -Ikeyd -Iwipe \
              -DKEYD_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
-LDFLAGS   += -pie -Wl,-z,relro,-z,now -pthread
+KLDFLAGS  := -pie -Wl,-z,relro,-z,now -pthread
 ifeq ($(CI),true)
-CFLAGS    += -Werror
+KCFLAGS   += -Werror
 endif
 
 BUILD     ?= build
@@ -42,7 +43,7 @@ all: $(BINS)
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(KCFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/libkeyd.a: $(addprefix $(OBJ)/,$(COMMON) $(KEYD_LIB))
 	rm -f $@ && $(AR) rcs $@ $^
@@ -51,20 +52,21 @@ $(BUILD)/libwipe.a: $(addprefix $(OBJ)/,$(WIPE_LIB))
 	rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/keyd: $(addprefix $(OBJ)/,$(KEYD_MAIN)) $(BUILD)/libkeyd.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/keydctl: $(addprefix $(OBJ)/,$(CTL_MAIN)) $(BUILD)/libkeyd.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/wipe: $(addprefix $(OBJ)/,$(WIPE_MAIN)) $(LIBS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Unit tests (cmocka) link the module objects, never include .c files.
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 $(BUILD)/tests/%: tests/unit/%.c $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(KCFLAGS) $(CFLAGS) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
+		$(shell pkg-config --libs cmocka)
 
 # The test command installs what the tests need (a no-op when everything is there).
 deps:

@@ -201,7 +201,7 @@ struct volume *keyd_find_volume(struct keyd *k, const char *name)
 static void on_wake(evutil_socket_t fd, short what, void *u)
 {
 	struct keyd *k = u;
-	size_t open = 0, required = 0, required_open = 0, waiting = 0, failed = 0;
+	size_t open = 0, required = 0, required_open = 0, waiting = 0, failed = 0, verified = 0;
 	char status[512];
 
 	(void)fd;
@@ -213,6 +213,7 @@ static void on_wake(evutil_socket_t fd, short what, void *u)
 		open += v->state == VOLUME_OPEN;
 		waiting += v->state == VOLUME_WAITING || v->worker_running;
 		failed += v->state == VOLUME_FAILED;
+		verified += v->state == VOLUME_VERIFIED;
 		if (v->required) {
 			required++;
 			required_open += v->state == VOLUME_OPEN;
@@ -229,6 +230,11 @@ static void on_wake(evutil_socket_t fd, short what, void *u)
 	snprintf(status, sizeof(status), "STATUS=%zu/%zu volumes open, %zu waiting, %zu failed%s%s",
 		 open, k->n_volumes, waiting, failed, k->dm ? "" : "; ",
 		 k->dm ? "" : "no device-mapper: keys verified only");
+	if (!k->pass_done && waiting == 0) {
+		k->pass_done = true;
+		log_info("first unlock pass done in %.3f s: %zu open, %zu verified, %zu failed",
+			 (double)(now_mono_us() - k->started_us) / 1e6, open, verified, failed);
+	}
 	if (!k->ready && required_open == required) {
 		k->ready = true;
 		strncat(status, "\nREADY=1", sizeof(status) - strlen(status) - 1);
@@ -357,6 +363,7 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg)
 
 int keyd_run(struct keyd *k)
 {
+	k->started_us = now_mono_us();
 	pthread_mutex_lock(&k->lock);
 	for (size_t i = 0; i < k->n_volumes; i++) {
 		int r = keyd_unlock_start(k, &k->volumes[i]);

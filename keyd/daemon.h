@@ -60,6 +60,8 @@ struct keyd {
 	bool dm;
 	char dm_why[256];
 	bool ready;
+	uint64_t started_us; /* monotonic, when the first unlock pass began */
+	bool pass_done;      /* the first unlock pass has been reported */
 	volatile bool stop;
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "enroll.h"
+#include "log.h"
 #include "secmem.h"
 #include "token.h"
 #include "util.h"
@@ -222,7 +223,14 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 	int r;
 
 	*res = (struct unlock_result){ .keyslot = -1, .token = -1 };
-#define STEP(s) snprintf(res->step, sizeof(res->step), "%s", s)
+	uint64_t t0 = now_mono_us();
+	/* Each step's start is logged at debug level with the time since the first. */
+#define STEP(s)                                                                            \
+	do {                                                                               \
+		snprintf(res->step, sizeof(res->step), "%s", s);                           \
+		log_debug("%s: %s (+%.2f ms)", req->device, s,                             \
+			  (double)(now_mono_us() - t0) / 1000);                             \
+	} while (0)
 	STEP("read header");
 	r = luks_load(req->device, &cd);
 	if (r == -EMEDIUMTYPE)
@@ -281,6 +289,7 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 		     r == -EPERM ? "the unwrapped key does not open it" : strerror(-r));
 		goto out;
 	}
+	STEP("done");
 	res->step[0] = 0;
 	r = 0;
 out:
