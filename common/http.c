@@ -3,6 +3,9 @@
  * Never disables certificate verification and never logs request or reply bodies. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -10,9 +13,48 @@
 #include "http.h"
 #include "util.h"
 
+/* libcurl copies what passes through it (request bodies holding a DEK or an API key, the
+ * bearer token header, reply buffers): every block it frees is wiped first. */
+static void wiping_free(void *p)
+{
+	if (!p)
+		return;
+	OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *wiping_realloc(void *p, size_t n)
+{
+	size_t old = p ? malloc_usable_size(p) : 0;
+	void *q;
+
+	if (n == 0) {
+		wiping_free(p);
+		return NULL;
+	}
+	q = malloc(n);
+	if (q && p)
+		memcpy(q, p, old < n ? old : n);
+	if (q)
+		wiping_free(p);
+	return q;
+}
+
 int http_global_init(void)
 {
-	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+	return curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc,
+				    strdup, calloc) == CURLE_OK
+		       ? 0
+		       : -EIO;
+}
+
+/* OpenSSL wipes decrypted TLS records once they are read: a KMS reply carries a DEK. */
+static CURLcode on_ssl_ctx(CURL *h, void *ssl_ctx, void *u)
+{
+	(void)h;
+	(void)u;
+	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
+	return CURLE_OK;
 }
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *u)
@@ -169,6 +211,8 @@ int http_perform(struct http_client *c, const struct http_request *req,
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "keyd/" KEYD_VERSION);
 	if (req->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_file);
+	if (!req->unix_socket)
+		curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 	if (req->unix_socket)
 		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket);
 	if (req->body) {

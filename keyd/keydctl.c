@@ -17,6 +17,7 @@
 #include "log.h"
 #include "luks.h"
 #include "secmem.h"
+#include "token.h"
 #include "util.h"
 
 #define CTL_SECURE_HEAP (1024 * 1024)
@@ -241,19 +242,32 @@ static int cmd_check(struct ctl *c)
 		struct volume_config *v = &c->cfg->volumes[i];
 		_cleanup_free_ char *dev = NULL;
 		_cleanup_crypt_ struct crypt_device *cd = NULL;
-		const char *problem = NULL;
+		struct keyd_token tok = { .id = -1 };
+		struct jx_error je;
+		char problem[JX_ERR_MAX + 64] = "";
 
 		if (luks_resolve_device(v->device, &dev) < 0 || access(dev, F_OK) < 0)
-			problem = "device not found";
+			snprintf(problem, sizeof(problem), "device not found");
 		else if (luks_load(dev, &cd) < 0)
-			problem = "no LUKS2 header";
-		ok &= !problem;
+			snprintf(problem, sizeof(problem), "no LUKS2 header (not enrolled yet?)");
+		else if ((r = token_find(cd, &tok, &je)) <= 0)
+			snprintf(problem, sizeof(problem), "%s",
+				 r == 0 ? "LUKS2 but not enrolled (no keyd token)" : je.msg);
+		else if (strcmp(tok.kms, v->kms->name) || strcmp(tok.key_id, v->key_id))
+			snprintf(problem, sizeof(problem),
+				 "enrolled with KMS '%s' key %s, the configuration says '%s' key %s",
+				 tok.kms, tok.key_id, v->kms->name, v->key_id);
+		ok &= !problem[0];
 		json_array_append_new(json_object_get(out, "volumes"),
 				      json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "name", v->name,
 						"device_spec", v->device, "device", dev, "ok",
-						!problem, "error", problem));
-		if (!c->json)
-			printf("Volume %s (%s): %s\n", v->name, v->device, problem ? problem : "found");
+						!problem[0], "error", problem[0] ? problem : NULL));
+		if (!c->json && problem[0])
+			printf("Volume %s (%s): %s\n", v->name, v->device, problem);
+		else if (!c->json)
+			printf("Volume %s (%s): enrolled (token %d, keyslot %d)\n", v->name,
+			       v->device, tok.id, tok.keyslot);
+		token_done(&tok);
 	}
 	dm = luks_dm_available(why, sizeof(why));
 	json_object_set_new(json_object_get(out, "device_mapper"), "available", json_boolean(dm));

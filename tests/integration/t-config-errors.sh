@@ -46,5 +46,5 @@ assert_contains "$out" "cannot open $T/missing.json: No such file or directory"
 jq . <<<"$good" >"$T/good.json"
 expect_fail out "$KEYDCTL" --config "$T/good.json" check
 assert_contains "$out" "Config $T/good.json: valid"
-assert_contains "$out" "Volume pg (/dev/null): no LUKS2 header"
+assert_contains "$out" "Volume pg (/dev/null): no LUKS2 header (not enrolled yet?)"
 echo "config errors named their JSON paths"

@@ -33,6 +33,15 @@ assert_contains "$dump" "sha512"
 # inspect must never show key material: only the WDEK's length.
 [ "$(jq -r '.tokens[0].wdek // "absent"' <<<"$j")" = absent ] || fail "inspect printed the WDEK"
 
+log "keydctl check sees the enrolled volume"
+jq --arg d "$a" '.volumes = [{name: "vola", device: $d, kms: "local", key_id: "demo-key"}]' \
+	"$T/keyd.json" >"$T/check.json"
+out=$("$KEYDCTL" --config "$T/check.json" check)
+assert_contains "$out" "Volume vola ($a): enrolled (token 0, keyslot 0)"
+jq '.volumes[0].key_id = "other-key"' "$T/check.json" >"$T/check2.json"
+expect_fail out "$KEYDCTL" --config "$T/check2.json" check
+assert_contains "$out" "enrolled with KMS 'local' key demo-key, the configuration says 'local' key other-key"
+
 log "enrolling twice is refused"
 before=$(header_sum "$a")
 expect_fail out ctl enroll "$a" --kms local --key-id demo-key --name vola
