@@ -11,6 +11,12 @@
 #include "secmem.h"
 #include "util.h"
 
+const char *const kms_key_state_names[] = {
+	[KMS_KEY_UNKNOWN] = "unknown",		[KMS_KEY_PRE_ACTIVE] = "pre-active",
+	[KMS_KEY_ACTIVE] = "active",		[KMS_KEY_SUSPENDED] = "suspended",
+	[KMS_KEY_DEACTIVATED] = "deactivated", [KMS_KEY_DESTROYED] = "destroyed",
+};
+
 static const struct kms_provider *const providers[] = {
 	&kms_provider_file,
 	&kms_provider_keyprotect,
@@ -91,7 +97,7 @@ static uint64_t backoff_ms(const struct kms_retry *rp, unsigned attempt)
 	return b / 2 + (b / 2 ? rnd % (b / 2 + 1) : 0);
 }
 
-enum kms_op { KMS_OP_WRAP, KMS_OP_UNWRAP };
+enum kms_op { KMS_OP_WRAP, KMS_OP_UNWRAP, KMS_OP_REWRAP, KMS_OP_KEY_INFO };
 
 struct kms_call {
 	enum kms_op op;
@@ -103,6 +109,7 @@ struct kms_call {
 	struct kms_wrapped *wrapped;
 	uint8_t **ret_dek;
 	size_t *ret_len;
+	struct kms_key_info *info;
 };
 
 static int kms_call_once(struct kms *kms, const struct kms_call *c, struct kms_error *e)
@@ -114,6 +121,16 @@ static int kms_call_once(struct kms *kms, const struct kms_call *c, struct kms_e
 	case KMS_OP_UNWRAP:
 		return kms->provider->unwrap(kms, c->key_id, c->wdek, c->aad, c->ret_dek,
 					     c->ret_len, c->wrapped, e);
+	case KMS_OP_REWRAP:
+		if (!kms->provider->rewrap)
+			return kms_fail(e, -EOPNOTSUPP, false, "provider %s cannot rewrap",
+					kms->provider->name);
+		return kms->provider->rewrap(kms, c->key_id, c->wdek, c->aad, c->wrapped, e);
+	case KMS_OP_KEY_INFO:
+		if (!kms->provider->key_info)
+			return kms_fail(e, -EOPNOTSUPP, false,
+					"provider %s cannot report key state", kms->provider->name);
+		return kms->provider->key_info(kms, c->key_id, c->info, e);
 	}
 	return -EINVAL;
 }
@@ -168,6 +185,25 @@ int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char
 	struct kms_call c = { .op = KMS_OP_UNWRAP, .key_id = key_id, .wdek = wdek, .aad = aad,
 			      .wrapped = rewrapped, .ret_dek = ret_dek, .ret_len = ret_len };
 
+	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
+}
+
+int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
+	       struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait, void *userdata,
+	       const volatile bool *stop)
+{
+	struct kms_call c = { .op = KMS_OP_REWRAP, .key_id = key_id, .wdek = wdek, .aad = aad,
+			      .wrapped = ret };
+
+	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
+}
+
+int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
+		 struct kms_error *e, kms_wait_fn wait, void *userdata, const volatile bool *stop)
+{
+	struct kms_call c = { .op = KMS_OP_KEY_INFO, .key_id = key_id, .info = ret };
+
+	*ret = (struct kms_key_info){ .state = KMS_KEY_UNKNOWN };
 	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
 }
 

@@ -36,6 +36,24 @@ struct kms_wrapped {
 };
 void kms_wrapped_done(struct kms_wrapped *w);
 
+/* A root key's life as the KMS reports it (polling, probe). */
+enum kms_key_state {
+	KMS_KEY_UNKNOWN,
+	KMS_KEY_PRE_ACTIVE,
+	KMS_KEY_ACTIVE,
+	KMS_KEY_SUSPENDED, /* disabled: unwrap refused until enabled again */
+	KMS_KEY_DEACTIVATED,
+	KMS_KEY_DESTROYED,
+	_KMS_KEY_STATE_MAX,
+};
+extern const char *const kms_key_state_names[];
+
+struct kms_key_info {
+	enum kms_key_state state;
+	char version[KMS_VERSION_MAX + 1]; /* the current (newest) version; "" if none */
+	char last_rotated[40];             /* RFC 3339 as the KMS gave it; "" if unknown */
+};
+
 struct kms;
 
 struct kms_provider {
@@ -52,6 +70,16 @@ struct kms_provider {
 	int (*unwrap)(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 		      uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
 		      struct kms_error *e);
+	/* Rewraps a WDEK to the root key's newest version without exposing the DEK to us. */
+	int (*rewrap)(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
+		      struct kms_wrapped *ret, struct kms_error *e);
+	/* The root key's state and newest version (polling for lifecycle changes). */
+	int (*key_info)(struct kms *kms, const char *key_id, struct kms_key_info *ret,
+			struct kms_error *e);
+	/* Tells the KMS that this adopter acted on its lifecycle event @event_id for @key_id
+	 * (Key Protect's event_ack); @key_state is what the adopter now holds. May be NULL. */
+	int (*event_ack)(struct kms *kms, const char *key_id, const char *event_id,
+			 enum kms_key_state key_state, struct kms_error *e);
 	/* Reaches the KMS and authenticates; checks @key_id exists and is usable if given. */
 	int (*probe)(struct kms *kms, const char *key_id, struct kms_error *e);
 	void (*done)(struct kms *kms);
@@ -74,6 +102,7 @@ struct kms {
 
 extern const struct kms_provider kms_provider_file;
 extern const struct kms_provider kms_provider_keyprotect;
+extern const struct kms_provider kms_provider_vault;
 
 /* The provider table row for @name, or NULL. */
 const struct kms_provider *kms_provider_find(const char *name);
@@ -93,6 +122,11 @@ int kms_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek
 int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 	       uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
 	       struct kms_error *e, kms_wait_fn wait, void *userdata, const volatile bool *stop);
+int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
+	       struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait, void *userdata,
+	       const volatile bool *stop);
+int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
+		 struct kms_error *e, kms_wait_fn wait, void *userdata, const volatile bool *stop);
 int kms_probe(struct kms *kms, const char *key_id, struct kms_error *e);
 void kms_free(struct kms *kms);
 
