@@ -148,6 +148,7 @@ int keyd_unlock_start(struct keyd *k, struct volume *v)
 		return -ENOMEM;
 	*a = (struct worker_arg){ .k = k, .v = v };
 	v->attempts = 0;
+	v->state = VOLUME_PENDING;
 	v->worker_running = true;
 	r = -pthread_create(&v->worker, NULL, unlock_worker, a);
 	if (r < 0) {
@@ -211,7 +212,8 @@ static void on_wake(evutil_socket_t fd, short what, void *u)
 		struct volume *v = &k->volumes[i];
 
 		open += v->state == VOLUME_OPEN;
-		waiting += v->state == VOLUME_WAITING || v->worker_running;
+		/* A worker sets the final state before it ends: count states, not threads. */
+		waiting += v->state == VOLUME_WAITING || v->state == VOLUME_PENDING;
 		failed += v->state == VOLUME_FAILED;
 		verified += v->state == VOLUME_VERIFIED;
 		if (v->required) {

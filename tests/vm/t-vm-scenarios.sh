@@ -1,0 +1,13 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# VM tier: every guest scenario in tests/vm/scenarios/ that has no t-vm-NAME.sh of its own
+# (so adding a scenario is adding one guest script), one VM boot each.
+here=$(dirname "$0")
+list=()
+for s in "$here"/scenarios/*.sh; do
+	name=$(basename "$s" .sh)
+	[ -e "$here/t-vm-$name.sh" ] || list+=("$name")
+done
+[ ${#list[@]} -gt 0 ] || { echo "SKIP: no scenario without its own t-vm-NAME.sh"; exit 77; }
+echo "scenarios: ${list[*]}"
+exec "$here/vm-test" "${list[@]}"
