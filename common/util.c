@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
@@ -186,4 +187,14 @@ void sleep_us(uint64_t us, const volatile bool *stop)
 		ts.tv_nsec = (long)(step % 1000000) * 1000;
 		nanosleep(&ts, NULL);
 	}
+}
+
+int set_error(char *buf, size_t size, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return r < 0 ? r : -EIO;
 }

@@ -32,5 +32,8 @@ void format_rfc3339_us(uint64_t real_us, char *buf, size_t size);
  * stripped when @text. -ENOENT, -EPERM, -EFBIG (> CREDENTIAL_MAX), -ENOMEM. */
 int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n);
 
+/* Formats an error message into buf and returns r (a negative errno; -EIO if r >= 0). */
+int set_error(char *buf, size_t size, int r, const char *fmt, ...) _printf_(4, 5);
+
 /* Sleeps, restarting after signals; returns early only when *stop becomes true. */
 void sleep_us(uint64_t us, const volatile bool *stop);

@@ -13,6 +13,7 @@
 #include "enroll.h"
 #include "log.h"
 #include "notify.h"
+#include "rotate.h"
 #include "token.h"
 #include "util.h"
 
@@ -75,6 +76,25 @@ static int wait_for_device(struct keyd *k, struct volume *v, char **ret)
 	}
 }
 
+/* The KMS rewrapped the WDEK to a newer root key version while unwrapping (Key Protect after
+ * a rotation): keep that ciphertext, so the token follows the key without a separate call. */
+static void store_rewrapped(struct volume *v, const char *dev, struct unlock_result *res)
+{
+	struct rotate_result rr;
+	char err[ROTATE_ERR_MAX];
+	int r;
+
+	r = volume_rewrap(dev, v->kms, &res->rewrapped, &rr, err, sizeof(err));
+	if (r < 0) {
+		log_warning("%s: could not store the rewrapped key the KMS returned: %s", v->name,
+			    err);
+		return;
+	}
+	log_info("%s: token rewrapped from key version %s to %s (returned by unwrap)", v->name,
+		 rr.old_version[0] ? rr.old_version : "-", rr.new_version);
+	snprintf(res->key_version, sizeof(res->key_version), "%s", rr.new_version);
+}
+
 static void *unlock_worker(void *u)
 {
 	struct worker_arg *a = u;
@@ -99,10 +119,13 @@ static void *unlock_worker(void *u)
 
 	r = volume_unlock(&(struct unlock_request){ .device = dev, .kms = v->kms,
 						    .expect_key_id = v->key_id,
-						    .name = k->dm ? v->name : NULL,
+						    .name = k->dm ? v->name : NULL, .converge = true,
 						    .wait = on_kms_wait, .userdata = a,
 						    .stop = &k->stop },
 			  &res, err, sizeof(err));
+	if (r >= 0 && res.rewrapped.wdek)
+		store_rewrapped(v, dev, &res);
+	kms_wrapped_done(&res.rewrapped);
 	pthread_mutex_lock(&k->lock);
 	snprintf(v->uuid, sizeof(v->uuid), "%s", res.uuid);
 	snprintf(v->key_version, sizeof(v->key_version), "%s", res.key_version);
@@ -112,6 +135,10 @@ static void *unlock_worker(void *u)
 	if (r < 0) {
 		log_error("%s: %s failed: %s", v->name, res.step, err);
 		set_state(k, v, VOLUME_FAILED, err);
+	} else if (strcmp(res.step, "adopted") == 0) {
+		log_info("%s: /dev/mapper/%s was already open (keyd restarted): adopted", v->name,
+			 v->name);
+		set_state(k, v, VOLUME_OPEN, NULL);
 	} else if (k->dm) {
 		log_info("%s: unlocked %s as /dev/mapper/%s in %.3f s", v->name, dev, v->name,
 			 (double)(now_mono_us() - t0) / 1e6);

@@ -9,20 +9,12 @@
 
 #include "enroll.h"
 #include "log.h"
+#include "rotate.h"
 #include "secmem.h"
 #include "token.h"
 #include "util.h"
 
-static int fail(char *err, size_t size, int r, const char *fmt, ...) _printf_(4, 5);
-static int fail(char *err, size_t size, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, size, fmt, ap);
-	va_end(ap);
-	return r < 0 ? r : -EIO;
-}
+#define fail set_error
 
 static void new_uuid(char *buf, size_t size)
 {
@@ -58,7 +50,7 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_secure_ uint8_t *dek = NULL;
 	struct kms_wrapped w = { 0 };
-	struct keyd_token tok = { .id = CRYPT_ANY_TOKEN };
+	struct keyd_token tok = { .id = CRYPT_ANY_TOKEN }, old = { .id = -1 };
 	struct kms_error ke;
 	struct jx_error je;
 	struct unlock_result ur;
@@ -74,6 +66,24 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 		r = luks_probe_signatures(req->device, sigs, sizeof(sigs));
 		if (r < 0)
 			return fail(err, errsize, r, "probe %s: %s", req->device, strerror(-r));
+		if (r == 1 && strcmp(sigs, "crypto_LUKS") == 0) {
+			_cleanup_crypt_ struct crypt_device *probe = NULL;
+
+			if (luks_load(req->device, &probe) < 0)
+				return fail(err, errsize, -EEXIST,
+					    "format: %s holds a LUKS signature that libcryptsetup "
+					    "cannot read (a format interrupted mid-write?); check it, "
+					    "and if it holds nothing, wipe it (wipefs -a %s) and "
+					    "enroll again",
+					    req->device, req->device);
+			/* An enrollment interrupted before its first keyslot leaves a header
+			 * with, at most, a pending token: roll that back, then it holds nothing. */
+			if (token_converge(probe, req->device, req->kms, err, errsize) >= 0 &&
+			    luks_is_empty(req->device))
+				r = 0;
+			else if (token_find(probe, &old, &je) > 0 && old.id >= 0)
+				goto enrolled;
+		}
 		if (r > 0)
 			return fail(err, errsize, -EEXIST,
 				    "format: %s is not blank (found: %s); refusing to overwrite it. "
@@ -84,8 +94,6 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 			return fail(err, errsize, r, "open %s: %s", req->device, strerror(-r));
 		new_uuid(res->uuid, sizeof(res->uuid));
 	} else {
-		struct keyd_token old;
-
 		r = luks_load(req->device, &cd);
 		if (r == -EMEDIUMTYPE)
 			return fail(err, errsize, r,
@@ -95,11 +103,15 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 		if (r < 0)
 			return fail(err, errsize, r, "read header of %s: %s", req->device,
 				    strerror(-r));
+		r = token_converge(cd, req->device, req->kms, err, errsize);
+		if (r < 0)
+			return r;
 		r = token_find(cd, &old, &je);
 		if (r < 0)
 			return fail(err, errsize, r, "read header: %s",
 				    r == -EINVAL ? je.msg : strerror(-r));
-		if (r > 0) {
+		if (r > 0 && old.id >= 0) {
+enrolled:
 			fail(err, errsize, -EEXIST,
 			     "read header: %s is already enrolled (token %d, keyslot %d, KMS '%s', "
 			     "key %s); rotate it instead of enrolling again",
@@ -112,6 +124,13 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 				    "authorise: %s is LUKS2 already: give an existing passphrase or "
 				    "key file (--key-file FILE, or - for standard input)",
 				    req->device);
+		/* Checked before anything is written, so a wrong one changes no byte. */
+		r = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, (const char *)req->auth,
+						 req->auth_len, 0);
+		if (r < 0)
+			return fail(err, errsize, r, "authorise: %s",
+				    r == -EPERM ? "the passphrase or key file opens no keyslot"
+						: strerror(-r));
 		snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
 	}
 	r = kms_aad_for_uuid(res->uuid, aad, sizeof(aad));
@@ -129,7 +148,9 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 		return fail(err, errsize, r, "wrap with KMS '%s' (key %s): %s", req->kms->name,
 			    req->key_id, ke.msg);
 
-	/* 3. Header changes: format (blank device), keyslot, token. */
+	/* 3. Header changes, each one header write, in an order that a crash at any instant
+	 *    leaves recoverable (token_converge): format, a pending token with the WDEK, the
+	 *    keyslot, then the token made active with its keyslot. */
 	r = luks_set_keyd_pbkdf(cd);
 	if (r < 0) {
 		fail(err, errsize, r, "set PBKDF: %s", strerror(-r));
@@ -145,25 +166,16 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 		}
 		formatted = true;
 		r = luks_set_keyd_pbkdf(cd);
-		if (r >= 0)
-			r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0,
-							    (const char *)dek, LUKS_DEK_LEN);
-	} else {
-		r = crypt_keyslot_add_by_passphrase(cd, CRYPT_ANY_SLOT, (const char *)req->auth,
-						    req->auth_len, (const char *)dek,
-						    LUKS_DEK_LEN);
+		if (r < 0) {
+			fail(err, errsize, r, "set PBKDF: %s", strerror(-r));
+			goto out;
+		}
 	}
-	if (r < 0) {
-		fail(err, errsize, r, "add keyslot: %s",
-		     r == -EPERM ? "the passphrase or key file opens no keyslot"
-				 : strerror(-r));
-		goto out;
-	}
-	slot = r;
 
 	now_token_time(now, sizeof(now));
-	tok = (struct keyd_token){ .id = CRYPT_ANY_TOKEN, .keyslot = slot,
-				   .name = (char *)req->name, .provider = (char *)req->kms->provider->name,
+	tok = (struct keyd_token){ .id = CRYPT_ANY_TOKEN, .keyslot = -1, .state = TOKEN_PENDING,
+				   .generation = 1, .name = (char *)req->name,
+				   .provider = (char *)req->kms->provider->name,
 				   .kms = req->kms->name, .key_id = (char *)req->key_id,
 				   .key_version = w.key_version, .wdek = w.wdek, .aad = aad,
 				   .created = now };
@@ -172,7 +184,28 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 		fail(err, errsize, r, "write token: %s", strerror(-r));
 		goto out;
 	}
-	token = r;
+	token = tok.id = r;
+
+	if (req->format)
+		r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0, (const char *)dek,
+						    LUKS_DEK_LEN);
+	else
+		r = crypt_keyslot_add_by_passphrase(cd, CRYPT_ANY_SLOT, (const char *)req->auth,
+						    req->auth_len, (const char *)dek,
+						    LUKS_DEK_LEN);
+	if (r < 0) {
+		fail(err, errsize, r, "add keyslot: %s",
+		     r == -EPERM ? "the passphrase or key file opens no keyslot"
+				 : strerror(-r));
+		goto out;
+	}
+	slot = tok.keyslot = r;
+	tok.state = TOKEN_ACTIVE;
+	r = token_write(cd, &tok);
+	if (r < 0) {
+		fail(err, errsize, r, "activate token: %s", strerror(-r));
+		goto out;
+	}
 
 	/* 4. Proof: read the header back from disk, unwrap through the KMS, open the keyslot. */
 	r = volume_unlock(&(struct unlock_request){ .device = req->device, .kms = req->kms,
@@ -185,6 +218,7 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 		fail(err, errsize, r, "verify round trip: %s", inner);
 		goto out;
 	}
+	kms_wrapped_done(&ur.rewrapped);
 	if (ur.keyslot != slot || ur.token != token) {
 		r = fail(err, errsize, -EIO, "verify round trip: found token %d/keyslot %d, wrote %d/%d",
 			 ur.token, ur.keyslot, token, slot);
@@ -214,7 +248,6 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_secure_ uint8_t *dek = NULL;
-	struct kms_wrapped rewrapped = { 0 };
 	struct keyd_token tok;
 	struct kms_error ke;
 	struct jx_error je;
@@ -240,6 +273,26 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 			    strerror(-r));
 	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
 
+	/* keyd restarted while its volumes stay open: adopt a mapping of this very volume. */
+	if (req->name && crypt_status(NULL, req->name) >= CRYPT_ACTIVE) {
+		_cleanup_crypt_ struct crypt_device *active = NULL;
+
+		if (crypt_init_by_name(&active, req->name) < 0 || !crypt_get_uuid(active) ||
+		    strcmp(crypt_get_uuid(active), res->uuid) != 0)
+			return fail(err, errsize, -EEXIST,
+				    "/dev/mapper/%s already exists and is not %s", req->name,
+				    req->device);
+		snprintf(res->step, sizeof(res->step), "adopted");
+		return 0;
+	}
+
+	if (req->converge) {
+		STEP("converge");
+		r = token_converge(cd, req->device, req->kms, err, errsize);
+		if (r < 0)
+			return r;
+	}
+
 	STEP("read token");
 	r = token_find(cd, &tok, &je);
 	if (r < 0)
@@ -247,6 +300,11 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 			    r == -EINVAL ? je.msg : strerror(-r));
 	if (r == 0)
 		return fail(err, errsize, -ENOKEY, "%s carries no keyd token (not enrolled)",
+			    req->device);
+	if (tok.id < 0)
+		return fail(err, errsize, -ENOKEY,
+			    "%s has only an unfinished keyd token (an enrollment or re-key was "
+			    "interrupted; keyd finishes or rolls it back before unlocking)",
 			    req->device);
 	res->keyslot = tok.keyslot;
 	res->token = tok.id;
@@ -268,7 +326,7 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 	/* Never the token's own "aad": the binding is to this header's UUID. */
 	STEP("unwrap");
 	kms_aad_for_uuid(res->uuid, aad, sizeof(aad));
-	r = kms_unwrap(req->kms, tok.key_id, tok.wdek, aad, &dek, &dek_len, &rewrapped, &ke,
+	r = kms_unwrap(req->kms, tok.key_id, tok.wdek, aad, &dek, &dek_len, &res->rewrapped, &ke,
 		       req->wait, req->userdata, req->stop);
 	if (r < 0) {
 		fail(err, errsize, r, "unwrap with KMS '%s' (key %s): %s", req->kms->name,
@@ -294,7 +352,8 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 	r = 0;
 out:
 #undef STEP
-	kms_wrapped_done(&rewrapped);
+	if (r < 0)
+		kms_wrapped_done(&res->rewrapped);
 	token_done(&tok);
 	return r;
 }

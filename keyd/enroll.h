@@ -42,6 +42,7 @@ struct unlock_request {
 	struct kms *kms;          /* must match the token's KMS name */
 	const char *expect_key_id; /* NULL: accept the token's */
 	const char *name;         /* NULL: check only */
+	bool converge;            /* first finish or roll back an interrupted enroll/re-key */
 	kms_wait_fn wait;
 	void *userdata;
 	const volatile bool *stop;
@@ -51,7 +52,10 @@ struct unlock_result {
 	int keyslot;
 	int token;
 	char key_version[KMS_VERSION_MAX + 1];
-	char step[32]; /* the step that failed */
+	char step[32]; /* the step that failed; "adopted" when the mapping was already open */
+	/* A ciphertext the KMS rewrapped to a newer root key version while unwrapping (Key
+	 * Protect after a rotation): the caller stores it (volume_rewrap) and frees it. */
+	struct kms_wrapped rewrapped;
 };
 int volume_unlock(const struct unlock_request *req, struct unlock_result *res, char *err,
 		  size_t errsize);

@@ -19,7 +19,7 @@ static int id_num(const char *s)
 }
 
 /* The keyd token fields shown to people; the WDEK is ciphertext but long: shown as length. */
-static const char *const token_fields[] = { "name", "provider", "kms", "key_id", "key_version",
+static const char *const token_fields[] = { "name", "provider", "kms", "key_id", "key_version", "state", "generation",
 					    "aad", "created", "updated", NULL };
 
 static json_t *describe_token(const char *id, json_t *t)

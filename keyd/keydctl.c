@@ -16,6 +16,7 @@
 #include "inspect.h"
 #include "log.h"
 #include "luks.h"
+#include "rotate.h"
 #include "secmem.h"
 #include "token.h"
 #include "util.h"
@@ -31,6 +32,7 @@ struct ctl {
 	const char *key_id;
 	const char *name;
 	const char *key_file;
+	const char *rotate_mode;
 	bool format;
 	bool json;
 	char **args;
@@ -182,6 +184,85 @@ static int cmd_enroll(struct ctl *c)
 		       dev, name, res.uuid, res.keyslot, res.token, kms->name, key_id,
 		       res.key_version[0] ? " version " : "", res.key_version);
 	}
+	return 0;
+}
+
+/* A volume named in the config, or a device whose keyd token names a configured KMS. */
+static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct kms **ret_kms)
+{
+	struct volume_config *vc = config_find_volume(c->cfg, arg);
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct keyd_token tok;
+	struct jx_error je;
+	int r;
+
+	r = luks_resolve_device(vc ? vc->device : arg, ret_dev);
+	if (r < 0)
+		return log_error("no volume or device matches '%s'", arg), r;
+	if (vc) {
+		*ret_kms = vc->kms;
+		return 0;
+	}
+	r = luks_load(*ret_dev, &cd);
+	if (r < 0)
+		return log_error("%s: %s", *ret_dev, r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r)), r;
+	r = token_find(cd, &tok, &je);
+	if (r <= 0)
+		return log_error("%s: %s", *ret_dev, r < 0 ? je.msg : "not enrolled (no keyd token)"),
+		       r < 0 ? r : -ENOKEY;
+	*ret_kms = config_find_kms(c->cfg, tok.kms);
+	if (!*ret_kms)
+		log_error("%s: its token names KMS '%s', which %s does not configure", *ret_dev,
+			  tok.kms, c->config_path);
+	token_done(&tok);
+	return *ret_kms ? 0 : -ENOENT;
+}
+
+static int cmd_rotate(struct ctl *c)
+{
+	_cleanup_free_ char *dev = NULL;
+	struct rotate_result res;
+	char err[ROTATE_ERR_MAX];
+	struct kms *kms;
+	bool rekey;
+	int r;
+
+	if (!c->rotate_mode)
+		return log_error("rotate: say --rewrap or --rekey"), -EINVAL;
+	rekey = strcmp(c->rotate_mode, "rekey") == 0;
+	if (c->key_id && !rekey)
+		return log_error("rotate: --key-id moves a volume to another root key, which needs "
+				 "--rekey"), -EINVAL;
+	r = load_config(c);
+	if (r < 0)
+		return r;
+	r = resolve_volume(c, c->args[0], &dev, &kms);
+	if (r < 0)
+		return r;
+	r = rekey ? volume_rekey(dev, kms, c->key_id, &res, err, sizeof(err))
+		  : volume_rewrap(dev, kms, NULL, &res, err, sizeof(err));
+	if (r < 0)
+		return log_error("rotate --%s %s failed: %s", c->rotate_mode, dev, err), r;
+	if (c->json) {
+		json_auto_t *j = json_pack(
+			"{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:i}", "device", dev, "mode",
+			c->rotate_mode, "uuid", res.uuid, "old_token", res.old_token, "new_token",
+			res.new_token, "old_keyslot", res.old_keyslot, "new_keyslot", res.new_keyslot,
+			"old_key_version", res.old_version, "new_key_version", res.new_version,
+			"converged", res.converged);
+		print_json(j);
+	} else if (rekey) {
+		printf("Re-keyed %s: new data key in keyslot %d (token %d), keyslot %d and token %d "
+		       "removed.\n", dev, res.new_keyslot, res.new_token, res.old_keyslot,
+		       res.old_token);
+	} else {
+		printf("Rewrapped %s: key version %s -> %s (keyslot %d unchanged).\n", dev,
+		       res.old_version[0] ? res.old_version : "-",
+		       res.new_version[0] ? res.new_version : "-", res.new_keyslot);
+	}
+	if (res.converged)
+		printf("Finished an interrupted enrollment or re-key first (%d header changes).\n",
+		       res.converged);
 	return 0;
 }
 
@@ -396,6 +477,9 @@ static const struct command commands[] = {
 	{ "enroll", "enroll [DEVICE] --kms NAME --key-id ID [--name VOLUME] [--format] [--key-file F|-]",
 	  "bind a LUKS2 device to a KMS key (--format: make a blank device LUKS2 first)", 0, 1,
 	  cmd_enroll },
+	{ "rotate", "rotate --rewrap|--rekey [--key-id ID] VOLUME|DEVICE",
+	  "rewrap the data key to the root key's newest version, or replace it (re-key)", 1, 1,
+	  cmd_rotate },
 	{ "inspect", "inspect DEVICE", "show the keyslots and tokens of a device, flagging keyslots "
 	  "not bound to the KMS", 1, 1, cmd_inspect },
 	{ "check", "check", "validate the config, reach every KMS, check device-mapper", 0, 0,
@@ -426,6 +510,7 @@ int main(int argc, char **argv)
 		{ "key-id", required_argument, NULL, 'i' }, { "name", required_argument, NULL, 'n' },
 		{ "format", no_argument, NULL, 'f' },	    { "key-file", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },	    { "version", no_argument, NULL, 'V' },
+		{ "rewrap", no_argument, NULL, 'R' },	    { "rekey", no_argument, NULL, 'E' },
 		{},
 	};
 	struct ctl c = { .config_path = CONFIG_PATH_DEFAULT };
@@ -443,6 +528,8 @@ int main(int argc, char **argv)
 		case 'n': c.name = optarg; break;
 		case 'f': c.format = true; break;
 		case 'K': c.key_file = optarg; break;
+		case 'R': c.rotate_mode = "rewrap"; break;
+		case 'E': c.rotate_mode = "rekey"; break;
 		case 'h': help(); return 0;
 		case 'V': printf("keydctl %s\n", KEYD_VERSION); return 0;
 		default: return 2;

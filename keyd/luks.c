@@ -104,6 +104,21 @@ int luks_activate(struct crypt_device *cd, const char *name, int slot, const uin
 	return crypt_activate_by_passphrase(cd, name, slot, (const char *)dek, len, flags);
 }
 
+bool luks_is_empty(const char *path)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+
+	if (luks_load(path, &cd) < 0)
+		return false;
+	for (int i = 0; i < 32; i++)
+		if (crypt_keyslot_status(cd, i) != CRYPT_SLOT_INACTIVE)
+			return false;
+	for (int i = 0; i < 32; i++)
+		if (crypt_token_status(cd, i, NULL) != CRYPT_TOKEN_INACTIVE)
+			return false;
+	return true;
+}
+
 int luks_probe_signatures(const char *path, char *buf, size_t size)
 {
 	blkid_probe pr;

@@ -37,6 +37,10 @@ bool luks_dm_available(char *why, size_t size);
 int luks_activate(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek,
 		  size_t len, uint32_t flags);
 
+/* True when @path holds a LUKS2 header with no keyslot and no token: nothing can be
+ * decrypted with it (an enrollment that died between format and its first keyslot). */
+bool luks_is_empty(const char *path);
+
 /* Names of what libblkid finds on @path ("ext4", "gpt", "crypto_LUKS"...), comma-separated in
  * buf; returns how many. For refusing to format a device that is not blank. */
 int luks_probe_signatures(const char *path, char *buf, size_t size);

@@ -4,6 +4,7 @@
  * UUID, so a token copied onto another volume cannot open it. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kms.h"
@@ -39,15 +40,17 @@ static int dup_field(json_t *o, const char *path, const char *key, bool required
 
 static int token_parse(json_t *o, int id, struct keyd_token *t, struct jx_error *e)
 {
-	static const char *const keys[] = { "type",	"keyslots", "keyd_version", "name",
-					    "provider", "kms",	    "key_id",	    "key_version",
-					    "wdek",	"aad",	    "created",	    "updated",
-					    NULL };
+	static const char *const keys[] = { "type",	  "keyslots", "keyd_version", "name",
+					    "provider",	  "kms",      "key_id",	      "key_version",
+					    "wdek",	  "aad",      "created",      "updated",
+					    "generation", "state",    NULL };
+	static const char *const states[] = { [TOKEN_ACTIVE] = "active",
+					      [TOKEN_PENDING] = "pending", NULL };
 	char path[32];
 	json_t *slots;
-	uint64_t ver = 0;
+	uint64_t ver = 0, gen = 1;
 	uint32_t slot;
-	int r;
+	int state = TOKEN_ACTIVE, r;
 
 	snprintf(path, sizeof(path), "token %d", id);
 	if ((r = jx_only_keys(o, path, keys, e)) < 0 ||
@@ -56,13 +59,24 @@ static int token_parse(json_t *o, int id, struct keyd_token *t, struct jx_error 
 	if (ver != TOKEN_FORMAT_VERSION)
 		return jx_fail(e, "%s.keyd_version: %llu is not supported (this keyd reads %d)",
 			       path, (unsigned long long)ver, TOKEN_FORMAT_VERSION);
-	slots = json_object_get(o, "keyslots");
-	if (!json_is_array(slots) || json_array_size(slots) != 1 ||
-	    !json_is_string(json_array_get(slots, 0)) ||
-	    parse_u32(json_string_value(json_array_get(slots, 0)), &slot) < 0 || slot > 31)
-		return jx_fail(e, "%s.keyslots: must name exactly one keyslot", path);
+	if ((r = jx_uint(o, path, "generation", 1, UINT32_MAX, &gen, e)) < 0 ||
+	    (r = jx_enum(o, path, "state", states, &state, e)) < 0)
+		return r;
 	t->id = id;
-	t->keyslot = (int)slot;
+	t->state = (enum token_state)state;
+	t->generation = (unsigned)gen;
+	t->keyslot = -1;
+	slots = json_object_get(o, "keyslots");
+	if (!json_is_array(slots) || json_array_size(slots) > 1)
+		return jx_fail(e, "%s.keyslots: must name one keyslot", path);
+	if (json_array_size(slots) == 1) {
+		if (!json_is_string(json_array_get(slots, 0)) ||
+		    parse_u32(json_string_value(json_array_get(slots, 0)), &slot) < 0 || slot > 31)
+			return jx_fail(e, "%s.keyslots: must name one keyslot", path);
+		t->keyslot = (int)slot;
+	}
+	/* No keyslot: a pending token, or one whose keyslot libcryptsetup destroyed (which also
+	 * unassigns it) before a crash let us remove the token: token_converge() handles both. */
 	if ((r = dup_field(o, path, "name", true, 64, &t->name, e)) < 0 ||
 	    (r = dup_field(o, path, "provider", true, 32, &t->provider, e)) < 0 ||
 	    (r = dup_field(o, path, "kms", true, KMS_NAME_MAX, &t->kms, e)) < 0 ||
@@ -101,42 +115,99 @@ int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct jx_
 	return r;
 }
 
-int token_find(struct crypt_device *cd, struct keyd_token *t, struct jx_error *e)
+int token_list(struct crypt_device *cd, struct keyd_token *out, struct jx_error *e)
 {
-	int count = 0;
+	int n = 0;
 
-	*t = (struct keyd_token){ .id = -1, .keyslot = -1 };
-	for (int id = 0; id < 32; id++) {
+	for (int id = 0; id < TOKENS_MAX; id++) {
 		const char *type;
-		struct keyd_token tmp;
 		int r;
 
-		if (crypt_token_status(cd, id, &type) == CRYPT_TOKEN_INACTIVE ||
-		    !type || strcmp(type, TOKEN_TYPE))
+		if (crypt_token_status(cd, id, &type) == CRYPT_TOKEN_INACTIVE || !type ||
+		    strcmp(type, TOKEN_TYPE))
 			continue;
-		r = token_read(cd, id, &tmp, e);
-		if (r < 0)
+		r = token_read(cd, id, &out[n], e);
+		if (r < 0) {
+			token_list_done(out, n);
 			return r;
-		if (count++ == 0)
-			*t = tmp;
-		else
-			token_done(&tmp);
+		}
+		n++;
 	}
-	return count;
+	return n;
+}
+
+void token_list_done(struct keyd_token *l, int n)
+{
+	for (int i = 0; i < n; i++)
+		token_done(&l[i]);
+}
+
+int token_find(struct crypt_device *cd, struct keyd_token *t, struct jx_error *e)
+{
+	struct keyd_token all[TOKENS_MAX];
+	int n, best = -1;
+
+	*t = (struct keyd_token){ .id = -1, .keyslot = -1 };
+	n = token_list(cd, all, e);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++)
+		if (all[i].state == TOKEN_ACTIVE && all[i].keyslot >= 0 &&
+		    (best < 0 || all[i].generation > all[best].generation))
+			best = i;
+	if (best >= 0) {
+		*t = all[best];
+		all[best] = (struct keyd_token){ .id = -1 };
+	}
+	token_list_done(all, n);
+	return n;
+}
+
+static char *strdup_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int token_dup(const struct keyd_token *src, struct keyd_token *dst)
+{
+	*dst = *src;
+	dst->name = strdup_null(src->name);
+	dst->provider = strdup_null(src->provider);
+	dst->kms = strdup_null(src->kms);
+	dst->key_id = strdup_null(src->key_id);
+	dst->key_version = strdup_null(src->key_version);
+	dst->wdek = strdup_null(src->wdek);
+	dst->aad = strdup_null(src->aad);
+	dst->created = strdup_null(src->created);
+	dst->updated = strdup_null(src->updated);
+	if (!dst->name || !dst->provider || !dst->kms || !dst->key_id || !dst->wdek || !dst->aad ||
+	    !dst->created || (src->key_version && !dst->key_version) ||
+	    (src->updated && !dst->updated)) {
+		token_done(dst);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 int token_write(struct crypt_device *cd, const struct keyd_token *t)
 {
-	json_auto_t *o = NULL;
+	json_auto_t *o = NULL, *slots = json_array();
 	char slot[16], *json;
 	int r;
 
-	snprintf(slot, sizeof(slot), "%d", t->keyslot);
-	o = json_pack("{s:s, s:[s], s:i, s:s, s:s, s:s, s:s, s:s*, s:s, s:s, s:s, s:s*}", "type",
-		      TOKEN_TYPE, "keyslots", slot, "keyd_version", TOKEN_FORMAT_VERSION, "name",
-		      t->name, "provider", t->provider, "kms", t->kms, "key_id", t->key_id,
-		      "key_version", t->key_version, "wdek", t->wdek, "aad", t->aad, "created",
-		      t->created, "updated", t->updated);
+	if (!slots)
+		return -ENOMEM;
+	if (t->keyslot >= 0) {
+		snprintf(slot, sizeof(slot), "%d", t->keyslot);
+		json_array_append_new(slots, json_string(slot));
+	}
+	o = json_pack("{s:s, s:O, s:i, s:s, s:i, s:s, s:s, s:s, s:s, s:s*, s:s, s:s, s:s, s:s*}",
+		      "type", TOKEN_TYPE, "keyslots", slots, "keyd_version", TOKEN_FORMAT_VERSION,
+		      "state", t->state == TOKEN_PENDING ? "pending" : "active", "generation",
+		      (int)(t->generation ? t->generation : 1), "name", t->name, "provider",
+		      t->provider, "kms", t->kms, "key_id", t->key_id, "key_version",
+		      t->key_version, "wdek", t->wdek, "aad", t->aad, "created", t->created,
+		      "updated", t->updated);
 	if (!o)
 		return -ENOMEM;
 	json = json_dumps(o, JSON_COMPACT);

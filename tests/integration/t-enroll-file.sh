@@ -56,7 +56,7 @@ cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 10
 before=$(header_sum "$b")
 printf 'wrong horse' >"$T/wrong"
 expect_fail out ctl enroll "$b" --kms local --key-id demo-key --name volb --key-file "$T/wrong"
-assert_contains "$out" "add keyslot: the passphrase or key file opens no keyslot"
+assert_contains "$out" "authorise: the passphrase or key file opens no keyslot"
 assert_contains "$out" "device is unchanged"
 assert_eq "$(header_sum "$b")" "$before" "header after wrong passphrase"
 expect_fail out ctl enroll "$b" --kms local --key-id demo-key --name volb
