@@ -8,7 +8,7 @@ UNITDIR   ?= /lib/systemd/system
 DESTDIR   ?=
 
 CC        ?= cc
-PKGS      := libcryptsetup openssl libcurl blkid jansson libevent libevent_pthreads
+PKGS      := libcryptsetup openssl libcurl blkid jansson libevent libevent_pthreads libevent_openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
@@ -28,7 +28,7 @@ BUILD     ?= build
 OBJ       := $(BUILD)/obj
 # Programs' main files and the daemon's own modules stay out of the libraries that tests link.
 COMMON    := $(patsubst %.c,%.o,$(wildcard common/*.c))
-KEYD_MAIN := keyd/main.o keyd/daemon.o keyd/api.o keyd/notify.o
+KEYD_MAIN := keyd/main.o keyd/daemon.o keyd/api.o keyd/notify.o keyd/lifecycle.o
 CTL_MAIN  := keyd/keydctl.o
 KEYD_LIB  := $(filter-out $(KEYD_MAIN) $(CTL_MAIN),$(patsubst %.c,%.o,$(wildcard keyd/*.c)))
 WIPE_MAIN := wipe/main.o

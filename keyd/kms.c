@@ -20,6 +20,7 @@ const char *const kms_key_state_names[] = {
 static const struct kms_provider *const providers[] = {
 	&kms_provider_file,
 	&kms_provider_keyprotect,
+	&kms_provider_vault,
 };
 
 const struct kms_provider *kms_provider_find(const char *name)
@@ -148,6 +149,8 @@ static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct k
 		r = kms_ensure_open(kms, e);
 		if (r >= 0)
 			r = kms_call_once(kms, c, e);
+		if (r >= 0)
+			__atomic_store_n(&kms->last_ok_us, now_mono_us(), __ATOMIC_RELAXED);
 		if (r >= 0 || !e->retryable)
 			return r;
 
@@ -199,12 +202,20 @@ int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char
 }
 
 int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
-		 struct kms_error *e, kms_wait_fn wait, void *userdata, const volatile bool *stop)
+		 struct kms_error *e)
 {
 	struct kms_call c = { .op = KMS_OP_KEY_INFO, .key_id = key_id, .info = ret };
+	int r;
 
+	/* One attempt: polling asks again at its next tick anyway. */
 	*ret = (struct kms_key_info){ .state = KMS_KEY_UNKNOWN };
-	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
+	*e = (struct kms_error){ .retry_after_s = -1 };
+	r = kms_ensure_open(kms, e);
+	if (r >= 0)
+		r = kms_call_once(kms, &c, e);
+	if (r >= 0)
+		__atomic_store_n(&kms->last_ok_us, now_mono_us(), __ATOMIC_RELAXED);
+	return r;
 }
 
 int kms_probe(struct kms *kms, const char *key_id, struct kms_error *e)
@@ -215,7 +226,17 @@ int kms_probe(struct kms *kms, const char *key_id, struct kms_error *e)
 	r = kms_ensure_open(kms, e);
 	if (r < 0)
 		return r;
-	return kms->provider->probe ? kms->provider->probe(kms, key_id, e) : 0;
+	r = kms->provider->probe ? kms->provider->probe(kms, key_id, e) : 0;
+	if (r >= 0)
+		__atomic_store_n(&kms->last_ok_us, now_mono_us(), __ATOMIC_RELAXED);
+	return r;
+}
+
+uint64_t kms_silence_us(struct kms *kms)
+{
+	uint64_t last = __atomic_load_n(&kms->last_ok_us, __ATOMIC_RELAXED);
+
+	return last ? now_mono_us() - last : UINT64_MAX;
 }
 
 void kms_free(struct kms *kms)

@@ -97,7 +97,8 @@ struct kms {
 	const struct kms_provider *provider;
 	struct kms_retry retry;
 	bool opened;
-	void *data; /* provider state */
+	uint64_t last_ok_us; /* monotonic time of the last successful call (atomic) */
+	void *data;	     /* provider state */
 };
 
 extern const struct kms_provider kms_provider_file;
@@ -125,10 +126,14 @@ int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char
 int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 	       struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait, void *userdata,
 	       const volatile bool *stop);
+/* One attempt, no retries (for polling). */
 int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
-		 struct kms_error *e, kms_wait_fn wait, void *userdata, const volatile bool *stop);
+		 struct kms_error *e);
 int kms_probe(struct kms *kms, const char *key_id, struct kms_error *e);
 void kms_free(struct kms *kms);
+
+/* Microseconds since the KMS last answered a call successfully; UINT64_MAX if never. */
+uint64_t kms_silence_us(struct kms *kms);
 
 /* The AAD that binds a wrapped key to one volume: "keyd:v1:<LUKS UUID>". */
 int kms_aad_for_uuid(const char *uuid, char *buf, size_t size);

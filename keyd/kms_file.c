@@ -3,6 +3,7 @@
  * to the volume's AAD and the key id. For demos and tests only: the root key sits on the same
  * host as the data it protects, so it gives no crypto-shredding and no BYOK. */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
@@ -45,9 +46,9 @@ static int file_parse(struct kms *kms, json_t *obj, const char *path, struct jx_
 	return 0;
 }
 
-static int file_open(struct kms *kms, struct kms_error *e)
+/* The root key from its file into secure memory, or an error that says what is wrong. */
+static int file_read_key(const struct file_kms *f, uint8_t **ret, struct kms_error *e)
 {
-	struct file_kms *f = kms->data;
 	_cleanup_secure_ uint8_t *key = NULL;
 	size_t n;
 	int r;
@@ -63,8 +64,15 @@ static int file_open(struct kms *kms, struct kms_error *e)
 	if (n != FILE_ROOT_KEY_LEN)
 		return kms_fail(e, -EINVAL, false, "root key file %s holds %zu bytes, expected %d",
 				f->root_key_file, n, FILE_ROOT_KEY_LEN);
-	f->root_key = TAKE_PTR(key);
+	*ret = TAKE_PTR(key);
 	return 0;
+}
+
+static int file_open(struct kms *kms, struct kms_error *e)
+{
+	struct file_kms *f = kms->data;
+
+	return file_read_key(f, &f->root_key, e);
 }
 
 /* GCM with associated data "<aad>\0<key id>": a WDEK opens only for its volume and key id. */
@@ -149,6 +157,42 @@ static int file_unwrap(struct kms *kms, const char *key_id, const char *wdek, co
 	return 0;
 }
 
+/* The same root key, a fresh nonce: the old WDEK keeps working too, as after a KMS rewrap. */
+static int file_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
+		       struct kms_wrapped *ret, struct kms_error *e)
+{
+	_cleanup_secure_ uint8_t *dek = NULL;
+	size_t n = 0;
+	int r;
+
+	r = file_unwrap(kms, key_id, wdek, aad, &dek, &n, NULL, e);
+	if (r < 0)
+		return r;
+	return file_wrap(kms, key_id, dek, n, aad, ret, e);
+}
+
+/* The root key is "active" while its file still holds the key keyd loaded; anything else is
+ * an error that says what changed. There are no versions. */
+static int file_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
+			 struct kms_error *e)
+{
+	struct file_kms *f = kms->data;
+	_cleanup_secure_ uint8_t *key = NULL;
+	int r;
+
+	(void)key_id;
+	r = file_read_key(f, &key, e);
+	if (r < 0)
+		return r;
+	if (CRYPTO_memcmp(key, f->root_key, FILE_ROOT_KEY_LEN) != 0)
+		return kms_fail(e, -EKEYREJECTED, false,
+				"root key file %s now holds another key than the one keyd loaded; "
+				"WDEKs made with either may not open (restart keyd to load it)",
+				f->root_key_file);
+	*ret = (struct kms_key_info){ .state = KMS_KEY_ACTIVE };
+	return 0;
+}
+
 static void file_done(struct kms *kms)
 {
 	struct file_kms *f = kms->data;
@@ -168,5 +212,7 @@ const struct kms_provider kms_provider_file = {
 	.open = file_open,
 	.wrap = file_wrap,
 	.unwrap = file_unwrap,
+	.rewrap = file_rewrap,
+	.key_info = file_key_info,
 	.done = file_done,
 };

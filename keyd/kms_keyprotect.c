@@ -1,31 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The `keyprotect` provider: IBM Key Protect and Hyper Protect Crypto Services over their v2 REST
- * API, authenticated by an IAM API key traded for a cached bearer token. One try per endpoint,
- * in order; backoff belongs to kms.c. Never puts the API key, a token or a key in a message. */
+ * API (wrap, unwrap, rewrap, key metadata, event acknowledgement), authenticated by an IAM API
+ * key traded for a cached bearer token. One try per endpoint, in order; backoff belongs to
+ * kms.c. Never puts the API key, a token or a key in a message. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
+#include <time.h>
 
 #include "http.h"
 #include "jsonx.h"
 #include "kms.h"
+#include "kms_rest.h"
 #include "secmem.h"
 #include "util.h"
 
-#define KP_ENDPOINTS_MAX 8
-#define KP_URL_MAX 255
 #define KP_INSTANCE_ID_MAX 64
 #define KP_TOKEN_MAX 16384
 #define KP_TOKEN_LIFETIME_MAX 86400
 #define KP_PLAINTEXT_MAX 1024
 #define KP_FORM_MAX (128 + 3 * CREDENTIAL_MAX)
-#define KP_DETAIL_MAX 240
-#define KP_WHY_MAX 256
-#define KP_WHERE_MAX (KP_URL_MAX + KMS_KEY_ID_MAX + 64)
+#define KP_EVENT_ID_MAX 128
+#define KP_WHERE_MAX (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 64)
 #define KP_DEK_LEN 32
 /* Refresh a token when less than a tenth of its lifetime, or this long, is left. */
 #define KP_REFRESH_MIN_US (60 * 1000000ULL)
@@ -35,16 +34,19 @@
 #define KP_IAM_GRANT "grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey="
 #define KP_AUTH_PREFIX "Authorization: Bearer "
 #define KP_INSTANCE_PREFIX "bluemix-instance: "
+#define KP_CT_KEY_ACTION "application/vnd.ibm.kms.key_action+json"
+#define KP_CT_JSON "application/json"
+#define KP_EVENT_ACK_TYPE "application/vnd.ibm.kms.event_acknowledge+json"
 
-#define CHARS_ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 /* Key IDs are UUIDs; aliases are letters, digits, '-' and '_': safe in a URL path as they are. */
-#define CHARS_KEY_ID CHARS_ALNUM "-_"
-#define CHARS_INSTANCE_ID CHARS_ALNUM "-"
-#define CHARS_BASE64 CHARS_ALNUM "+/="
+#define CHARS_KEY_ID KMS_CHARS_ALNUM "-_"
+#define CHARS_INSTANCE_ID KMS_CHARS_ALNUM "-"
 /* RFC 6750 b64token: what may follow "Bearer " in a header line. */
-#define CHARS_TOKEN CHARS_ALNUM "-._~+/="
+#define CHARS_TOKEN KMS_CHARS_ALNUM "-._~+/="
 /* RFC 3986 unreserved: left as is in a form value; everything else is %XX. */
-#define CHARS_FORM_PLAIN CHARS_ALNUM "-._~"
+#define CHARS_FORM_PLAIN KMS_CHARS_ALNUM "-._~"
+/* Event IDs go into a JSON body, not a URL; still, only what IDs are made of. */
+#define CHARS_EVENT_ID KMS_CHARS_ALNUM "-_.:"
 
 struct kp {
 	char **endpoints; /* without trailing '/' */
@@ -68,8 +70,11 @@ struct kp_op {
 	const char *what; /* for messages: "wrap", "unwrap", "metadata read" */
 	const char *key_id;
 	const char *method;
-	const char *suffix; /* after /api/v2/keys/<id> */
-	const char *body;   /* secure memory, or NULL */
+	const char *suffix;       /* after /api/v2/keys/<id> */
+	const char *path;         /* instead of /api/v2/keys/<id><suffix>, if set */
+	const char *body;         /* secure memory, or NULL */
+	const char *content_type; /* of the body; default KP_CT_KEY_ACTION */
+	bool no_reply;            /* any 2xx is success; the body is not read */
 };
 
 /* What an HTTP status from Key Protect or IAM means here (iam_error: where IAM means
@@ -94,31 +99,28 @@ static const struct kp_status {
 /* Key states as the metadata reports them (NIST SP 800-57 numbering; 4 is unused). */
 static const struct kp_state {
 	const char *name;
+	enum kms_key_state state;
 	int error; /* 0: usable */
 	const char *effect;
 } kp_states[] = {
-	[0] = { "pre-activation", -ENOKEY, "it cannot be used yet" },
-	[1] = { "active", 0, NULL },
-	[2] = { "suspended", -EKEYREVOKED,
+	[0] = { "pre-activation", KMS_KEY_PRE_ACTIVE, -ENOKEY, "it cannot be used yet" },
+	[1] = { "active", KMS_KEY_ACTIVE, 0, NULL },
+	[2] = { "suspended", KMS_KEY_SUSPENDED, -EKEYREVOKED,
 		"it was disabled; wrap and unwrap are refused until it is enabled" },
-	[3] = { "deactivated", -EKEYEXPIRED, "it expired; unwrap still works, wrap does not" },
-	[5] = { "destroyed", -EKEYREVOKED, "it was deleted; wrap and unwrap are refused" },
+	[3] = { "deactivated", KMS_KEY_DEACTIVATED, -EKEYEXPIRED,
+		"it expired; unwrap still works, wrap does not" },
+	[5] = { "destroyed", KMS_KEY_DESTROYED, -EKEYREVOKED,
+		"it was deleted; wrap and unwrap are refused" },
 };
 
-static bool str_in_set(const char *s, const char *set)
-{
-	return s[strspn(s, set)] == 0;
-}
-
-/* Server text bound for an operator's message: printable ASCII only, bounded. */
-static void copy_printable(char *buf, size_t size, const char *s)
-{
-	size_t i = 0;
-
-	for (; s && s[i] && i + 1 < size; i++)
-		buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-	buf[i] = 0;
-}
+/* What an adopter tells Key Protect it now holds (event_ack's adopterKeyState). Only
+ * DEK_ENABLED is spelled out in IBM's documentation; see docs/providers/keyprotect.md. */
+static const char *const kp_adopter_states[_KMS_KEY_STATE_MAX] = {
+	[KMS_KEY_ACTIVE] = "DEK_ENABLED",
+	[KMS_KEY_SUSPENDED] = "DEK_DISABLED",
+	[KMS_KEY_DEACTIVATED] = "DEK_DISABLED",
+	[KMS_KEY_DESTROYED] = "DEK_DELETED",
+};
 
 static void kp_free(struct kp *kp)
 {
@@ -128,9 +130,7 @@ static void kp_free(struct kp *kp)
 	pthread_mutex_destroy(&kp->lock);
 	secmem_free(kp->auth);
 	secmem_free(kp->api_key);
-	for (size_t i = 0; i < kp->n_endpoints; i++)
-		free(kp->endpoints[i]);
-	free(kp->endpoints);
+	kms_rest_endpoints_free(kp->endpoints, kp->n_endpoints);
 	free(kp->iam_url);
 	free(kp->instance_header);
 	free(kp->api_key_file);
@@ -143,57 +143,22 @@ static void kp_freep(struct kp **kp)
 	kp_free(*kp);
 }
 
-/* An https:// base URL (@s NULL: not a string), copied without its trailing '/'s and with
- * @suffix appended. */
-static int url_parse(const char *s, const char *path, const char *suffix, char **ret,
-		     struct jx_error *e)
-{
-	size_t n;
-
-	if (!s || strncmp(s, "https://", strlen("https://")) != 0 || strpbrk(s, "?#"))
-		return jx_fail(e, "%s: must be an https:// URL", path);
-	for (const char *p = s; *p; p++)
-		if (*p <= 0x20 || *p >= 0x7f)
-			return jx_fail(e, "%s: must be an https:// URL", path);
-	n = strlen(s);
-	while (n > 0 && s[n - 1] == '/')
-		n--;
-	if (n <= strlen("https://"))
-		return jx_fail(e, "%s: must be an https:// URL", path);
-	if (n > KP_URL_MAX)
-		return jx_fail(e, "%s: longer than %d characters", path, KP_URL_MAX);
-	*ret = malloc(n + strlen(suffix) + 1);
-	if (!*ret)
-		return -ENOMEM;
-	memcpy(*ret, s, n);
-	strcpy(*ret + n, suffix);
-	return 0;
-}
-
 static int kp_parse(struct kms *kms, json_t *obj, const char *path, struct jx_error *e)
 {
 	static const char *const keys[] = { "provider", "endpoints", "iam_endpoint",
 					    "instance_id", "api_key_file", "ca_file", NULL };
 	_cleanup_(kp_freep) struct kp *kp = NULL;
 	const char *instance = NULL, *api_key_file = NULL, *ca_file = NULL, *iam = KP_IAM_DEFAULT;
-	json_t *eps = json_object_get(obj, "endpoints"), *v;
 	char p[KMS_NAME_MAX + 64];
-	size_t i;
 	int r;
 
 	r = jx_only_keys(obj, path, keys, e);
 	if (r < 0)
 		return r;
-	if (!eps)
-		return jx_fail(e, "%s.endpoints: missing", path);
-	if (!json_is_array(eps) || json_array_size(eps) == 0 ||
-	    json_array_size(eps) > KP_ENDPOINTS_MAX)
-		return jx_fail(e, "%s.endpoints: must be an array of 1 to %d https:// URLs", path,
-			       KP_ENDPOINTS_MAX);
 	r = jx_string(obj, path, "instance_id", true, KP_INSTANCE_ID_MAX, &instance, e);
 	if (r < 0)
 		return r;
-	if (!str_in_set(instance, CHARS_INSTANCE_ID))
+	if (!kms_rest_charset(instance, CHARS_INSTANCE_ID))
 		return jx_fail(e, "%s.instance_id: must be a Key Protect instance ID "
 				  "(letters, digits and '-')", path);
 	r = jx_string(obj, path, "api_key_file", true, PATH_MAX - 1, &api_key_file, e);
@@ -202,7 +167,7 @@ static int kp_parse(struct kms *kms, json_t *obj, const char *path, struct jx_er
 	r = jx_string(obj, path, "ca_file", false, PATH_MAX - 1, &ca_file, e);
 	if (r < 0)
 		return r;
-	r = jx_string(obj, path, "iam_endpoint", false, KP_URL_MAX, &iam, e);
+	r = jx_string(obj, path, "iam_endpoint", false, KMS_REST_URL_MAX, &iam, e);
 	if (r < 0)
 		return r;
 
@@ -210,21 +175,11 @@ static int kp_parse(struct kms *kms, json_t *obj, const char *path, struct jx_er
 	if (!kp)
 		return -ENOMEM;
 	pthread_mutex_init(&kp->lock, NULL);
-	kp->endpoints = calloc(json_array_size(eps), sizeof(*kp->endpoints));
-	if (!kp->endpoints)
-		return -ENOMEM;
-	json_array_foreach(eps, i, v) {
-		const char *s = json_string_value(v);
-
-		snprintf(p, sizeof(p), "%s.endpoints[%zu]", path, i);
-		r = url_parse(s && strlen(s) == json_string_length(v) ? s : NULL, p, "",
-			      &kp->endpoints[i], e);
-		if (r < 0)
-			return r;
-		kp->n_endpoints++;
-	}
+	r = kms_rest_endpoints(obj, path, &kp->endpoints, &kp->n_endpoints, e);
+	if (r < 0)
+		return r;
 	snprintf(p, sizeof(p), "%s.iam_endpoint", path);
-	r = url_parse(iam, p, KP_IAM_TOKEN_PATH, &kp->iam_url, e);
+	r = kms_rest_url(iam, p, KP_IAM_TOKEN_PATH, &kp->iam_url, e);
 	if (r < 0)
 		return r;
 	kp->instance_header = malloc(strlen(KP_INSTANCE_PREFIX) + strlen(instance) + 1);
@@ -245,27 +200,12 @@ static int kp_open(struct kms *kms, struct kms_error *e)
 	size_t n;
 	int r;
 
-	r = read_credential(kp->api_key_file, true, &key, &n);
-	if (r == -EPERM)
-		return kms_fail(e, r, false,
-				"kms.%s.api_key_file: %s must be a regular file owned by root with "
-				"mode 0600",
-				kms->name, kp->api_key_file);
+	r = kms_rest_credential(kms->name, "api_key_file", kp->api_key_file, &key, &n, e);
 	if (r < 0)
-		return kms_fail(e, r, false, "kms.%s.api_key_file: cannot read %s%s: %s", kms->name,
-				kp->api_key_file,
-				kp->api_key_file[0] == '/' ? "" : " in $CREDENTIALS_DIRECTORY",
-				strerror(-r));
-	if (n == 0 || memchr(key, 0, n))
-		return kms_fail(e, -EINVAL, false,
-				"kms.%s.api_key_file: %s does not hold an API key (empty or "
-				"binary)",
-				kms->name, kp->api_key_file);
-	if (kp->ca_file && access(kp->ca_file, R_OK) < 0) {
-		r = negative_errno();
-		return kms_fail(e, r, false, "kms.%s.ca_file: cannot read %s: %s", kms->name,
-				kp->ca_file, strerror(-r));
-	}
+		return r;
+	r = kms_rest_ca_file(kms->name, kp->ca_file, e);
+	if (r < 0)
+		return r;
 	r = http_client_init(&kp->http);
 	if (r < 0)
 		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s",
@@ -275,41 +215,18 @@ static int kp_open(struct kms *kms, struct kms_error *e)
 	return 0;
 }
 
-static int fail_transport(struct kms_error *e, int r, const char *where, const char *ca_file,
-			  const char *why)
-{
-	if (r == -EPROTO)
-		return kms_fail(e, r, false,
-				"%s: TLS failed, the server certificate could not be verified "
-				"against %s%s: %s",
-				where, ca_file ? "ca_file " : "the system trust store",
-				ca_file ? ca_file : "", why);
-	if (r == -E2BIG)
-		return kms_fail(e, r, false, "%s: reply larger than %d bytes", where,
-				HTTP_RESPONSE_MAX);
-	r = kms_fail(e, r, http_errno_retryable(r), "%s: %s", where, why);
-	e->retry_after_s = -1;
-	return r;
-}
-
-/* A reply body as text for jansson; an empty body has no buffer. */
-static const char *body_text(const struct http_response *resp)
-{
-	return resp->body.data ? (const char *)resp->body.data : "";
-}
-
 /* Key Protect says why in resources[0].reasons[0].{code,message} or resources[0].errorMsg;
  * IAM in errorCode and errorMessage. Nothing else of the body is quoted. */
 static int fail_status(struct kms_error *e, const struct http_response *resp, bool iam,
 		       const char *where)
 {
-	json_auto_t *j = json_loadb(body_text(resp), resp->body.len, 0, NULL);
+	json_auto_t *j = json_loadb(kms_rest_body(resp), resp->body.len, 0, NULL);
 	json_t *res = json_array_get(json_object_get(j, "resources"), 0);
 	json_t *reason = json_array_get(json_object_get(res, "reasons"), 0);
 	const char *code = json_string_value(json_object_get(reason, "code"));
 	const char *msg = json_string_value(json_object_get(reason, "message"));
 	const struct kp_status *s = NULL;
-	char c[64], m[KP_DETAIL_MAX], detail[sizeof(c) + sizeof(m) + 2];
+	char c[64], m[KMS_REST_DETAIL_MAX], detail[sizeof(c) + sizeof(m) + 2];
 	int r;
 
 	if (!code)
@@ -318,8 +235,8 @@ static int fail_status(struct kms_error *e, const struct http_response *resp, bo
 		msg = json_string_value(json_object_get(res, "errorMsg"));
 	if (!msg)
 		msg = json_string_value(json_object_get(j, "errorMessage"));
-	copy_printable(c, sizeof(c), code);
-	copy_printable(m, sizeof(m), msg);
+	kms_rest_printable(c, sizeof(c), code);
+	kms_rest_printable(m, sizeof(m), msg);
 	snprintf(detail, sizeof(detail), "%s%s%s", c, c[0] && m[0] ? ": " : "", m);
 	for (size_t i = 0; i < ELEMENTSOF(kp_statuses); i++)
 		if (kp_statuses[i].status == resp->status)
@@ -332,36 +249,23 @@ static int fail_status(struct kms_error *e, const struct http_response *resp, bo
 	return r;
 }
 
-/* One HTTPS request, to IAM or Key Protect, whose answer must be 200 with a JSON object. */
+/* One HTTPS request, to IAM or Key Protect. With @ret its answer must be 200 with a JSON
+ * object; without, any 2xx will do and the body is not read. */
 static int kp_http(struct kp *kp, bool iam, const char *where, const struct http_request *req,
 		   long *ret_status, json_t **ret, struct kms_error *e)
 {
 	_cleanup_(http_response_done) struct http_response resp = { 0 };
-	json_auto_t *j = NULL;
-	char why[KP_WHY_MAX];
-	json_error_t jerr;
 	int r;
 
-	r = http_perform(&kp->http, req, &resp, why, sizeof(why));
+	r = kms_rest_perform(&kp->http, req, where, &resp, e);
 	if (r < 0)
-		return fail_transport(e, r, where, kp->ca_file, why);
+		return r;
 	*ret_status = resp.status;
+	if (!ret && resp.status >= 200 && resp.status < 300)
+		return 0;
 	if (resp.status != 200)
 		return fail_status(e, &resp, iam, where);
-	/* jerr.text would quote the reply, which may hold a key: report only where it broke. */
-	j = json_loadb(body_text(&resp), resp.body.len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!j)
-		return kms_fail(e, -EPROTO, false,
-				"%s: returned malformed JSON (%s at byte %d of %zu)", where,
-				json_error_code(&jerr) == json_error_premature_end_of_input
-					? "truncated"
-					: "invalid",
-				jerr.position, resp.body.len);
-	if (!json_is_object(j))
-		return kms_fail(e, -EPROTO, false, "%s: returned JSON that is not an object",
-				where);
-	*ret = TAKE_PTR(j);
-	return 0;
+	return kms_rest_json(&resp, where, ret, e);
 }
 
 /* Builds the IAM form in secure memory: the API key, %-encoded, never leaves it. */
@@ -397,7 +301,7 @@ static int iam_token(struct kms *kms, struct kp *kp, struct kms_error *e)
 	json_auto_t *reply = NULL;
 	const char *token = NULL, *type = NULL;
 	uint64_t start = now_mono_us(), life_s = 0, life, margin;
-	char where[KP_URL_MAX + 64], *auth;
+	char where[KMS_REST_URL_MAX + 64], *auth;
 	struct jx_error jxe;
 	long status;
 	int r;
@@ -418,7 +322,7 @@ static int iam_token(struct kms *kms, struct kp *kp, struct kms_error *e)
 	if (r < 0)
 		return r;
 	r = jx_string(reply, "reply", "access_token", true, KP_TOKEN_MAX, &token, &jxe);
-	if (r >= 0 && !str_in_set(token, CHARS_TOKEN))
+	if (r >= 0 && !kms_rest_charset(token, CHARS_TOKEN))
 		r = jx_fail(&jxe, "reply.access_token: not a bearer token");
 	if (r >= 0)
 		r = jx_string(reply, "reply", "token_type", false, 32, &type, &jxe);
@@ -495,13 +399,17 @@ static int kp_send(struct kms *kms, const struct kp_op *op, const char *endpoint
 		   const char *auth, long *ret_status, json_t **ret, struct kms_error *e)
 {
 	struct kp *kp = kms->data;
-	const char *headers[] = {
-		auth, kp->instance_header, "Accept: application/json",
-		op->body ? "Content-Type: application/vnd.ibm.kms.key_action+json" : NULL, NULL
-	};
-	char url[KP_URL_MAX + KMS_KEY_ID_MAX + 64], where[KP_WHERE_MAX];
+	char ctype[64], url[KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 64], where[KP_WHERE_MAX];
+	const char *headers[] = { auth, kp->instance_header, "Accept: application/json",
+				  op->body ? ctype : NULL, NULL };
 
-	snprintf(url, sizeof(url), "%s/api/v2/keys/%s%s", endpoint, op->key_id, op->suffix);
+	snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+		 op->content_type ? op->content_type : KP_CT_KEY_ACTION);
+	if (op->path)
+		snprintf(url, sizeof(url), "%s%s", endpoint, op->path);
+	else
+		snprintf(url, sizeof(url), "%s/api/v2/keys/%s%s", endpoint, op->key_id,
+			 op->suffix);
 	return kp_http(kp, false, kp_where(where, sizeof(where), endpoint, op),
 		       &(struct http_request){ .method = op->method,
 					       .url = url,
@@ -510,7 +418,7 @@ static int kp_send(struct kms *kms, const struct kp_op *op, const char *endpoint
 					       .body_len = op->body ? strlen(op->body) : 0,
 					       .ca_file = kp->ca_file,
 					       .timeout_ms = (long)kms->retry.try_timeout_ms },
-		       ret_status, ret, e);
+		       ret_status, op->no_reply ? NULL : ret, e);
 }
 
 /* Runs @op against the endpoints in order, moving on only after a retryable failure; the
@@ -526,7 +434,7 @@ static int kp_call(struct kms *kms, const struct kp_op *op, json_t **ret,
 	int r;
 
 	if (!op->key_id[0] || strlen(op->key_id) > KMS_KEY_ID_MAX ||
-	    !str_in_set(op->key_id, CHARS_KEY_ID))
+	    !kms_rest_charset(op->key_id, CHARS_KEY_ID))
 		return kms_fail(e, -EINVAL, false,
 				"Key Protect: %s: the key id is not a key ID or alias (1 to %d "
 				"letters, digits, '-' and '_')",
@@ -565,18 +473,19 @@ static int fail_reply(struct kms_error *e, const char *endpoint, const struct kp
 			kp_where(where, sizeof(where), endpoint, op), why);
 }
 
-/* The optional {"id": …} object that names a key version in a reply. */
-static int reply_version(json_t *reply, const char *key, const char **ret, struct jx_error *jxe)
+/* The optional {"id": …} object that names a key version in a reply at @path. */
+static int reply_version(json_t *obj, const char *path, const char *key, const char **ret,
+			 struct jx_error *jxe)
 {
-	json_t *v = json_object_get(reply, key);
-	char path[64];
+	json_t *v = json_object_get(obj, key);
+	char p[64];
 
 	if (!v)
 		return 0;
-	snprintf(path, sizeof(path), "reply.%s", key);
+	snprintf(p, sizeof(p), "%s.%s", path, key);
 	if (!json_is_object(v))
-		return jx_fail(jxe, "%s: must be an object", path);
-	return jx_string(v, path, "id", true, KMS_VERSION_MAX, ret, jxe);
+		return jx_fail(jxe, "%s: must be an object", p);
+	return jx_string(v, p, "id", true, KMS_VERSION_MAX, ret, jxe);
 }
 
 /* The ciphertext of a reply: opaque to us, but it goes into the LUKS token as it is. */
@@ -584,9 +493,22 @@ static int reply_ciphertext(json_t *reply, bool required, const char **ret, stru
 {
 	int r = jx_string(reply, "reply", "ciphertext", required, KMS_WDEK_MAX, ret, jxe);
 
-	if (r >= 0 && *ret && !str_in_set(*ret, CHARS_BASE64))
+	if (r >= 0 && *ret && !kms_rest_charset(*ret, KMS_CHARS_BASE64))
 		r = jx_fail(jxe, "reply.ciphertext: not base64");
 	return r;
+}
+
+/* A new WDEK and the version that made it, as plain heap copies. */
+static int wrapped_set(struct kms_wrapped *w, const char *wdek, const char *version,
+		       struct kms_error *e)
+{
+	w->wdek = strdup(wdek);
+	w->key_version = version ? strdup(version) : NULL;
+	if (!w->wdek || (version && !w->key_version)) {
+		kms_wrapped_done(w);
+		return kms_fail(e, -ENOMEM, false, "Key Protect: out of memory");
+	}
+	return 0;
 }
 
 /* The request body {"<field>": "<value>", "aad": ["<aad>"]}, built in secure memory. */
@@ -621,16 +543,10 @@ static int kp_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size
 		return r;
 	r = reply_ciphertext(reply, true, &ct, &jxe);
 	if (r >= 0)
-		r = reply_version(reply, "keyVersion", &version, &jxe);
+		r = reply_version(reply, "reply", "keyVersion", &version, &jxe);
 	if (r < 0)
 		return fail_reply(e, endpoint, &op, jxe.msg);
-	ret->wdek = strdup(ct);
-	ret->key_version = version ? strdup(version) : NULL;
-	if (!ret->wdek || (version && !ret->key_version)) {
-		kms_wrapped_done(ret);
-		return kms_fail(e, -ENOMEM, false, "Key Protect: out of memory");
-	}
-	return 0;
+	return wrapped_set(ret, ct, version, e);
 }
 
 static int kp_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
@@ -661,7 +577,7 @@ static int kp_unwrap(struct kms *kms, const char *key_id, const char *wdek, cons
 	if (r >= 0)
 		r = reply_ciphertext(reply, false, &ct, &jxe);
 	if (r >= 0)
-		r = reply_version(reply, "rewrappedKeyVersion", &version, &jxe);
+		r = reply_version(reply, "reply", "rewrappedKeyVersion", &version, &jxe);
 	if (r < 0)
 		return fail_reply(e, endpoint, &op, jxe.msg);
 	r = b64_decode(pt, &dek, &n);
@@ -672,16 +588,108 @@ static int kp_unwrap(struct kms *kms, const char *key_id, const char *wdek, cons
 	if (n != KP_DEK_LEN)
 		return kms_fail(e, -EPROTO, false, "%s: KMS returned a %zu-byte key, expected %d",
 				kp_where(where, sizeof(where), endpoint, &op), n, KP_DEK_LEN);
-	if (rewrapped && ct && strcmp(ct, wdek) != 0) {
-		rewrapped->wdek = strdup(ct);
-		rewrapped->key_version = version ? strdup(version) : NULL;
-		if (!rewrapped->wdek || (version && !rewrapped->key_version)) {
-			kms_wrapped_done(rewrapped);
-			return kms_fail(e, -ENOMEM, false, "Key Protect: out of memory");
-		}
+	/* Exactly when the reply carries a ciphertext made by a newer version, and names it: a
+	 * token must not store a WDEK without its version (the unlock goes on either way). */
+	if (rewrapped && ct && version && strcmp(ct, wdek) != 0) {
+		r = wrapped_set(rewrapped, ct, version, e);
+		if (r < 0)
+			return r;
 	}
 	*ret_dek = TAKE_PTR(dek);
 	*ret_len = n;
+	return 0;
+}
+
+static int kp_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
+		     struct kms_wrapped *ret, struct kms_error *e)
+{
+	_cleanup_secure_ char *body = NULL;
+	json_auto_t *reply = NULL;
+	struct kp_op op = { .what = "rewrap", .key_id = key_id, .method = "POST",
+			    .suffix = "/actions/rewrap" };
+	const char *endpoint, *ct = NULL, *version = NULL;
+	struct jx_error jxe;
+	int r;
+
+	body = action_body("ciphertext", wdek, aad);
+	if (!body)
+		return kms_fail(e, -ENOMEM, false, "Key Protect: out of secure memory for the "
+				"rewrap request");
+	op.body = body;
+	r = kp_call(kms, &op, &reply, &endpoint, e);
+	if (r < 0)
+		return r;
+	/* keyVersion is the version of the ciphertext sent, rewrappedKeyVersion the newest. */
+	r = reply_ciphertext(reply, true, &ct, &jxe);
+	if (r >= 0)
+		r = reply_version(reply, "reply", "rewrappedKeyVersion", &version, &jxe);
+	if (r < 0)
+		return fail_reply(e, endpoint, &op, jxe.msg);
+	return wrapped_set(ret, ct, version, e);
+}
+
+/* What GET /api/v2/keys/<id>/metadata says about the key. */
+struct kp_meta {
+	uint64_t state;
+	bool extractable;
+	const char *version;      /* keyVersion.id, or NULL */
+	const char *last_rotated; /* lastRotateDate, or NULL */
+	const char *endpoint;
+};
+
+static int kp_metadata(struct kms *kms, const char *key_id, json_t **reply, struct kp_meta *m,
+		       struct kms_error *e)
+{
+	struct kp_op op = { .what = "metadata read", .key_id = key_id, .method = "GET",
+			    .suffix = "/metadata" };
+	char where[KP_WHERE_MAX];
+	struct jx_error jxe;
+	json_t *key;
+	int r;
+
+	*m = (struct kp_meta){ .state = UINT64_MAX };
+	r = kp_call(kms, &op, reply, &m->endpoint, e);
+	if (r < 0)
+		return r;
+	key = json_array_get(json_object_get(*reply, "resources"), 0);
+	if (!json_is_object(key))
+		r = jx_fail(&jxe, "reply.resources[0]: missing or not an object");
+	if (r >= 0)
+		r = jx_uint(key, "reply.resources[0]", "state", 0, ELEMENTSOF(kp_states) - 1,
+			    &m->state, &jxe);
+	if (r >= 0 && m->state == UINT64_MAX)
+		r = jx_fail(&jxe, "reply.resources[0].state: missing");
+	if (r >= 0)
+		r = jx_bool(key, "reply.resources[0]", "extractable", &m->extractable, &jxe);
+	if (r >= 0)
+		r = reply_version(key, "reply.resources[0]", "keyVersion", &m->version, &jxe);
+	if (r >= 0)
+		r = jx_string(key, "reply.resources[0]", "lastRotateDate", false,
+			      sizeof(((struct kms_key_info *)0)->last_rotated) - 1,
+			      &m->last_rotated, &jxe);
+	if (r < 0)
+		return fail_reply(e, m->endpoint, &op, jxe.msg);
+	if (!kp_states[m->state].name)
+		return kms_fail(e, -EPROTO, false, "%s: the key is in unknown state %llu",
+				kp_where(where, sizeof(where), m->endpoint, &op),
+				(unsigned long long)m->state);
+	return 0;
+}
+
+static int kp_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
+		       struct kms_error *e)
+{
+	json_auto_t *reply = NULL;
+	struct kp_meta m;
+	int r;
+
+	r = kp_metadata(kms, key_id, &reply, &m, e);
+	if (r < 0)
+		return r;
+	*ret = (struct kms_key_info){ .state = kp_states[m.state].state };
+	snprintf(ret->version, sizeof(ret->version), "%s", m.version ? m.version : "");
+	snprintf(ret->last_rotated, sizeof(ret->last_rotated), "%s",
+		 m.last_rotated ? m.last_rotated : "");
 	return 0;
 }
 
@@ -689,47 +697,88 @@ static int kp_probe(struct kms *kms, const char *key_id, struct kms_error *e)
 {
 	_cleanup_secure_ char *auth = NULL;
 	json_auto_t *reply = NULL;
-	struct kp_op op = { .what = "metadata read", .key_id = key_id, .method = "GET",
-			    .suffix = "/metadata" };
-	const char *endpoint;
+	struct kp_op op = { .what = "metadata read", .key_id = key_id };
 	const struct kp_state *s;
-	uint64_t gen, state = UINT64_MAX;
-	bool fresh, extractable = false;
 	char where[KP_WHERE_MAX];
-	struct jx_error jxe;
-	json_t *key;
+	struct kp_meta m;
+	uint64_t gen;
+	bool fresh;
 	int r;
 
 	if (!key_id)
 		return kp_auth(kms, 0, &auth, &gen, &fresh, e);
-	r = kp_call(kms, &op, &reply, &endpoint, e);
+	r = kp_metadata(kms, key_id, &reply, &m, e);
 	if (r < 0)
 		return r;
-	key = json_array_get(json_object_get(reply, "resources"), 0);
-	if (!json_is_object(key))
-		r = jx_fail(&jxe, "reply.resources[0]: missing or not an object");
-	if (r >= 0)
-		r = jx_uint(key, "reply.resources[0]", "state", 0, ELEMENTSOF(kp_states) - 1,
-			    &state, &jxe);
-	if (r >= 0 && state == UINT64_MAX)
-		r = jx_fail(&jxe, "reply.resources[0].state: missing");
-	if (r >= 0)
-		r = jx_bool(key, "reply.resources[0]", "extractable", &extractable, &jxe);
-	if (r < 0)
-		return fail_reply(e, endpoint, &op, jxe.msg);
-	kp_where(where, sizeof(where), endpoint, &op);
-	s = &kp_states[state];
-	if (!s->name)
-		return kms_fail(e, -EPROTO, false, "%s: the key is in unknown state %llu", where,
-				(unsigned long long)state);
+	kp_where(where, sizeof(where), m.endpoint, &op);
+	s = &kp_states[m.state];
 	if (s->error)
 		return kms_fail(e, s->error, false, "%s: the key is %s (state %llu): %s", where,
-				s->name, (unsigned long long)state, s->effect);
-	if (extractable)
+				s->name, (unsigned long long)m.state, s->effect);
+	if (m.extractable)
 		return kms_fail(e, -EKEYREJECTED, false,
 				"%s: the key is a standard key; wrap and unwrap need a root key",
 				where);
 	return 0;
+}
+
+/* Tells Key Protect this adopter acted on @event_id, in the documented body:
+ * {"metadata": {collectionType, collectionTotal}, "resources": [{eventId, adopterKeyState,
+ * timestamp, keyStateData: {rewrappedKeyVersion}}]}. DEK_ENABLED must name the key version
+ * the DEK is now wrapped with: after a rewrap that is the key's newest, from its metadata. */
+static int kp_event_ack(struct kms *kms, const char *key_id, const char *event_id,
+			enum kms_key_state key_state, struct kms_error *e)
+{
+	_cleanup_secure_ char *body = NULL;
+	json_auto_t *meta = NULL, *ack = NULL, *data = NULL;
+	struct kp_op op = { .what = "event acknowledgement", .key_id = key_id, .method = "POST",
+			    .path = "/api/v2/event_ack", .content_type = KP_CT_JSON,
+			    .no_reply = true };
+	const char *adopter = (unsigned)key_state < _KMS_KEY_STATE_MAX
+				      ? kp_adopter_states[key_state]
+				      : NULL;
+	const char *endpoint;
+	char ts[32];
+	struct tm tm;
+	time_t now = time(NULL);
+	struct kp_meta m;
+	int r;
+
+	if (!event_id || !event_id[0] || strlen(event_id) > KP_EVENT_ID_MAX ||
+	    !kms_rest_charset(event_id, CHARS_EVENT_ID))
+		return kms_fail(e, -EINVAL, false,
+				"Key Protect: event acknowledgement of key %s: the event id is not "
+				"1 to %d letters, digits, '-', '_', '.' and ':'",
+				key_id, KP_EVENT_ID_MAX);
+	if (!adopter)
+		return kms_fail(e, -EINVAL, false,
+				"Key Protect: event acknowledgement of key %s: no adopter key state "
+				"stands for '%s'",
+				key_id,
+				(unsigned)key_state < _KMS_KEY_STATE_MAX
+					? kms_key_state_names[key_state]
+					: "?");
+	data = json_object();
+	if (key_state == KMS_KEY_ACTIVE) {
+		r = kp_metadata(kms, key_id, &meta, &m, e);
+		if (r < 0)
+			return r;
+		if (!m.version)
+			return fail_reply(e, m.endpoint, &op,
+					  "reply.resources[0].keyVersion: missing");
+		json_object_set_new(data, "rewrappedKeyVersion", json_string(m.version));
+	}
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	ack = json_pack("{s:{s:s, s:i}, s:[{s:s, s:s, s:s, s:O}]}", "metadata", "collectionType",
+			KP_EVENT_ACK_TYPE, "collectionTotal", 1, "resources", "eventId", event_id,
+			"adopterKeyState", adopter, "timestamp", ts, "keyStateData", data);
+	body = ack ? json_dumps(ack, JSON_COMPACT) : NULL;
+	if (!body)
+		return kms_fail(e, -ENOMEM, false, "Key Protect: out of memory for the event "
+				"acknowledgement");
+	op.body = body;
+	return kp_call(kms, &op, NULL, &endpoint, e);
 }
 
 static void kp_done(struct kms *kms)
@@ -744,6 +793,9 @@ const struct kms_provider kms_provider_keyprotect = {
 	.open = kp_open,
 	.wrap = kp_wrap,
 	.unwrap = kp_unwrap,
+	.rewrap = kp_rewrap,
+	.key_info = kp_key_info,
+	.event_ack = kp_event_ack,
 	.probe = kp_probe,
 	.done = kp_done,
 };

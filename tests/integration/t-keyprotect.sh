@@ -52,6 +52,16 @@ start_keyd "$T/kp.json"
 wait_state "$T/kp.json" pg open verified
 kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
 
+log "after a root key rotation the WDEK of the old version still unlocks"
+emu POST "/_emu/keys/$key/rotate" >/dev/null
+rewrapped0=$(emu GET /_emu/stats | jq .rewrapped_on_unwrap)
+start_keyd "$T/kp.json"
+wait_state "$T/kp.json" pg open verified
+kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
+# Key Protect answered with the DEK rewrapped to the new version, as documented.
+[ "$(emu GET /_emu/stats | jq .rewrapped_on_unwrap)" -gt "$rewrapped0" ] ||
+	fail "the unwrap reply after rotation carried no rewrapped ciphertext"
+
 # fresh_device: a new blank loop device in $dev, its digest in $before, config rewritten.
 fresh_device() { dev=$(mkloop 64); config "$T/kp.json" "${1:-.}"; before=$(header_sum "$dev"); }
 # refused EXPECTED [jq edits]: enroll --format fails with EXPECTED and the device is untouched.

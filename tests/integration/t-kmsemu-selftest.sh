@@ -1,12 +1,15 @@
 #!/bin/bash
-# Self-test of the Key Protect / IAM emulator (tests/kmsemu/kmsemu.py).
+# Self-test of the Key Protect / IAM / Vault emulator (tests/kmsemu/kmsemu.py).
 #
 # Starts the emulator on an ephemeral port with a throwaway CA and checks, with
 # curl --cacert, the documented behaviour keyd relies on: IAM token exchange,
 # wrap/unwrap round trip with AAD, wrong AAD, rotation (rewrapped ciphertext in
 # the unwrap reply, rewrap), key states, auth and instance errors, injected
 # faults (429 + Retry-After, drop, garbage, truncated, delay), token expiry, an
-# untrusted CA, the request log, and a clean exit on SIGTERM.
+# untrusted CA, the request log, event_ack; then Vault: token and AppRole auth,
+# Transit encrypt/decrypt/rewrap with associated_data, rotation,
+# min_decryption_version, sealed/standby answers, namespaces; and a clean exit on
+# SIGTERM.
 #
 # Exit status: 0 pass, 1 fail, 77 skip (no /usr/bin/python3, python3-cryptography
 # or curl).
@@ -301,6 +304,148 @@ expect "log: no admin requests" "$(jget "$LOG" 'any(e["path"].startswith("/_emu"
 admin GET /_emu/stats
 expect "stats: tokens issued" "$(jget "$T/body" 'd["tokens_issued"]')" 2
 ok "request log and stats"
+
+# ---------------------------------------------------------------- Key Protect event_ack
+ACK_BODY() { # ACK_BODY EVENT STATE KEYSTATEDATA
+    printf '{"metadata":{"collectionType":"application/vnd.ibm.kms.event_acknowledge+json","collectionTotal":1},"resources":[{"eventId":"%s","adopterKeyState":"%s","timestamp":"2026-01-02T03:04:05Z","keyStateData":%s}]}' "$1" "$2" "$3"
+}
+ack() { req POST /api/v2/event_ack -H "$AUTH" -H "bluemix-instance: $INST" -H 'Content-Type: application/json' --data "$1"; }
+ack "$(ACK_BODY evt-1 DEK_ENABLED "{\"rewrappedKeyVersion\":\"$V2\"}")"
+expect "event_ack status" "$STATUS" 204
+ack "$(ACK_BODY evt-2 DEK_ENABLED '{}')"
+expect "DEK_ENABLED without a key version" "$STATUS/$(reason)" "400/INVALID_FIELD_ERR"
+ack '{"metadata":{"collectionType":"application/vnd.ibm.kms.event_acknowledge+json","collectionTotal":1},"resources":[],"x":1}'
+expect "event_ack unknown field" "$STATUS/$(reason)" "400/BAD_BODY_ERR"
+req POST /api/v2/event_ack -H "bluemix-instance: $INST" --data "$(ACK_BODY evt-3 DEK_DELETED '{}')"
+expect "event_ack without a token" "$STATUS" 401
+admin GET /_emu/event_acks
+expect "recorded acks" "$(jget "$T/body" '[[a["eventId"], a["adopterKeyState"], a["instance"]] for a in d]')" \
+    "[[\"evt-1\", \"DEK_ENABLED\", \"$INST\"]]"
+ok "event_ack: documented body accepted and recorded, bad ones refused"
+
+# ---------------------------------------------------------------- Vault
+vjson() { jget "$T/body" "$1"; }
+verr() { jget "$T/body" 'd["errors"][0] if d["errors"] else ""'; }
+v() { # v METHOD PATH TOKEN [JSON] [curl args...]
+    local m=$1 p=$2 t=$3 body=${4:-}
+    shift 3; [ $# -gt 0 ] && shift
+    req "$m" "/v1/$p" ${t:+-H "X-Vault-Token: $t"} ${body:+--data "$body"} "$@"
+}
+b64() { printf '%s' "$1" | base64 -w0; }
+admin POST /_emu/vault/keys -d '{"name":"pg"}'
+expect "new key version" "$(vjson 'd["latest_version"]')" 1
+admin POST /_emu/vault/policies -d '{"name":"keyd","paths":{"transit/encrypt/*":["update"],"transit/decrypt/*":["update"],"transit/rewrap/*":["update"],"transit/keys/*":["read"]}}'
+admin POST /_emu/vault/tokens -d '{"policies":["root"]}'
+ROOT=$(vjson 'd["token"]')
+admin POST /_emu/vault/tokens -d '{"policies":["keyd"],"ttl":60}'
+VT=$(vjson 'd["token"]')
+case $VT in hvs.*) ;; *) fail "token is not a hvs. service token: $VT" ;; esac
+
+v GET auth/token/lookup-self "$VT"
+expect "lookup-self" "$STATUS/$(vjson '[d["data"]["creation_ttl"], d["data"]["renewable"], sorted(d["data"]["policies"])]')" '200/[60, true, ["default", "keyd"]]'
+VAD=$(b64 "keyd:v1:volume-a")
+v POST transit/encrypt/pg "$VT" "{\"plaintext\":\"$DEK\",\"associated_data\":\"$VAD\"}"
+expect "encrypt" "$STATUS/$(vjson 'd["data"]["key_version"]')" "200/1"
+VCT=$(vjson 'd["data"]["ciphertext"]')
+case $VCT in vault:v1:*) ;; *) fail "ciphertext is not vault:v1:…: $VCT" ;; esac
+v POST transit/decrypt/pg "$VT" "{\"ciphertext\":\"$VCT\",\"associated_data\":\"$VAD\"}"
+expect "decrypt round trip" "$STATUS/$(vjson 'd["data"]["plaintext"]')" "200/$DEK"
+v POST transit/decrypt/pg "$VT" "{\"ciphertext\":\"$VCT\",\"associated_data\":\"$(b64 other)\"}"
+expect "wrong associated_data" "$STATUS/$(verr)" "400/cipher: message authentication failed"
+v POST transit/rewrap/pg "$VT" "{\"ciphertext\":\"$VCT\",\"associated_data\":\"$VAD\"}"
+expect "rewrap takes no associated_data" "$STATUS/$(verr)" "400/cipher: message authentication failed"
+ok "Vault token lookup, encrypt/decrypt with associated_data; rewrap cannot carry it"
+
+v POST transit/encrypt/pg "$VT" "{\"plaintext\":\"$DEK\"}"
+PLAIN=$(vjson 'd["data"]["ciphertext"]')
+v POST transit/keys/pg/rotate "$VT" '{}'
+expect "rotate needs update on keys/pg/rotate" "$STATUS/$(verr)" "403/permission denied"
+v POST transit/keys/pg/rotate "$ROOT" '{}'
+expect "rotate" "$STATUS/$(vjson 'd["data"]["latest_version"]')/$(vjson 'sorted(d["data"]["keys"])')" '200/2/["1", "2"]'
+v POST transit/rewrap/pg "$VT" "{\"ciphertext\":\"$PLAIN\"}"
+expect "rewrap to v2" "$STATUS/$(vjson 'd["data"]["ciphertext"][:9]')/$(vjson 'd["data"]["key_version"]')" "200/vault:v2:/2"
+v POST transit/decrypt/pg "$VT" "{\"ciphertext\":\"$VCT\",\"associated_data\":\"$VAD\"}"
+expect "old version still decrypts" "$STATUS" 200
+v POST transit/keys/pg/config "$ROOT" '{"min_decryption_version":2}'
+expect "config" "$STATUS/$(vjson 'd["data"]["min_decryption_version"]')" "200/2"
+v POST transit/decrypt/pg "$VT" "{\"ciphertext\":\"$VCT\",\"associated_data\":\"$VAD\"}"
+expect "below min_decryption_version" "$STATUS/$(verr)" "400/ciphertext or signature version is disallowed by policy (too old)"
+v POST transit/keys/pg/config "$ROOT" '{"min_decryption_version":3}'
+expect "min_decryption_version above latest" "$STATUS" 400
+ok "Vault rotate, rewrap, min_decryption_version"
+
+v GET transit/keys/nokey "$VT"
+expect "read of a missing key" "$STATUS/$(vjson 'd["errors"]')" "404/[]"
+v POST transit/encrypt/nokey "$VT" "{\"plaintext\":\"$DEK\"}"
+expect "encrypt upsert needs create" "$STATUS/$(verr)" "403/permission denied"
+v POST transit/encrypt/nokey "$ROOT" "{\"plaintext\":\"$DEK\"}"
+expect "encrypt upserts with create" "$STATUS" 200
+v POST transit/decrypt/gone "$VT" "{\"ciphertext\":\"$VCT\"}"
+expect "decrypt, no key" "$STATUS/$(verr)" "400/encryption key not found"
+v GET transit2/keys/pg "$VT"
+expect "unknown mount" "$STATUS/$(verr | cut -c1-20)" "404/no handler for route"
+v GET transit/keys/pg ""
+expect "no token" "$STATUS/$(verr)" "403/permission denied"
+admin POST /_emu/vault/tokens -d '{"policies":["keyd"],"ttl":1}'
+ST=$(vjson 'd["token"]')
+v POST auth/token/renew-self "$ST" '{}'
+expect "renew-self" "$STATUS/$(vjson 'd["auth"]["lease_duration"]')" "200/1"
+sleep 1.1
+v GET transit/keys/pg "$ST"
+expect "expired token" "$STATUS/$(verr)" "403/permission denied"
+ok "Vault missing key/mount, upsert needs create, renew-self, expiry"
+
+admin POST /_emu/vault/approles -d '{"role":"keyd","policies":["keyd"],"token_ttl":60}'
+RID=$(vjson 'd["role_id"]')
+admin POST /_emu/vault/approles/keyd/secret-id -d '{"num_uses":1}'
+SID=$(vjson 'd["secret_id"]')
+v POST auth/approle/login "" "{\"role_id\":\"$RID\",\"secret_id\":\"$SID\"}"
+expect "AppRole login" "$STATUS/$(vjson '[d["auth"]["lease_duration"], d["auth"]["renewable"], d["auth"]["metadata"]["role_name"]]')" '200/[60, true, "keyd"]'
+AT=$(vjson 'd["auth"]["client_token"]')
+v GET transit/keys/pg "$AT"
+expect "AppRole token works" "$STATUS" 200
+v POST auth/approle/login "" "{\"role_id\":\"$RID\",\"secret_id\":\"$SID\"}"
+expect "secret ID used up" "$STATUS/$(verr)" "400/invalid role or secret ID"
+ok "Vault AppRole login, secret ID uses"
+
+admin POST /_emu/vault/seal
+v GET transit/keys/pg "$AT"
+expect "sealed" "$STATUS/$(verr)" "503/Vault is sealed"
+v GET sys/health ""
+expect "health sealed" "$STATUS/$(vjson 'd["sealed"]')" "503/true"
+admin POST /_emu/vault/unseal
+admin POST /_emu/vault/ha -d '{"mode":"standby","active_addr":"https://active.example:8200"}'
+v GET transit/keys/pg "$AT"
+LOC=$(tr -d '\r' <"$T/hdr" | sed -n 's/^[Ll]ocation: *//p')
+expect "standby redirect" "$STATUS/$LOC" "307/https://active.example:8200/v1/transit/keys/pg"
+v GET sys/health ""
+expect "health standby" "$STATUS" 429
+v GET 'sys/health?standbyok=true' ""
+expect "health standbyok" "$STATUS" 200
+admin POST /_emu/vault/ha -d '{"mode":"perfstandby"}'
+v GET sys/health ""
+expect "health perf standby" "$STATUS" 473
+v GET transit/keys/pg "$AT"
+expect "perf standby serves" "$STATUS" 200
+admin POST /_emu/vault/ha -d '{"mode":"active"}'
+ok "Vault sealed (503), standby (307, health 429), perf standby (health 473)"
+
+admin POST /_emu/vault/keys -d '{"name":"nskey","namespace":"team1"}'
+admin POST /_emu/vault/tokens -d '{"policies":["root"],"namespace":"team1"}'
+NT=$(vjson 'd["token"]')
+v GET transit/keys/nskey "$NT" "" -H "X-Vault-Namespace: team1"
+expect "namespace" "$STATUS" 200
+v GET transit/keys/nskey "$NT"
+expect "token of another namespace" "$STATUS" 403
+admin POST /_emu/faults -d '{"path_prefix":"/v1/transit","kind":"status","status":429,"retry_after":3}'
+v GET transit/keys/pg "$AT"
+RA=$(tr -d '\r' <"$T/hdr" | awk -F': *' 'tolower($1)=="retry-after"{print $2}')
+expect "Vault fault shape" "$STATUS/$RA/$(verr | cut -c1-7)" "429/3/kmsemu:"
+admin GET "/_emu/log?since=$T0"
+expect "Vault log entries" "$(jget "$T/body" '[[e["action"], e["status"], e["auth"]] for e in d if e.get("vault") and e["path"].startswith("/v1/auth/approle")]')" \
+    '[["login", 200, "none"], ["login", 400, "none"]]'
+expect "Vault namespace logged" "$(jget "$T/body" '[e["namespace"] for e in d if e.get("vault") and e.get("namespace")][:1]')" '["team1"]'
+ok "Vault namespaces, faults and log"
 
 # ---------------------------------------------------------------- SIGTERM
 kill -TERM "$EMU_PID"

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""kmsemu - a test emulator of IBM Key Protect's HTTP API and of the IBM Cloud
-IAM token endpoint, for keyd's integration tests.
+"""kmsemu - a test emulator of IBM Key Protect's HTTP API, of the IBM Cloud IAM
+token endpoint and of HashiCorp Vault (token and AppRole auth, Transit), for
+keyd's integration tests.
 
 It is a test double, never a KMS: key material lives in process memory, the
 admin API under /_emu/ has no authentication, and it listens on 127.0.0.1 only.
@@ -32,6 +33,12 @@ Served on one HTTPS port (TLS >= 1.2)
   POST /api/v2/keys/<id>/actions/wrap|unwrap|rewrap   (also ?action=<a>)
   GET  /api/v2/keys/<id>                       key (root keys: no payload)
   GET  /api/v2/keys/<id>/metadata              key metadata
+  POST /api/v2/event_ack                       adopter's event acknowledgement
+  GET  /v1/sys/health, /v1/sys/seal-status     Vault (unauthenticated)
+  POST /v1/auth/<approle mount>/login          AppRole login
+  GET  /v1/auth/token/lookup-self, POST /v1/auth/token/renew-self
+  POST /v1/<mount>/encrypt|decrypt|rewrap/<key>
+  GET|POST|DELETE /v1/<mount>/keys/<key>, POST .../rotate, POST .../config
 
 Admin / test control (no auth; JSON bodies and replies)
 -------------------------------------------------------
@@ -49,10 +56,22 @@ Admin / test control (no auth; JSON bodies and replies)
           "seconds": 1.5, "count": N}
   GET|DELETE /_emu/log  (GET accepts ?since=<unix time>)
   GET    /_emu/stats
-  POST   /_emu/reset     forget everything (keys, API keys, faults, log, stats)
+  GET|DELETE /_emu/event_acks
+  POST   /_emu/reset     forget everything (keys, API keys, faults, log, stats,
+                         Vault state)
+  Vault (namespace and mount in the body or query; defaults "" and transit):
+  POST   /_emu/vault/keys {"name": s, "type"?: s, "derived"?: bool}
+  GET    /_emu/vault/keys[/<name>]; DELETE /_emu/vault/keys/<name>
+  POST   /_emu/vault/keys/<name>/rotate | /config {"min_decryption_version"...}
+  POST   /_emu/vault/mounts, /_emu/vault/policies {"name", "paths": {...}}
+  POST   /_emu/vault/tokens {"policies", "ttl", "renewable", "explicit_max_ttl"}
+  GET    /_emu/vault/tokens; DELETE /_emu/vault/tokens/<token>
+  POST   /_emu/vault/approles {"role", "policies", "token_ttl"}
+  POST   /_emu/vault/approles/<role>/secret-id {"num_uses"?, "ttl"?}
+  POST   /_emu/vault/seal | /unseal | /ha {"mode": "active"|"standby"|"perfstandby"}
 
-See tests/kmsemu/README.md for the documented Key Protect / IAM behaviour this
-follows, the sources, and where it deliberately simplifies.
+See tests/kmsemu/README.md for the documented Key Protect / IAM / Vault
+behaviour this follows, the sources, and where it deliberately simplifies.
 """
 
 import argparse
@@ -81,7 +100,8 @@ try:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 except ImportError:  # pragma: no cover - reported to the caller
     sys.stderr.write("kmsemu: python3-cryptography is required "
@@ -94,6 +114,11 @@ MORE_INFO = "https://cloud.ibm.com/apidocs/key-protect"
 KEY_ACTION_CT = "application/vnd.ibm.kms.key_action+json"
 ERROR_CT = "application/vnd.ibm.kms.error+json"
 KEY_CT = "application/vnd.ibm.kms.key+json"
+EVENT_ACK_CT = "application/vnd.ibm.kms.event_acknowledge+json"
+# Fields of one acknowledgement: the documented curl example (eventId, adopterKeyState,
+# timestamp, keyStateData) and the API/CLI table (deleteRegistration).
+EVENT_ACK_FIELDS = ("eventId", "adopterKeyState", "timestamp", "keyStateData",
+                    "deleteRegistration")
 REGION = "local"
 ACCOUNT = "kmsemu0000000000000000000000000"
 MAX_BODY = 1 << 20
@@ -294,6 +319,7 @@ class State:
         self.lock = threading.RLock()
         self.jwt_secret = secrets.token_bytes(32)
         self.token_ttl = float(token_ttl)
+        self.vault = Vault()
         self.reset()
 
     def reset(self):
@@ -303,11 +329,16 @@ class State:
             self.faults = []
             self.fault_seq = 0
             self.log = []
+            self.event_acks = []
+            self.vault.reset()
             self.stats = {"tokens_issued": 0, "tokens_by_apikey": {},
                           "token_failures": 0, "requests": 0, "iam_requests": 0,
-                          "kp_requests": 0, "faults_applied": 0,
+                          "kp_requests": 0, "vault_requests": 0, "faults_applied": 0,
                           "actions": {"wrap": 0, "unwrap": 0, "rewrap": 0},
-                          "rewrapped_on_unwrap": 0, "auth": {}}
+                          "rewrapped_on_unwrap": 0, "event_acks": 0, "auth": {},
+                          "vault": {"encrypt": 0, "decrypt": 0, "rewrap": 0,
+                                    "read": 0, "rotate": 0, "login": 0, "renew": 0,
+                                    "lookup": 0, "tokens_issued": 0}}
 
     # --- faults
     def take_fault(self, path):
@@ -468,6 +499,737 @@ def open_blob(k, ciphertext, aad, ctx):
     return pt, v
 
 
+# ----------------------------------------------------------------- Vault
+
+VAULT_VERSION = "1.15.0+kmsemu"
+VAULT_TOKEN_DEFAULT_TTL = 768 * 3600   # Vault's default max lease TTL (32 days)
+VAULT_AEAD_TYPES = ("aes128-gcm96", "aes256-gcm96", "chacha20-poly1305")
+VAULT_KEY_TYPES = VAULT_AEAD_TYPES + ("ed25519",)
+VAULT_TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
+VAULT_DERIVED = ("missing 'context' for key derivation; the key was created using a "
+                 "derived key, which means additional, per-request information must "
+                 "be included in order to perform operations with the key")
+VAULT_DEFAULT_POLICY = {
+    "auth/token/lookup-self": ["read"],
+    "auth/token/renew-self": ["update"],
+    "auth/token/revoke-self": ["update"],
+    "sys/capabilities-self": ["update"],
+}
+B62 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+class VaultError(Exception):
+    """A Vault error reply: {"errors": [...]} (an empty list for a plain 404)."""
+
+    def __init__(self, status, *errors, headers=None):
+        super().__init__(errors[0] if errors else str(status))
+        self.status, self.errors, self.headers = status, list(errors), headers or {}
+
+
+def vault_denied():
+    return VaultError(403, "permission denied")
+
+
+def vault_id(prefix="", n=24):
+    return prefix + "".join(secrets.choice(B62) for _ in range(n))
+
+
+def vault_path_match(pattern, path):
+    """Vault ACL globs: '+' is one whole path segment, a trailing '*' any suffix."""
+    glob = pattern.endswith("*")
+    pp = (pattern[:-1] if glob else pattern).split("/")
+    sp = path.split("/")
+    if not glob:
+        return len(pp) == len(sp) and all(a in ("+", b) for a, b in zip(pp, sp))
+    if len(sp) < len(pp) or not all(a in ("+", b) for a, b in zip(pp[:-1], sp)):
+        return False
+    return pp[-1] == "+" or "/".join(sp[len(pp) - 1:]).startswith(pp[-1])
+
+
+def vault_priority(pattern):
+    """Higher is more specific (Vault's "priority matching", simplified)."""
+    first = min([i for i, c in enumerate(pattern) if c in "+*"] or [len(pattern)])
+    return (first, not pattern.endswith("*"), -pattern.count("+"), len(pattern), pattern)
+
+
+class Vault:
+    """HashiCorp Vault's token and AppRole auth and the Transit engine, per namespace."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.sealed = False
+            self.ha_mode = "active"          # "active" | "standby" | "perfstandby"
+            self.active_addr = "https://vault-active.invalid:8200"
+            self.policies = {}               # (ns, name) -> {pattern: [caps]}
+            self.tokens = {}                 # token id -> record
+            self.approles = {}               # (ns, mount, role) -> record
+            self.mounts = {}                 # (ns, path) -> {"keys": {name: key}}
+
+    # --- tokens
+    def new_token(self, ns, policies, ttl, renewable=True, explicit_max_ttl=0,
+                  path="auth/token/create", meta=None, token_id=None, no_default=False):
+        now = time.time()
+        pols = sorted(set(policies) | (set() if no_default or "root" in policies
+                                       else {"default"}))
+        tok = {"id": token_id or vault_id("hvs."), "accessor": vault_id(),
+               "policies": pols, "namespace": ns, "ttl": int(ttl),
+               "explicit_max_ttl": int(explicit_max_ttl), "renewable": bool(renewable),
+               "issue_time": now, "creation_time": int(now),
+               "expire": now + ttl if ttl else None, "path": path,
+               "meta": meta or {}, "renewals": 0,
+               "display_name": path.split("/")[1] if "/" in path else "token"}
+        with self.lock:
+            self.tokens[tok["id"]] = tok
+        return tok
+
+    def classify(self, header):
+        """-> ("none"|"invalid"|"expired"|"valid", token record or None)."""
+        if not header:
+            return "none", None
+        with self.lock:
+            tok = self.tokens.get(header.strip())
+        if tok is None:
+            return "invalid", None
+        if tok["expire"] is not None and time.time() >= tok["expire"]:
+            return "expired", tok
+        return "valid", tok
+
+    def token_data(self, tok):
+        now = time.time()
+        ttl = 0 if tok["expire"] is None else max(0, int(tok["expire"] - now))
+        return {"accessor": tok["accessor"], "creation_time": tok["creation_time"],
+                "creation_ttl": tok["ttl"], "display_name": tok["display_name"],
+                "entity_id": "", "expire_time": None if tok["expire"] is None else
+                datetime.datetime.fromtimestamp(tok["expire"], datetime.timezone.utc)
+                .isoformat(), "explicit_max_ttl": tok["explicit_max_ttl"],
+                "id": tok["id"], "issue_time": datetime.datetime.fromtimestamp(
+                    tok["issue_time"], datetime.timezone.utc).isoformat(),
+                "meta": tok["meta"] or None, "num_uses": 0, "orphan": True,
+                "path": tok["path"], "policies": tok["policies"],
+                "renewable": tok["renewable"], "ttl": ttl, "type": "service",
+                "namespace_path": tok["namespace"] + "/" if tok["namespace"] else ""}
+
+    def token_auth(self, tok):
+        rem = 0 if tok["expire"] is None else max(0, int(round(tok["expire"] - time.time())))
+        return {"client_token": tok["id"], "accessor": tok["accessor"],
+                "policies": tok["policies"], "token_policies": tok["policies"],
+                "metadata": tok["meta"] or None, "lease_duration": rem,
+                "renewable": tok["renewable"], "entity_id": "", "token_type": "service",
+                "orphan": True, "mfa_requirement": None, "num_uses": 0}
+
+    # --- ACL
+    def allowed(self, tok, path, cap):
+        if "root" in tok["policies"]:
+            return True
+        found = []
+        with self.lock:
+            for name in tok["policies"]:
+                rules = (VAULT_DEFAULT_POLICY if name == "default" else
+                         self.policies.get((tok["namespace"], name), {}))
+                for pattern, caps in rules.items():
+                    if vault_path_match(pattern, path):
+                        found.append((pattern, caps))
+        if not found:
+            return False
+        best = max(found, key=lambda pc: vault_priority(pc[0]))[0]
+        caps = set()
+        for pattern, c in found:
+            if pattern == best:
+                caps |= set(c)
+        return "deny" not in caps and cap in caps
+
+    # --- transit
+    def new_key(self, ktype="aes256-gcm96", derived=False, material=None):
+        k = {"type": ktype, "derived": bool(derived), "deletion_allowed": False,
+             "exportable": False, "min_decryption_version": 1,
+             "min_encryption_version": 0, "versions": {}, "latest": 0,
+             "auto_rotate_period": 0}
+        self.rotate_key(k, material)
+        return k
+
+    @staticmethod
+    def rotate_key(k, material=None):
+        size = 16 if k["type"] == "aes128-gcm96" else 32
+        k["latest"] += 1
+        k["versions"][k["latest"]] = {"material": material or os.urandom(size),
+                                      "time": int(time.time())}
+
+    @staticmethod
+    def key_data(name, k):
+        aead = k["type"] in VAULT_AEAD_TYPES
+        if aead:
+            keys = {str(v): e["time"] for v, e in k["versions"].items()}
+        else:
+            keys = {str(v): {"name": k["type"], "public_key": "",
+                             "creation_time": datetime.datetime.fromtimestamp(
+                                 e["time"], datetime.timezone.utc).isoformat()}
+                    for v, e in k["versions"].items()}
+        data = {"name": name, "type": k["type"], "derived": k["derived"],
+                "deletion_allowed": k["deletion_allowed"], "min_available_version": 0,
+                "min_decryption_version": k["min_decryption_version"],
+                "min_encryption_version": k["min_encryption_version"],
+                "latest_version": k["latest"], "exportable": k["exportable"],
+                "allow_plaintext_backup": False, "supports_encryption": aead,
+                "supports_decryption": aead, "supports_signing": not aead,
+                "supports_derivation": True, "auto_rotate_period": 0,
+                "imported_key": False, "keys": keys}
+        if k["derived"]:
+            data["kdf"] = "hkdf_sha256"
+            data["convergent_encryption"] = False
+        return data
+
+    @staticmethod
+    def cipher(k, version, context):
+        material = k["versions"][version]["material"]
+        if k["derived"]:
+            if not context:
+                raise VaultError(400, VAULT_DERIVED)
+            material = HKDF(algorithm=hashes.SHA256(), length=len(material), salt=None,
+                            info=context).derive(material)
+        if k["type"] == "chacha20-poly1305":
+            return ChaCha20Poly1305(material)
+        return AESGCM(material)
+
+    def seal_data(self, k, plaintext, ad, context, version=0):
+        if k["type"] not in VAULT_AEAD_TYPES:
+            raise VaultError(400, "key type %s does not support encryption" % k["type"])
+        if version == 0:
+            version = k["latest"]
+        elif version > k["latest"]:
+            raise VaultError(400, "requested version for encryption is higher than the "
+                             "latest key version")
+        if k["min_encryption_version"] and version < k["min_encryption_version"]:
+            raise VaultError(400, "requested version for encryption is less than the "
+                             "minimum encryption key version")
+        nonce = os.urandom(12)
+        ct = self.cipher(k, version, context).encrypt(nonce, plaintext, ad or None)
+        return "vault:v%d:%s" % (version, b64e(nonce + ct)), version
+
+    def open_data(self, k, value, ad, context):
+        """The steps and error texts of Vault's keysutil Policy.Decrypt."""
+        if k["type"] not in VAULT_AEAD_TYPES:
+            raise VaultError(400, "message decryption not supported for key type %s"
+                             % k["type"])
+        if not value.startswith("vault:v"):
+            raise VaultError(400, "invalid ciphertext: no prefix")
+        parts = value[len("vault:v"):].split(":", 1)
+        if len(parts) != 2:
+            raise VaultError(400, "invalid ciphertext: wrong number of fields")
+        try:
+            ver = int(parts[0])
+        except ValueError:
+            raise VaultError(400, "invalid ciphertext: version number could not be decoded")
+        ver = ver or 1
+        if ver > k["latest"]:
+            raise VaultError(400, "invalid ciphertext: version is too new")
+        if k["min_decryption_version"] and ver < k["min_decryption_version"]:
+            raise VaultError(400, VAULT_TOO_OLD)
+        try:
+            raw = b64d_strict(parts[1])
+        except (ValueError, binascii.Error, UnicodeError):
+            raise VaultError(400, "invalid ciphertext: could not decode base64")
+        if len(raw) < 12 + 16:
+            raise VaultError(400, "invalid ciphertext: could not decode base64")
+        try:
+            pt = self.cipher(k, ver, context).decrypt(raw[:12], raw[12:], ad or None)
+        except InvalidTag:
+            raise VaultError(400, "cipher: message authentication failed")
+        return pt, ver
+
+
+def vault_body(body):
+    """A Vault request body: a JSON object (empty: {})."""
+    if not body.strip():
+        return {}
+    try:
+        req = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise VaultError(400, "failed to parse JSON input: invalid character")
+    if not isinstance(req, dict):
+        raise VaultError(400, "failed to parse JSON input: not an object")
+    return req
+
+
+def vault_b64_field(req, name, what=None):
+    v = req.get(name)
+    if v is None or v == "":
+        return b""
+    if not isinstance(v, str):
+        raise VaultError(400, "failed to base64-decode %s" % (what or name))
+    try:
+        return b64d_strict(v)
+    except (ValueError, binascii.Error, UnicodeError):
+        raise VaultError(400, "failed to base64-decode %s" % (what or name))
+
+
+def vault_int_field(req, name):
+    v = req.get(name, 0)
+    if isinstance(v, str) and v.isdigit():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise VaultError(400, "%s: expected a non-negative integer" % name)
+    return v
+
+
+class VaultHandlerMixin:
+    """The /v1/ routes of Handler (Vault's HTTP API)."""
+
+    def vault(self, path, query, body, entry):
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+        try:
+            status, out = self.vault_inner(path, query, body, entry)
+            resp = {"request_id": entry["correlation_id"], "lease_id": "",
+                    "renewable": False, "lease_duration": 0, "data": None,
+                    "wrap_info": None, "warnings": None, "auth": None}
+            if out is None:
+                return status, headers, b""
+            if "_raw" in out:
+                return status, headers, jdump(out["_raw"])
+            resp.update(out)
+            return status, headers, jdump(resp)
+        except VaultError as e:
+            entry["error"] = e.errors[0] if e.errors else None
+            headers.update(e.headers)
+            if e.status == 307:
+                return 307, headers, b""
+            return e.status, headers, jdump({"errors": e.errors})
+
+    def vault_inner(self, path, query, body, entry):
+        st = self.server.state
+        vs = st.vault
+        rel = path[len("/v1/"):].strip("/")
+        ns = (self.headers.get("X-Vault-Namespace") or "").strip("/")
+        entry["namespace"] = ns or None
+        method = self.command
+        write = method in ("POST", "PUT")
+
+        if rel == "sys/health" and method in ("GET", "HEAD"):
+            return self.vault_health(query)
+        if rel == "sys/seal-status" and method == "GET":
+            with vs.lock:
+                sealed = vs.sealed
+            return 200, {"_raw": {"type": "shamir", "initialized": True, "sealed": sealed,
+                                  "t": 1, "n": 1, "progress": 0, "nonce": "",
+                                  "version": VAULT_VERSION, "migration": False,
+                                  "recovery_seal": False, "storage_type": "inmem"}}
+        with vs.lock:
+            sealed, mode, active = vs.sealed, vs.ha_mode, vs.active_addr
+        if sealed:
+            raise VaultError(503, "Vault is sealed")
+        if mode == "standby":
+            # Documented client redirection of a standby node (no request forwarding).
+            raise VaultError(307, headers={"Location": active + path})
+
+        verdict, tok = self.vault_verdict
+        if rel.startswith("auth/") and rel.endswith("/login") and len(rel.split("/")) == 3:
+            if not write:
+                raise VaultError(405, "unsupported operation")
+            return self.vault_login(ns, rel.split("/")[1], body, entry)
+
+        # Everything else needs a live token of this namespace.
+        if verdict != "valid" or tok["namespace"] != ns:
+            raise vault_denied()
+
+        def need(p, cap):
+            if not vs.allowed(tok, p, cap):
+                raise vault_denied()
+
+        if rel == "auth/token/lookup-self":
+            if method not in ("GET", "POST", "PUT"):
+                raise VaultError(405, "unsupported operation")
+            need(rel, "read")
+            entry["action"] = "lookup-self"
+            with st.lock:
+                st.stats["vault"]["lookup"] += 1
+            with vs.lock:
+                return 200, {"data": vs.token_data(tok)}
+        if rel == "auth/token/renew-self":
+            if not write:
+                raise VaultError(405, "unsupported operation")
+            need(rel, "update")
+            entry["action"] = "renew-self"
+            return self.vault_renew(tok, vault_body(body))
+
+        # Transit: <mount>/{encrypt,decrypt,rewrap}/<name>, <mount>/keys/<name>[/rotate|/config]
+        with vs.lock:
+            mounts = [m for (n, m) in vs.mounts if n == ns]
+        mount = next((m for m in sorted(mounts, key=len, reverse=True)
+                      if rel.startswith(m + "/")), None)
+        if mount is None:
+            raise VaultError(404, "no handler for route \"%s\". route entry not found."
+                             % rel)
+        sub = rel[len(mount) + 1:].split("/")
+        entry["mount"] = mount
+        if len(sub) >= 2:
+            entry["key_id"] = sub[1]
+        op = sub[0]
+        if op in ("encrypt", "decrypt", "rewrap") and len(sub) == 2:
+            if not write:
+                raise VaultError(405, "unsupported operation")
+            return self.vault_crypt(ns, mount, op, sub[1], vault_body(body), need, entry)
+        if op == "keys" and len(sub) in (2, 3):
+            return self.vault_keys(ns, mount, sub, method, vault_body(body), need, entry)
+        raise VaultError(404, "no handler for route \"%s\". route entry not found." % rel)
+
+    def vault_health(self, query):
+        vs = self.server.state.vault
+        with vs.lock:
+            sealed, mode = vs.sealed, vs.ha_mode
+
+        def qbool(name):
+            return (query.get(name) or ["false"])[0].lower() in ("", "1", "true")
+
+        def qcode(name, default):
+            try:
+                return int((query.get(name) or [default])[0])
+            except ValueError:
+                return default
+        if sealed:
+            status = qcode("sealedcode", 503)
+        elif mode == "standby":
+            status = qcode("activecode", 200) if qbool("standbyok") else \
+                qcode("standbycode", 429)
+        elif mode == "perfstandby":
+            status = qcode("activecode", 200) if qbool("perfstandbyok") else \
+                qcode("performancestandbycode", 473)
+        else:
+            status = qcode("activecode", 200)
+        return status, {"_raw": {
+            "initialized": True, "sealed": sealed, "standby": mode != "active",
+            "performance_standby": mode == "perfstandby",
+            "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled", "server_time_utc": int(time.time()),
+            "version": VAULT_VERSION, "cluster_name": "kmsemu",
+            "cluster_id": "00000000-0000-4000-8000-00000000c1d5"}}
+
+    def vault_login(self, ns, amount, body, entry):
+        st = self.server.state
+        vs = st.vault
+        entry["action"] = "login"
+        req = vault_body(body)
+        role_id, secret_id = req.get("role_id"), req.get("secret_id")
+        if not isinstance(role_id, str) or not role_id:
+            raise VaultError(400, "missing role_id")
+        with vs.lock:
+            role = next((r for (n, m, _), r in vs.approles.items()
+                         if n == ns and m == amount and r["role_id"] == role_id), None)
+            if role is None:
+                if not any(n == ns and m == amount for (n, m, _) in vs.approles):
+                    raise VaultError(404, "no handler for route \"auth/%s/login\". "
+                                     "route entry not found." % amount)
+                raise VaultError(400, "invalid role or secret ID")
+            if not isinstance(secret_id, str) or not secret_id:
+                raise VaultError(400, "missing secret_id")
+            sid = role["secret_ids"].get(secret_id)
+            now = time.time()
+            if sid is None or (sid["expire"] and now >= sid["expire"]):
+                role["secret_ids"].pop(secret_id, None)
+                raise VaultError(400, "invalid role or secret ID")
+            if sid["num_uses"]:
+                sid["uses_left"] -= 1
+                if sid["uses_left"] <= 0:
+                    del role["secret_ids"][secret_id]
+        tok = vs.new_token(ns, role["policies"], role["token_ttl"],
+                           explicit_max_ttl=role["token_max_ttl"],
+                           path="auth/%s/login" % amount,
+                           meta={"role_name": role["name"]})
+        with st.lock:
+            st.stats["vault"]["login"] += 1
+            st.stats["vault"]["tokens_issued"] += 1
+        with vs.lock:
+            return 200, {"auth": vs.token_auth(tok)}
+
+    def vault_renew(self, tok, req):
+        st = self.server.state
+        vs = st.vault
+        inc = vault_int_field(req, "increment")
+        with vs.lock:
+            if not tok["renewable"]:
+                raise VaultError(400, "lease is not renewable")
+            now = time.time()
+            ttl = inc or tok["ttl"] or VAULT_TOKEN_DEFAULT_TTL
+            new = now + ttl
+            cap = tok["issue_time"] + (tok["explicit_max_ttl"] or VAULT_TOKEN_DEFAULT_TTL)
+            warnings = None
+            if new > cap:
+                new = cap
+                warnings = ["TTL of \"%ds\" exceeded the effective max_ttl of \"%ds\"; "
+                            "TTL value is capped accordingly" % (ttl, int(cap - now))]
+            if tok["expire"] is not None:
+                tok["expire"] = new
+            tok["renewals"] += 1
+            out = {"auth": vs.token_auth(tok), "warnings": warnings}
+        with st.lock:
+            st.stats["vault"]["renew"] += 1
+        return 200, out
+
+    def vault_crypt(self, ns, mount, op, name, req, need, entry):
+        st = self.server.state
+        vs = st.vault
+        p = "%s/%s/%s" % (mount, op, name)
+        entry["action"] = op
+        if "batch_input" in req:
+            raise VaultError(400, "kmsemu: batch_input is not emulated")
+        ad = vault_b64_field(req, "associated_data")
+        context = vault_b64_field(req, "context")
+        entry["associated_data"] = bool(ad)
+        with vs.lock:
+            keys = vs.mounts[(ns, mount)]["keys"]
+            k = keys.get(name)
+            if op == "encrypt":
+                # Transit's existence check: a missing key needs "create" and is made.
+                need(p, "update" if k else "create")
+                if "plaintext" not in req:
+                    raise VaultError(400, "missing plaintext to encrypt")
+                pt = vault_b64_field(req, "plaintext", "plaintext")
+                if k is None:
+                    ktype = req.get("type") or "aes256-gcm96"
+                    if ktype not in VAULT_KEY_TYPES:
+                        raise VaultError(400, "unknown key type %s" % ktype)
+                    k = keys[name] = vs.new_key(ktype, bool(context))
+                    entry["upserted"] = True
+                ct, ver = vs.seal_data(k, pt, ad, context,
+                                       vault_int_field(req, "key_version"))
+                out = {"data": {"ciphertext": ct, "key_version": ver}}
+            else:
+                need(p, "update")
+                if k is None:
+                    raise VaultError(400, "encryption key not found")
+                c = req.get("ciphertext")
+                if not isinstance(c, str) or not c:
+                    raise VaultError(400, "missing ciphertext to decrypt")
+                if op == "decrypt":
+                    pt, _ = vs.open_data(k, c, ad, context)
+                    out = {"data": {"plaintext": b64e(pt)}}
+                else:
+                    # Transit's rewrap has no associated_data: it decrypts with none.
+                    pt, _ = vs.open_data(k, c, b"", context)
+                    ct, ver = vs.seal_data(k, pt, b"", context,
+                                           vault_int_field(req, "key_version"))
+                    out = {"data": {"ciphertext": ct, "key_version": ver}}
+        with st.lock:
+            st.stats["vault"][op] += 1
+        return 200, out
+
+    def vault_keys(self, ns, mount, sub, method, req, need, entry):
+        st = self.server.state
+        vs = st.vault
+        name = sub[1]
+        base = "%s/keys/%s" % (mount, name)
+        with vs.lock:
+            keys = vs.mounts[(ns, mount)]["keys"]
+            k = keys.get(name)
+            if len(sub) == 2:
+                if method in ("GET", "HEAD"):
+                    need(base, "read")
+                    entry["action"] = "read"
+                    with st.lock:
+                        st.stats["vault"]["read"] += 1
+                    if k is None:
+                        raise VaultError(404)
+                    return 200, {"data": vs.key_data(name, k)}
+                if method in ("POST", "PUT"):
+                    need(base, "update")
+                    entry["action"] = "create"
+                    warnings = None
+                    if k is None:
+                        ktype = req.get("type") or "aes256-gcm96"
+                        if ktype not in VAULT_KEY_TYPES:
+                            raise VaultError(400, "unknown key type %s" % ktype)
+                        k = keys[name] = vs.new_key(ktype, bool(req.get("derived")))
+                    else:
+                        warnings = ["key %s already existed" % name]
+                    return 200, {"data": vs.key_data(name, k), "warnings": warnings}
+                if method == "DELETE":
+                    need(base, "delete")
+                    entry["action"] = "delete"
+                    if k is None:
+                        return 204, None
+                    if not k["deletion_allowed"]:
+                        raise VaultError(400, "error deleting policy %s: deletion is not "
+                                         "allowed for this key" % name)
+                    del keys[name]
+                    return 204, None
+                raise VaultError(405, "unsupported operation")
+            if method not in ("POST", "PUT"):
+                raise VaultError(405, "unsupported operation")
+            if sub[2] == "rotate":
+                need(base + "/rotate", "update")
+                entry["action"] = "rotate"
+                if k is None:
+                    raise VaultError(400, "key not found")
+                vs.rotate_key(k)
+                with st.lock:
+                    st.stats["vault"]["rotate"] += 1
+                return 200, {"data": vs.key_data(name, k)}
+            if sub[2] == "config":
+                need(base + "/config", "update")
+                entry["action"] = "config"
+                if k is None:
+                    raise VaultError(400, "no existing key named %s could be found" % name)
+                self.vault_key_config(k, req)
+                return 200, {"data": vs.key_data(name, k)}
+        raise VaultError(404, "no handler for route \"%s\". route entry not found."
+                         % "/".join([mount] + sub))
+
+    @staticmethod
+    def vault_key_config(k, req):
+        """POST <mount>/keys/<name>/config, with Vault's checks."""
+        if "min_decryption_version" in req:
+            v = vault_int_field(req, "min_decryption_version")
+            if v > k["latest"]:
+                raise VaultError(400, "cannot set min decryption version of %d, latest "
+                                 "key version is %d" % (v, k["latest"]))
+            k["min_decryption_version"] = v or 1
+        if "min_encryption_version" in req:
+            v = vault_int_field(req, "min_encryption_version")
+            if v > k["latest"]:
+                raise VaultError(400, "cannot set min encryption version of %d, latest "
+                                 "key version is %d" % (v, k["latest"]))
+            k["min_encryption_version"] = v
+        if k["min_encryption_version"] and \
+                k["min_encryption_version"] < k["min_decryption_version"]:
+            raise VaultError(400, "minimum decryption version cannot be greater than "
+                             "minimum encryption version")
+        if "deletion_allowed" in req:
+            k["deletion_allowed"] = bool(req["deletion_allowed"])
+        if "exportable" in req and req["exportable"]:
+            k["exportable"] = True
+
+    # --- admin: /_emu/vault/...
+    def vault_admin(self, method, parts, query, req, reply, fail):
+        st = self.server.state
+        vs = st.vault
+        head = parts[0] if parts else ""
+        ns = req.get("namespace") or (query.get("namespace") or [""])[0] or ""
+        ns = ns.strip("/")
+        mount = (req.get("mount") or (query.get("mount") or ["transit"])[0]).strip("/")
+
+        if head in ("seal", "unseal") and method == "POST":
+            with vs.lock:
+                vs.sealed = head == "seal"
+            return reply(200, {"sealed": head == "seal"})
+        if head == "ha" and method == "POST":
+            mode = req.get("mode")
+            if mode not in ("active", "standby", "perfstandby"):
+                return fail(400, "mode must be active, standby or perfstandby")
+            with vs.lock:
+                vs.ha_mode = mode
+                if req.get("active_addr"):
+                    vs.active_addr = req["active_addr"]
+            return reply(200, {"mode": mode})
+        if head == "policies" and method == "POST" and len(parts) == 1:
+            name, paths = req.get("name"), req.get("paths")
+            if not isinstance(name, str) or not name or name in ("root", "default"):
+                return fail(400, "name (not root or default) is required")
+            if not isinstance(paths, dict) or not all(
+                    isinstance(c, list) and all(isinstance(x, str) for x in c)
+                    for c in paths.values()):
+                return fail(400, "paths must map path patterns to capability lists")
+            with vs.lock:
+                vs.policies[(ns, name)] = {p.strip("/"): list(c) for p, c in paths.items()}
+            return reply(201, {"name": name, "namespace": ns})
+        if head == "tokens" and method == "POST" and len(parts) == 1:
+            pols = req.get("policies", ["root"])
+            ttl = req.get("ttl", 0)
+            if not isinstance(pols, list) or isinstance(ttl, bool) or \
+                    not isinstance(ttl, (int, float)) or ttl < 0:
+                return fail(400, "policies (list) and ttl (seconds >= 0) expected")
+            tok = vs.new_token(ns, pols, ttl, req.get("renewable", True),
+                               req.get("explicit_max_ttl", 0), token_id=req.get("token"),
+                               no_default=req.get("no_default_policy", False))
+            with st.lock:
+                st.stats["vault"]["tokens_issued"] += 1
+            return reply(201, {"token": tok["id"], "accessor": tok["accessor"],
+                               "policies": tok["policies"], "ttl": tok["ttl"]})
+        if head == "tokens" and method == "GET":
+            with vs.lock:
+                out = [{"accessor": t["accessor"], "namespace": t["namespace"],
+                        "policies": t["policies"], "ttl": t["ttl"],
+                        "renewable": t["renewable"], "renewals": t["renewals"],
+                        "path": t["path"],
+                        "expires_in": None if t["expire"] is None else
+                        round(t["expire"] - time.time(), 3)}
+                       for t in vs.tokens.values()]
+            return reply(200, out)
+        if head == "tokens" and method == "DELETE" and len(parts) == 2:
+            with vs.lock:
+                gone = vs.tokens.pop(parts[1], None)
+            return reply(200, {"revoked": gone is not None})
+        if head == "approles" and method == "POST":
+            amount = (req.get("auth_mount") or "approle").strip("/")
+            if len(parts) == 1:
+                role = req.get("role")
+                if not isinstance(role, str) or not role:
+                    return fail(400, "role (name) is required")
+                rec = {"name": role, "role_id": req.get("role_id") or str(uuid.uuid4()),
+                       "policies": req.get("policies", []),
+                       "token_ttl": int(req.get("token_ttl", 3600)),
+                       "token_max_ttl": int(req.get("token_max_ttl", 0)),
+                       "secret_ids": {}}
+                with vs.lock:
+                    vs.approles[(ns, amount, role)] = rec
+                return reply(201, {"role": role, "role_id": rec["role_id"]})
+            if len(parts) == 3 and parts[2] == "secret-id":
+                with vs.lock:
+                    rec = vs.approles.get((ns, amount, parts[1]))
+                    if rec is None:
+                        return fail(404, "no such role")
+                    sid = req.get("secret_id") or str(uuid.uuid4())
+                    uses = int(req.get("num_uses", 0))
+                    ttl = float(req.get("ttl", 0))
+                    rec["secret_ids"][sid] = {"num_uses": uses, "uses_left": uses,
+                                              "expire": time.time() + ttl if ttl else None}
+                return reply(201, {"secret_id": sid, "num_uses": uses})
+            return fail(405, "POST /_emu/vault/approles or .../approles/<role>/secret-id")
+        if head == "mounts" and method == "POST" and len(parts) == 1:
+            with vs.lock:
+                vs.mounts.setdefault((ns, mount), {"keys": {}})
+            return reply(201, {"mount": mount, "namespace": ns})
+        if head == "keys":
+            with vs.lock:
+                if method == "GET" and len(parts) == 1:
+                    return reply(200, [dict(vs.key_data(n, k), mount=m, namespace=kns)
+                                       for (kns, m), mt in vs.mounts.items()
+                                       for n, k in mt["keys"].items()])
+                if method == "POST" and len(parts) == 1:
+                    name = req.get("name")
+                    ktype = req.get("type", "aes256-gcm96")
+                    if not isinstance(name, str) or not name or "/" in name:
+                        return fail(400, "name (without '/') is required")
+                    if ktype not in VAULT_KEY_TYPES:
+                        return fail(400, "type must be one of %s" % (VAULT_KEY_TYPES,))
+                    mt = vs.mounts.setdefault((ns, mount), {"keys": {}})
+                    if name in mt["keys"]:
+                        return fail(409, "key already exists")
+                    mt["keys"][name] = vs.new_key(ktype, req.get("derived", False))
+                    return reply(201, vs.key_data(name, mt["keys"][name]))
+                mt = vs.mounts.get((ns, mount))
+                k = mt["keys"].get(parts[1]) if mt and len(parts) >= 2 else None
+                if k is None:
+                    return fail(404, "no such key")
+                if method == "GET" and len(parts) == 2:
+                    return reply(200, vs.key_data(parts[1], k))
+                if method == "DELETE" and len(parts) == 2:
+                    del mt["keys"][parts[1]]
+                    return reply(200, {"deleted": True})
+                if method == "POST" and len(parts) == 3 and parts[2] == "rotate":
+                    vs.rotate_key(k)
+                    return reply(200, vs.key_data(parts[1], k))
+                if method == "POST" and len(parts) == 3 and parts[2] == "config":
+                    try:
+                        self.vault_key_config(k, req)
+                    except VaultError as e:
+                        return fail(400, e.errors[0])
+                    return reply(200, vs.key_data(parts[1], k))
+            return fail(405, "unsupported /_emu/vault/keys request")
+        return fail(404, "unknown /_emu/vault endpoint")
+
+
 # ----------------------------------------------------------------- server
 
 class Server(http.server.ThreadingHTTPServer):
@@ -511,7 +1273,7 @@ class Server(http.server.ThreadingHTTPServer):
                 pass
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(VaultHandlerMixin, http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "kmsemu/1.0"
 
@@ -589,20 +1351,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
 
         iam = path == "/identity/token" or path.startswith("/identity/")
+        vault = path == "/v1" or path.startswith("/v1/")
+        kind = "iam" if iam else "vault" if vault else "kp"
         corr = self.headers.get("Correlation-Id") or str(uuid.uuid4())
         entry = {"t": time.time(), "method": self.command, "path": path,
                  "status": None, "fault": None,
                  "instance": self.headers.get("Bluemix-Instance"),
-                 "auth": "none", "iam": iam, "correlation_id": corr,
+                 "auth": "none", "iam": iam, "vault": vault, "correlation_id": corr,
                  "content_type": self.headers.get("Content-Type")}
         self.auth_verdict = ("none", None)
-        if not iam:
+        self.vault_verdict = ("none", None)
+        if vault:
+            self.vault_verdict = st.vault.classify(self.headers.get("X-Vault-Token"))
+            entry["auth"] = self.vault_verdict[0]
+            entry["instance"] = None
+            entry["vault_request"] = self.headers.get("X-Vault-Request") == "true"
+        elif not iam:
             self.auth_verdict = self.classify_auth()
             v = self.auth_verdict[0]
             entry["auth"] = "invalid" if v == "malformed" else v
         with st.lock:
             st.stats["requests"] += 1
-            st.stats["iam_requests" if iam else "kp_requests"] += 1
+            st.stats[kind + "_requests"] += 1
         fault = st.take_fault(path)
         try:
             if fault:
@@ -612,7 +1382,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.drop()
                     return
                 if kind == "status":
-                    status, headers, out = self.fault_reply(fault, iam)
+                    status, headers, out = self.fault_reply(fault, iam, vault)
                     entry["status"] = status
                     self.send(status, headers, out)
                     return
@@ -626,9 +1396,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     time.sleep(max(0.0, float(fault.get("seconds", 1.0))))
             if iam:
                 status, headers, out = self.iam(path, body, entry)
+            elif vault:
+                status, headers, out = self.vault(path, query, body, entry)
             else:
                 status, headers, out = self.kp(path, query, body, entry)
-            headers.setdefault("Correlation-Id", corr)
+            if not vault:
+                headers.setdefault("Correlation-Id", corr)
             if fault and fault["kind"] == "truncated":
                 out = out[:max(1, len(out) // 2)]
                 status = 200
@@ -645,11 +1418,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_request(self, code="-", size="-"):
         pass  # one line per request is written by dispatch()
 
-    def fault_reply(self, fault, iam):
+    def fault_reply(self, fault, iam, vault=False):
         status = int(fault.get("status") or 503)
         headers = {"Content-Type": "application/json"}
         if fault.get("retry_after") is not None:
             headers["Retry-After"] = str(fault["retry_after"])
+        if vault:
+            return status, headers, jdump(
+                {"errors": ["kmsemu: injected fault (HTTP %d)" % status]})
         if iam:
             s, h, out = iam_error(status, "KMSEMU_INJECTED_FAULT",
                                   "Injected fault (kmsemu): HTTP %d" % status)
@@ -750,8 +1526,70 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise unauthorized()
         return inst
 
+    def kp_event_ack(self, body, entry):
+        """POST /api/v2/event_ack: an adopter's acknowledgement of a key event."""
+        st = self.server.state
+        entry["action"] = "event_ack"
+        inst = self.authorize(entry)
+        ctx = "Event could not be acknowledged"
+
+        def bad(msg, code="BAD_BODY_ERR", target=None):
+            return KPError(400, code, msg, ctx, target=target)
+        if not body.strip():
+            raise KPError(400, "NO_BODY_ERR", "Missing body in request", ctx)
+        try:
+            req = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise bad("Invalid body data was passed: Please ensure the data passed had "
+                      "valid formatting with no invalid characters")
+        if not isinstance(req, dict):
+            raise bad("Invalid body data was passed: not an object")
+        for f in req:
+            if f not in ("metadata", "resources"):
+                raise bad("Invalid body data was passed: json: unknown field \"%s\"" % f)
+        md, res = req.get("metadata"), req.get("resources")
+        if not isinstance(md, dict) or md.get("collectionType") != EVENT_ACK_CT or \
+                md.get("collectionTotal") != 1:
+            raise bad("The field `metadata` must be: collectionType %s and "
+                      "collectionTotal 1" % EVENT_ACK_CT, "INVALID_FIELD_ERR", "metadata")
+        if not isinstance(res, list) or len(res) != 1 or not isinstance(res[0], dict):
+            raise bad("The field `resources` must be: one event acknowledgement",
+                      "INVALID_FIELD_ERR", "resources")
+        ack = res[0]
+        for f in ack:
+            if f not in EVENT_ACK_FIELDS:
+                raise bad("Invalid body data was passed: json: unknown field \"%s\"" % f)
+        for f in ("eventId", "adopterKeyState", "timestamp"):
+            if not isinstance(ack.get(f), str) or not ack[f]:
+                raise bad("The field `%s` must be: a non-empty string" % f,
+                          "INVALID_FIELD_ERR", f)
+        try:
+            datetime.datetime.fromisoformat(ack["timestamp"].replace("Z", "+00:00"))
+        except ValueError:
+            raise bad("The field `timestamp` must be: an RFC 3339 date",
+                      "INVALID_FIELD_ERR", "timestamp")
+        ksd = ack.get("keyStateData", {})
+        if not isinstance(ksd, dict) or any(
+                f not in ("rewrappedKeyVersion", "keyVersion") or not isinstance(v, str)
+                for f, v in ksd.items()):
+            raise bad("The field `keyStateData` must be: an object of key version ids",
+                      "INVALID_FIELD_ERR", "keyStateData")
+        if ack["adopterKeyState"] == "DEK_ENABLED" and not (
+                ksd.get("rewrappedKeyVersion") or ksd.get("keyVersion")):
+            raise bad("The field `keyStateData.rewrappedKeyVersion` must be: given for "
+                      "DEK_ENABLED", "INVALID_FIELD_ERR", "keyStateData")
+        with st.lock:
+            st.event_acks.append(dict(ack, instance=inst, t=time.time()))
+            st.stats["event_acks"] += 1
+        return 204, {}, b""
+
     def kp_inner(self, path, query, body, entry):
         st = self.server.state
+        if path == "/api/v2/event_ack":
+            if self.command != "POST":
+                raise KPError(405, error_msg="Method Not Allowed: %s %s is not "
+                              "emulated by kmsemu" % (self.command, path))
+            return self.kp_event_ack(body, entry)
         prefix = "/api/v2/keys/"
         if not path.startswith(prefix):
             raise KPError(404, error_msg="Not Found: The requested resource "
@@ -917,6 +1755,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         parts = [urllib.parse.unquote(p) for p in path.split("/")[2:]]
         head = parts[0] if parts else ""
 
+        if head == "vault":
+            return self.vault_admin(method, parts[1:], query, req, reply, fail)
+        if head == "event_acks" and method in ("GET", "DELETE"):
+            with st.lock:
+                out = list(st.event_acks)
+                if method == "DELETE":
+                    st.event_acks = []
+            return reply(200, out)
         if head == "health" and method == "GET":
             return reply(200, {"ok": True, "port": self.server.server_port})
         if head == "reset" and method == "POST":
@@ -1104,8 +1950,8 @@ def write_port_file(path, port):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        prog="kmsemu", description="IBM Key Protect + IAM token API test "
-        "emulator (HTTPS on 127.0.0.1).")
+        prog="kmsemu", description="IBM Key Protect + IAM token API and Vault "
+        "Transit test emulator (HTTPS on 127.0.0.1).")
     ap.add_argument("--pki", metavar="DIR",
                     help="CA/server certificate directory (created if missing)")
     ap.add_argument("--port", type=int, default=0,

@@ -116,11 +116,66 @@ static void test_root_key_file_checks(void **state)
 	kms_free(k);
 }
 
+/* Rewrap: same root key, a new nonce, the same DEK; key_info follows the root key file. */
+static void test_rewrap_and_key_info(void **state)
+{
+	char path[80];
+	struct kms *k;
+	struct kms_wrapped w = { 0 }, w2 = { 0 };
+	struct kms_key_info info;
+	struct kms_error e;
+	uint8_t dek[32], *out = NULL;
+	size_t n = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/rewrap.key", dir);
+	write_key(path, 0600, 32);
+	k = make_kms(path);
+	memset(dek, 0x5c, sizeof(dek));
+	assert_int_equal(kms_wrap(k, "key-1", dek, 32, "keyd:v1:uuid-a", &w, &e, NULL, NULL, NULL), 0);
+	assert_int_equal(kms_rewrap(k, "key-1", w.wdek, "keyd:v1:uuid-a", &w2, &e, NULL, NULL, NULL), 0);
+	assert_string_not_equal(w.wdek, w2.wdek);
+	assert_null(w2.key_version);
+	assert_int_equal(unwrap(k, "key-1", w2.wdek, "keyd:v1:uuid-a", &out, &n, &e), 0);
+	assert_memory_equal(out, dek, 32);
+	secmem_free(out);
+	/* The old WDEK keeps working; a rewrap for another volume does not. */
+	assert_int_equal(unwrap(k, "key-1", w.wdek, "keyd:v1:uuid-a", &out, &n, &e), 0);
+	secmem_free(out);
+	kms_wrapped_done(&w2);
+	assert_int_equal(kms_rewrap(k, "key-1", w.wdek, "keyd:v1:uuid-b", &w2, &e, NULL, NULL, NULL),
+			 -EBADMSG);
+
+	assert_int_equal(kms_key_info(k, "key-1", &info, &e), 0);
+	assert_int_equal(info.state, KMS_KEY_ACTIVE);
+	assert_string_equal(info.version, "");
+	write_key(path, 0600, 16);
+	assert_int_equal(kms_key_info(k, "key-1", &info, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "holds 16 bytes, expected 32"));
+	unlink(path);
+	assert_int_equal(kms_key_info(k, "key-1", &info, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "cannot read root key file"));
+	/* Another key of the right size: WDEKs would not open, and the message says why. */
+	write_key(path, 0600, 32);
+	{
+		FILE *f = fopen(path, "r+");
+
+		fputc('X', f);
+		fclose(f);
+	}
+	assert_int_equal(kms_key_info(k, "key-1", &info, &e), -EKEYREJECTED);
+	assert_non_null(strstr(e.msg, "another key than the one keyd loaded"));
+	unlink(path);
+	kms_wrapped_done(&w);
+	kms_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_and_bindings),
 		cmocka_unit_test(test_root_key_file_checks),
+		cmocka_unit_test(test_rewrap_and_key_info),
 	};
 	int r;
 
