@@ -120,3 +120,31 @@ wait_state() {
 	done
 	fail "volume $vol is '$st', expected one of: $*"
 }
+
+# mkpki DIR: a throwaway CA, a server certificate for 127.0.0.1 and a client certificate
+# (DIR/{ca,server,client}.{pem,key}), and a 32-byte hex HMAC secret in DIR/callback.secret.
+mkpki() {
+	(
+		cd "$1"
+		umask 077
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+			-subj "/CN=keyd test CA" -keyout ca.key -out ca.pem \
+			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+		for who in server client; do
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+				-subj "/CN=keyd-test-$who" -keyout $who.key -out $who.csr
+		done
+		printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+		printf 'extendedKeyUsage=clientAuth\n' >client.ext
+		for who in server client; do
+			openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+				-days 2 -extfile $who.ext -out $who.pem
+		done
+		openssl rand -hex 32 >callback.secret
+	) >"$1/pki.log" 2>&1 || { cat "$1/pki.log"; fail "cannot make test certificates"; }
+}
+
+# A TCP port nobody listens on right now.
+free_port() {
+	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

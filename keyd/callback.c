@@ -1,0 +1,1447 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The event endpoint: libevent's evhttp over OpenSSL bufferevents. Checks, in this order: the
+ * allow-list (at the TLS ClientHello, before any HTTP is read), lockout, route, size cap, HMAC
+ * signature, freshness, replay, schema; only then the daemon's handler. Every attempt is
+ * audited. No hand-written HTTP parsing; the secret and signatures never reach a log. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "callback.h"
+#include "config.h"
+#include "log.h"
+#include "secmem.h"
+#include "util.h"
+
+#define CALLBACK_LISTEN_MAX 64
+#define CALLBACK_FILE_MAX 4095
+#define CALLBACK_BODY_MIN 256
+#define CALLBACK_WINDOW_MAX 3600
+#define CALLBACK_LOCKOUT_FAILURES_MAX 1000
+#define CALLBACK_LOCKOUT_S_MAX 86400
+#define CALLBACK_TIMESTAMP_MAX 20 /* digits of a uint64 */
+#define CALLBACK_TIME_MAX 64	  /* characters of the event's RFC 3339 "time" */
+#define CALLBACK_HEADERS_MAX (8 * 1024)
+#define CALLBACK_TIMEOUT_S 10 /* handshake, headers and body of one request */
+#define CALLBACK_BACKLOG 64
+#define CALLBACK_REASON_MAX 512
+#define CALLBACK_DN_MAX 256
+#define CALLBACK_MAC_LEN 32
+#define CALLBACK_SIG_PREFIX "sha256="
+#define CALLBACK_AUDIT_TYPE "callback.event"
+/* TLS 1.2: forward secrecy and AEAD only. TLS 1.3 suites are OpenSSL's defaults. */
+#define CALLBACK_TLS12_CIPHERS                                                                     \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                               \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                               \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+struct callback_config {
+	char *listen; /* as written, for messages */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char *cert_file;
+	char *key_file;
+	char *client_ca_file; /* NULL: no client certificates asked for */
+	char *hmac_secret_file;
+	struct callback_cidr allow[CALLBACK_ALLOW_MAX];
+	size_t n_allow;
+	uint64_t max_body_bytes;
+	uint64_t replay_window_s;
+	struct callback_lockout_policy lockout;
+};
+
+/* ---- addresses ---- */
+
+/* The address bytes of @sa; IPv4-mapped IPv6 becomes IPv4. -EAFNOSUPPORT otherwise. */
+static int addr_key(const struct sockaddr *sa, int *family, uint8_t addr[16])
+{
+	if (sa->sa_family == AF_INET) {
+		*family = AF_INET;
+		memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			*family = AF_INET;
+			memcpy(addr, a6->s6_addr + 12, 4);
+		} else {
+			*family = AF_INET6;
+			memcpy(addr, a6->s6_addr, 16);
+		}
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
+/* "192.0.2.1:443" or "[2001:db8::1]:443". */
+static void addr_format(const struct sockaddr *sa, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int family = AF_INET;
+	unsigned port = 0;
+	uint8_t a[16];
+
+	if (addr_key(sa, &family, a) == 0) {
+		inet_ntop(family, a, ip, sizeof(ip));
+		port = ntohs(sa->sa_family == AF_INET
+				     ? ((const struct sockaddr_in *)sa)->sin_port
+				     : ((const struct sockaddr_in6 *)sa)->sin6_port);
+	}
+	snprintf(buf, size, family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+}
+
+int callback_cidr_parse(const char *s, struct callback_cidr *ret)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	struct callback_cidr c = { 0 };
+	unsigned bits;
+	uint32_t prefix;
+
+	if (n == 0 || n >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = 0;
+	if (inet_pton(AF_INET, host, c.addr) == 1) {
+		c.family = AF_INET;
+		bits = 32;
+	} else if (inet_pton(AF_INET6, host, c.addr) == 1) {
+		/* Peers in that range are matched as IPv4: the IPv6 spelling would never match. */
+		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)c.addr))
+			return -EINVAL;
+		c.family = AF_INET6;
+		bits = 128;
+	} else {
+		return -EINVAL;
+	}
+	prefix = bits;
+	if (slash && (slash[1] < '0' || slash[1] > '9' || parse_u32(slash + 1, &prefix) < 0 ||
+		      prefix > bits))
+		return -EINVAL;
+	c.prefix = prefix;
+	/* Host bits set ("10.0.0.1/8") is almost always a typo for a narrower range. */
+	for (unsigned i = prefix; i < bits; i++)
+		if (c.addr[i / 8] & (0x80 >> (i % 8)))
+			return -EINVAL;
+	*ret = c;
+	return 0;
+}
+
+bool callback_cidr_match(const struct callback_cidr *c, const struct sockaddr *sa)
+{
+	uint8_t a[16];
+	unsigned full = c->prefix / 8, rest = c->prefix % 8;
+	int family;
+
+	if (addr_key(sa, &family, a) < 0 || family != c->family)
+		return false;
+	if (memcmp(a, c->addr, full) != 0)
+		return false;
+	return rest == 0 || ((a[full] ^ c->addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+/* ---- configuration ---- */
+
+/* "127.0.0.1:8443" or "[::1]:8443"; IP literals only, so nothing is resolved. */
+static int listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *port_s, *end;
+	uint32_t port;
+	size_t n;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		end = strchr(s, ']');
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		n = (size_t)(end - s - 1);
+		port_s = end + 2;
+	} else {
+		end = strrchr(s, ':');
+		if (!end)
+			return -EINVAL;
+		n = (size_t)(end - s);
+		port_s = end + 1;
+	}
+	if (n == 0 || n >= sizeof(host) || port_s[0] < '0' || port_s[0] > '9' ||
+	    parse_u32(port_s, &port) < 0 || port > 65535)
+		return -EINVAL;
+	memcpy(host, s[0] == '[' ? s + 1 : s, n);
+	host[n] = 0;
+	if (s[0] == '[') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+		return inet_pton(AF_INET6, host, &a->sin6_addr) == 1 ? 0 : -EINVAL;
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+		return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -EINVAL;
+	}
+}
+
+/* Certificates are read by OpenSSL from a path; credentials may also be systemd credential
+ * names (no slash), which read_credential() looks up in $CREDENTIALS_DIRECTORY. */
+static int file_key(json_t *obj, const char *path, const char *key, bool required, bool credential,
+		    char **ret, struct jx_error *e)
+{
+	const char *s = NULL;
+	int r;
+
+	r = jx_string(obj, path, key, required, CALLBACK_FILE_MAX, &s, e);
+	if (r < 0 || !s)
+		return r;
+	if (s[0] != '/' && (!credential || strchr(s, '/')))
+		return jx_fail(e, "%s.%s: must be an absolute path%s", path, key,
+			       credential ? " or a systemd credential name" : "");
+	*ret = strdup(s);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int allow_parse(json_t *arr, const char *path, struct callback_config *c, struct jx_error *e)
+{
+	if (!json_is_array(arr))
+		return jx_fail(e, "%s.allow: must be an array of CIDRs", path);
+	if (json_array_size(arr) == 0)
+		return jx_fail(e, "%s.allow: must not be empty (leave it out for loopback only)",
+			       path);
+	if (json_array_size(arr) > CALLBACK_ALLOW_MAX)
+		return jx_fail(e, "%s.allow: more than %d entries", path, CALLBACK_ALLOW_MAX);
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		json_t *v = json_array_get(arr, i);
+
+		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+		    callback_cidr_parse(json_string_value(v), &c->allow[i]) < 0)
+			return jx_fail(e,
+				       "%s.allow[%zu]: must be an IPv4 or IPv6 network such as "
+				       "\"10.0.0.0/8\" or \"fd00::/8\", with no host bits set",
+				       path, i);
+	}
+	c->n_allow = json_array_size(arr);
+	return 0;
+}
+
+static int lockout_parse(json_t *obj, const char *path, struct callback_config *c,
+			 struct jx_error *e)
+{
+	static const char *const keys[] = { "failures", "window_s", "duration_s", NULL };
+	uint64_t failures = 5, window_s = 60, duration_s = 300;
+	char p[64];
+	int r;
+
+	snprintf(p, sizeof(p), "%s.lockout", path);
+	if (obj &&
+	    ((r = jx_only_keys(obj, p, keys, e)) < 0 ||
+	     (r = jx_uint(obj, p, "failures", 1, CALLBACK_LOCKOUT_FAILURES_MAX, &failures, e)) <
+		     0 ||
+	     (r = jx_uint(obj, p, "window_s", 1, CALLBACK_LOCKOUT_S_MAX, &window_s, e)) < 0 ||
+	     (r = jx_uint(obj, p, "duration_s", 1, CALLBACK_LOCKOUT_S_MAX, &duration_s, e)) < 0))
+		return r;
+	c->lockout = (struct callback_lockout_policy){ .failures = (unsigned)failures,
+						       .window_us = window_s * 1000000,
+						       .duration_us = duration_s * 1000000 };
+	return 0;
+}
+
+static int config_parse(json_t *obj, const char *path, struct callback_config *c,
+			struct jx_error *e)
+{
+	static const char *const keys[] = { "listen",	       "cert_file",	  "key_file",
+					    "client_ca_file",  "hmac_secret_file", "allow",
+					    "max_body_bytes",  "replay_window_s",  "lockout",
+					    NULL };
+	const char *listen = NULL;
+	json_t *allow;
+	int r;
+
+	if ((r = jx_only_keys(obj, path, keys, e)) < 0 ||
+	    (r = jx_string(obj, path, "listen", true, CALLBACK_LISTEN_MAX, &listen, e)) < 0 ||
+	    (r = file_key(obj, path, "cert_file", true, false, &c->cert_file, e)) < 0 ||
+	    (r = file_key(obj, path, "key_file", true, true, &c->key_file, e)) < 0 ||
+	    (r = file_key(obj, path, "client_ca_file", false, false, &c->client_ca_file, e)) < 0 ||
+	    (r = file_key(obj, path, "hmac_secret_file", true, true, &c->hmac_secret_file, e)) <
+		    0 ||
+	    (r = jx_uint(obj, path, "max_body_bytes", CALLBACK_BODY_MIN, CALLBACK_BODY_MAX,
+			 &c->max_body_bytes, e)) < 0 ||
+	    (r = jx_uint(obj, path, "replay_window_s", 1, CALLBACK_WINDOW_MAX, &c->replay_window_s,
+			 e)) < 0 ||
+	    (r = lockout_parse(json_object_get(obj, "lockout"), path, c, e)) < 0)
+		return r;
+	if (listen_parse(listen, &c->addr, &c->addr_len) < 0)
+		return jx_fail(e, "%s.listen: \"%s\" must be IPv4:PORT or [IPv6]:PORT", path,
+			       listen);
+	c->listen = strdup(listen);
+	if (!c->listen)
+		return -ENOMEM;
+	allow = json_object_get(obj, "allow");
+	if (allow)
+		return allow_parse(allow, path, c, e);
+	/* Loopback only: a forwarding agent on the host, or a tunnel ending here. */
+	if (callback_cidr_parse("127.0.0.0/8", &c->allow[0]) < 0 ||
+	    callback_cidr_parse("::1/128", &c->allow[1]) < 0)
+		return -EINVAL;
+	c->n_allow = 2;
+	return 0;
+}
+
+int callback_config_parse(json_t *obj, const char *path, struct callback_config **ret,
+			  struct jx_error *e)
+{
+	struct callback_config *c;
+	int r;
+
+	if (!json_is_object(obj))
+		return jx_fail(e, "%s: must be an object", path);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->max_body_bytes = 65536;
+	c->replay_window_s = 300;
+	r = config_parse(obj, path, c, e);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			jx_fail(e, "out of memory");
+		callback_config_free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+void callback_config_free(struct callback_config *c)
+{
+	if (!c)
+		return;
+	free(c->listen);
+	free(c->cert_file);
+	free(c->key_file);
+	free(c->client_ca_file);
+	free(c->hmac_secret_file);
+	free(c);
+}
+
+bool callback_config_allows(const struct callback_config *c, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < c->n_allow; i++)
+		if (callback_cidr_match(&c->allow[i], sa))
+			return true;
+	return false;
+}
+
+/* ---- signature and freshness ---- */
+
+static int hmac_sha256(const uint8_t *key, size_t key_len, const char *timestamp, const void *body,
+		       size_t body_len, uint8_t out[CALLBACK_MAC_LEN])
+{
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	size_t n = 0;
+	int r = -EIO;
+
+	if (ctx && EVP_MAC_init(ctx, key, key_len, params) &&
+	    EVP_MAC_update(ctx, (const unsigned char *)timestamp, strlen(timestamp)) &&
+	    EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
+	    (body_len == 0 || EVP_MAC_update(ctx, body, body_len)) &&
+	    EVP_MAC_final(ctx, out, &n, CALLBACK_MAC_LEN) && n == CALLBACK_MAC_LEN)
+		r = 0;
+	EVP_MAC_CTX_free(ctx); /* wipes the keyed state */
+	EVP_MAC_free(mac);
+	return r;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int callback_signature_make(const uint8_t *secret, size_t secret_len, const char *timestamp,
+			    const void *body, size_t body_len, char *buf, size_t size)
+{
+	uint8_t mac[CALLBACK_MAC_LEN];
+	size_t off = strlen(CALLBACK_SIG_PREFIX);
+	int r;
+
+	if (size < off + 2 * CALLBACK_MAC_LEN + 1)
+		return -ENOBUFS;
+	r = hmac_sha256(secret, secret_len, timestamp, body, body_len, mac);
+	if (r < 0)
+		return r;
+	memcpy(buf, CALLBACK_SIG_PREFIX, off);
+	for (size_t i = 0; i < CALLBACK_MAC_LEN; i++, off += 2)
+		snprintf(buf + off, 3, "%02x", mac[i]);
+	return 0;
+}
+
+int callback_signature_check(const uint8_t *secret, size_t secret_len, const char *timestamp,
+			     const void *body, size_t body_len, const char *signature)
+{
+	size_t pl = strlen(CALLBACK_SIG_PREFIX);
+	uint8_t want[CALLBACK_MAC_LEN], got[CALLBACK_MAC_LEN];
+	int r;
+
+	if (!timestamp || !signature)
+		return -ENOKEY;
+	if (strncmp(signature, CALLBACK_SIG_PREFIX, pl) != 0 ||
+	    strlen(signature) != pl + 2 * CALLBACK_MAC_LEN)
+		return -EBADMSG;
+	for (size_t i = 0; i < CALLBACK_MAC_LEN; i++) {
+		int hi = hex_value(signature[pl + 2 * i]),
+		    lo = hex_value(signature[pl + 2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EBADMSG;
+		got[i] = (uint8_t)(hi << 4 | lo);
+	}
+	r = hmac_sha256(secret, secret_len, timestamp, body, body_len, want);
+	if (r < 0)
+		return r;
+	/* Constant time: how many leading bytes matched must not show in the timing. */
+	r = CRYPTO_memcmp(want, got, CALLBACK_MAC_LEN) == 0 ? 0 : -EBADMSG;
+	OPENSSL_cleanse(want, sizeof(want));
+	return r;
+}
+
+int callback_timestamp_check(const char *timestamp, uint64_t now_s, uint64_t window_s,
+			     uint64_t *ret)
+{
+	uint64_t t;
+
+	if (!timestamp || timestamp[0] < '0' || timestamp[0] > '9' ||
+	    strlen(timestamp) > CALLBACK_TIMESTAMP_MAX || parse_u64(timestamp, &t) < 0)
+		return -EINVAL;
+	if ((t > now_s ? t - now_s : now_s - t) > window_s)
+		return -ETIME;
+	*ret = t;
+	return 0;
+}
+
+/* ---- replay cache ---- */
+
+struct replay_entry {
+	char id[EVENT_ID_MAX + 1];
+	uint64_t until_s;
+};
+
+struct callback_replay {
+	size_t max, head, n; /* a ring: e[head] is the oldest */
+	struct replay_entry e[];
+};
+
+int callback_replay_new(size_t max, struct callback_replay **ret)
+{
+	struct callback_replay *r;
+
+	if (max == 0)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r) + max * sizeof(r->e[0]));
+	if (!r)
+		return -ENOMEM;
+	r->max = max;
+	*ret = r;
+	return 0;
+}
+
+void callback_replay_free(struct callback_replay *r)
+{
+	free(r);
+}
+
+static struct replay_entry *replay_find(const struct callback_replay *r, const char *id)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct replay_entry *e = &r->e[(r->head + i) % r->max];
+
+		if (strcmp(e->id, id) == 0)
+			return (struct replay_entry *)e;
+	}
+	return NULL;
+}
+
+bool callback_replay_seen(const struct callback_replay *r, const char *id, uint64_t now_s)
+{
+	const struct replay_entry *e = replay_find(r, id);
+
+	return e && e->until_s >= now_s;
+}
+
+int callback_replay_add(struct callback_replay *r, const char *id, uint64_t until_s)
+{
+	struct replay_entry *e;
+	size_t n = strlen(id);
+
+	if (n == 0 || n > EVENT_ID_MAX)
+		return -EINVAL;
+	e = replay_find(r, id);
+	if (e) {
+		if (until_s > e->until_s)
+			e->until_s = until_s;
+		return 0;
+	}
+	if (r->n == r->max) {
+		r->head = (r->head + 1) % r->max;
+		r->n--;
+	}
+	e = &r->e[(r->head + r->n) % r->max];
+	memcpy(e->id, id, n + 1);
+	e->until_s = until_s;
+	r->n++;
+	return 0;
+}
+
+/* ---- lockout ---- */
+
+struct lockout_source {
+	int family;
+	uint8_t addr[16];
+	unsigned count;	   /* failures since first_us */
+	uint64_t first_us; /* first failure of the current window */
+	uint64_t last_us;
+	uint64_t until_us; /* locked out until then */
+};
+
+struct callback_lockout {
+	struct callback_lockout_policy p;
+	size_t n, max;
+	struct lockout_source s[];
+};
+
+int callback_lockout_new(const struct callback_lockout_policy *p, size_t max_sources,
+			 struct callback_lockout **ret)
+{
+	struct callback_lockout *l;
+
+	if (max_sources == 0 || p->failures == 0)
+		return -EINVAL;
+	l = calloc(1, sizeof(*l) + max_sources * sizeof(l->s[0]));
+	if (!l)
+		return -ENOMEM;
+	l->p = *p;
+	l->max = max_sources;
+	*ret = l;
+	return 0;
+}
+
+void callback_lockout_free(struct callback_lockout *l)
+{
+	free(l);
+}
+
+static struct lockout_source *lockout_find(const struct callback_lockout *l,
+					   const struct sockaddr *sa)
+{
+	uint8_t a[16] = { 0 };
+	int family;
+
+	if (addr_key(sa, &family, a) < 0)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->s[i].family == family && memcmp(l->s[i].addr, a, 16) == 0)
+			return (struct lockout_source *)&l->s[i];
+	return NULL;
+}
+
+uint64_t callback_lockout_remaining(const struct callback_lockout *l, const struct sockaddr *sa,
+				    uint64_t now_us)
+{
+	const struct lockout_source *s = lockout_find(l, sa);
+
+	return s && s->until_us > now_us ? s->until_us - now_us : 0;
+}
+
+/* A full table gives up the source idle longest among those not locked out; if all are,
+ * the one whose lockout ends first. */
+static struct lockout_source *lockout_evict(struct callback_lockout *l, uint64_t now_us)
+{
+	struct lockout_source *best = NULL;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct lockout_source *s = &l->s[i];
+		bool free_s = s->until_us <= now_us;
+
+		if (!best)
+			best = s;
+		else if (free_s && (best->until_us > now_us || s->last_us < best->last_us))
+			best = s;
+		else if (!free_s && best->until_us > now_us && s->until_us < best->until_us)
+			best = s;
+	}
+	return best;
+}
+
+bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa, uint64_t now_us)
+{
+	struct lockout_source *s = lockout_find(l, sa);
+
+	if (!s) {
+		uint8_t a[16] = { 0 };
+		int family;
+
+		if (addr_key(sa, &family, a) < 0)
+			return false;
+		s = l->n < l->max ? &l->s[l->n++] : lockout_evict(l, now_us);
+		*s = (struct lockout_source){ .family = family };
+		memcpy(s->addr, a, 16);
+	}
+	if (s->count == 0 || now_us - s->first_us > l->p.window_us) {
+		s->count = 0;
+		s->first_us = now_us;
+	}
+	s->last_us = now_us;
+	if (++s->count < l->p.failures)
+		return false;
+	s->count = 0;
+	s->until_us = now_us + l->p.duration_us;
+	return true;
+}
+
+void callback_lockout_success(struct callback_lockout *l, const struct sockaddr *sa)
+{
+	struct lockout_source *s = lockout_find(l, sa);
+
+	if (s)
+		s->count = 0;
+}
+
+/* ---- event schema ---- */
+
+/* Ids end up in logs and audit records: visible ASCII only, so nothing can fake a line. */
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return false;
+	return true;
+}
+
+static bool take_digits(const char **p, int n, unsigned *ret)
+{
+	unsigned v = 0;
+
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return false;
+		v = v * 10 + (unsigned)(**p - '0');
+	}
+	*ret = v;
+	return true;
+}
+
+static unsigned days_in_month(unsigned y, unsigned m)
+{
+	static const unsigned days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* RFC 3339 date-time: 2025-03-04T09:12:44Z, 2025-03-04T09:12:44.318207+01:00. */
+static int rfc3339_parse(const char *s, uint64_t *ret_us)
+{
+	unsigned y, mo, d, h, mi, sec, oh = 0, om = 0, frac = 0, scale = 1000000;
+	const char *p = s;
+	struct tm tm = { 0 };
+	int64_t t, sign = 0;
+
+	if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &mo) || *p++ != '-' ||
+	    !take_digits(&p, 2, &d) || (*p != 'T' && *p != 't'))
+		return -EINVAL;
+	p++;
+	if (!take_digits(&p, 2, &h) || *p++ != ':' || !take_digits(&p, 2, &mi) || *p++ != ':' ||
+	    !take_digits(&p, 2, &sec))
+		return -EINVAL;
+	if (*p == '.') {
+		int n = 0;
+
+		for (p++; *p >= '0' && *p <= '9'; p++, n++)
+			if (scale > 1) {
+				scale /= 10;
+				frac += (unsigned)(*p - '0') * scale;
+			}
+		if (n == 0 || n > 9)
+			return -EINVAL;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p++ == '+' ? 1 : -1;
+		if (!take_digits(&p, 2, &oh) || *p++ != ':' || !take_digits(&p, 2, &om) ||
+		    oh > 23 || om > 59)
+			return -EINVAL;
+	} else {
+		return -EINVAL;
+	}
+	if (*p || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+	    mi > 59 || sec > 60)
+		return -EINVAL;
+	tm = (struct tm){ .tm_year = (int)y - 1900,
+			  .tm_mon = (int)mo - 1,
+			  .tm_mday = (int)d,
+			  .tm_hour = (int)h,
+			  .tm_min = (int)mi,
+			  .tm_sec = (int)sec };
+	t = (int64_t)timegm(&tm) - sign * (int64_t)(oh * 3600 + om * 60);
+	if (t < 0)
+		return -EINVAL;
+	*ret_us = (uint64_t)t * 1000000 + frac;
+	return 0;
+}
+
+int callback_event_from_json(json_t *obj, struct event *ev, struct jx_error *e)
+{
+	static const char *const keys[] = { "id",	   "type", "kms", "key_id",
+					    "key_version", "time", NULL };
+	const char *id = NULL, *type = NULL, *kms = NULL, *key_id = NULL, *version = NULL,
+		   *time = NULL;
+	struct event ev_new = { 0 };
+	int r;
+
+	if ((r = jx_only_keys(obj, "event", keys, e)) < 0 ||
+	    (r = jx_string(obj, "event", "id", true, EVENT_ID_MAX, &id, e)) < 0 ||
+	    (r = jx_string(obj, "event", "type", true, 16, &type, e)) < 0 ||
+	    (r = jx_string(obj, "event", "kms", false, KMS_NAME_MAX, &kms, e)) < 0 ||
+	    (r = jx_string(obj, "event", "key_id", true, KMS_KEY_ID_MAX, &key_id, e)) < 0 ||
+	    (r = jx_string(obj, "event", "key_version", false, KMS_VERSION_MAX, &version, e)) < 0 ||
+	    (r = jx_string(obj, "event", "time", true, CALLBACK_TIME_MAX, &time, e)) < 0)
+		return r;
+	if (!printable(id))
+		return jx_fail(e, "event.id: must be visible ASCII characters");
+	if (event_type_from_string(type, &ev_new.type) < 0)
+		return jx_fail(e, "event.type: must be one of rotate, disable, suspend, enable, "
+				  "delete, destroy, restore");
+	if (kms && !volume_name_valid(kms))
+		return jx_fail(e, "event.kms: must be 1-%d characters of A-Z a-z 0-9 . _ -",
+			       KMS_NAME_MAX);
+	if (!printable(key_id))
+		return jx_fail(e, "event.key_id: must be visible ASCII characters");
+	if (version && !printable(version))
+		return jx_fail(e, "event.key_version: must be visible ASCII characters");
+	if (rfc3339_parse(time, &ev_new.time_us) < 0)
+		return jx_fail(e, "event.time: must be an RFC 3339 date-time such as "
+				  "\"2025-03-04T09:12:44Z\"");
+	snprintf(ev_new.id, sizeof(ev_new.id), "%s", id);
+	snprintf(ev_new.kms, sizeof(ev_new.kms), "%s", kms ? kms : "");
+	snprintf(ev_new.key_id, sizeof(ev_new.key_id), "%s", key_id);
+	snprintf(ev_new.key_version, sizeof(ev_new.key_version), "%s", version ? version : "");
+	*ev = ev_new;
+	return 0;
+}
+
+/* ---- the listener ---- */
+
+struct callback {
+	unsigned refs; /* the owner's, and one per open connection */
+	bool stopped;
+	const struct callback_config *cfg;
+	struct evhttp *http;
+	SSL_CTX *ssl_ctx;
+	uint8_t *secret; /* secure memory */
+	size_t secret_len;
+	struct audit *audit;
+	callback_event_fn fn;
+	void *userdata;
+	struct callback_replay *replay;
+	struct callback_lockout *lockout;
+	uint16_t port;
+};
+
+/* One TLS connection, hung on its SSL object: the SSL's end is the connection's end, which
+ * is how attempts that never become a request (failed handshakes, requests libevent refused
+ * itself) are still audited. */
+struct callback_conn {
+	struct callback *cb;
+	struct sockaddr_storage peer;
+	char peer_str[EVENT_SOURCE_MAX + 1];
+	bool hello;   /* a ClientHello arrived, so the peer is known */
+	bool allowed; /* ... and it is in the allow-list */
+	bool handshake_done;
+	bool answered;	/* a request reached on_request (which audits it) */
+	bool cert_seen; /* the peer presented a certificate */
+	int verify_err;
+	int alert;	 /* the last TLS alert of the handshake, or -1 */
+	bool alert_sent; /* ... sent by us, else received */
+};
+
+/* Why a request is refused: status, and whether it counts towards the sender's lockout. Only
+ * failures before a valid signature count: a sender that holds the secret gains nothing from
+ * guessing, and locking it out would only drop real events. */
+enum refusal {
+	REFUSE_LOCKED,
+	REFUSE_NOT_FOUND,
+	REFUSE_METHOD,
+	REFUSE_TOO_BIG,
+	REFUSE_HEADER,
+	REFUSE_UNSIGNED,
+	REFUSE_FORGED,
+	REFUSE_TIMESTAMP,
+	REFUSE_EXPIRED,
+	REFUSE_MALFORMED,
+	REFUSE_REPLAY,
+	REFUSE_INTERNAL,
+	_REFUSE_MAX,
+};
+
+static const struct {
+	int status;
+	const char *phrase;
+	bool counts;
+} refusals[_REFUSE_MAX] = {
+	[REFUSE_LOCKED] = { 429, "Too Many Requests", false },
+	[REFUSE_NOT_FOUND] = { 404, "Not Found", true },
+	[REFUSE_METHOD] = { 405, "Method Not Allowed", true },
+	[REFUSE_TOO_BIG] = { 413, "Payload Too Large", true },
+	[REFUSE_HEADER] = { 400, "Bad Request", true },
+	[REFUSE_UNSIGNED] = { 401, "Unauthorized", true },
+	[REFUSE_FORGED] = { 403, "Forbidden", true },
+	[REFUSE_TIMESTAMP] = { 400, "Bad Request", false },
+	[REFUSE_EXPIRED] = { 400, "Bad Request", false },
+	[REFUSE_MALFORMED] = { 400, "Bad Request", false },
+	[REFUSE_REPLAY] = { 409, "Conflict", false },
+	[REFUSE_INTERNAL] = { 500, "Internal Server Error", false },
+};
+
+/* One request on its way through the checks; what the audit record and the reply say. */
+struct attempt {
+	struct callback *cb;
+	struct evhttp_request *req;
+	const struct sockaddr *peer;
+	const char *peer_str;
+	char client_cert[CALLBACK_DN_MAX];
+	struct event ev; /* filled as far as the checks got */
+	bool have_id, have_event;
+};
+
+/* OpenSSL's slot for our conn on each SSL: registered once per process, like OpenSSL's own. */
+static int conn_index = -1;
+static pthread_once_t conn_index_once = PTHREAD_ONCE_INIT;
+
+static void callback_unref(struct callback *cb)
+{
+	if (--cb->refs > 0)
+		return;
+	if (cb->ssl_ctx)
+		SSL_CTX_free(cb->ssl_ctx);
+	secmem_free(cb->secret);
+	callback_replay_free(cb->replay);
+	callback_lockout_free(cb->lockout);
+	free(cb);
+}
+
+/* Messages may quote what a sender wrote; keep them to one line of printable text. */
+static void sanitize(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
+static void audit_attempt(struct callback *cb, const char *peer, const char *client_cert,
+			  const struct attempt *a, const char *result, const char *error)
+{
+	json_t *subject, *object = NULL;
+	int r;
+
+	if (!cb->audit)
+		return;
+	subject = json_pack("{s:s, s:s*}", "peer", peer, "client_cert",
+			    client_cert && client_cert[0] ? client_cert : NULL);
+	if (a && a->have_id)
+		object = json_pack("{s:s, s:s*, s:s*, s:s*}", "event_id", a->ev.id, "type",
+				   a->have_event ? event_type_names[a->ev.type] : NULL, "key_id",
+				   a->have_event ? a->ev.key_id : NULL, "kms",
+				   a->have_event && a->ev.kms[0] ? a->ev.kms : NULL);
+	r = subject ? audit_write(cb->audit, CALLBACK_AUDIT_TYPE, result, subject, object, error)
+		    : -ENOMEM;
+	if (r < 0)
+		log_error_errno(r, "callback: cannot write the audit record for %s: %m", peer);
+	json_decref(subject);
+	json_decref(object);
+}
+
+static void lockout_count(struct callback *cb, const struct sockaddr *peer, const char *peer_str)
+{
+	if (callback_lockout_fail(cb->lockout, peer, now_mono_us()))
+		log_warning("callback: %s locked out for %llu s after %u failures", peer_str,
+			    (unsigned long long)(cb->cfg->lockout.duration_us / 1000000),
+			    cb->cfg->lockout.failures);
+}
+
+/* Why a handshake failed, as far as the connection saw it. */
+static void handshake_failure(const struct callback_conn *c, char *buf, size_t size)
+{
+	size_t n;
+
+	if (c->verify_err) {
+		snprintf(buf, size, "TLS handshake failed: client certificate: %s",
+			 X509_verify_cert_error_string(c->verify_err));
+		return;
+	}
+	n = (size_t)snprintf(buf, size, "TLS handshake failed");
+	if (c->alert >= 0 && n < size)
+		/* OpenSSL 3.0 has no name for TLS 1.3's alert 116 */
+		n += (size_t)snprintf(buf + n, size - n, " (%s alert: %s)",
+				      c->alert_sent ? "sent" : "the client sent",
+				      c->alert == SSL_AD_CERTIFICATE_REQUIRED
+					      ? "certificate required"
+					      : SSL_alert_desc_string_long(c->alert));
+	if (c->cb->cfg->client_ca_file && !c->cert_seen && n < size)
+		snprintf(buf + n, size - n, "; no client certificate was presented");
+}
+
+static void conn_end(struct callback_conn *conn)
+{
+	struct callback *cb = conn->cb;
+	char why[CALLBACK_REASON_MAX];
+
+	if (!cb->stopped && conn->hello && conn->allowed && !conn->answered) {
+		if (conn->handshake_done)
+			snprintf(why, sizeof(why), "%s",
+				 "connection closed without a complete request (malformed HTTP, "
+				 "body over max_body_bytes, or timeout)");
+		else
+			handshake_failure(conn, why, sizeof(why));
+		log_notice("callback: refused %s: %s", conn->peer_str, why);
+		audit_attempt(cb, conn->peer_str, NULL, NULL, "refused", why);
+		lockout_count(cb, (const struct sockaddr *)&conn->peer, conn->peer_str);
+	}
+	callback_unref(cb);
+	free(conn);
+}
+
+static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	(void)parent;
+	if (ptr) /* every SSL in the process passes here; ours carry a conn */
+		conn_end(ptr);
+}
+
+static void conn_index_init(void)
+{
+	conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
+}
+
+static struct callback_conn *conn_of_ssl(const SSL *ssl)
+{
+	return ssl ? SSL_get_ex_data(ssl, conn_index) : NULL;
+}
+
+/* evhttp asks for each accepted connection's bufferevent: a TLS one in accepting state. */
+static struct bufferevent *conn_new(struct event_base *base, void *u)
+{
+	struct callback *cb = u;
+	struct callback_conn *conn = calloc(1, sizeof(*conn));
+	SSL *ssl = conn ? SSL_new(cb->ssl_ctx) : NULL;
+
+	/* NULL makes evhttp fall back to plain TCP; on_request refuses such connections. */
+	if (!ssl) {
+		free(conn);
+		return NULL;
+	}
+	conn->cb = cb;
+	conn->alert = -1;
+	cb->refs++;
+	if (!SSL_set_ex_data(ssl, conn_index, conn)) {
+		callback_unref(cb);
+		free(conn);
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* On failure libevent frees the SSL (BEV_OPT_CLOSE_ON_FREE), and with it the conn. */
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* The allow-list, at the first moment the peer is known to TLS: before the handshake does any
+ * work and before a byte of HTTP is read. */
+static int on_client_hello(SSL *ssl, int *alert, void *u)
+{
+	struct callback *cb = u;
+	struct callback_conn *conn = conn_of_ssl(ssl);
+	socklen_t len = sizeof(conn->peer);
+
+	if (!conn) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	if (conn->hello) /* the second ClientHello after a HelloRetryRequest */
+		return conn->allowed ? SSL_CLIENT_HELLO_SUCCESS : SSL_CLIENT_HELLO_ERROR;
+	conn->hello = true;
+	if (getpeername(SSL_get_fd(ssl), (struct sockaddr *)&conn->peer, &len) < 0) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	addr_format((struct sockaddr *)&conn->peer, conn->peer_str, sizeof(conn->peer_str));
+	conn->allowed = callback_config_allows(cb->cfg, (struct sockaddr *)&conn->peer);
+	if (conn->allowed)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	log_debug("callback: refused %s: not in the allow-list", conn->peer_str);
+	audit_attempt(cb, conn->peer_str, NULL, NULL, "refused", "peer not in callback.allow");
+	*alert = SSL_AD_ACCESS_DENIED;
+	return SSL_CLIENT_HELLO_ERROR;
+}
+
+static void on_tls_info(const SSL *ssl, int where, int ret)
+{
+	struct callback_conn *conn = conn_of_ssl(ssl);
+
+	if (!conn)
+		return;
+	if (where & SSL_CB_HANDSHAKE_DONE)
+		conn->handshake_done = true;
+	if ((where & SSL_CB_ALERT) && !conn->handshake_done) {
+		conn->alert = ret & 0xff;
+		conn->alert_sent = where & SSL_CB_WRITE;
+	}
+}
+
+static int on_verify(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct callback_conn *conn = conn_of_ssl(ssl);
+
+	if (!conn)
+		return ok;
+	conn->cert_seen = true;
+	if (!ok && !conn->verify_err)
+		conn->verify_err = X509_STORE_CTX_get_error(x);
+	return ok;
+}
+
+static SSL *request_ssl(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	return evcon ? bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon)) : NULL;
+}
+
+/* The verified client certificate's subject, RFC 2253, escaped to ASCII by OpenSSL. */
+static void client_dn(SSL *ssl, char *buf, size_t size)
+{
+	X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	BIO *b;
+	int n;
+
+	buf[0] = 0;
+	if (!x || !(b = BIO_new(BIO_s_mem())))
+		return;
+	if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
+		n = BIO_read(b, buf, (int)size - 1);
+		buf[n > 0 ? n : 0] = 0;
+		sanitize(buf);
+	}
+	BIO_free(b);
+}
+
+static void reply(struct evhttp_request *req, int status, const char *phrase, json_t *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *b = evbuffer_new();
+	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	evhttp_add_header(h, "Content-Type", "application/json");
+	/* One attempt per connection: every attempt meets the allow-list and TLS afresh. */
+	evhttp_add_header(h, "Connection", "close");
+	if (b && s) {
+		evbuffer_add(b, s, strlen(s));
+		evbuffer_add(b, "\n", 1);
+	}
+	evhttp_send_reply(req, status, phrase, b);
+	secmem_free(s); /* jansson allocates from the secure heap */
+	if (b)
+		evbuffer_free(b);
+	json_decref(body);
+}
+
+static void refuse(struct attempt *a, enum refusal why, const char *fmt, ...) _printf_(3, 4);
+static void refuse(struct attempt *a, enum refusal why, const char *fmt, ...)
+{
+	char msg[CALLBACK_REASON_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sanitize(msg);
+	log_notice("callback: refused %s%s%s: %s", a->peer_str, a->have_id ? " event " : "",
+		   a->have_id ? a->ev.id : "", msg);
+	audit_attempt(a->cb, a->peer_str, a->client_cert, a,
+		      why == REFUSE_INTERNAL ? "failure" : "refused", msg);
+	if (refusals[why].counts)
+		lockout_count(a->cb, a->peer, a->peer_str);
+	reply(a->req, refusals[why].status, refusals[why].phrase,
+	      json_pack("{s:s, s:s*}", "error", msg, "id", a->have_id ? a->ev.id : NULL));
+}
+
+/* The one header of that name; NULL if absent, *dup if it came more than once. */
+static const char *header_one(struct evkeyvalq *h, const char *name, bool *dup)
+{
+	const char *v = NULL;
+	struct evkeyval *kv;
+
+	TAILQ_FOREACH(kv, h, next)
+		if (strcasecmp(kv->key, name) == 0) {
+			if (v)
+				*dup = true;
+			v = kv->value;
+		}
+	return v;
+}
+
+static void deliver(struct attempt *a, uint64_t ts)
+{
+	struct callback *cb = a->cb;
+	char msg[CALLBACK_REASON_MAX] = "";
+	int r, status;
+
+	a->ev.origin = EVENT_FROM_CALLBACK;
+	snprintf(a->ev.source, sizeof(a->ev.source), "%s", a->peer_str);
+	r = cb->fn(cb->userdata, &a->ev, msg, sizeof(msg));
+	sanitize(msg);
+	if (r >= 0) {
+		/* Remembered only once acted on: a sender may retry what failed. */
+		if (callback_replay_add(cb->replay, a->ev.id, ts + cb->cfg->replay_window_s) < 0)
+			log_error("callback: cannot remember event id %s", a->ev.id);
+		log_info("callback: %s event %s for key %s from %s accepted%s%s",
+			 event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str,
+			 msg[0] ? ": " : "", msg);
+		audit_attempt(cb, a->peer_str, a->client_cert, a, "success", NULL);
+		reply(a->req, 202, "Accepted",
+		      json_pack("{s:s, s:s, s:s}", "id", a->ev.id, "result", "accepted", "message",
+				msg));
+		return;
+	}
+	if (!msg[0])
+		snprintf(msg, sizeof(msg), "%s", strerror(-r));
+	status = r == -EAGAIN || r == -EBUSY ? 503 : 500;
+	log_error("callback: %s event %s for key %s from %s failed: %s",
+		  event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str, msg);
+	audit_attempt(cb, a->peer_str, a->client_cert, a, "failure", msg);
+	reply(a->req, status, status == 503 ? "Service Unavailable" : "Internal Server Error",
+	      json_pack("{s:s, s:s, s:s}", "id", a->ev.id, "result", "failed", "error", msg));
+}
+
+static void on_request(struct evhttp_request *req, void *u)
+{
+	struct callback *cb = u;
+	struct attempt a = { .cb = cb, .req = req };
+	SSL *ssl = request_ssl(req);
+	struct callback_conn *conn = conn_of_ssl(ssl);
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL, *ts_s, *sig, *id;
+	size_t len = evbuffer_get_length(in);
+	json_auto_t *root = NULL;
+	struct jx_error je;
+	json_error_t jerr;
+	uint64_t left, ts, now_s;
+	bool dup = false;
+	const void *body;
+	int r;
+
+	if (!conn || !conn->allowed) {
+		/* Only when no TLS bufferevent could be made (out of memory): plain TCP. */
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+		const struct sockaddr *sa = evcon ? evhttp_connection_get_addr(evcon) : NULL;
+		char peer[EVENT_SOURCE_MAX + 1] = "?";
+
+		if (sa)
+			addr_format(sa, peer, sizeof(peer));
+		log_error("callback: refused %s: no TLS state (out of memory)", peer);
+		audit_attempt(cb, peer, NULL, NULL, "failure", "no TLS state (out of memory)");
+		reply(req, 500, "Internal Server Error", NULL);
+		return;
+	}
+	conn->answered = true;
+	a.peer = (const struct sockaddr *)&conn->peer;
+	a.peer_str = conn->peer_str;
+	client_dn(ssl, a.client_cert, sizeof(a.client_cert));
+
+	left = callback_lockout_remaining(cb->lockout, a.peer, now_mono_us());
+	if (left > 0) {
+		char after[24];
+
+		snprintf(after, sizeof(after), "%llu",
+			 (unsigned long long)(left + 999999) / 1000000);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", after);
+		return refuse(&a, REFUSE_LOCKED,
+			      "locked out after repeated failures; retry in %s s", after);
+	}
+	if (!path || strcmp(path, CALLBACK_PATH) != 0)
+		return refuse(&a, REFUSE_NOT_FOUND, "no such endpoint (only POST %s)",
+			      CALLBACK_PATH);
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		return refuse(&a, REFUSE_METHOD, "method not allowed (only POST %s)",
+			      CALLBACK_PATH);
+	}
+	if (len > cb->cfg->max_body_bytes)
+		return refuse(&a, REFUSE_TOO_BIG, "body larger than %llu bytes",
+			      (unsigned long long)cb->cfg->max_body_bytes);
+	body = len ? (const void *)evbuffer_pullup(in, -1) : "";
+	if (!body)
+		return refuse(&a, REFUSE_INTERNAL, "out of memory");
+
+	ts_s = header_one(h, CALLBACK_HEADER_TIMESTAMP, &dup);
+	sig = header_one(h, CALLBACK_HEADER_SIGNATURE, &dup);
+	if (dup)
+		return refuse(&a, REFUSE_HEADER, "%s or %s given more than once",
+			      CALLBACK_HEADER_TIMESTAMP, CALLBACK_HEADER_SIGNATURE);
+	r = callback_signature_check(cb->secret, cb->secret_len, ts_s, body, len, sig);
+	if (r == -ENOKEY)
+		return refuse(&a, REFUSE_UNSIGNED, "unsigned: %s and %s are required",
+			      CALLBACK_HEADER_TIMESTAMP, CALLBACK_HEADER_SIGNATURE);
+	if (r == -EBADMSG)
+		return refuse(&a, REFUSE_FORGED, "signature does not match");
+	if (r < 0)
+		return refuse(&a, REFUSE_INTERNAL, "cannot compute HMAC: %s", strerror(-r));
+	callback_lockout_success(cb->lockout, a.peer);
+
+	now_s = now_real_us() / 1000000;
+	r = callback_timestamp_check(ts_s, now_s, cb->cfg->replay_window_s, &ts);
+	if (r == -ETIME)
+		return refuse(&a, REFUSE_EXPIRED,
+			      "expired: %s is more than %llu s away from this host's clock",
+			      CALLBACK_HEADER_TIMESTAMP,
+			      (unsigned long long)cb->cfg->replay_window_s);
+	if (r < 0)
+		return refuse(&a, REFUSE_TIMESTAMP, "%s must be Unix seconds",
+			      CALLBACK_HEADER_TIMESTAMP);
+
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return refuse(&a, REFUSE_MALFORMED, "body is not JSON: %d:%d: %s", jerr.line,
+			      jerr.column, jerr.text);
+	if (!json_is_object(root))
+		return refuse(&a, REFUSE_MALFORMED, "event: must be an object");
+	if (jx_string(root, "event", "id", true, EVENT_ID_MAX, &id, &je) < 0)
+		return refuse(&a, REFUSE_MALFORMED, "%s", je.msg);
+	if (!printable(id))
+		return refuse(&a, REFUSE_MALFORMED, "event.id: must be visible ASCII characters");
+	snprintf(a.ev.id, sizeof(a.ev.id), "%s", id);
+	a.have_id = true;
+	if (callback_replay_seen(cb->replay, a.ev.id, now_s))
+		return refuse(&a, REFUSE_REPLAY, "replay: event %s was already accepted", a.ev.id);
+	if (callback_event_from_json(root, &a.ev, &je) < 0)
+		return refuse(&a, REFUSE_MALFORMED, "%s", je.msg);
+	a.have_event = true;
+	deliver(&a, ts);
+}
+
+static int tls_error(const char *what, const char *file)
+{
+	char buf[256] = "unknown error";
+	unsigned long e = ERR_get_error();
+
+	if (e)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return log_error_errno(-EINVAL, "callback: %s %s: %s", what, file, buf);
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return 0;
+}
+
+static int tls_setup(struct callback *cb)
+{
+	const struct callback_config *c = cb->cfg;
+	_cleanup_secure_ uint8_t *pem = NULL;
+	EVP_PKEY *key = NULL;
+	BIO *bio;
+	size_t n;
+	int r;
+
+	cb->ssl_ctx = SSL_CTX_new(TLS_server_method());
+	if (!cb->ssl_ctx)
+		return -ENOMEM;
+	if (!SSL_CTX_set_min_proto_version(cb->ssl_ctx, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_cipher_list(cb->ssl_ctx, CALLBACK_TLS12_CIPHERS))
+		return -EIO;
+	SSL_CTX_set_options(cb->ssl_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+						 SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(cb->ssl_ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_use_certificate_chain_file(cb->ssl_ctx, c->cert_file) != 1)
+		return tls_error("cannot load cert_file", c->cert_file);
+	r = read_credential(c->key_file, false, &pem, &n);
+	if (r < 0)
+		return log_error_errno(r, "callback: cannot read key_file %s: %m", c->key_file);
+	bio = BIO_new_mem_buf(pem, (int)n);
+	if (bio)
+		key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	if (!key)
+		return tls_error("cannot load key_file (PEM, unencrypted)", c->key_file);
+	r = SSL_CTX_use_PrivateKey(cb->ssl_ctx, key);
+	EVP_PKEY_free(key);
+	if (r != 1 || SSL_CTX_check_private_key(cb->ssl_ctx) != 1)
+		return tls_error("key_file does not match cert_file:", c->key_file);
+	if (c->client_ca_file) {
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(c->client_ca_file);
+
+		if (!names ||
+		    SSL_CTX_load_verify_locations(cb->ssl_ctx, c->client_ca_file, NULL) != 1) {
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+			return tls_error("cannot load client_ca_file", c->client_ca_file);
+		}
+		SSL_CTX_set_client_CA_list(cb->ssl_ctx, names);
+		SSL_CTX_set_verify(cb->ssl_ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+				   on_verify);
+		SSL_CTX_set_verify_depth(cb->ssl_ctx, 4);
+	}
+	SSL_CTX_set_client_hello_cb(cb->ssl_ctx, on_client_hello, cb);
+	SSL_CTX_set_info_callback(cb->ssl_ctx, on_tls_info);
+	return 0;
+}
+
+static int listen_socket(const struct callback_config *c, struct sockaddr_storage *ss)
+{
+	_cleanup_close_ int fd = -1;
+	socklen_t len = sizeof(*ss);
+	int one = 1;
+
+	fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return negative_errno();
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		return negative_errno();
+	/* [::] means IPv6 only; IPv4 peers need their own listen address. */
+	if (c->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		return negative_errno();
+	if (bind(fd, (const struct sockaddr *)&c->addr, c->addr_len) < 0 ||
+	    listen(fd, CALLBACK_BACKLOG) < 0 || getsockname(fd, (struct sockaddr *)ss, &len) < 0)
+		return negative_errno();
+	return TAKE_FD(fd);
+}
+
+int callback_start(struct event_base *base, const struct callback_config *cfg, struct audit *audit,
+		   callback_event_fn fn, void *userdata, struct callback **ret)
+{
+	char where[EVENT_SOURCE_MAX + 1];
+	struct sockaddr_storage bound;
+	struct callback *cb;
+	int fd = -1, r;
+
+	pthread_once(&conn_index_once, conn_index_init);
+	if (conn_index < 0)
+		return -ENOMEM;
+	cb = calloc(1, sizeof(*cb));
+	if (!cb)
+		return -ENOMEM;
+	*cb = (struct callback){
+		.refs = 1, .cfg = cfg, .audit = audit, .fn = fn, .userdata = userdata
+	};
+	r = read_credential(cfg->hmac_secret_file, true, &cb->secret, &cb->secret_len);
+	if (r < 0) {
+		log_error_errno(r, "callback: cannot read hmac_secret_file %s: %m",
+				cfg->hmac_secret_file);
+		goto fail;
+	}
+	if (cb->secret_len < CALLBACK_SECRET_MIN) {
+		r = log_error_errno(-EINVAL,
+				    "callback: hmac_secret_file %s holds %zu bytes, at "
+				    "least %d are needed",
+				    cfg->hmac_secret_file, cb->secret_len, CALLBACK_SECRET_MIN);
+		goto fail;
+	}
+	if ((r = callback_replay_new(CALLBACK_REPLAY_IDS_MAX, &cb->replay)) < 0 ||
+	    (r = callback_lockout_new(&cfg->lockout, CALLBACK_SOURCES_MAX, &cb->lockout)) < 0 ||
+	    (r = tls_setup(cb)) < 0)
+		goto fail;
+	fd = listen_socket(cfg, &bound);
+	if (fd < 0) {
+		r = log_error_errno(fd, "callback: cannot listen on %s: %m", cfg->listen);
+		goto fail;
+	}
+	cb->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+						    : ((struct sockaddr_in6 *)&bound)->sin6_port);
+	addr_format((struct sockaddr *)&bound, where, sizeof(where));
+	cb->http = evhttp_new(base);
+	r = -ENOMEM;
+	if (!cb->http)
+		goto fail;
+	evhttp_set_max_body_size(cb->http, (ev_ssize_t)cfg->max_body_bytes);
+	evhttp_set_max_headers_size(cb->http, CALLBACK_HEADERS_MAX);
+	evhttp_set_timeout(cb->http, CALLBACK_TIMEOUT_S);
+	/* Other methods reach on_request too, so that their refusal is audited there. */
+	evhttp_set_allowed_methods(cb->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_bevcb(cb->http, conn_new, cb);
+	evhttp_set_gencb(cb->http, on_request, cb);
+	r = -EIO;
+	if (!evhttp_accept_socket_with_handle(cb->http, fd))
+		goto fail;
+	log_info("callback: event endpoint listening on %s%s", where,
+		 cfg->client_ca_file ? ", client certificates required" : "");
+	*ret = cb;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	callback_stop(cb);
+	return r;
+}
+
+void callback_stop(struct callback *cb)
+{
+	if (!cb)
+		return;
+	/* Connections end later, when libevent finalises them; they find cb->stopped. */
+	cb->stopped = true;
+	if (cb->http)
+		evhttp_free(cb->http);
+	cb->http = NULL;
+	callback_unref(cb);
+}
+
+uint16_t callback_port(const struct callback *cb)
+{
+	return cb->port;
+}
