@@ -91,12 +91,15 @@ json_t *api_volume_json(struct keyd *k, struct volume *v)
 
 	(void)k;
 	format_rfc3339_us(v->since_us, since, sizeof(since));
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:b, s:b, s:s, s:s, s:s, s:i, s:i, s:s}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:s, s:i, s:i, s:s, "
+			 "s:b, s:b}",
 			 "name", v->name, "state", volume_state_names[v->state], "device_spec",
-			 v->device_spec, "device", v->device, "uuid", v->uuid, "key_id", v->key_id,
+			 v->device_spec, "device", v->device, "uuid", v->uuid, "key_id",
+			 v->token_key_id[0] ? v->token_key_id : v->key_id ? v->key_id : "",
 			 "required", v->required, "discovered", v->discovered, "kms", v->kms->name,
 			 "key_version", v->key_version, "error", v->error, "keyslot", v->keyslot,
-			 "attempts", (int)v->attempts, "since", since);
+			 "attempts", (int)v->attempts, "since", since, "revoked", v->revoked,
+			 "shredded", v->shredded);
 }
 
 static void handle_status(struct keyd *k, struct evhttp_request *req, const struct peer *p,
@@ -219,6 +222,31 @@ static void handle_lock(struct keyd *k, struct evhttp_request *req, const struct
 	event_active(k->wake, EV_READ, 0);
 }
 
+static void lifecycle_action(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+			     const char *name, enum lifecycle_job_kind kind, const char *what)
+{
+	char msg[256];
+	int r;
+
+	log_info("%s: %s requested by uid %u (pid %d)", name, what, p->uid, (int)p->pid);
+	r = lifecycle_submit(k, kind, NULL, name, msg, sizeof(msg));
+	if (r < 0)
+		return reply_error(req, r == -ENOENT ? HTTP_NOTFOUND : 503, "%s", msg);
+	reply_json(req, 202, json_pack("{s:s, s:s}", "volume", name, "result", msg));
+}
+
+static void handle_suspend(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+			   const char *name)
+{
+	lifecycle_action(k, req, p, name, LIFECYCLE_SUSPEND, "suspend");
+}
+
+static void handle_resume(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+			  const char *name)
+{
+	lifecycle_action(k, req, p, name, LIFECYCLE_RESUME, "resume");
+}
+
 static const struct route routes[] = {
 	{ .method = EVHTTP_REQ_GET, .prefix = "/v1/status", .access = ACCESS_READ,
 	  .handler = handle_status },
@@ -226,6 +254,10 @@ static const struct route routes[] = {
 	  .access = ACCESS_ADMIN, .handler = handle_unlock },
 	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/lock",
 	  .access = ACCESS_ADMIN, .handler = handle_lock },
+	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/suspend",
+	  .access = ACCESS_ADMIN, .handler = handle_suspend },
+	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/resume",
+	  .access = ACCESS_ADMIN, .handler = handle_resume },
 };
 
 /* Matches @path against @r; the volume name between prefix and suffix goes to @arg. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "callback.h"
 #include "config.h"
 
 const char *const on_revoke_names[] = { "close", "suspend", "audit-only", NULL };
@@ -104,10 +105,66 @@ static int parse_kms(json_t *obj, struct keyd_config *cfg, const struct kms_retr
 	return 0;
 }
 
+static int parse_hooks(json_t *obj, const char *path, const char *key, struct hook **ret,
+		       size_t *ret_n, struct jx_error *e)
+{
+	json_t *list = json_object_get(obj, key), *cmd;
+	size_t i;
+
+	if (!list)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > HOOKS_MAX)
+		return jx_fail(e, "%s.%s: must be an array of at most %d commands", path, key,
+			       HOOKS_MAX);
+	*ret = calloc(json_array_size(list) + 1, sizeof(**ret));
+	if (!*ret)
+		return -ENOMEM;
+	json_array_foreach(list, i, cmd) {
+		size_t j;
+		json_t *arg;
+
+		if (!json_is_array(cmd) || json_array_size(cmd) == 0 ||
+		    json_array_size(cmd) > HOOK_ARGS_MAX)
+			return jx_fail(e, "%s.%s[%zu]: must be a command as an array of strings "
+					  "(argv, no shell), e.g. [\"/usr/bin/systemctl\", \"stop\", "
+					  "\"postgresql\"]", path, key, i);
+		(*ret)[i].argv = calloc(json_array_size(cmd) + 1, sizeof(char *));
+		*ret_n = i + 1;
+		if (!(*ret)[i].argv)
+			return -ENOMEM;
+		json_array_foreach(cmd, j, arg) {
+			if (!json_is_string(arg) || json_string_length(arg) == 0 ||
+			    json_string_length(arg) > 4096 ||
+			    strlen(json_string_value(arg)) != json_string_length(arg))
+				return jx_fail(e, "%s.%s[%zu][%zu]: must be a non-empty string", path,
+					       key, i, j);
+			if (j == 0 && json_string_value(arg)[0] != '/')
+				return jx_fail(e, "%s.%s[%zu][0]: \"%s\" must be an absolute path",
+					       path, key, i, json_string_value(arg));
+			(*ret)[i].argv[j] = strdup(json_string_value(arg));
+			if (!(*ret)[i].argv[j])
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static void free_hooks(struct hook *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (char **a = h[i].argv; a && *a; a++)
+			free(*a);
+		free(h[i].argv);
+	}
+	free(h);
+}
+
 static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct jx_error *e)
 {
-	static const char *const keys[] = { "name", "device", "kms", "key_id", "required",
-					    "on_revoke", NULL };
+	static const char *const keys[] = { "name",	    "device",	   "kms",
+					    "key_id",	    "required",	   "on_revoke",
+					    "stop_hooks",   "start_hooks", "erase_on_delete",
+					    NULL };
 	struct volume_config *vol = &cfg->volumes[i];
 	const char *name = NULL, *device = NULL, *kms = NULL, *key_id = NULL;
 	char path[32];
@@ -121,7 +178,12 @@ static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct j
 	    (r = jx_string(obj, path, "kms", true, KMS_NAME_MAX, &kms, e)) < 0 ||
 	    (r = jx_string(obj, path, "key_id", true, KMS_KEY_ID_MAX, &key_id, e)) < 0 ||
 	    (r = jx_bool(obj, path, "required", &vol->required, e)) < 0 ||
-	    (r = jx_enum(obj, path, "on_revoke", on_revoke_names, &revoke, e)) < 0)
+	    (r = jx_enum(obj, path, "on_revoke", on_revoke_names, &revoke, e)) < 0 ||
+	    (r = jx_bool(obj, path, "erase_on_delete", &vol->erase_on_delete, e)) < 0 ||
+	    (r = parse_hooks(obj, path, "stop_hooks", &vol->stop_hooks, &vol->n_stop_hooks, e)) <
+		    0 ||
+	    (r = parse_hooks(obj, path, "start_hooks", &vol->start_hooks, &vol->n_start_hooks,
+			     e)) < 0)
 		return r;
 	if (!volume_name_valid(name))
 		return jx_fail(e, "%s.name: \"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -",
@@ -164,10 +226,28 @@ static int parse_control(json_t *obj, struct keyd_config *cfg, struct jx_error *
 	return cfg->socket_path && cfg->control_group ? 0 : -ENOMEM;
 }
 
+static int parse_lifecycle(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
+{
+	static const char *const keys[] = { "poll_interval_s", "max_key_cache_age_s", NULL };
+	int r;
+
+	cfg->poll_interval_s = 300;
+	cfg->max_key_cache_age_s = 4 * 3600; /* Key Protect's rule for adopting services */
+	if (!obj)
+		return 0;
+	if ((r = jx_only_keys(obj, "lifecycle", keys, e)) < 0 ||
+	    (r = jx_uint(obj, "lifecycle", "poll_interval_s", 0, 86400, &cfg->poll_interval_s,
+			 e)) < 0 ||
+	    (r = jx_uint(obj, "lifecycle", "max_key_cache_age_s", 1, 7 * 86400,
+			 &cfg->max_key_cache_age_s, e)) < 0)
+		return r;
+	return 0;
+}
+
 static int config_parse(json_t *root, struct keyd_config *cfg, struct jx_error *e)
 {
-	static const char *const keys[] = { "kms", "volumes", "control", "unlock", "discover",
-					    NULL };
+	static const char *const keys[] = { "kms",	"volumes",   "control",	 "unlock",
+					    "discover", "lifecycle", "callback", NULL };
 	struct kms_retry retry = { .try_timeout_ms = 10000, .backoff_min_ms = 500,
 				   .backoff_max_ms = 30000, .deadline_ms = 600000 };
 	json_t *vols;
@@ -178,7 +258,12 @@ static int config_parse(json_t *root, struct keyd_config *cfg, struct jx_error *
 	cfg->discover = true;
 	if ((r = jx_bool(root, "", "discover", &cfg->discover, e)) < 0 ||
 	    (r = parse_control(json_object_get(root, "control"), cfg, e)) < 0 ||
-	    (r = parse_unlock(json_object_get(root, "unlock"), cfg, &retry, e)) < 0)
+	    (r = parse_unlock(json_object_get(root, "unlock"), cfg, &retry, e)) < 0 ||
+	    (r = parse_lifecycle(json_object_get(root, "lifecycle"), cfg, e)) < 0)
+		return r;
+	if (json_object_get(root, "callback") &&
+	    (r = callback_config_parse(json_object_get(root, "callback"), "callback",
+				       &cfg->callback, e)) < 0)
 		return r;
 	if (!json_object_get(root, "kms"))
 		return jx_fail(e, "kms: missing");
@@ -250,6 +335,8 @@ void config_free(struct keyd_config *cfg)
 		free(cfg->volumes[i].name);
 		free(cfg->volumes[i].device);
 		free(cfg->volumes[i].key_id);
+		free_hooks(cfg->volumes[i].stop_hooks, cfg->volumes[i].n_stop_hooks);
+		free_hooks(cfg->volumes[i].start_hooks, cfg->volumes[i].n_start_hooks);
 	}
 	free(cfg->volumes);
 	for (size_t i = 0; i < cfg->n_kms; i++)
@@ -257,5 +344,6 @@ void config_free(struct keyd_config *cfg)
 	free(cfg->kms);
 	free(cfg->socket_path);
 	free(cfg->control_group);
+	callback_config_free(cfg->callback);
 	free(cfg);
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "jsonx.h"
 #include "kms.h"
@@ -22,6 +23,14 @@ enum on_revoke {
 };
 extern const char *const on_revoke_names[]; /* NULL-terminated, indexed by enum on_revoke */
 
+#define HOOKS_MAX 8
+#define HOOK_ARGS_MAX 32
+
+/* A command run without a shell: argv[0] is an absolute path. */
+struct hook {
+	char **argv; /* NULL-terminated */
+};
+
 struct volume_config {
 	char *name;   /* also the device-mapper name */
 	char *device; /* path, UUID=, PARTUUID= or LABEL=; NULL for discovered volumes */
@@ -29,7 +38,14 @@ struct volume_config {
 	char *key_id;
 	bool required;
 	enum on_revoke on_revoke;
+	struct hook *stop_hooks; /* before a revocation closes the mapping (stop PostgreSQL) */
+	size_t n_stop_hooks;
+	struct hook *start_hooks; /* after the volume is back (start PostgreSQL) */
+	size_t n_start_hooks;
+	bool erase_on_delete; /* a deleted root key also destroys the keyd keyslot here */
 };
+
+struct callback_config;
 
 struct keyd_config {
 	struct kms **kms;
@@ -39,6 +55,9 @@ struct keyd_config {
 	char *socket_path;
 	char *control_group; /* read-only access to the control socket */
 	bool discover;       /* also unlock LUKS2 devices carrying a keyd token */
+	uint64_t poll_interval_s;     /* key state polling; 0 = off */
+	uint64_t max_key_cache_age_s; /* on_revoke when the KMS was unreachable this long */
+	struct callback_config *callback; /* NULL: no event endpoint */
 };
 
 /* Loads and validates. On any failure e->msg says why; for a bad value it names the JSON

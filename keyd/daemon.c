@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "callback.h"
 #include "daemon.h"
 #include "enroll.h"
 #include "log.h"
@@ -20,6 +21,7 @@
 const char *const volume_state_names[] = {
 	[VOLUME_PENDING] = "pending", [VOLUME_WAITING] = "waiting", [VOLUME_OPEN] = "open",
 	[VOLUME_VERIFIED] = "verified", [VOLUME_FAILED] = "failed", [VOLUME_LOCKED] = "locked",
+	[VOLUME_SUSPENDED] = "suspended", [VOLUME_REVOKED] = "revoked",
 };
 
 struct worker_arg {
@@ -27,7 +29,7 @@ struct worker_arg {
 	struct volume *v;
 };
 
-static void set_state(struct keyd *k, struct volume *v, enum volume_state s, const char *err)
+void keyd_set_state(struct keyd *k, struct volume *v, enum volume_state s, const char *err)
 {
 	pthread_mutex_lock(&k->lock);
 	v->state = s;
@@ -49,7 +51,7 @@ static void on_kms_wait(void *u, unsigned attempt, uint64_t pause_ms, const stru
 	pthread_mutex_lock(&a->k->lock);
 	a->v->attempts = attempt;
 	pthread_mutex_unlock(&a->k->lock);
-	set_state(a->k, a->v, VOLUME_WAITING, msg);
+	keyd_set_state(a->k, a->v, VOLUME_WAITING, msg);
 }
 
 /* Waits for the device to appear (udev may not have it yet at boot), within the deadline. */
@@ -69,7 +71,7 @@ static int wait_for_device(struct keyd *k, struct volume *v, char **ret)
 		if (k->stop || now_mono_us() + pause * 1000 > deadline)
 			return -ENODEV;
 		snprintf(msg, sizeof(msg), "waiting for device %s to appear", v->device_spec);
-		set_state(k, v, VOLUME_WAITING, msg);
+		keyd_set_state(k, v, VOLUME_WAITING, msg);
 		sleep_us(pause * 1000, &k->stop);
 		if (pause < v->kms->retry.backoff_max_ms)
 			pause *= 2;
@@ -106,11 +108,12 @@ static void *unlock_worker(void *u)
 	uint64_t t0 = now_mono_us();
 	int r;
 
+	pthread_mutex_lock(&v->op_lock);
 	r = wait_for_device(k, v, &dev);
 	if (r < 0) {
 		snprintf(err, sizeof(err), "device %s not found", v->device_spec);
 		log_error("%s: %s", v->name, err);
-		set_state(k, v, VOLUME_FAILED, err);
+		keyd_set_state(k, v, VOLUME_FAILED, err);
 		goto out;
 	}
 	pthread_mutex_lock(&k->lock);
@@ -128,29 +131,33 @@ static void *unlock_worker(void *u)
 	kms_wrapped_done(&res.rewrapped);
 	pthread_mutex_lock(&k->lock);
 	snprintf(v->uuid, sizeof(v->uuid), "%s", res.uuid);
+	snprintf(v->token_key_id, sizeof(v->token_key_id), "%s", res.key_id);
+	if (r >= 0)
+		v->revoked = v->revoked_by_age = false;
 	snprintf(v->key_version, sizeof(v->key_version), "%s", res.key_version);
 	snprintf(v->step, sizeof(v->step), "%s", res.step);
 	v->keyslot = res.keyslot;
 	pthread_mutex_unlock(&k->lock);
 	if (r < 0) {
 		log_error("%s: %s failed: %s", v->name, res.step, err);
-		set_state(k, v, VOLUME_FAILED, err);
+		keyd_set_state(k, v, VOLUME_FAILED, err);
 	} else if (strcmp(res.step, "adopted") == 0) {
 		log_info("%s: /dev/mapper/%s was already open (keyd restarted): adopted", v->name,
 			 v->name);
-		set_state(k, v, VOLUME_OPEN, NULL);
+		keyd_set_state(k, v, VOLUME_OPEN, NULL);
 	} else if (k->dm) {
 		log_info("%s: unlocked %s as /dev/mapper/%s in %.3f s", v->name, dev, v->name,
 			 (double)(now_mono_us() - t0) / 1e6);
-		set_state(k, v, VOLUME_OPEN, NULL);
+		keyd_set_state(k, v, VOLUME_OPEN, NULL);
 	} else {
 		snprintf(err, sizeof(err),
 			 "key unwrapped and keyslot %d verified, but not activated: %s", res.keyslot,
 			 k->dm_why);
 		log_warning("%s: %s", v->name, err);
-		set_state(k, v, VOLUME_VERIFIED, err);
+		keyd_set_state(k, v, VOLUME_VERIFIED, err);
 	}
 out:
+	pthread_mutex_unlock(&v->op_lock);
 	pthread_mutex_lock(&k->lock);
 	v->worker_running = false;
 	pthread_mutex_unlock(&k->lock);
@@ -191,11 +198,28 @@ int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize
 {
 	int r = 0;
 
-	if (v->worker_running) {
-		snprintf(err, errsize, "%s is being unlocked right now; try again", v->name);
+	if (v->worker_running || pthread_mutex_trylock(&v->op_lock) != 0) {
+		snprintf(err, errsize, "%s is busy (being unlocked, rotated or revoked); try again",
+			 v->name);
 		return -EBUSY;
 	}
-	if (v->state == VOLUME_OPEN) {
+	r = keyd_close_mapping(k, v, err, errsize);
+	pthread_mutex_unlock(&v->op_lock);
+	if (r < 0)
+		return r;
+	log_info("%s: locked", v->name);
+	v->state = VOLUME_LOCKED;
+	v->since_us = now_real_us();
+	v->error[0] = 0;
+	return 0;
+}
+
+int keyd_close_mapping(struct keyd *k, struct volume *v, char *err, size_t errsize)
+{
+	int r = 0;
+
+	(void)k;
+	if (v->state == VOLUME_OPEN || v->state == VOLUME_SUSPENDED) {
 		r = crypt_deactivate(NULL, v->name);
 		if (r == -EBUSY) {
 			snprintf(err, errsize,
@@ -208,11 +232,6 @@ int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize
 			return r;
 		}
 	}
-	log_info("%s: locked", v->name);
-	v->state = VOLUME_LOCKED;
-	v->since_us = now_real_us();
-	v->error[0] = 0;
-	(void)k;
 	return 0;
 }
 
@@ -292,6 +311,7 @@ static int add_volume(struct keyd *k, const char *name, const char *device, stru
 			      .key_id = key_id ? strdup(key_id) : NULL, .required = required,
 			      .discovered = discovered, .keyslot = -1,
 			      .since_us = now_real_us() };
+	pthread_mutex_init(&v->op_lock, NULL);
 	if (!v->name || !v->device_spec || (key_id && !v->key_id))
 		return -ENOMEM;
 	k->n_volumes++;
@@ -351,6 +371,16 @@ static int discover_volumes(struct keyd *k, size_t max)
 	return 0;
 }
 
+/* An authenticated event from the callback endpoint (main thread). */
+static int on_callback_event(void *u, const struct event *ev, char *msg, size_t msgsize)
+{
+	struct keyd *k = u;
+	int r = lifecycle_submit(k, LIFECYCLE_EVENT, ev, NULL, msg, msgsize);
+
+	/* A key no volume here uses is not the sender's error: acknowledge, do nothing. */
+	return r == -ENOENT ? 0 : r;
+}
+
 int keyd_setup(struct keyd *k, struct keyd_config *cfg)
 {
 	size_t max = cfg->n_volumes + (cfg->discover ? 64 : 0);
@@ -371,6 +401,7 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg)
 		r = add_volume(k, vc->name, vc->device, vc->kms, vc->key_id, vc->required, false);
 		if (r < 0)
 			return r;
+		k->volumes[k->n_volumes - 1].cfg = vc;
 	}
 	if (cfg->discover)
 		discover_volumes(k, max);
@@ -387,7 +418,15 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg)
 		return -ENOMEM;
 	event_add(k->sigterm, NULL);
 	event_add(k->sigint, NULL);
-	return api_setup(k);
+	r = api_setup(k);
+	if (r < 0)
+		return r;
+	r = lifecycle_start(k);
+	if (r < 0)
+		return log_error_errno(r, "cannot start the lifecycle thread: %m");
+	if (!cfg->callback)
+		return 0;
+	return callback_start(k->base, cfg->callback, NULL, on_callback_event, k, &k->callback);
 }
 
 int keyd_run(struct keyd *k)
@@ -409,6 +448,8 @@ int keyd_run(struct keyd *k)
 void keyd_done(struct keyd *k)
 {
 	k->stop = true;
+	callback_stop(k->callback);
+	lifecycle_stop(k);
 	for (size_t i = 0; i < k->n_volumes; i++) {
 		struct volume *v = &k->volumes[i];
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "lifecycle.h"
 #include "luks.h"
 
 enum volume_state {
@@ -18,6 +19,8 @@ enum volume_state {
 	VOLUME_VERIFIED, /* key unwrapped and keyslot checked, but no device-mapper to map it */
 	VOLUME_FAILED,
 	VOLUME_LOCKED,
+	VOLUME_SUSPENDED, /* I/O frozen and the key dropped from the kernel (revocation) */
+	VOLUME_REVOKED,   /* closed, or never opened, because its root key was revoked */
 	_VOLUME_STATE_MAX,
 };
 extern const char *const volume_state_names[];
@@ -31,6 +34,10 @@ struct volume {
 	char *key_id; /* NULL for discovered volumes: the token's */
 	bool required;
 	bool discovered;
+	const struct volume_config *cfg; /* NULL for discovered volumes: defaults apply */
+	/* Held for the whole of any operation on the volume (unlock, rotation, revocation), so
+	 * the unlock workers and the lifecycle thread never act on one volume at once. */
+	pthread_mutex_t op_lock;
 
 	/* Under keyd.lock: */
 	enum volume_state state;
@@ -38,6 +45,11 @@ struct volume {
 	char uuid[LUKS_UUID_MAX];
 	int keyslot;
 	char key_version[KMS_VERSION_MAX + 1];
+	char token_key_id[KMS_KEY_ID_MAX + 1]; /* the key the token names (set by unlock) */
+	bool revoked;     /* on_revoke applied; cleared when the key is back */
+	bool revoked_by_age; /* ... because the KMS was silent past max_key_cache_age */
+	bool was_open;    /* open when revoked: start hooks run when it comes back */
+	bool shredded;    /* its root key was deleted */
 	char error[VOLUME_ERR_MAX];
 	char step[32];
 	unsigned attempts;
@@ -57,6 +69,8 @@ struct keyd {
 	struct event *wake; /* workers poke the main loop through this */
 	struct event *sigterm, *sigint;
 	void *api; /* struct api */
+	struct lifecycle *lifecycle;
+	struct callback *callback;
 	bool dm;
 	char dm_why[256];
 	bool ready;
@@ -70,7 +84,11 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg);
 int keyd_unlock_start(struct keyd *k, struct volume *v);
 /* Closes the mapping (or forgets a verified-only volume). -EBUSY if in use. */
 int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize);
+/* Closes @v's mapping if it has one (open or suspended). -EBUSY if in use. */
+int keyd_close_mapping(struct keyd *k, struct volume *v, char *err, size_t errsize);
 struct volume *keyd_find_volume(struct keyd *k, const char *name);
+/* Sets a volume's state and message and wakes the main loop; takes k->lock. */
+void keyd_set_state(struct keyd *k, struct volume *v, enum volume_state s, const char *err);
 /* Runs the event loop until SIGTERM/SIGINT. */
 int keyd_run(struct keyd *k);
 void keyd_done(struct keyd *k);

@@ -274,7 +274,7 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
 
 	/* keyd restarted while its volumes stay open: adopt a mapping of this very volume. */
-	if (req->name && crypt_status(NULL, req->name) >= CRYPT_ACTIVE) {
+	if (req->name && !req->resume && crypt_status(NULL, req->name) >= CRYPT_ACTIVE) {
 		_cleanup_crypt_ struct crypt_device *active = NULL;
 
 		if (crypt_init_by_name(&active, req->name) < 0 || !crypt_get_uuid(active) ||
@@ -308,6 +308,7 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 			    req->device);
 	res->keyslot = tok.keyslot;
 	res->token = tok.id;
+	snprintf(res->key_id, sizeof(res->key_id), "%s", tok.key_id);
 	snprintf(res->key_version, sizeof(res->key_version), "%s",
 		 tok.key_version ? tok.key_version : "");
 	if (strcmp(tok.kms, req->kms->name) != 0) {
@@ -339,11 +340,16 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 		goto out;
 	}
 
-	STEP(req->name ? "activate" : "check keyslot");
-	r = luks_activate(cd, req->name, tok.keyslot, dek, dek_len, 0);
+	STEP(req->resume ? "resume" : req->name ? "activate" : "check keyslot");
+	if (req->resume)
+		r = crypt_resume_by_passphrase(cd, req->name, tok.keyslot, (const char *)dek,
+					       dek_len);
+	else
+		r = luks_activate(cd, req->name, tok.keyslot, dek, dek_len, 0);
 	if (r < 0) {
 		fail(err, errsize, r, "%s keyslot %d of %s: %s",
-		     req->name ? "activating" : "checking", tok.keyslot, req->device,
+		     req->resume ? "resuming" : req->name ? "activating" : "checking", tok.keyslot,
+		     req->device,
 		     r == -EPERM ? "the unwrapped key does not open it" : strerror(-r));
 		goto out;
 	}

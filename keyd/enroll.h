@@ -43,12 +43,14 @@ struct unlock_request {
 	const char *expect_key_id; /* NULL: accept the token's */
 	const char *name;         /* NULL: check only */
 	bool converge;            /* first finish or roll back an interrupted enroll/re-key */
+	bool resume;              /* resume the suspended mapping @name instead of activating */
 	kms_wait_fn wait;
 	void *userdata;
 	const volatile bool *stop;
 };
 struct unlock_result {
 	char uuid[LUKS_UUID_MAX];
+	char key_id[KMS_KEY_ID_MAX + 1];
 	int keyslot;
 	int token;
 	char key_version[KMS_VERSION_MAX + 1];

@@ -394,7 +394,7 @@ static int daemon_call(struct ctl *c, const char *method, const char *path, json
 	http_response_done(&resp);
 	if (!j)
 		return log_error("keyd sent an unreadable reply (HTTP %ld)", resp.status), -EBADMSG;
-	if (resp.status != 200) {
+	if (resp.status < 200 || resp.status > 299) {
 		if (c->json)
 			print_json(j);
 		log_error("%s", json_string_value(json_object_get(j, "error")) ?: "request failed");
@@ -455,6 +455,8 @@ static int volume_action(struct ctl *c, const char *action)
 		return r;
 	if (c->json)
 		print_json(j);
+	else if (json_object_get(j, "result")) /* accepted, carried out by the daemon next */
+		printf("%s: %s\n", c->args[0], json_string_value(json_object_get(j, "result")));
 	else
 		print_volume_line(j);
 	return 0;
@@ -470,10 +472,24 @@ static int cmd_lock(struct ctl *c)
 	return volume_action(c, "lock");
 }
 
+static int cmd_suspend(struct ctl *c)
+{
+	return volume_action(c, "suspend");
+}
+
+static int cmd_resume(struct ctl *c)
+{
+	return volume_action(c, "resume");
+}
+
 static const struct command commands[] = {
 	{ "status", "status", "show every volume and its state", 0, 0, cmd_status },
 	{ "unlock", "unlock VOLUME", "unlock a volume through its KMS now", 1, 1, cmd_unlock },
 	{ "lock", "lock VOLUME", "close a volume's mapping", 1, 1, cmd_lock },
+	{ "suspend", "suspend VOLUME", "freeze a volume's I/O and drop its key from the kernel "
+	  "(as on_revoke=suspend)", 1, 1, cmd_suspend },
+	{ "resume", "resume VOLUME", "unwrap the key again and resume (or reopen) the volume", 1,
+	  1, cmd_resume },
 	{ "enroll", "enroll [DEVICE] --kms NAME --key-id ID [--name VOLUME] [--format] [--key-file F|-]",
 	  "bind a LUKS2 device to a KMS key (--format: make a blank device LUKS2 first)", 0, 1,
 	  cmd_enroll },

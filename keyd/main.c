@@ -2,6 +2,7 @@
 /* keyd: the only place that parses keyd's argv. Sets up secure memory before anything can
  * hold a key, then hands over to the daemon core. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,6 +66,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* A client that goes away mid-reply must cost a write error, not the daemon. */
+	signal(SIGPIPE, SIG_IGN);
 	r = secmem_init(KEYD_SECURE_HEAP);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up locked secure memory: %m (RLIMIT_MEMLOCK too low?)");

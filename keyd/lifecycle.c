@@ -1,0 +1,589 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The lifecycle thread: applies events to volumes (rewrap, on_revoke, restore), polls key
+ * state, enforces max_key_cache_age, acknowledges events. Works under each volume's op_lock;
+ * never holds k->lock across a KMS call, a hook or a device-mapper call. */
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "enroll.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "rotate.h"
+#include "token.h"
+#include "util.h"
+
+#define LIFECYCLE_QUEUE_MAX 256
+#define HOOK_TIMEOUT_US (120 * 1000000ULL)
+#define AGE_CHECK_MAX_US (60 * 1000000ULL)
+
+extern char **environ;
+
+struct job {
+	enum lifecycle_job_kind kind;
+	struct event ev;
+	char volume[VOLUME_NAME_MAX + 1];
+};
+
+/* What polling last saw of one root key. */
+struct key_watch {
+	struct kms *kms;
+	char key_id[KMS_KEY_ID_MAX + 1];
+	enum kms_key_state state;
+	bool unsupported; /* the provider cannot report key state */
+};
+
+struct lifecycle {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct job queue[LIFECYCLE_QUEUE_MAX];
+	size_t head, n;
+	bool stop;
+	struct key_watch *watch;
+	size_t n_watch;
+	uint64_t next_poll_us;
+};
+
+static const char *volume_key_id(struct keyd *k, struct volume *v, char *buf, size_t size)
+{
+	pthread_mutex_lock(&k->lock);
+	snprintf(buf, size, "%s", v->token_key_id[0] ? v->token_key_id : v->key_id ? v->key_id : "");
+	pthread_mutex_unlock(&k->lock);
+	return buf;
+}
+
+static enum volume_state volume_state_get(struct keyd *k, struct volume *v)
+{
+	enum volume_state s;
+
+	pthread_mutex_lock(&k->lock);
+	s = v->state;
+	pthread_mutex_unlock(&k->lock);
+	return s;
+}
+
+/* Runs each hook (argv, no shell) to completion, killing one that outlives HOOK_TIMEOUT_US. */
+static void run_hooks(const struct volume *v, const struct hook *hooks, size_t n, const char *what)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t deadline = now_mono_us() + HOOK_TIMEOUT_US;
+		int status = 0, r;
+		pid_t pid;
+
+		r = -posix_spawn(&pid, hooks[i].argv[0], NULL, NULL, hooks[i].argv, environ);
+		if (r < 0) {
+			log_error_errno(r, "%s: %s hook %s: cannot start: %m", v->name, what,
+					hooks[i].argv[0]);
+			continue;
+		}
+		while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_mono_us() < deadline)
+			sleep_us(50000, NULL);
+		if (r == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			log_error("%s: %s hook %s: killed after %llu s", v->name, what,
+				  hooks[i].argv[0], HOOK_TIMEOUT_US / 1000000);
+		} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			log_error("%s: %s hook %s failed (status %d)", v->name, what,
+				  hooks[i].argv[0], WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		} else {
+			log_info("%s: %s hook %s done", v->name, what, hooks[i].argv[0]);
+		}
+	}
+}
+
+static int suspend_mapping(struct volume *v)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	int r = crypt_init_by_name(&cd, v->name);
+
+	return r < 0 ? r : crypt_suspend(cd, v->name);
+}
+
+/* Destroys the keyd keyslot and token: without its root key the volume has no way back. */
+static void erase_keyslot(struct keyd *k, struct volume *v)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct keyd_token tok;
+	struct jx_error je;
+	char dev[256];
+	int r;
+
+	pthread_mutex_lock(&k->lock);
+	snprintf(dev, sizeof(dev), "%s", v->device);
+	pthread_mutex_unlock(&k->lock);
+	r = luks_load(dev, &cd);
+	if (r >= 0)
+		r = token_find(cd, &tok, &je);
+	if (r <= 0 || tok.id < 0) {
+		log_error("%s: erase_on_delete: no keyd token to erase on %s", v->name, dev);
+		return;
+	}
+	r = crypt_keyslot_destroy(cd, tok.keyslot);
+	if (r >= 0)
+		r = crypt_token_json_set(cd, tok.id, NULL);
+	if (r < 0)
+		log_error_errno(r, "%s: erase_on_delete: destroying keyslot %d failed: %m", v->name,
+				tok.keyslot);
+	else
+		log_notice("%s: erase_on_delete: keyslot %d and token %d destroyed", v->name,
+			   tok.keyslot, tok.id);
+	token_done(&tok);
+}
+
+/* on_revoke: what a disabled or deleted root key, or a KMS silent for too long, does. */
+static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool shred,
+		       bool by_age)
+{
+	enum on_revoke policy = v->cfg ? v->cfg->on_revoke : ON_REVOKE_CLOSE;
+	enum volume_state s, next;
+	char msg[VOLUME_ERR_MAX], err[256] = "";
+	int r;
+
+	pthread_mutex_lock(&v->op_lock);
+	s = volume_state_get(k, v);
+	next = s;
+	if (policy == ON_REVOKE_AUDIT_ONLY) {
+		snprintf(msg, sizeof(msg), "%s; on_revoke=audit-only: left %s", why,
+			 volume_state_names[s]);
+	} else if (s == VOLUME_OPEN) {
+		if (policy == ON_REVOKE_CLOSE && v->cfg)
+			run_hooks(v, v->cfg->stop_hooks, v->cfg->n_stop_hooks, "stop");
+		r = policy == ON_REVOKE_CLOSE ? keyd_close_mapping(k, v, err, sizeof(err)) : -EBUSY;
+		if (r >= 0) {
+			next = VOLUME_REVOKED;
+			snprintf(msg, sizeof(msg), "%s: closed (on_revoke=close)", why);
+		} else if ((r = suspend_mapping(v)) >= 0) {
+			next = VOLUME_SUSPENDED;
+			snprintf(msg, sizeof(msg), "%s: suspended (on_revoke=%s%s)", why,
+				 on_revoke_names[policy],
+				 policy == ON_REVOKE_CLOSE ? "; still in use, so suspended" : "");
+		} else {
+			snprintf(msg, sizeof(msg), "%s: could not close nor suspend: %s", why,
+				 strerror(-r));
+		}
+	} else if (s == VOLUME_SUSPENDED) {
+		snprintf(msg, sizeof(msg), "%s: stays suspended", why);
+	} else {
+		next = VOLUME_REVOKED;
+		snprintf(msg, sizeof(msg), "%s: not mapped; will not be unlocked until the key is "
+					   "back (on_revoke=%s)", why, on_revoke_names[policy]);
+	}
+	pthread_mutex_lock(&k->lock);
+	v->was_open |= s == VOLUME_OPEN;
+	v->revoked = true;
+	v->revoked_by_age = by_age;
+	v->shredded |= shred;
+	pthread_mutex_unlock(&k->lock);
+	log_warning("%s: %s", v->name, msg);
+	keyd_set_state(k, v, next, msg);
+	if (shred && v->cfg && v->cfg->erase_on_delete)
+		erase_keyslot(k, v);
+	pthread_mutex_unlock(&v->op_lock);
+}
+
+/* The key is back: unwrap again, resume a suspended mapping or open a closed one. */
+static void act_restore(struct keyd *k, struct volume *v, const char *why)
+{
+	struct unlock_result res;
+	char err[VOLUME_ERR_MAX], dev[256];
+	enum volume_state s;
+	bool was_open;
+	int r;
+
+	pthread_mutex_lock(&v->op_lock);
+	s = volume_state_get(k, v);
+	pthread_mutex_lock(&k->lock);
+	snprintf(dev, sizeof(dev), "%s", v->device);
+	was_open = v->was_open;
+	pthread_mutex_unlock(&k->lock);
+	if (s == VOLUME_OPEN || !dev[0]) {
+		pthread_mutex_unlock(&v->op_lock);
+		return;
+	}
+	r = volume_unlock(&(struct unlock_request){ .device = dev, .kms = v->kms,
+						    .expect_key_id = v->key_id,
+						    .name = k->dm ? v->name : NULL,
+						    .converge = true,
+						    .resume = s == VOLUME_SUSPENDED,
+						    .stop = &k->stop },
+			  &res, err, sizeof(err));
+	kms_wrapped_done(&res.rewrapped);
+	if (r < 0) {
+		log_error("%s: %s, but unlocking failed: %s", v->name, why, err);
+		keyd_set_state(k, v, s, err);
+		pthread_mutex_unlock(&v->op_lock);
+		return;
+	}
+	pthread_mutex_lock(&k->lock);
+	v->revoked = v->revoked_by_age = v->was_open = false;
+	pthread_mutex_unlock(&k->lock);
+	log_info("%s: %s: %s", v->name, why,
+		 s == VOLUME_SUSPENDED ? "resumed" : k->dm ? "reopened" : "key verified again");
+	keyd_set_state(k, v, k->dm ? VOLUME_OPEN : VOLUME_VERIFIED, NULL);
+	if (was_open && k->dm && v->cfg)
+		run_hooks(v, v->cfg->start_hooks, v->cfg->n_start_hooks, "start");
+	pthread_mutex_unlock(&v->op_lock);
+}
+
+static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
+{
+	struct rotate_result rr;
+	char err[ROTATE_ERR_MAX], dev[256];
+	int r;
+
+	pthread_mutex_lock(&v->op_lock);
+	pthread_mutex_lock(&k->lock);
+	snprintf(dev, sizeof(dev), "%s", v->device);
+	pthread_mutex_unlock(&k->lock);
+	r = dev[0] ? volume_rewrap(dev, v->kms, NULL, &rr, err, sizeof(err))
+		   : set_error(err, sizeof(err), -ENODEV, "device not known yet");
+	if (r < 0) {
+		log_error("%s: %s, but rewrap failed: %s", v->name, why, err);
+	} else {
+		log_info("%s: %s: token rewrapped from key version %s to %s", v->name, why,
+			 rr.old_version[0] ? rr.old_version : "-",
+			 rr.new_version[0] ? rr.new_version : "-");
+		pthread_mutex_lock(&k->lock);
+		snprintf(v->key_version, sizeof(v->key_version), "%s", rr.new_version);
+		pthread_mutex_unlock(&k->lock);
+	}
+	pthread_mutex_unlock(&v->op_lock);
+}
+
+static bool volume_matches(struct keyd *k, struct volume *v, const struct event *ev)
+{
+	char key[KMS_KEY_ID_MAX + 1];
+
+	if (ev->kms[0] && strcmp(ev->kms, v->kms->name) != 0)
+		return false;
+	return strcmp(volume_key_id(k, v, key, sizeof(key)), ev->key_id) == 0;
+}
+
+static const char *const origin_names[] = {
+	[EVENT_FROM_POLL] = "polling",
+	[EVENT_FROM_CALLBACK] = "callback",
+	[EVENT_FROM_CONTROL] = "keydctl",
+};
+
+static void run_event(struct keyd *k, const struct event *ev)
+{
+	struct kms *acked_by = NULL;
+	char why[512];
+
+	snprintf(why, sizeof(why), "root key %s: %s (%s%s%s)", ev->key_id,
+		 event_type_names[ev->type], origin_names[ev->origin], ev->id[0] ? ", event " : "",
+		 ev->id);
+	for (size_t i = 0; i < k->n_volumes; i++) {
+		struct volume *v = &k->volumes[i];
+
+		if (!volume_matches(k, v, ev))
+			continue;
+		acked_by = v->kms;
+		switch (ev->type) {
+		case EVENT_ROTATE:
+			act_rewrap(k, v, why);
+			break;
+		case EVENT_DISABLE:
+		case EVENT_DELETE:
+			act_revoke(k, v, why, ev->type == EVENT_DELETE, false);
+			break;
+		case EVENT_ENABLE:
+		case EVENT_RESTORE:
+			act_restore(k, v, why);
+			break;
+		case _EVENT_TYPE_MAX:
+			break;
+		}
+	}
+	/* Key Protect's rule for adopters: acknowledge after acting. */
+	if (acked_by && ev->id[0] && acked_by->provider->event_ack) {
+		static const enum kms_key_state held[] = {
+			[EVENT_ROTATE] = KMS_KEY_ACTIVE,     [EVENT_DISABLE] = KMS_KEY_SUSPENDED,
+			[EVENT_ENABLE] = KMS_KEY_ACTIVE,     [EVENT_DELETE] = KMS_KEY_DESTROYED,
+			[EVENT_RESTORE] = KMS_KEY_ACTIVE,
+		};
+		struct kms_error e = { .retry_after_s = -1 };
+		int r = acked_by->provider->event_ack(acked_by, ev->key_id, ev->id, held[ev->type],
+						      &e);
+
+		if (r < 0)
+			log_warning("event %s: acknowledgement to KMS '%s' failed: %s", ev->id,
+				    acked_by->name, e.msg);
+		else
+			log_info("event %s: acknowledged to KMS '%s'", ev->id, acked_by->name);
+	}
+}
+
+static void run_job(struct keyd *k, const struct job *j)
+{
+	struct volume *v = j->kind == LIFECYCLE_EVENT ? NULL : keyd_find_volume(k, j->volume);
+
+	switch (j->kind) {
+	case LIFECYCLE_EVENT:
+		run_event(k, &j->ev);
+		break;
+	case LIFECYCLE_SUSPEND:
+		if (v)
+			act_revoke(k, v, "suspended by keydctl", false, false);
+		break;
+	case LIFECYCLE_RESUME:
+		if (v)
+			act_restore(k, v, "resumed by keydctl");
+		break;
+	case LIFECYCLE_REWRAP:
+		if (v)
+			act_rewrap(k, v, "root key has a newer version");
+		break;
+	}
+}
+
+static bool state_revoked(enum kms_key_state s)
+{
+	return s == KMS_KEY_SUSPENDED || s == KMS_KEY_DEACTIVATED || s == KMS_KEY_DESTROYED ||
+	       s == KMS_KEY_PRE_ACTIVE;
+}
+
+static struct key_watch *watch_for(struct lifecycle *l, struct kms *kms, const char *key_id)
+{
+	for (size_t i = 0; i < l->n_watch; i++)
+		if (l->watch[i].kms == kms && strcmp(l->watch[i].key_id, key_id) == 0)
+			return &l->watch[i];
+	return NULL;
+}
+
+/* Asks the KMS about every root key in use and turns what changed into events. */
+static void poll_keys(struct keyd *k, struct lifecycle *l)
+{
+	char key[KMS_KEY_ID_MAX + 1];
+
+	for (size_t i = 0; i < k->n_volumes; i++) {
+		struct volume *v = &k->volumes[i];
+
+		if (!volume_key_id(k, v, key, sizeof(key))[0] || watch_for(l, v->kms, key))
+			continue;
+		l->watch[l->n_watch] = (struct key_watch){ .kms = v->kms, .state = KMS_KEY_UNKNOWN };
+		snprintf(l->watch[l->n_watch].key_id, sizeof(key), "%s", key);
+		l->n_watch++;
+	}
+	for (size_t i = 0; i < l->n_watch && !k->stop; i++) {
+		struct key_watch *w = &l->watch[i];
+		struct event ev = { .origin = EVENT_FROM_POLL, .time_us = now_real_us() };
+		struct kms_key_info info;
+		struct kms_error e;
+		enum kms_key_state before = w->state == KMS_KEY_UNKNOWN ? KMS_KEY_ACTIVE : w->state;
+		int r;
+
+		if (w->unsupported)
+			continue;
+		r = kms_key_info(w->kms, w->key_id, &info, &e);
+		if (r == -EOPNOTSUPP) {
+			w->unsupported = true;
+			continue;
+		}
+		if (r < 0) {
+			log_warning("polling key %s at KMS '%s': %s", w->key_id, w->kms->name, e.msg);
+			continue;
+		}
+		w->state = info.state;
+		snprintf(ev.kms, sizeof(ev.kms), "%s", w->kms->name);
+		snprintf(ev.key_id, sizeof(ev.key_id), "%s", w->key_id);
+		snprintf(ev.source, sizeof(ev.source), "poll");
+		if (state_revoked(info.state) && !state_revoked(before)) {
+			ev.type = info.state == KMS_KEY_DESTROYED ? EVENT_DELETE : EVENT_DISABLE;
+			run_event(k, &ev);
+		} else if (!state_revoked(info.state) && state_revoked(before)) {
+			ev.type = before == KMS_KEY_DESTROYED ? EVENT_RESTORE : EVENT_ENABLE;
+			run_event(k, &ev);
+		}
+		if (info.state != KMS_KEY_ACTIVE)
+			continue;
+		/* A newer version, or the KMS answering again after a silence that revoked. */
+		for (size_t j = 0; j < k->n_volumes; j++) {
+			struct volume *v = &k->volumes[j];
+			bool stale, by_age;
+
+			if (v->kms != w->kms || strcmp(volume_key_id(k, v, key, sizeof(key)), w->key_id))
+				continue;
+			pthread_mutex_lock(&k->lock);
+			stale = info.version[0] && v->key_version[0] &&
+				strcmp(info.version, v->key_version) != 0;
+			by_age = v->revoked_by_age;
+			pthread_mutex_unlock(&k->lock);
+			if (by_age)
+				act_restore(k, v, "KMS reachable again");
+			if (stale)
+				act_rewrap(k, v, "root key rotated (polling)");
+		}
+	}
+}
+
+/* Key Protect's rule for adopters: a key may be used at most max_key_cache_age after the
+ * last successful contact with the KMS. */
+static void check_cache_age(struct keyd *k)
+{
+	uint64_t max_us = k->cfg->max_key_cache_age_s * 1000000;
+
+	for (size_t i = 0; i < k->n_volumes; i++) {
+		struct volume *v = &k->volumes[i];
+		uint64_t silent = kms_silence_us(v->kms);
+		enum volume_state s = volume_state_get(k, v);
+		char why[128];
+
+		if ((s != VOLUME_OPEN && s != VOLUME_VERIFIED) || silent <= max_us ||
+		    silent == UINT64_MAX)
+			continue;
+		snprintf(why, sizeof(why), "KMS '%s' unreachable for %llu s (max_key_cache_age_s %llu)",
+			 v->kms->name, (unsigned long long)(silent / 1000000),
+			 (unsigned long long)k->cfg->max_key_cache_age_s);
+		act_revoke(k, v, why, false, true);
+	}
+}
+
+static uint64_t next_wakeup(struct keyd *k, struct lifecycle *l)
+{
+	uint64_t age = k->cfg->max_key_cache_age_s * 1000000 / 4;
+	uint64_t t = now_mono_us() + (age < AGE_CHECK_MAX_US ? age : AGE_CHECK_MAX_US);
+
+	if (k->cfg->poll_interval_s && l->next_poll_us < t)
+		t = l->next_poll_us;
+	return t;
+}
+
+static void *lifecycle_main(void *u)
+{
+	struct keyd *k = u;
+	struct lifecycle *l = k->lifecycle;
+
+	for (;;) {
+		struct job j;
+		bool have = false;
+
+		pthread_mutex_lock(&l->lock);
+		while (!l->stop && l->n == 0) {
+			uint64_t until = next_wakeup(k, l), now = now_mono_us();
+			struct timespec ts;
+
+			if (now >= until)
+				break;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)((until - now) / 1000000);
+			ts.tv_nsec += (long)((until - now) % 1000000) * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+		}
+		if (l->stop) {
+			pthread_mutex_unlock(&l->lock);
+			break;
+		}
+		if (l->n) {
+			j = l->queue[l->head];
+			l->head = (l->head + 1) % LIFECYCLE_QUEUE_MAX;
+			l->n--;
+			have = true;
+		}
+		pthread_mutex_unlock(&l->lock);
+
+		if (have)
+			run_job(k, &j);
+		if (k->cfg->poll_interval_s && now_mono_us() >= l->next_poll_us) {
+			poll_keys(k, l);
+			l->next_poll_us = now_mono_us() + k->cfg->poll_interval_s * 1000000;
+		}
+		check_cache_age(k);
+	}
+	return NULL;
+}
+
+int lifecycle_submit(struct keyd *k, enum lifecycle_job_kind kind, const struct event *ev,
+		     const char *volume, char *msg, size_t msgsize)
+{
+	struct lifecycle *l = k->lifecycle;
+	size_t matched = 0;
+	struct job *j;
+
+	if (kind == LIFECYCLE_EVENT) {
+		for (size_t i = 0; i < k->n_volumes; i++)
+			matched += volume_matches(k, &k->volumes[i], ev);
+		if (matched == 0)
+			return set_error(msg, msgsize, -ENOENT, "no volume uses key %s%s%s",
+					 ev->key_id, ev->kms[0] ? " of KMS " : "", ev->kms);
+	} else if (!keyd_find_volume(k, volume)) {
+		return set_error(msg, msgsize, -ENOENT, "no volume named '%s'", volume);
+	}
+	pthread_mutex_lock(&l->lock);
+	if (l->n == LIFECYCLE_QUEUE_MAX) {
+		pthread_mutex_unlock(&l->lock);
+		return set_error(msg, msgsize, -EBUSY, "too many lifecycle events queued");
+	}
+	j = &l->queue[(l->head + l->n++) % LIFECYCLE_QUEUE_MAX];
+	*j = (struct job){ .kind = kind };
+	if (ev)
+		j->ev = *ev;
+	if (volume)
+		snprintf(j->volume, sizeof(j->volume), "%s", volume);
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+	if (kind == LIFECYCLE_EVENT)
+		snprintf(msg, msgsize, "%s for %zu volume(s) queued", event_type_names[ev->type],
+			 matched);
+	else
+		snprintf(msg, msgsize, "queued");
+	return 0;
+}
+
+int lifecycle_start(struct keyd *k)
+{
+	struct lifecycle *l = calloc(1, sizeof(*l));
+	pthread_condattr_t ca;
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	l->watch = calloc(k->n_volumes + 1, sizeof(*l->watch));
+	if (!l->watch) {
+		free(l);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	l->next_poll_us = now_mono_us() + k->cfg->poll_interval_s * 1000000;
+	k->lifecycle = l;
+	r = -pthread_create(&l->thread, NULL, lifecycle_main, k);
+	if (r < 0)
+		return r;
+	l->started = true;
+	return 0;
+}
+
+void lifecycle_stop(struct keyd *k)
+{
+	struct lifecycle *l = k->lifecycle;
+
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->lock);
+	l->stop = true;
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+	if (l->started)
+		pthread_join(l->thread, NULL);
+	pthread_cond_destroy(&l->cond);
+	pthread_mutex_destroy(&l->lock);
+	free(l->watch);
+	free(l);
+	k->lifecycle = NULL;
+}

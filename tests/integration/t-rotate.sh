@@ -1,0 +1,150 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Rewrap and re-key with the file provider, and crash safety: SIGKILL before every single write
+# of enroll and of re-key (strace injects the signal at the Nth write), then the next keyd
+# start converges to exactly one keyd token and keyslot, and the volume unlocks.
+. "$(dirname "$0")/../lib.sh"
+need_loop
+need_cmd cryptsetup strace jq
+
+mkrootkey "$T/root.key"
+conf() { # conf DEVICE -> $T/keyd.json with one volume "vol"
+	jq -n --arg rk "$T/root.key" --arg d "$1" --arg s "$T/keyd.sock" '
+	{ kms: { local: { provider: "file", root_key_file: $rk } }, control: { socket: $s },
+	  discover: false,
+	  volumes: [ { name: "vol", device: $d, kms: "local", key_id: "k1" } ] }' >"$T/keyd.json"
+}
+ctl() { "$KEYDCTL" --config "$T/keyd.json" "$@"; }
+unlocked=verified
+grep -q device-mapper /proc/misc && unlocked=open
+# check_one DEVICE EXTRA_SLOTS: keyd (starting afresh, so converging) unlocks the volume, and
+# the header has exactly one keyd token, active, whose keyslot exists, plus EXTRA_SLOTS others.
+check_one() {
+	local j st
+	start_keyd "$T/keyd.json"
+	for _ in $(seq 200); do
+		j=$(ctl --json status)
+		st=$(jq -r '.volumes[0].state' <<<"$j")
+		case $st in "$unlocked" | failed) break ;; esac
+		sleep 0.05
+	done
+	kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
+	[ "$st" = "$unlocked" ] || { cat "$T/keyd.log"; ctl inspect "$1"; fail "volume is '$st' (${n:+after a kill at write $n}): $(jq -r '.volumes[0].error' <<<"$j")"; }
+	j=$(ctl --json inspect "$1")
+	assert_eq "$(jq '[.tokens[] | select(.type == "keyd")] | length' <<<"$j")" 1 "keyd tokens"
+	assert_eq "$(jq '.keyslots | length' <<<"$j")" "$((1 + $2))" "keyslots"
+	assert_eq "$(jq '[.keyslots[] | select(.kms_bound)] | length' <<<"$j")" 1 "KMS-bound keyslots"
+	assert_eq "$(jq -r '.tokens[] | select(.type == "keyd") | .state' <<<"$j")" active "token state"
+}
+
+log "re-key replaces the keyslot and the token; rewrap keeps the keyslot"
+dev=$(mkloop 40)
+conf "$dev"
+ctl enroll --name vol --format >/dev/null
+j0=$(ctl --json inspect "$dev")
+out=$(ctl --json rotate --rekey vol)
+assert_eq "$(jq .old_keyslot <<<"$out")" 0 "old keyslot"
+assert_eq "$(jq .new_keyslot <<<"$out")" 1 "new keyslot"
+j1=$(ctl --json inspect "$dev")
+assert_eq "$(jq -r '[.keyslots[].slot] | join(",")' <<<"$j1")" 1 "keyslots after re-key"
+assert_eq "$(jq -r '.tokens[0].generation' <<<"$j1")" 2 "generation after re-key"
+check_one "$dev" 0
+out=$(ctl rotate --rekey --key-id k2 vol 2>&1 || true)
+assert_contains "$out" "Re-keyed"
+assert_eq "$(ctl --json inspect "$dev" | jq -r '.tokens[0].key_id')" k2 "key id after re-key to k2"
+jq '.volumes[0].key_id = "k2"' "$T/keyd.json" >"$T/k2.json" && mv "$T/k2.json" "$T/keyd.json"
+slots0=$(ctl --json inspect "$dev" | jq -r '[.keyslots[].slot] | join(",")')
+w0=$(cryptsetup token export --token-id "$(ctl --json inspect "$dev" | jq '.tokens[0].id')" "$dev" | jq -r .wdek)
+out=$(ctl rotate --rewrap vol)
+assert_contains "$out" "Rewrapped"
+j2=$(ctl --json inspect "$dev")
+w1=$(cryptsetup token export --token-id "$(jq '.tokens[0].id' <<<"$j2")" "$dev" | jq -r .wdek)
+[ "$w0" != "$w1" ] || fail "rewrap left the same WDEK"
+assert_eq "$(jq -r '[.keyslots[].slot] | join(",")' <<<"$j2")" "$slots0" "keyslots kept by rewrap"
+check_one "$dev" 0
+expect_fail out ctl rotate --rewrap --key-id k3 vol
+assert_contains "$out" "needs --rekey"
+
+# kill_at N CMD...: runs CMD with SIGKILL injected before its Nth write(2)/pwrite64(2).
+# Returns 0 if the command finished (N beyond its last write), 1 if it was killed.
+kill_at() {
+	local n=$1
+	shift
+	local rc
+	# An inner shell reaps the killed command, so ours prints no "Killed" notice.
+	rc=$(sh -c 'strace -f -qq -o /dev/null -e trace=write,pwrite64,pwritev \
+		-e inject=write,pwrite64,pwritev:signal=SIGKILL:when="$0" "$@" >/dev/null 2>&1
+		echo $?' "$n" "$@" 2>/dev/null)
+	case $rc in 0) return 0 ;; 137) return 1 ;; *) return 2 ;; esac
+}
+
+log "SIGKILL before every write of re-key: the next keyd start converges"
+dev=$(mkloop 40)
+conf "$dev"
+ctl enroll --name vol --format >/dev/null
+kills=0
+for n in $(seq 1 200); do
+	rc=0
+	kill_at "$n" "$KEYDCTL" --config "$T/keyd.json" rotate --rekey vol || rc=$?
+	[ $rc -eq 2 ] && { ctl rotate --rekey vol; fail "re-key failed without a kill at write $n"; }
+	check_one "$dev" 0
+	[ $rc -eq 0 ] && break
+	kills=$((kills + 1))
+done
+echo "re-key: killed at each of its first $kills writes; converged every time"
+[ "$kills" -ge 10 ] || fail "only $kills kill points: the injection did not reach the header writes"
+
+log "SIGKILL before every write of enroll beside a passphrase: unlockable by the passphrase always"
+printf 'pw' >"$T/pass"
+kills=0
+for n in $(seq 1 200); do
+	dev=$(mkloop 40)
+	conf "$dev"
+	cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+		--key-file "$T/pass" "$dev"
+	rc=0
+	kill_at "$n" "$KEYDCTL" --config "$T/keyd.json" enroll --name vol --key-file "$T/pass" || rc=$?
+	[ $rc -eq 2 ] && fail "enroll failed without a kill at write $n"
+	cryptsetup open --test-passphrase --key-file "$T/pass" "$dev" ||
+		fail "the passphrase no longer opens the volume after a kill at write $n"
+	# Finishing the enrollment by hand converges whatever the kill left.
+	if [ $rc -ne 0 ]; then
+		ctl enroll --name vol --key-file "$T/pass" >/dev/null 2>&1 || true
+	fi
+	check_one "$dev" 1
+	losetup -d "$dev"
+	[ $rc -eq 0 ] && break
+	kills=$((kills + 1))
+done
+echo "enroll: killed at each of its first $kills writes; converged every time"
+[ "$kills" -ge 5 ] || fail "only $kills kill points for enroll"
+
+log "SIGKILL before every write of enroll --format: enrolling again always succeeds"
+kills=0 torn=0
+for n in $(seq 1 200); do
+	dev=$(mkloop 40)
+	conf "$dev"
+	rc=0
+	kill_at "$n" "$KEYDCTL" --config "$T/keyd.json" enroll --name vol --format || rc=$?
+	[ $rc -eq 2 ] && { ctl enroll --name vol --format; fail "enroll --format failed without a kill at write $n"; }
+	if [ $rc -ne 0 ] && ! out=$(ctl enroll --name vol --format 2>&1); then
+		case $out in
+		*"already enrolled"*) ;; # the kill came after the keyslot: enroll finished it
+		*)
+			# A header torn mid-write is refused, never overwritten blindly; the
+			# operator wipes it (no keyslot existed yet, so no data can be behind it).
+			assert_contains "$out" "LUKS signature that libcryptsetup cannot read"
+			wipefs -qa "$dev"
+			ctl enroll --name vol --format >/dev/null
+			torn=$((torn + 1))
+			;;
+		esac
+	fi
+	check_one "$dev" 0
+	losetup -d "$dev"
+	[ $rc -eq 0 ] && break
+	kills=$((kills + 1))
+done
+echo "enroll --format: killed at each of its first $kills writes; recovered every time" \
+	"($torn torn headers refused and wiped by hand)"
+echo "rotation checks passed"
