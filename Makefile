@@ -83,7 +83,7 @@ check-asan:
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
-	install -m 0644 units/keyd.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 units/keyd.service units/wipe@.service $(DESTDIR)$(UNITDIR)/
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
 
 format:

@@ -10,7 +10,7 @@ KEYD=$BUILD/keyd
 KEYDCTL=$BUILD/keydctl
 PY=/usr/bin/python3
 T=$(mktemp -d /tmp/keyd-test.XXXXXX)
-_loops=()
+export T # configs written with jq read it as env.T
 _pids=()
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -21,7 +21,10 @@ _cleanup() {
 	local rc=$?
 	for p in "${_pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${_pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	for l in "${_loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+	# mkloop runs in $(...), so its devices are found by their backing files under $T.
+	losetup -n -l -O NAME,BACK-FILE 2>/dev/null | while read -r dev file _; do
+		case $file in "$T"/*) losetup -d "$dev" 2>/dev/null || true ;; esac
+	done
 	rm -rf "$T"
 	exit $rc
 }
@@ -43,10 +46,11 @@ need_emulator() {
 mkloop() {
 	local f=$T/disk.$RANDOM.$RANDOM dev
 	truncate -s "${1}M" "$f"
-	dev=$(losetup -f --show ${2:+--sector-size "$2"} "$f")
-	_loops+=("$dev")
-	echo "$dev"
+	losetup -f --show ${2:+--sector-size "$2"} "$f"
 }
+
+# The file behind a loop device.
+backing() { losetup -nO BACK-FILE "$1" | sed 's/ *$//'; }
 
 # A root key for the file provider, mode 0600 as the provider demands.
 mkrootkey() {

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Atomic file replacement for checkpoints and certificates. The temp file lives next to the
+ * target (same file system, so rename is atomic) and is removed on failure. Never logs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "atomicfile.h"
+#include "macro.h"
+
+static int make_dirs(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return negative_errno();
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return negative_errno();
+	return 0;
+}
+
+int atomicfile_sync_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		return negative_errno();
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return negative_errno();
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int atomicfile_write(const char *path, const void *data, size_t n, mode_t mode, mode_t dir_mode)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	int fd, r;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	r = make_dirs(dirname(dir), dir_mode);
+	if (r < 0)
+		return r;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return negative_errno();
+	r = write_all(fd, data, n);
+	if (r == 0 && fsync(fd) < 0)
+		r = negative_errno();
+	if (close(fd) < 0 && r == 0)
+		r = negative_errno();
+	if (r == 0 && rename(tmp, path) < 0)
+		r = negative_errno();
+	if (r < 0) {
+		unlink(tmp);
+		return r;
+	}
+	return atomicfile_sync_dir(path);
+}
+
+int atomicfile_shred(const char *path)
+{
+	static const char zeros[4096];
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	int r = 0;
+
+	fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : negative_errno();
+	if (fstat(fd, &st) == 0)
+		for (off_t o = 0; o < st.st_size && r == 0; o += (off_t)sizeof(zeros))
+			r = write_all(fd, zeros, sizeof(zeros));
+	if (r == 0 && fsync(fd) < 0)
+		r = negative_errno();
+	if (unlink(path) < 0)
+		return negative_errno();
+	atomicfile_sync_dir(path);
+	return r;
+}

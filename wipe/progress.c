@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The progress reporter thread: samples each job's atomic counters, smooths the rate, and
+ * redraws (terminal) or emits JSON lines (anything else). Owns only its own output. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <string.h>
+#include <time.h>
+
+#include "progress.h"
+#include "secmem.h"
+#include "util.h"
+
+#define PROGRESS_TTY_US 500000
+#define PROGRESS_JSON_US 1000000
+#define BAR_WIDTH 24
+
+void progress_bytes(double v, char *buf, size_t size)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < ELEMENTSOF(units)) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static void human_eta(double s, char *buf, size_t size)
+{
+	uint64_t t = s > 0 && s < 1e9 ? (uint64_t)s : 0;
+
+	if (s <= 0 || s >= 1e9)
+		snprintf(buf, size, "--:--");
+	else if (t >= 3600)
+		snprintf(buf, size, "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64, t / 3600, t / 60 % 60,
+			 t % 60);
+	else
+		snprintf(buf, size, "%" PRIu64 ":%02" PRIu64, t / 60, t % 60);
+}
+
+/* Updates the smoothed rate of job @i; returns its ETA in seconds (< 0 unknown). */
+static double sample(struct progress *p, size_t i, int phase, uint64_t done, uint64_t total)
+{
+	uint64_t now = now_mono_us();
+
+	if (phase != p->seen[i].phase || done < p->seen[i].done) {
+		p->seen[i].phase = phase;
+		p->seen[i].rate = 0;
+	} else if (now > p->seen[i].at_us) {
+		double inst =
+			(double)(done - p->seen[i].done) * 1e6 / (double)(now - p->seen[i].at_us);
+
+		p->seen[i].rate = p->seen[i].rate ? 0.7 * p->seen[i].rate + 0.3 * inst : inst;
+	}
+	p->seen[i].done = done;
+	p->seen[i].at_us = now;
+	return p->seen[i].rate > 0 ? (double)(total - done) / p->seen[i].rate : -1;
+}
+
+static void draw_tty(struct progress *p, bool final)
+{
+	if (p->drawn)
+		fprintf(p->out, "\033[%zuA", p->drawn);
+	for (size_t i = 0; i < p->n; i++) {
+		struct wipe_job *j = p->jobs[i];
+		int phase = atomic_load(&j->phase);
+		uint64_t done = atomic_load(&j->done), total = atomic_load(&j->total);
+		double frac = total ? (double)done / (double)total : 0, eta;
+		char bar[BAR_WIDTH + 1], a[32], b[32], rate[32], t[32];
+		size_t fill;
+
+		eta = sample(p, i, phase, done, total);
+		frac = frac > 1 ? 1 : frac;
+		fill = (size_t)(frac * BAR_WIDTH);
+		memset(bar, '#', fill);
+		memset(bar + fill, '.', BAR_WIDTH - fill);
+		bar[BAR_WIDTH] = 0;
+		progress_bytes((double)done, a, sizeof(a));
+		progress_bytes((double)total, b, sizeof(b));
+		progress_bytes(p->seen[i].rate, rate, sizeof(rate));
+		human_eta(eta, t, sizeof(t));
+		if (phase == JOB_DONE || final)
+			fprintf(p->out, "\r\033[K%-12s %-8s %s\n", j->dev.name,
+				job_result_name(j->result), j->message);
+		else
+			fprintf(p->out, "\r\033[K%-12s %-7s [%s] %5.1f%% %s/%s %s/s ETA %s\n",
+				j->dev.name, job_phase_name(phase), bar, frac * 100, a, b, rate, t);
+	}
+	p->drawn = p->n;
+	fflush(p->out);
+}
+
+static void emit_json(struct progress *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct wipe_job *j = p->jobs[i];
+		int phase = atomic_load(&j->phase);
+		uint64_t done = atomic_load(&j->done), total = atomic_load(&j->total);
+		double eta;
+		json_auto_t *o = NULL;
+		char *s;
+
+		if ((phase == JOB_DONE && p->seen[i].phase == JOB_DONE) || j->result == JOB_REFUSED)
+			continue; /* said once, or never started */
+		eta = sample(p, i, phase, done, total);
+		o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I}", "type", "progress",
+			      "device", j->dev.path, "phase", job_phase_name(phase), "done",
+			      (json_int_t)done, "total", (json_int_t)total, "percent",
+			      total ? (double)done * 100 / (double)total : 0.0, "rate_bps",
+			      (json_int_t)p->seen[i].rate, "eta_s",
+			      (json_int_t)(eta < 0 ? -1 : eta));
+		s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		if (s)
+			fprintf(p->out, "%s\n", s);
+		secmem_free(s);
+	}
+	fflush(p->out);
+}
+
+static void *run(void *u)
+{
+	struct progress *p = u;
+	uint64_t interval = p->interval_us ? p->interval_us
+			    : p->tty	   ? PROGRESS_TTY_US
+					   : PROGRESS_JSON_US;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		struct timespec ts;
+		uint64_t until;
+
+		if (p->tty)
+			draw_tty(p, false);
+		else
+			emit_json(p);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		until = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000 + interval;
+		ts.tv_sec = (time_t)(until / 1000000);
+		ts.tv_nsec = (long)(until % 1000000) * 1000;
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int progress_start(struct progress *p, struct wipe_job **jobs, size_t n, bool tty,
+		   uint64_t interval_us, FILE *out)
+{
+	pthread_condattr_t attr;
+
+	*p = (struct progress){ .jobs = jobs,
+				.n = n < PROGRESS_DEVICES_MAX ? n : PROGRESS_DEVICES_MAX,
+				.tty = tty,
+				.interval_us = interval_us,
+				.out = out };
+	for (size_t i = 0; i < p->n; i++)
+		p->seen[i].phase = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	/* Wall-clock jumps must not stall or flood the display. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (pthread_create(&p->thread, NULL, run, p) != 0)
+		return -EAGAIN;
+	p->started = true;
+	return 0;
+}
+
+void progress_stop(struct progress *p)
+{
+	if (!p->started)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	if (p->tty)
+		draw_tty(p, true);
+	else
+		emit_json(p);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	p->started = false;
+}
