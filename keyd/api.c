@@ -6,6 +6,7 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +54,23 @@ struct route {
 	enum access access;
 	route_fn handler;
 };
+
+/* Who asked, for the audit log. */
+static json_t *peer_subject(const struct peer *p)
+{
+	struct passwd *pw = getpwuid(p->uid);
+
+	return json_pack("{s:i, s:s?, s:i, s:s}", "uid", (int)p->uid, "user",
+			 pw ? pw->pw_name : NULL, "pid", (int)p->pid, "via", "control socket");
+}
+
+static void audit_request(struct keyd *k, const char *type, const char *result,
+			  const struct peer *p, struct volume *v, const char *error)
+{
+	json_auto_t *subject = peer_subject(p);
+
+	keyd_audit(k, type, result, subject, v, NULL, error);
+}
 
 static void reply_json(struct evhttp_request *req, int code, json_t *body)
 {
@@ -161,6 +179,9 @@ static void handle_unlock(struct keyd *k, struct evhttp_request *req, const stru
 		return;
 	}
 	log_info("%s: unlock requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
+	pthread_mutex_unlock(&k->lock);
+	audit_request(k, "control.unlock", "success", p, v, NULL);
+	pthread_mutex_lock(&k->lock);
 	r = keyd_unlock_start(k, v);
 	if (r < 0) {
 		pthread_mutex_unlock(&k->lock);
@@ -219,6 +240,7 @@ static void handle_lock(struct keyd *k, struct evhttp_request *req, const struct
 	else
 		reply_json(req, HTTP_OK, api_volume_json(k, v));
 	pthread_mutex_unlock(&k->lock);
+	audit_request(k, "volume.lock", r < 0 ? "failure" : "success", p, v, r < 0 ? err : NULL);
 	event_active(k->wake, EV_READ, 0);
 }
 
@@ -228,8 +250,13 @@ static void lifecycle_action(struct keyd *k, struct evhttp_request *req, const s
 	char msg[256];
 	int r;
 
+	char type[32];
+
 	log_info("%s: %s requested by uid %u (pid %d)", name, what, p->uid, (int)p->pid);
 	r = lifecycle_submit(k, kind, NULL, name, msg, sizeof(msg));
+	snprintf(type, sizeof(type), "control.%s", what);
+	audit_request(k, type, r < 0 ? "failure" : "success", p, keyd_find_volume(k, name),
+		      r < 0 ? msg : NULL);
 	if (r < 0)
 		return reply_error(req, r == -ENOENT ? HTTP_NOTFOUND : 503, "%s", msg);
 	reply_json(req, 202, json_pack("{s:s, s:s}", "volume", name, "result", msg));
@@ -321,6 +348,8 @@ static void on_request(struct evhttp_request *req, void *u)
 	if (peer_identify(k, req, &p) < 0 || !p.allowed) {
 		log_notice("control API: refused %s from uid %u (pid %d): not root nor in group '%s'",
 			   path ? path : "?", p.uid, (int)p.pid, k->cfg->control_group);
+		audit_request(k, "control.refused", "refused", &p, NULL,
+			      "not root nor in the control group");
 		return reply_error(req, 403, "permission denied: root or group '%s' required",
 				   k->cfg->control_group);
 	}
@@ -335,6 +364,7 @@ static void on_request(struct evhttp_request *req, void *u)
 		if (r->access == ACCESS_ADMIN && p.access != ACCESS_ADMIN) {
 			log_notice("control API: refused %s to uid %u (pid %d): needs root", path,
 				   p.uid, (int)p.pid);
+			audit_request(k, "control.refused", "refused", &p, NULL, "needs root");
 			return reply_error(req, 403, "permission denied: %s needs root", path);
 		}
 		return r->handler(k, req, &p, arg);

@@ -6,8 +6,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "audit.h"
 #include "callback.h"
 #include "config.h"
+#include "sign.h"
 
 const char *const on_revoke_names[] = { "close", "suspend", "audit-only", NULL };
 
@@ -244,10 +246,27 @@ static int parse_lifecycle(json_t *obj, struct keyd_config *cfg, struct jx_error
 	return 0;
 }
 
+static int parse_audit(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
+{
+	static const char *const keys[] = { "path", "node_key_file", NULL };
+	const char *path = AUDIT_PATH_DEFAULT, *key = SIGN_KEY_PATH_DEFAULT;
+	int r;
+
+	if (obj && ((r = jx_only_keys(obj, "audit", keys, e)) < 0 ||
+		    (r = jx_string(obj, "audit", "path", false, 4096, &path, e)) < 0 ||
+		    (r = jx_string(obj, "audit", "node_key_file", false, 4096, &key, e)) < 0))
+		return r;
+	if (path[0] != '/')
+		return jx_fail(e, "audit.path: must be an absolute path");
+	cfg->audit_path = strdup(path);
+	cfg->node_key_file = strdup(key);
+	return cfg->audit_path && cfg->node_key_file ? 0 : -ENOMEM;
+}
+
 static int config_parse(json_t *root, struct keyd_config *cfg, struct jx_error *e)
 {
-	static const char *const keys[] = { "kms",	"volumes",   "control",	 "unlock",
-					    "discover", "lifecycle", "callback", NULL };
+	static const char *const keys[] = { "kms",	 "volumes",  "control",	 "unlock", "discover",
+					    "lifecycle", "callback", "audit",	 NULL };
 	struct kms_retry retry = { .try_timeout_ms = 10000, .backoff_min_ms = 500,
 				   .backoff_max_ms = 30000, .deadline_ms = 600000 };
 	json_t *vols;
@@ -259,7 +278,8 @@ static int config_parse(json_t *root, struct keyd_config *cfg, struct jx_error *
 	if ((r = jx_bool(root, "", "discover", &cfg->discover, e)) < 0 ||
 	    (r = parse_control(json_object_get(root, "control"), cfg, e)) < 0 ||
 	    (r = parse_unlock(json_object_get(root, "unlock"), cfg, &retry, e)) < 0 ||
-	    (r = parse_lifecycle(json_object_get(root, "lifecycle"), cfg, e)) < 0)
+	    (r = parse_lifecycle(json_object_get(root, "lifecycle"), cfg, e)) < 0 ||
+	    (r = parse_audit(json_object_get(root, "audit"), cfg, e)) < 0)
 		return r;
 	if (json_object_get(root, "callback") &&
 	    (r = callback_config_parse(json_object_get(root, "callback"), "callback",
@@ -345,5 +365,7 @@ void config_free(struct keyd_config *cfg)
 	free(cfg->socket_path);
 	free(cfg->control_group);
 	callback_config_free(cfg->callback);
+	free(cfg->audit_path);
+	free(cfg->node_key_file);
 	free(cfg);
 }

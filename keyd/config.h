@@ -58,6 +58,8 @@ struct keyd_config {
 	uint64_t poll_interval_s;     /* key state polling; 0 = off */
 	uint64_t max_key_cache_age_s; /* on_revoke when the KMS was unreachable this long */
 	struct callback_config *callback; /* NULL: no event endpoint */
+	char *audit_path;    /* the tamper-evident audit log */
+	char *node_key_file; /* Ed25519 key that signs its checkpoints */
 };
 
 /* Loads and validates. On any failure e->msg says why; for a bad value it names the JSON

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "api.h"
+#include "audit.h"
+#include "sign.h"
 #include "callback.h"
 #include "daemon.h"
 #include "enroll.h"
@@ -28,6 +30,33 @@ struct worker_arg {
 	struct keyd *k;
 	struct volume *v;
 };
+
+void keyd_audit(struct keyd *k, const char *type, const char *result, json_t *subject,
+		struct volume *v, json_t *extra, const char *error)
+{
+	json_auto_t *object = NULL;
+	int r;
+
+	if (!k->audit)
+		return;
+	if (v) {
+		pthread_mutex_lock(&k->lock);
+		object = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "volume", v->name, "device",
+				   v->device[0] ? v->device : v->device_spec, "luks_uuid", v->uuid,
+				   "kms", v->kms->name, "key_id",
+				   v->token_key_id[0] ? v->token_key_id : v->key_id ? v->key_id : "",
+				   "key_version", v->key_version);
+		pthread_mutex_unlock(&k->lock);
+	}
+	if (extra) {
+		if (!object)
+			object = json_object();
+		json_object_update(object, extra);
+	}
+	r = audit_write(k->audit, type, result, subject, object, error && error[0] ? error : NULL);
+	if (r < 0)
+		log_error_errno(r, "cannot write the audit record %s: %m", type);
+}
 
 void keyd_set_state(struct keyd *k, struct volume *v, enum volume_state s, const char *err)
 {
@@ -80,13 +109,22 @@ static int wait_for_device(struct keyd *k, struct volume *v, char **ret)
 
 /* The KMS rewrapped the WDEK to a newer root key version while unwrapping (Key Protect after
  * a rotation): keep that ciphertext, so the token follows the key without a separate call. */
-static void store_rewrapped(struct volume *v, const char *dev, struct unlock_result *res)
+static void store_rewrapped(struct keyd *k, struct volume *v, const char *dev,
+			    struct unlock_result *res)
 {
 	struct rotate_result rr;
 	char err[ROTATE_ERR_MAX];
 	int r;
 
 	r = volume_rewrap(dev, v->kms, &res->rewrapped, &rr, err, sizeof(err));
+	if (r >= 0) {
+		json_auto_t *versions = json_pack("{s:s, s:s}", "old_key_version", rr.old_version,
+						  "new_key_version", rr.new_version);
+
+		keyd_audit(k, "volume.rewrap", "success", NULL, v, versions, NULL);
+	} else {
+		keyd_audit(k, "volume.rewrap", "failure", NULL, v, NULL, err);
+	}
 	if (r < 0) {
 		log_warning("%s: could not store the rewrapped key the KMS returned: %s", v->name,
 			    err);
@@ -127,7 +165,7 @@ static void *unlock_worker(void *u)
 						    .stop = &k->stop },
 			  &res, err, sizeof(err));
 	if (r >= 0 && res.rewrapped.wdek)
-		store_rewrapped(v, dev, &res);
+		store_rewrapped(k, v, dev, &res);
 	kms_wrapped_done(&res.rewrapped);
 	pthread_mutex_lock(&k->lock);
 	snprintf(v->uuid, sizeof(v->uuid), "%s", res.uuid);
@@ -138,6 +176,8 @@ static void *unlock_worker(void *u)
 	snprintf(v->step, sizeof(v->step), "%s", res.step);
 	v->keyslot = res.keyslot;
 	pthread_mutex_unlock(&k->lock);
+	keyd_audit(k, "volume.unlock", r < 0 ? "failure" : "success", NULL, v, NULL,
+		   r < 0 ? err : NULL);
 	if (r < 0) {
 		log_error("%s: %s failed: %s", v->name, res.step, err);
 		keyd_set_state(k, v, VOLUME_FAILED, err);
@@ -384,6 +424,7 @@ static int on_callback_event(void *u, const struct event *ev, char *msg, size_t 
 int keyd_setup(struct keyd *k, struct keyd_config *cfg)
 {
 	size_t max = cfg->n_volumes + (cfg->discover ? 64 : 0);
+	EVP_PKEY *node_key = NULL;
 	int r;
 
 	*k = (struct keyd){ .cfg = cfg };
@@ -418,6 +459,14 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg)
 		return -ENOMEM;
 	event_add(k->sigterm, NULL);
 	event_add(k->sigint, NULL);
+	r = sign_key_load(cfg->node_key_file, &node_key);
+	if (r < 0)
+		return log_error_errno(r, "cannot load the node signing key %s: %m",
+				       cfg->node_key_file);
+	r = audit_open(cfg->audit_path, node_key, &k->audit);
+	EVP_PKEY_free(node_key);
+	if (r < 0)
+		return log_error_errno(r, "cannot open the audit log %s: %m", cfg->audit_path);
 	r = api_setup(k);
 	if (r < 0)
 		return r;
@@ -426,12 +475,13 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg)
 		return log_error_errno(r, "cannot start the lifecycle thread: %m");
 	if (!cfg->callback)
 		return 0;
-	return callback_start(k->base, cfg->callback, NULL, on_callback_event, k, &k->callback);
+	return callback_start(k->base, cfg->callback, k->audit, on_callback_event, k, &k->callback);
 }
 
 int keyd_run(struct keyd *k)
 {
 	k->started_us = now_mono_us();
+	keyd_audit(k, "keyd.start", "success", NULL, NULL, NULL, NULL);
 	pthread_mutex_lock(&k->lock);
 	for (size_t i = 0; i < k->n_volumes; i++) {
 		int r = keyd_unlock_start(k, &k->volumes[i]);
@@ -461,6 +511,10 @@ void keyd_done(struct keyd *k)
 	}
 	free(k->volumes);
 	api_done(k);
+	if (k->audit) {
+		audit_write(k->audit, "keyd.stop", "success", NULL, NULL, NULL);
+		audit_close(k->audit);
+	}
 	if (k->wake)
 		event_free(k->wake);
 	if (k->sigterm)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,6 +72,7 @@ struct keyd {
 	void *api; /* struct api */
 	struct lifecycle *lifecycle;
 	struct callback *callback;
+	struct audit *audit;
 	bool dm;
 	char dm_why[256];
 	bool ready;
@@ -87,6 +89,10 @@ int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize
 /* Closes @v's mapping if it has one (open or suspended). -EBUSY if in use. */
 int keyd_close_mapping(struct keyd *k, struct volume *v, char *err, size_t errsize);
 struct volume *keyd_find_volume(struct keyd *k, const char *name);
+/* One audit record about @v (may be NULL), @extra's members added to its object (may be
+ * NULL; not stolen); @subject NULL means keyd itself. Never key material. Takes k->lock; not to be called with it held. */
+void keyd_audit(struct keyd *k, const char *type, const char *result, json_t *subject,
+		struct volume *v, json_t *extra, const char *error);
 /* Sets a volume's state and message and wakes the main loop; takes k->lock. */
 void keyd_set_state(struct keyd *k, struct volume *v, enum volume_state s, const char *err);
 /* Runs the event loop until SIGTERM/SIGINT. */

@@ -10,14 +10,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "config.h"
 #include "enroll.h"
 #include "http.h"
 #include "inspect.h"
 #include "log.h"
 #include "luks.h"
+#include "reencrypt.h"
 #include "rotate.h"
 #include "secmem.h"
+#include "sign.h"
 #include "token.h"
 #include "util.h"
 
@@ -59,6 +62,25 @@ static int load_config(struct ctl *c)
 	if (r < 0)
 		return log_error("%s: %s", c->config_path, je.msg), r;
 	return 0;
+}
+
+/* keydctl's own changes (enroll, rotate) go to the same audit log as keyd's. */
+static void ctl_audit(struct ctl *c, const char *type, int r, json_t *object, const char *error)
+{
+	struct audit *a = NULL;
+	EVP_PKEY *key = NULL;
+	int q;
+
+	q = sign_key_load(c->cfg->node_key_file, &key);
+	if (q >= 0)
+		q = audit_open(c->cfg->audit_path, key, &a);
+	if (q >= 0)
+		q = audit_write(a, type, r < 0 ? "failure" : "success", NULL, object, error);
+	if (q < 0)
+		log_error_errno(q, "cannot write the audit record %s to %s: %m", type,
+				c->cfg->audit_path);
+	audit_close(a);
+	EVP_PKEY_free(key);
 }
 
 static void print_json(json_t *j)
@@ -168,6 +190,14 @@ static int cmd_enroll(struct ctl *c)
 					     .name = name, .format = c->format, .auth = auth,
 					     .auth_len = auth_len },
 		   &res, err, sizeof(err));
+	{
+		json_auto_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b}", "volume", name,
+					   "device", dev, "luks_uuid", res.uuid, "kms", kms->name,
+					   "key_id", key_id, "key_version", res.key_version,
+					   "keyslot", res.keyslot, "formatted", c->format);
+
+		ctl_audit(c, "volume.enroll", r, o, r < 0 ? err : NULL);
+	}
 	if (r < 0)
 		return log_error("enroll %s failed at step %s; the device is unchanged", dev, err), r;
 	if (c->json) {
@@ -228,7 +258,7 @@ static int cmd_rotate(struct ctl *c)
 	int r;
 
 	if (!c->rotate_mode)
-		return log_error("rotate: say --rewrap or --rekey"), -EINVAL;
+		return log_error("rotate: say --rewrap, --rekey or --reencrypt"), -EINVAL;
 	rekey = strcmp(c->rotate_mode, "rekey") == 0;
 	if (c->key_id && !rekey)
 		return log_error("rotate: --key-id moves a volume to another root key, which needs "
@@ -239,8 +269,29 @@ static int cmd_rotate(struct ctl *c)
 	r = resolve_volume(c, c->args[0], &dev, &kms);
 	if (r < 0)
 		return r;
+	if (strcmp(c->rotate_mode, "reencrypt") == 0) {
+		_cleanup_secure_ uint8_t *keep = NULL;
+		size_t keep_len = 0;
+
+		/* --key-file: a passphrase whose keyslot survives with the new volume key. */
+		if (c->key_file && (r = read_key_file(c->key_file, &keep, &keep_len)) < 0)
+			return log_error_errno(r, "rotate: cannot read key file %s: %m", c->key_file);
+		return reencrypt_command(&(struct reencrypt_request){ .device = dev, .kms = kms,
+								      .keep = keep,
+								      .keep_len = keep_len },
+					 c->json);
+	}
 	r = rekey ? volume_rekey(dev, kms, c->key_id, &res, err, sizeof(err))
 		  : volume_rewrap(dev, kms, NULL, &res, err, sizeof(err));
+	{
+		json_auto_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "device", dev,
+					   "luks_uuid", res.uuid, "kms", kms->name,
+					   "old_key_version", res.old_version, "new_key_version",
+					   res.new_version, "mode", c->rotate_mode, "old_keyslot",
+					   res.old_keyslot, "new_keyslot", res.new_keyslot);
+
+		ctl_audit(c, rekey ? "volume.rekey" : "volume.rewrap", r, o, r < 0 ? err : NULL);
+	}
 	if (r < 0)
 		return log_error("rotate --%s %s failed: %s", c->rotate_mode, dev, err), r;
 	if (c->json) {
@@ -263,6 +314,41 @@ static int cmd_rotate(struct ctl *c)
 	if (res.converged)
 		printf("Finished an interrupted enrollment or re-key first (%d header changes).\n",
 		       res.converged);
+	return 0;
+}
+
+static int cmd_audit(struct ctl *c)
+{
+	json_auto_t *report = NULL;
+	EVP_PKEY *key = NULL;
+	const char *path;
+	char err[512] = "";
+	int r;
+
+	if (strcmp(c->args[0], "verify") != 0)
+		return log_error("audit: the only subcommand is 'verify'"), -EINVAL;
+	r = load_config(c);
+	if (r < 0)
+		return r;
+	path = c->n_args > 1 ? c->args[1] : c->cfg->audit_path;
+	/* Checkpoints must be signed by this node's key when it can be read; else the key
+	 * embedded in the log is used and reported, to be compared by the auditor. */
+	if (access(c->cfg->node_key_file, R_OK) == 0 && sign_key_load(c->cfg->node_key_file, &key) < 0)
+		key = NULL;
+	r = audit_verify(path, key, &report, err, sizeof(err));
+	EVP_PKEY_free(key);
+	if (c->json && report)
+		print_json(report);
+	if (r < 0)
+		return log_error("audit log %s does not verify: %s", path, err[0] ? err : strerror(-r)),
+		       r;
+	if (!c->json)
+		printf("%s: %lld records, %lld signed checkpoints, chain intact%s\n", path,
+		       json_integer_value(json_object_get(report, "records")),
+		       json_integer_value(json_object_get(report, "checkpoints")),
+		       json_integer_value(json_object_get(report, "unvouched_records"))
+			       ? " (records after the last checkpoint are not yet vouched for)"
+			       : "");
 	return 0;
 }
 
@@ -493,9 +579,12 @@ static const struct command commands[] = {
 	{ "enroll", "enroll [DEVICE] --kms NAME --key-id ID [--name VOLUME] [--format] [--key-file F|-]",
 	  "bind a LUKS2 device to a KMS key (--format: make a blank device LUKS2 first)", 0, 1,
 	  cmd_enroll },
-	{ "rotate", "rotate --rewrap|--rekey [--key-id ID] VOLUME|DEVICE",
-	  "rewrap the data key to the root key's newest version, or replace it (re-key)", 1, 1,
+	{ "rotate", "rotate --rewrap|--rekey [--key-id ID]|--reencrypt [--key-file F] VOLUME|DEVICE",
+	  "rewrap the data key to the root key's newest version, replace it (re-key), or "
+	  "re-encrypt the data with a new volume key (resumable)", 1, 1,
 	  cmd_rotate },
+	{ "audit", "audit verify [FILE]", "check the audit log's hash chain and signed checkpoints",
+	  1, 2, cmd_audit },
 	{ "inspect", "inspect DEVICE", "show the keyslots and tokens of a device, flagging keyslots "
 	  "not bound to the KMS", 1, 1, cmd_inspect },
 	{ "check", "check", "validate the config, reach every KMS, check device-mapper", 0, 0,
@@ -527,6 +616,7 @@ int main(int argc, char **argv)
 		{ "format", no_argument, NULL, 'f' },	    { "key-file", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },	    { "version", no_argument, NULL, 'V' },
 		{ "rewrap", no_argument, NULL, 'R' },	    { "rekey", no_argument, NULL, 'E' },
+		{ "reencrypt", no_argument, NULL, 'X' },
 		{},
 	};
 	struct ctl c = { .config_path = CONFIG_PATH_DEFAULT };
@@ -546,6 +636,7 @@ int main(int argc, char **argv)
 		case 'K': c.key_file = optarg; break;
 		case 'R': c.rotate_mode = "rewrap"; break;
 		case 'E': c.rotate_mode = "rekey"; break;
+		case 'X': c.rotate_mode = "reencrypt"; break;
 		case 'h': help(); return 0;
 		case 'V': printf("keydctl %s\n", KEYD_VERSION); return 0;
 		default: return 2;

@@ -129,6 +129,8 @@ static void erase_keyslot(struct keyd *k, struct volume *v)
 	r = crypt_keyslot_destroy(cd, tok.keyslot);
 	if (r >= 0)
 		r = crypt_token_json_set(cd, tok.id, NULL);
+	keyd_audit(k, "volume.erase", r < 0 ? "failure" : "success", NULL, v, NULL,
+		   r < 0 ? strerror(-r) : NULL);
 	if (r < 0)
 		log_error_errno(r, "%s: erase_on_delete: destroying keyslot %d failed: %m", v->name,
 				tok.keyslot);
@@ -184,6 +186,13 @@ static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool s
 	pthread_mutex_unlock(&k->lock);
 	log_warning("%s: %s", v->name, msg);
 	keyd_set_state(k, v, next, msg);
+	{
+		json_auto_t *what = json_pack("{s:s, s:s}", "action", msg, "on_revoke",
+					      on_revoke_names[policy]);
+
+		keyd_audit(k, shred ? "volume.shred" : "volume.revoke", "success", NULL, v, what,
+			   NULL);
+	}
 	if (shred && v->cfg && v->cfg->erase_on_delete)
 		erase_keyslot(k, v);
 	pthread_mutex_unlock(&v->op_lock);
@@ -216,6 +225,12 @@ static void act_restore(struct keyd *k, struct volume *v, const char *why)
 						    .stop = &k->stop },
 			  &res, err, sizeof(err));
 	kms_wrapped_done(&res.rewrapped);
+	{
+		json_auto_t *reason = json_pack("{s:s}", "reason", why);
+
+		keyd_audit(k, "volume.restore", r < 0 ? "failure" : "success", NULL, v, reason,
+			   r < 0 ? err : NULL);
+	}
 	if (r < 0) {
 		log_error("%s: %s, but unlocking failed: %s", v->name, why, err);
 		keyd_set_state(k, v, s, err);
@@ -245,15 +260,24 @@ static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 	pthread_mutex_unlock(&k->lock);
 	r = dev[0] ? volume_rewrap(dev, v->kms, NULL, &rr, err, sizeof(err))
 		   : set_error(err, sizeof(err), -ENODEV, "device not known yet");
+	if (r >= 0) {
+		json_auto_t *versions = json_pack("{s:s, s:s, s:s}", "old_key_version",
+						  rr.old_version, "new_key_version",
+						  rr.new_version, "reason", why);
+
+		pthread_mutex_lock(&k->lock);
+		snprintf(v->key_version, sizeof(v->key_version), "%s", rr.new_version);
+		pthread_mutex_unlock(&k->lock);
+		keyd_audit(k, "volume.rewrap", "success", NULL, v, versions, NULL);
+	} else {
+		keyd_audit(k, "volume.rewrap", "failure", NULL, v, NULL, err);
+	}
 	if (r < 0) {
 		log_error("%s: %s, but rewrap failed: %s", v->name, why, err);
 	} else {
 		log_info("%s: %s: token rewrapped from key version %s to %s", v->name, why,
 			 rr.old_version[0] ? rr.old_version : "-",
 			 rr.new_version[0] ? rr.new_version : "-");
-		pthread_mutex_lock(&k->lock);
-		snprintf(v->key_version, sizeof(v->key_version), "%s", rr.new_version);
-		pthread_mutex_unlock(&k->lock);
 	}
 	pthread_mutex_unlock(&v->op_lock);
 }

@@ -18,7 +18,7 @@ port=$(free_port)
 write_config() {
 	cat >"$1" <<JSON
 { "kms": { "local": { "provider": "file", "root_key_file": "$T/root.key" } },
-  "control": { "socket": "$T/keyd.sock" }, "discover": false,
+  "control": { "socket": "$T/keyd.sock" }, "audit": { "path": "$T/audit.jsonl", "node_key_file": "$T/node.key" }, "discover": false,
   "callback": { "listen": "127.0.0.1:$port", "cert_file": "$T/server.pem",
                 "key_file": "$T/server.key", "hmac_secret_file": "$T/callback.secret",
                 "lockout": { "failures": 3, "window_s": 60, "duration_s": 2 } $2 } }

@@ -8,6 +8,7 @@ key=$T/root.key
 mkrootkey "$key"
 good='{"kms": {"local": {"provider": "file", "root_key_file": "'$key'"}},
        "control": {"socket": "'$T'/s.sock"}, "discover": false,
+       "audit": {"path": "'$T'/audit.jsonl", "node_key_file": "'$T'/node.key"},
        "volumes": [{"name": "pg", "device": "/dev/null", "kms": "local", "key_id": "k"}]}'
 
 # case JQ-EDIT EXPECTED-MESSAGE

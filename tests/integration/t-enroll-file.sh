@@ -9,7 +9,7 @@ need_cmd cryptsetup mkfs.ext4
 mkrootkey "$T/root.key"
 cat >"$T/keyd.json" <<JSON
 { "kms": { "local": { "provider": "file", "root_key_file": "$T/root.key" } },
-  "control": { "socket": "$T/keyd.sock" }, "discover": false }
+  "control": { "socket": "$T/keyd.sock" }, "audit": { "path": "$T/audit.jsonl", "node_key_file": "$T/node.key" }, "discover": false }
 JSON
 ctl() { "$KEYDCTL" --config "$T/keyd.json" "$@"; }
 
@@ -98,7 +98,7 @@ cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 10
 jq -c '.keyslots = ["0"]' "$T/tok.json" | cryptsetup token import --token-id 0 "$e"
 cat >"$T/copy.json" <<JSON
 { "kms": { "local": { "provider": "file", "root_key_file": "$T/root.key" } },
-  "control": { "socket": "$T/keyd.sock" }, "discover": false,
+  "control": { "socket": "$T/keyd.sock" }, "audit": { "path": "$T/audit.jsonl", "node_key_file": "$T/node.key" }, "discover": false,
   "volumes": [ { "name": "vole", "device": "$e", "kms": "local", "key_id": "demo-key",
                  "required": false } ] }
 JSON

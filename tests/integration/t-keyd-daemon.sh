@@ -15,7 +15,7 @@ for i in $(seq $n); do
 done
 cat >"$T/keyd.json" <<JSON
 { "kms": { "local": { "provider": "file", "root_key_file": "$T/root.key" } },
-  "control": { "socket": "$T/keyd.sock", "group": "keydtest" }, "discover": false,
+  "control": { "socket": "$T/keyd.sock", "group": "keydtest" }, "audit": { "path": "$T/audit.jsonl", "node_key_file": "$T/node.key" }, "discover": false,
   "volumes": [ ${vols%,} ] }
 JSON
 ctl() { "$KEYDCTL" --config "$T/keyd.json" "$@"; }
@@ -79,7 +79,7 @@ log "a device that never appears fails at the deadline with a clear error"
 kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
 cat >"$T/late.json" <<JSON
 { "kms": { "local": { "provider": "file", "root_key_file": "$T/root.key" } },
-  "control": { "socket": "$T/late.sock" }, "discover": false,
+  "control": { "socket": "$T/late.sock" }, "audit": { "path": "$T/audit.jsonl", "node_key_file": "$T/node.key" }, "discover": false,
   "unlock": { "deadline_s": 1, "backoff_min_ms": 100, "backoff_max_s": 1 },
   "volumes": [ { "name": "ghost", "device": "UUID=00000000-dead-beef-0000-000000000000",
                  "kms": "local", "key_id": "k" } ] }

@@ -19,7 +19,8 @@ config() {
 		--arg api "$T/kp.apikey" --arg sock "$T/keyd.sock" '
 	{ kms: { kp: { provider: "keyprotect", endpoints: [$url], iam_endpoint: $url,
 	               instance_id: "inst-1", api_key_file: $api, ca_file: $ca } },
-	  control: { socket: $sock }, discover: false,
+	  control: { socket: $sock },
+	  audit: { path: (env.T + "/audit.jsonl"), node_key_file: (env.T + "/node.key") }, discover: false,
 	  unlock: { try_timeout_s: 2, backoff_min_ms: 200, backoff_max_s: 2, deadline_s: 15 },
 	  volumes: [ { name: "pg", device: $dev, kms: "kp", key_id: $key } ] }' |
 		jq "${2:-.}" >"$1"

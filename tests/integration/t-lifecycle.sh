@@ -22,7 +22,8 @@ jq -n --arg url "$EMU_URL" --arg ca "$EMU_CA" --arg api "$T/kp.apikey" --arg T "
 	--arg a "$a" --arg b "$b" --arg key "$key" --arg key2 "$key2" --arg port "$port" '
 { kms: { kp: { provider: "keyprotect", endpoints: [$url], iam_endpoint: $url,
                instance_id: "inst", api_key_file: $api, ca_file: $ca } },
-  control: { socket: ($T + "/keyd.sock") }, discover: false,
+  control: { socket: ($T + "/keyd.sock") },
+	  audit: { path: (env.T + "/audit.jsonl"), node_key_file: (env.T + "/node.key") }, discover: false,
   unlock: { try_timeout_s: 2, backoff_min_ms: 100, backoff_max_s: 1, deadline_s: 5 },
   lifecycle: { poll_interval_s: 1, max_key_cache_age_s: 3 },
   callback: { listen: ("127.0.0.1:" + $port), cert_file: ($T + "/server.pem"),

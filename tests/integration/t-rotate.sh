@@ -11,6 +11,7 @@ mkrootkey "$T/root.key"
 conf() { # conf DEVICE -> $T/keyd.json with one volume "vol"
 	jq -n --arg rk "$T/root.key" --arg d "$1" --arg s "$T/keyd.sock" '
 	{ kms: { local: { provider: "file", root_key_file: $rk } }, control: { socket: $s },
+	  audit: { path: (env.T + "/audit.jsonl"), node_key_file: (env.T + "/node.key") },
 	  discover: false,
 	  volumes: [ { name: "vol", device: $d, kms: "local", key_id: "k1" } ] }' >"$T/keyd.json"
 }

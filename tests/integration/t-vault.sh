@@ -30,7 +30,8 @@ config() {
 		--arg tok "$T/vault.token" --arg sock "$T/keyd.sock" '
 	{ kms: { v: { provider: "vault", endpoints: [$url], mount: "transit",
 	              token_file: $tok, ca_file: $ca } },
-	  control: { socket: $sock }, discover: false,
+	  control: { socket: $sock },
+	  audit: { path: (env.T + "/audit.jsonl"), node_key_file: (env.T + "/node.key") }, discover: false,
 	  unlock: { try_timeout_s: 2, backoff_min_ms: 200, backoff_max_s: 2, deadline_s: 15 },
 	  volumes: [ { name: "pg", device: $dev, kms: "v", key_id: "pg-root" } ] }' |
 		jq "${2:-.}" >"$1"

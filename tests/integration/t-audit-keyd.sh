@@ -1,0 +1,59 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# keyd and keydctl write one audit record per operation, with the fields auditors ask for,
+# into one hash-chained log; keydctl audit verify accepts it, and names the line of an edit.
+. "$(dirname "$0")/../lib.sh"
+need_loop
+need_cmd jq
+
+mkrootkey "$T/root.key"
+a=$(mkloop 40)
+jq -n --arg rk "$T/root.key" --arg a "$a" '
+{ kms: { local: { provider: "file", root_key_file: $rk } },
+  control: { socket: (env.T + "/keyd.sock") }, discover: false,
+  audit: { path: (env.T + "/audit.jsonl"), node_key_file: (env.T + "/node.key") },
+  volumes: [ { name: "va", device: $a, kms: "local", key_id: "k" } ] }' >"$T/keyd.json"
+ctl() { "$KEYDCTL" --config "$T/keyd.json" "$@"; }
+unlocked=verified
+grep -q device-mapper /proc/misc && unlocked=open
+
+ctl enroll --name va --format >/dev/null
+ctl rotate --rekey va >/dev/null
+ctl rotate --rewrap va >/dev/null
+start_keyd "$T/keyd.json"
+wait_state "$T/keyd.json" va "$unlocked"
+ctl lock va >/dev/null
+ctl unlock va >/dev/null
+expect_fail out ctl unlock nosuch
+kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
+
+log "one record per operation, in order, with its fields"
+types=$(jq -r .type "$T/audit.jsonl" | grep -v '^audit\.' | paste -sd' ')
+echo "records: $types"
+assert_eq "$types" "volume.enroll volume.rekey volume.rewrap keyd.start volume.unlock volume.lock control.unlock volume.unlock keyd.stop" "record types"
+bad=$(jq -c 'select((.time | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{6}Z$")) and .result
+	and .subject.uid != null and .subject.pid and .host and (.prev | length == 64) | not)' \
+	"$T/audit.jsonl")
+[ -z "$bad" ] || fail "records lacking time, result, subject, host or prev: $bad"
+rec=$(jq -c 'select(.type == "volume.lock")' "$T/audit.jsonl")
+assert_contains "$rec" '"volume":"va"'
+assert_contains "$rec" "\"luks_uuid\":\"$(cryptsetup luksUUID "$a")\""
+assert_contains "$rec" '"via":"control socket"'
+rec=$(jq -c 'select(.type == "volume.rekey")' "$T/audit.jsonl")
+assert_contains "$rec" '"result":"success"'
+# Never key material: the WDEK is not even there, let alone the DEK.
+wdek=$(cryptsetup token export --token-id "$(ctl --json inspect "$a" | jq '.tokens[0].id')" "$a" | jq -r .wdek)
+grep -qF "${wdek#file:v1:}" "$T/audit.jsonl" && fail "the audit log holds a wrapped key"
+
+log "keydctl audit verify"
+out=$(ctl audit verify)
+assert_contains "$out" "chain intact"
+cp "$T/audit.jsonl" "$T/pristine.jsonl"
+sed -i '3s/"success"/"failure"/' "$T/audit.jsonl"
+expect_fail out ctl audit verify
+assert_contains "$out" "line 4"
+cp "$T/pristine.jsonl" "$T/audit.jsonl"
+sed -i '2d' "$T/audit.jsonl"
+expect_fail out ctl audit verify
+assert_contains "$out" "line 2"
+echo "audit checks passed"
