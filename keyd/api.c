@@ -183,6 +183,11 @@ static void handle_unlock(struct keyd *k, struct evhttp_request *req, const stru
 	audit_request(k, "control.unlock", "success", p, v, NULL);
 	pthread_mutex_lock(&k->lock);
 	r = keyd_unlock_start(k, v);
+	if (r == -ESTALE) {
+		pthread_mutex_unlock(&k->lock);
+		return reply_error(req, 409, "'%s' was released (decommissioned): keyd will not "
+				   "unlock it again; restart keyd to start over", name);
+	}
 	if (r < 0) {
 		pthread_mutex_unlock(&k->lock);
 		return reply_error(req, HTTP_INTERNAL, "cannot start unlock of '%s': %s", name,
@@ -274,6 +279,39 @@ static void handle_resume(struct keyd *k, struct evhttp_request *req, const stru
 	lifecycle_action(k, req, p, name, LIFECYCLE_RESUME, "resume");
 }
 
+static void handle_release(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+			   const char *name)
+{
+	json_t *report = NULL;
+	char err[512];
+	struct volume *v;
+	int r;
+
+	pthread_mutex_lock(&k->lock);
+	v = keyd_find_volume(k, name);
+	if (!v) {
+		pthread_mutex_unlock(&k->lock);
+		return reply_error(req, HTTP_NOTFOUND, "no volume named '%s'", name);
+	}
+	log_info("%s: release requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
+	r = keyd_release_volume(k, v, err, sizeof(err), &report);
+	if (r < 0)
+		reply_error(req, r == -EBUSY ? 409 : HTTP_INTERNAL, "%s", err);
+	else
+		reply_json(req, HTTP_OK,
+			   json_pack("{s:o, s:O}", "volume", api_volume_json(k, v), "released",
+				     report));
+	pthread_mutex_unlock(&k->lock);
+	{
+		json_auto_t *subject = peer_subject(p);
+
+		keyd_audit(k, "volume.release", r < 0 ? "failure" : "success", subject, v, report,
+			   r < 0 ? err : NULL);
+	}
+	json_decref(report);
+	event_active(k->wake, EV_READ, 0);
+}
+
 static const struct route routes[] = {
 	{ .method = EVHTTP_REQ_GET, .prefix = "/v1/status", .access = ACCESS_READ,
 	  .handler = handle_status },
@@ -281,6 +319,8 @@ static const struct route routes[] = {
 	  .access = ACCESS_ADMIN, .handler = handle_unlock },
 	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/lock",
 	  .access = ACCESS_ADMIN, .handler = handle_lock },
+	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/release",
+	  .access = ACCESS_ADMIN, .handler = handle_release },
 	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/suspend",
 	  .access = ACCESS_ADMIN, .handler = handle_suspend },
 	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/resume",

@@ -2,6 +2,11 @@
 /* Daemon core: one worker thread per volume unlocks in parallel (device lookup, KMS unwrap with
  * backoff, activation); the main loop owns systemd notification and the control API. */
 #include <blkid/blkid.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/keyctl.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <errno.h>
 #include <event2/thread.h>
 #include <signal.h>
@@ -24,6 +29,7 @@ const char *const volume_state_names[] = {
 	[VOLUME_PENDING] = "pending", [VOLUME_WAITING] = "waiting", [VOLUME_OPEN] = "open",
 	[VOLUME_VERIFIED] = "verified", [VOLUME_FAILED] = "failed", [VOLUME_LOCKED] = "locked",
 	[VOLUME_SUSPENDED] = "suspended", [VOLUME_REVOKED] = "revoked",
+	[VOLUME_RELEASED] = "released",
 };
 
 struct worker_arg {
@@ -213,6 +219,8 @@ int keyd_unlock_start(struct keyd *k, struct volume *v)
 
 	if (v->worker_running || v->state == VOLUME_OPEN)
 		return 0;
+	if (v->state == VOLUME_RELEASED)
+		return -ESTALE;
 	if (v->worker_joinable) {
 		pthread_join(v->worker, NULL);
 		v->worker_joinable = false;
@@ -251,6 +259,67 @@ int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize
 	v->state = VOLUME_LOCKED;
 	v->since_us = now_real_us();
 	v->error[0] = 0;
+	return 0;
+}
+
+/* libcryptsetup hands the volume key to dm-crypt through the kernel keyring as a "logon" key
+ * named "cryptsetup:<UUID>-d<segment>"; any left linked in a keyring keyd can reach goes. */
+static int drop_keyring_keys(const char *uuid)
+{
+	static const long rings[] = { KEY_SPEC_THREAD_KEYRING, KEY_SPEC_PROCESS_KEYRING,
+				      KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING };
+	int dropped = 0;
+
+	for (int seg = 0; seg < 4; seg++) {
+		char desc[LUKS_UUID_MAX + 32];
+
+		snprintf(desc, sizeof(desc), "cryptsetup:%s-d%d", uuid, seg);
+		for (size_t i = 0; i < ELEMENTSOF(rings); i++) {
+			long id = syscall(SYS_keyctl, KEYCTL_SEARCH, rings[i], "logon", desc, 0);
+
+			if (id >= 0 && syscall(SYS_keyctl, KEYCTL_INVALIDATE, id) == 0)
+				dropped++;
+		}
+	}
+	return dropped;
+}
+
+int keyd_release_volume(struct keyd *k, struct volume *v, char *err, size_t errsize,
+			json_t **ret_report)
+{
+	bool was_mapped = v->state == VOLUME_OPEN || v->state == VOLUME_SUSPENDED;
+	_cleanup_close_ int fd = -1;
+	bool flushed = false;
+	int r, keys;
+
+	if (v->worker_running || pthread_mutex_trylock(&v->op_lock) != 0) {
+		snprintf(err, errsize, "%s is busy (being unlocked, rotated or revoked); try again",
+			 v->name);
+		return -EBUSY;
+	}
+	r = keyd_close_mapping(k, v, err, errsize);
+	if (r < 0) {
+		pthread_mutex_unlock(&v->op_lock);
+		return r;
+	}
+	keys = v->uuid[0] ? drop_keyring_keys(v->uuid) : 0;
+	/* The page cache of the raw device holds ciphertext only, but decommissioning leaves
+	 * nothing of the volume cached: write back and drop its buffers. */
+	if (v->device[0]) {
+		fd = open(v->device, O_RDONLY | O_CLOEXEC);
+		flushed = fd >= 0 && fsync(fd) == 0 && ioctl(fd, BLKFLSBUF, 0) == 0;
+	}
+	v->state = VOLUME_RELEASED;
+	v->since_us = now_real_us();
+	v->revoked = false;
+	snprintf(v->error, sizeof(v->error),
+		 "released%s: keyd holds no key for it and will not unlock it again",
+		 was_mapped ? " (mapping closed)" : "");
+	*ret_report = json_pack("{s:b, s:i, s:b}", "mapping_closed", was_mapped,
+				"keyring_keys_removed", keys, "buffers_flushed", flushed);
+	pthread_mutex_unlock(&v->op_lock);
+	log_notice("%s: released (mapping %s, %d keyring key(s) removed, buffers %s)", v->name,
+		   was_mapped ? "closed" : "was not open", keys, flushed ? "flushed" : "not flushed");
 	return 0;
 }
 

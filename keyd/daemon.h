@@ -22,6 +22,7 @@ enum volume_state {
 	VOLUME_LOCKED,
 	VOLUME_SUSPENDED, /* I/O frozen and the key dropped from the kernel (revocation) */
 	VOLUME_REVOKED,   /* closed, or never opened, because its root key was revoked */
+	VOLUME_RELEASED,  /* decommissioned: closed, key material dropped, never unlocked again */
 	_VOLUME_STATE_MAX,
 };
 extern const char *const volume_state_names[];
@@ -86,6 +87,11 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg);
 int keyd_unlock_start(struct keyd *k, struct volume *v);
 /* Closes the mapping (or forgets a verified-only volume). -EBUSY if in use. */
 int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize);
+/* The memory half of decommissioning: closes the mapping (-EBUSY if in use), removes kernel
+ * keyring entries for the volume, flushes the device's buffers, and marks the volume released
+ * so it is never unlocked again by this daemon. Call with k->lock held; err says what. */
+int keyd_release_volume(struct keyd *k, struct volume *v, char *err, size_t errsize,
+			json_t **ret_report);
 /* Closes @v's mapping if it has one (open or suspended). -EBUSY if in use. */
 int keyd_close_mapping(struct keyd *k, struct volume *v, char *err, size_t errsize);
 struct volume *keyd_find_volume(struct keyd *k, const char *name);

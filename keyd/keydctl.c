@@ -558,6 +558,32 @@ static int cmd_lock(struct ctl *c)
 	return volume_action(c, "lock");
 }
 
+static int cmd_release(struct ctl *c)
+{
+	json_auto_t *j = NULL;
+	char path[128];
+	json_t *rep;
+	int r;
+
+	if (!volume_name_valid(c->args[0]))
+		return log_error("release: '%s' is not a valid volume name", c->args[0]), -EINVAL;
+	snprintf(path, sizeof(path), "/v1/volumes/%s/release", c->args[0]);
+	r = daemon_call(c, "POST", path, &j);
+	if (r < 0)
+		return r;
+	if (c->json) {
+		print_json(j);
+		return 0;
+	}
+	rep = json_object_get(j, "released");
+	printf("Released %s: mapping %s, %lld kernel keyring key(s) removed, device buffers %s; "
+	       "keyd holds no key for it and will not unlock it again.\n",
+	       c->args[0], json_is_true(json_object_get(rep, "mapping_closed")) ? "closed" : "was not open",
+	       json_integer_value(json_object_get(rep, "keyring_keys_removed")),
+	       json_is_true(json_object_get(rep, "buffers_flushed")) ? "flushed" : "NOT flushed");
+	return 0;
+}
+
 static int cmd_suspend(struct ctl *c)
 {
 	return volume_action(c, "suspend");
@@ -572,6 +598,8 @@ static const struct command commands[] = {
 	{ "status", "status", "show every volume and its state", 0, 0, cmd_status },
 	{ "unlock", "unlock VOLUME", "unlock a volume through its KMS now", 1, 1, cmd_unlock },
 	{ "lock", "lock VOLUME", "close a volume's mapping", 1, 1, cmd_lock },
+	{ "release", "release VOLUME", "decommissioning: close the mapping (refused if in use), "
+	  "drop keyring keys and buffers; keyd forgets the volume's keys", 1, 1, cmd_release },
 	{ "suspend", "suspend VOLUME", "freeze a volume's I/O and drop its key from the kernel "
 	  "(as on_revoke=suspend)", 1, 1, cmd_suspend },
 	{ "resume", "resume VOLUME", "unwrap the key again and resume (or reopen) the volume", 1,

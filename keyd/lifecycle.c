@@ -152,6 +152,10 @@ static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool s
 	pthread_mutex_lock(&v->op_lock);
 	s = volume_state_get(k, v);
 	next = s;
+	if (s == VOLUME_RELEASED) {
+		pthread_mutex_unlock(&v->op_lock);
+		return;
+	}
 	if (policy == ON_REVOKE_AUDIT_ONLY) {
 		snprintf(msg, sizeof(msg), "%s; on_revoke=audit-only: left %s", why,
 			 volume_state_names[s]);
@@ -213,7 +217,7 @@ static void act_restore(struct keyd *k, struct volume *v, const char *why)
 	snprintf(dev, sizeof(dev), "%s", v->device);
 	was_open = v->was_open;
 	pthread_mutex_unlock(&k->lock);
-	if (s == VOLUME_OPEN || !dev[0]) {
+	if (s == VOLUME_OPEN || s == VOLUME_RELEASED || !dev[0]) {
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
@@ -256,8 +260,12 @@ static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 
 	pthread_mutex_lock(&v->op_lock);
 	pthread_mutex_lock(&k->lock);
-	snprintf(dev, sizeof(dev), "%s", v->device);
+	snprintf(dev, sizeof(dev), "%s", v->state == VOLUME_RELEASED ? "" : v->device);
 	pthread_mutex_unlock(&k->lock);
+	if (!dev[0]) {
+		pthread_mutex_unlock(&v->op_lock);
+		return;
+	}
 	r = dev[0] ? volume_rewrap(dev, v->kms, NULL, &rr, err, sizeof(err))
 		   : set_error(err, sizeof(err), -ENODEV, "device not known yet");
 	if (r >= 0) {

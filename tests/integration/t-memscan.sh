@@ -73,6 +73,18 @@ out=$($PY "$TOP/tests/memscan.py" "$KEYD_PID" "${secrets[@]}") || { echo "$out";
 echo "$out" | tail -n1
 assert_contains "$out" ": 0 hits"
 
+log "release: keyd drops the volume and holds nothing of it"
+out=$(ctl release va)
+assert_contains "$out" "Released va"
+assert_eq "$(ctl --json status | jq -r '.volumes[0].state')" released "state after release"
+expect_fail out ctl unlock va
+assert_contains "$out" "was released"
+out=$($PY "$TOP/tests/memscan.py" "$KEYD_PID" "${secrets[@]}") || { echo "$out"; fail "key material in keyd after release"; }
+assert_contains "$out" ": 0 hits"
+rec=$(jq -c 'select(.type == "volume.release")' "$T/audit.jsonl")
+assert_contains "$rec" '"result":"success"'
+assert_contains "$rec" '"buffers_flushed":true'
+
 log "a crash of keyd leaves no core file"
 cores_before=$(ls /var/lib/systemd/coredump 2>/dev/null | wc -l)
 pattern=$(cat /proc/sys/kernel/core_pattern)
