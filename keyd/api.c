@@ -23,14 +23,13 @@
 #define API_BODY_MAX (64 * 1024)
 #define API_GROUPS_MAX 256
 
-enum access { ACCESS_READ, ACCESS_ADMIN };
-
+/* Who is on the other end of the socket (SO_PEERCRED, SO_PEERGROUPS). */
 struct peer {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
-	enum access access;
-	bool allowed;
+	gid_t groups[API_GROUPS_MAX];
+	size_t n_groups;
 };
 
 struct pending_reply {
@@ -51,7 +50,7 @@ struct route {
 	enum evhttp_cmd_type method;
 	const char *prefix; /* path, or the part before the volume name */
 	const char *suffix; /* NULL: exact path; else the part after the volume name */
-	enum access access;
+	enum control_op op;
 	route_fn handler;
 };
 
@@ -313,18 +312,18 @@ static void handle_release(struct keyd *k, struct evhttp_request *req, const str
 }
 
 static const struct route routes[] = {
-	{ .method = EVHTTP_REQ_GET, .prefix = "/v1/status", .access = ACCESS_READ,
+	{ .method = EVHTTP_REQ_GET, .prefix = "/v1/status", .op = CONTROL_STATUS,
 	  .handler = handle_status },
 	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/unlock",
-	  .access = ACCESS_ADMIN, .handler = handle_unlock },
+	  .op = CONTROL_UNLOCK, .handler = handle_unlock },
 	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/lock",
-	  .access = ACCESS_ADMIN, .handler = handle_lock },
+	  .op = CONTROL_LOCK, .handler = handle_lock },
 	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/release",
-	  .access = ACCESS_ADMIN, .handler = handle_release },
+	  .op = CONTROL_RELEASE, .handler = handle_release },
 	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/suspend",
-	  .access = ACCESS_ADMIN, .handler = handle_suspend },
+	  .op = CONTROL_SUSPEND, .handler = handle_suspend },
 	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/resume",
-	  .access = ACCESS_ADMIN, .handler = handle_resume },
+	  .op = CONTROL_RESUME, .handler = handle_resume },
 };
 
 /* Matches @path against @r; the volume name between prefix and suffix goes to @arg. */
@@ -346,33 +345,58 @@ static bool route_match(const struct route *r, const char *path, char *arg, size
 	return volume_name_valid(arg);
 }
 
-static int peer_identify(struct keyd *k, struct evhttp_request *req, struct peer *p)
+static int peer_identify(struct evhttp_request *req, struct peer *p)
 {
 	struct evhttp_connection *conn = evhttp_request_get_connection(req);
 	int fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
 	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	gid_t groups[API_GROUPS_MAX];
-	socklen_t glen = sizeof(groups);
-	struct group *g;
+	socklen_t len = sizeof(cred), glen = sizeof(p->groups);
 
+	*p = (struct peer){ .pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return negative_errno();
-	*p = (struct peer){ .pid = cred.pid, .uid = cred.uid, .gid = cred.gid };
-	if (cred.uid == 0) {
-		p->access = ACCESS_ADMIN;
-		p->allowed = true;
-		return 0;
-	}
-	g = getgrnam(k->cfg->control_group);
-	if (!g)
-		return 0;
-	p->access = ACCESS_READ;
-	p->allowed = cred.gid == g->gr_gid;
-	if (!p->allowed && getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
-		for (size_t i = 0; i < glen / sizeof(gid_t); i++)
-			p->allowed |= groups[i] == g->gr_gid;
+	p->pid = cred.pid;
+	p->uid = cred.uid;
+	p->gid = cred.gid;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, p->groups, &glen) == 0)
+		p->n_groups = glen / sizeof(gid_t);
 	return 0;
+}
+
+static bool peer_in_group(const struct peer *p, gid_t g)
+{
+	if (p->gid == g)
+		return true;
+	for (size_t i = 0; i < p->n_groups; i++)
+		if (p->groups[i] == g)
+			return true;
+	return false;
+}
+
+/* Root may do everything; the control group may read status; policy rules grant the rest. */
+static bool peer_may(struct keyd *k, const struct peer *p, enum control_op op, const char *volume)
+{
+	struct group *g;
+
+	if (p->uid == 0)
+		return true;
+	g = getgrnam(k->cfg->control_group);
+	if (op == CONTROL_STATUS && g && peer_in_group(p, g->gr_gid))
+		return true;
+	for (size_t i = 0; i < k->cfg->n_policy; i++) {
+		const struct policy_rule *r = &k->cfg->policy[i];
+		bool who = false, which = !r->volumes || !volume;
+
+		for (size_t j = 0; j < r->n_uids; j++)
+			who |= r->uids[j] == p->uid;
+		for (size_t j = 0; j < r->n_gids; j++)
+			who |= peer_in_group(p, r->gids[j]);
+		for (size_t j = 0; volume && j < r->n_volumes; j++)
+			which |= strcmp(r->volumes[j], volume) == 0;
+		if (who && which && (r->ops & (1u << op)))
+			return true;
+	}
+	return false;
 }
 
 static void on_request(struct evhttp_request *req, void *u)
@@ -385,14 +409,8 @@ static void on_request(struct evhttp_request *req, void *u)
 	bool path_known = false;
 	struct peer p;
 
-	if (peer_identify(k, req, &p) < 0 || !p.allowed) {
-		log_notice("control API: refused %s from uid %u (pid %d): not root nor in group '%s'",
-			   path ? path : "?", p.uid, (int)p.pid, k->cfg->control_group);
-		audit_request(k, "control.refused", "refused", &p, NULL,
-			      "not root nor in the control group");
-		return reply_error(req, 403, "permission denied: root or group '%s' required",
-				   k->cfg->control_group);
-	}
+	if (peer_identify(req, &p) < 0)
+		return reply_error(req, 403, "permission denied: cannot identify the caller");
 	for (size_t i = 0; path && i < ELEMENTSOF(routes); i++) {
 		const struct route *r = &routes[i];
 
@@ -401,11 +419,18 @@ static void on_request(struct evhttp_request *req, void *u)
 		path_known = true;
 		if (r->method != method)
 			continue;
-		if (r->access == ACCESS_ADMIN && p.access != ACCESS_ADMIN) {
-			log_notice("control API: refused %s to uid %u (pid %d): needs root", path,
-				   p.uid, (int)p.pid);
-			audit_request(k, "control.refused", "refused", &p, NULL, "needs root");
-			return reply_error(req, 403, "permission denied: %s needs root", path);
+		if (!peer_may(k, &p, r->op, r->suffix ? arg : NULL)) {
+			char why[128];
+
+			snprintf(why, sizeof(why), "%s%s%s not granted to uid %u", control_op_names[r->op],
+				 r->suffix ? " of " : "", r->suffix ? arg : "", p.uid);
+			log_notice("control API: refused %s from uid %u (pid %d): %s", path, p.uid,
+				   (int)p.pid, why);
+			audit_request(k, "control.refused", "refused", &p,
+				      r->suffix ? keyd_find_volume(k, arg) : NULL, why);
+			return reply_error(req, 403, "permission denied: %s (root, or a control.policy "
+					   "rule, may; group '%s' may read status)", why,
+					   k->cfg->control_group);
 		}
 		return r->handler(k, req, &p, arg);
 	}
@@ -414,7 +439,7 @@ static void on_request(struct evhttp_request *req, void *u)
 	reply_error(req, HTTP_NOTFOUND, "no such endpoint: %s", path ? path : "(none)");
 }
 
-static int socket_create(const char *path, const char *group)
+static int socket_create(const char *path, const char *group, bool open_to_all)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_free_ char *dir = strdup(path);
@@ -442,7 +467,9 @@ static int socket_create(const char *path, const char *group)
 	g = getgrnam(group);
 	if (g && chown(path, 0, g->gr_gid) < 0)
 		return log_error_errno(negative_errno(), "cannot chown %s: %m", path);
-	if (chmod(path, g ? 0660 : 0600) < 0)
+	/* With a policy, callers outside the group may be granted something: keyd checks every
+	 * caller's credentials itself, so the file mode need not keep them out. */
+	if (chmod(path, open_to_all ? 0666 : g ? 0660 : 0600) < 0)
 		return log_error_errno(negative_errno(), "cannot chmod %s: %m", path);
 	if (!g)
 		log_notice("group '%s' does not exist: the control socket is root-only", group);
@@ -460,7 +487,7 @@ int api_setup(struct keyd *k)
 		return -ENOMEM;
 	k->api = a;
 	a->fd = -1;
-	fd = socket_create(k->cfg->socket_path, k->cfg->control_group);
+	fd = socket_create(k->cfg->socket_path, k->cfg->control_group, k->cfg->n_policy > 0);
 	if (fd < 0)
 		return fd;
 	a->fd = fd;

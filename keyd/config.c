@@ -2,6 +2,8 @@
 /* Config parsing: the schema of keyd.json, checked at the edge. Unknown keys and bad values
  * are errors naming the JSON path; provider-specific keys belong to each provider's parse. */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +14,11 @@
 #include "sign.h"
 
 const char *const on_revoke_names[] = { "close", "suspend", "audit-only", NULL };
+const char *const control_op_names[] = {
+	[CONTROL_STATUS] = "status",   [CONTROL_UNLOCK] = "unlock", [CONTROL_LOCK] = "lock",
+	[CONTROL_SUSPEND] = "suspend", [CONTROL_RESUME] = "resume", [CONTROL_RELEASE] = "release",
+	NULL,
+};
 
 bool volume_name_valid(const char *name)
 {
@@ -211,9 +218,106 @@ static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct j
 	return vol->name && vol->device && vol->key_id ? 0 : -ENOMEM;
 }
 
+/* A JSON array of names at @path.@key, each resolved by @lookup (user or group name -> id). */
+static int parse_ids(json_t *rule, const char *path, const char *key, bool users, void **ret,
+		     size_t *ret_n, struct jx_error *e)
+{
+	json_t *list = json_object_get(rule, key), *v;
+	size_t i;
+
+	if (!list)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > POLICY_NAMES_MAX)
+		return jx_fail(e, "%s.%s: must be an array of at most %d names", path, key,
+			       POLICY_NAMES_MAX);
+	*ret = calloc(json_array_size(list) + 1, users ? sizeof(uid_t) : sizeof(gid_t));
+	if (!*ret)
+		return -ENOMEM;
+	json_array_foreach(list, i, v) {
+		const char *name = json_string_value(v);
+		struct passwd *pw = users && name ? getpwnam(name) : NULL;
+		struct group *gr = !users && name ? getgrnam(name) : NULL;
+
+		if (!name)
+			return jx_fail(e, "%s.%s[%zu]: must be a string", path, key, i);
+		if (users && !pw)
+			return jx_fail(e, "%s.%s[%zu]: no user named \"%s\"", path, key, i, name);
+		if (!users && !gr)
+			return jx_fail(e, "%s.%s[%zu]: no group named \"%s\"", path, key, i, name);
+		if (users)
+			((uid_t *)*ret)[i] = pw->pw_uid;
+		else
+			((gid_t *)*ret)[i] = gr->gr_gid;
+		*ret_n = i + 1;
+	}
+	return 0;
+}
+
+static int parse_policy(json_t *list, struct keyd_config *cfg, struct jx_error *e)
+{
+	static const char *const keys[] = { "users", "groups", "operations", "volumes", NULL };
+	json_t *rule;
+	size_t i;
+
+	if (!list)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > POLICY_RULES_MAX)
+		return jx_fail(e, "control.policy: must be an array of at most %d rules",
+			       POLICY_RULES_MAX);
+	cfg->policy = calloc(json_array_size(list) + 1, sizeof(*cfg->policy));
+	if (!cfg->policy)
+		return -ENOMEM;
+	json_array_foreach(list, i, rule) {
+		struct policy_rule *p = &cfg->policy[i];
+		json_t *ops = json_object_get(rule, "operations"), *vols, *v;
+		char path[48];
+		size_t j;
+		int r;
+
+		cfg->n_policy = i + 1;
+		snprintf(path, sizeof(path), "control.policy[%zu]", i);
+		if ((r = jx_only_keys(rule, path, keys, e)) < 0 ||
+		    (r = parse_ids(rule, path, "users", true, (void **)&p->uids, &p->n_uids, e)) < 0 ||
+		    (r = parse_ids(rule, path, "groups", false, (void **)&p->gids, &p->n_gids, e)) < 0)
+			return r;
+		if (!p->n_uids && !p->n_gids)
+			return jx_fail(e, "%s: names no users and no groups", path);
+		if (!json_is_array(ops) || json_array_size(ops) == 0)
+			return jx_fail(e, "%s.operations: must be a non-empty array", path);
+		json_array_foreach(ops, j, v) {
+			int op = -1;
+
+			for (int o = 0; o < _CONTROL_OP_MAX; o++)
+				if (json_is_string(v) && !strcmp(json_string_value(v), control_op_names[o]))
+					op = o;
+			if (op < 0)
+				return jx_fail(e, "%s.operations[%zu]: not one of status, unlock, lock, "
+						  "suspend, resume, release", path, j);
+			p->ops |= 1u << op;
+		}
+		vols = json_object_get(rule, "volumes");
+		if (!vols)
+			continue; /* every volume */
+		if (!json_is_array(vols) || json_array_size(vols) > VOLUMES_MAX)
+			return jx_fail(e, "%s.volumes: must be an array of volume names", path);
+		p->volumes = calloc(json_array_size(vols) + 1, sizeof(char *));
+		if (!p->volumes)
+			return -ENOMEM;
+		json_array_foreach(vols, j, v) {
+			if (!json_is_string(v) || !volume_name_valid(json_string_value(v)))
+				return jx_fail(e, "%s.volumes[%zu]: must be a volume name", path, j);
+			p->volumes[j] = strdup(json_string_value(v));
+			p->n_volumes = j + 1;
+			if (!p->volumes[j])
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 static int parse_control(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
 {
-	static const char *const keys[] = { "socket", "group", NULL };
+	static const char *const keys[] = { "socket", "group", "policy", NULL };
 	const char *sock = "/run/keyd/keyd.sock", *group = "keyd";
 	int r;
 
@@ -223,6 +327,8 @@ static int parse_control(json_t *obj, struct keyd_config *cfg, struct jx_error *
 		return r;
 	if (sock[0] != '/')
 		return jx_fail(e, "control.socket: must be an absolute path");
+	if (obj && (r = parse_policy(json_object_get(obj, "policy"), cfg, e)) < 0)
+		return r;
 	cfg->socket_path = strdup(sock);
 	cfg->control_group = strdup(group);
 	return cfg->socket_path && cfg->control_group ? 0 : -ENOMEM;
@@ -364,6 +470,14 @@ void config_free(struct keyd_config *cfg)
 	free(cfg->kms);
 	free(cfg->socket_path);
 	free(cfg->control_group);
+	for (size_t i = 0; i < cfg->n_policy; i++) {
+		free(cfg->policy[i].uids);
+		free(cfg->policy[i].gids);
+		for (size_t j = 0; j < cfg->policy[i].n_volumes; j++)
+			free(cfg->policy[i].volumes[j]);
+		free(cfg->policy[i].volumes);
+	}
+	free(cfg->policy);
 	callback_config_free(cfg->callback);
 	free(cfg->audit_path);
 	free(cfg->node_key_file);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "jsonx.h"
 #include "kms.h"
@@ -47,6 +48,32 @@ struct volume_config {
 
 struct callback_config;
 
+/* Control-API operations a policy rule can grant (bit = 1 << op). */
+enum control_op {
+	CONTROL_STATUS,
+	CONTROL_UNLOCK,
+	CONTROL_LOCK,
+	CONTROL_SUSPEND,
+	CONTROL_RESUME,
+	CONTROL_RELEASE,
+	_CONTROL_OP_MAX,
+};
+extern const char *const control_op_names[];
+
+#define POLICY_RULES_MAX 64
+#define POLICY_NAMES_MAX 64
+
+/* Grants @ops on @volumes (NULL: every volume) to @uids and members of @gids. */
+struct policy_rule {
+	uid_t *uids;
+	size_t n_uids;
+	gid_t *gids;
+	size_t n_gids;
+	unsigned ops;
+	char **volumes;
+	size_t n_volumes;
+};
+
 struct keyd_config {
 	struct kms **kms;
 	size_t n_kms;
@@ -54,6 +81,8 @@ struct keyd_config {
 	size_t n_volumes;
 	char *socket_path;
 	char *control_group; /* read-only access to the control socket */
+	struct policy_rule *policy; /* beyond root (all) and control_group (status) */
+	size_t n_policy;
 	bool discover;       /* also unlock LUKS2 devices carrying a keyd token */
 	uint64_t poll_interval_s;     /* key state polling; 0 = off */
 	uint64_t max_key_cache_age_s; /* on_revoke when the KMS was unreachable this long */

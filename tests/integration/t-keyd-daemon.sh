@@ -30,7 +30,7 @@ $dm && done_state=open
 getent group keydtest >/dev/null || groupadd -r keydtest
 for u in keydtest-ro keydtest-no; do id "$u" >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin "$u"; done
 usermod -a -G keydtest keydtest-ro
-cleanup_users() { userdel keydtest-ro 2>/dev/null; userdel keydtest-no 2>/dev/null; groupdel keydtest 2>/dev/null; true; }
+cleanup_users() { for u in keydtest-ro keydtest-no keydtest-op; do userdel "$u" 2>/dev/null; done; groupdel keydtest 2>/dev/null; true; }
 trap 'cleanup_users; _cleanup' EXIT
 chmod 0755 "$T"
 
@@ -66,14 +66,41 @@ as() { setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups "$KEYDCTL" --s
 out=$(as keydtest-ro status)
 assert_contains "$out" "vol1"
 expect_fail out as keydtest-ro lock vol1
-assert_contains "$out" "permission denied: /v1/volumes/vol1/lock needs root"
+assert_contains "$out" "permission denied: lock of vol1 not granted to uid $(id -u keydtest-ro)"
 expect_fail out as keydtest-no status
 assert_contains "$out" "permission denied on $T/keyd.sock"
 # Past the file mode, keyd checks the peer's credentials itself.
 chmod 0666 "$T/keyd.sock"
 expect_fail out as keydtest-no status
-assert_contains "$out" "permission denied: root or group 'keydtest' required"
+assert_contains "$out" "permission denied: status not granted to uid $(id -u keydtest-no)"
 assert_contains "$(cat "$T/keyd.log")" "refused /v1/status from uid $(id -u keydtest-no)"
+
+log "control.policy: operations on volumes granted to users and groups"
+id keydtest-op >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin keydtest-op
+cleanup_users() { for u in keydtest-ro keydtest-no keydtest-op; do userdel "$u" 2>/dev/null; done; groupdel keydtest 2>/dev/null; true; }
+kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
+jq '.control.policy = [ { users: ["keydtest-op"], operations: ["status", "unlock", "lock"],
+                           volumes: ["vol1"] },
+                         { groups: ["keydtest"], operations: ["suspend"] } ]' \
+	"$T/keyd.json" >"$T/policy.json"
+start_keyd "$T/policy.json"
+wait_state "$T/policy.json" vol1 "$done_state"
+asp() { setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups "$KEYDCTL" --socket "$T/keyd.sock" "${@:2}"; }
+# user op status  lock-vol1  lock-vol2  release-vol1  suspend-vol2
+matrix="keydtest-op  yes yes no  no  no
+keydtest-ro  yes no  no  no  yes
+keydtest-no  no  no  no  no  no"
+while read -r u st l1 l2 r1 s2; do
+	for c in "status:$st" "lock vol1:$l1" "lock vol2:$l2" "release vol1:$r1" "suspend vol2:$s2"; do
+		cmd=${c%:*} want=${c##*:}
+		# shellcheck disable=SC2086
+		if asp "$u" $cmd >"$T/out" 2>&1; then got=yes; else got=no; fi
+		[ "$got" = "$want" ] || fail "$u: '$cmd' allowed=$got, expected $want: $(cat "$T/out")"
+		[ "$got" = no ] && assert_contains "$(cat "$T/out")" "permission denied"
+	done
+done <<<"$matrix"
+refusals=$(grep -c '"control.refused"' "$T/audit.jsonl")
+[ "$refusals" -ge 9 ] || fail "only $refusals refusals audited"
 
 log "a device that never appears fails at the deadline with a clear error"
 kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
