@@ -38,7 +38,7 @@ OBJS      := $(addprefix $(OBJ)/,$(COMMON) $(KEYD_LIB) $(KEYD_MAIN) $(CTL_MAIN) 
              $(WIPE_MAIN))
 LIBS      := $(BUILD)/libwipe.a $(BUILD)/libkeyd.a
 
-.PHONY: all deps check check-asan install clean format
+.PHONY: all deps check check-asan fuzz install clean format format-check
 all: $(BINS)
 
 $(OBJ)/%.o: %.c
@@ -80,16 +80,33 @@ check-asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" check
 
+# libFuzzer over every parser of outside input (tests/fuzz); FUZZ_SECONDS=0 only replays the
+# seed corpus. New crashes land in build-fuzz/ as crash-* files.
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+		LDFLAGS="$(FUZZ_SAN)" build-fuzz/libwipe.a build-fuzz/libkeyd.a
+	clang $(KCFLAGS) -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o build-fuzz/fuzz-parsers \
+		tests/fuzz/fuzz-parsers.c build-fuzz/libwipe.a build-fuzz/libkeyd.a $(PKG_LIBS)
+	mkdir -p build-fuzz/corpus
+	cd build-fuzz && ./fuzz-parsers -max_total_time=$(FUZZ_SECONDS) -runs=$(if $(filter 0,$(FUZZ_SECONDS)),0,-1) \
+		corpus ../tests/fuzz/corpus
+
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
 	install -m 0644 units/keyd.service units/wipe@.service $(DESTDIR)$(UNITDIR)/
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
 
+FORMAT_SRCS := $(wildcard common/*.[ch] keyd/*.[ch] wipe/*.[ch] tests/unit/*.c tests/fuzz/*.c)
 format:
-	clang-format -i $(wildcard common/*.[ch] keyd/*.[ch] wipe/*.[ch] tests/unit/*.c)
+	clang-format -i $(FORMAT_SRCS)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d)

@@ -91,17 +91,14 @@ static int token_parse(json_t *o, int id, struct keyd_token *t, struct jx_error 
 	return 0;
 }
 
-int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct jx_error *e)
+int token_from_json(const char *json, int id, struct keyd_token *t, struct jx_error *e)
 {
 	json_auto_t *o = NULL;
-	const char *json = NULL, *type = NULL;
+	const char *type = NULL;
 	json_error_t je;
 	int r;
 
 	*t = (struct keyd_token){ .id = -1, .keyslot = -1 };
-	r = crypt_token_json_get(cd, id, &json);
-	if (r < 0)
-		return r == -EINVAL ? -ENOENT : r;
 	if (strlen(json) > TOKEN_JSON_MAX)
 		return jx_fail(e, "token %d: larger than %d bytes", id, TOKEN_JSON_MAX);
 	o = json_loads(json, JSON_REJECT_DUPLICATES, &je);
@@ -113,6 +110,18 @@ int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct jx_
 	if (r < 0)
 		token_done(t);
 	return r;
+}
+
+int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct jx_error *e)
+{
+	const char *json = NULL;
+	int r;
+
+	*t = (struct keyd_token){ .id = -1, .keyslot = -1 };
+	r = crypt_token_json_get(cd, id, &json);
+	if (r < 0)
+		return r == -EINVAL ? -ENOENT : r;
+	return token_from_json(json, id, t, e);
 }
 
 int token_list(struct crypt_device *cd, struct keyd_token *out, struct jx_error *e)

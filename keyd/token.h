@@ -36,6 +36,8 @@ struct keyd_token {
 	char *updated;
 };
 
+/* Parses and checks a token's JSON (from a header, or a fuzzer). Errors as token_read. */
+int token_from_json(const char *json, int id, struct keyd_token *t, struct jx_error *e);
 /* Reads and checks token @id. -ENOENT if absent, -EMEDIUMTYPE if not a keyd token,
  * -EINVAL (e names the field) if malformed. */
 int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct jx_error *e);
