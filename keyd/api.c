@@ -136,6 +136,20 @@ static void handle_status(struct keyd *k, struct evhttp_request *req, const stru
 			     k->dm ? NULL : k->dm_why, "volumes", vols));
 }
 
+/* The volume @name with k->lock held, or NULL after a 404 reply (lock not held). */
+static struct volume *volume_locked(struct keyd *k, struct evhttp_request *req, const char *name)
+{
+	struct volume *v;
+
+	pthread_mutex_lock(&k->lock);
+	v = keyd_find_volume(k, name);
+	if (!v) {
+		pthread_mutex_unlock(&k->lock);
+		reply_error(req, HTTP_NOTFOUND, "no volume named '%s'", name);
+	}
+	return v;
+}
+
 static void pending_drop(struct evhttp_connection *conn, void *u)
 {
 	struct keyd *k = u;
@@ -166,12 +180,9 @@ static void handle_unlock(struct keyd *k, struct evhttp_request *req, const stru
 	struct pending_reply *pr;
 	int r;
 
-	pthread_mutex_lock(&k->lock);
-	v = keyd_find_volume(k, name);
-	if (!v) {
-		pthread_mutex_unlock(&k->lock);
-		return reply_error(req, HTTP_NOTFOUND, "no volume named '%s'", name);
-	}
+	v = volume_locked(k, req, name);
+	if (!v)
+		return;
 	if (v->state == VOLUME_OPEN) {
 		reply_json(req, HTTP_OK, api_volume_json(k, v));
 		pthread_mutex_unlock(&k->lock);
@@ -231,12 +242,9 @@ static void handle_lock(struct keyd *k, struct evhttp_request *req, const struct
 	struct volume *v;
 	int r;
 
-	pthread_mutex_lock(&k->lock);
-	v = keyd_find_volume(k, name);
-	if (!v) {
-		pthread_mutex_unlock(&k->lock);
-		return reply_error(req, HTTP_NOTFOUND, "no volume named '%s'", name);
-	}
+	v = volume_locked(k, req, name);
+	if (!v)
+		return;
 	log_info("%s: lock requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
 	r = keyd_lock_volume(k, v, err, sizeof(err));
 	if (r < 0)
@@ -286,12 +294,9 @@ static void handle_release(struct keyd *k, struct evhttp_request *req, const str
 	struct volume *v;
 	int r;
 
-	pthread_mutex_lock(&k->lock);
-	v = keyd_find_volume(k, name);
-	if (!v) {
-		pthread_mutex_unlock(&k->lock);
-		return reply_error(req, HTTP_NOTFOUND, "no volume named '%s'", name);
-	}
+	v = volume_locked(k, req, name);
+	if (!v)
+		return;
 	log_info("%s: release requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
 	r = keyd_release_volume(k, v, err, sizeof(err), &report);
 	if (r < 0)
