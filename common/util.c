@@ -120,6 +120,35 @@ void format_rfc3339_us(uint64_t real_us, char *buf, size_t size)
 	snprintf(buf, size, "%s.%06uZ", base, (unsigned)(real_us % 1000000));
 }
 
+int parse_rfc3339_us(const char *s, uint64_t *ret)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	uint64_t us = 0;
+	time_t t;
+
+	if (!end)
+		return -EINVAL;
+	if (*end == '.') {
+		int digits = 0;
+
+		for (end++; *end >= '0' && *end <= '9'; end++, digits++)
+			if (digits < 6)
+				us = us * 10 + (uint64_t)(*end - '0');
+		if (digits == 0)
+			return -EINVAL;
+		for (; digits < 6; digits++)
+			us *= 10;
+	}
+	if (strcmp(end, "Z") != 0)
+		return -EINVAL;
+	t = timegm(&tm);
+	if (t < 0)
+		return -EINVAL;
+	*ret = (uint64_t)t * 1000000 + us;
+	return 0;
+}
+
 int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n)
 {
 	_cleanup_close_ int fd = -1;

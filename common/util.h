@@ -26,6 +26,9 @@ uint64_t now_real_us(void);
 /* RFC 3339 UTC with microseconds into buf (at least 32 bytes). */
 void format_rfc3339_us(uint64_t real_us, char *buf, size_t size);
 
+/* Parses what format_rfc3339_us writes (and whole seconds); -EINVAL otherwise. */
+int parse_rfc3339_us(const char *s, uint64_t *ret);
+
 /* Reads a credential (API key, token, root key) into secure memory. Absolute paths must be
  * regular files owned by root with no group/other access (-EPERM otherwise); a relative name
  * is looked up in $CREDENTIALS_DIRECTORY (systemd credentials). Trailing newlines are

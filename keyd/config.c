@@ -173,7 +173,7 @@ static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct j
 	static const char *const keys[] = { "name",	    "device",	   "kms",
 					    "key_id",	    "required",	   "on_revoke",
 					    "stop_hooks",   "start_hooks", "erase_on_delete",
-					    NULL };
+					    "rekey_every_days", NULL };
 	struct volume_config *vol = &cfg->volumes[i];
 	const char *name = NULL, *device = NULL, *kms = NULL, *key_id = NULL;
 	char path[32];
@@ -189,6 +189,7 @@ static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct j
 	    (r = jx_bool(obj, path, "required", &vol->required, e)) < 0 ||
 	    (r = jx_enum(obj, path, "on_revoke", on_revoke_names, &revoke, e)) < 0 ||
 	    (r = jx_bool(obj, path, "erase_on_delete", &vol->erase_on_delete, e)) < 0 ||
+	    (r = jx_uint(obj, path, "rekey_every_days", 0, 3650, &vol->rekey_every_days, e)) < 0 ||
 	    (r = parse_hooks(obj, path, "stop_hooks", &vol->stop_hooks, &vol->n_stop_hooks, e)) <
 		    0 ||
 	    (r = parse_hooks(obj, path, "start_hooks", &vol->start_hooks, &vol->n_start_hooks,

@@ -44,6 +44,7 @@ struct volume_config {
 	struct hook *start_hooks; /* after the volume is back (start PostgreSQL) */
 	size_t n_start_hooks;
 	bool erase_on_delete; /* a deleted root key also destroys the keyd keyslot here */
+	uint64_t rekey_every_days; /* scheduled re-key; 0 = never */
 };
 
 struct callback_config;

@@ -21,6 +21,7 @@
 #define LIFECYCLE_QUEUE_MAX 256
 #define HOOK_TIMEOUT_US (120 * 1000000ULL)
 #define AGE_CHECK_MAX_US (60 * 1000000ULL)
+#define SCHEDULE_CHECK_US (60 * 1000000ULL)
 
 extern char **environ;
 
@@ -49,6 +50,7 @@ struct lifecycle {
 	struct key_watch *watch;
 	size_t n_watch;
 	uint64_t next_poll_us;
+	uint64_t next_schedule_us;
 };
 
 static const char *volume_key_id(struct keyd *k, struct volume *v, char *buf, size_t size)
@@ -290,6 +292,67 @@ static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 	pthread_mutex_unlock(&v->op_lock);
 }
 
+static void act_rekey(struct keyd *k, struct volume *v, const char *why)
+{
+	struct rotate_result rr;
+	char err[ROTATE_ERR_MAX], dev[256];
+	int r;
+
+	pthread_mutex_lock(&v->op_lock);
+	pthread_mutex_lock(&k->lock);
+	snprintf(dev, sizeof(dev), "%s", v->state == VOLUME_RELEASED ? "" : v->device);
+	pthread_mutex_unlock(&k->lock);
+	if (!dev[0]) {
+		pthread_mutex_unlock(&v->op_lock);
+		return;
+	}
+	r = volume_rekey(dev, v->kms, NULL, &rr, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s: %s, but re-key failed: %s", v->name, why, err);
+		keyd_audit(k, "volume.rekey", "failure", NULL, v, NULL, err);
+	} else {
+		json_auto_t *what = json_pack("{s:i, s:i, s:s}", "old_keyslot", rr.old_keyslot,
+					      "new_keyslot", rr.new_keyslot, "reason", why);
+
+		log_info("%s: %s: re-keyed (keyslot %d -> %d)", v->name, why, rr.old_keyslot,
+			 rr.new_keyslot);
+		pthread_mutex_lock(&k->lock);
+		v->keyslot = rr.new_keyslot;
+		snprintf(v->key_version, sizeof(v->key_version), "%s", rr.new_version);
+		pthread_mutex_unlock(&k->lock);
+		keyd_audit(k, "volume.rekey", "success", NULL, v, what, NULL);
+	}
+	pthread_mutex_unlock(&v->op_lock);
+}
+
+/* rekey_every_days: the active token's last re-key (or enrollment) decides. */
+static void check_rekey_schedule(struct keyd *k)
+{
+	for (size_t i = 0; i < k->n_volumes && !k->stop; i++) {
+		struct volume *v = &k->volumes[i];
+		_cleanup_crypt_ struct crypt_device *cd = NULL;
+		struct keyd_token tok;
+		struct jx_error je;
+		uint64_t since = 0, every;
+		char dev[256];
+
+		if (!v->cfg || !v->cfg->rekey_every_days)
+			continue;
+		pthread_mutex_lock(&k->lock);
+		snprintf(dev, sizeof(dev), "%s", v->state == VOLUME_RELEASED ? "" : v->device);
+		pthread_mutex_unlock(&k->lock);
+		if (!dev[0] || luks_load(dev, &cd) < 0 || token_find(cd, &tok, &je) <= 0)
+			continue;
+		if (tok.id >= 0 &&
+		    parse_rfc3339_us(tok.updated ? tok.updated : tok.created, &since) < 0)
+			since = 0;
+		token_done(&tok);
+		every = v->cfg->rekey_every_days * 86400 * 1000000ULL;
+		if (since && now_real_us() - since >= every)
+			act_rekey(k, v, "scheduled re-key (rekey_every_days)");
+	}
+}
+
 static bool volume_matches(struct keyd *k, struct volume *v, const struct event *ev)
 {
 	char key[KMS_KEY_ID_MAX + 1];
@@ -373,6 +436,10 @@ static void run_job(struct keyd *k, const struct job *j)
 	case LIFECYCLE_REWRAP:
 		if (v)
 			act_rewrap(k, v, "root key has a newer version");
+		break;
+	case LIFECYCLE_REKEY:
+		if (v)
+			act_rekey(k, v, "re-key requested");
 		break;
 	}
 }
@@ -486,6 +553,8 @@ static uint64_t next_wakeup(struct keyd *k, struct lifecycle *l)
 
 	if (k->cfg->poll_interval_s && l->next_poll_us < t)
 		t = l->next_poll_us;
+	if (l->next_schedule_us < t)
+		t = l->next_schedule_us;
 	return t;
 }
 
@@ -533,6 +602,10 @@ static void *lifecycle_main(void *u)
 			l->next_poll_us = now_mono_us() + k->cfg->poll_interval_s * 1000000;
 		}
 		check_cache_age(k);
+		if (now_mono_us() >= l->next_schedule_us) {
+			check_rekey_schedule(k);
+			l->next_schedule_us = now_mono_us() + SCHEDULE_CHECK_US;
+		}
 	}
 	return NULL;
 }
@@ -593,6 +666,8 @@ int lifecycle_start(struct keyd *k)
 	pthread_cond_init(&l->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	l->next_poll_us = now_mono_us() + k->cfg->poll_interval_s * 1000000;
+	/* The first look at the re-key schedule, once the first unlock pass has found devices. */
+	l->next_schedule_us = now_mono_us() + 2 * 1000000;
 	k->lifecycle = l;
 	r = -pthread_create(&l->thread, NULL, lifecycle_main, k);
 	if (r < 0)

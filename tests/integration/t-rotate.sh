@@ -66,6 +66,26 @@ check_one "$dev" 0
 expect_fail out ctl rotate --rewrap --key-id k3 vol
 assert_contains "$out" "needs --rekey"
 
+log "rekey_every_days: keyd re-keys a volume whose key is older than the schedule"
+dev=$(mkloop 40)
+conf "$dev"
+jq '.volumes[0].rekey_every_days = 30' "$T/keyd.json" >"$T/sched.json"
+ctl enroll --name vol --format >/dev/null
+# Backdate the token as if it had been enrolled 40 days ago.
+old=$(date -u -d '40 days ago' +%Y-%m-%dT%H:%M:%S.000000Z)
+cryptsetup token export --token-id 0 "$dev" | jq -c --arg t "$old" '.created = $t' >"$T/old.json"
+cryptsetup token import --token-id 0 --token-replace "$dev" <"$T/old.json"
+start_keyd "$T/sched.json"
+for _ in $(seq 100); do
+	[ "$(ctl --json inspect "$dev" | jq -r '.tokens[0].generation')" = 2 ] && break
+	sleep 0.1
+done
+assert_eq "$(ctl --json inspect "$dev" | jq -r '.tokens[0].generation')" 2 "generation after the scheduled re-key"
+assert_contains "$(cat "$T/keyd.log")" "scheduled re-key (rekey_every_days): re-keyed"
+sleep 2.5 # a second look at the schedule must find the fresh key young enough
+assert_eq "$(ctl --json inspect "$dev" | jq -r '.tokens[0].generation')" 2 "generation one check later"
+kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
+
 # kill_at N CMD...: runs CMD with SIGKILL injected before its Nth write(2)/pwrite64(2).
 # Returns 0 if the command finished (N beyond its last write), 1 if it was killed.
 kill_at() {
