@@ -150,7 +150,7 @@ void inspect_print(json_t *info)
 		       json_string_value(json_object_get(v, "kdf")));
 		if (json_is_true(json_object_get(v, "kms_bound")))
 			printf("keyd token %lld (KMS)\n", json_integer_value(tok));
-		else if (json_object_get(v, "bound_to"))
+		else if (json_is_string(json_object_get(v, "bound_to")))
 			printf("token %lld (%s)  NOT BOUND TO THE KMS\n", json_integer_value(tok),
 			       json_string_value(json_object_get(v, "bound_to")));
 		else

@@ -101,6 +101,13 @@ bool luks_dm_available(char *why, size_t size)
 int luks_activate(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek,
 		  size_t len, uint32_t flags)
 {
+	/* During a re-encryption the data needs the old and the new volume key, which no single
+	 * keyslot holds: libcryptsetup gathers both only when it may pick the keyslots. Just
+	 * before one starts, the token already names the new keyslot, still unbound (reencrypt.c).
+	 * Either way the DEK opens the keyd keyslots and nothing else. */
+	if (slot >= 0 && (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE ||
+			  crypt_keyslot_status(cd, slot) == CRYPT_SLOT_UNBOUND))
+		slot = CRYPT_ANY_SLOT;
 	return crypt_activate_by_passphrase(cd, name, slot, (const char *)dek, len, flags);
 }
 

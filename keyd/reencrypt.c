@@ -1,0 +1,826 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Re-encryption with a new volume key through libcryptsetup, and keydctl's view of it. The DEK
+ * lives in secure memory for the call only; the keyd token is written before libcryptsetup's
+ * reencryption metadata exists, never while it does (libcryptsetup refuses token writes then).
+ * docs/reencrypt.md walks through every state a crash can leave. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "reencrypt.h"
+#include "rotate.h"
+#include "secmem.h"
+#include "token.h"
+#include "util.h"
+
+#define fail	     set_error
+#define KEYSLOTS_MAX 32 /* LUKS2 */
+
+/* --- The header as libcryptsetup dumps it: digests tie keyslots to data segments. --- */
+
+static int id_num(const char *s)
+{
+	uint32_t v;
+
+	return s && parse_u32(s, &v) == 0 && v < 1000 ? (int)v : -1;
+}
+
+static bool array_has(json_t *a, int id)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach (a, i, v)
+		if (id_num(json_string_value(v)) == id)
+			return true;
+	return false;
+}
+
+static json_t *header_json(struct crypt_device *cd)
+{
+	const char *dump = NULL;
+
+	if (crypt_dump_json(cd, &dump, 0) < 0 || !dump)
+		return NULL;
+	return json_loads(dump, 0, NULL);
+}
+
+/* The digest (that is, the volume key) of keyslot @slot, or of segment @segment; -1 if none. */
+static int digest_of(json_t *hdr, const char *what, int id)
+{
+	const char *d;
+	json_t *v;
+
+	json_object_foreach (json_object_get(hdr, "digests"), d, v)
+		if (array_has(json_object_get(v, what), id))
+			return id_num(d);
+	return -1;
+}
+
+/* The segment carrying @flag ("backup-previous": the old volume key's, "backup-final": the
+ * new one's), or -1. */
+static int segment_flagged(json_t *hdr, const char *flag)
+{
+	const char *s;
+	json_t *v, *f;
+	size_t i;
+
+	json_object_foreach (json_object_get(hdr, "segments"), s, v)
+		json_array_foreach (json_object_get(v, "flags"), i, f)
+			if (json_is_string(f) && strcmp(json_string_value(f), flag) == 0)
+				return id_num(s);
+	return -1;
+}
+
+static size_t digest_keyslots(json_t *hdr, int digest)
+{
+	char id[16];
+
+	snprintf(id, sizeof(id), "%d", digest);
+	return json_array_size(
+		json_object_get(json_object_get(json_object_get(hdr, "digests"), id), "keyslots"));
+}
+
+/* Bytes already under the new volume key: its data segments (a forward run grows the first
+ * one). A "dynamic" size reaches the end of the device. */
+static uint64_t done_bytes(json_t *hdr, int digest_new, uint64_t total)
+{
+	const char *s;
+	json_t *v;
+	uint64_t done = 0, n;
+
+	json_object_foreach (json_object_get(hdr, "segments"), s, v) {
+		const char *size = json_string_value(json_object_get(v, "size"));
+
+		if (json_object_get(v, "flags") ||
+		    digest_of(hdr, "segments", id_num(s)) != digest_new)
+			continue;
+		if (size && strcmp(size, "dynamic") == 0)
+			return total;
+		if (size && parse_u64(size, &n) == 0)
+			done += n;
+	}
+	return done < total ? done : total;
+}
+
+/* Keyslots (bits) that hold a key of a data segment. */
+static uint32_t bound_keyslots(struct crypt_device *cd)
+{
+	uint32_t bits = 0;
+
+	for (int s = 0; s < KEYSLOTS_MAX; s++) {
+		crypt_keyslot_info st = crypt_keyslot_status(cd, s);
+
+		if (st == CRYPT_SLOT_ACTIVE || st == CRYPT_SLOT_ACTIVE_LAST)
+			bits |= UINT32_C(1) << s;
+	}
+	return bits;
+}
+
+/* --- The device: offline or under its mapping. --- */
+
+static int read_sysfs(const char *path, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return negative_errno();
+	n = read(fd, buf, size - 1);
+	if (n < 0)
+		return negative_errno();
+	while (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n] = 0;
+	return 0;
+}
+
+/* The dm-crypt mapping of this LUKS2 volume among @device's holders: 1 with its name in @name,
+ * 0 when nothing holds the device, -EBUSY (the holder in @name) when something else does.
+ * libcryptsetup names its mappings' DM UUID "CRYPT-LUKS2-<UUID without dashes>-<name>". */
+static int find_mapping(const char *device, const char *uuid, char *name, size_t size)
+{
+	char path[96], prefix[80], dmuuid[256];
+	struct dirent *e;
+	struct stat st;
+	size_t n = 0;
+	DIR *d;
+	int r = 0;
+
+	if (stat(device, &st) < 0)
+		return negative_errno();
+	if (!S_ISBLK(st.st_mode))
+		return 0;
+	n = (size_t)snprintf(prefix, sizeof(prefix), "CRYPT-LUKS2-");
+	for (const char *c = uuid; *c && n + 2 < sizeof(prefix); c++)
+		if (*c != '-')
+			prefix[n++] = *c;
+	prefix[n++] = '-';
+	prefix[n] = 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/holders", major(st.st_rdev),
+		 minor(st.st_rdev));
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : negative_errno();
+	while (r != 1 && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%.32s/dm/uuid", e->d_name);
+		if (read_sysfs(path, dmuuid, sizeof(dmuuid)) == 0 &&
+		    strncmp(dmuuid, prefix, strlen(prefix)) == 0) {
+			snprintf(path, sizeof(path), "/sys/block/%.32s/dm/name", e->d_name);
+			r = read_sysfs(path, name, size) == 0 ? 1 : -EIO;
+		} else {
+			snprintf(name, size, "%.32s", e->d_name);
+			r = -EBUSY;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+/* --- Steps. --- */
+
+static int unwrap(struct kms *kms, const struct keyd_token *t, const char *uuid, uint8_t **dek,
+		  char *err, size_t errsize)
+{
+	struct kms_error ke;
+	char aad[KMS_AAD_MAX];
+	size_t len = 0;
+	int r;
+
+	/* Never the token's own "aad": the binding is to this header's UUID. */
+	kms_aad_for_uuid(uuid, aad, sizeof(aad));
+	r = kms_unwrap(kms, t->key_id, t->wdek, aad, dek, &len, NULL, &ke, NULL, NULL, NULL);
+	if (r < 0)
+		return fail(err, errsize, r, "unwrap with KMS '%s' (key %s): %s", kms->name,
+			    t->key_id, ke.msg);
+	if (len != LUKS_DEK_LEN) {
+		secmem_free(*dek);
+		*dek = NULL;
+		return fail(err, errsize, -EBADMSG, "KMS '%s' returned a %zu-byte key", kms->name,
+			    len);
+	}
+	return 0;
+}
+
+static int token_set_keyslot(struct crypt_device *cd, struct keyd_token *tok, int slot)
+{
+	char now[40], *saved = tok->updated;
+	int r;
+
+	format_rfc3339_us(now_real_us(), now, sizeof(now));
+	tok->keyslot = slot;
+	tok->updated = now;
+	r = token_write(cd, tok);
+	tok->updated = saved;
+	return r < 0 ? r : 0;
+}
+
+/* Before a fresh start, undo what an interrupted earlier start left: the token already on the
+ * new keyslot while that is still unbound, and unbound keyslots. An unbound keyslot holds a
+ * key that encrypts no data of the volume (keyd makes them only as the new volume key of a
+ * re-encryption that has not started), so removing it cannot cost data; one whose area a
+ * crash half-wiped opens with nothing, so the test is "unbound", not "the DEK opens it".
+ * Returns the number of header changes. */
+static int tidy(struct crypt_device *cd, struct keyd_token *tok, const uint8_t *dek,
+		const char *device, char *err, size_t errsize)
+{
+	crypt_keyslot_info st = crypt_keyslot_status(cd, tok->keyslot);
+	int changes = 0, r;
+
+	if (st != CRYPT_SLOT_ACTIVE && st != CRYPT_SLOT_ACTIVE_LAST) {
+		int slot = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, (const char *)dek,
+							LUKS_DEK_LEN, 0);
+
+		if (slot < 0)
+			return fail(err, errsize, slot,
+				    "the data key opens no keyslot of the data (token %d names "
+				    "keyslot %d)",
+				    tok->id, tok->keyslot);
+		log_info("%s: token %d back on keyslot %d (an interrupted re-encryption had moved "
+			 "it to keyslot %d before starting)",
+			 device, tok->id, slot, tok->keyslot);
+		r = token_set_keyslot(cd, tok, slot);
+		if (r < 0)
+			return fail(err, errsize, r, "write token %d: %s", tok->id, strerror(-r));
+		changes++;
+	}
+	for (int s = 0; s < KEYSLOTS_MAX; s++) {
+		if (crypt_keyslot_status(cd, s) != CRYPT_SLOT_UNBOUND)
+			continue;
+		log_info("%s: removing unbound keyslot %d (it encrypts no data; an interrupted "
+			 "re-encryption left it)",
+			 device, s);
+		r = crypt_keyslot_destroy(cd, s);
+		if (r < 0)
+			return fail(err, errsize, r, "remove keyslot %d: %s", s, strerror(-r));
+		changes++;
+	}
+	return changes;
+}
+
+/* A fresh start, each step one header write: (1) a keyslot of a new volume key for the DEK,
+ * unbound; (2) one for the kept passphrase; (3) the token names the new keyslot; (4)
+ * libcryptsetup's reencryption metadata. A failure before (4) undoes (1)-(3). */
+static int start(struct crypt_device *cd, const struct reencrypt_request *req, const char *name,
+		 struct keyd_token *tok, const uint8_t *dek, struct reencrypt_result *res,
+		 char *err, size_t errsize)
+{
+	_cleanup_secure_ uint8_t *vk = NULL;
+	struct crypt_params_luks2 luks2 = {.sector_size = (uint32_t)crypt_get_sector_size(cd)};
+	struct crypt_params_reencrypt params = {
+		.mode = CRYPT_REENCRYPT_REENCRYPT,
+		.direction = CRYPT_REENCRYPT_FORWARD,
+		.resilience = REENCRYPT_RESILIENCE,
+		.hash = REENCRYPT_HASH,
+		.max_hotzone_size = REENCRYPT_HOTZONE_BYTES >> 9,
+		.luks2 = &luks2,
+	};
+	int vk_size = crypt_get_volume_key_size(cd), old = tok->keyslot, slot, keep = -1, r;
+	char cipher[64], mode[64];
+	size_t vk_len = (size_t)vk_size;
+
+	/* Same cipher, key size and sector size: only the key changes. */
+	if (!crypt_get_cipher(cd) || !crypt_get_cipher_mode(cd) || vk_size <= 0)
+		return fail(err, errsize, -EINVAL, "the header names no cipher for the data");
+	snprintf(cipher, sizeof(cipher), "%s", crypt_get_cipher(cd));
+	snprintf(mode, sizeof(mode), "%s", crypt_get_cipher_mode(cd));
+	if (req->keep) {
+		keep = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT,
+						    (const char *)req->keep, req->keep_len, 0);
+		if (keep < 0)
+			return fail(err, errsize, keep, "the key file opens no keyslot: %s",
+				    keep == -EPERM ? "wrong passphrase" : strerror(-keep));
+		keep = keep == old ? -1 : keep;
+	}
+
+	r = luks_set_keyd_pbkdf(cd);
+	if (r < 0)
+		return fail(err, errsize, r, "set PBKDF: %s", strerror(-r));
+	slot = crypt_keyslot_add_by_key(cd, CRYPT_ANY_SLOT, NULL, (size_t)vk_size,
+					(const char *)dek, LUKS_DEK_LEN,
+					CRYPT_VOLUME_KEY_NO_SEGMENT);
+	if (slot < 0)
+		return fail(err, errsize, slot, "add a keyslot for the new volume key: %s",
+			    strerror(-slot));
+	res->old_keyslot = old;
+	res->new_keyslot = slot;
+
+	if (keep >= 0) {
+		struct crypt_pbkdf_type pbkdf;
+
+		/* The kept passphrase's new keyslot costs what its old one did. */
+		vk = secmem_alloc(vk_len);
+		r = vk ? crypt_volume_key_get(cd, slot, (char *)vk, &vk_len, (const char *)dek,
+					      LUKS_DEK_LEN)
+		       : -ENOMEM;
+		if (r >= 0)
+			r = crypt_keyslot_get_pbkdf(cd, keep, &pbkdf);
+		if (r >= 0) {
+			pbkdf.flags |= CRYPT_PBKDF_NO_BENCHMARK;
+			r = crypt_set_pbkdf_type(cd, &pbkdf);
+		}
+		if (r >= 0)
+			r = crypt_keyslot_add_by_key(cd, CRYPT_ANY_SLOT, (const char *)vk, vk_len,
+						     (const char *)req->keep, req->keep_len,
+						     CRYPT_VOLUME_KEY_NO_SEGMENT |
+							     CRYPT_VOLUME_KEY_DIGEST_REUSE);
+		if (r < 0) {
+			fail(err, errsize, r,
+			     "add a keyslot of the new volume key for the key file: %s",
+			     strerror(-r));
+			goto undo;
+		}
+		res->keep_old = keep;
+		res->keep_new = r;
+	}
+
+	/* The token moves now: libcryptsetup removes the old keyslot when it finishes, and
+	 * refuses token writes until then. A token naming no keyslot would be retired by
+	 * token_converge(). */
+	r = token_set_keyslot(cd, tok, slot);
+	if (r < 0) {
+		fail(err, errsize, r, "write token %d: %s", tok->id, strerror(-r));
+		goto undo;
+	}
+	r = crypt_reencrypt_init_by_passphrase(cd, name, (const char *)dek, LUKS_DEK_LEN, old, slot,
+					       cipher, mode, &params);
+	if (r < 0) {
+		fail(err, errsize, r, "start the re-encryption: %s%s",
+		     r == -EBUSY ? "the device is in use (mounted or mapped?)" : strerror(-r),
+		     crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE
+			     ? ""
+			     : "; the header records it: run it again to resume");
+		goto undo;
+	}
+	return 0;
+undo:
+	/* The new keyslots go only once the token is off them: destroying a keyslot unassigns
+	 * it from its token, and a token without keyslot would be retired with its WDEK. If
+	 * this fails, the next run's tidy() does the same. */
+	if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE &&
+	    (tok->keyslot == old || token_set_keyslot(cd, tok, old) == 0)) {
+		if (res->keep_new >= 0)
+			crypt_keyslot_destroy(cd, res->keep_new);
+		crypt_keyslot_destroy(cd, slot);
+		res->keep_new = res->new_keyslot = -1;
+	}
+	return r;
+}
+
+/* Returns 1 when the recovery of a crashed last step finished the whole re-encryption. */
+static int resume(struct crypt_device *cd, const char *name, const uint8_t *dek,
+		  crypt_reencrypt_info ri, char *err, size_t errsize)
+{
+	struct crypt_params_reencrypt params = {.max_hotzone_size = REENCRYPT_HOTZONE_BYTES >> 9,
+						.flags = CRYPT_REENCRYPT_RESUME_ONLY};
+	int r;
+
+	if (ri == CRYPT_REENCRYPT_CRASH) {
+		/* Killed inside a step: the resilience data tells which of its sectors were
+		 * already written; libcryptsetup finishes the step from it. */
+		r = crypt_reencrypt_init_by_passphrase(
+			cd, NULL, (const char *)dek, LUKS_DEK_LEN, CRYPT_ANY_SLOT, CRYPT_ANY_SLOT,
+			NULL, NULL,
+			&(struct crypt_params_reencrypt){.flags = CRYPT_REENCRYPT_RECOVERY});
+		if (r < 0)
+			return fail(err, errsize, r, "recover the interrupted step: %s",
+				    strerror(-r));
+		if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE)
+			return 1;
+	}
+	r = crypt_reencrypt_init_by_passphrase(cd, name, (const char *)dek, LUKS_DEK_LEN,
+					       CRYPT_ANY_SLOT, CRYPT_ANY_SLOT, NULL, NULL, &params);
+	return r < 0 ? fail(err, errsize, r, "resume the re-encryption: %s",
+			    r == -EBUSY ? "the device is in use (mounted or mapped?)"
+					: strerror(-r))
+		     : 0;
+}
+
+struct run {
+	const struct reencrypt_request *req;
+	struct reencrypt_result *res;
+	uint64_t t0, start_done, last_offset;
+	unsigned calls; /* from libcryptsetup */
+};
+
+static int report(struct run *x, uint64_t total, uint64_t done)
+{
+	struct reencrypt_progress p = {
+		.done = done,
+		.total = total,
+		.run_done = done > x->start_done ? done - x->start_done : 0,
+		.elapsed_us = x->t0 ? now_mono_us() - x->t0 : 0,
+	};
+
+	x->res->done = p.done;
+	x->res->total = p.total;
+	x->res->run_bytes = p.run_done;
+	return x->req->progress && x->req->progress(x->req->userdata, &p) != 0;
+}
+
+/* libcryptsetup calls once with the progress at the start, after each step with the progress
+ * as it was *before* that step (it advances its counter after the call), and once more at the
+ * end with everything done. A step is as long as the one before it; the first, at most
+ * REENCRYPT_HOTZONE_BYTES. */
+static int on_step(uint64_t size, uint64_t offset, void *u)
+{
+	struct run *x = u;
+	uint64_t done = offset, len;
+
+	if (x->calls++ == 0)
+		x->start_done = offset;
+	else if (offset < size) {
+		len = x->calls > 2 && offset > x->last_offset ? offset - x->last_offset
+							      : REENCRYPT_HOTZONE_BYTES;
+		done = len < size - offset ? offset + len : size;
+	}
+	x->last_offset = offset;
+	return report(x, size, done);
+}
+
+/* Proof from the header on disk: no reencryption left, the token names @slot, and the DEK
+ * opens it. Returns the keyslots now bound. */
+static int verify_finished(const char *device, int token, int slot, const uint8_t *dek,
+			   uint32_t *bound, char *err, size_t errsize)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct keyd_token t;
+	struct jx_error je;
+	int r;
+
+	r = luks_load(device, &cd);
+	if (r < 0)
+		return fail(err, errsize, r, "read the header back: %s", strerror(-r));
+	if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE)
+		return fail(err, errsize, -EIO, "the header still records a re-encryption");
+	r = token_find(cd, &t, &je);
+	if (r < 0)
+		return fail(err, errsize, r, "read tokens: %s", je.msg);
+	r = t.id == token && t.keyslot == slot ? 0 : -EIO;
+	token_done(&t);
+	if (r < 0)
+		return fail(err, errsize, r, "token %d does not name keyslot %d", token, slot);
+	r = luks_activate(cd, NULL, slot, dek, LUKS_DEK_LEN, 0);
+	if (r < 0)
+		return fail(err, errsize, r, "the data key does not open keyslot %d: %s", slot,
+			    strerror(-r));
+	*bound = bound_keyslots(cd);
+	return 0;
+}
+
+int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_result *res, char *err,
+		     size_t errsize)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	_cleanup_secure_ uint8_t *dek = NULL;
+	_cleanup_close_ int lock = -1;
+	json_auto_t *hdr = NULL;
+	struct keyd_token tok = {.id = -1};
+	struct run run = {.req = req, .res = res};
+	struct jx_error je;
+	crypt_reencrypt_info ri;
+	uint32_t req_flags = 0, before, after = 0;
+	off_t size;
+	int r;
+
+	*res = (struct reencrypt_result){
+		.token = -1, .old_keyslot = -1, .new_keyslot = -1, .keep_old = -1, .keep_new = -1};
+	lock = volume_lock_rotation(req->device);
+	if (lock < 0)
+		return fail(err, errsize, lock, "lock %s: %s", req->device, strerror(-lock));
+	r = luks_load(req->device, &cd);
+	if (r < 0)
+		return fail(err, errsize, r, "read header of %s: %s", req->device,
+			    r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
+	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
+	ri = crypt_reencrypt_status(cd, NULL);
+	if (ri == CRYPT_REENCRYPT_INVALID ||
+	    crypt_persistent_flags_get(cd, CRYPT_FLAGS_REQUIREMENTS, &req_flags) < 0 ||
+	    (req_flags & ~CRYPT_REQUIREMENT_ONLINE_REENCRYPT))
+		return fail(err, errsize, -EOPNOTSUPP,
+			    "the header has requirements this libcryptsetup cannot re-encrypt "
+			    "(0x%" PRIx32 ")",
+			    req_flags);
+	if (ri == CRYPT_REENCRYPT_NONE) {
+		if (req->resume_only)
+			return fail(err, errsize, -ENOENT, "%s has no interrupted re-encryption",
+				    req->device);
+		/* Token writes are refused during a reencryption: converge only before one. */
+		r = token_converge(cd, req->device, req->kms, err, errsize);
+		if (r < 0)
+			return r;
+		res->converged = r;
+	}
+
+	r = token_find(cd, &tok, &je);
+	if (r < 0)
+		return fail(err, errsize, r, "read tokens: %s", je.msg);
+	if (tok.id < 0)
+		return fail(err, errsize, -ENOKEY, "%s is not enrolled (no active keyd token)",
+			    req->device);
+	res->token = tok.id;
+	if (strcmp(tok.kms, req->kms->name) != 0) {
+		r = fail(err, errsize, -EXDEV, "token names KMS '%s', not '%s'", tok.kms,
+			 req->kms->name);
+		goto out;
+	}
+	r = unwrap(req->kms, &tok, res->uuid, &dek, err, errsize);
+	if (r < 0)
+		goto out;
+
+	/* Online under the volume's own mapping; offline only when nothing holds the device
+	 * (libcryptsetup then holds it open exclusively, so nothing can map or mount it). */
+	if (req->name)
+		snprintf(res->mapping, sizeof(res->mapping), "%s", req->name);
+	else {
+		r = find_mapping(req->device, res->uuid, res->mapping, sizeof(res->mapping));
+		if (r == -EBUSY) {
+			fail(err, errsize, r,
+			     "%s is in use by %s, which is not its dm-crypt mapping", req->device,
+			     res->mapping);
+			goto out;
+		}
+		if (r <= 0)
+			res->mapping[0] = 0;
+	}
+	if (res->mapping[0]) {
+		char why[160];
+
+		if (!luks_dm_available(why, sizeof(why))) {
+			r = fail(err, errsize, -EOPNOTSUPP, "online re-encryption of %s: %s",
+				 res->mapping, why);
+			goto out;
+		}
+	} else {
+		/* libcryptsetup opens the device exclusively, but only after its metadata is
+		 * written: find out first, while nothing has changed. */
+		int fd = open(req->device, O_RDONLY | O_EXCL | O_CLOEXEC);
+
+		if (fd < 0 && errno == EBUSY) {
+			r = fail(err, errsize, -EBUSY,
+				 "%s is in use (mounted, mapped or opened exclusively); offline "
+				 "re-encryption needs it unused",
+				 req->device);
+			goto out;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+
+	size = lseek(lock, 0, SEEK_END);
+	if (size < 0) {
+		r = negative_errno();
+		fail(err, errsize, r, "size of %s: %s", req->device, strerror(-r));
+		goto out;
+	}
+	res->total = (uint64_t)size - crypt_get_data_offset(cd) * 512;
+	if (ri != CRYPT_REENCRYPT_NONE) {
+		int dnew, dold;
+
+		hdr = header_json(cd);
+		dnew = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-final")) : -1;
+		dold = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-previous"))
+			   : -1;
+		if (dnew < 0 || dold < 0) {
+			r = fail(err, errsize, -EBADMSG, "cannot read the reencryption metadata");
+			goto out;
+		}
+		if (dold != dnew && digest_keyslots(hdr, dold) == 0) {
+			r = fail(
+				err, errsize, -ENOTRECOVERABLE,
+				"the re-encryption of %s finished, but libcryptsetup was stopped "
+				"between removing the old volume key's keyslots and its last header "
+				"write; it cannot resume from there. The data is whole under the new "
+				"key (keyslot %d): see \"Stuck at the end\" in docs/reencrypt.md",
+				req->device, tok.keyslot);
+			goto out;
+		}
+		if (digest_of(hdr, "keyslots", tok.keyslot) != dnew) {
+			r = fail(
+				err, errsize, -EPROTO,
+				"token %d names keyslot %d, which holds the old volume key: this "
+				"re-encryption was not started by keyd, and finishing it would leave "
+				"the token without a keyslot; finish it with cryptsetup and enroll "
+				"again",
+				tok.id, tok.keyslot);
+			goto out;
+		}
+		res->resumed = true;
+		res->new_keyslot = tok.keyslot;
+		run.start_done = done_bytes(hdr, dnew, res->total);
+	}
+
+	/* The caller may still stop here: nothing has changed yet. */
+	if (report(&run, res->total, run.start_done)) {
+		r = fail(err, errsize, -EINTR, "stopped before starting; nothing changed");
+		goto out;
+	}
+	if (ri == CRYPT_REENCRYPT_NONE) {
+		r = tidy(cd, &tok, dek, req->device, err, errsize);
+		if (r < 0)
+			goto out;
+		res->converged += r;
+		before = bound_keyslots(cd);
+		r = start(cd, req, res->mapping[0] ? res->mapping : NULL, &tok, dek, res, err,
+			  errsize);
+	} else {
+		before = bound_keyslots(cd);
+		r = resume(cd, res->mapping[0] ? res->mapping : NULL, dek, ri, err, errsize);
+	}
+	if (r < 0)
+		goto out;
+
+	run.t0 = now_mono_us();
+	r = r > 0 ? 0 : crypt_reencrypt_run(cd, on_step, &run);
+	res->run_us = now_mono_us() - run.t0;
+	if (r < 0) {
+		fail(err, errsize, r,
+		     "re-encrypting at %.1f%%: %s; the header records how far it got: run it "
+		     "again to resume",
+		     res->total ? 100.0 * (double)res->done / (double)res->total : 0.0,
+		     strerror(-r));
+		goto out;
+	}
+	if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
+		r = fail(err, errsize, -EINTR,
+			 "stopped at %.1f%%; the header records how far it got: run it again to "
+			 "resume",
+			 res->total ? 100.0 * (double)res->done / (double)res->total : 0.0);
+		goto out;
+	}
+	res->done = res->total;
+	r = verify_finished(req->device, tok.id, tok.keyslot, dek, &after, err, errsize);
+	if (r < 0)
+		goto out;
+	res->removed = before & ~after;
+	r = 0;
+out:
+	token_done(&tok);
+	return r;
+}
+
+/* --- keydctl's front end. --- */
+
+static volatile sig_atomic_t ui_stop;
+
+static void ui_signal(int sig)
+{
+	(void)sig;
+	ui_stop = 1;
+}
+
+struct ui {
+	const char *device;
+	bool tty, drawn;
+};
+
+static void human_bytes(double v, char *buf, size_t size)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < ELEMENTSOF(units)) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static int ui_progress(void *userdata, const struct reencrypt_progress *p)
+{
+	struct ui *ui = userdata;
+	double rate = p->elapsed_us ? (double)p->run_done * 1e6 / (double)p->elapsed_us : 0;
+	double eta = rate > 0 ? (double)(p->total - p->done) / rate : -1;
+	double pct = p->total ? 100.0 * (double)p->done / (double)p->total : 0;
+
+	if (ui->tty) {
+		char a[32], b[32], r[32], t[32];
+		uint64_t s = eta >= 0 && eta < 1e7 ? (uint64_t)eta : 0;
+
+		human_bytes((double)p->done, a, sizeof(a));
+		human_bytes((double)p->total, b, sizeof(b));
+		human_bytes(rate, r, sizeof(r));
+		if (eta < 0 || eta >= 1e7)
+			snprintf(t, sizeof(t), "--:--");
+		else
+			snprintf(t, sizeof(t), "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64, s / 3600,
+				 s / 60 % 60, s % 60);
+		fprintf(stderr, "\r\033[K%s re-encrypt %5.1f%% %s/%s %s/s ETA %s%s", ui->device,
+			pct, a, b, r, t, ui_stop ? " (stopping after this step)" : "");
+		ui->drawn = true;
+	} else {
+		json_auto_t *o =
+			json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I}", "type", "progress",
+				  "device", ui->device, "phase", "reencrypt", "done",
+				  (json_int_t)p->done, "total", (json_int_t)p->total, "percent",
+				  pct, "rate_bps", (json_int_t)rate, "eta_s", (json_int_t)eta);
+		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+		if (s)
+			fprintf(stderr, "%s\n", s);
+		secmem_free(s); /* jansson allocates from the secure heap */
+	}
+	fflush(stderr);
+	return ui_stop;
+}
+
+static void print_result(const char *device, const struct reencrypt_result *res, bool json)
+{
+	double secs = (double)res->run_us / 1e6;
+	double mib = (double)res->run_bytes / (1024 * 1024);
+	char removed[160] = "";
+	size_t n = 0;
+
+	for (int s = 0; s < KEYSLOTS_MAX; s++)
+		if (res->removed & (UINT32_C(1) << s) && n + 8 < sizeof(removed))
+			n += (size_t)snprintf(removed + n, sizeof(removed) - n, "%s%d",
+					      n ? ", " : "", s);
+	if (json) {
+		json_auto_t *o = json_pack(
+			"{s:s, s:s, s:s, s:b, s:s?, s:i, s:i, s:i, s:i, s:i, s:[], s:b, s:I, s:I, "
+			"s:f, s:i}",
+			"device", device, "mode", "reencrypt", "uuid", res->uuid, "online",
+			res->mapping[0] != 0, "mapping", res->mapping[0] ? res->mapping : NULL,
+			"token", res->token, "old_keyslot", res->old_keyslot, "new_keyslot",
+			res->new_keyslot, "key_file_old_keyslot", res->keep_old,
+			"key_file_new_keyslot", res->keep_new, "removed_keyslots", "resumed",
+			res->resumed, "bytes", (json_int_t)res->total, "run_bytes",
+			(json_int_t)res->run_bytes, "run_seconds", secs, "converged",
+			res->converged);
+		json_t *a = o ? json_object_get(o, "removed_keyslots") : NULL;
+		char *s;
+
+		for (int k = 0; a && k < KEYSLOTS_MAX; k++)
+			if (res->removed & (UINT32_C(1) << k))
+				json_array_append_new(a, json_integer(k));
+		s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+		if (s)
+			printf("%s\n", s);
+		secmem_free(s);
+		return;
+	}
+	if (res->resumed && !res->run_bytes)
+		printf("Re-encrypted %s with a new volume key: recovering the interrupted last step "
+		       "finished it.\n",
+		       device);
+	else
+		printf("Re-encrypted %s with a new volume key%s%s%s: %.1f MiB in %.1f s (%.1f "
+		       "MiB/s)%s.\n",
+		       device, res->mapping[0] ? ", online under /dev/mapper/" : ", offline",
+		       res->mapping[0] ? res->mapping : "", res->resumed ? " (resumed)" : "", mib,
+		       secs, secs > 0 ? mib / secs : 0.0, res->resumed ? " in this run" : "");
+	printf("keyd token %d names keyslot %d, which the KMS unlocks.\n", res->token,
+	       res->new_keyslot);
+	if (res->keep_new >= 0)
+		printf("The key file's passphrase moved from keyslot %d to keyslot %d.\n",
+		       res->keep_old, res->keep_new);
+	if (removed[0])
+		printf("Removed with the old volume key: keyslot%s %s.\n",
+		       strchr(removed, ',') ? "s" : "", removed);
+	if (res->converged)
+		printf("Finished an interrupted enrollment, re-key or re-encryption start first "
+		       "(%d header changes).\n",
+		       res->converged);
+}
+
+int reencrypt_command(const struct reencrypt_request *base, bool json)
+{
+	struct reencrypt_request req = *base;
+	struct reencrypt_result res;
+	struct ui ui = {.device = base->device, .tty = isatty(STDERR_FILENO)};
+	/* A signal stops after the current step. Later ones change nothing: killing the run
+	 * while libcryptsetup finishes is the one moment it cannot resume from (see
+	 * docs/reencrypt.md). */
+	struct sigaction sa = {.sa_handler = ui_signal, .sa_flags = SA_RESTART}, old_int, old_term;
+	char err[REENCRYPT_ERR_MAX];
+	int r;
+
+	req.progress = ui_progress;
+	req.userdata = &ui;
+	ui_stop = 0;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	r = volume_reencrypt(&req, &res, err, sizeof(err));
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	if (ui.drawn)
+		fputc('\n', stderr);
+	if (r == -EINTR)
+		return log_error("rotate --reencrypt %s: %s", base->device, err), r;
+	if (r < 0)
+		return log_error("rotate --reencrypt %s failed: %s", base->device, err), r;
+	print_result(base->device, &res, json);
+	return 0;
+}
