@@ -73,6 +73,7 @@ deps:
 	scripts/install-deps
 
 check: deps
+	$(MAKE) format-check
 	$(MAKE) all $(UNIT_BINS)
 	tests/run-tests
 

@@ -22,21 +22,21 @@
 #define AUDIT_LINE_MAX (16 * 1024)
 /* A signed checkpoint follows every record whose seq is a multiple of this. */
 #define AUDIT_CHECKPOINT_EVERY 64
-#define AUDIT_TYPE_MAX 64
-#define AUDIT_ERROR_MAX 1024
+#define AUDIT_TYPE_MAX	       64
+#define AUDIT_ERROR_MAX	       1024
 /* Rotations raced in a row before a writer gives up (-EAGAIN). */
 #define AUDIT_REOPEN_MAX 8
 /* Problems listed in a verify report; the rest are only counted. */
-#define AUDIT_PROBLEMS_MAX 100
-#define AUDIT_DETAIL_MAX 256
-#define AUDIT_HASH_LEN 64
-#define AUDIT_HASH_ZERO "0000000000000000000000000000000000000000000000000000000000000000"
+#define AUDIT_PROBLEMS_MAX    100
+#define AUDIT_DETAIL_MAX      256
+#define AUDIT_HASH_LEN	      64
+#define AUDIT_HASH_ZERO	      "0000000000000000000000000000000000000000000000000000000000000000"
 #define AUDIT_TYPE_CHECKPOINT "audit.checkpoint"
-#define AUDIT_TYPE_ROTATED "audit.rotated"
-#define AUDIT_TYPE_RESERVED "audit."
-#define AUDIT_SYSLOG_TAG "keyd-audit: "
+#define AUDIT_TYPE_ROTATED    "audit.rotated"
+#define AUDIT_TYPE_RESERVED   "audit."
+#define AUDIT_SYSLOG_TAG      "keyd-audit: "
 
-static const char *const audit_results[] = { "success", "failure", "refused" };
+static const char *const audit_results[] = {"success", "failure", "refused"};
 
 struct audit {
 	pthread_mutex_t lock; /* threads share the fd, and with it the flock */
@@ -166,7 +166,7 @@ static int audit_read_tail(struct audit *a, struct audit_tail *t)
 	struct stat st;
 	size_t n;
 
-	*t = (struct audit_tail){ .hash = AUDIT_HASH_ZERO };
+	*t = (struct audit_tail){.hash = AUDIT_HASH_ZERO};
 	if (fstat(a->fd, &st) < 0)
 		return negative_errno();
 	t->size = st.st_size;
@@ -241,11 +241,10 @@ static int audit_format(struct audit *a, struct audit_tail *t, const struct audi
 
 static int audit_format_checkpoint(struct audit *a, struct audit_tail *t, size_t *used)
 {
-	json_auto_t *object = json_pack("{s:I, s:s}", "covers_seq", (json_int_t)t->seq, "chain",
-					t->hash);
-	const struct audit_entry e = { .type = AUDIT_TYPE_CHECKPOINT,
-				       .result = "success",
-				       .object = object };
+	json_auto_t *object =
+		json_pack("{s:I, s:s}", "covers_seq", (json_int_t)t->seq, "chain", t->hash);
+	const struct audit_entry e = {
+		.type = AUDIT_TYPE_CHECKPOINT, .result = "success", .object = object};
 
 	return object ? audit_format(a, t, &e, used) : -ENOMEM;
 }
@@ -284,8 +283,8 @@ static void audit_journal(const char *p, size_t n)
  * checkpoint that is due after it, durably; @t ends at the new last record. *written is what
  * a->buf holds for the journal copy, sent after the file lock is released (a stalled journal
  * must not stall other writers of the file). */
-static int audit_append_locked(struct audit *a, const struct audit_entry *e,
-			       struct audit_tail *t, size_t *written)
+static int audit_append_locked(struct audit *a, const struct audit_entry *e, struct audit_tail *t,
+			       size_t *written)
 {
 	struct audit_tail before;
 	size_t used = 0;
@@ -331,8 +330,11 @@ static bool audit_result_valid(const char *result)
 int audit_write(struct audit *a, const char *type, const char *result, json_t *subject,
 		json_t *object, const char *error)
 {
-	const struct audit_entry e = { .type = type, .result = result, .error = error,
-				       .subject = subject, .object = object };
+	const struct audit_entry e = {.type = type,
+				      .result = result,
+				      .error = error,
+				      .subject = subject,
+				      .object = object};
 	struct audit_tail t;
 	size_t written = 0;
 	int r;
@@ -425,7 +427,7 @@ static int audit_rotate_locked(struct audit *a, const char *archive)
 {
 	_cleanup_close_ int dfd = -1, fd = -1;
 	json_auto_t *object = NULL;
-	struct audit_entry e = { .type = AUDIT_TYPE_ROTATED, .result = "success" };
+	struct audit_entry e = {.type = AUDIT_TYPE_ROTATED, .result = "success"};
 	struct audit_tail t;
 	char tmp[PATH_MAX];
 	size_t used = 0;
@@ -497,10 +499,10 @@ int audit_rotate(struct audit *a, const char *archive)
 /* One line as the verifier sees it. */
 struct audit_line {
 	unsigned long no; /* from 1 */
-	bool hashed;      /* hash holds the line's digest (not when over AUDIT_LINE_MAX) */
-	bool parsed;      /* seq and prev come from a well-formed record */
-	bool complete;    /* ends in a newline */
-	bool rotated;     /* a consistent "audit.rotated" record */
+	bool hashed;	  /* hash holds the line's digest (not when over AUDIT_LINE_MAX) */
+	bool parsed;	  /* seq and prev come from a well-formed record */
+	bool complete;	  /* ends in a newline */
+	bool rotated;	  /* a consistent "audit.rotated" record */
 	uint64_t seq;
 	char hash[AUDIT_HASH_LEN + 1]; /* of the line's bytes, newline included */
 	char prev[AUDIT_HASH_LEN + 1];
@@ -513,14 +515,14 @@ struct audit_verify {
 	FILE *f;
 	EVP_PKEY *trusted;
 	unsigned long lines;
-	bool incomplete; /* the last line has no newline */
+	bool incomplete;   /* the last line has no newline */
 	uint64_t last_seq; /* of the last complete record */
 	char last_hash[AUDIT_HASH_LEN + 1];
 	unsigned long checkpoints;
 	unsigned long last_checkpoint_line;
 	uint64_t last_checkpoint_seq;
 	char key[AUDIT_HASH_LEN + 1]; /* the trusted key's fingerprint, or the first checkpoint's */
-	json_t *previous;             /* where a rotated file's chain came from */
+	json_t *previous;	      /* where a rotated file's chain came from */
 	json_t *problems;
 	unsigned long n_problems;
 	bool oom;
@@ -555,9 +557,9 @@ static void verify_problem(struct audit_verify *v, unsigned long line, const cha
 	if (v->n_problems++ == 0 && v->err && v->errsize)
 		snprintf(v->err, v->errsize, "line %lu: %s: %s", line, kind, detail);
 	if (json_array_size(v->problems) < AUDIT_PROBLEMS_MAX &&
-	    json_array_append_new(v->problems, json_pack("{s:I, s:s, s:s}", "line",
-							 (json_int_t)line, "kind", kind,
-							 "detail", detail)) < 0)
+	    json_array_append_new(v->problems,
+				  json_pack("{s:I, s:s, s:s}", "line", (json_int_t)line, "kind",
+					    kind, "detail", detail)) < 0)
 		v->oom = true;
 }
 
@@ -597,9 +599,9 @@ static void verify_record(struct audit_verify *v, struct audit_line *l, const ch
 	json_t *subject, *object;
 	json_int_t seq, prev_seq;
 
-	if (json_unpack(rec, "{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "seq", &seq, "time",
-			&time, "type", &type, "result", &result, "subject", &subject, "object",
-			&object, "host", &host, "prev", &prev) < 0 ||
+	if (json_unpack(rec, "{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "seq", &seq, "time", &time,
+			"type", &type, "result", &result, "subject", &subject, "object", &object,
+			"host", &host, "prev", &prev) < 0 ||
 	    seq < 1 || !hash_valid(prev) || !json_is_object(subject) || !json_is_object(object))
 		return line_problem(l, "edited", "not an audit record");
 	l->parsed = true;
@@ -633,7 +635,7 @@ static int verify_read(struct audit_verify *v, struct audit_line *l)
 		return -EIO;
 	if (n == 0)
 		return 0;
-	*l = (struct audit_line){ .no = ++v->lines, .complete = c == '\n' };
+	*l = (struct audit_line){.no = ++v->lines, .complete = c == '\n'};
 	if (n > sizeof(v->buf)) {
 		line_problem(l, "edited", "longer than %d bytes", AUDIT_LINE_MAX);
 		return 1;
@@ -704,9 +706,11 @@ static bool verify_step(struct audit_verify *v, struct audit_walk *w, struct aud
 		/* in place (an unparsable line was reported above) */
 	} else if (next && links(last, next) && cur->seq == next->seq + 1 &&
 		   strcmp(cur->prev, next->hash) == 0) {
-		verify_problem(v, cur->no, "reordered", "lines %lu and %lu are swapped (seq %llu "
-			       "before %llu)", cur->no, next->no,
-			       (unsigned long long)cur->seq, (unsigned long long)next->seq);
+		verify_problem(v, cur->no, "reordered",
+			       "lines %lu and %lu are swapped (seq %llu "
+			       "before %llu)",
+			       cur->no, next->no, (unsigned long long)cur->seq,
+			       (unsigned long long)next->seq);
 		if (next->kind)
 			verify_problem(v, next->no, next->kind, "%s", next->detail);
 		walk_accept(w, next, true);
@@ -791,8 +795,7 @@ static int verify_report(struct audit_verify *v, json_t **report)
 	return 0;
 }
 
-int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, char *err,
-		 size_t errsize)
+int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, char *err, size_t errsize)
 {
 	struct audit_walk w = {};
 	struct audit_verify *v;

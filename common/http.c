@@ -167,8 +167,8 @@ bool http_errno_retryable(int r)
 	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET || r == -EHOSTUNREACH;
 }
 
-int http_perform(struct http_client *c, const struct http_request *req,
-		 struct http_response *resp, char *errmsg, size_t errmsg_size)
+int http_perform(struct http_client *c, const struct http_request *req, struct http_response *resp,
+		 char *errmsg, size_t errmsg_size)
 {
 	char ebuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
@@ -176,7 +176,7 @@ int http_perform(struct http_client *c, const struct http_request *req,
 	CURL *h;
 	int r;
 
-	*resp = (struct http_response){ .retry_after_s = -1, .body.max = HTTP_RESPONSE_MAX };
+	*resp = (struct http_response){.retry_after_s = -1, .body.max = HTTP_RESPONSE_MAX};
 	h = curl_easy_init();
 	if (!h)
 		return -ENOMEM;
@@ -223,7 +223,8 @@ int http_perform(struct http_client *c, const struct http_request *req,
 	r = curl_to_errno(cc);
 	if (r < 0) {
 		if (errmsg && errmsg_size)
-			snprintf(errmsg, errmsg_size, "%s", ebuf[0] ? ebuf : curl_easy_strerror(cc));
+			snprintf(errmsg, errmsg_size, "%s",
+				 ebuf[0] ? ebuf : curl_easy_strerror(cc));
 		secbuf_done(&resp->body);
 		goto out;
 	}

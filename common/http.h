@@ -18,14 +18,14 @@ struct http_client {
 };
 
 struct http_request {
-	const char *method;        /* "GET", "POST", ... */
+	const char *method; /* "GET", "POST", ... */
 	const char *url;
 	const char *const *headers; /* NULL-terminated "Name: value" strings, may be NULL */
-	const char *body;          /* sent as is, not copied (may be secure memory) */
+	const char *body;	    /* sent as is, not copied (may be secure memory) */
 	size_t body_len;
-	const char *ca_file;       /* NULL: system trust store */
-	const char *unix_socket;   /* HTTP over this Unix socket instead of TCP */
-	long timeout_ms;           /* whole request, connect included; 0 = 30 s */
+	const char *ca_file;	 /* NULL: system trust store */
+	const char *unix_socket; /* HTTP over this Unix socket instead of TCP */
+	long timeout_ms;	 /* whole request, connect included; 0 = 30 s */
 };
 
 struct http_response {
@@ -42,8 +42,8 @@ void http_client_done(struct http_client *c);
 /* Performs one request. On transport failure returns -errno (-ECONNREFUSED, -ETIMEDOUT,
  * -ECONNRESET, -EHOSTUNREACH, -EPROTO for TLS failures, -E2BIG for an oversized reply) and
  * fills errmsg with libcurl's reason. Any HTTP status is success here (resp->status). */
-int http_perform(struct http_client *c, const struct http_request *req,
-		 struct http_response *resp, char *errmsg, size_t errmsg_size);
+int http_perform(struct http_client *c, const struct http_request *req, struct http_response *resp,
+		 char *errmsg, size_t errmsg_size);
 void http_response_done(struct http_response *resp);
 
 /* Transport errors worth another try (the connection may work next time). */

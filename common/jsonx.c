@@ -26,7 +26,7 @@ int jx_only_keys(json_t *obj, const char *path, const char *const *allowed, stru
 
 	if (!json_is_object(obj))
 		return jx_fail(e, "%s: must be an object", path);
-	json_object_foreach(obj, key, v) {
+	json_object_foreach (obj, key, v) {
 		bool ok = false;
 
 		for (const char *const *a = allowed; *a; a++)
@@ -89,8 +89,8 @@ int jx_uint(json_t *obj, const char *path, const char *key, uint64_t min, uint64
 	return 0;
 }
 
-int jx_enum(json_t *obj, const char *path, const char *key, const char *const *choices,
-	    int *ret, struct jx_error *e)
+int jx_enum(json_t *obj, const char *path, const char *key, const char *const *choices, int *ret,
+	    struct jx_error *e)
 {
 	const char *s = NULL;
 	char list[256] = "";

@@ -29,5 +29,5 @@ int jx_bool(json_t *obj, const char *path, const char *key, bool *ret, struct jx
 int jx_uint(json_t *obj, const char *path, const char *key, uint64_t min, uint64_t max,
 	    uint64_t *ret, struct jx_error *e);
 /* One value of NULL-terminated @choices; *ret is its index. */
-int jx_enum(json_t *obj, const char *path, const char *key, const char *const *choices,
-	    int *ret, struct jx_error *e);
+int jx_enum(json_t *obj, const char *path, const char *key, const char *const *choices, int *ret,
+	    struct jx_error *e);

@@ -10,23 +10,23 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
-#define _unused_ __attribute__((unused))
+#define ELEMENTSOF(x)  (sizeof(x) / sizeof((x)[0]))
+#define _unused_       __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_(f)   __attribute__((cleanup(f)))
 
 /* Hands ownership of *p to the caller of the expression and leaves NULL behind. */
-#define TAKE_PTR(p)                                                                        \
-	({                                                                                 \
-		__typeof__(p) _p_ = (p);                                                   \
-		(p) = NULL;                                                                \
-		_p_;                                                                       \
+#define TAKE_PTR(p)                                                                                \
+	({                                                                                         \
+		__typeof__(p) _p_ = (p);                                                           \
+		(p) = NULL;                                                                        \
+		_p_;                                                                               \
 	})
-#define TAKE_FD(fd)                                                                        \
-	({                                                                                 \
-		int _fd_ = (fd);                                                           \
-		(fd) = -1;                                                                 \
-		_fd_;                                                                      \
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _fd_ = (fd);                                                                   \
+		(fd) = -1;                                                                         \
+		_fd_;                                                                              \
 	})
 
 static inline void freep(void *p)
@@ -41,7 +41,7 @@ static inline void closep(int *fd)
 		errno = saved;
 	}
 }
-#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_free_	_cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 
 /* libc's -1/errno at the call site, as -errno. */

@@ -17,7 +17,7 @@ static void *json_secure_malloc(size_t n)
 
 int secmem_init(size_t size)
 {
-	struct rlimit no_core = { 0, 0 };
+	struct rlimit no_core = {0, 0};
 
 	if (CRYPTO_secure_malloc_initialized())
 		return 0;

@@ -16,11 +16,11 @@
 #include "sign.h"
 #include "util.h"
 
-#define SIGN_ALG "ed25519"
+#define SIGN_ALG	    "ed25519"
 #define SIGN_PUBLIC_KEY_LEN 32
-#define SIGN_SIGNATURE_LEN 64
+#define SIGN_SIGNATURE_LEN  64
 /* Base64 of a public key or signature; longer input is refused before it is decoded. */
-#define SIGN_B64_MAX 128
+#define SIGN_B64_MAX	     128
 #define SIGN_FINGERPRINT_LEN 64
 
 static void pkey_freep(EVP_PKEY **p)

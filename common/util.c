@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -122,7 +122,7 @@ void format_rfc3339_us(uint64_t real_us, char *buf, size_t size)
 
 int parse_rfc3339_us(const char *s, uint64_t *ret)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
 	uint64_t us = 0;
 	time_t t;

@@ -20,7 +20,7 @@
 #include "secmem.h"
 #include "util.h"
 
-#define API_BODY_MAX (64 * 1024)
+#define API_BODY_MAX   (64 * 1024)
 #define API_GROUPS_MAX 256
 
 /* Who is on the other end of the socket (SO_PEERCRED, SO_PEERGROUPS). */
@@ -112,7 +112,9 @@ json_t *api_volume_json(struct keyd *k, struct volume *v)
 			 "s:b, s:b}",
 			 "name", v->name, "state", volume_state_names[v->state], "device_spec",
 			 v->device_spec, "device", v->device, "uuid", v->uuid, "key_id",
-			 v->token_key_id[0] ? v->token_key_id : v->key_id ? v->key_id : "",
+			 v->token_key_id[0] ? v->token_key_id
+			 : v->key_id	    ? v->key_id
+					    : "",
 			 "required", v->required, "discovered", v->discovered, "kms", v->kms->name,
 			 "key_version", v->key_version, "error", v->error, "keyslot", v->keyslot,
 			 "attempts", (int)v->attempts, "since", since, "revoked", v->revoked,
@@ -195,8 +197,10 @@ static void handle_unlock(struct keyd *k, struct evhttp_request *req, const stru
 	r = keyd_unlock_start(k, v);
 	if (r == -ESTALE) {
 		pthread_mutex_unlock(&k->lock);
-		return reply_error(req, 409, "'%s' was released (decommissioned): keyd will not "
-				   "unlock it again; restart keyd to start over", name);
+		return reply_error(req, 409,
+				   "'%s' was released (decommissioned): keyd will not "
+				   "unlock it again; restart keyd to start over",
+				   name);
 	}
 	if (r < 0) {
 		pthread_mutex_unlock(&k->lock);
@@ -317,18 +321,35 @@ static void handle_release(struct keyd *k, struct evhttp_request *req, const str
 }
 
 static const struct route routes[] = {
-	{ .method = EVHTTP_REQ_GET, .prefix = "/v1/status", .op = CONTROL_STATUS,
-	  .handler = handle_status },
-	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/unlock",
-	  .op = CONTROL_UNLOCK, .handler = handle_unlock },
-	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/lock",
-	  .op = CONTROL_LOCK, .handler = handle_lock },
-	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/release",
-	  .op = CONTROL_RELEASE, .handler = handle_release },
-	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/suspend",
-	  .op = CONTROL_SUSPEND, .handler = handle_suspend },
-	{ .method = EVHTTP_REQ_POST, .prefix = "/v1/volumes/", .suffix = "/resume",
-	  .op = CONTROL_RESUME, .handler = handle_resume },
+	{.method = EVHTTP_REQ_GET,
+	 .prefix = "/v1/status",
+	 .op = CONTROL_STATUS,
+	 .handler = handle_status},
+	{.method = EVHTTP_REQ_POST,
+	 .prefix = "/v1/volumes/",
+	 .suffix = "/unlock",
+	 .op = CONTROL_UNLOCK,
+	 .handler = handle_unlock},
+	{.method = EVHTTP_REQ_POST,
+	 .prefix = "/v1/volumes/",
+	 .suffix = "/lock",
+	 .op = CONTROL_LOCK,
+	 .handler = handle_lock},
+	{.method = EVHTTP_REQ_POST,
+	 .prefix = "/v1/volumes/",
+	 .suffix = "/release",
+	 .op = CONTROL_RELEASE,
+	 .handler = handle_release},
+	{.method = EVHTTP_REQ_POST,
+	 .prefix = "/v1/volumes/",
+	 .suffix = "/suspend",
+	 .op = CONTROL_SUSPEND,
+	 .handler = handle_suspend},
+	{.method = EVHTTP_REQ_POST,
+	 .prefix = "/v1/volumes/",
+	 .suffix = "/resume",
+	 .op = CONTROL_RESUME,
+	 .handler = handle_resume},
 };
 
 /* Matches @path against @r; the volume name between prefix and suffix goes to @arg. */
@@ -357,7 +378,7 @@ static int peer_identify(struct evhttp_request *req, struct peer *p)
 	struct ucred cred;
 	socklen_t len = sizeof(cred), glen = sizeof(p->groups);
 
-	*p = (struct peer){ .pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	*p = (struct peer){.pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1};
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return negative_errno();
 	p->pid = cred.pid;
@@ -427,15 +448,17 @@ static void on_request(struct evhttp_request *req, void *u)
 		if (!peer_may(k, &p, r->op, r->suffix ? arg : NULL)) {
 			char why[128];
 
-			snprintf(why, sizeof(why), "%s%s%s not granted to uid %u", control_op_names[r->op],
-				 r->suffix ? " of " : "", r->suffix ? arg : "", p.uid);
+			snprintf(why, sizeof(why), "%s%s%s not granted to uid %u",
+				 control_op_names[r->op], r->suffix ? " of " : "",
+				 r->suffix ? arg : "", p.uid);
 			log_notice("control API: refused %s from uid %u (pid %d): %s", path, p.uid,
 				   (int)p.pid, why);
 			audit_request(k, "control.refused", "refused", &p,
 				      r->suffix ? keyd_find_volume(k, arg) : NULL, why);
-			return reply_error(req, 403, "permission denied: %s (root, or a control.policy "
-					   "rule, may; group '%s' may read status)", why,
-					   k->cfg->control_group);
+			return reply_error(req, 403,
+					   "permission denied: %s (root, or a control.policy "
+					   "rule, may; group '%s' may read status)",
+					   why, k->cfg->control_group);
 		}
 		return r->handler(k, req, &p, arg);
 	}
@@ -446,7 +469,7 @@ static void on_request(struct evhttp_request *req, void *u)
 
 static int socket_create(const char *path, const char *group, bool open_to_all)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	_cleanup_free_ char *dir = strdup(path);
 	_cleanup_close_ int fd = -1;
 	struct group *g;

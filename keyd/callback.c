@@ -31,22 +31,22 @@
 #include "secmem.h"
 #include "util.h"
 
-#define CALLBACK_LISTEN_MAX 64
-#define CALLBACK_FILE_MAX 4095
-#define CALLBACK_BODY_MIN 256
-#define CALLBACK_WINDOW_MAX 3600
+#define CALLBACK_LISTEN_MAX	      64
+#define CALLBACK_FILE_MAX	      4095
+#define CALLBACK_BODY_MIN	      256
+#define CALLBACK_WINDOW_MAX	      3600
 #define CALLBACK_LOCKOUT_FAILURES_MAX 1000
-#define CALLBACK_LOCKOUT_S_MAX 86400
-#define CALLBACK_TIMESTAMP_MAX 20 /* digits of a uint64 */
-#define CALLBACK_TIME_MAX 64	  /* characters of the event's RFC 3339 "time" */
-#define CALLBACK_HEADERS_MAX (8 * 1024)
-#define CALLBACK_TIMEOUT_S 10 /* handshake, headers and body of one request */
-#define CALLBACK_BACKLOG 64
-#define CALLBACK_REASON_MAX 512
-#define CALLBACK_DN_MAX 256
-#define CALLBACK_MAC_LEN 32
-#define CALLBACK_SIG_PREFIX "sha256="
-#define CALLBACK_AUDIT_TYPE "callback.event"
+#define CALLBACK_LOCKOUT_S_MAX	      86400
+#define CALLBACK_TIMESTAMP_MAX	      20 /* digits of a uint64 */
+#define CALLBACK_TIME_MAX	      64 /* characters of the event's RFC 3339 "time" */
+#define CALLBACK_HEADERS_MAX	      (8 * 1024)
+#define CALLBACK_TIMEOUT_S	      10 /* handshake, headers and body of one request */
+#define CALLBACK_BACKLOG	      64
+#define CALLBACK_REASON_MAX	      512
+#define CALLBACK_DN_MAX		      256
+#define CALLBACK_MAC_LEN	      32
+#define CALLBACK_SIG_PREFIX	      "sha256="
+#define CALLBACK_AUDIT_TYPE	      "callback.event"
 /* TLS 1.2: forward secrecy and AEAD only. TLS 1.3 suites are OpenSSL's defaults. */
 #define CALLBACK_TLS12_CIPHERS                                                                     \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                               \
@@ -115,7 +115,7 @@ int callback_cidr_parse(const char *s, struct callback_cidr *ret)
 	char host[INET6_ADDRSTRLEN];
 	const char *slash = strchr(s, '/');
 	size_t n = slash ? (size_t)(slash - s) : strlen(s);
-	struct callback_cidr c = { 0 };
+	struct callback_cidr c = {0};
 	unsigned bits;
 	uint32_t prefix;
 
@@ -251,7 +251,7 @@ static int allow_parse(json_t *arr, const char *path, struct callback_config *c,
 static int lockout_parse(json_t *obj, const char *path, struct callback_config *c,
 			 struct jx_error *e)
 {
-	static const char *const keys[] = { "failures", "window_s", "duration_s", NULL };
+	static const char *const keys[] = {"failures", "window_s", "duration_s", NULL};
 	uint64_t failures = 5, window_s = 60, duration_s = 300;
 	char p[64];
 	int r;
@@ -264,19 +264,18 @@ static int lockout_parse(json_t *obj, const char *path, struct callback_config *
 	     (r = jx_uint(obj, p, "window_s", 1, CALLBACK_LOCKOUT_S_MAX, &window_s, e)) < 0 ||
 	     (r = jx_uint(obj, p, "duration_s", 1, CALLBACK_LOCKOUT_S_MAX, &duration_s, e)) < 0))
 		return r;
-	c->lockout = (struct callback_lockout_policy){ .failures = (unsigned)failures,
-						       .window_us = window_s * 1000000,
-						       .duration_us = duration_s * 1000000 };
+	c->lockout = (struct callback_lockout_policy){.failures = (unsigned)failures,
+						      .window_us = window_s * 1000000,
+						      .duration_us = duration_s * 1000000};
 	return 0;
 }
 
 static int config_parse(json_t *obj, const char *path, struct callback_config *c,
 			struct jx_error *e)
 {
-	static const char *const keys[] = { "listen",	       "cert_file",	  "key_file",
-					    "client_ca_file",  "hmac_secret_file", "allow",
-					    "max_body_bytes",  "replay_window_s",  "lockout",
-					    NULL };
+	static const char *const keys[] = {
+		"listen", "cert_file",	    "key_file",	       "client_ca_file", "hmac_secret_file",
+		"allow",  "max_body_bytes", "replay_window_s", "lockout",	 NULL};
 	const char *listen = NULL;
 	json_t *allow;
 	int r;
@@ -566,7 +565,7 @@ void callback_lockout_free(struct callback_lockout *l)
 static struct lockout_source *lockout_find(const struct callback_lockout *l,
 					   const struct sockaddr *sa)
 {
-	uint8_t a[16] = { 0 };
+	uint8_t a[16] = {0};
 	int family;
 
 	if (addr_key(sa, &family, a) < 0)
@@ -610,13 +609,13 @@ bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa
 	struct lockout_source *s = lockout_find(l, sa);
 
 	if (!s) {
-		uint8_t a[16] = { 0 };
+		uint8_t a[16] = {0};
 		int family;
 
 		if (addr_key(sa, &family, a) < 0)
 			return false;
 		s = l->n < l->max ? &l->s[l->n++] : lockout_evict(l, now_us);
-		*s = (struct lockout_source){ .family = family };
+		*s = (struct lockout_source){.family = family};
 		memcpy(s->addr, a, 16);
 	}
 	if (s->count == 0 || now_us - s->first_us > l->p.window_us) {
@@ -665,7 +664,7 @@ static bool take_digits(const char **p, int n, unsigned *ret)
 
 static unsigned days_in_month(unsigned y, unsigned m)
 {
-	static const unsigned days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 
 	return m == 2 && leap ? 29 : days[m - 1];
@@ -676,7 +675,7 @@ static int rfc3339_parse(const char *s, uint64_t *ret_us)
 {
 	unsigned y, mo, d, h, mi, sec, oh = 0, om = 0, frac = 0, scale = 1000000;
 	const char *p = s;
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	int64_t t, sign = 0;
 
 	if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &mo) || *p++ != '-' ||
@@ -710,12 +709,12 @@ static int rfc3339_parse(const char *s, uint64_t *ret_us)
 	if (*p || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
 	    mi > 59 || sec > 60)
 		return -EINVAL;
-	tm = (struct tm){ .tm_year = (int)y - 1900,
-			  .tm_mon = (int)mo - 1,
-			  .tm_mday = (int)d,
-			  .tm_hour = (int)h,
-			  .tm_min = (int)mi,
-			  .tm_sec = (int)sec };
+	tm = (struct tm){.tm_year = (int)y - 1900,
+			 .tm_mon = (int)mo - 1,
+			 .tm_mday = (int)d,
+			 .tm_hour = (int)h,
+			 .tm_min = (int)mi,
+			 .tm_sec = (int)sec};
 	t = (int64_t)timegm(&tm) - sign * (int64_t)(oh * 3600 + om * 60);
 	if (t < 0)
 		return -EINVAL;
@@ -725,11 +724,11 @@ static int rfc3339_parse(const char *s, uint64_t *ret_us)
 
 int callback_event_from_json(json_t *obj, struct event *ev, struct jx_error *e)
 {
-	static const char *const keys[] = { "id",	   "type", "kms", "key_id",
-					    "key_version", "time", NULL };
+	static const char *const keys[] = {"id",	  "type", "kms", "key_id",
+					   "key_version", "time", NULL};
 	const char *id = NULL, *type = NULL, *kms = NULL, *key_id = NULL, *version = NULL,
 		   *time = NULL;
-	struct event ev_new = { 0 };
+	struct event ev_new = {0};
 	int r;
 
 	if ((r = jx_only_keys(obj, "event", keys, e)) < 0 ||
@@ -822,18 +821,18 @@ static const struct {
 	const char *phrase;
 	bool counts;
 } refusals[_REFUSE_MAX] = {
-	[REFUSE_LOCKED] = { 429, "Too Many Requests", false },
-	[REFUSE_NOT_FOUND] = { 404, "Not Found", true },
-	[REFUSE_METHOD] = { 405, "Method Not Allowed", true },
-	[REFUSE_TOO_BIG] = { 413, "Payload Too Large", true },
-	[REFUSE_HEADER] = { 400, "Bad Request", true },
-	[REFUSE_UNSIGNED] = { 401, "Unauthorized", true },
-	[REFUSE_FORGED] = { 403, "Forbidden", true },
-	[REFUSE_TIMESTAMP] = { 400, "Bad Request", false },
-	[REFUSE_EXPIRED] = { 400, "Bad Request", false },
-	[REFUSE_MALFORMED] = { 400, "Bad Request", false },
-	[REFUSE_REPLAY] = { 409, "Conflict", false },
-	[REFUSE_INTERNAL] = { 500, "Internal Server Error", false },
+	[REFUSE_LOCKED] = {429, "Too Many Requests", false},
+	[REFUSE_NOT_FOUND] = {404, "Not Found", true},
+	[REFUSE_METHOD] = {405, "Method Not Allowed", true},
+	[REFUSE_TOO_BIG] = {413, "Payload Too Large", true},
+	[REFUSE_HEADER] = {400, "Bad Request", true},
+	[REFUSE_UNSIGNED] = {401, "Unauthorized", true},
+	[REFUSE_FORGED] = {403, "Forbidden", true},
+	[REFUSE_TIMESTAMP] = {400, "Bad Request", false},
+	[REFUSE_EXPIRED] = {400, "Bad Request", false},
+	[REFUSE_MALFORMED] = {400, "Bad Request", false},
+	[REFUSE_REPLAY] = {409, "Conflict", false},
+	[REFUSE_INTERNAL] = {500, "Internal Server Error", false},
 };
 
 /* One request on its way through the checks; what the audit record and the reply say. */
@@ -1119,11 +1118,11 @@ static const char *header_one(struct evkeyvalq *h, const char *name, bool *dup)
 	struct evkeyval *kv;
 
 	TAILQ_FOREACH(kv, h, next)
-		if (strcasecmp(kv->key, name) == 0) {
-			if (v)
-				*dup = true;
-			v = kv->value;
-		}
+	if (strcasecmp(kv->key, name) == 0) {
+		if (v)
+			*dup = true;
+		v = kv->value;
+	}
 	return v;
 }
 
@@ -1163,7 +1162,7 @@ static void deliver(struct attempt *a, uint64_t ts)
 static void on_request(struct evhttp_request *req, void *u)
 {
 	struct callback *cb = u;
-	struct attempt a = { .cb = cb, .req = req };
+	struct attempt a = {.cb = cb, .req = req};
 	SSL *ssl = request_ssl(req);
 	struct callback_conn *conn = conn_of_ssl(ssl);
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
@@ -1375,8 +1374,7 @@ int callback_start(struct event_base *base, const struct callback_config *cfg, s
 	if (!cb)
 		return -ENOMEM;
 	*cb = (struct callback){
-		.refs = 1, .cfg = cfg, .audit = audit, .fn = fn, .userdata = userdata
-	};
+		.refs = 1, .cfg = cfg, .audit = audit, .fn = fn, .userdata = userdata};
 	r = read_credential(cfg->hmac_secret_file, true, &cb->secret, &cb->secret_len);
 	if (r < 0) {
 		log_error_errno(r, "callback: cannot read hmac_secret_file %s: %m",

@@ -16,14 +16,14 @@
 #include "event.h"
 #include "jsonx.h"
 
-#define CALLBACK_PATH "/v1/events"
+#define CALLBACK_PATH		  "/v1/events"
 #define CALLBACK_HEADER_TIMESTAMP "X-Keyd-Timestamp"
 #define CALLBACK_HEADER_SIGNATURE "X-Keyd-Signature"
-#define CALLBACK_SECRET_MIN 32		/* bytes of hmac_secret_file */
-#define CALLBACK_BODY_MAX (1024 * 1024) /* highest allowed max_body_bytes */
-#define CALLBACK_ALLOW_MAX 64		/* CIDRs in "allow" */
-#define CALLBACK_REPLAY_IDS_MAX 4096	/* event ids remembered for replay detection */
-#define CALLBACK_SOURCES_MAX 256	/* peer addresses tracked for lockout */
+#define CALLBACK_SECRET_MIN	  32		/* bytes of hmac_secret_file */
+#define CALLBACK_BODY_MAX	  (1024 * 1024) /* highest allowed max_body_bytes */
+#define CALLBACK_ALLOW_MAX	  64		/* CIDRs in "allow" */
+#define CALLBACK_REPLAY_IDS_MAX	  4096		/* event ids remembered for replay detection */
+#define CALLBACK_SOURCES_MAX	  256		/* peer addresses tracked for lockout */
 
 struct callback_config;
 struct callback;

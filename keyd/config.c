@@ -13,10 +13,14 @@
 #include "config.h"
 #include "sign.h"
 
-const char *const on_revoke_names[] = { "close", "suspend", "audit-only", NULL };
+const char *const on_revoke_names[] = {"close", "suspend", "audit-only", NULL};
 const char *const control_op_names[] = {
-	[CONTROL_STATUS] = "status",   [CONTROL_UNLOCK] = "unlock", [CONTROL_LOCK] = "lock",
-	[CONTROL_SUSPEND] = "suspend", [CONTROL_RESUME] = "resume", [CONTROL_RELEASE] = "release",
+	[CONTROL_STATUS] = "status",
+	[CONTROL_UNLOCK] = "unlock",
+	[CONTROL_LOCK] = "lock",
+	[CONTROL_SUSPEND] = "suspend",
+	[CONTROL_RESUME] = "resume",
+	[CONTROL_RELEASE] = "release",
 	NULL,
 };
 
@@ -49,8 +53,8 @@ struct volume_config *config_find_volume(const struct keyd_config *cfg, const ch
 static int parse_unlock(json_t *obj, struct keyd_config *cfg, struct kms_retry *rp,
 			struct jx_error *e)
 {
-	static const char *const keys[] = { "try_timeout_s", "backoff_min_ms", "backoff_max_s",
-					    "deadline_s", NULL };
+	static const char *const keys[] = {"try_timeout_s", "backoff_min_ms", "backoff_max_s",
+					   "deadline_s", NULL};
 	uint64_t try_s = rp->try_timeout_ms / 1000, min_ms = rp->backoff_min_ms,
 		 max_s = rp->backoff_max_ms / 1000, dl_s = rp->deadline_ms / 1000;
 	int r;
@@ -66,8 +70,10 @@ static int parse_unlock(json_t *obj, struct keyd_config *cfg, struct kms_retry *
 		return r;
 	if (min_ms > max_s * 1000)
 		return jx_fail(e, "unlock.backoff_min_ms: larger than unlock.backoff_max_s");
-	*rp = (struct kms_retry){ .try_timeout_ms = try_s * 1000, .backoff_min_ms = min_ms,
-				  .backoff_max_ms = max_s * 1000, .deadline_ms = dl_s * 1000 };
+	*rp = (struct kms_retry){.try_timeout_ms = try_s * 1000,
+				 .backoff_min_ms = min_ms,
+				 .backoff_max_ms = max_s * 1000,
+				 .deadline_ms = dl_s * 1000};
 	return 0;
 }
 
@@ -82,7 +88,7 @@ static int parse_kms(json_t *obj, struct keyd_config *cfg, const struct kms_retr
 	cfg->kms = calloc(json_object_size(obj) + 1, sizeof(*cfg->kms));
 	if (!cfg->kms)
 		return -ENOMEM;
-	json_object_foreach(obj, name, v) {
+	json_object_foreach (obj, name, v) {
 		char path[KMS_NAME_MAX + 8];
 		const char *prov = NULL;
 		struct kms *k;
@@ -90,8 +96,9 @@ static int parse_kms(json_t *obj, struct keyd_config *cfg, const struct kms_retr
 
 		snprintf(path, sizeof(path), "kms.%s", name);
 		if (!volume_name_valid(name) || strlen(name) > KMS_NAME_MAX)
-			return jx_fail(e, "kms.%.64s: name must be 1-%d characters of A-Z a-z 0-9 . _ -",
-				       name, KMS_NAME_MAX);
+			return jx_fail(
+				e, "kms.%.64s: name must be 1-%d characters of A-Z a-z 0-9 . _ -",
+				name, KMS_NAME_MAX);
 		r = jx_string(v, path, "provider", true, 32, &prov, e);
 		if (r < 0)
 			return json_is_object(v) ? r : jx_fail(e, "%s: must be an object", path);
@@ -128,25 +135,27 @@ static int parse_hooks(json_t *obj, const char *path, const char *key, struct ho
 	*ret = calloc(json_array_size(list) + 1, sizeof(**ret));
 	if (!*ret)
 		return -ENOMEM;
-	json_array_foreach(list, i, cmd) {
+	json_array_foreach (list, i, cmd) {
 		size_t j;
 		json_t *arg;
 
 		if (!json_is_array(cmd) || json_array_size(cmd) == 0 ||
 		    json_array_size(cmd) > HOOK_ARGS_MAX)
-			return jx_fail(e, "%s.%s[%zu]: must be a command as an array of strings "
-					  "(argv, no shell), e.g. [\"/usr/bin/systemctl\", \"stop\", "
-					  "\"postgresql\"]", path, key, i);
+			return jx_fail(e,
+				       "%s.%s[%zu]: must be a command as an array of strings "
+				       "(argv, no shell), e.g. [\"/usr/bin/systemctl\", \"stop\", "
+				       "\"postgresql\"]",
+				       path, key, i);
 		(*ret)[i].argv = calloc(json_array_size(cmd) + 1, sizeof(char *));
 		*ret_n = i + 1;
 		if (!(*ret)[i].argv)
 			return -ENOMEM;
-		json_array_foreach(cmd, j, arg) {
+		json_array_foreach (cmd, j, arg) {
 			if (!json_is_string(arg) || json_string_length(arg) == 0 ||
 			    json_string_length(arg) > 4096 ||
 			    strlen(json_string_value(arg)) != json_string_length(arg))
-				return jx_fail(e, "%s.%s[%zu][%zu]: must be a non-empty string", path,
-					       key, i, j);
+				return jx_fail(e, "%s.%s[%zu][%zu]: must be a non-empty string",
+					       path, key, i, j);
 			if (j == 0 && json_string_value(arg)[0] != '/')
 				return jx_fail(e, "%s.%s[%zu][0]: \"%s\" must be an absolute path",
 					       path, key, i, json_string_value(arg));
@@ -170,10 +179,10 @@ static void free_hooks(struct hook *h, size_t n)
 
 static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct jx_error *e)
 {
-	static const char *const keys[] = { "name",	    "device",	   "kms",
-					    "key_id",	    "required",	   "on_revoke",
-					    "stop_hooks",   "start_hooks", "erase_on_delete",
-					    "rekey_every_days", NULL };
+	static const char *const keys[] = {
+		"name",	     "device",	   "kms",	  "key_id",	     "required",
+		"on_revoke", "stop_hooks", "start_hooks", "erase_on_delete", "rekey_every_days",
+		NULL};
 	struct volume_config *vol = &cfg->volumes[i];
 	const char *name = NULL, *device = NULL, *kms = NULL, *key_id = NULL;
 	char path[32];
@@ -192,22 +201,24 @@ static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct j
 	    (r = jx_uint(obj, path, "rekey_every_days", 0, 3650, &vol->rekey_every_days, e)) < 0 ||
 	    (r = parse_hooks(obj, path, "stop_hooks", &vol->stop_hooks, &vol->n_stop_hooks, e)) <
 		    0 ||
-	    (r = parse_hooks(obj, path, "start_hooks", &vol->start_hooks, &vol->n_start_hooks,
-			     e)) < 0)
+	    (r = parse_hooks(obj, path, "start_hooks", &vol->start_hooks, &vol->n_start_hooks, e)) <
+		    0)
 		return r;
 	if (!volume_name_valid(name))
 		return jx_fail(e, "%s.name: \"%s\" must be 1-%d characters of A-Z a-z 0-9 . _ -",
 			       path, name, VOLUME_NAME_MAX);
 	if (device[0] != '/' && strncmp(device, "UUID=", 5) && strncmp(device, "PARTUUID=", 9) &&
 	    strncmp(device, "LABEL=", 6))
-		return jx_fail(e, "%s.device: \"%s\" must be a path, UUID=, PARTUUID= or LABEL=",
-			       path, device);
+		return jx_fail(e,
+			       "%s.device: \"%s\" must be a path, UUID=, PARTUUID= or LABEL=", path,
+			       device);
 	vol->kms = config_find_kms(cfg, kms);
 	if (!vol->kms)
 		return jx_fail(e, "%s.kms: no KMS named \"%s\" under \"kms\"", path, kms);
 	for (size_t j = 0; j < i; j++) {
 		if (strcmp(cfg->volumes[j].name, name) == 0)
-			return jx_fail(e, "%s.name: \"%s\" is also volumes[%zu].name", path, name, j);
+			return jx_fail(e, "%s.name: \"%s\" is also volumes[%zu].name", path, name,
+				       j);
 		if (strcmp(cfg->volumes[j].device, device) == 0)
 			return jx_fail(e, "%s.device: \"%s\" is also volumes[%zu].device", path,
 				       device, j);
@@ -234,7 +245,7 @@ static int parse_ids(json_t *rule, const char *path, const char *key, bool users
 	*ret = calloc(json_array_size(list) + 1, users ? sizeof(uid_t) : sizeof(gid_t));
 	if (!*ret)
 		return -ENOMEM;
-	json_array_foreach(list, i, v) {
+	json_array_foreach (list, i, v) {
 		const char *name = json_string_value(v);
 		struct passwd *pw = users && name ? getpwnam(name) : NULL;
 		struct group *gr = !users && name ? getgrnam(name) : NULL;
@@ -256,7 +267,7 @@ static int parse_ids(json_t *rule, const char *path, const char *key, bool users
 
 static int parse_policy(json_t *list, struct keyd_config *cfg, struct jx_error *e)
 {
-	static const char *const keys[] = { "users", "groups", "operations", "volumes", NULL };
+	static const char *const keys[] = {"users", "groups", "operations", "volumes", NULL};
 	json_t *rule;
 	size_t i;
 
@@ -268,7 +279,7 @@ static int parse_policy(json_t *list, struct keyd_config *cfg, struct jx_error *
 	cfg->policy = calloc(json_array_size(list) + 1, sizeof(*cfg->policy));
 	if (!cfg->policy)
 		return -ENOMEM;
-	json_array_foreach(list, i, rule) {
+	json_array_foreach (list, i, rule) {
 		struct policy_rule *p = &cfg->policy[i];
 		json_t *ops = json_object_get(rule, "operations"), *vols, *v;
 		char path[48];
@@ -278,22 +289,28 @@ static int parse_policy(json_t *list, struct keyd_config *cfg, struct jx_error *
 		cfg->n_policy = i + 1;
 		snprintf(path, sizeof(path), "control.policy[%zu]", i);
 		if ((r = jx_only_keys(rule, path, keys, e)) < 0 ||
-		    (r = parse_ids(rule, path, "users", true, (void **)&p->uids, &p->n_uids, e)) < 0 ||
-		    (r = parse_ids(rule, path, "groups", false, (void **)&p->gids, &p->n_gids, e)) < 0)
+		    (r = parse_ids(rule, path, "users", true, (void **)&p->uids, &p->n_uids, e)) <
+			    0 ||
+		    (r = parse_ids(rule, path, "groups", false, (void **)&p->gids, &p->n_gids, e)) <
+			    0)
 			return r;
 		if (!p->n_uids && !p->n_gids)
 			return jx_fail(e, "%s: names no users and no groups", path);
 		if (!json_is_array(ops) || json_array_size(ops) == 0)
 			return jx_fail(e, "%s.operations: must be a non-empty array", path);
-		json_array_foreach(ops, j, v) {
+		json_array_foreach (ops, j, v) {
 			int op = -1;
 
 			for (int o = 0; o < _CONTROL_OP_MAX; o++)
-				if (json_is_string(v) && !strcmp(json_string_value(v), control_op_names[o]))
+				if (json_is_string(v) &&
+				    !strcmp(json_string_value(v), control_op_names[o]))
 					op = o;
 			if (op < 0)
-				return jx_fail(e, "%s.operations[%zu]: not one of status, unlock, lock, "
-						  "suspend, resume, release", path, j);
+				return jx_fail(
+					e,
+					"%s.operations[%zu]: not one of status, unlock, lock, "
+					"suspend, resume, release",
+					path, j);
 			p->ops |= 1u << op;
 		}
 		vols = json_object_get(rule, "volumes");
@@ -304,9 +321,10 @@ static int parse_policy(json_t *list, struct keyd_config *cfg, struct jx_error *
 		p->volumes = calloc(json_array_size(vols) + 1, sizeof(char *));
 		if (!p->volumes)
 			return -ENOMEM;
-		json_array_foreach(vols, j, v) {
+		json_array_foreach (vols, j, v) {
 			if (!json_is_string(v) || !volume_name_valid(json_string_value(v)))
-				return jx_fail(e, "%s.volumes[%zu]: must be a volume name", path, j);
+				return jx_fail(e, "%s.volumes[%zu]: must be a volume name", path,
+					       j);
 			p->volumes[j] = strdup(json_string_value(v));
 			p->n_volumes = j + 1;
 			if (!p->volumes[j])
@@ -318,7 +336,7 @@ static int parse_policy(json_t *list, struct keyd_config *cfg, struct jx_error *
 
 static int parse_control(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
 {
-	static const char *const keys[] = { "socket", "group", "policy", NULL };
+	static const char *const keys[] = {"socket", "group", "policy", NULL};
 	const char *sock = "/run/keyd/keyd.sock", *group = "keyd";
 	int r;
 
@@ -337,7 +355,7 @@ static int parse_control(json_t *obj, struct keyd_config *cfg, struct jx_error *
 
 static int parse_lifecycle(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
 {
-	static const char *const keys[] = { "poll_interval_s", "max_key_cache_age_s", NULL };
+	static const char *const keys[] = {"poll_interval_s", "max_key_cache_age_s", NULL};
 	int r;
 
 	cfg->poll_interval_s = 300;
@@ -345,8 +363,8 @@ static int parse_lifecycle(json_t *obj, struct keyd_config *cfg, struct jx_error
 	if (!obj)
 		return 0;
 	if ((r = jx_only_keys(obj, "lifecycle", keys, e)) < 0 ||
-	    (r = jx_uint(obj, "lifecycle", "poll_interval_s", 0, 86400, &cfg->poll_interval_s,
-			 e)) < 0 ||
+	    (r = jx_uint(obj, "lifecycle", "poll_interval_s", 0, 86400, &cfg->poll_interval_s, e)) <
+		    0 ||
 	    (r = jx_uint(obj, "lifecycle", "max_key_cache_age_s", 1, 7 * 86400,
 			 &cfg->max_key_cache_age_s, e)) < 0)
 		return r;
@@ -355,7 +373,7 @@ static int parse_lifecycle(json_t *obj, struct keyd_config *cfg, struct jx_error
 
 static int parse_audit(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
 {
-	static const char *const keys[] = { "path", "node_key_file", NULL };
+	static const char *const keys[] = {"path", "node_key_file", NULL};
 	const char *path = AUDIT_PATH_DEFAULT, *key = SIGN_KEY_PATH_DEFAULT;
 	int r;
 
@@ -372,10 +390,12 @@ static int parse_audit(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
 
 static int config_parse(json_t *root, struct keyd_config *cfg, struct jx_error *e)
 {
-	static const char *const keys[] = { "kms",	 "volumes",  "control",	 "unlock", "discover",
-					    "lifecycle", "callback", "audit",	 NULL };
-	struct kms_retry retry = { .try_timeout_ms = 10000, .backoff_min_ms = 500,
-				   .backoff_max_ms = 30000, .deadline_ms = 600000 };
+	static const char *const keys[] = {"kms",	"volumes",  "control", "unlock", "discover",
+					   "lifecycle", "callback", "audit",   NULL};
+	struct kms_retry retry = {.try_timeout_ms = 10000,
+				  .backoff_min_ms = 500,
+				  .backoff_max_ms = 30000,
+				  .deadline_ms = 600000};
 	json_t *vols;
 	int r;
 

@@ -12,10 +12,10 @@
 #include "kms.h"
 
 #define CONFIG_PATH_DEFAULT "/etc/keyd/keyd.json"
-#define CONFIG_SIZE_MAX (1024 * 1024)
-#define VOLUME_NAME_MAX 64
-#define VOLUMES_MAX 1024
-#define DEVICE_SPEC_MAX 1024
+#define CONFIG_SIZE_MAX	    (1024 * 1024)
+#define VOLUME_NAME_MAX	    64
+#define VOLUMES_MAX	    1024
+#define DEVICE_SPEC_MAX	    1024
 
 enum on_revoke {
 	ON_REVOKE_CLOSE,
@@ -24,7 +24,7 @@ enum on_revoke {
 };
 extern const char *const on_revoke_names[]; /* NULL-terminated, indexed by enum on_revoke */
 
-#define HOOKS_MAX 8
+#define HOOKS_MAX     8
 #define HOOK_ARGS_MAX 32
 
 /* A command run without a shell: argv[0] is an absolute path. */
@@ -43,7 +43,7 @@ struct volume_config {
 	size_t n_stop_hooks;
 	struct hook *start_hooks; /* after the volume is back (start PostgreSQL) */
 	size_t n_start_hooks;
-	bool erase_on_delete; /* a deleted root key also destroys the keyd keyslot here */
+	bool erase_on_delete;	   /* a deleted root key also destroys the keyd keyslot here */
 	uint64_t rekey_every_days; /* scheduled re-key; 0 = never */
 };
 
@@ -81,15 +81,15 @@ struct keyd_config {
 	struct volume_config *volumes;
 	size_t n_volumes;
 	char *socket_path;
-	char *control_group; /* read-only access to the control socket */
+	char *control_group;	    /* read-only access to the control socket */
 	struct policy_rule *policy; /* beyond root (all) and control_group (status) */
 	size_t n_policy;
-	bool discover;       /* also unlock LUKS2 devices carrying a keyd token */
-	uint64_t poll_interval_s;     /* key state polling; 0 = off */
-	uint64_t max_key_cache_age_s; /* on_revoke when the KMS was unreachable this long */
+	bool discover;			  /* also unlock LUKS2 devices carrying a keyd token */
+	uint64_t poll_interval_s;	  /* key state polling; 0 = off */
+	uint64_t max_key_cache_age_s;	  /* on_revoke when the KMS was unreachable this long */
 	struct callback_config *callback; /* NULL: no event endpoint */
-	char *audit_path;    /* the tamper-evident audit log */
-	char *node_key_file; /* Ed25519 key that signs its checkpoints */
+	char *audit_path;		  /* the tamper-evident audit log */
+	char *node_key_file;		  /* Ed25519 key that signs its checkpoints */
 };
 
 /* Loads and validates. On any failure e->msg says why; for a bad value it names the JSON

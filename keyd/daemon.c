@@ -2,32 +2,33 @@
 /* Daemon core: one worker thread per volume unlocks in parallel (device lookup, KMS unwrap with
  * backoff, activation); the main loop owns systemd notification and the control API. */
 #include <blkid/blkid.h>
+#include <errno.h>
+#include <event2/thread.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/keyctl.h>
-#include <sys/ioctl.h>
-#include <sys/syscall.h>
-#include <errno.h>
-#include <event2/thread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 
 #include "api.h"
 #include "audit.h"
-#include "sign.h"
 #include "callback.h"
 #include "daemon.h"
 #include "enroll.h"
 #include "log.h"
 #include "notify.h"
 #include "rotate.h"
+#include "sign.h"
 #include "token.h"
 #include "util.h"
 
 const char *const volume_state_names[] = {
-	[VOLUME_PENDING] = "pending", [VOLUME_WAITING] = "waiting", [VOLUME_OPEN] = "open",
-	[VOLUME_VERIFIED] = "verified", [VOLUME_FAILED] = "failed", [VOLUME_LOCKED] = "locked",
+	[VOLUME_PENDING] = "pending",	  [VOLUME_WAITING] = "waiting",
+	[VOLUME_OPEN] = "open",		  [VOLUME_VERIFIED] = "verified",
+	[VOLUME_FAILED] = "failed",	  [VOLUME_LOCKED] = "locked",
 	[VOLUME_SUSPENDED] = "suspended", [VOLUME_REVOKED] = "revoked",
 	[VOLUME_RELEASED] = "released",
 };
@@ -50,7 +51,9 @@ void keyd_audit(struct keyd *k, const char *type, const char *result, json_t *su
 		object = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "volume", v->name, "device",
 				   v->device[0] ? v->device : v->device_spec, "luks_uuid", v->uuid,
 				   "kms", v->kms->name, "key_id",
-				   v->token_key_id[0] ? v->token_key_id : v->key_id ? v->key_id : "",
+				   v->token_key_id[0] ? v->token_key_id
+				   : v->key_id	      ? v->key_id
+						      : "",
 				   "key_version", v->key_version);
 		pthread_mutex_unlock(&k->lock);
 	}
@@ -164,11 +167,14 @@ static void *unlock_worker(void *u)
 	snprintf(v->device, sizeof(v->device), "%s", dev);
 	pthread_mutex_unlock(&k->lock);
 
-	r = volume_unlock(&(struct unlock_request){ .device = dev, .kms = v->kms,
-						    .expect_key_id = v->key_id,
-						    .name = k->dm ? v->name : NULL, .converge = true,
-						    .wait = on_kms_wait, .userdata = a,
-						    .stop = &k->stop },
+	r = volume_unlock(&(struct unlock_request){.device = dev,
+						   .kms = v->kms,
+						   .expect_key_id = v->key_id,
+						   .name = k->dm ? v->name : NULL,
+						   .converge = true,
+						   .wait = on_kms_wait,
+						   .userdata = a,
+						   .stop = &k->stop},
 			  &res, err, sizeof(err));
 	if (r >= 0 && res.rewrapped.wdek)
 		store_rewrapped(k, v, dev, &res);
@@ -197,8 +203,8 @@ static void *unlock_worker(void *u)
 		keyd_set_state(k, v, VOLUME_OPEN, NULL);
 	} else {
 		snprintf(err, sizeof(err),
-			 "key unwrapped and keyslot %d verified, but not activated: %s", res.keyslot,
-			 k->dm_why);
+			 "key unwrapped and keyslot %d verified, but not activated: %s",
+			 res.keyslot, k->dm_why);
 		log_warning("%s: %s", v->name, err);
 		keyd_set_state(k, v, VOLUME_VERIFIED, err);
 	}
@@ -228,7 +234,7 @@ int keyd_unlock_start(struct keyd *k, struct volume *v)
 	a = malloc(sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	*a = (struct worker_arg){ .k = k, .v = v };
+	*a = (struct worker_arg){.k = k, .v = v};
 	v->attempts = 0;
 	v->state = VOLUME_PENDING;
 	v->worker_running = true;
@@ -266,8 +272,8 @@ int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize
  * named "cryptsetup:<UUID>-d<segment>"; any left linked in a keyring keyd can reach goes. */
 static int drop_keyring_keys(const char *uuid)
 {
-	static const long rings[] = { KEY_SPEC_THREAD_KEYRING, KEY_SPEC_PROCESS_KEYRING,
-				      KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING };
+	static const long rings[] = {KEY_SPEC_THREAD_KEYRING, KEY_SPEC_PROCESS_KEYRING,
+				     KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
 	int dropped = 0;
 
 	for (int seg = 0; seg < 4; seg++) {
@@ -319,7 +325,8 @@ int keyd_release_volume(struct keyd *k, struct volume *v, char *err, size_t errs
 				"keyring_keys_removed", keys, "buffers_flushed", flushed);
 	pthread_mutex_unlock(&v->op_lock);
 	log_notice("%s: released (mapping %s, %d keyring key(s) removed, buffers %s)", v->name,
-		   was_mapped ? "closed" : "was not open", keys, flushed ? "flushed" : "not flushed");
+		   was_mapped ? "closed" : "was not open", keys,
+		   flushed ? "flushed" : "not flushed");
 	return 0;
 }
 
@@ -331,9 +338,10 @@ int keyd_close_mapping(struct keyd *k, struct volume *v, char *err, size_t errsi
 	if (v->state == VOLUME_OPEN || v->state == VOLUME_SUSPENDED) {
 		r = crypt_deactivate(NULL, v->name);
 		if (r == -EBUSY) {
-			snprintf(err, errsize,
-				 "/dev/mapper/%s is in use (mounted or held open); unmount it first",
-				 v->name);
+			snprintf(
+				err, errsize,
+				"/dev/mapper/%s is in use (mounted or held open); unmount it first",
+				v->name);
 			return r;
 		}
 		if (r < 0 && r != -ENODEV) {
@@ -416,10 +424,14 @@ static int add_volume(struct keyd *k, const char *name, const char *device, stru
 {
 	struct volume *v = &k->volumes[k->n_volumes];
 
-	*v = (struct volume){ .name = strdup(name), .device_spec = strdup(device), .kms = kms,
-			      .key_id = key_id ? strdup(key_id) : NULL, .required = required,
-			      .discovered = discovered, .keyslot = -1,
-			      .since_us = now_real_us() };
+	*v = (struct volume){.name = strdup(name),
+			     .device_spec = strdup(device),
+			     .kms = kms,
+			     .key_id = key_id ? strdup(key_id) : NULL,
+			     .required = required,
+			     .discovered = discovered,
+			     .keyslot = -1,
+			     .since_us = now_real_us()};
 	pthread_mutex_init(&v->op_lock, NULL);
 	if (!v->name || !v->device_spec || (key_id && !v->key_id))
 		return -ENOMEM;
@@ -460,14 +472,16 @@ static int discover_volumes(struct keyd *k, size_t max)
 		struct jx_error je;
 		struct kms *kms;
 
-		if (luks_load(devname, &cd) < 0 || device_is_configured(k, devname, crypt_get_uuid(cd)))
+		if (luks_load(devname, &cd) < 0 ||
+		    device_is_configured(k, devname, crypt_get_uuid(cd)))
 			continue;
 		if (token_find(cd, &tok, &je) <= 0)
 			continue;
 		kms = config_find_kms(k->cfg, tok.kms);
 		if (!kms)
-			log_warning("%s: keyd token names KMS '%s', which is not configured; skipped",
-				    devname, tok.kms);
+			log_warning(
+				"%s: keyd token names KMS '%s', which is not configured; skipped",
+				devname, tok.kms);
 		else if (keyd_find_volume(k, tok.name) || !volume_name_valid(tok.name))
 			log_warning("%s: volume name '%s' is taken or invalid; skipped", devname,
 				    tok.name);
@@ -496,7 +510,7 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg)
 	EVP_PKEY *node_key = NULL;
 	int r;
 
-	*k = (struct keyd){ .cfg = cfg };
+	*k = (struct keyd){.cfg = cfg};
 	pthread_mutex_init(&k->lock, NULL);
 	k->dm = luks_dm_available(k->dm_why, sizeof(k->dm_why));
 	if (!k->dm)
@@ -556,7 +570,8 @@ int keyd_run(struct keyd *k)
 		int r = keyd_unlock_start(k, &k->volumes[i]);
 
 		if (r < 0)
-			log_error_errno(r, "%s: cannot start unlock worker: %m", k->volumes[i].name);
+			log_error_errno(r, "%s: cannot start unlock worker: %m",
+					k->volumes[i].name);
 	}
 	pthread_mutex_unlock(&k->lock);
 	/* With nothing to wait for, readiness is immediate. */

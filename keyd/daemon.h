@@ -14,14 +14,14 @@
 #include "luks.h"
 
 enum volume_state {
-	VOLUME_PENDING,  /* not tried yet */
-	VOLUME_WAITING,  /* waiting for its device or its KMS */
-	VOLUME_OPEN,     /* mapping active */
+	VOLUME_PENDING,	 /* not tried yet */
+	VOLUME_WAITING,	 /* waiting for its device or its KMS */
+	VOLUME_OPEN,	 /* mapping active */
 	VOLUME_VERIFIED, /* key unwrapped and keyslot checked, but no device-mapper to map it */
 	VOLUME_FAILED,
 	VOLUME_LOCKED,
 	VOLUME_SUSPENDED, /* I/O frozen and the key dropped from the kernel (revocation) */
-	VOLUME_REVOKED,   /* closed, or never opened, because its root key was revoked */
+	VOLUME_REVOKED,	  /* closed, or never opened, because its root key was revoked */
 	VOLUME_RELEASED,  /* decommissioned: closed, key material dropped, never unlocked again */
 	_VOLUME_STATE_MAX,
 };
@@ -48,10 +48,10 @@ struct volume {
 	int keyslot;
 	char key_version[KMS_VERSION_MAX + 1];
 	char token_key_id[KMS_KEY_ID_MAX + 1]; /* the key the token names (set by unlock) */
-	bool revoked;     /* on_revoke applied; cleared when the key is back */
+	bool revoked;			       /* on_revoke applied; cleared when the key is back */
 	bool revoked_by_age; /* ... because the KMS was silent past max_key_cache_age */
-	bool was_open;    /* open when revoked: start hooks run when it comes back */
-	bool shredded;    /* its root key was deleted */
+	bool was_open;	     /* open when revoked: start hooks run when it comes back */
+	bool shredded;	     /* its root key was deleted */
 	char error[VOLUME_ERR_MAX];
 	char step[32];
 	unsigned attempts;
@@ -78,7 +78,7 @@ struct keyd {
 	char dm_why[256];
 	bool ready;
 	uint64_t started_us; /* monotonic, when the first unlock pass began */
-	bool pass_done;      /* the first unlock pass has been reported */
+	bool pass_done;	     /* the first unlock pass has been reported */
 	volatile bool stop;
 };
 

@@ -23,10 +23,9 @@ static void new_uuid(char *buf, size_t size)
 	RAND_bytes(u, sizeof(u));
 	u[6] = (u[6] & 0x0f) | 0x40; /* version 4 */
 	u[8] = (u[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-	snprintf(buf, size,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-		 u[14], u[15]);
+	snprintf(buf, size, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
 }
 
 /* Puts a freshly formatted header back to blank: the device was blank before we began. */
@@ -44,13 +43,12 @@ static int now_token_time(char *buf, size_t size)
 	return 0;
 }
 
-int enroll(const struct enroll_request *req, struct enroll_result *res, char *err,
-	   size_t errsize)
+int enroll(const struct enroll_request *req, struct enroll_result *res, char *err, size_t errsize)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_secure_ uint8_t *dek = NULL;
-	struct kms_wrapped w = { 0 };
-	struct keyd_token tok = { .id = CRYPT_ANY_TOKEN }, old = { .id = -1 };
+	struct kms_wrapped w = {0};
+	struct keyd_token tok = {.id = CRYPT_ANY_TOKEN}, old = {.id = -1};
 	struct kms_error ke;
 	struct jx_error je;
 	struct unlock_result ur;
@@ -58,7 +56,7 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 	bool formatted = false;
 	int slot = -1, token = -1, r;
 
-	*res = (struct enroll_result){ .keyslot = -1, .token = -1 };
+	*res = (struct enroll_result){.keyslot = -1, .token = -1};
 
 	/* 1. The header: an existing LUKS2 one, or a UUID of our own for a blank device so the
 	 *    DEK can be wrapped (bound to it) before anything is written. */
@@ -70,12 +68,13 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 			_cleanup_crypt_ struct crypt_device *probe = NULL;
 
 			if (luks_load(req->device, &probe) < 0)
-				return fail(err, errsize, -EEXIST,
-					    "format: %s holds a LUKS signature that libcryptsetup "
-					    "cannot read (a format interrupted mid-write?); check it, "
-					    "and if it holds nothing, wipe it (wipefs -a %s) and "
-					    "enroll again",
-					    req->device, req->device);
+				return fail(
+					err, errsize, -EEXIST,
+					"format: %s holds a LUKS signature that libcryptsetup "
+					"cannot read (a format interrupted mid-write?); check it, "
+					"and if it holds nothing, wipe it (wipefs -a %s) and "
+					"enroll again",
+					req->device, req->device);
 			/* An enrollment interrupted before its first keyslot leaves a header
 			 * with, at most, a pending token: roll that back, then it holds nothing. */
 			if (token_converge(probe, req->device, req->kms, err, errsize) >= 0 &&
@@ -85,10 +84,11 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 				goto enrolled;
 		}
 		if (r > 0)
-			return fail(err, errsize, -EEXIST,
-				    "format: %s is not blank (found: %s); refusing to overwrite it. "
-				    "Wipe it first, or enroll it without --format if it is LUKS2",
-				    req->device, sigs);
+			return fail(
+				err, errsize, -EEXIST,
+				"format: %s is not blank (found: %s); refusing to overwrite it. "
+				"Wipe it first, or enroll it without --format if it is LUKS2",
+				req->device, sigs);
 		r = crypt_init(&cd, req->device);
 		if (r < 0)
 			return fail(err, errsize, r, "open %s: %s", req->device, strerror(-r));
@@ -96,10 +96,11 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 	} else {
 		r = luks_load(req->device, &cd);
 		if (r == -EMEDIUMTYPE)
-			return fail(err, errsize, r,
-				    "read header: %s holds no LUKS2 header (use --format for a blank "
-				    "device; LUKS1 must be converted with cryptsetup convert first)",
-				    req->device);
+			return fail(
+				err, errsize, r,
+				"read header: %s holds no LUKS2 header (use --format for a blank "
+				"device; LUKS1 must be converted with cryptsetup convert first)",
+				req->device);
 		if (r < 0)
 			return fail(err, errsize, r, "read header of %s: %s", req->device,
 				    strerror(-r));
@@ -111,7 +112,7 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 			return fail(err, errsize, r, "read header: %s",
 				    r == -EINVAL ? je.msg : strerror(-r));
 		if (r > 0 && old.id >= 0) {
-enrolled:
+		enrolled:
 			fail(err, errsize, -EEXIST,
 			     "read header: %s is already enrolled (token %d, keyslot %d, KMS '%s', "
 			     "key %s); rotate it instead of enrolling again",
@@ -120,10 +121,11 @@ enrolled:
 			return -EEXIST;
 		}
 		if (!req->auth)
-			return fail(err, errsize, -ENOKEY,
-				    "authorise: %s is LUKS2 already: give an existing passphrase or "
-				    "key file (--key-file FILE, or - for standard input)",
-				    req->device);
+			return fail(
+				err, errsize, -ENOKEY,
+				"authorise: %s is LUKS2 already: give an existing passphrase or "
+				"key file (--key-file FILE, or - for standard input)",
+				req->device);
 		/* Checked before anything is written, so a wrong one changes no byte. */
 		r = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, (const char *)req->auth,
 						 req->auth_len, 0);
@@ -157,7 +159,7 @@ enrolled:
 		goto out;
 	}
 	if (req->format) {
-		struct crypt_params_luks2 p = { .sector_size = LUKS_SECTOR_SIZE };
+		struct crypt_params_luks2 p = {.sector_size = LUKS_SECTOR_SIZE};
 
 		r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", res->uuid, NULL, 64, &p);
 		if (r < 0) {
@@ -173,12 +175,18 @@ enrolled:
 	}
 
 	now_token_time(now, sizeof(now));
-	tok = (struct keyd_token){ .id = CRYPT_ANY_TOKEN, .keyslot = -1, .state = TOKEN_PENDING,
-				   .generation = 1, .name = (char *)req->name,
-				   .provider = (char *)req->kms->provider->name,
-				   .kms = req->kms->name, .key_id = (char *)req->key_id,
-				   .key_version = w.key_version, .wdek = w.wdek, .aad = aad,
-				   .created = now };
+	tok = (struct keyd_token){.id = CRYPT_ANY_TOKEN,
+				  .keyslot = -1,
+				  .state = TOKEN_PENDING,
+				  .generation = 1,
+				  .name = (char *)req->name,
+				  .provider = (char *)req->kms->provider->name,
+				  .kms = req->kms->name,
+				  .key_id = (char *)req->key_id,
+				  .key_version = w.key_version,
+				  .wdek = w.wdek,
+				  .aad = aad,
+				  .created = now};
 	r = token_write(cd, &tok);
 	if (r < 0) {
 		fail(err, errsize, r, "write token: %s", strerror(-r));
@@ -191,12 +199,10 @@ enrolled:
 						    LUKS_DEK_LEN);
 	else
 		r = crypt_keyslot_add_by_passphrase(cd, CRYPT_ANY_SLOT, (const char *)req->auth,
-						    req->auth_len, (const char *)dek,
-						    LUKS_DEK_LEN);
+						    req->auth_len, (const char *)dek, LUKS_DEK_LEN);
 	if (r < 0) {
 		fail(err, errsize, r, "add keyslot: %s",
-		     r == -EPERM ? "the passphrase or key file opens no keyslot"
-				 : strerror(-r));
+		     r == -EPERM ? "the passphrase or key file opens no keyslot" : strerror(-r));
 		goto out;
 	}
 	slot = tok.keyslot = r;
@@ -208,8 +214,9 @@ enrolled:
 	}
 
 	/* 4. Proof: read the header back from disk, unwrap through the KMS, open the keyslot. */
-	r = volume_unlock(&(struct unlock_request){ .device = req->device, .kms = req->kms,
-						    .expect_key_id = req->key_id },
+	r = volume_unlock(&(struct unlock_request){.device = req->device,
+						   .kms = req->kms,
+						   .expect_key_id = req->key_id},
 			  &ur, err, errsize);
 	if (r < 0) {
 		char inner[ENROLL_ERR_MAX];
@@ -220,8 +227,9 @@ enrolled:
 	}
 	kms_wrapped_done(&ur.rewrapped);
 	if (ur.keyslot != slot || ur.token != token) {
-		r = fail(err, errsize, -EIO, "verify round trip: found token %d/keyslot %d, wrote %d/%d",
-			 ur.token, ur.keyslot, token, slot);
+		r = fail(err, errsize, -EIO,
+			 "verify round trip: found token %d/keyslot %d, wrote %d/%d", ur.token,
+			 ur.keyslot, token, slot);
 		goto out;
 	}
 	res->keyslot = slot;
@@ -255,14 +263,14 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 	size_t dek_len = 0;
 	int r;
 
-	*res = (struct unlock_result){ .keyslot = -1, .token = -1 };
+	*res = (struct unlock_result){.keyslot = -1, .token = -1};
 	uint64_t t0 = now_mono_us();
 	/* Each step's start is logged at debug level with the time since the first. */
-#define STEP(s)                                                                            \
-	do {                                                                               \
-		snprintf(res->step, sizeof(res->step), "%s", s);                           \
-		log_debug("%s: %s (+%.2f ms)", req->device, s,                             \
-			  (double)(now_mono_us() - t0) / 1000);                             \
+#define STEP(s)                                                                                    \
+	do {                                                                                       \
+		snprintf(res->step, sizeof(res->step), "%s", s);                                   \
+		log_debug("%s: %s (+%.2f ms)", req->device, s,                                     \
+			  (double)(now_mono_us() - t0) / 1000);                                    \
 	} while (0)
 	STEP("read header");
 	r = luks_load(req->device, &cd);
@@ -348,8 +356,10 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 		r = luks_activate(cd, req->name, tok.keyslot, dek, dek_len, 0);
 	if (r < 0) {
 		fail(err, errsize, r, "%s keyslot %d of %s: %s",
-		     req->resume ? "resuming" : req->name ? "activating" : "checking", tok.keyslot,
-		     req->device,
+		     req->resume ? "resuming"
+		     : req->name ? "activating"
+				 : "checking",
+		     tok.keyslot, req->device,
 		     r == -EPERM ? "the unwrapped key does not open it" : strerror(-r));
 		goto out;
 	}

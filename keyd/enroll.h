@@ -17,7 +17,7 @@ struct enroll_request {
 	struct kms *kms;
 	const char *key_id;
 	const char *name; /* volume name for the token */
-	bool format;      /* blank device: create LUKS2 first */
+	bool format;	  /* blank device: create LUKS2 first */
 	/* Existing LUKS2 device: a passphrase or key file content authorising the new slot. */
 	const uint8_t *auth;
 	size_t auth_len;
@@ -31,19 +31,18 @@ struct enroll_result {
 };
 
 /* Returns -errno; err says which step failed and why ("wrap with KMS 'x': ..."). */
-int enroll(const struct enroll_request *req, struct enroll_result *res, char *err,
-	   size_t errsize);
+int enroll(const struct enroll_request *req, struct enroll_result *res, char *err, size_t errsize);
 
 /* Unwraps the keyd token of the LUKS2 device at @path with @kms and opens its keyslot:
  * as mapping @name, or check-only when @name is NULL. The shared unlock path of keyd and the
  * enroll round-trip proof. */
 struct unlock_request {
 	const char *device;
-	struct kms *kms;          /* must match the token's KMS name */
+	struct kms *kms;	   /* must match the token's KMS name */
 	const char *expect_key_id; /* NULL: accept the token's */
-	const char *name;         /* NULL: check only */
-	bool converge;            /* first finish or roll back an interrupted enroll/re-key */
-	bool resume;              /* resume the suspended mapping @name instead of activating */
+	const char *name;	   /* NULL: check only */
+	bool converge;		   /* first finish or roll back an interrupted enroll/re-key */
+	bool resume;		   /* resume the suspended mapping @name instead of activating */
 	kms_wait_fn wait;
 	void *userdata;
 	const volatile bool *stop;

@@ -16,9 +16,9 @@ static const struct {
 	const char *name;
 	enum event_type type;
 } event_words[] = {
-	{ "rotate", EVENT_ROTATE },   { "disable", EVENT_DISABLE }, { "suspend", EVENT_DISABLE },
-	{ "enable", EVENT_ENABLE },   { "delete", EVENT_DELETE },   { "destroy", EVENT_DELETE },
-	{ "restore", EVENT_RESTORE },
+	{"rotate", EVENT_ROTATE},   {"disable", EVENT_DISABLE}, {"suspend", EVENT_DISABLE},
+	{"enable", EVENT_ENABLE},   {"delete", EVENT_DELETE},	{"destroy", EVENT_DELETE},
+	{"restore", EVENT_RESTORE},
 };
 
 int event_type_from_string(const char *s, enum event_type *ret)

@@ -8,7 +8,7 @@
 
 #include "kms.h"
 
-#define EVENT_ID_MAX 128
+#define EVENT_ID_MAX	 128
 #define EVENT_SOURCE_MAX 64
 
 enum event_type {
@@ -30,12 +30,12 @@ enum event_origin {
 struct event {
 	enum event_type type;
 	enum event_origin origin;
-	char id[EVENT_ID_MAX + 1];          /* the sender's event id ("" if none) */
-	char kms[KMS_NAME_MAX + 1];         /* configured KMS name; "" = any KMS holding key_id */
+	char id[EVENT_ID_MAX + 1];  /* the sender's event id ("" if none) */
+	char kms[KMS_NAME_MAX + 1]; /* configured KMS name; "" = any KMS holding key_id */
 	char key_id[KMS_KEY_ID_MAX + 1];
 	char key_version[KMS_VERSION_MAX + 1]; /* new version for rotate, if given */
-	char source[EVENT_SOURCE_MAX + 1];  /* peer address, "poll", or "uid N" */
-	uint64_t time_us;                   /* wall clock of the event (sender's, or ours) */
+	char source[EVENT_SOURCE_MAX + 1];     /* peer address, "poll", or "uid N" */
+	uint64_t time_us;		       /* wall clock of the event (sender's, or ours) */
 };
 
 /* Parses "rotate", "disable"/"suspend", "enable", "delete"/"destroy", "restore".

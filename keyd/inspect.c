@@ -19,8 +19,9 @@ static int id_num(const char *s)
 }
 
 /* The keyd token fields shown to people; the WDEK is ciphertext but long: shown as length. */
-static const char *const token_fields[] = { "name", "provider", "kms", "key_id", "key_version", "state", "generation",
-					    "aad", "created", "updated", NULL };
+static const char *const token_fields[] = {"name",	  "provider", "kms",	    "key_id",
+					   "key_version", "state",    "generation", "aad",
+					   "created",	  "updated",  NULL};
 
 static json_t *describe_token(const char *id, json_t *t)
 {
@@ -37,7 +38,8 @@ static json_t *describe_token(const char *id, json_t *t)
 			if (json_object_get(t, *f))
 				json_object_set(o, *f, json_object_get(t, *f));
 		if (json_is_string(w))
-			json_object_set_new(o, "wdek_length", json_integer((json_int_t)json_string_length(w)));
+			json_object_set_new(o, "wdek_length",
+					    json_integer((json_int_t)json_string_length(w)));
 	}
 	return o;
 }
@@ -48,11 +50,11 @@ static const char *slot_binding(json_t *tokens, const char *slot, const char **t
 	const char *id;
 	json_t *t;
 
-	json_object_foreach(tokens, id, t) {
+	json_object_foreach (tokens, id, t) {
 		size_t i;
 		json_t *s;
 
-		json_array_foreach(json_object_get(t, "keyslots"), i, s) {
+		json_array_foreach (json_object_get(t, "keyslots"), i, s) {
 			if (json_is_string(s) && strcmp(json_string_value(s), slot) == 0) {
 				*token_id = id;
 				return json_string_value(json_object_get(t, "type"));
@@ -103,7 +105,7 @@ int inspect_device(const char *path, json_t **ret, char *err, size_t errsize)
 	json_object_set_new(info, "tokens", out_tokens);
 	json_object_set_new(info, "warnings", warnings);
 
-	json_object_foreach(slots, id, v) {
+	json_object_foreach (slots, id, v) {
 		const char *tid = NULL, *binding = slot_binding(tokens, id, &tid);
 		bool kms = binding && strcmp(binding, TOKEN_TYPE) == 0;
 
@@ -117,15 +119,16 @@ int inspect_device(const char *path, json_t **ret, char *err, size_t errsize)
 			char w[256];
 
 			unbound++;
-			snprintf(w, sizeof(w),
-				 "keyslot %s is not bound to the KMS (%s%s): it still opens the volume "
-				 "after the root key is disabled or destroyed",
-				 id, binding ? "token type " : "a passphrase or key file",
-				 binding ? binding : "");
+			snprintf(
+				w, sizeof(w),
+				"keyslot %s is not bound to the KMS (%s%s): it still opens the volume "
+				"after the root key is disabled or destroyed",
+				id, binding ? "token type " : "a passphrase or key file",
+				binding ? binding : "");
 			json_array_append_new(warnings, json_string(w));
 		}
 	}
-	json_object_foreach(tokens, id, v)
+	json_object_foreach (tokens, id, v)
 		json_array_append_new(out_tokens, describe_token(id, v));
 	json_object_set_new(info, "unbound_keyslots", json_integer(unbound));
 	*ret = json_incref(info);
@@ -143,7 +146,7 @@ void inspect_print(json_t *info)
 	       json_string_value(json_object_get(info, "cipher")),
 	       json_integer_value(json_object_get(info, "sector_size")));
 	printf("Keyslots:\n");
-	json_array_foreach(json_object_get(info, "keyslots"), i, v) {
+	json_array_foreach (json_object_get(info, "keyslots"), i, v) {
 		json_t *tok = json_object_get(v, "token");
 
 		printf("  %2lld  %-9s ", json_integer_value(json_object_get(v, "slot")),
@@ -157,7 +160,7 @@ void inspect_print(json_t *info)
 			printf("passphrase/key file  NOT BOUND TO THE KMS\n");
 	}
 	printf("Tokens:\n");
-	json_array_foreach(json_object_get(info, "tokens"), i, v) {
+	json_array_foreach (json_object_get(info, "tokens"), i, v) {
 		const char *type = json_string_value(json_object_get(v, "type"));
 
 		printf("  %2lld  %s", json_integer_value(json_object_get(v, "id")), type);
@@ -174,6 +177,6 @@ void inspect_print(json_t *info)
 		}
 		printf("\n");
 	}
-	json_array_foreach(json_object_get(info, "warnings"), i, v)
+	json_array_foreach (json_object_get(info, "warnings"), i, v)
 		printf("WARNING: %s\n", json_string_value(v));
 }

@@ -26,7 +26,7 @@
 
 #define CTL_SECURE_HEAP (1024 * 1024)
 #define CTL_KEYFILE_MAX (64 * 1024)
-#define SOCKET_DEFAULT "/run/keyd/keyd.sock"
+#define SOCKET_DEFAULT	"/run/keyd/keyd.sock"
 
 struct ctl {
 	const char *config_path;
@@ -93,7 +93,7 @@ static void print_json(json_t *j)
  * every byte counts, a trailing newline included. */
 static int read_key_file(const char *path, uint8_t **ret, size_t *ret_n)
 {
-	struct secbuf b = { .max = CTL_KEYFILE_MAX };
+	struct secbuf b = {.max = CTL_KEYFILE_MAX};
 	_cleanup_close_ int fd = -1;
 	uint8_t chunk[4096];
 	int r = 0;
@@ -161,7 +161,9 @@ static int cmd_enroll(struct ctl *c)
 		return log_error("enroll: name a DEVICE (or a --name of the config)"), -EINVAL;
 	if (!kms_name || !key_id)
 		return log_error("enroll: --kms and --key-id are required for %s (it is not a "
-				 "volume of %s)", spec, c->config_path), -EINVAL;
+				 "volume of %s)",
+				 spec, c->config_path),
+		       -EINVAL;
 	kms = config_find_kms(c->cfg, kms_name);
 	if (!kms)
 		return log_error("enroll: no KMS named '%s' in %s", kms_name, c->config_path),
@@ -175,34 +177,42 @@ static int cmd_enroll(struct ctl *c)
 	if (!name)
 		name = basename(dev);
 	if (!volume_name_valid(name))
-		return log_error("enroll: volume name '%s' must be 1-%d characters of A-Z a-z 0-9 . _ -",
-				 name, VOLUME_NAME_MAX), -EINVAL;
+		return log_error(
+			       "enroll: volume name '%s' must be 1-%d characters of A-Z a-z 0-9 . _ -",
+			       name, VOLUME_NAME_MAX),
+		       -EINVAL;
 	if (c->key_file) {
 		r = read_key_file(c->key_file, &auth, &auth_len);
 		if (r < 0)
-			return log_error_errno(r, "enroll: cannot read key file %s: %m", c->key_file);
+			return log_error_errno(r, "enroll: cannot read key file %s: %m",
+					       c->key_file);
 	}
 
-	r = enroll(&(struct enroll_request){ .device = dev, .kms = kms, .key_id = key_id,
-					     .name = name, .format = c->format, .auth = auth,
-					     .auth_len = auth_len },
+	r = enroll(&(struct enroll_request){.device = dev,
+					    .kms = kms,
+					    .key_id = key_id,
+					    .name = name,
+					    .format = c->format,
+					    .auth = auth,
+					    .auth_len = auth_len},
 		   &res, err, sizeof(err));
 	{
-		json_auto_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b}", "volume", name,
-					   "device", dev, "luks_uuid", res.uuid, "kms", kms->name,
-					   "key_id", key_id, "key_version", res.key_version,
-					   "keyslot", res.keyslot, "formatted", c->format);
+		json_auto_t *o = json_pack(
+			"{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b}", "volume", name, "device", dev,
+			"luks_uuid", res.uuid, "kms", kms->name, "key_id", key_id, "key_version",
+			res.key_version, "keyslot", res.keyslot, "formatted", c->format);
 
 		ctl_audit(c, "volume.enroll", r, o, r < 0 ? err : NULL);
 	}
 	if (r < 0)
-		return log_error("enroll %s failed at step %s; the device is unchanged", dev, err), r;
+		return log_error("enroll %s failed at step %s; the device is unchanged", dev, err),
+		       r;
 	if (c->json) {
-		json_auto_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b}", "device",
-					   dev, "name", name, "uuid", res.uuid, "kms", kms->name,
-					   "key_id", key_id, "key_version", res.key_version,
-					   "keyslot", res.keyslot, "token", res.token, "formatted",
-					   c->format);
+		json_auto_t *j =
+			json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b}", "device", dev,
+				  "name", name, "uuid", res.uuid, "kms", kms->name, "key_id",
+				  key_id, "key_version", res.key_version, "keyslot", res.keyslot,
+				  "token", res.token, "formatted", c->format);
 		print_json(j);
 	} else {
 		printf("Enrolled %s as volume '%s': LUKS UUID %s, keyslot %d, token %d, KMS '%s' "
@@ -232,10 +242,13 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 	}
 	r = luks_load(*ret_dev, &cd);
 	if (r < 0)
-		return log_error("%s: %s", *ret_dev, r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r)), r;
+		return log_error("%s: %s", *ret_dev,
+				 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r)),
+		       r;
 	r = token_find(cd, &tok, &je);
 	if (r <= 0)
-		return log_error("%s: %s", *ret_dev, r < 0 ? je.msg : "not enrolled (no keyd token)"),
+		return log_error("%s: %s", *ret_dev,
+				 r < 0 ? je.msg : "not enrolled (no keyd token)"),
 		       r < 0 ? r : -ENOKEY;
 	*ret_kms = config_find_kms(c->cfg, tok.kms);
 	if (!*ret_kms)
@@ -259,7 +272,8 @@ static int cmd_rotate(struct ctl *c)
 	rekey = strcmp(c->rotate_mode, "rekey") == 0;
 	if (c->key_id && !rekey)
 		return log_error("rotate: --key-id moves a volume to another root key, which needs "
-				 "--rekey"), -EINVAL;
+				 "--rekey"),
+		       -EINVAL;
 	r = load_config(c);
 	if (r < 0)
 		return r;
@@ -272,17 +286,18 @@ static int cmd_rotate(struct ctl *c)
 
 		/* --key-file: a passphrase whose keyslot survives with the new volume key. */
 		if (c->key_file && (r = read_key_file(c->key_file, &keep, &keep_len)) < 0)
-			return log_error_errno(r, "rotate: cannot read key file %s: %m", c->key_file);
-		return reencrypt_command(&(struct reencrypt_request){ .device = dev, .kms = kms,
-								      .keep = keep,
-								      .keep_len = keep_len },
-					 c->json);
+			return log_error_errno(r, "rotate: cannot read key file %s: %m",
+					       c->key_file);
+		return reencrypt_command(
+			&(struct reencrypt_request){
+				.device = dev, .kms = kms, .keep = keep, .keep_len = keep_len},
+			c->json);
 	}
 	r = rekey ? volume_rekey(dev, kms, c->key_id, &res, err, sizeof(err))
 		  : volume_rewrap(dev, kms, NULL, &res, err, sizeof(err));
 	{
-		json_auto_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "device", dev,
-					   "luks_uuid", res.uuid, "kms", kms->name,
+		json_auto_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "device",
+					   dev, "luks_uuid", res.uuid, "kms", kms->name,
 					   "old_key_version", res.old_version, "new_key_version",
 					   res.new_version, "mode", c->rotate_mode, "old_keyslot",
 					   res.old_keyslot, "new_keyslot", res.new_keyslot);
@@ -295,14 +310,14 @@ static int cmd_rotate(struct ctl *c)
 		json_auto_t *j = json_pack(
 			"{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:i}", "device", dev, "mode",
 			c->rotate_mode, "uuid", res.uuid, "old_token", res.old_token, "new_token",
-			res.new_token, "old_keyslot", res.old_keyslot, "new_keyslot", res.new_keyslot,
-			"old_key_version", res.old_version, "new_key_version", res.new_version,
-			"converged", res.converged);
+			res.new_token, "old_keyslot", res.old_keyslot, "new_keyslot",
+			res.new_keyslot, "old_key_version", res.old_version, "new_key_version",
+			res.new_version, "converged", res.converged);
 		print_json(j);
 	} else if (rekey) {
 		printf("Re-keyed %s: new data key in keyslot %d (token %d), keyslot %d and token %d "
-		       "removed.\n", dev, res.new_keyslot, res.new_token, res.old_keyslot,
-		       res.old_token);
+		       "removed.\n",
+		       dev, res.new_keyslot, res.new_token, res.old_keyslot, res.old_token);
 	} else {
 		printf("Rewrapped %s: key version %s -> %s (keyslot %d unchanged).\n", dev,
 		       res.old_version[0] ? res.old_version : "-",
@@ -330,14 +345,16 @@ static int cmd_audit(struct ctl *c)
 	path = c->n_args > 1 ? c->args[1] : c->cfg->audit_path;
 	/* Checkpoints must be signed by this node's key when it can be read; else the key
 	 * embedded in the log is used and reported, to be compared by the auditor. */
-	if (access(c->cfg->node_key_file, R_OK) == 0 && sign_key_load(c->cfg->node_key_file, &key) < 0)
+	if (access(c->cfg->node_key_file, R_OK) == 0 &&
+	    sign_key_load(c->cfg->node_key_file, &key) < 0)
 		key = NULL;
 	r = audit_verify(path, key, &report, err, sizeof(err));
 	EVP_PKEY_free(key);
 	if (c->json && report)
 		print_json(report);
 	if (r < 0)
-		return log_error("audit log %s does not verify: %s", path, err[0] ? err : strerror(-r)),
+		return log_error("audit log %s does not verify: %s", path,
+				 err[0] ? err : strerror(-r)),
 		       r;
 	if (!c->json)
 		printf("%s: %lld records, %lld signed checkpoints, chain intact%s\n", path,
@@ -406,7 +423,7 @@ static int cmd_check(struct ctl *c)
 		struct volume_config *v = &c->cfg->volumes[i];
 		_cleanup_free_ char *dev = NULL;
 		_cleanup_crypt_ struct crypt_device *cd = NULL;
-		struct keyd_token tok = { .id = -1 };
+		struct keyd_token tok = {.id = -1};
 		struct jx_error je;
 		char problem[JX_ERR_MAX + 64] = "";
 
@@ -418,9 +435,10 @@ static int cmd_check(struct ctl *c)
 			snprintf(problem, sizeof(problem), "%s",
 				 r == 0 ? "LUKS2 but not enrolled (no keyd token)" : je.msg);
 		else if (strcmp(tok.kms, v->kms->name) || strcmp(tok.key_id, v->key_id))
-			snprintf(problem, sizeof(problem),
-				 "enrolled with KMS '%s' key %s, the configuration says '%s' key %s",
-				 tok.kms, tok.key_id, v->kms->name, v->key_id);
+			snprintf(
+				problem, sizeof(problem),
+				"enrolled with KMS '%s' key %s, the configuration says '%s' key %s",
+				tok.kms, tok.key_id, v->kms->name, v->key_id);
 		ok &= !problem[0];
 		json_array_append_new(json_object_get(out, "volumes"),
 				      json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "name", v->name,
@@ -436,7 +454,8 @@ static int cmd_check(struct ctl *c)
 	dm = luks_dm_available(why, sizeof(why));
 	json_object_set_new(json_object_get(out, "device_mapper"), "available", json_boolean(dm));
 	if (!dm)
-		json_object_set_new(json_object_get(out, "device_mapper"), "reason", json_string(why));
+		json_object_set_new(json_object_get(out, "device_mapper"), "reason",
+				    json_string(why));
 	json_object_set_new(out, "ok", json_boolean(ok));
 	if (c->json)
 		print_json(out);
@@ -460,19 +479,24 @@ static int daemon_call(struct ctl *c, const char *method, const char *path, json
 			c->socket = c->cfg->socket_path;
 	}
 	snprintf(url, sizeof(url), "http://keyd%s", path);
-	r = http_perform(NULL,
-			 &(struct http_request){ .method = method, .url = url,
-						 .unix_socket = c->socket, .timeout_ms = 900000,
-						 .body = strcmp(method, "POST") ? NULL : "{}",
-						 .body_len = 2,
-						 .headers = (const char *const[]){
-							 "Content-Type: application/json", NULL } },
-			 &resp, err, sizeof(err));
+	r = http_perform(
+		NULL,
+		&(struct http_request){
+			.method = method,
+			.url = url,
+			.unix_socket = c->socket,
+			.timeout_ms = 900000,
+			.body = strcmp(method, "POST") ? NULL : "{}",
+			.body_len = 2,
+			.headers = (const char *const[]){"Content-Type: application/json", NULL}},
+		&resp, err, sizeof(err));
 	if (r < 0 && access(c->socket, W_OK) < 0 && errno == EACCES)
 		return log_error("permission denied on %s: root or keyd's control group needed",
-				 c->socket), -EACCES;
+				 c->socket),
+		       -EACCES;
 	if (r < 0)
-		return log_error("cannot reach keyd at %s: %s (is keyd running?)", c->socket, err), r;
+		return log_error("cannot reach keyd at %s: %s (is keyd running?)", c->socket, err),
+		       r;
 	j = json_loadb((const char *)resp.body.data, resp.body.len, 0, NULL);
 	http_response_done(&resp);
 	if (!j)
@@ -519,7 +543,7 @@ static int cmd_status(struct ctl *c)
 	       json_is_true(json_object_get(j, "ready")) ? "ready" : "not ready",
 	       json_is_true(json_object_get(dm, "available")) ? "available" : "NOT available");
 	printf("%-16s %-9s %-20s %-10s %s\n", "VOLUME", "STATE", "DEVICE", "KMS", "DETAIL");
-	json_array_foreach(json_object_get(j, "volumes"), i, v)
+	json_array_foreach (json_object_get(j, "volumes"), i, v)
 		print_volume_line(v);
 	return 0;
 }
@@ -531,7 +555,8 @@ static int volume_action(struct ctl *c, const char *action)
 	int r;
 
 	if (!volume_name_valid(c->args[0]))
-		return log_error("%s: '%s' is not a valid volume name", action, c->args[0]), -EINVAL;
+		return log_error("%s: '%s' is not a valid volume name", action, c->args[0]),
+		       -EINVAL;
 	snprintf(path, sizeof(path), "/v1/volumes/%s/%s", c->args[0], action);
 	r = daemon_call(c, "POST", path, &j);
 	if (r < 0)
@@ -575,7 +600,8 @@ static int cmd_release(struct ctl *c)
 	rep = json_object_get(j, "released");
 	printf("Released %s: mapping %s, %lld kernel keyring key(s) removed, device buffers %s; "
 	       "keyd holds no key for it and will not unlock it again.\n",
-	       c->args[0], json_is_true(json_object_get(rep, "mapping_closed")) ? "closed" : "was not open",
+	       c->args[0],
+	       json_is_true(json_object_get(rep, "mapping_closed")) ? "closed" : "was not open",
 	       json_integer_value(json_object_get(rep, "keyring_keys_removed")),
 	       json_is_true(json_object_get(rep, "buffers_flushed")) ? "flushed" : "NOT flushed");
 	return 0;
@@ -592,28 +618,35 @@ static int cmd_resume(struct ctl *c)
 }
 
 static const struct command commands[] = {
-	{ "status", "status", "show every volume and its state", 0, 0, cmd_status },
-	{ "unlock", "unlock VOLUME", "unlock a volume through its KMS now", 1, 1, cmd_unlock },
-	{ "lock", "lock VOLUME", "close a volume's mapping", 1, 1, cmd_lock },
-	{ "release", "release VOLUME", "decommissioning: close the mapping (refused if in use), "
-	  "drop keyring keys and buffers; keyd forgets the volume's keys", 1, 1, cmd_release },
-	{ "suspend", "suspend VOLUME", "freeze a volume's I/O and drop its key from the kernel "
-	  "(as on_revoke=suspend)", 1, 1, cmd_suspend },
-	{ "resume", "resume VOLUME", "unwrap the key again and resume (or reopen) the volume", 1,
-	  1, cmd_resume },
-	{ "enroll", "enroll [DEVICE] --kms NAME --key-id ID [--name VOLUME] [--format] [--key-file F|-]",
-	  "bind a LUKS2 device to a KMS key (--format: make a blank device LUKS2 first)", 0, 1,
-	  cmd_enroll },
-	{ "rotate", "rotate --rewrap|--rekey [--key-id ID]|--reencrypt [--key-file F] VOLUME|DEVICE",
-	  "rewrap the data key to the root key's newest version, replace it (re-key), or "
-	  "re-encrypt the data with a new volume key (resumable)", 1, 1,
-	  cmd_rotate },
-	{ "audit", "audit verify [FILE]", "check the audit log's hash chain and signed checkpoints",
-	  1, 2, cmd_audit },
-	{ "inspect", "inspect DEVICE", "show the keyslots and tokens of a device, flagging keyslots "
-	  "not bound to the KMS", 1, 1, cmd_inspect },
-	{ "check", "check", "validate the config, reach every KMS, check device-mapper", 0, 0,
-	  cmd_check },
+	{"status", "status", "show every volume and its state", 0, 0, cmd_status},
+	{"unlock", "unlock VOLUME", "unlock a volume through its KMS now", 1, 1, cmd_unlock},
+	{"lock", "lock VOLUME", "close a volume's mapping", 1, 1, cmd_lock},
+	{"release", "release VOLUME",
+	 "decommissioning: close the mapping (refused if in use), "
+	 "drop keyring keys and buffers; keyd forgets the volume's keys",
+	 1, 1, cmd_release},
+	{"suspend", "suspend VOLUME",
+	 "freeze a volume's I/O and drop its key from the kernel "
+	 "(as on_revoke=suspend)",
+	 1, 1, cmd_suspend},
+	{"resume", "resume VOLUME", "unwrap the key again and resume (or reopen) the volume", 1, 1,
+	 cmd_resume},
+	{"enroll",
+	 "enroll [DEVICE] --kms NAME --key-id ID [--name VOLUME] [--format] [--key-file F|-]",
+	 "bind a LUKS2 device to a KMS key (--format: make a blank device LUKS2 first)", 0, 1,
+	 cmd_enroll},
+	{"rotate", "rotate --rewrap|--rekey [--key-id ID]|--reencrypt [--key-file F] VOLUME|DEVICE",
+	 "rewrap the data key to the root key's newest version, replace it (re-key), or "
+	 "re-encrypt the data with a new volume key (resumable)",
+	 1, 1, cmd_rotate},
+	{"audit", "audit verify [FILE]", "check the audit log's hash chain and signed checkpoints",
+	 1, 2, cmd_audit},
+	{"inspect", "inspect DEVICE",
+	 "show the keyslots and tokens of a device, flagging keyslots "
+	 "not bound to the KMS",
+	 1, 1, cmd_inspect},
+	{"check", "check", "validate the config, reach every KMS, check device-mapper", 0, 0,
+	 cmd_check},
 };
 
 static void help(void)
@@ -635,36 +668,69 @@ static void help(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' }, { "socket", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },	    { "kms", required_argument, NULL, 'k' },
-		{ "key-id", required_argument, NULL, 'i' }, { "name", required_argument, NULL, 'n' },
-		{ "format", no_argument, NULL, 'f' },	    { "key-file", required_argument, NULL, 'K' },
-		{ "help", no_argument, NULL, 'h' },	    { "version", no_argument, NULL, 'V' },
-		{ "rewrap", no_argument, NULL, 'R' },	    { "rekey", no_argument, NULL, 'E' },
-		{ "reencrypt", no_argument, NULL, 'X' },
+		{"config", required_argument, NULL, 'c'},
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"kms", required_argument, NULL, 'k'},
+		{"key-id", required_argument, NULL, 'i'},
+		{"name", required_argument, NULL, 'n'},
+		{"format", no_argument, NULL, 'f'},
+		{"key-file", required_argument, NULL, 'K'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"rewrap", no_argument, NULL, 'R'},
+		{"rekey", no_argument, NULL, 'E'},
+		{"reencrypt", no_argument, NULL, 'X'},
 		{},
 	};
-	struct ctl c = { .config_path = CONFIG_PATH_DEFAULT };
+	struct ctl c = {.config_path = CONFIG_PATH_DEFAULT};
 	const struct command *cmd = NULL;
 	int o, r;
 
 	log_setup("keydctl", LOG_INFO);
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) >= 0) {
 		switch (o) {
-		case 'c': c.config_path = optarg; break;
-		case 's': c.socket = optarg; break;
-		case 'j': c.json = true; break;
-		case 'k': c.kms = optarg; break;
-		case 'i': c.key_id = optarg; break;
-		case 'n': c.name = optarg; break;
-		case 'f': c.format = true; break;
-		case 'K': c.key_file = optarg; break;
-		case 'R': c.rotate_mode = "rewrap"; break;
-		case 'E': c.rotate_mode = "rekey"; break;
-		case 'X': c.rotate_mode = "reencrypt"; break;
-		case 'h': help(); return 0;
-		case 'V': printf("keydctl %s\n", KEYD_VERSION); return 0;
-		default: return 2;
+		case 'c':
+			c.config_path = optarg;
+			break;
+		case 's':
+			c.socket = optarg;
+			break;
+		case 'j':
+			c.json = true;
+			break;
+		case 'k':
+			c.kms = optarg;
+			break;
+		case 'i':
+			c.key_id = optarg;
+			break;
+		case 'n':
+			c.name = optarg;
+			break;
+		case 'f':
+			c.format = true;
+			break;
+		case 'K':
+			c.key_file = optarg;
+			break;
+		case 'R':
+			c.rotate_mode = "rewrap";
+			break;
+		case 'E':
+			c.rotate_mode = "rekey";
+			break;
+		case 'X':
+			c.rotate_mode = "reencrypt";
+			break;
+		case 'h':
+			help();
+			return 0;
+		case 'V':
+			printf("keydctl %s\n", KEYD_VERSION);
+			return 0;
+		default:
+			return 2;
 		}
 	}
 	if (optind >= argc) {

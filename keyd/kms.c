@@ -12,8 +12,8 @@
 #include "util.h"
 
 const char *const kms_key_state_names[] = {
-	[KMS_KEY_UNKNOWN] = "unknown",		[KMS_KEY_PRE_ACTIVE] = "pre-active",
-	[KMS_KEY_ACTIVE] = "active",		[KMS_KEY_SUSPENDED] = "suspended",
+	[KMS_KEY_UNKNOWN] = "unknown",	       [KMS_KEY_PRE_ACTIVE] = "pre-active",
+	[KMS_KEY_ACTIVE] = "active",	       [KMS_KEY_SUSPENDED] = "suspended",
 	[KMS_KEY_DEACTIVATED] = "deactivated", [KMS_KEY_DESTROYED] = "destroyed",
 };
 
@@ -98,7 +98,12 @@ static uint64_t backoff_ms(const struct kms_retry *rp, unsigned attempt)
 	return b / 2 + (b / 2 ? rnd % (b / 2 + 1) : 0);
 }
 
-enum kms_op { KMS_OP_WRAP, KMS_OP_UNWRAP, KMS_OP_REWRAP, KMS_OP_KEY_INFO };
+enum kms_op {
+	KMS_OP_WRAP,
+	KMS_OP_UNWRAP,
+	KMS_OP_REWRAP,
+	KMS_OP_KEY_INFO
+};
 
 struct kms_call {
 	enum kms_op op;
@@ -145,7 +150,7 @@ static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct k
 	for (unsigned attempt = 1;; attempt++) {
 		uint64_t pause, now;
 
-		*e = (struct kms_error){ .retry_after_s = -1 };
+		*e = (struct kms_error){.retry_after_s = -1};
 		r = kms_ensure_open(kms, e);
 		if (r >= 0)
 			r = kms_call_once(kms, c, e);
@@ -175,8 +180,12 @@ int kms_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek
 	     const char *aad, struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait,
 	     void *userdata, const volatile bool *stop)
 {
-	struct kms_call c = { .op = KMS_OP_WRAP, .key_id = key_id, .dek = dek, .dek_len = dek_len,
-			      .aad = aad, .wrapped = ret };
+	struct kms_call c = {.op = KMS_OP_WRAP,
+			     .key_id = key_id,
+			     .dek = dek,
+			     .dek_len = dek_len,
+			     .aad = aad,
+			     .wrapped = ret};
 
 	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
 }
@@ -185,8 +194,13 @@ int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char
 	       uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
 	       struct kms_error *e, kms_wait_fn wait, void *userdata, const volatile bool *stop)
 {
-	struct kms_call c = { .op = KMS_OP_UNWRAP, .key_id = key_id, .wdek = wdek, .aad = aad,
-			      .wrapped = rewrapped, .ret_dek = ret_dek, .ret_len = ret_len };
+	struct kms_call c = {.op = KMS_OP_UNWRAP,
+			     .key_id = key_id,
+			     .wdek = wdek,
+			     .aad = aad,
+			     .wrapped = rewrapped,
+			     .ret_dek = ret_dek,
+			     .ret_len = ret_len};
 
 	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
 }
@@ -195,21 +209,20 @@ int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char
 	       struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait, void *userdata,
 	       const volatile bool *stop)
 {
-	struct kms_call c = { .op = KMS_OP_REWRAP, .key_id = key_id, .wdek = wdek, .aad = aad,
-			      .wrapped = ret };
+	struct kms_call c = {
+		.op = KMS_OP_REWRAP, .key_id = key_id, .wdek = wdek, .aad = aad, .wrapped = ret};
 
 	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
 }
 
-int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
-		 struct kms_error *e)
+int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret, struct kms_error *e)
 {
-	struct kms_call c = { .op = KMS_OP_KEY_INFO, .key_id = key_id, .info = ret };
+	struct kms_call c = {.op = KMS_OP_KEY_INFO, .key_id = key_id, .info = ret};
 	int r;
 
 	/* One attempt: polling asks again at its next tick anyway. */
-	*ret = (struct kms_key_info){ .state = KMS_KEY_UNKNOWN };
-	*e = (struct kms_error){ .retry_after_s = -1 };
+	*ret = (struct kms_key_info){.state = KMS_KEY_UNKNOWN};
+	*e = (struct kms_error){.retry_after_s = -1};
 	r = kms_ensure_open(kms, e);
 	if (r >= 0)
 		r = kms_call_once(kms, &c, e);
@@ -222,7 +235,7 @@ int kms_probe(struct kms *kms, const char *key_id, struct kms_error *e)
 {
 	int r;
 
-	*e = (struct kms_error){ .retry_after_s = -1 };
+	*e = (struct kms_error){.retry_after_s = -1};
 	r = kms_ensure_open(kms, e);
 	if (r < 0)
 		return r;

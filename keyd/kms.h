@@ -10,11 +10,11 @@
 
 #include "jsonx.h"
 
-#define KMS_NAME_MAX 64
-#define KMS_KEY_ID_MAX 256
-#define KMS_WDEK_MAX 8192
-#define KMS_AAD_MAX 128
-#define KMS_ERR_MAX 512
+#define KMS_NAME_MAX	64
+#define KMS_KEY_ID_MAX	256
+#define KMS_WDEK_MAX	8192
+#define KMS_AAD_MAX	128
+#define KMS_ERR_MAX	512
 #define KMS_VERSION_MAX 128
 
 /* Why the last call failed, in words an operator can act on, and whether a retry may help. */
@@ -51,7 +51,7 @@ extern const char *const kms_key_state_names[];
 struct kms_key_info {
 	enum kms_key_state state;
 	char version[KMS_VERSION_MAX + 1]; /* the current (newest) version; "" if none */
-	char last_rotated[40];             /* RFC 3339 as the KMS gave it; "" if unknown */
+	char last_rotated[40];		   /* RFC 3339 as the KMS gave it; "" if unknown */
 };
 
 struct kms;
@@ -86,10 +86,10 @@ struct kms_provider {
 };
 
 struct kms_retry {
-	uint64_t try_timeout_ms;  /* one attempt, connect included */
-	uint64_t backoff_min_ms;  /* first pause */
-	uint64_t backoff_max_ms;  /* cap of the exponential backoff */
-	uint64_t deadline_ms;     /* all attempts of one operation */
+	uint64_t try_timeout_ms; /* one attempt, connect included */
+	uint64_t backoff_min_ms; /* first pause */
+	uint64_t backoff_max_ms; /* cap of the exponential backoff */
+	uint64_t deadline_ms;	 /* all attempts of one operation */
 };
 
 struct kms {

@@ -13,11 +13,11 @@
 #include "util.h"
 
 #define FILE_ROOT_KEY_LEN 32
-#define FILE_NONCE_LEN 12
-#define FILE_TAG_LEN 16
-#define FILE_DEK_MAX 64
-#define FILE_BLOB_MAX (FILE_NONCE_LEN + FILE_DEK_MAX + FILE_TAG_LEN)
-#define FILE_PREFIX "file:v1:"
+#define FILE_NONCE_LEN	  12
+#define FILE_TAG_LEN	  16
+#define FILE_DEK_MAX	  64
+#define FILE_BLOB_MAX	  (FILE_NONCE_LEN + FILE_DEK_MAX + FILE_TAG_LEN)
+#define FILE_PREFIX	  "file:v1:"
 
 struct file_kms {
 	char *root_key_file;
@@ -26,7 +26,7 @@ struct file_kms {
 
 static int file_parse(struct kms *kms, json_t *obj, const char *path, struct jx_error *e)
 {
-	static const char *const keys[] = { "provider", "root_key_file", NULL };
+	static const char *const keys[] = {"provider", "root_key_file", NULL};
 	struct file_kms *f;
 	const char *p = NULL;
 	int r;
@@ -55,9 +55,10 @@ static int file_read_key(const struct file_kms *f, uint8_t **ret, struct kms_err
 
 	r = read_credential(f->root_key_file, false, &key, &n);
 	if (r == -EPERM)
-		return kms_fail(e, r, false,
-				"root key file %s must be a regular file owned by root with mode 0600",
-				f->root_key_file);
+		return kms_fail(
+			e, r, false,
+			"root key file %s must be a regular file owned by root with mode 0600",
+			f->root_key_file);
 	if (r < 0)
 		return kms_fail(e, r, false, "cannot read root key file %s: %s", f->root_key_file,
 				strerror(-r));
@@ -136,7 +137,8 @@ static int file_unwrap(struct kms *kms, const char *key_id, const char *wdek, co
 
 	(void)rewrapped;
 	if (strncmp(wdek, FILE_PREFIX, strlen(FILE_PREFIX)) != 0)
-		return kms_fail(e, -EBADMSG, false, "wrapped key is not in the file provider's format");
+		return kms_fail(e, -EBADMSG, false,
+				"wrapped key is not in the file provider's format");
 	r = b64_decode(wdek + strlen(FILE_PREFIX), &blob, &n);
 	if (r < 0 || n <= FILE_NONCE_LEN + FILE_TAG_LEN || n > FILE_BLOB_MAX)
 		return kms_fail(e, -EBADMSG, false, "wrapped key is malformed");
@@ -189,7 +191,7 @@ static int file_key_info(struct kms *kms, const char *key_id, struct kms_key_inf
 				"root key file %s now holds another key than the one keyd loaded; "
 				"WDEKs made with either may not open (restart keyd to load it)",
 				f->root_key_file);
-	*ret = (struct kms_key_info){ .state = KMS_KEY_ACTIVE };
+	*ret = (struct kms_key_info){.state = KMS_KEY_ACTIVE};
 	return 0;
 }
 

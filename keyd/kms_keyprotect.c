@@ -18,28 +18,28 @@
 #include "secmem.h"
 #include "util.h"
 
-#define KP_INSTANCE_ID_MAX 64
-#define KP_TOKEN_MAX 16384
+#define KP_INSTANCE_ID_MAX    64
+#define KP_TOKEN_MAX	      16384
 #define KP_TOKEN_LIFETIME_MAX 86400
-#define KP_PLAINTEXT_MAX 1024
-#define KP_FORM_MAX (128 + 3 * CREDENTIAL_MAX)
-#define KP_EVENT_ID_MAX 128
-#define KP_WHERE_MAX (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 64)
-#define KP_DEK_LEN 32
+#define KP_PLAINTEXT_MAX      1024
+#define KP_FORM_MAX	      (128 + 3 * CREDENTIAL_MAX)
+#define KP_EVENT_ID_MAX	      128
+#define KP_WHERE_MAX	      (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 64)
+#define KP_DEK_LEN	      32
 /* Refresh a token when less than a tenth of its lifetime, or this long, is left. */
 #define KP_REFRESH_MIN_US (60 * 1000000ULL)
 
-#define KP_IAM_DEFAULT "https://iam.cloud.ibm.com"
-#define KP_IAM_TOKEN_PATH "/identity/token"
-#define KP_IAM_GRANT "grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey="
-#define KP_AUTH_PREFIX "Authorization: Bearer "
+#define KP_IAM_DEFAULT	   "https://iam.cloud.ibm.com"
+#define KP_IAM_TOKEN_PATH  "/identity/token"
+#define KP_IAM_GRANT	   "grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey="
+#define KP_AUTH_PREFIX	   "Authorization: Bearer "
 #define KP_INSTANCE_PREFIX "bluemix-instance: "
-#define KP_CT_KEY_ACTION "application/vnd.ibm.kms.key_action+json"
-#define KP_CT_JSON "application/json"
-#define KP_EVENT_ACK_TYPE "application/vnd.ibm.kms.event_acknowledge+json"
+#define KP_CT_KEY_ACTION   "application/vnd.ibm.kms.key_action+json"
+#define KP_CT_JSON	   "application/json"
+#define KP_EVENT_ACK_TYPE  "application/vnd.ibm.kms.event_acknowledge+json"
 
 /* Key IDs are UUIDs; aliases are letters, digits, '-' and '_': safe in a URL path as they are. */
-#define CHARS_KEY_ID KMS_CHARS_ALNUM "-_"
+#define CHARS_KEY_ID	  KMS_CHARS_ALNUM "-_"
 #define CHARS_INSTANCE_ID KMS_CHARS_ALNUM "-"
 /* RFC 6750 b64token: what may follow "Bearer " in a header line. */
 #define CHARS_TOKEN KMS_CHARS_ALNUM "-._~+/="
@@ -54,14 +54,14 @@ struct kp {
 	char *iam_url; /* <iam_endpoint>/identity/token */
 	char *instance_header;
 	char *api_key_file;
-	char *ca_file; /* NULL: system trust store */
+	char *ca_file;	  /* NULL: system trust store */
 	uint8_t *api_key; /* secure memory */
 	size_t api_key_len;
 	struct http_client http;
 
-	pthread_mutex_t lock; /* guards the token cache below */
-	char *auth;           /* "Authorization: Bearer …", secure memory */
-	uint64_t auth_gen;    /* bumped by every new token */
+	pthread_mutex_t lock;		       /* guards the token cache below */
+	char *auth;			       /* "Authorization: Bearer …", secure memory */
+	uint64_t auth_gen;		       /* bumped by every new token */
 	uint64_t refresh_at_us, expires_at_us; /* CLOCK_MONOTONIC */
 };
 
@@ -70,11 +70,11 @@ struct kp_op {
 	const char *what; /* for messages: "wrap", "unwrap", "metadata read" */
 	const char *key_id;
 	const char *method;
-	const char *suffix;       /* after /api/v2/keys/<id> */
-	const char *path;         /* instead of /api/v2/keys/<id><suffix>, if set */
-	const char *body;         /* secure memory, or NULL */
+	const char *suffix;	  /* after /api/v2/keys/<id> */
+	const char *path;	  /* instead of /api/v2/keys/<id><suffix>, if set */
+	const char *body;	  /* secure memory, or NULL */
 	const char *content_type; /* of the body; default KP_CT_KEY_ACTION */
-	bool no_reply;            /* any 2xx is success; the body is not read */
+	bool no_reply;		  /* any 2xx is success; the body is not read */
 };
 
 /* What an HTTP status from Key Protect or IAM means here (iam_error: where IAM means
@@ -85,15 +85,15 @@ static const struct kp_status {
 	int iam_error;
 	bool retryable;
 } kp_statuses[] = {
-	{ 400, -EINVAL, -EACCES, false },    /* IAM: BXNIM0415E, API key not found */
-	{ 401, -EACCES, -EACCES, false },    /* token rejected, or no access to this instance */
-	{ 403, -EPERM, -EPERM, false },      /* the role does not allow this action */
-	{ 404, -ENOENT, -ENOENT, false },    /* KEY_NOT_FOUND_ERR */
-	{ 409, -EKEYREVOKED, -EIO, false },  /* KEY_ACTION_INVALID_STATE_ERR: key disabled */
-	{ 410, -EKEYREVOKED, -EIO, false },  /* KEY_DELETED_ERR */
-	{ 422, -EBADMSG, -EIO, false },      /* UNPROCESSABLE_CIPHERTEXT_ERR: wrong WDEK or AAD */
-	{ 429, -EBUSY, -EBUSY, true },       /* rate limited; Retry-After says when */
-	{ 501, -EOPNOTSUPP, -EOPNOTSUPP, false },
+	{400, -EINVAL, -EACCES, false},	  /* IAM: BXNIM0415E, API key not found */
+	{401, -EACCES, -EACCES, false},	  /* token rejected, or no access to this instance */
+	{403, -EPERM, -EPERM, false},	  /* the role does not allow this action */
+	{404, -ENOENT, -ENOENT, false},	  /* KEY_NOT_FOUND_ERR */
+	{409, -EKEYREVOKED, -EIO, false}, /* KEY_ACTION_INVALID_STATE_ERR: key disabled */
+	{410, -EKEYREVOKED, -EIO, false}, /* KEY_DELETED_ERR */
+	{422, -EBADMSG, -EIO, false},	  /* UNPROCESSABLE_CIPHERTEXT_ERR: wrong WDEK or AAD */
+	{429, -EBUSY, -EBUSY, true},	  /* rate limited; Retry-After says when */
+	{501, -EOPNOTSUPP, -EOPNOTSUPP, false},
 };
 
 /* Key states as the metadata reports them (NIST SP 800-57 numbering; 4 is unused). */
@@ -103,14 +103,14 @@ static const struct kp_state {
 	int error; /* 0: usable */
 	const char *effect;
 } kp_states[] = {
-	[0] = { "pre-activation", KMS_KEY_PRE_ACTIVE, -ENOKEY, "it cannot be used yet" },
-	[1] = { "active", KMS_KEY_ACTIVE, 0, NULL },
-	[2] = { "suspended", KMS_KEY_SUSPENDED, -EKEYREVOKED,
-		"it was disabled; wrap and unwrap are refused until it is enabled" },
-	[3] = { "deactivated", KMS_KEY_DEACTIVATED, -EKEYEXPIRED,
-		"it expired; unwrap still works, wrap does not" },
-	[5] = { "destroyed", KMS_KEY_DESTROYED, -EKEYREVOKED,
-		"it was deleted; wrap and unwrap are refused" },
+	[0] = {"pre-activation", KMS_KEY_PRE_ACTIVE, -ENOKEY, "it cannot be used yet"},
+	[1] = {"active", KMS_KEY_ACTIVE, 0, NULL},
+	[2] = {"suspended", KMS_KEY_SUSPENDED, -EKEYREVOKED,
+	       "it was disabled; wrap and unwrap are refused until it is enabled"},
+	[3] = {"deactivated", KMS_KEY_DEACTIVATED, -EKEYEXPIRED,
+	       "it expired; unwrap still works, wrap does not"},
+	[5] = {"destroyed", KMS_KEY_DESTROYED, -EKEYREVOKED,
+	       "it was deleted; wrap and unwrap are refused"},
 };
 
 /* What an adopter tells Key Protect it now holds (event_ack's adopterKeyState). Only
@@ -145,8 +145,9 @@ static void kp_freep(struct kp **kp)
 
 static int kp_parse(struct kms *kms, json_t *obj, const char *path, struct jx_error *e)
 {
-	static const char *const keys[] = { "provider", "endpoints", "iam_endpoint",
-					    "instance_id", "api_key_file", "ca_file", NULL };
+	static const char *const keys[] = {"provider",	  "endpoints",	  "iam_endpoint",
+					   "instance_id", "api_key_file", "ca_file",
+					   NULL};
 	_cleanup_(kp_freep) struct kp *kp = NULL;
 	const char *instance = NULL, *api_key_file = NULL, *ca_file = NULL, *iam = KP_IAM_DEFAULT;
 	char p[KMS_NAME_MAX + 64];
@@ -159,8 +160,10 @@ static int kp_parse(struct kms *kms, json_t *obj, const char *path, struct jx_er
 	if (r < 0)
 		return r;
 	if (!kms_rest_charset(instance, CHARS_INSTANCE_ID))
-		return jx_fail(e, "%s.instance_id: must be a Key Protect instance ID "
-				  "(letters, digits and '-')", path);
+		return jx_fail(e,
+			       "%s.instance_id: must be a Key Protect instance ID "
+			       "(letters, digits and '-')",
+			       path);
 	r = jx_string(obj, path, "api_key_file", true, PATH_MAX - 1, &api_key_file, e);
 	if (r < 0)
 		return r;
@@ -208,8 +211,8 @@ static int kp_open(struct kms *kms, struct kms_error *e)
 		return r;
 	r = http_client_init(&kp->http);
 	if (r < 0)
-		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s",
-				kms->name, strerror(-r));
+		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s", kms->name,
+				strerror(-r));
 	kp->api_key = TAKE_PTR(key);
 	kp->api_key_len = n;
 	return 0;
@@ -241,9 +244,12 @@ static int fail_status(struct kms_error *e, const struct http_response *resp, bo
 	for (size_t i = 0; i < ELEMENTSOF(kp_statuses); i++)
 		if (kp_statuses[i].status == resp->status)
 			s = &kp_statuses[i];
-	r = kms_fail(e, !s ? -EIO : iam ? s->iam_error : s->error,
-		     s ? s->retryable : resp->status >= 500,
-		     "%s: HTTP %ld%s%s", where, resp->status, detail[0] ? " " : "", detail);
+	r = kms_fail(e,
+		     !s	   ? -EIO
+		     : iam ? s->iam_error
+			   : s->error,
+		     s ? s->retryable : resp->status >= 500, "%s: HTTP %ld%s%s", where,
+		     resp->status, detail[0] ? " " : "", detail);
 	if (e->retryable)
 		e->retry_after_s = resp->retry_after_s;
 	return r;
@@ -254,7 +260,7 @@ static int fail_status(struct kms_error *e, const struct http_response *resp, bo
 static int kp_http(struct kp *kp, bool iam, const char *where, const struct http_request *req,
 		   long *ret_status, json_t **ret, struct kms_error *e)
 {
-	_cleanup_(http_response_done) struct http_response resp = { 0 };
+	_cleanup_(http_response_done) struct http_response resp = {0};
 	int r;
 
 	r = kms_rest_perform(&kp->http, req, where, &resp, e);
@@ -272,7 +278,7 @@ static int kp_http(struct kp *kp, bool iam, const char *where, const struct http
 static int iam_form(const struct kp *kp, struct secbuf *form)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	char enc[3] = { '%' };
+	char enc[3] = {'%'};
 	int r;
 
 	r = secbuf_append(form, KP_IAM_GRANT, strlen(KP_IAM_GRANT));
@@ -294,10 +300,9 @@ static int iam_form(const struct kp *kp, struct secbuf *form)
 /* Trades the API key for a new bearer token and caches it. Caller holds kp->lock. */
 static int iam_token(struct kms *kms, struct kp *kp, struct kms_error *e)
 {
-	static const char *const headers[] = {
-		"Content-Type: application/x-www-form-urlencoded", "Accept: application/json", NULL
-	};
-	_cleanup_(secbuf_done) struct secbuf form = { .max = KP_FORM_MAX };
+	static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
+					      "Accept: application/json", NULL};
+	_cleanup_(secbuf_done) struct secbuf form = {.max = KP_FORM_MAX};
 	json_auto_t *reply = NULL;
 	const char *token = NULL, *type = NULL;
 	uint64_t start = now_mono_us(), life_s = 0, life, margin;
@@ -311,13 +316,13 @@ static int iam_token(struct kms *kms, struct kp *kp, struct kms_error *e)
 		return kms_fail(e, -ENOMEM, false, "%s: out of secure memory for the request",
 				where);
 	r = kp_http(kp, true, where,
-		    &(struct http_request){ .method = "POST",
-					    .url = kp->iam_url,
-					    .headers = headers,
-					    .body = (const char *)form.data,
-					    .body_len = form.len,
-					    .ca_file = kp->ca_file,
-					    .timeout_ms = (long)kms->retry.try_timeout_ms },
+		    &(struct http_request){.method = "POST",
+					   .url = kp->iam_url,
+					   .headers = headers,
+					   .body = (const char *)form.data,
+					   .body_len = form.len,
+					   .ca_file = kp->ca_file,
+					   .timeout_ms = (long)kms->retry.try_timeout_ms},
 		    &status, &reply, e);
 	if (r < 0)
 		return r;
@@ -358,8 +363,8 @@ static int iam_token(struct kms *kms, struct kp *kp, struct kms_error *e)
  * Protect refused it). The lock is held across the IAM request, so threads that need a token
  * at the same time wait for one refresh instead of each asking IAM. *ret_fresh says whether the
  * token was fetched by this call. */
-static int kp_auth(struct kms *kms, uint64_t stale, char **ret, uint64_t *ret_gen,
-		   bool *ret_fresh, struct kms_error *e)
+static int kp_auth(struct kms *kms, uint64_t stale, char **ret, uint64_t *ret_gen, bool *ret_fresh,
+		   struct kms_error *e)
 {
 	struct kp *kp = kms->data;
 	uint64_t now = now_mono_us();
@@ -395,37 +400,36 @@ static const char *kp_where(char *buf, size_t size, const char *endpoint, const 
 	return buf;
 }
 
-static int kp_send(struct kms *kms, const struct kp_op *op, const char *endpoint,
-		   const char *auth, long *ret_status, json_t **ret, struct kms_error *e)
+static int kp_send(struct kms *kms, const struct kp_op *op, const char *endpoint, const char *auth,
+		   long *ret_status, json_t **ret, struct kms_error *e)
 {
 	struct kp *kp = kms->data;
 	char ctype[64], url[KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 64], where[KP_WHERE_MAX];
-	const char *headers[] = { auth, kp->instance_header, "Accept: application/json",
-				  op->body ? ctype : NULL, NULL };
+	const char *headers[] = {auth, kp->instance_header, "Accept: application/json",
+				 op->body ? ctype : NULL, NULL};
 
 	snprintf(ctype, sizeof(ctype), "Content-Type: %s",
 		 op->content_type ? op->content_type : KP_CT_KEY_ACTION);
 	if (op->path)
 		snprintf(url, sizeof(url), "%s%s", endpoint, op->path);
 	else
-		snprintf(url, sizeof(url), "%s/api/v2/keys/%s%s", endpoint, op->key_id,
-			 op->suffix);
+		snprintf(url, sizeof(url), "%s/api/v2/keys/%s%s", endpoint, op->key_id, op->suffix);
 	return kp_http(kp, false, kp_where(where, sizeof(where), endpoint, op),
-		       &(struct http_request){ .method = op->method,
-					       .url = url,
-					       .headers = headers,
-					       .body = op->body,
-					       .body_len = op->body ? strlen(op->body) : 0,
-					       .ca_file = kp->ca_file,
-					       .timeout_ms = (long)kms->retry.try_timeout_ms },
+		       &(struct http_request){.method = op->method,
+					      .url = url,
+					      .headers = headers,
+					      .body = op->body,
+					      .body_len = op->body ? strlen(op->body) : 0,
+					      .ca_file = kp->ca_file,
+					      .timeout_ms = (long)kms->retry.try_timeout_ms},
 		       ret_status, op->no_reply ? NULL : ret, e);
 }
 
 /* Runs @op against the endpoints in order, moving on only after a retryable failure; the
  * last failure is the one reported. A 401 for a cached token buys one new token and one more
  * try at the same endpoint. */
-static int kp_call(struct kms *kms, const struct kp_op *op, json_t **ret,
-		   const char **ret_endpoint, struct kms_error *e)
+static int kp_call(struct kms *kms, const struct kp_op *op, json_t **ret, const char **ret_endpoint,
+		   struct kms_error *e)
 {
 	struct kp *kp = kms->data;
 	_cleanup_secure_ char *auth = NULL;
@@ -524,18 +528,21 @@ static int kp_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size
 {
 	_cleanup_secure_ char *b64 = NULL, *body = NULL;
 	json_auto_t *reply = NULL;
-	struct kp_op op = { .what = "wrap", .key_id = key_id, .method = "POST",
-			    .suffix = "/actions/wrap" };
+	struct kp_op op = {
+		.what = "wrap", .key_id = key_id, .method = "POST", .suffix = "/actions/wrap"};
 	const char *endpoint, *ct = NULL, *version = NULL;
 	struct jx_error jxe;
 	int r;
 
 	/* Unwrap accepts only this size back, so anything else would be lost. */
 	if (dek_len != KP_DEK_LEN)
-		return kms_fail(e, -EINVAL, false, "Key Protect: refusing to wrap a %zu-byte key, "
-				"expected %d", dek_len, KP_DEK_LEN);
+		return kms_fail(e, -EINVAL, false,
+				"Key Protect: refusing to wrap a %zu-byte key, "
+				"expected %d",
+				dek_len, KP_DEK_LEN);
 	if (b64_encode(dek, dek_len, &b64) < 0 || !(body = action_body("plaintext", b64, aad)))
-		return kms_fail(e, -ENOMEM, false, "Key Protect: out of secure memory for the "
+		return kms_fail(e, -ENOMEM, false,
+				"Key Protect: out of secure memory for the "
 				"wrap request");
 	op.body = body;
 	r = kp_call(kms, &op, &reply, &endpoint, e);
@@ -556,8 +563,8 @@ static int kp_unwrap(struct kms *kms, const char *key_id, const char *wdek, cons
 	_cleanup_secure_ char *body = NULL;
 	_cleanup_secure_ uint8_t *dek = NULL;
 	json_auto_t *reply = NULL;
-	struct kp_op op = { .what = "unwrap", .key_id = key_id, .method = "POST",
-			    .suffix = "/actions/unwrap" };
+	struct kp_op op = {
+		.what = "unwrap", .key_id = key_id, .method = "POST", .suffix = "/actions/unwrap"};
 	const char *endpoint, *pt = NULL, *ct = NULL, *version = NULL;
 	char where[KP_WHERE_MAX];
 	struct jx_error jxe;
@@ -566,7 +573,8 @@ static int kp_unwrap(struct kms *kms, const char *key_id, const char *wdek, cons
 
 	body = action_body("ciphertext", wdek, aad);
 	if (!body)
-		return kms_fail(e, -ENOMEM, false, "Key Protect: out of secure memory for the "
+		return kms_fail(e, -ENOMEM, false,
+				"Key Protect: out of secure memory for the "
 				"unwrap request");
 	op.body = body;
 	r = kp_call(kms, &op, &reply, &endpoint, e);
@@ -605,15 +613,16 @@ static int kp_rewrap(struct kms *kms, const char *key_id, const char *wdek, cons
 {
 	_cleanup_secure_ char *body = NULL;
 	json_auto_t *reply = NULL;
-	struct kp_op op = { .what = "rewrap", .key_id = key_id, .method = "POST",
-			    .suffix = "/actions/rewrap" };
+	struct kp_op op = {
+		.what = "rewrap", .key_id = key_id, .method = "POST", .suffix = "/actions/rewrap"};
 	const char *endpoint, *ct = NULL, *version = NULL;
 	struct jx_error jxe;
 	int r;
 
 	body = action_body("ciphertext", wdek, aad);
 	if (!body)
-		return kms_fail(e, -ENOMEM, false, "Key Protect: out of secure memory for the "
+		return kms_fail(e, -ENOMEM, false,
+				"Key Protect: out of secure memory for the "
 				"rewrap request");
 	op.body = body;
 	r = kp_call(kms, &op, &reply, &endpoint, e);
@@ -632,7 +641,7 @@ static int kp_rewrap(struct kms *kms, const char *key_id, const char *wdek, cons
 struct kp_meta {
 	uint64_t state;
 	bool extractable;
-	const char *version;      /* keyVersion.id, or NULL */
+	const char *version;	  /* keyVersion.id, or NULL */
 	const char *last_rotated; /* lastRotateDate, or NULL */
 	const char *endpoint;
 };
@@ -640,14 +649,14 @@ struct kp_meta {
 static int kp_metadata(struct kms *kms, const char *key_id, json_t **reply, struct kp_meta *m,
 		       struct kms_error *e)
 {
-	struct kp_op op = { .what = "metadata read", .key_id = key_id, .method = "GET",
-			    .suffix = "/metadata" };
+	struct kp_op op = {
+		.what = "metadata read", .key_id = key_id, .method = "GET", .suffix = "/metadata"};
 	char where[KP_WHERE_MAX];
 	struct jx_error jxe;
 	json_t *key;
 	int r;
 
-	*m = (struct kp_meta){ .state = UINT64_MAX };
+	*m = (struct kp_meta){.state = UINT64_MAX};
 	r = kp_call(kms, &op, reply, &m->endpoint, e);
 	if (r < 0)
 		return r;
@@ -686,7 +695,7 @@ static int kp_key_info(struct kms *kms, const char *key_id, struct kms_key_info 
 	r = kp_metadata(kms, key_id, &reply, &m, e);
 	if (r < 0)
 		return r;
-	*ret = (struct kms_key_info){ .state = kp_states[m.state].state };
+	*ret = (struct kms_key_info){.state = kp_states[m.state].state};
 	snprintf(ret->version, sizeof(ret->version), "%s", m.version ? m.version : "");
 	snprintf(ret->last_rotated, sizeof(ret->last_rotated), "%s",
 		 m.last_rotated ? m.last_rotated : "");
@@ -697,7 +706,7 @@ static int kp_probe(struct kms *kms, const char *key_id, struct kms_error *e)
 {
 	_cleanup_secure_ char *auth = NULL;
 	json_auto_t *reply = NULL;
-	struct kp_op op = { .what = "metadata read", .key_id = key_id };
+	struct kp_op op = {.what = "metadata read", .key_id = key_id};
 	const struct kp_state *s;
 	char where[KP_WHERE_MAX];
 	struct kp_meta m;
@@ -731,12 +740,14 @@ static int kp_event_ack(struct kms *kms, const char *key_id, const char *event_i
 {
 	_cleanup_secure_ char *body = NULL;
 	json_auto_t *meta = NULL, *ack = NULL, *data = NULL;
-	struct kp_op op = { .what = "event acknowledgement", .key_id = key_id, .method = "POST",
-			    .path = "/api/v2/event_ack", .content_type = KP_CT_JSON,
-			    .no_reply = true };
-	const char *adopter = (unsigned)key_state < _KMS_KEY_STATE_MAX
-				      ? kp_adopter_states[key_state]
-				      : NULL;
+	struct kp_op op = {.what = "event acknowledgement",
+			   .key_id = key_id,
+			   .method = "POST",
+			   .path = "/api/v2/event_ack",
+			   .content_type = KP_CT_JSON,
+			   .no_reply = true};
+	const char *adopter =
+		(unsigned)key_state < _KMS_KEY_STATE_MAX ? kp_adopter_states[key_state] : NULL;
 	const char *endpoint;
 	char ts[32];
 	struct tm tm;
@@ -751,13 +762,13 @@ static int kp_event_ack(struct kms *kms, const char *key_id, const char *event_i
 				"1 to %d letters, digits, '-', '_', '.' and ':'",
 				key_id, KP_EVENT_ID_MAX);
 	if (!adopter)
-		return kms_fail(e, -EINVAL, false,
-				"Key Protect: event acknowledgement of key %s: no adopter key state "
-				"stands for '%s'",
-				key_id,
-				(unsigned)key_state < _KMS_KEY_STATE_MAX
-					? kms_key_state_names[key_state]
-					: "?");
+		return kms_fail(
+			e, -EINVAL, false,
+			"Key Protect: event acknowledgement of key %s: no adopter key state "
+			"stands for '%s'",
+			key_id,
+			(unsigned)key_state < _KMS_KEY_STATE_MAX ? kms_key_state_names[key_state]
+								 : "?");
 	data = json_object();
 	if (key_state == KMS_KEY_ACTIVE) {
 		r = kp_metadata(kms, key_id, &meta, &m, e);
@@ -775,7 +786,8 @@ static int kp_event_ack(struct kms *kms, const char *key_id, const char *event_i
 			"adopterKeyState", adopter, "timestamp", ts, "keyStateData", data);
 	body = ack ? json_dumps(ack, JSON_COMPACT) : NULL;
 	if (!body)
-		return kms_fail(e, -ENOMEM, false, "Key Protect: out of memory for the event "
+		return kms_fail(e, -ENOMEM, false,
+				"Key Protect: out of memory for the event "
 				"acknowledgement");
 	op.body = body;
 	return kp_call(kms, &op, NULL, &endpoint, e);

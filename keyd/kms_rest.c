@@ -90,12 +90,12 @@ int kms_rest_endpoints(json_t *obj, const char *path, char ***ret, size_t *ret_n
 	out = calloc(json_array_size(eps), sizeof(*out));
 	if (!out)
 		return -ENOMEM;
-	json_array_foreach(eps, i, v) {
+	json_array_foreach (eps, i, v) {
 		const char *s = json_string_value(v);
 
 		snprintf(p, sizeof(p), "%s.endpoints[%zu]", path, i);
-		r = kms_rest_url(s && strlen(s) == json_string_length(v) ? s : NULL, p, "",
-				 &out[i], e);
+		r = kms_rest_url(s && strlen(s) == json_string_length(v) ? s : NULL, p, "", &out[i],
+				 e);
 		if (r < 0)
 			break;
 		n++;

@@ -14,11 +14,11 @@
 #include "kms.h"
 
 #define KMS_REST_ENDPOINTS_MAX 8
-#define KMS_REST_URL_MAX 255
-#define KMS_REST_WHY_MAX 256
-#define KMS_REST_DETAIL_MAX 240
+#define KMS_REST_URL_MAX       255
+#define KMS_REST_WHY_MAX       256
+#define KMS_REST_DETAIL_MAX    240
 
-#define KMS_CHARS_ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+#define KMS_CHARS_ALNUM	 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 #define KMS_CHARS_BASE64 KMS_CHARS_ALNUM "+/="
 
 /* Every character of @s is in @set ("" is). */

@@ -17,52 +17,51 @@
 #include "secmem.h"
 #include "util.h"
 
-#define VAULT_PATH_MAX 128 /* mount, namespace, AppRole mount */
-#define VAULT_TOKEN_MAX 4096
-#define VAULT_TTL_MAX (100ULL * 366 * 86400)
+#define VAULT_PATH_MAX	    128 /* mount, namespace, AppRole mount */
+#define VAULT_TOKEN_MAX	    4096
+#define VAULT_TTL_MAX	    (100ULL * 366 * 86400)
 #define VAULT_PLAINTEXT_MAX 1024
-#define VAULT_VERSION_MAX 4294967295ULL
-#define VAULT_DEK_LEN 32
-#define VAULT_WHERE_MAX (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 2 * VAULT_PATH_MAX + 64)
-#define VAULT_URL_MAX (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 2 * VAULT_PATH_MAX + 64)
+#define VAULT_VERSION_MAX   4294967295ULL
+#define VAULT_DEK_LEN	    32
+#define VAULT_WHERE_MAX	    (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 2 * VAULT_PATH_MAX + 64)
+#define VAULT_URL_MAX	    (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 2 * VAULT_PATH_MAX + 64)
 /* After a failed renewal, try again this much later (the token still works meanwhile). */
 #define VAULT_RENEW_RETRY_US (10 * 1000000ULL)
-#define VAULT_NEVER UINT64_MAX
+#define VAULT_NEVER	     UINT64_MAX
 
-#define VAULT_TOKEN_HEADER "X-Vault-Token: "
+#define VAULT_TOKEN_HEADER     "X-Vault-Token: "
 #define VAULT_NAMESPACE_HEADER "X-Vault-Namespace: "
-#define VAULT_WDEK_PREFIX "vault:v"
+#define VAULT_WDEK_PREFIX      "vault:v"
 
 /* Transit key names match Vault's GenericNameRegex: word characters, '-' and '.'. */
 #define CHARS_KEY_NAME KMS_CHARS_ALNUM "_-."
-#define CHARS_PATH KMS_CHARS_ALNUM "_-./"
-#define CHARS_TOKEN KMS_CHARS_ALNUM "-._~+/="
+#define CHARS_PATH     KMS_CHARS_ALNUM "_-./"
+#define CHARS_TOKEN    KMS_CHARS_ALNUM "-._~+/="
 
 /* Transit key types whose encrypt and decrypt take associated_data (AEAD ciphers). */
-static const char *const vault_aead_types[] = { "aes128-gcm96", "aes256-gcm96",
-						"chacha20-poly1305" };
+static const char *const vault_aead_types[] = {"aes128-gcm96", "aes256-gcm96", "chacha20-poly1305"};
 
 struct vault {
 	char **endpoints; /* without trailing '/' */
 	size_t n_endpoints;
 	char *mount;
-	char *namespace;     /* NULL: none */
-	char *ns_header;     /* "X-Vault-Namespace: …", or NULL */
-	char *token_file;    /* token auth, or NULL */
-	char *role_id_file;  /* AppRole auth, or NULL */
+	char *namespace;    /* NULL: none */
+	char *ns_header;    /* "X-Vault-Namespace: …", or NULL */
+	char *token_file;   /* token auth, or NULL */
+	char *role_id_file; /* AppRole auth, or NULL */
 	char *secret_id_file;
-	char *login_path;    /* /v1/auth/<approle mount>/login */
-	char *ca_file;       /* NULL: system trust store */
+	char *login_path;	      /* /v1/auth/<approle mount>/login */
+	char *ca_file;		      /* NULL: system trust store */
 	uint8_t *role_id, *secret_id; /* secure memory */
 	size_t role_id_len, secret_id_len;
 	struct http_client http;
 
 	pthread_mutex_t lock; /* guards the token cache below */
-	char *auth;           /* "X-Vault-Token: …", secure memory */
+	char *auth;	      /* "X-Vault-Token: …", secure memory */
 	uint64_t auth_gen;    /* bumped by every new token */
-	bool checked;         /* token auth: lookup-self was asked about this token */
+	bool checked;	      /* token auth: lookup-self was asked about this token */
 	bool renewable;
-	uint64_t full_ttl_us; /* the token's whole TTL, for "past 2/3 of it" */
+	uint64_t full_ttl_us;		     /* the token's whole TTL, for "past 2/3 of it" */
 	uint64_t renew_at_us, expires_at_us; /* CLOCK_MONOTONIC; VAULT_NEVER */
 };
 
@@ -72,7 +71,7 @@ struct vault_req {
 	const char *key_id; /* NULL: not about a key */
 	const char *method;
 	char path[VAULT_PATH_MAX * 2 + KMS_KEY_ID_MAX + 32]; /* "/v1/…" */
-	const char *body;   /* secure memory, or NULL */
+	const char *body;				     /* secure memory, or NULL */
 };
 
 /* What Vault's HTTP status means here (developer.hashicorp.com/vault/api-docs, "HTTP status
@@ -83,20 +82,20 @@ static const struct vault_status {
 	bool retryable;
 	const char *hint;
 } vault_statuses[] = {
-	{ 307, -EAGAIN, true,
-	  "a standby node redirecting to the active node; keyd does not follow redirects: list "
-	  "the active node, or a load balancer in front of it, in endpoints" },
-	{ 400, -EINVAL, false, NULL },
-	{ 403, -EPERM, false,
-	  "the token is invalid or expired, or its policies do not allow this request" },
-	{ 404, -ENOENT, false, NULL },
-	{ 405, -EOPNOTSUPP, false, NULL },
-	{ 412, -EAGAIN, true, "this node has not caught up with a recent write yet" },
-	{ 429, -EBUSY, true, "rate limited, or an unsealed standby node" },
-	{ 473, -EAGAIN, true, "a performance standby node" },
-	{ 500, -EIO, true, NULL },
-	{ 502, -EIO, true, NULL },
-	{ 503, -EAGAIN, true, "Vault is sealed or down for maintenance" },
+	{307, -EAGAIN, true,
+	 "a standby node redirecting to the active node; keyd does not follow redirects: list "
+	 "the active node, or a load balancer in front of it, in endpoints"},
+	{400, -EINVAL, false, NULL},
+	{403, -EPERM, false,
+	 "the token is invalid or expired, or its policies do not allow this request"},
+	{404, -ENOENT, false, NULL},
+	{405, -EOPNOTSUPP, false, NULL},
+	{412, -EAGAIN, true, "this node has not caught up with a recent write yet"},
+	{429, -EBUSY, true, "rate limited, or an unsealed standby node"},
+	{473, -EAGAIN, true, "a performance standby node"},
+	{500, -EIO, true, NULL},
+	{502, -EIO, true, NULL},
+	{503, -EAGAIN, true, "Vault is sealed or down for maintenance"},
 };
 
 /* Vault's own words (its "errors" array) that say more than the status. */
@@ -106,25 +105,24 @@ static const struct vault_message {
 	bool retryable;
 	const char *hint;
 } vault_messages[] = {
-	{ "Vault is sealed", -EAGAIN, true, "an operator must unseal it; keyd keeps trying" },
-	{ "encryption key not found", -ENOENT, false,
-	  "no Transit key of that name on this mount" },
-	{ "no handler for route", -ENOENT, false,
-	  "no such path: check mount (and namespace) in the configuration" },
-	{ "cipher: message authentication failed", -EBADMSG, false,
-	  "the WDEK does not open with this key and this volume's associated data (another key "
-	  "of the same name, a WDEK copied from another volume, or a damaged token)" },
-	{ "disallowed by policy (too old)", -EKEYEXPIRED, false, NULL },
-	{ "version is too new", -EBADMSG, false,
-	  "the WDEK names a version this key does not have (another key of the same name?)" },
-	{ "invalid role or secret ID", -EACCES, false,
-	  "check approle.role_id_file and approle.secret_id_file (a secret ID may have expired "
-	  "or used up its uses)" },
-	{ "invalid secret id", -EACCES, false,
-	  "check approle.secret_id_file (it may have expired or used up its uses)" },
-	{ "invalid role ID", -EACCES, false, "check approle.role_id_file" },
-	{ "does not support encryption", -EOPNOTSUPP, false,
-	  "keyd needs an aes256-gcm96 (or other AEAD) key" },
+	{"Vault is sealed", -EAGAIN, true, "an operator must unseal it; keyd keeps trying"},
+	{"encryption key not found", -ENOENT, false, "no Transit key of that name on this mount"},
+	{"no handler for route", -ENOENT, false,
+	 "no such path: check mount (and namespace) in the configuration"},
+	{"cipher: message authentication failed", -EBADMSG, false,
+	 "the WDEK does not open with this key and this volume's associated data (another key "
+	 "of the same name, a WDEK copied from another volume, or a damaged token)"},
+	{"disallowed by policy (too old)", -EKEYEXPIRED, false, NULL},
+	{"version is too new", -EBADMSG, false,
+	 "the WDEK names a version this key does not have (another key of the same name?)"},
+	{"invalid role or secret ID", -EACCES, false,
+	 "check approle.role_id_file and approle.secret_id_file (a secret ID may have expired "
+	 "or used up its uses)"},
+	{"invalid secret id", -EACCES, false,
+	 "check approle.secret_id_file (it may have expired or used up its uses)"},
+	{"invalid role ID", -EACCES, false, "check approle.role_id_file"},
+	{"does not support encryption", -EOPNOTSUPP, false,
+	 "keyd needs an aes256-gcm96 (or other AEAD) key"},
 };
 
 static void vault_free(struct vault *v)
@@ -176,8 +174,10 @@ static int parse_path(json_t *obj, const char *path, const char *key, const char
 	int r = jx_string(obj, path, key, false, VAULT_PATH_MAX, ret, e);
 
 	if (r >= 0 && *ret && !path_valid(*ret))
-		return jx_fail(e, "%s.%s: must be a Vault path (letters, digits, '_', '-', '.' "
-				  "and inner '/')", path, key);
+		return jx_fail(e,
+			       "%s.%s: must be a Vault path (letters, digits, '_', '-', '.' "
+			       "and inner '/')",
+			       path, key);
 	return r;
 }
 
@@ -195,7 +195,7 @@ static char *strjoin(const char *a, const char *b, const char *c)
 
 static int parse_approle(json_t *obj, const char *path, struct vault *v, struct jx_error *e)
 {
-	static const char *const keys[] = { "role_id_file", "secret_id_file", "mount", NULL };
+	static const char *const keys[] = {"role_id_file", "secret_id_file", "mount", NULL};
 	const char *role = NULL, *secret = NULL, *mount = "approle";
 	char p[KMS_NAME_MAX + 64];
 	int r;
@@ -218,8 +218,8 @@ static int parse_approle(json_t *obj, const char *path, struct vault *v, struct 
 
 static int vault_parse(struct kms *kms, json_t *obj, const char *path, struct jx_error *e)
 {
-	static const char *const keys[] = { "provider", "endpoints", "mount", "namespace",
-					    "token_file", "approle", "ca_file", NULL };
+	static const char *const keys[] = {"provider",	 "endpoints", "mount",	 "namespace",
+					   "token_file", "approle",   "ca_file", NULL};
 	_cleanup_(vault_freep) struct vault *v = NULL;
 	const char *mount = "transit", *ns = NULL, *token_file = NULL, *ca_file = NULL;
 	json_t *approle = json_object_get(obj, "approle");
@@ -238,8 +238,10 @@ static int vault_parse(struct kms *kms, json_t *obj, const char *path, struct jx
 	if (r < 0)
 		return r;
 	if (!!token_file == !!approle)
-		return jx_fail(e, "%s: give exactly one of token_file and approle (how keyd logs "
-				  "in to Vault)", path);
+		return jx_fail(e,
+			       "%s: give exactly one of token_file and approle (how keyd logs "
+			       "in to Vault)",
+			       path);
 
 	v = calloc(1, sizeof(*v));
 	if (!v)
@@ -284,8 +286,8 @@ static int vault_open(struct kms *kms, struct kms_error *e)
 		return r;
 	r = http_client_init(&v->http);
 	if (r < 0)
-		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s",
-				kms->name, strerror(-r));
+		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s", kms->name,
+				strerror(-r));
 	v->role_id = TAKE_PTR(role);
 	v->role_id_len = role_len;
 	v->secret_id = TAKE_PTR(secret);
@@ -293,8 +295,8 @@ static int vault_open(struct kms *kms, struct kms_error *e)
 	return 0;
 }
 
-static const char *vault_where(char *buf, size_t size, const struct vault *v,
-			       const char *endpoint, const struct vault_req *req)
+static const char *vault_where(char *buf, size_t size, const struct vault *v, const char *endpoint,
+			       const struct vault_req *req)
 {
 	int n = snprintf(buf, size, "Vault %s%s%s: %s", endpoint, v->namespace ? " namespace " : "",
 			 v->namespace ? v->namespace : "", req->what);
@@ -324,8 +326,13 @@ static int fail_status(struct kms_error *e, const struct http_response *resp, co
 		if (strstr(e0, vault_messages[i].text) || strstr(e1, vault_messages[i].text))
 			m = &vault_messages[i];
 	hint = m && m->hint ? m->hint : s ? s->hint : NULL;
-	r = kms_fail(e, m ? m->error : s ? s->error : -EIO,
-		     m ? m->retryable : s ? s->retryable : resp->status >= 500,
+	r = kms_fail(e,
+		     m	 ? m->error
+		     : s ? s->error
+			 : -EIO,
+		     m	 ? m->retryable
+		     : s ? s->retryable
+			 : resp->status >= 500,
 		     "%s: HTTP %ld%s%s%s%s%s%s", where, resp->status, e0[0] ? " " : "", e0,
 		     e1[0] ? "; " : "", e1, hint ? ": " : "", hint ? hint : "");
 	if (e->retryable)
@@ -339,8 +346,8 @@ static int vault_send(struct kms *kms, const struct vault_req *req, const char *
 		      const char *auth, long *ret_status, json_t **ret, struct kms_error *e)
 {
 	struct vault *v = kms->data;
-	_cleanup_(http_response_done) struct http_response resp = { 0 };
-	const char *headers[6] = { 0 };
+	_cleanup_(http_response_done) struct http_response resp = {0};
+	const char *headers[6] = {0};
 	char url[VAULT_URL_MAX], where[VAULT_WHERE_MAX];
 	size_t h = 0;
 	int r;
@@ -358,13 +365,13 @@ static int vault_send(struct kms *kms, const struct vault_req *req, const char *
 	vault_where(where, sizeof(where), v, endpoint, req);
 	*ret_status = 0;
 	r = kms_rest_perform(&v->http,
-			     &(struct http_request){ .method = req->method,
-						     .url = url,
-						     .headers = headers,
-						     .body = req->body,
-						     .body_len = req->body ? strlen(req->body) : 0,
-						     .ca_file = v->ca_file,
-						     .timeout_ms = (long)kms->retry.try_timeout_ms },
+			     &(struct http_request){.method = req->method,
+						    .url = url,
+						    .headers = headers,
+						    .body = req->body,
+						    .body_len = req->body ? strlen(req->body) : 0,
+						    .ca_file = v->ca_file,
+						    .timeout_ms = (long)kms->retry.try_timeout_ms},
 			     where, &resp, e);
 	if (r < 0)
 		return r;
@@ -453,11 +460,10 @@ static int token_read(struct kms *kms, struct vault *v, char **ret, struct kms_e
 /* lookup-self: how long the token lives and whether it may be renewed. A token whose lookup
  * is refused (403: invalid, expired, or no default policy) is kept: the request it is for
  * will say. Caller holds v->lock. */
-static int token_lookup(struct kms *kms, struct vault *v, const char *endpoint,
-			struct kms_error *e)
+static int token_lookup(struct kms *kms, struct vault *v, const char *endpoint, struct kms_error *e)
 {
-	struct vault_req req = { .what = "token lookup", .method = "GET",
-				 .path = "/v1/auth/token/lookup-self" };
+	struct vault_req req = {
+		.what = "token lookup", .method = "GET", .path = "/v1/auth/token/lookup-self"};
 	json_auto_t *reply = NULL;
 	uint64_t start = now_mono_us(), ttl = 0, creation_ttl = 0;
 	bool renewable = false;
@@ -500,8 +506,10 @@ static int token_lookup(struct kms *kms, struct vault *v, const char *endpoint,
  * holds v->lock. */
 static void token_renew(struct kms *kms, struct vault *v, const char *endpoint)
 {
-	struct vault_req req = { .what = "token renewal", .method = "POST",
-				 .path = "/v1/auth/token/renew-self", .body = "{}" };
+	struct vault_req req = {.what = "token renewal",
+				.method = "POST",
+				.path = "/v1/auth/token/renew-self",
+				.body = "{}"};
 	json_auto_t *reply = NULL;
 	uint64_t start = now_mono_us(), lease = 0, full = v->full_ttl_us, old = v->expires_at_us;
 	bool renewable = false;
@@ -513,14 +521,14 @@ static void token_renew(struct kms *kms, struct vault *v, const char *endpoint)
 
 	r = vault_send(kms, &req, endpoint, v->auth, &status, &reply, &e);
 	auth = r >= 0 ? reply_object(reply, "auth", &jxe) : NULL;
-	if (auth && jx_uint(auth, "reply.auth", "lease_duration", 0, VAULT_TTL_MAX, &lease,
-			    &jxe) >= 0 &&
+	if (auth &&
+	    jx_uint(auth, "reply.auth", "lease_duration", 0, VAULT_TTL_MAX, &lease, &jxe) >= 0 &&
 	    jx_bool(auth, "reply.auth", "renewable", &renewable, &jxe) >= 0) {
 		token_set(v, NULL, start, lease, renewable);
 		if (lease && full > v->full_ttl_us) {
 			v->full_ttl_us = full;
-			v->renew_at_us = v->expires_at_us > full / 3 ? v->expires_at_us - full / 3
-								      : 0;
+			v->renew_at_us =
+				v->expires_at_us > full / 3 ? v->expires_at_us - full / 3 : 0;
 		}
 		if (lease && old != VAULT_NEVER && v->expires_at_us <= old + 1000000)
 			v->renew_at_us = VAULT_NEVER;
@@ -536,7 +544,7 @@ static int approle_login(struct kms *kms, struct vault *v, const char *endpoint,
 			 struct kms_error *e)
 {
 	_cleanup_secure_ char *role = NULL, *secret = NULL, *body = NULL;
-	struct vault_req req = { .what = "AppRole login", .method = "POST" };
+	struct vault_req req = {.what = "AppRole login", .method = "POST"};
 	json_auto_t *reply = NULL, *j = NULL;
 	uint64_t start = now_mono_us(), lease = 0;
 	const char *token = NULL;
@@ -665,9 +673,8 @@ static int vault_call(struct kms *kms, const struct vault_req *req, json_t **ret
 	long status = 0;
 	int r = 0;
 
-	if (req->key_id &&
-	    (!req->key_id[0] || strlen(req->key_id) > KMS_KEY_ID_MAX ||
-	     !kms_rest_charset(req->key_id, CHARS_KEY_NAME)))
+	if (req->key_id && (!req->key_id[0] || strlen(req->key_id) > KMS_KEY_ID_MAX ||
+			    !kms_rest_charset(req->key_id, CHARS_KEY_NAME)))
 		return kms_fail(e, -EINVAL, false,
 				"Vault: %s key: the key id is not a Transit key name (1 to %d "
 				"letters, digits, '_', '-' and '.')",
@@ -737,13 +744,13 @@ static int vault_read_key(struct kms *kms, const char *key_id, json_t **reply, s
 			  long *ret_status, struct kms_error *e)
 {
 	struct vault *v = kms->data;
-	struct vault_req req = { .what = "read of", .key_id = key_id, .method = "GET" };
+	struct vault_req req = {.what = "read of", .key_id = key_id, .method = "GET"};
 	char ver[24];
 	struct jx_error jxe;
 	json_t *data, *t;
 	int r;
 
-	*k = (struct vault_key){ 0 };
+	*k = (struct vault_key){0};
 	*ret_status = 0;
 	snprintf(req.path, sizeof(req.path), "/v1/%s/keys/%s", v->mount, key_id);
 	r = vault_call(kms, &req, reply, &k->endpoint, ret_status, e);
@@ -789,7 +796,7 @@ static int vault_key_usable(struct kms *kms, const char *key_id, const struct va
 			    struct kms_error *e)
 {
 	struct vault *v = kms->data;
-	struct vault_req req = { .what = "read of", .key_id = key_id };
+	struct vault_req req = {.what = "read of", .key_id = key_id};
 	char where[VAULT_WHERE_MAX];
 	bool aead = false;
 
@@ -802,17 +809,18 @@ static int vault_key_usable(struct kms *kms, const char *key_id, const struct va
 				"associated_data (aes256-gcm96, aes128-gcm96 or chacha20-poly1305)",
 				where, k->type);
 	if (k->derived)
-		return kms_fail(e, -EOPNOTSUPP, false,
-				"%s: the key is a derived key (it needs a context); keyd binds WDEKs "
-				"with associated_data and needs a key created without derived=true",
-				where);
+		return kms_fail(
+			e, -EOPNOTSUPP, false,
+			"%s: the key is a derived key (it needs a context); keyd binds WDEKs "
+			"with associated_data and needs a key created without derived=true",
+			where);
 	return 0;
 }
 
 /* Reads the key and refuses one keyd cannot use: Transit's encrypt would create a missing
  * key on the spot, which must never happen behind a customer's back. */
-static int vault_key_check(struct kms *kms, const char *key_id, json_t **reply,
-			   struct vault_key *k, struct kms_error *e)
+static int vault_key_check(struct kms *kms, const char *key_id, json_t **reply, struct vault_key *k,
+			   struct kms_error *e)
 {
 	long status;
 	int r = vault_read_key(kms, key_id, reply, k, &status, e);
@@ -856,14 +864,13 @@ static int wrapped_set(struct kms_wrapped *w, const char *wdek, uint64_t version
 }
 
 /* encrypt, without the key check. */
-static int transit_encrypt(struct kms *kms, const char *key_id, const uint8_t *dek,
-			   size_t dek_len, const char *aad, struct kms_wrapped *ret,
-			   struct kms_error *e)
+static int transit_encrypt(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
+			   const char *aad, struct kms_wrapped *ret, struct kms_error *e)
 {
 	struct vault *v = kms->data;
 	_cleanup_secure_ char *b64 = NULL, *body = NULL;
 	json_auto_t *reply = NULL;
-	struct vault_req req = { .what = "encrypt with", .key_id = key_id, .method = "POST" };
+	struct vault_req req = {.what = "encrypt with", .key_id = key_id, .method = "POST"};
 	const char *endpoint, *ct = NULL;
 	uint64_t version = 0, reported = 0;
 	struct jx_error jxe;
@@ -871,7 +878,8 @@ static int transit_encrypt(struct kms *kms, const char *key_id, const uint8_t *d
 	int r;
 
 	if (b64_encode(dek, dek_len, &b64) < 0 || !(body = transit_body("plaintext", b64, aad)))
-		return kms_fail(e, -ENOMEM, false, "Vault: out of secure memory for the encrypt "
+		return kms_fail(e, -ENOMEM, false,
+				"Vault: out of secure memory for the encrypt "
 				"request");
 	req.body = body;
 	snprintf(req.path, sizeof(req.path), "/v1/%s/encrypt/%s", v->mount, key_id);
@@ -904,8 +912,10 @@ static int vault_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, s
 
 	/* Unwrap accepts only this size back, so anything else would be lost. */
 	if (dek_len != VAULT_DEK_LEN)
-		return kms_fail(e, -EINVAL, false, "Vault: refusing to wrap a %zu-byte key, "
-				"expected %d", dek_len, VAULT_DEK_LEN);
+		return kms_fail(e, -EINVAL, false,
+				"Vault: refusing to wrap a %zu-byte key, "
+				"expected %d",
+				dek_len, VAULT_DEK_LEN);
 	r = vault_key_check(kms, key_id, &reply, &k, e);
 	if (r < 0)
 		return r;
@@ -925,10 +935,11 @@ static void explain_too_old(struct kms *kms, const char *key_id, uint64_t versio
 
 	if (vault_read_key(kms, key_id, &reply, &k, &status, &e2) >= 0)
 		snprintf(min, sizeof(min), " (%llu)", (unsigned long long)k.min_decryption);
-	snprintf(e->msg + n, sizeof(e->msg) - n,
-		 ": the WDEK was made by key version %llu, below the key's min_decryption_version%s, "
-		 "so Vault refuses to decrypt it; lower min_decryption_version to unlock this volume",
-		 (unsigned long long)version, min);
+	snprintf(
+		e->msg + n, sizeof(e->msg) - n,
+		": the WDEK was made by key version %llu, below the key's min_decryption_version%s, "
+		"so Vault refuses to decrypt it; lower min_decryption_version to unlock this volume",
+		(unsigned long long)version, min);
 }
 
 static int vault_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
@@ -939,7 +950,7 @@ static int vault_unwrap(struct kms *kms, const char *key_id, const char *wdek, c
 	_cleanup_secure_ char *body = NULL;
 	_cleanup_secure_ uint8_t *dek = NULL;
 	json_auto_t *reply = NULL;
-	struct vault_req req = { .what = "decrypt with", .key_id = key_id, .method = "POST" };
+	struct vault_req req = {.what = "decrypt with", .key_id = key_id, .method = "POST"};
 	const char *endpoint, *pt = NULL;
 	char where[VAULT_WHERE_MAX];
 	uint64_t version;
@@ -957,7 +968,8 @@ static int vault_unwrap(struct kms *kms, const char *key_id, const char *wdek, c
 				v->mount, key_id);
 	body = transit_body("ciphertext", wdek, aad);
 	if (!body)
-		return kms_fail(e, -ENOMEM, false, "Vault: out of secure memory for the decrypt "
+		return kms_fail(e, -ENOMEM, false,
+				"Vault: out of secure memory for the decrypt "
 				"request");
 	req.body = body;
 	snprintf(req.path, sizeof(req.path), "/v1/%s/decrypt/%s", v->mount, key_id);
@@ -1037,7 +1049,7 @@ static int vault_key_info(struct kms *kms, const char *key_id, struct kms_key_in
 	}
 	if (r < 0)
 		return r;
-	*ret = (struct kms_key_info){ .state = KMS_KEY_ACTIVE };
+	*ret = (struct kms_key_info){.state = KMS_KEY_ACTIVE};
 	snprintf(ret->version, sizeof(ret->version), "%llu", (unsigned long long)k.latest);
 	if (k.latest > 1 && k.latest_time) {
 		time_t t = (time_t)k.latest_time;
@@ -1054,8 +1066,8 @@ static int vault_probe(struct kms *kms, const char *key_id, struct kms_error *e)
 {
 	struct vault *v = kms->data;
 	json_auto_t *reply = NULL;
-	struct vault_req req = { .what = "token lookup", .method = "GET",
-				 .path = "/v1/auth/token/lookup-self" };
+	struct vault_req req = {
+		.what = "token lookup", .method = "GET", .path = "/v1/auth/token/lookup-self"};
 	const char *endpoint;
 	struct vault_key k;
 

@@ -19,9 +19,9 @@
 #include "util.h"
 
 #define LIFECYCLE_QUEUE_MAX 256
-#define HOOK_TIMEOUT_US (120 * 1000000ULL)
-#define AGE_CHECK_MAX_US (60 * 1000000ULL)
-#define SCHEDULE_CHECK_US (60 * 1000000ULL)
+#define HOOK_TIMEOUT_US	    (120 * 1000000ULL)
+#define AGE_CHECK_MAX_US    (60 * 1000000ULL)
+#define SCHEDULE_CHECK_US   (60 * 1000000ULL)
 
 extern char **environ;
 
@@ -56,7 +56,10 @@ struct lifecycle {
 static const char *volume_key_id(struct keyd *k, struct volume *v, char *buf, size_t size)
 {
 	pthread_mutex_lock(&k->lock);
-	snprintf(buf, size, "%s", v->token_key_id[0] ? v->token_key_id : v->key_id ? v->key_id : "");
+	snprintf(buf, size, "%s",
+		 v->token_key_id[0] ? v->token_key_id
+		 : v->key_id	    ? v->key_id
+				    : "");
 	pthread_mutex_unlock(&k->lock);
 	return buf;
 }
@@ -143,8 +146,7 @@ static void erase_keyslot(struct keyd *k, struct volume *v)
 }
 
 /* on_revoke: what a disabled or deleted root key, or a KMS silent for too long, does. */
-static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool shred,
-		       bool by_age)
+static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool shred, bool by_age)
 {
 	enum on_revoke policy = v->cfg ? v->cfg->on_revoke : ON_REVOKE_CLOSE;
 	enum volume_state s, next;
@@ -181,8 +183,10 @@ static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool s
 		snprintf(msg, sizeof(msg), "%s: stays suspended", why);
 	} else {
 		next = VOLUME_REVOKED;
-		snprintf(msg, sizeof(msg), "%s: not mapped; will not be unlocked until the key is "
-					   "back (on_revoke=%s)", why, on_revoke_names[policy]);
+		snprintf(msg, sizeof(msg),
+			 "%s: not mapped; will not be unlocked until the key is "
+			 "back (on_revoke=%s)",
+			 why, on_revoke_names[policy]);
 	}
 	pthread_mutex_lock(&k->lock);
 	v->was_open |= s == VOLUME_OPEN;
@@ -223,12 +227,13 @@ static void act_restore(struct keyd *k, struct volume *v, const char *why)
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
-	r = volume_unlock(&(struct unlock_request){ .device = dev, .kms = v->kms,
-						    .expect_key_id = v->key_id,
-						    .name = k->dm ? v->name : NULL,
-						    .converge = true,
-						    .resume = s == VOLUME_SUSPENDED,
-						    .stop = &k->stop },
+	r = volume_unlock(&(struct unlock_request){.device = dev,
+						   .kms = v->kms,
+						   .expect_key_id = v->key_id,
+						   .name = k->dm ? v->name : NULL,
+						   .converge = true,
+						   .resume = s == VOLUME_SUSPENDED,
+						   .stop = &k->stop},
 			  &res, err, sizeof(err));
 	kms_wrapped_done(&res.rewrapped);
 	{
@@ -247,7 +252,9 @@ static void act_restore(struct keyd *k, struct volume *v, const char *why)
 	v->revoked = v->revoked_by_age = v->was_open = false;
 	pthread_mutex_unlock(&k->lock);
 	log_info("%s: %s: %s", v->name, why,
-		 s == VOLUME_SUSPENDED ? "resumed" : k->dm ? "reopened" : "key verified again");
+		 s == VOLUME_SUSPENDED ? "resumed"
+		 : k->dm	       ? "reopened"
+				       : "key verified again");
 	keyd_set_state(k, v, k->dm ? VOLUME_OPEN : VOLUME_VERIFIED, NULL);
 	if (was_open && k->dm && v->cfg)
 		run_hooks(v, v->cfg->start_hooks, v->cfg->n_start_hooks, "start");
@@ -271,9 +278,9 @@ static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 	r = dev[0] ? volume_rewrap(dev, v->kms, NULL, &rr, err, sizeof(err))
 		   : set_error(err, sizeof(err), -ENODEV, "device not known yet");
 	if (r >= 0) {
-		json_auto_t *versions = json_pack("{s:s, s:s, s:s}", "old_key_version",
-						  rr.old_version, "new_key_version",
-						  rr.new_version, "reason", why);
+		json_auto_t *versions =
+			json_pack("{s:s, s:s, s:s}", "old_key_version", rr.old_version,
+				  "new_key_version", rr.new_version, "reason", why);
 
 		pthread_mutex_lock(&k->lock);
 		snprintf(v->key_version, sizeof(v->key_version), "%s", rr.new_version);
@@ -401,11 +408,11 @@ static void run_event(struct keyd *k, const struct event *ev)
 	/* Key Protect's rule for adopters: acknowledge after acting. */
 	if (acked_by && ev->id[0] && acked_by->provider->event_ack) {
 		static const enum kms_key_state held[] = {
-			[EVENT_ROTATE] = KMS_KEY_ACTIVE,     [EVENT_DISABLE] = KMS_KEY_SUSPENDED,
-			[EVENT_ENABLE] = KMS_KEY_ACTIVE,     [EVENT_DELETE] = KMS_KEY_DESTROYED,
+			[EVENT_ROTATE] = KMS_KEY_ACTIVE,  [EVENT_DISABLE] = KMS_KEY_SUSPENDED,
+			[EVENT_ENABLE] = KMS_KEY_ACTIVE,  [EVENT_DELETE] = KMS_KEY_DESTROYED,
 			[EVENT_RESTORE] = KMS_KEY_ACTIVE,
 		};
-		struct kms_error e = { .retry_after_s = -1 };
+		struct kms_error e = {.retry_after_s = -1};
 		int r = acked_by->provider->event_ack(acked_by, ev->key_id, ev->id, held[ev->type],
 						      &e);
 
@@ -468,13 +475,13 @@ static void poll_keys(struct keyd *k, struct lifecycle *l)
 
 		if (!volume_key_id(k, v, key, sizeof(key))[0] || watch_for(l, v->kms, key))
 			continue;
-		l->watch[l->n_watch] = (struct key_watch){ .kms = v->kms, .state = KMS_KEY_UNKNOWN };
+		l->watch[l->n_watch] = (struct key_watch){.kms = v->kms, .state = KMS_KEY_UNKNOWN};
 		snprintf(l->watch[l->n_watch].key_id, sizeof(key), "%s", key);
 		l->n_watch++;
 	}
 	for (size_t i = 0; i < l->n_watch && !k->stop; i++) {
 		struct key_watch *w = &l->watch[i];
-		struct event ev = { .origin = EVENT_FROM_POLL, .time_us = now_real_us() };
+		struct event ev = {.origin = EVENT_FROM_POLL, .time_us = now_real_us()};
 		struct kms_key_info info;
 		struct kms_error e;
 		enum kms_key_state before = w->state == KMS_KEY_UNKNOWN ? KMS_KEY_ACTIVE : w->state;
@@ -488,7 +495,8 @@ static void poll_keys(struct keyd *k, struct lifecycle *l)
 			continue;
 		}
 		if (r < 0) {
-			log_warning("polling key %s at KMS '%s': %s", w->key_id, w->kms->name, e.msg);
+			log_warning("polling key %s at KMS '%s': %s", w->key_id, w->kms->name,
+				    e.msg);
 			continue;
 		}
 		w->state = info.state;
@@ -509,7 +517,8 @@ static void poll_keys(struct keyd *k, struct lifecycle *l)
 			struct volume *v = &k->volumes[j];
 			bool stale, by_age;
 
-			if (v->kms != w->kms || strcmp(volume_key_id(k, v, key, sizeof(key)), w->key_id))
+			if (v->kms != w->kms ||
+			    strcmp(volume_key_id(k, v, key, sizeof(key)), w->key_id))
 				continue;
 			pthread_mutex_lock(&k->lock);
 			stale = info.version[0] && v->key_version[0] &&
@@ -539,8 +548,9 @@ static void check_cache_age(struct keyd *k)
 		if ((s != VOLUME_OPEN && s != VOLUME_VERIFIED) || silent <= max_us ||
 		    silent == UINT64_MAX)
 			continue;
-		snprintf(why, sizeof(why), "KMS '%s' unreachable for %llu s (max_key_cache_age_s %llu)",
-			 v->kms->name, (unsigned long long)(silent / 1000000),
+		snprintf(why, sizeof(why),
+			 "KMS '%s' unreachable for %llu s (max_key_cache_age_s %llu)", v->kms->name,
+			 (unsigned long long)(silent / 1000000),
 			 (unsigned long long)k->cfg->max_key_cache_age_s);
 		act_revoke(k, v, why, false, true);
 	}
@@ -632,7 +642,7 @@ int lifecycle_submit(struct keyd *k, enum lifecycle_job_kind kind, const struct 
 		return set_error(msg, msgsize, -EBUSY, "too many lifecycle events queued");
 	}
 	j = &l->queue[(l->head + l->n++) % LIFECYCLE_QUEUE_MAX];
-	*j = (struct job){ .kind = kind };
+	*j = (struct job){.kind = kind};
 	if (ev)
 		j->ev = *ev;
 	if (volume)

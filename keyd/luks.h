@@ -10,10 +10,10 @@
 
 #include "macro.h"
 
-#define LUKS_DEK_LEN 32
-#define LUKS_SECTOR_SIZE 4096
+#define LUKS_DEK_LEN	      32
+#define LUKS_SECTOR_SIZE      4096
 #define LUKS_PBKDF_ITERATIONS 1000
-#define LUKS_UUID_MAX 40
+#define LUKS_UUID_MAX	      40
 
 /* Routes libcryptsetup's messages into our log; once per process. */
 void luks_log_setup(void);

@@ -30,15 +30,15 @@ static void help(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		{"config", required_argument, NULL, 'c'},
+		{"debug", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{},
 	};
 	const char *config_path = CONFIG_PATH_DEFAULT;
 	struct keyd_config *cfg = NULL;
-	struct keyd k = { 0 };
+	struct keyd k = {0};
 	struct jx_error je;
 	int c, r;
 
@@ -70,7 +70,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	r = secmem_init(KEYD_SECURE_HEAP);
 	if (r < 0) {
-		log_error_errno(r, "cannot set up locked secure memory: %m (RLIMIT_MEMLOCK too low?)");
+		log_error_errno(r,
+				"cannot set up locked secure memory: %m (RLIMIT_MEMLOCK too low?)");
 		return 1;
 	}
 	luks_log_setup();

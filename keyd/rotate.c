@@ -66,11 +66,10 @@ static int unwrap_token(struct kms *kms, const struct keyd_token *t, const char 
  * @expect when the keyslot does not exist yet): a token is never rewritten with a WDEK that
  * would leave the volume unlockable by nobody. */
 static int verify_wdek(struct crypt_device *cd, struct kms *kms, const char *key_id,
-		       const char *wdek, int slot, const uint8_t *expect, char *err,
-		       size_t errsize)
+		       const char *wdek, int slot, const uint8_t *expect, char *err, size_t errsize)
 {
 	_cleanup_secure_ uint8_t *dek = NULL;
-	struct keyd_token t = { .id = -1, .key_id = (char *)key_id, .wdek = (char *)wdek };
+	struct keyd_token t = {.id = -1, .key_id = (char *)key_id, .wdek = (char *)wdek};
 	size_t len = 0;
 	int r;
 
@@ -142,7 +141,7 @@ static int retire(struct crypt_device *cd, struct keyd_token *all, int n, int i,
 	int r;
 
 	log_debug("%s: removing superseded token %d (generation %u) and keyslot %d",
-		 crypt_get_device_name(cd), t->id, t->generation, t->keyslot);
+		  crypt_get_device_name(cd), t->id, t->generation, t->keyslot);
 	if (t->keyslot >= 0 && !keyslot_taken(all, n, t->keyslot, i) &&
 	    crypt_keyslot_status(cd, t->keyslot) != CRYPT_SLOT_INACTIVE) {
 		r = crypt_keyslot_destroy(cd, t->keyslot);
@@ -216,21 +215,21 @@ static int load_converged(const char *device, struct kms *kms, struct crypt_devi
 	return 0;
 }
 
-int volume_rekey(const char *device, struct kms *kms, const char *key_id,
-		 struct rotate_result *res, char *err, size_t errsize)
+int volume_rekey(const char *device, struct kms *kms, const char *key_id, struct rotate_result *res,
+		 char *err, size_t errsize)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_secure_ uint8_t *old_dek = NULL, *new_dek = NULL;
 	_cleanup_close_ int lock = -1;
-	struct keyd_token old = { .id = -1 }, nt;
-	struct kms_wrapped w = { 0 };
+	struct keyd_token old = {.id = -1}, nt;
+	struct kms_wrapped w = {0};
 	struct kms_error ke;
 	char aad[KMS_AAD_MAX], now[40];
 	size_t old_len = 0;
 	int r;
 
-	*res = (struct rotate_result){ .old_keyslot = -1, .new_keyslot = -1, .old_token = -1,
-				       .new_token = -1 };
+	*res = (struct rotate_result){
+		.old_keyslot = -1, .new_keyslot = -1, .old_token = -1, .new_token = -1};
 	lock = volume_lock_rotation(device);
 	if (lock < 0)
 		return fail(err, errsize, lock, "lock %s: %s", device, strerror(-lock));
@@ -265,11 +264,19 @@ int volume_rekey(const char *device, struct kms *kms, const char *key_id,
 
 	/* 1. The new token, pending, without keyslot. */
 	format_rfc3339_us(now_real_us(), now, sizeof(now));
-	nt = (struct keyd_token){ .id = CRYPT_ANY_TOKEN, .keyslot = -1, .state = TOKEN_PENDING,
-				  .generation = old.generation + 1, .name = old.name,
-				  .provider = old.provider, .kms = old.kms, .key_id = (char *)key_id,
-				  .key_version = w.key_version, .wdek = w.wdek, .aad = aad,
-				  .created = old.created, .updated = now };
+	nt = (struct keyd_token){.id = CRYPT_ANY_TOKEN,
+				 .keyslot = -1,
+				 .state = TOKEN_PENDING,
+				 .generation = old.generation + 1,
+				 .name = old.name,
+				 .provider = old.provider,
+				 .kms = old.kms,
+				 .key_id = (char *)key_id,
+				 .key_version = w.key_version,
+				 .wdek = w.wdek,
+				 .aad = aad,
+				 .created = old.created,
+				 .updated = now};
 	r = token_write(cd, &nt);
 	if (r < 0) {
 		fail(err, errsize, r, "write new token: %s", strerror(-r));
@@ -315,16 +322,16 @@ int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped 
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_close_ int lock = -1;
-	struct keyd_token tok = { .id = -1 };
-	struct kms_wrapped w = { 0 };
+	struct keyd_token tok = {.id = -1};
+	struct kms_wrapped w = {0};
 	struct kms_error ke;
 	char aad[KMS_AAD_MAX], now[40];
 	const struct kms_wrapped *use = wrapped;
 	char *old_wdek, *old_version;
 	int r;
 
-	*res = (struct rotate_result){ .old_keyslot = -1, .new_keyslot = -1, .old_token = -1,
-				       .new_token = -1 };
+	*res = (struct rotate_result){
+		.old_keyslot = -1, .new_keyslot = -1, .old_token = -1, .new_token = -1};
 	lock = volume_lock_rotation(device);
 	if (lock < 0)
 		return fail(err, errsize, lock, "lock %s: %s", device, strerror(-lock));

@@ -35,8 +35,8 @@ int volume_lock_rotation(const char *device);
 /* New DEK, wrapped by @kms/@key_id (NULL: the current token's key), new keyslot, new token;
  * then the old token and keyslot go. The volume stays unlockable through the KMS at every
  * instant. */
-int volume_rekey(const char *device, struct kms *kms, const char *key_id,
-		 struct rotate_result *res, char *err, size_t errsize);
+int volume_rekey(const char *device, struct kms *kms, const char *key_id, struct rotate_result *res,
+		 char *err, size_t errsize);
 
 /* Rewraps the WDEK to the root key's newest version (KMS rewrap; the DEK never leaves the KMS
  * for providers that support it) and rewrites the token in one header write. With @wrapped

@@ -3,8 +3,8 @@
  * limit before use. The AAD is stored for people; unwrap always recomputes it from the header
  * UUID, so a token copied onto another volume cannot open it. */
 #include <errno.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kms.h"
@@ -23,7 +23,7 @@ void token_done(struct keyd_token *t)
 	free(t->aad);
 	free(t->created);
 	free(t->updated);
-	*t = (struct keyd_token){ .id = -1, .keyslot = -1 };
+	*t = (struct keyd_token){.id = -1, .keyslot = -1};
 }
 
 static int dup_field(json_t *o, const char *path, const char *key, bool required, size_t max,
@@ -40,12 +40,12 @@ static int dup_field(json_t *o, const char *path, const char *key, bool required
 
 static int token_parse(json_t *o, int id, struct keyd_token *t, struct jx_error *e)
 {
-	static const char *const keys[] = { "type",	  "keyslots", "keyd_version", "name",
-					    "provider",	  "kms",      "key_id",	      "key_version",
-					    "wdek",	  "aad",      "created",      "updated",
-					    "generation", "state",    NULL };
-	static const char *const states[] = { [TOKEN_ACTIVE] = "active",
-					      [TOKEN_PENDING] = "pending", NULL };
+	static const char *const keys[] = {
+		"type",	   "keyslots", "keyd_version", "name",	"provider",
+		"kms",	   "key_id",   "key_version",  "wdek",	"aad",
+		"created", "updated",  "generation",   "state", NULL};
+	static const char *const states[] = {
+		[TOKEN_ACTIVE] = "active", [TOKEN_PENDING] = "pending", NULL};
 	char path[32];
 	json_t *slots;
 	uint64_t ver = 0, gen = 1;
@@ -98,7 +98,7 @@ int token_from_json(const char *json, int id, struct keyd_token *t, struct jx_er
 	json_error_t je;
 	int r;
 
-	*t = (struct keyd_token){ .id = -1, .keyslot = -1 };
+	*t = (struct keyd_token){.id = -1, .keyslot = -1};
 	if (strlen(json) > TOKEN_JSON_MAX)
 		return jx_fail(e, "token %d: larger than %d bytes", id, TOKEN_JSON_MAX);
 	o = json_loads(json, JSON_REJECT_DUPLICATES, &je);
@@ -117,7 +117,7 @@ int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct jx_
 	const char *json = NULL;
 	int r;
 
-	*t = (struct keyd_token){ .id = -1, .keyslot = -1 };
+	*t = (struct keyd_token){.id = -1, .keyslot = -1};
 	r = crypt_token_json_get(cd, id, &json);
 	if (r < 0)
 		return r == -EINVAL ? -ENOENT : r;
@@ -156,7 +156,7 @@ int token_find(struct crypt_device *cd, struct keyd_token *t, struct jx_error *e
 	struct keyd_token all[TOKENS_MAX];
 	int n, best = -1;
 
-	*t = (struct keyd_token){ .id = -1, .keyslot = -1 };
+	*t = (struct keyd_token){.id = -1, .keyslot = -1};
 	n = token_list(cd, all, e);
 	if (n < 0)
 		return n;
@@ -166,7 +166,7 @@ int token_find(struct crypt_device *cd, struct keyd_token *t, struct jx_error *e
 			best = i;
 	if (best >= 0) {
 		*t = all[best];
-		all[best] = (struct keyd_token){ .id = -1 };
+		all[best] = (struct keyd_token){.id = -1};
 	}
 	token_list_done(all, n);
 	return n;

@@ -7,10 +7,10 @@
 
 #include "jsonx.h"
 
-#define TOKEN_TYPE "keyd"
-#define TOKEN_JSON_MAX (16 * 1024)
+#define TOKEN_TYPE	     "keyd"
+#define TOKEN_JSON_MAX	     (16 * 1024)
 #define TOKEN_FORMAT_VERSION 1
-#define TOKENS_MAX 32 /* LUKS2 tokens per header */
+#define TOKENS_MAX	     32 /* LUKS2 tokens per header */
 
 /* Enrollment and re-key write a token before its keyslot exists (state pending, no keyslot),
  * then make it active with its keyslot in one header write: a crash at any instant leaves a
@@ -21,11 +21,11 @@ enum token_state {
 };
 
 struct keyd_token {
-	int id;      /* LUKS2 token number */
+	int id;	     /* LUKS2 token number */
 	int keyslot; /* the keyslot whose passphrase is the DEK; -1 if none (see token_parse) */
 	enum token_state state;
 	unsigned generation; /* +1 at every re-key: the highest active one unlocks */
-	char *name;  /* volume name at enrollment */
+	char *name;	     /* volume name at enrollment */
 	char *provider;
 	char *kms;
 	char *key_id;

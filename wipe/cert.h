@@ -12,8 +12,8 @@
 
 #include "job.h"
 
-#define CERT_FORMAT "wipe-certificate/1"
-#define CERT_FILE_MAX (256 * 1024)
+#define CERT_FORMAT    "wipe-certificate/1"
+#define CERT_FILE_MAX  (256 * 1024)
 #define CERT_FIELD_MAX 256
 
 /* Builds, signs and writes the certificate of @j into its cert_dir as DEVICE-ID-TIME.json;

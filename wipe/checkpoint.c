@@ -13,7 +13,7 @@
 
 #define CHECKPOINT_FORMAT "wipe-checkpoint/1"
 
-static const char *const phase_names[] = { "write", "verify", NULL };
+static const char *const phase_names[] = {"write", "verify", NULL};
 
 int checkpoint_path(const char *dir, const char *device_id, char *buf, size_t size)
 {
@@ -80,18 +80,17 @@ static int load_stats(json_t *o, struct pass_stats *st, struct jx_error *e)
 
 int checkpoint_load(const char *path, struct checkpoint *ret, struct jx_error *e)
 {
-	static const char *const keys[] = { "format", "device_id",  "device_size", "method",
-					    "verify", "phase",	    "end",	   "offset",
-					    "key",    "started_us", "resumes",	   "write",
-					    "before", NULL };
+	static const char *const keys[] = {
+		"format", "device_id", "device_size", "method",	 "verify", "phase",  "end",
+		"offset", "key",       "started_us",  "resumes", "write",  "before", NULL};
 	_cleanup_secure_ uint8_t *raw = NULL, *key = NULL;
 	const char *format = NULL, *id = NULL, *method = NULL, *k64 = NULL;
 	json_auto_t *j = NULL;
-	struct checkpoint cp = { 0 };
+	struct checkpoint cp = {0};
 	size_t n = 0, key_len = 0;
 	int phase = 0, verify = 0, r;
 
-	*ret = (struct checkpoint){ 0 };
+	*ret = (struct checkpoint){0};
 	r = read_credential(path, true, &raw, &n);
 	if (r < 0) {
 		if (r == -EFBIG)
@@ -158,5 +157,5 @@ void checkpoint_done(struct checkpoint *cp)
 {
 	secmem_free(cp->key);
 	json_decref(cp->before);
-	*cp = (struct checkpoint){ 0 };
+	*cp = (struct checkpoint){0};
 }

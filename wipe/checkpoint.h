@@ -13,7 +13,7 @@
 #include "pass.h"
 
 #define CHECKPOINT_DIR_DEFAULT "/var/lib/wipe"
-#define CHECKPOINT_METHOD_MAX 32
+#define CHECKPOINT_METHOD_MAX  32
 
 enum checkpoint_phase {
 	CHECKPOINT_WRITE,  /* [0, offset) written; go on from offset */

@@ -22,7 +22,7 @@ int cryptoerase_plan(const char *path, uint32_t align, struct cryptoerase_region
 	json_t *slots;
 	int r;
 
-	*ret = (struct cryptoerase_region){ 0 };
+	*ret = (struct cryptoerase_region){0};
 	r = luks_load(path, &cd);
 	if (r < 0)
 		return r;

@@ -3,9 +3,9 @@
  * is bounded (DEVICE_FIELD_MAX), trimmed and stripped of non-printable bytes before use. Never
  * opens a device for writing. */
 #include <ctype.h>
-#include <inttypes.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <linux/fs.h>
 #include <linux/loop.h>
@@ -69,19 +69,19 @@ static void sysfs_first(const char *dir, const struct sysfs_source *src, char *b
 }
 
 static const struct sysfs_source serial_sources[] = {
-	{ .attr = "serial" },			  /* virtio */
-	{ .attr = "device/serial" },		  /* nvme, mmc */
-	{ .attr = "device/vpd_pg80", .skip = 4 }, /* scsi, ata (unit serial number page) */
+	{.attr = "serial"},			/* virtio */
+	{.attr = "device/serial"},		/* nvme, mmc */
+	{.attr = "device/vpd_pg80", .skip = 4}, /* scsi, ata (unit serial number page) */
 	{},
 };
 static const struct sysfs_source wwn_sources[] = {
-	{ .attr = "wwid" },	   /* nvme namespace */
-	{ .attr = "device/wwid" }, /* scsi, ata */
+	{.attr = "wwid"},	 /* nvme namespace */
+	{.attr = "device/wwid"}, /* scsi, ata */
 	{},
 };
 static const struct sysfs_source model_sources[] = {
-	{ .attr = "device/model" },
-	{ .attr = "device/name" }, /* mmc */
+	{.attr = "device/model"},
+	{.attr = "device/name"}, /* mmc */
 	{},
 };
 
@@ -197,7 +197,7 @@ int device_probe(const char *path, struct device_info *ret)
 	struct stat st;
 	int block = 0, pblock = 0, ro = 0, r;
 
-	*d = (struct device_info){ 0 };
+	*d = (struct device_info){0};
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return negative_errno();
@@ -249,7 +249,7 @@ int device_probe(const char *path, struct device_info *ret)
 
 enum device_media device_media(const struct device_info *d)
 {
-	static const char *const virtual[] = { "loop", "virtio", "xen", "unknown" };
+	static const char *const virtual[] = {"loop", "virtio", "xen", "unknown"};
 
 	for (size_t i = 0; i < ELEMENTSOF(virtual); i++)
 		if (strcmp(d->transport, virtual[i]) == 0)
@@ -289,7 +289,7 @@ size_t device_confirm_ids(const struct device_info *d, const char *luks_uuid,
 /* "naa.5000C500A1B2C3D4", "0x5000c500a1b2c3d4" and "5000c500a1b2c3d4" name the same WWN. */
 static const char *wwn_core(const char *s)
 {
-	static const char *const prefixes[] = { "naa.", "eui.", "t10.", "0x" };
+	static const char *const prefixes[] = {"naa.", "eui.", "t10.", "0x"};
 
 	for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
 		if (strncasecmp(s, prefixes[i], strlen(prefixes[i])) == 0)

@@ -12,9 +12,9 @@
 
 #include "sanitize.h"
 
-#define DEVICE_NAME_MAX 64
-#define DEVICE_FIELD_MAX 128 /* model, vendor, serial, WWN as sysfs gives them */
-#define DEVICE_ID_MAX 192
+#define DEVICE_NAME_MAX	   64
+#define DEVICE_FIELD_MAX   128 /* model, vendor, serial, WWN as sysfs gives them */
+#define DEVICE_ID_MAX	   192
 #define DEVICE_CONFIRM_MAX 4
 
 enum device_media {

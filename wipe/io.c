@@ -46,8 +46,7 @@ int io_open(const char *path, bool write, struct io_dev *ret)
 	if (block < 512 || block > IO_ALIGN || (block & (block - 1)))
 		return -EINVAL;
 	*ret = (struct io_dev){
-		.fd = TAKE_FD(fd), .ops = &io_ops_system, .size = size, .block = (uint32_t)block
-	};
+		.fd = TAKE_FD(fd), .ops = &io_ops_system, .size = size, .block = (uint32_t)block};
 	return 0;
 }
 
@@ -109,7 +108,7 @@ int io_drop_cache(struct io_dev *d)
 
 int io_range(struct io_dev *d, unsigned long request, uint64_t off, uint64_t len)
 {
-	uint64_t range[2] = { off, len };
+	uint64_t range[2] = {off, len};
 
 	if (d->ops->ioctl_range(d->fd, request, range) < 0)
 		return errno == ENOTTY ? -EOPNOTSUPP : negative_errno();

@@ -215,7 +215,7 @@ int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *op
 	struct safety_report rep;
 	int r;
 
-	*j = (struct wipe_job){ .opt = opt, .notes = json_array() };
+	*j = (struct wipe_job){.opt = opt, .notes = json_array()};
 	pattern_zero(&j->pattern);
 	snprintf(j->dev.path, sizeof(j->dev.path), "%s", path);
 	if (!j->notes)
@@ -390,7 +390,8 @@ static int write_phase(struct wipe_job *j, struct io_dev *dev)
 	atomic_store(&j->phase, JOB_WRITING);
 	switch (j->method->kind) {
 	case METHOD_OVERWRITE:
-	case METHOD_CRYPTO: return pass_write(&p, &j->write);
+	case METHOD_CRYPTO:
+		return pass_write(&p, &j->write);
 	case METHOD_IOCTL:
 		r = pass_ioctl(&p, j->method->ioctl, &j->write);
 		if (r != -EOPNOTSUPP)
@@ -452,7 +453,7 @@ static int after_checks(struct wipe_job *j)
 
 static int run_phases(struct wipe_job *j)
 {
-	struct io_dev dev = { .fd = -1 };
+	struct io_dev dev = {.fd = -1};
 	char detail[256];
 	struct pass p;
 	uint64_t t0;
@@ -587,12 +588,12 @@ int job_run(struct wipe_job *j)
 
 int job_verify_device(struct wipe_job *j, const char *path, const struct wipe_options *opt)
 {
-	struct io_dev dev = { .fd = -1 };
+	struct io_dev dev = {.fd = -1};
 	char detail[256];
 	struct pass p;
 	int r;
 
-	*j = (struct wipe_job){ .opt = opt, .method = opt->method, .verify = opt->verify };
+	*j = (struct wipe_job){.opt = opt, .method = opt->method, .verify = opt->verify};
 	pattern_zero(&j->pattern);
 	snprintf(j->dev.path, sizeof(j->dev.path), "%s", path);
 	r = device_probe(path, &j->dev);
@@ -612,12 +613,12 @@ int job_verify_device(struct wipe_job *j, const char *path, const struct wipe_op
 		r = io_open(j->dev.path, false, &dev);
 		if (r < 0)
 			return job_fail(j, r, "%s: cannot open: %s", j->dev.path, strerror(-r));
-		p = (struct pass){ .dev = &dev,
-				   .pattern = &j->pattern,
-				   .end = dev.size,
-				   .throttle = opt->throttle,
-				   .stop = opt->stop,
-				   .progress = &j->done };
+		p = (struct pass){.dev = &dev,
+				  .pattern = &j->pattern,
+				  .end = dev.size,
+				  .throttle = opt->throttle,
+				  .stop = opt->stop,
+				  .progress = &j->done};
 		pass_stats_init(&j->check);
 		atomic_store(&j->total, pass_verify_bytes(&p, j->verify));
 		atomic_store(&j->phase, JOB_VERIFYING);

@@ -20,9 +20,9 @@
 #include "safety.h"
 #include "signatures.h"
 
-#define JOB_MSG_MAX 1024
+#define JOB_MSG_MAX	     1024
 #define JOB_CHECKPOINT_EVERY (1024ull << 20)
-#define CERT_DIR_DEFAULT "/var/lib/wipe/certs"
+#define CERT_DIR_DEFAULT     "/var/lib/wipe/certs"
 
 /* What the command line decided; shared read-only by every job of a run. */
 struct wipe_options {

@@ -26,7 +26,7 @@
 #define WIPE_SECURE_HEAP (4 * 1024 * 1024)
 #define WIPE_DEVICES_MAX PROGRESS_DEVICES_MAX
 #define WIPE_CONFIRM_MAX 64
-#define WIPE_INPUT_MAX 256
+#define WIPE_INPUT_MAX	 256
 
 enum {
 	EXIT_OK = 0,
@@ -132,9 +132,9 @@ static void probe_print(json_t *o)
 	static const struct {
 		const char *label, *key;
 	} rows[] = {
-		{ "Device id", "id" },	{ "Transport", "transport" }, { "Media", "media" },
-		{ "Vendor", "vendor" }, { "Model", "model" },	      { "Serial", "serial" },
-		{ "WWN", "wwn" },	{ "LUKS UUID", "luks_uuid" },
+		{"Device id", "id"},  {"Transport", "transport"}, {"Media", "media"},
+		{"Vendor", "vendor"}, {"Model", "model"},	  {"Serial", "serial"},
+		{"WWN", "wwn"},	      {"LUKS UUID", "luks_uuid"},
 	};
 	json_t *caps = json_object_get(o, "capabilities"), *v, *loop = json_object_get(o, "loop");
 	char size[32], sigs[1024];
@@ -267,8 +267,8 @@ static void *run_thread(void *u)
 static int run_jobs(struct cli *c, struct wipe_job **jobs, size_t n)
 {
 	pthread_t threads[WIPE_DEVICES_MAX];
-	bool started[WIPE_DEVICES_MAX] = { false };
-	struct progress prog = { 0 };
+	bool started[WIPE_DEVICES_MAX] = {false};
+	struct progress prog = {0};
 	size_t runnable = 0;
 
 	for (size_t i = 0; i < n; i++)
@@ -390,7 +390,7 @@ static int setup_signing(struct cli *c)
 
 static int cmd_run(struct cli *c)
 {
-	struct wipe_job *jobs[WIPE_DEVICES_MAX] = { NULL };
+	struct wipe_job *jobs[WIPE_DEVICES_MAX] = {NULL};
 	size_t n = (size_t)c->n_args;
 	struct io_throttle throttle;
 	int r, rc;
@@ -594,19 +594,19 @@ static int cmd_methods(struct cli *c)
 }
 
 static const struct command commands[] = {
-	{ "probe", "probe DEVICE...", "identity, capabilities, signatures, whether in use", 1,
-	  cmd_probe },
-	{ "run",
-	  "run DEVICE... --method M|--profile P [--verify none|sample|full] [--confirm ID]...",
-	  "wipe, verify and certify (several devices in parallel)", 1, cmd_run },
-	{ "verify", "verify DEVICE... --method zero|zeroout|crypto [--verify sample|full]",
-	  "check afterwards that a device holds what the method leaves", 1, cmd_verify },
-	{ "cert show", "cert show FILE...", "render a certificate for people", 1, cmd_cert_show },
-	{ "cert verify", "cert verify FILE... [--key PEM]",
-	  "check a certificate's signature and record", 1, cmd_cert_verify },
-	{ "cert pubkey", "cert pubkey [--key FILE]", "print the node key's public half (PEM)", 0,
-	  cmd_cert_pubkey },
-	{ "methods", "methods", "list methods and profiles", 0, cmd_methods },
+	{"probe", "probe DEVICE...", "identity, capabilities, signatures, whether in use", 1,
+	 cmd_probe},
+	{"run",
+	 "run DEVICE... --method M|--profile P [--verify none|sample|full] [--confirm ID]...",
+	 "wipe, verify and certify (several devices in parallel)", 1, cmd_run},
+	{"verify", "verify DEVICE... --method zero|zeroout|crypto [--verify sample|full]",
+	 "check afterwards that a device holds what the method leaves", 1, cmd_verify},
+	{"cert show", "cert show FILE...", "render a certificate for people", 1, cmd_cert_show},
+	{"cert verify", "cert verify FILE... [--key PEM]",
+	 "check a certificate's signature and record", 1, cmd_cert_verify},
+	{"cert pubkey", "cert pubkey [--key FILE]", "print the node key's public half (PEM)", 0,
+	 cmd_cert_pubkey},
+	{"methods", "methods", "list methods and profiles", 0, cmd_methods},
 };
 
 static void help(void)
@@ -661,14 +661,22 @@ static int parse_rate(const char *s, uint64_t *ret)
 	memcpy(num, s, n);
 	num[n] = 0;
 	switch (s[n]) {
-	case 0: break;
+	case 0:
+		break;
 	case 'K':
-	case 'k': mult = 1ull << 10; break;
+	case 'k':
+		mult = 1ull << 10;
+		break;
 	case 'M':
-	case 'm': mult = 1ull << 20; break;
+	case 'm':
+		mult = 1ull << 20;
+		break;
 	case 'G':
-	case 'g': mult = 1ull << 30; break;
-	default: return -EINVAL;
+	case 'g':
+		mult = 1ull << 30;
+		break;
+	default:
+		return -EINVAL;
 	}
 	if (s[n] && s[n + 1])
 		return -EINVAL;
@@ -734,38 +742,38 @@ int main(int argc, char **argv)
 		OPT_VERSION,
 	};
 	static const struct option opts[] = {
-		{ "method", required_argument, NULL, 'm' },
-		{ "profile", required_argument, NULL, 'p' },
-		{ "verify", required_argument, NULL, OPT_VERIFY },
-		{ "confirm", required_argument, NULL, OPT_CONFIRM },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "resume", no_argument, NULL, OPT_RESUME },
-		{ "rate-limit", required_argument, NULL, OPT_RATE },
-		{ "checkpoint-dir", required_argument, NULL, OPT_CPDIR },
-		{ "checkpoint", required_argument, NULL, OPT_CP },
-		{ "checkpoint-every", required_argument, NULL, OPT_CPEVERY },
-		{ "cert-dir", required_argument, NULL, OPT_CERTDIR },
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "audit-log", required_argument, NULL, OPT_AUDIT },
-		{ "operator", required_argument, NULL, OPT_OPERATOR },
-		{ "field", required_argument, NULL, OPT_FIELD },
-		{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
-		{ "progress-interval", required_argument, NULL, OPT_PROGRESS_IV },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, OPT_VERSION },
+		{"method", required_argument, NULL, 'm'},
+		{"profile", required_argument, NULL, 'p'},
+		{"verify", required_argument, NULL, OPT_VERIFY},
+		{"confirm", required_argument, NULL, OPT_CONFIRM},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"resume", no_argument, NULL, OPT_RESUME},
+		{"rate-limit", required_argument, NULL, OPT_RATE},
+		{"checkpoint-dir", required_argument, NULL, OPT_CPDIR},
+		{"checkpoint", required_argument, NULL, OPT_CP},
+		{"checkpoint-every", required_argument, NULL, OPT_CPEVERY},
+		{"cert-dir", required_argument, NULL, OPT_CERTDIR},
+		{"key", required_argument, NULL, OPT_KEY},
+		{"audit-log", required_argument, NULL, OPT_AUDIT},
+		{"operator", required_argument, NULL, OPT_OPERATOR},
+		{"field", required_argument, NULL, OPT_FIELD},
+		{"no-progress", no_argument, NULL, OPT_NOPROGRESS},
+		{"progress-interval", required_argument, NULL, OPT_PROGRESS_IV},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"debug", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, OPT_VERSION},
 		{},
 	};
 	struct cli c = {
-		.opt = { .checkpoint_dir = CHECKPOINT_DIR_DEFAULT,
-			 .cert_dir = CERT_DIR_DEFAULT,
-			 .checkpoint_every = JOB_CHECKPOINT_EVERY,
-			 .stop = &stop_requested },
+		.opt = {.checkpoint_dir = CHECKPOINT_DIR_DEFAULT,
+			.cert_dir = CERT_DIR_DEFAULT,
+			.checkpoint_every = JOB_CHECKPOINT_EVERY,
+			.stop = &stop_requested},
 		.audit_path = AUDIT_PATH_DEFAULT,
 		.progress = true,
 	};
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = {.sa_handler = on_signal};
 	const char *operator= NULL;
 	const struct command *cmd;
 	uint64_t v;
@@ -805,24 +813,40 @@ int main(int argc, char **argv)
 				return log_error("--confirm: too many or too long"), EXIT_USAGE;
 			c.confirm[c.n_confirm++] = optarg;
 			break;
-		case 'n': c.opt.dry_run = true; break;
-		case OPT_RESUME: c.opt.resume = true; break;
+		case 'n':
+			c.opt.dry_run = true;
+			break;
+		case OPT_RESUME:
+			c.opt.resume = true;
+			break;
 		case OPT_RATE:
 			if (parse_rate(optarg, &c.rate_limit) < 0)
 				return log_error("--rate-limit: bytes per second, e.g. 200M"),
 				       EXIT_USAGE;
 			break;
-		case OPT_CPDIR: c.opt.checkpoint_dir = optarg; break;
-		case OPT_CP: c.opt.checkpoint_file = optarg; break;
+		case OPT_CPDIR:
+			c.opt.checkpoint_dir = optarg;
+			break;
+		case OPT_CP:
+			c.opt.checkpoint_file = optarg;
+			break;
 		case OPT_CPEVERY:
 			if (parse_u64(optarg, &v) < 0 || v == 0 || v > (1u << 24))
 				return log_error("--checkpoint-every: MiB, 1 or more"), EXIT_USAGE;
 			c.opt.checkpoint_every = v << 20;
 			break;
-		case OPT_CERTDIR: c.opt.cert_dir = optarg; break;
-		case OPT_KEY: c.key_path = optarg; break;
-		case OPT_AUDIT: c.audit_path = optarg; break;
-		case OPT_OPERATOR: operator= optarg; break;
+		case OPT_CERTDIR:
+			c.opt.cert_dir = optarg;
+			break;
+		case OPT_KEY:
+			c.key_path = optarg;
+			break;
+		case OPT_AUDIT:
+			c.audit_path = optarg;
+			break;
+		case OPT_OPERATOR:
+			operator= optarg;
+			break;
 		case OPT_FIELD:
 			if (parse_field(&c, optarg) < 0) {
 				log_error("--field KEY=VALUE: KEY is one of the operator's "
@@ -832,18 +856,29 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		case OPT_NOPROGRESS: c.progress = false; break;
+		case OPT_NOPROGRESS:
+			c.progress = false;
+			break;
 		case OPT_PROGRESS_IV:
 			if (parse_u64(optarg, &v) < 0 || v == 0 || v > 86400)
 				return log_error("--progress-interval: seconds, 1 to 86400"),
 				       EXIT_USAGE;
 			c.progress_us = v * 1000000;
 			break;
-		case OPT_JSON: c.json = true; break;
-		case 'd': log_set_max_level(LOG_DEBUG); break;
-		case 'h': help(); return EXIT_OK;
-		case OPT_VERSION: printf("wipe %s\n", KEYD_VERSION); return EXIT_OK;
-		default: return EXIT_USAGE;
+		case OPT_JSON:
+			c.json = true;
+			break;
+		case 'd':
+			log_set_max_level(LOG_DEBUG);
+			break;
+		case 'h':
+			help();
+			return EXIT_OK;
+		case OPT_VERSION:
+			printf("wipe %s\n", KEYD_VERSION);
+			return EXIT_OK;
+		default:
+			return EXIT_USAGE;
 		}
 	}
 	cmd = find_command(argc, argv, &consumed);

@@ -118,7 +118,7 @@ const struct wipe_profile wipe_profiles[] = {
 		.name = "clear",
 		.summary = "NIST SP 800-88 Clear: overwrite every user-addressable block, verified",
 		.level = NIST_CLEAR,
-		.prefer = (const char *const[]){ "random", "zero", NULL },
+		.prefer = (const char *const[]){"random", "zero", NULL},
 	},
 	{
 		.name = "purge",
@@ -126,9 +126,9 @@ const struct wipe_profile wipe_profiles[] = {
 			"NIST SP 800-88 Purge: firmware sanitize where the device has it; else a "
 			"LUKS2 cryptographic erase on magnetic media; otherwise refused",
 		.level = NIST_PURGE,
-		.prefer = (const char *const[]){ "sanitize-block", "sanitize-crypto",
-						 "sanitize-overwrite", "format-crypto",
-						 "format-erase", "crypto", NULL },
+		.prefer = (const char *const[]){"sanitize-block", "sanitize-crypto",
+						"sanitize-overwrite", "format-crypto",
+						"format-erase", "crypto", NULL},
 	},
 };
 const size_t wipe_profiles_count = ELEMENTSOF(wipe_profiles);
@@ -166,7 +166,8 @@ int method_check(const struct wipe_method *m, const struct device_info *d, const
 
 	why[0] = 0;
 	switch (m->kind) {
-	case METHOD_OVERWRITE: return 0;
+	case METHOD_OVERWRITE:
+		return 0;
 	case METHOD_CRYPTO:
 		if (luks_uuid && luks_uuid[0])
 			return 0;
@@ -242,7 +243,8 @@ enum nist_level method_level(const struct wipe_method *m, const struct device_in
 
 	why[0] = 0;
 	switch (m->kind) {
-	case METHOD_FIRMWARE: return NIST_PURGE;
+	case METHOD_FIRMWARE:
+		return NIST_PURGE;
 	case METHOD_CRYPTO:
 		/* LUKS splits each keyslot with the anti-forensic splitter: a stray remnant of a
 		 * sector is useless, so overwriting the keyslot area of a magnetic disk destroys
@@ -258,7 +260,9 @@ enum nist_level method_level(const struct wipe_method *m, const struct device_in
 				: "the medium beneath a virtual device may keep old copies of the "
 				  "keyslot area: Clear only");
 		return NIST_CLEAR;
-	case METHOD_OVERWRITE: snprintf(why, size, "%s", overwrite_limit(media)); return NIST_CLEAR;
+	case METHOD_OVERWRITE:
+		snprintf(why, size, "%s", overwrite_limit(media));
+		return NIST_CLEAR;
 	case METHOD_IOCTL:
 		if (m->ioctl == BLKDISCARD) {
 			snprintf(why, size,

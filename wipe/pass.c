@@ -41,7 +41,7 @@ int pass_verify_parse(const char *s, enum pass_verify *ret)
 
 void pass_stats_init(struct pass_stats *st)
 {
-	*st = (struct pass_stats){ .first_bad = UINT64_MAX };
+	*st = (struct pass_stats){.first_bad = UINT64_MAX};
 }
 
 static size_t pass_chunk(const struct pass *p)
@@ -257,7 +257,7 @@ static void finish(struct pipeline *pl)
 
 int pass_write(struct pass *p, struct pass_stats *st)
 {
-	struct pipeline pl = { .p = p, .unit = pass_chunk(p) };
+	struct pipeline pl = {.p = p, .unit = pass_chunk(p)};
 	uint64_t done = p->start, last_cp = p->start;
 	struct ring_slot *s;
 	int r, fatal = 0;
@@ -432,7 +432,7 @@ int pass_verify(struct pass *p, enum pass_verify mode, struct pass_stats *st)
 {
 	_cleanup_free_ uint64_t *offs = NULL;
 	_cleanup_free_ bool *ok = NULL;
-	struct pipeline pl = { .p = p, .unit = pass_chunk(p) };
+	struct pipeline pl = {.p = p, .unit = pass_chunk(p)};
 	struct pattern_gen g;
 	struct ring_slot *s;
 	uint8_t *scratch = NULL;

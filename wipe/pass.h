@@ -11,12 +11,12 @@
 #include "io.h"
 #include "pattern.h"
 
-#define PASS_CHUNK (4u << 20)
+#define PASS_CHUNK	 (4u << 20)
 #define PASS_IOCTL_CHUNK (256u << 20)
 #define PASS_ERROR_LIMIT 1024
 #define PASS_SAMPLE_UNIT (64u << 10)
-#define PASS_SAMPLE_MIN 256
-#define PASS_SAMPLE_MAX 65536
+#define PASS_SAMPLE_MIN	 256
+#define PASS_SAMPLE_MAX	 65536
 
 enum pass_verify {
 	PASS_VERIFY_NONE,

@@ -16,7 +16,7 @@ const char *pattern_name(enum pattern_kind k)
 
 void pattern_zero(struct pattern *p)
 {
-	*p = (struct pattern){ .kind = PATTERN_ZERO };
+	*p = (struct pattern){.kind = PATTERN_ZERO};
 }
 
 int pattern_set_keystream(struct pattern *p, const uint8_t *key, size_t n)
@@ -53,7 +53,7 @@ void pattern_done(struct pattern *p)
 
 int pattern_gen_init(struct pattern_gen *g, const struct pattern *p)
 {
-	*g = (struct pattern_gen){ .p = p };
+	*g = (struct pattern_gen){.p = p};
 	if (p->kind != PATTERN_KEYSTREAM)
 		return 0;
 	g->ctx = EVP_CIPHER_CTX_new();
@@ -76,7 +76,7 @@ void pattern_gen_done(struct pattern_gen *g)
 static int keystream(struct pattern_gen *g, uint8_t *buf, size_t n, uint64_t off)
 {
 	static const uint8_t zeros[64 * 1024];
-	uint8_t iv[16] = { 0 };
+	uint8_t iv[16] = {0};
 	uint64_t ctr = off / 16;
 
 	if (off % 16)

@@ -11,13 +11,13 @@
 #include "secmem.h"
 #include "util.h"
 
-#define PROGRESS_TTY_US 500000
+#define PROGRESS_TTY_US	 500000
 #define PROGRESS_JSON_US 1000000
-#define BAR_WIDTH 24
+#define BAR_WIDTH	 24
 
 void progress_bytes(double v, char *buf, size_t size)
 {
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
 	size_t u = 0;
 
 	while (v >= 1024 && u + 1 < ELEMENTSOF(units)) {
@@ -150,11 +150,11 @@ int progress_start(struct progress *p, struct wipe_job **jobs, size_t n, bool tt
 {
 	pthread_condattr_t attr;
 
-	*p = (struct progress){ .jobs = jobs,
-				.n = n < PROGRESS_DEVICES_MAX ? n : PROGRESS_DEVICES_MAX,
-				.tty = tty,
-				.interval_us = interval_us,
-				.out = out };
+	*p = (struct progress){.jobs = jobs,
+			       .n = n < PROGRESS_DEVICES_MAX ? n : PROGRESS_DEVICES_MAX,
+			       .tty = tty,
+			       .interval_us = interval_us,
+			       .out = out};
 	for (size_t i = 0; i < p->n; i++)
 		p->seen[i].phase = -1;
 	pthread_mutex_init(&p->lock, NULL);

@@ -11,7 +11,7 @@ int ring_init(struct ring *r, size_t size, int stages, uint64_t total)
 {
 	if (stages < 1 || stages > RING_STAGES_MAX)
 		return -EINVAL;
-	*r = (struct ring){ .size = size, .stages = stages, .total = total };
+	*r = (struct ring){.size = size, .stages = stages, .total = total};
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	for (size_t i = 0; i < RING_SLOTS; i++) {

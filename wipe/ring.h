@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RING_SLOTS 8
+#define RING_SLOTS	8
 #define RING_STAGES_MAX 3
 
 struct ring_slot {

@@ -80,7 +80,7 @@ static void devset_add(struct devset *s, dev_t d, const char *name)
 
 static int read_devnum(const char *path, dev_t *ret)
 {
-	char buf[32] = { 0 };
+	char buf[32] = {0};
 	unsigned maj, min;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -230,7 +230,7 @@ static int check_mounts(const struct safety_sources *src, const struct device_in
 	while (getline(&line, &cap, f) > 0) {
 		char mnt[PATH_MAX], fstype[64], source[PATH_MAX], *dash;
 		unsigned maj, min;
-		struct devset below = { 0 };
+		struct devset below = {0};
 		const char *hit;
 
 		dash = strstr(line, " - ");
@@ -242,7 +242,7 @@ static int check_mounts(const struct safety_sources *src, const struct device_in
 		stack_below(src, mount_dev(maj, min, source), strcmp(mnt, "/") == 0, &below, 0);
 		if (strcmp(mnt, "/") == 0) {
 			/* The root disk: the disk of anything the root file system sits on. */
-			struct devset disk = { 0 };
+			struct devset disk = {0};
 
 			stack_below(src, d->devnum, true, &disk, 0);
 			if ((hit = overlap(ours, &below)) ||
@@ -274,7 +274,7 @@ static int check_swaps(const struct safety_sources *src, const struct device_inf
 		return errno == ENOENT ? 0 : negative_errno(); /* no swap support at all */
 	while (fgets(line, sizeof(line), f)) {
 		char name[PATH_MAX], type[32];
-		struct devset below = { 0 };
+		struct devset below = {0};
 		struct stat st;
 		const char *hit;
 
@@ -327,10 +327,10 @@ static void check_holders(const struct safety_sources *src, const struct devset 
 int safety_check(const struct device_info *d, const struct safety_sources *src,
 		 struct safety_report *rep)
 {
-	struct devset ours = { 0 };
+	struct devset ours = {0};
 	int fd, r;
 
-	*rep = (struct safety_report){ 0 };
+	*rep = (struct safety_report){0};
 	targets(src, d, &ours);
 	r = check_mounts(src, d, &ours, rep);
 	if (r < 0)

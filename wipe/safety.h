@@ -11,7 +11,7 @@
 #include "device.h"
 
 #define SAFETY_REASONS_MAX 8
-#define SAFETY_MSG_MAX 512
+#define SAFETY_MSG_MAX	   512
 
 enum safety_reason {
 	SAFETY_MOUNTED,

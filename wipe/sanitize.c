@@ -15,9 +15,9 @@
 #include "sanitize.h"
 #include "util.h"
 
-#define POLL_US 1000000
+#define POLL_US		       1000000
 #define NVME_FORMAT_TIMEOUT_MS (6u * 3600 * 1000)
-#define SANITIZE_FRACTION(v) ((double)(v) / 65536.0)
+#define SANITIZE_FRACTION(v)   ((double)(v) / 65536.0)
 
 const char *sanitize_action_name(enum sanitize_action a)
 {
@@ -71,11 +71,11 @@ static int nvme_admin(int fd, struct nvme_admin_cmd *c)
 
 static int nvme_identify(int fd, uint32_t cns, uint32_t nsid, uint8_t buf[4096])
 {
-	return nvme_admin(fd, &(struct nvme_admin_cmd){ .opcode = NVME_ADMIN_IDENTIFY,
-							.nsid = nsid,
-							.addr = (uintptr_t)buf,
-							.data_len = 4096,
-							.cdw10 = cns });
+	return nvme_admin(fd, &(struct nvme_admin_cmd){.opcode = NVME_ADMIN_IDENTIFY,
+						       .nsid = nsid,
+						       .addr = (uintptr_t)buf,
+						       .data_len = 4096,
+						       .cdw10 = cns});
 }
 
 static int nvme_active_namespaces(int fd)
@@ -149,10 +149,10 @@ static int nvme_format(int fd, enum sanitize_action action)
 	 * the Secure Erase Setting changes. */
 	cdw10 = (ns[26] & 0x0f) | ((ns[26] >> 4) & 1) << 4 | (ns[29] & 7) << 5 |
 		((ns[29] >> 3) & 1) << 8 | ses << 9 | ((ns[26] >> 5) & 3) << 12;
-	return nvme_admin(fd, &(struct nvme_admin_cmd){ .opcode = NVME_ADMIN_FORMAT,
-							.nsid = (uint32_t)nsid,
-							.cdw10 = cdw10,
-							.timeout_ms = NVME_FORMAT_TIMEOUT_MS });
+	return nvme_admin(fd, &(struct nvme_admin_cmd){.opcode = NVME_ADMIN_FORMAT,
+						       .nsid = (uint32_t)nsid,
+						       .cdw10 = cdw10,
+						       .timeout_ms = NVME_FORMAT_TIMEOUT_MS});
 }
 
 static int nvme_run(int fd, enum sanitize_action action, bool resume,
@@ -231,7 +231,7 @@ struct ata_regs {
 
 static int ata_cmd(int fd, struct ata_regs *a, uint8_t proto, void *buf, size_t len)
 {
-	uint8_t cdb[16] = { 0 }, sense[32] = { 0 };
+	uint8_t cdb[16] = {0}, sense[32] = {0};
 	struct sg_io_hdr io = {
 		.interface_id = 'S',
 		.dxfer_direction = buf ? SG_DXFER_FROM_DEV : SG_DXFER_NONE,
@@ -279,7 +279,7 @@ static int ata_cmd(int fd, struct ata_regs *a, uint8_t proto, void *buf, size_t 
 static int ata_probe(int fd, struct sanitize_caps *caps)
 {
 	uint16_t id[256];
-	struct ata_regs a = { .command = ATA_IDENTIFY, .count = 1 };
+	struct ata_regs a = {.command = ATA_IDENTIFY, .count = 1};
 	int r;
 
 	r = ata_cmd(fd, &a, ATA_PROTO_PIO_IN, id, sizeof(id));
@@ -302,18 +302,18 @@ static int ata_run(int fd, enum sanitize_action action, bool resume,
 	/* Each sanitize subcommand carries a signature in the LBA field so that a stray
 	 * command cannot start one: "Cryp", "BkEr", and "OW" with a zero pattern. */
 	static const struct ata_regs start[] = {
-		[SANITIZE_CRYPTO_ERASE] = { .features = ATA_SAN_CRYPTO, .lba = 0x43727970 },
-		[SANITIZE_BLOCK_ERASE] = { .features = ATA_SAN_BLOCK, .lba = 0x426b4572 },
-		[SANITIZE_OVERWRITE] = { .features = ATA_SAN_OVERWRITE,
-					 .count = 1,
-					 .lba = 0x4f57ull << 32 },
+		[SANITIZE_CRYPTO_ERASE] = {.features = ATA_SAN_CRYPTO, .lba = 0x43727970},
+		[SANITIZE_BLOCK_ERASE] = {.features = ATA_SAN_BLOCK, .lba = 0x426b4572},
+		[SANITIZE_OVERWRITE] = {.features = ATA_SAN_OVERWRITE,
+					.count = 1,
+					.lba = 0x4f57ull << 32},
 	};
 	struct ata_regs a;
 	int r;
 
 	if (action > SANITIZE_OVERWRITE)
 		return -EOPNOTSUPP;
-	a = (struct ata_regs){ .command = ATA_SANITIZE, .features = ATA_SAN_STATUS };
+	a = (struct ata_regs){.command = ATA_SANITIZE, .features = ATA_SAN_STATUS};
 	r = ata_cmd(fd, &a, ATA_PROTO_NONDATA, NULL, 0);
 	if (r < 0)
 		return r;
@@ -327,7 +327,7 @@ static int ata_run(int fd, enum sanitize_action action, bool resume,
 			return r;
 	}
 	for (;;) {
-		a = (struct ata_regs){ .command = ATA_SANITIZE, .features = ATA_SAN_STATUS };
+		a = (struct ata_regs){.command = ATA_SANITIZE, .features = ATA_SAN_STATUS};
 		r = ata_cmd(fd, &a, ATA_PROTO_NONDATA, NULL, 0);
 		if (r < 0)
 			return r; /* ABORT here means the sanitize failed */
@@ -344,7 +344,7 @@ static int ata_run(int fd, enum sanitize_action action, bool resume,
 
 int sanitize_probe(int fd, const char *transport, struct sanitize_caps *caps)
 {
-	*caps = (struct sanitize_caps){ 0 };
+	*caps = (struct sanitize_caps){0};
 	if (strcmp(transport, "nvme") == 0)
 		return nvme_probe(fd, caps);
 	if (strcmp(transport, "ata") == 0)

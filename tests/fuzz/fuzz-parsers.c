@@ -84,8 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 3: {
-		struct http_response resp = { .status = 200, .body = { .data = (uint8_t *)text,
-								     .len = size } };
+		struct http_response resp = {.status = 200,
+					     .body = {.data = (uint8_t *)text, .len = size}};
 		struct kms_error e;
 		json_t *o = NULL;
 
