@@ -38,8 +38,8 @@ static void path_of(char *buf, const char *name)
 static void write_records(struct audit *a, const char *writer, int n)
 {
 	for (int i = 0; i < n; i++) {
-		json_t *obj = json_pack("{s:s, s:s, s:i}", "volume", "pgdata", "writer", writer,
-					"i", i);
+		json_t *obj =
+			json_pack("{s:s, s:s, s:i}", "volume", "pgdata", "writer", writer, "i", i);
 
 		assert_int_equal(audit_write(a, "keyd.unlock", "success", NULL, obj, NULL), 0);
 		json_decref(obj);
@@ -54,7 +54,7 @@ static void read_lines(const char *path, struct lines *l)
 	ssize_t k;
 
 	assert_non_null(f);
-	*l = (struct lines){ 0 };
+	*l = (struct lines){0};
 	while ((k = getline(&line, &cap, f)) > 0) {
 		l->v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
 		assert_non_null(l->v);
@@ -229,7 +229,7 @@ static void test_clean_log_verifies(void **state)
 static void test_two_processes(void **state)
 {
 	char path[PATH_MAX], err[512];
-	int next[2] = { 0, 0 }, status;
+	int next[2] = {0, 0}, status;
 	json_t *report = NULL;
 	struct audit *a;
 	struct lines l;
@@ -374,13 +374,13 @@ static void test_tampering_detected(void **state)
 		unsigned line;
 		const char *kind;
 	} cases[] = {
-		{ "edit a field", edit_line_10, 10, "edited" },
-		{ "delete a line", delete_line_20, 20, "deleted" },
-		{ "insert a copied line", insert_copy, 31, "inserted" },
-		{ "insert a forged line", insert_forged, 31, "inserted" },
-		{ "swap two lines", swap_40_41, 40, "reordered" },
-		{ "truncate mid-line", truncate_in_line_80, 80, "truncated" },
-		{ "edit and rehash the chain", edit_and_rehash, 65, "signature" },
+		{"edit a field", edit_line_10, 10, "edited"},
+		{"delete a line", delete_line_20, 20, "deleted"},
+		{"insert a copied line", insert_copy, 31, "inserted"},
+		{"insert a forged line", insert_forged, 31, "inserted"},
+		{"swap two lines", swap_40_41, 40, "reordered"},
+		{"truncate mid-line", truncate_in_line_80, 80, "truncated"},
+		{"edit and rehash the chain", edit_and_rehash, 65, "signature"},
 	};
 
 	(void)state;

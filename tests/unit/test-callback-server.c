@@ -26,9 +26,9 @@
 #include "callback.h"
 #include "secmem.h"
 
-#define PY "/usr/bin/python3"
-#define EVENTS_MAX 16
-#define OUT_MAX 8192
+#define PY		"/usr/bin/python3"
+#define EVENTS_MAX	16
+#define OUT_MAX		8192
 #define CHILD_TIMEOUT_S 15
 
 static char dir[] = "/tmp/keyd-callback.XXXXXX";
@@ -189,9 +189,9 @@ static void on_output(evutil_socket_t fd, short what, void *u)
  * (one "STATUS BODY" line per request) goes to @out. */
 static void run_client(uint16_t port, const char *args, char *out, size_t size)
 {
-	struct child c = { .len = 0 };
+	struct child c = {.len = 0};
 	char cmd[8192];
-	struct timeval tv = { CHILD_TIMEOUT_S, 0 };
+	struct timeval tv = {CHILD_TIMEOUT_S, 0};
 	struct event *ev;
 	int p[2], status;
 	pid_t pid;
@@ -229,7 +229,7 @@ static void run_client(uint16_t port, const char *args, char *out, size_t size)
 /* Lets the loop run for @ms (lockouts expire meanwhile). */
 static void serve_for(unsigned ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	event_base_loopexit(base, &tv);
 	event_base_dispatch(base);
@@ -303,7 +303,7 @@ static json_t *audit_find(json_t *recs, const char *result, const char *error_pa
 	size_t i;
 	json_t *r;
 
-	json_array_foreach(recs, i, r) {
+	json_array_foreach (recs, i, r) {
 		const char *res = json_string_value(json_object_get(r, "result"));
 		const char *err = json_string_value(json_object_get(r, "error"));
 
@@ -541,7 +541,7 @@ static void test_audit(void **state)
 	audit_find(recs, "refused", "client certificate: unable to get local issuer");
 	audit_find(recs, "failure", "test handler fails");
 	/* The accepted event with a client certificate names it. */
-	json_array_foreach(recs, i, r) {
+	json_array_foreach (recs, i, r) {
 		const char *dn = json_string_value(
 			json_object_get(json_object_get(r, "subject"), "client_cert"));
 

@@ -20,7 +20,7 @@ static const uint8_t secret[] = "0123456789abcdef0123456789abcdef";
 
 static struct sockaddr_storage sa4(const char *ip)
 {
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss = {0};
 	struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 
 	a->sin_family = AF_INET;
@@ -31,7 +31,7 @@ static struct sockaddr_storage sa4(const char *ip)
 
 static struct sockaddr_storage sa6(const char *ip)
 {
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss = {0};
 	struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 
 	a->sin6_family = AF_INET6;
@@ -81,9 +81,9 @@ static void test_signature(void **state)
 	/* What the MAC covers: timestamp, body, secret. */
 	assert_int_equal(callback_signature_check(secret, SECRET_LEN, "1700000001", body, n, want),
 			 -EBADMSG);
-	assert_int_equal(callback_signature_check(secret, SECRET_LEN, "1700000000", body, n - 1,
-						  want),
-			 -EBADMSG);
+	assert_int_equal(
+		callback_signature_check(secret, SECRET_LEN, "1700000000", body, n - 1, want),
+		-EBADMSG);
 	assert_int_equal(
 		callback_signature_check((const uint8_t *)"another secret, 32 bytes long..",
 					 SECRET_LEN, "1700000000", body, n, want),
@@ -134,16 +134,16 @@ static void test_timestamp(void **state)
 	assert_int_equal(callback_timestamp_check("0", 1000, 300, &t), -ETIME);
 	assert_int_equal(callback_timestamp_check("18446744073709551615", 1000, 300, &t), -ETIME);
 
-	static const char *const bad[] = { "",
-					   "-5",
-					   "+5",
-					   " 1000",
-					   "1000 ",
-					   "10a0",
-					   "1e3",
-					   "1000.0",
-					   "184467440737095516150",
-					   "18446744073709551616" };
+	static const char *const bad[] = {"",
+					  "-5",
+					  "+5",
+					  " 1000",
+					  "1000 ",
+					  "10a0",
+					  "1e3",
+					  "1000.0",
+					  "184467440737095516150",
+					  "18446744073709551616"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (callback_timestamp_check(bad[i], 1000, 300, &t) != -EINVAL)
 			fail_msg("timestamp \"%s\" was not refused as malformed", bad[i]);
@@ -158,12 +158,12 @@ static void test_cidr_parse(void **state)
 		int family;
 		unsigned prefix;
 	} good[] = {
-		{ "10.0.0.0/8", AF_INET, 8 },	      { "0.0.0.0/0", AF_INET, 0 },
-		{ "192.0.2.1/32", AF_INET, 32 },      { "192.0.2.1", AF_INET, 32 },
-		{ "192.0.2.0/31", AF_INET, 31 },      { "::/0", AF_INET6, 0 },
-		{ "::1/128", AF_INET6, 128 },	      { "::1", AF_INET6, 128 },
-		{ "2001:db8::/32", AF_INET6, 32 },    { "fe80::/10", AF_INET6, 10 },
-		{ "2001:db8::1/128", AF_INET6, 128 },
+		{"10.0.0.0/8", AF_INET, 8},	    {"0.0.0.0/0", AF_INET, 0},
+		{"192.0.2.1/32", AF_INET, 32},	    {"192.0.2.1", AF_INET, 32},
+		{"192.0.2.0/31", AF_INET, 31},	    {"::/0", AF_INET6, 0},
+		{"::1/128", AF_INET6, 128},	    {"::1", AF_INET6, 128},
+		{"2001:db8::/32", AF_INET6, 32},    {"fe80::/10", AF_INET6, 10},
+		{"2001:db8::1/128", AF_INET6, 128},
 	};
 	static const char *const bad[] = {
 		"",
@@ -257,45 +257,44 @@ static void test_config(void **state)
 	static const struct {
 		const char *json, *err;
 	} bad[] = {
-		{ "{" BASE ", \"colour\": 1}", "callback.colour: unknown key" },
-		{ "{\"cert_file\": \"/a\", \"key_file\": \"/b\", \"hmac_secret_file\": \"/c\"}",
-		  "callback.listen: missing" },
-		{ "{\"listen\": \"127.0.0.1:8443\", \"cert_file\": \"/a\", \"key_file\": \"/b\"}",
-		  "callback.hmac_secret_file: missing" },
-		{ "{" BASE ", \"allow\": [\"10.0.0.0/8\", \"10.0.0.1/8\"]}",
-		  "callback.allow[1]: " },
-		{ "{" BASE ", \"allow\": [\"::1/129\"]}", "callback.allow[0]: " },
-		{ "{" BASE ", \"allow\": [\"example.com\"]}", "callback.allow[0]: " },
-		{ "{" BASE ", \"allow\": [8]}", "callback.allow[0]: " },
-		{ "{" BASE ", \"allow\": []}", "callback.allow: must not be empty" },
-		{ "{" BASE ", \"allow\": \"10.0.0.0/8\"}", "callback.allow: must be an array" },
-		{ "{" BASE ", \"lockout\": {\"failures\": 5, \"forever\": true}}",
-		  "callback.lockout.forever: unknown key" },
-		{ "{" BASE ", \"lockout\": {\"failures\": 0}}",
-		  "callback.lockout.failures: must be" },
-		{ "{" BASE ", \"max_body_bytes\": 2000000}", "callback.max_body_bytes: must be" },
-		{ "{" BASE ", \"replay_window_s\": 0}", "callback.replay_window_s: must be" },
-		{ "{" BASE ", \"client_ca_file\": \"ca.pem\"}",
-		  "callback.client_ca_file: must be an absolute path" },
-		{ "{\"listen\": \"localhost:8443\", \"cert_file\": \"/a\", \"key_file\": \"/b\", "
-		  "\"hmac_secret_file\": \"/c\"}",
-		  "callback.listen: \"localhost:8443\" must be" },
-		{ "{\"listen\": \"::1:8443\", \"cert_file\": \"/a\", \"key_file\": \"/b\", "
-		  "\"hmac_secret_file\": \"/c\"}",
-		  "callback.listen:" },
-		{ "{\"listen\": \"127.0.0.1:65536\", \"cert_file\": \"/a\", \"key_file\": \"/b\", "
-		  "\"hmac_secret_file\": \"/c\"}",
-		  "callback.listen:" },
-		{ "{\"listen\": \"127.0.0.1\", \"cert_file\": \"/a\", \"key_file\": \"/b\", "
-		  "\"hmac_secret_file\": \"/c\"}",
-		  "callback.listen:" },
-		{ "{\"listen\": \"127.0.0.1:8443\", \"cert_file\": \"a.pem\", \"key_file\": \"/b\", "
-		  "\"hmac_secret_file\": \"/c\"}",
-		  "callback.cert_file: must be an absolute path" },
-		{ "{\"listen\": \"127.0.0.1:8443\", \"cert_file\": \"/a\", \"key_file\": \"x/b\", "
-		  "\"hmac_secret_file\": \"/c\"}",
-		  "callback.key_file: must be an absolute path or a systemd credential name" },
-		{ "[]", "callback: must be an object" },
+		{"{" BASE ", \"colour\": 1}", "callback.colour: unknown key"},
+		{"{\"cert_file\": \"/a\", \"key_file\": \"/b\", \"hmac_secret_file\": \"/c\"}",
+		 "callback.listen: missing"},
+		{"{\"listen\": \"127.0.0.1:8443\", \"cert_file\": \"/a\", \"key_file\": \"/b\"}",
+		 "callback.hmac_secret_file: missing"},
+		{"{" BASE ", \"allow\": [\"10.0.0.0/8\", \"10.0.0.1/8\"]}", "callback.allow[1]: "},
+		{"{" BASE ", \"allow\": [\"::1/129\"]}", "callback.allow[0]: "},
+		{"{" BASE ", \"allow\": [\"example.com\"]}", "callback.allow[0]: "},
+		{"{" BASE ", \"allow\": [8]}", "callback.allow[0]: "},
+		{"{" BASE ", \"allow\": []}", "callback.allow: must not be empty"},
+		{"{" BASE ", \"allow\": \"10.0.0.0/8\"}", "callback.allow: must be an array"},
+		{"{" BASE ", \"lockout\": {\"failures\": 5, \"forever\": true}}",
+		 "callback.lockout.forever: unknown key"},
+		{"{" BASE ", \"lockout\": {\"failures\": 0}}",
+		 "callback.lockout.failures: must be"},
+		{"{" BASE ", \"max_body_bytes\": 2000000}", "callback.max_body_bytes: must be"},
+		{"{" BASE ", \"replay_window_s\": 0}", "callback.replay_window_s: must be"},
+		{"{" BASE ", \"client_ca_file\": \"ca.pem\"}",
+		 "callback.client_ca_file: must be an absolute path"},
+		{"{\"listen\": \"localhost:8443\", \"cert_file\": \"/a\", \"key_file\": \"/b\", "
+		 "\"hmac_secret_file\": \"/c\"}",
+		 "callback.listen: \"localhost:8443\" must be"},
+		{"{\"listen\": \"::1:8443\", \"cert_file\": \"/a\", \"key_file\": \"/b\", "
+		 "\"hmac_secret_file\": \"/c\"}",
+		 "callback.listen:"},
+		{"{\"listen\": \"127.0.0.1:65536\", \"cert_file\": \"/a\", \"key_file\": \"/b\", "
+		 "\"hmac_secret_file\": \"/c\"}",
+		 "callback.listen:"},
+		{"{\"listen\": \"127.0.0.1\", \"cert_file\": \"/a\", \"key_file\": \"/b\", "
+		 "\"hmac_secret_file\": \"/c\"}",
+		 "callback.listen:"},
+		{"{\"listen\": \"127.0.0.1:8443\", \"cert_file\": \"a.pem\", \"key_file\": \"/b\", "
+		 "\"hmac_secret_file\": \"/c\"}",
+		 "callback.cert_file: must be an absolute path"},
+		{"{\"listen\": \"127.0.0.1:8443\", \"cert_file\": \"/a\", \"key_file\": \"x/b\", "
+		 "\"hmac_secret_file\": \"/c\"}",
+		 "callback.key_file: must be an absolute path or a systemd credential name"},
+		{"[]", "callback: must be an object"},
 	};
 	struct callback_config *c = NULL;
 	struct sockaddr_storage lo4 = sa4("127.0.0.1"), lo4b = sa4("127.8.9.10"), lo6 = sa6("::1"),
@@ -380,9 +379,8 @@ static void test_replay(void **state)
 
 static void test_lockout(void **state)
 {
-	const struct callback_lockout_policy p = { .failures = 3,
-						   .window_us = 60 * S,
-						   .duration_us = 300 * S };
+	const struct callback_lockout_policy p = {
+		.failures = 3, .window_us = 60 * S, .duration_us = 300 * S};
 	struct sockaddr_storage a = sa4("192.0.2.1"), a6 = sa6("::ffff:192.0.2.1"),
 				b = sa4("192.0.2.2"), c = sa6("2001:db8::3");
 	const uint64_t t0 = 1000 * S;
@@ -425,12 +423,10 @@ static void test_lockout(void **state)
 	callback_lockout_free(l);
 
 	/* A full table gives up an idle source, never one that is locked out. */
-	const struct callback_lockout_policy p1 = { .failures = 1,
-						    .window_us = 60 * S,
-						    .duration_us = 300 * S };
-	const struct callback_lockout_policy p2 = { .failures = 2,
-						    .window_us = 60 * S,
-						    .duration_us = 300 * S };
+	const struct callback_lockout_policy p1 = {
+		.failures = 1, .window_us = 60 * S, .duration_us = 300 * S};
+	const struct callback_lockout_policy p2 = {
+		.failures = 2, .window_us = 60 * S, .duration_us = 300 * S};
 	assert_int_equal(callback_lockout_new(&p1, 2, &l), 0);
 	assert_true(callback_lockout_fail(l, SA(a), t0));
 	assert_true(callback_lockout_fail(l, SA(b), t0 + 1));
@@ -462,52 +458,52 @@ static void test_schema(void **state)
 	static const struct {
 		const char *json, *err;
 	} bad[] = {
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\","
-		  "\"extra\":1}",
-		  "event.extra: unknown key" },
-		{ "{\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.id: missing" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.key_id: missing" },
-		{ "{\"id\":\"e\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.type: missing" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\"}", "event.time: missing" },
-		{ "{\"id\":\"e\",\"type\":\"revoke\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.type: must be one of" },
-		{ "{\"id\":\"e\",\"type\":\"Rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.type: must be one of" },
-		{ "{\"id\":\"e f\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.id: must be visible ASCII" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\\n\",\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.key_id: must be visible ASCII" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":7,\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.key_id: must be a string" },
-		{ "{\"id\":\"\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.id: must not be empty" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"kms\":\"a/b\",\"key_id\":\"k\","
-		  "\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.kms: must be" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"key_version\":\"1 2\","
-		  "\"time\":\"2025-03-04T09:12:44Z\"}",
-		  "event.key_version: must be visible ASCII" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04 09:12:44Z\"}",
-		  "event.time: must be an RFC 3339" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44\"}",
-		  "event.time: must be an RFC 3339" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-13-04T09:12:44Z\"}",
-		  "event.time: must be an RFC 3339" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-02-29T09:12:44Z\"}",
-		  "event.time: must be an RFC 3339" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T24:00:00Z\"}",
-		  "event.time: must be an RFC 3339" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44.Z\"}",
-		  "event.time: must be an RFC 3339" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Zx\"}",
-		  "event.time: must be an RFC 3339" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"1969-12-31T23:59:59Z\"}",
-		  "event.time: must be an RFC 3339" },
-		{ "{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":1741079564}",
-		  "event.time: must be a string" },
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\","
+		 "\"extra\":1}",
+		 "event.extra: unknown key"},
+		{"{\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.id: missing"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.key_id: missing"},
+		{"{\"id\":\"e\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.type: missing"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\"}", "event.time: missing"},
+		{"{\"id\":\"e\",\"type\":\"revoke\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.type: must be one of"},
+		{"{\"id\":\"e\",\"type\":\"Rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.type: must be one of"},
+		{"{\"id\":\"e f\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.id: must be visible ASCII"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\\n\",\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.key_id: must be visible ASCII"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":7,\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.key_id: must be a string"},
+		{"{\"id\":\"\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.id: must not be empty"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"kms\":\"a/b\",\"key_id\":\"k\","
+		 "\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.kms: must be"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"key_version\":\"1 2\","
+		 "\"time\":\"2025-03-04T09:12:44Z\"}",
+		 "event.key_version: must be visible ASCII"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04 09:12:44Z\"}",
+		 "event.time: must be an RFC 3339"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44\"}",
+		 "event.time: must be an RFC 3339"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-13-04T09:12:44Z\"}",
+		 "event.time: must be an RFC 3339"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-02-29T09:12:44Z\"}",
+		 "event.time: must be an RFC 3339"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T24:00:00Z\"}",
+		 "event.time: must be an RFC 3339"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44.Z\"}",
+		 "event.time: must be an RFC 3339"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Zx\"}",
+		 "event.time: must be an RFC 3339"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"1969-12-31T23:59:59Z\"}",
+		 "event.time: must be an RFC 3339"},
+		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":1741079564}",
+		 "event.time: must be a string"},
 	};
 	struct event ev;
 	struct jx_error e;
@@ -569,10 +565,9 @@ static void test_event_types(void **state)
 		const char *s;
 		enum event_type t;
 	} words[] = {
-		{ "rotate", EVENT_ROTATE },   { "disable", EVENT_DISABLE },
-		{ "suspend", EVENT_DISABLE }, { "enable", EVENT_ENABLE },
-		{ "delete", EVENT_DELETE },   { "destroy", EVENT_DELETE },
-		{ "restore", EVENT_RESTORE },
+		{"rotate", EVENT_ROTATE},   {"disable", EVENT_DISABLE}, {"suspend", EVENT_DISABLE},
+		{"enable", EVENT_ENABLE},   {"delete", EVENT_DELETE},	{"destroy", EVENT_DELETE},
+		{"restore", EVENT_RESTORE},
 	};
 	enum event_type t;
 

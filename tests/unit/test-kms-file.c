@@ -25,7 +25,7 @@ static struct kms *make_kms(const char *path)
 
 	k->name = strdup("local");
 	k->provider = kms_provider_find("file");
-	k->retry = (struct kms_retry){ 1000, 10, 100, 1000 };
+	k->retry = (struct kms_retry){1000, 10, 100, 1000};
 	assert_int_equal(k->provider->parse(k, o, "kms.local", &e), 0);
 	json_decref(o);
 	return k;
@@ -53,15 +53,16 @@ static void test_round_trip_and_bindings(void **state)
 {
 	struct kms *k = make_kms(keypath), *other;
 	uint8_t dek[32], *out = NULL;
-	struct kms_wrapped w = { 0 };
+	struct kms_wrapped w = {0};
 	struct kms_error e;
 	size_t n = 0;
 	char *flipped, otherpath[80];
 
 	(void)state;
 	memset(dek, 0xa5, sizeof(dek));
-	assert_int_equal(kms_wrap(k, "key-1", dek, sizeof(dek), "keyd:v1:uuid-a", &w, &e, NULL,
-				  NULL, NULL), 0);
+	assert_int_equal(
+		kms_wrap(k, "key-1", dek, sizeof(dek), "keyd:v1:uuid-a", &w, &e, NULL, NULL, NULL),
+		0);
 	assert_non_null(strstr(w.wdek, "file:v1:"));
 	assert_int_equal(unwrap(k, "key-1", w.wdek, "keyd:v1:uuid-a", &out, &n, &e), 0);
 	assert_int_equal(n, 32);
@@ -96,9 +97,9 @@ static void test_root_key_file_checks(void **state)
 {
 	char path[80];
 	struct kms *k;
-	struct kms_wrapped w = { 0 };
+	struct kms_wrapped w = {0};
 	struct kms_error e;
-	uint8_t dek[32] = { 0 };
+	uint8_t dek[32] = {0};
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/loose.key", dir);
@@ -121,7 +122,7 @@ static void test_rewrap_and_key_info(void **state)
 {
 	char path[80];
 	struct kms *k;
-	struct kms_wrapped w = { 0 }, w2 = { 0 };
+	struct kms_wrapped w = {0}, w2 = {0};
 	struct kms_key_info info;
 	struct kms_error e;
 	uint8_t dek[32], *out = NULL;
@@ -132,8 +133,10 @@ static void test_rewrap_and_key_info(void **state)
 	write_key(path, 0600, 32);
 	k = make_kms(path);
 	memset(dek, 0x5c, sizeof(dek));
-	assert_int_equal(kms_wrap(k, "key-1", dek, 32, "keyd:v1:uuid-a", &w, &e, NULL, NULL, NULL), 0);
-	assert_int_equal(kms_rewrap(k, "key-1", w.wdek, "keyd:v1:uuid-a", &w2, &e, NULL, NULL, NULL), 0);
+	assert_int_equal(kms_wrap(k, "key-1", dek, 32, "keyd:v1:uuid-a", &w, &e, NULL, NULL, NULL),
+			 0);
+	assert_int_equal(
+		kms_rewrap(k, "key-1", w.wdek, "keyd:v1:uuid-a", &w2, &e, NULL, NULL, NULL), 0);
 	assert_string_not_equal(w.wdek, w2.wdek);
 	assert_null(w2.key_version);
 	assert_int_equal(unwrap(k, "key-1", w2.wdek, "keyd:v1:uuid-a", &out, &n, &e), 0);
@@ -143,8 +146,9 @@ static void test_rewrap_and_key_info(void **state)
 	assert_int_equal(unwrap(k, "key-1", w.wdek, "keyd:v1:uuid-a", &out, &n, &e), 0);
 	secmem_free(out);
 	kms_wrapped_done(&w2);
-	assert_int_equal(kms_rewrap(k, "key-1", w.wdek, "keyd:v1:uuid-b", &w2, &e, NULL, NULL, NULL),
-			 -EBADMSG);
+	assert_int_equal(
+		kms_rewrap(k, "key-1", w.wdek, "keyd:v1:uuid-b", &w2, &e, NULL, NULL, NULL),
+		-EBADMSG);
 
 	assert_int_equal(kms_key_info(k, "key-1", &info, &e), 0);
 	assert_int_equal(info.state, KMS_KEY_ACTIVE);

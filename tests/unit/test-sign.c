@@ -152,9 +152,9 @@ static void test_tampered(void **state)
 		const char *what, *member;
 		int expect;
 	} cases[] = {
-		{ "device changed", "device", -EBADMSG },
-		{ "member added", "operator", -EBADMSG },
-		{ "signature removed", "signature", -ENOKEY },
+		{"device changed", "device", -EBADMSG},
+		{"member added", "operator", -EBADMSG},
+		{"signature removed", "signature", -ENOKEY},
 	};
 	EVP_PKEY *key = new_key();
 	char err[256];

@@ -33,15 +33,16 @@ static void test_b64(void **state)
 {
 	static const struct {
 		const char *plain, *enc;
-	} vec[] = { { "", NULL }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
-		    { "foobar", "Zm9vYmFy" } };
+	} vec[] = {
+		{"", NULL}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foobar", "Zm9vYmFy"}};
 	(void)state;
 	for (size_t i = 1; i < sizeof(vec) / sizeof(vec[0]); i++) {
 		char *enc = NULL;
 		uint8_t *dec = NULL;
 		size_t n = 0;
 
-		assert_int_equal(b64_encode((const uint8_t *)vec[i].plain, strlen(vec[i].plain), &enc), 0);
+		assert_int_equal(
+			b64_encode((const uint8_t *)vec[i].plain, strlen(vec[i].plain), &enc), 0);
 		assert_string_equal(enc, vec[i].enc);
 		assert_int_equal(b64_decode(enc, &dec, &n), 0);
 		assert_int_equal(n, strlen(vec[i].plain));
@@ -53,8 +54,8 @@ static void test_b64(void **state)
 
 static void test_b64_rejects(void **state)
 {
-	static const char *const bad[] = { "", "Zg", "Zg=", "Z===", "Zm9v\n", "Zm 9", "Zm9v=Zg=",
-					   "Zg=a", "!!!!" };
+	static const char *const bad[] = {"",	  "Zg",	      "Zg=",  "Z===", "Zm9v\n",
+					  "Zm 9", "Zm9v=Zg=", "Zg=a", "!!!!"};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint8_t *dec = NULL;
@@ -76,7 +77,7 @@ static void test_rfc3339(void **state)
 
 static void test_secbuf_cap(void **state)
 {
-	struct secbuf b = { .max = 10 };
+	struct secbuf b = {.max = 10};
 
 	(void)state;
 	assert_int_equal(secbuf_append(&b, "0123456789", 10), 0);
@@ -89,7 +90,7 @@ static void test_secbuf_cap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_u64), cmocka_unit_test(test_b64),
+		cmocka_unit_test(test_parse_u64),   cmocka_unit_test(test_b64),
 		cmocka_unit_test(test_b64_rejects), cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_secbuf_cap),
 	};

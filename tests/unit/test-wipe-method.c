@@ -15,7 +15,7 @@
 
 static struct device_info dev(const char *transport, bool rotational)
 {
-	struct device_info d = { .rotational = rotational, .size = 1ull << 30 };
+	struct device_info d = {.rotational = rotational, .size = 1ull << 30};
 
 	snprintf(d.path, sizeof(d.path), "/dev/test");
 	snprintf(d.transport, sizeof(d.transport), "%s", transport);

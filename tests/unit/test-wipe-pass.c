@@ -16,7 +16,7 @@
 #include "secmem.h"
 
 #define DEV_SIZE (24u << 20) /* six 4 MiB chunks */
-#define BLOCK 512
+#define BLOCK	 512
 
 /* The fake device: memory, plus the faults a test asks for. */
 static uint8_t *disk;
@@ -82,7 +82,7 @@ static const struct io_ops fake_ops = {
 	.ioctl_range = fake_ioctl,
 };
 
-static struct io_dev dev = { .fd = -1, .ops = &fake_ops, .size = DEV_SIZE, .block = BLOCK };
+static struct io_dev dev = {.fd = -1, .ops = &fake_ops, .size = DEV_SIZE, .block = BLOCK};
 
 static int setup(void **state)
 {
@@ -108,12 +108,12 @@ static int teardown(void **state)
 
 static struct pass new_pass(const struct pattern *p)
 {
-	return (struct pass){ .dev = &dev, .pattern = p, .start = 0, .end = DEV_SIZE };
+	return (struct pass){.dev = &dev, .pattern = p, .start = 0, .end = DEV_SIZE};
 }
 
 static void test_keystream_written_and_verified(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pattern_gen g;
 	struct pass_stats st;
 	struct pass ps = new_pass(&p);
@@ -143,7 +143,7 @@ static void test_keystream_written_and_verified(void **state)
 
 static void test_verify_catches_one_flipped_byte(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
 	struct pass ps = new_pass(&p);
 	const uint64_t where = 13 * 1024 * 1024 + 777;
@@ -164,7 +164,7 @@ static void test_verify_catches_one_flipped_byte(void **state)
 
 static void test_zero_flipped_byte(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
 	struct pass ps = new_pass(&p);
 
@@ -181,7 +181,7 @@ static void test_zero_flipped_byte(void **state)
 
 static void test_write_errors_counted_by_block(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
 	struct pass ps = new_pass(&p);
 
@@ -205,7 +205,7 @@ static void test_write_errors_counted_by_block(void **state)
 
 static void test_device_gone_aborts(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
 	struct pass ps = new_pass(&p);
 
@@ -226,7 +226,7 @@ static void test_device_gone_aborts(void **state)
 
 static void test_too_many_errors_give_up(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
 	struct pass ps = new_pass(&p);
 
@@ -244,7 +244,7 @@ static void test_too_many_errors_give_up(void **state)
 
 static void test_read_errors_fail_verification(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
 	struct pass ps = new_pass(&p);
 
@@ -283,9 +283,9 @@ static int record_checkpoint(void *userdata, uint64_t off, const struct pass_sta
 
 static void test_checkpoints_and_resume(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
-	struct cp_log log = { 0 };
+	struct cp_log log = {0};
 	struct pass ps = new_pass(&p);
 
 	(void)state;
@@ -309,9 +309,9 @@ static void test_checkpoints_and_resume(void **state)
 
 static void test_stop_flag(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
-	struct cp_log log = { 0 };
+	struct cp_log log = {0};
 	struct pass ps = new_pass(&p);
 	volatile bool stop = true;
 
@@ -329,9 +329,9 @@ static void test_stop_flag(void **state)
 
 static void test_stop_midway(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
-	struct cp_log log = { 0 };
+	struct cp_log log = {0};
 	struct pass ps = new_pass(&p);
 
 	(void)state;
@@ -354,7 +354,7 @@ static void test_stop_midway(void **state)
 
 static void test_ioctl_pass(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
 	struct pass ps = new_pass(&p);
 
@@ -373,7 +373,7 @@ static void test_ioctl_pass(void **state)
 
 static void test_sample(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pass_stats st;
 	struct pass ps = new_pass(&p);
 

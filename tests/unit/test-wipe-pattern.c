@@ -16,7 +16,7 @@
 
 static void test_offset_addressed(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pattern_gen g;
 	uint8_t *all = malloc(N), *part = malloc(N);
 
@@ -42,7 +42,7 @@ static void test_offset_addressed(void **state)
 
 static void test_fresh_key_each_time(void **state)
 {
-	struct pattern a = { 0 }, b = { 0 };
+	struct pattern a = {0}, b = {0};
 	struct pattern_gen ga, gb;
 	uint8_t x[4096], y[4096];
 
@@ -68,7 +68,7 @@ static void test_fresh_key_each_time(void **state)
 
 static void test_compare_counts_blocks(void **state)
 {
-	struct pattern p = { 0 };
+	struct pattern p = {0};
 	struct pattern_gen g;
 	uint8_t *buf = malloc(N), *scratch = malloc(N);
 	uint64_t first = 0;

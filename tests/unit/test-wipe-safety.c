@@ -88,7 +88,7 @@ static int teardown(void **state)
 
 static struct device_info target(const char *name, unsigned maj, unsigned min, unsigned part)
 {
-	struct device_info d = { .devnum = makedev(maj, min), .partition = part };
+	struct device_info d = {.devnum = makedev(maj, min), .partition = part};
 
 	/* The "device node" is a plain file here: nothing holds it open exclusively. */
 	snprintf(d.path, sizeof(d.path), "%s", node);
@@ -99,7 +99,7 @@ static struct device_info target(const char *name, unsigned maj, unsigned min, u
 
 static struct safety_report check(const struct device_info *d, const char *mounts)
 {
-	struct safety_sources src = { .sys = sys, .mountinfo = mountinfo, .swaps = swaps };
+	struct safety_sources src = {.sys = sys, .mountinfo = mountinfo, .swaps = swaps};
 	struct safety_report rep;
 
 	put("mountinfo", mounts);
@@ -118,8 +118,7 @@ static void test_clean_device(void **state)
 
 	(void)state;
 	/* dm-0's holder link sits on loop9p1: a whole-disk wipe must see it. */
-	unlink(strcat(strcpy((char[PATH_MAX]){ 0 }, sys),
-		      "/class/block/loop9/loop9p1/holders/dm-0"));
+	unlink(strcat(strcpy((char[PATH_MAX]){0}, sys), "/class/block/loop9/loop9p1/holders/dm-0"));
 	rep = check(&d, ROOT_ON_VDA "30 22 0:5 / /proc rw - proc proc rw\n");
 	assert_int_equal(rep.n, 0);
 }
