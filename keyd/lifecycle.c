@@ -64,6 +64,15 @@ static const char *volume_key_id(struct keyd *k, struct volume *v, char *buf, si
 	return buf;
 }
 
+/* The volume's device node, if it has one to act on (known, and not released). */
+static bool volume_device(struct keyd *k, struct volume *v, char *buf, size_t size)
+{
+	pthread_mutex_lock(&k->lock);
+	snprintf(buf, size, "%s", v->state == VOLUME_RELEASED ? "" : v->device);
+	pthread_mutex_unlock(&k->lock);
+	return buf[0] != 0;
+}
+
 static enum volume_state volume_state_get(struct keyd *k, struct volume *v)
 {
 	enum volume_state s;
@@ -268,15 +277,11 @@ static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
-	pthread_mutex_lock(&k->lock);
-	snprintf(dev, sizeof(dev), "%s", v->state == VOLUME_RELEASED ? "" : v->device);
-	pthread_mutex_unlock(&k->lock);
-	if (!dev[0]) {
+	if (!volume_device(k, v, dev, sizeof(dev))) {
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
-	r = dev[0] ? volume_rewrap(dev, v->kms, NULL, &rr, err, sizeof(err))
-		   : set_error(err, sizeof(err), -ENODEV, "device not known yet");
+	r = volume_rewrap(dev, v->kms, NULL, &rr, err, sizeof(err));
 	if (r >= 0) {
 		json_auto_t *versions =
 			json_pack("{s:s, s:s, s:s}", "old_key_version", rr.old_version,
@@ -306,10 +311,7 @@ static void act_rekey(struct keyd *k, struct volume *v, const char *why)
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
-	pthread_mutex_lock(&k->lock);
-	snprintf(dev, sizeof(dev), "%s", v->state == VOLUME_RELEASED ? "" : v->device);
-	pthread_mutex_unlock(&k->lock);
-	if (!dev[0]) {
+	if (!volume_device(k, v, dev, sizeof(dev))) {
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
@@ -345,10 +347,8 @@ static void check_rekey_schedule(struct keyd *k)
 
 		if (!v->cfg || !v->cfg->rekey_every_days)
 			continue;
-		pthread_mutex_lock(&k->lock);
-		snprintf(dev, sizeof(dev), "%s", v->state == VOLUME_RELEASED ? "" : v->device);
-		pthread_mutex_unlock(&k->lock);
-		if (!dev[0] || luks_load(dev, &cd) < 0 || token_find(cd, &tok, &je) <= 0)
+		if (!volume_device(k, v, dev, sizeof(dev)) || luks_load(dev, &cd) < 0 ||
+		    token_find(cd, &tok, &je) <= 0)
 			continue;
 		if (tok.id >= 0 &&
 		    parse_rfc3339_us(tok.updated ? tok.updated : tok.created, &since) < 0)
