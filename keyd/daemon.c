@@ -336,7 +336,7 @@ int keyd_close_mapping(struct keyd *k, struct volume *v, char *err, size_t errsi
 
 	(void)k;
 	if (v->state == VOLUME_OPEN || v->state == VOLUME_SUSPENDED) {
-		r = crypt_deactivate(NULL, v->name);
+		r = luks_deactivate(v->name);
 		if (r == -EBUSY) {
 			snprintf(
 				err, errsize,

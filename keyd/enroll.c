@@ -282,16 +282,18 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
 
 	/* keyd restarted while its volumes stay open: adopt a mapping of this very volume. */
-	if (req->name && !req->resume && crypt_status(NULL, req->name) >= CRYPT_ACTIVE) {
-		_cleanup_crypt_ struct crypt_device *active = NULL;
+	if (req->name && !req->resume) {
+		char uuid[LUKS_UUID_MAX];
 
-		if (crypt_init_by_name(&active, req->name) < 0 || !crypt_get_uuid(active) ||
-		    strcmp(crypt_get_uuid(active), res->uuid) != 0)
+		r = luks_mapping_uuid(req->name, uuid, sizeof(uuid));
+		if (r >= 0 && strcmp(uuid, res->uuid) != 0)
 			return fail(err, errsize, -EEXIST,
 				    "/dev/mapper/%s already exists and is not %s", req->name,
 				    req->device);
-		snprintf(res->step, sizeof(res->step), "adopted");
-		return 0;
+		if (r >= 0) {
+			snprintf(res->step, sizeof(res->step), "adopted");
+			return 0;
+		}
 	}
 
 	if (req->converge) {
@@ -350,8 +352,7 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 
 	STEP(req->resume ? "resume" : req->name ? "activate" : "check keyslot");
 	if (req->resume)
-		r = crypt_resume_by_passphrase(cd, req->name, tok.keyslot, (const char *)dek,
-					       dek_len);
+		r = luks_resume(cd, req->name, tok.keyslot, dek, dek_len);
 	else
 		r = luks_activate(cd, req->name, tok.keyslot, dek, dek_len, 0);
 	if (r < 0) {

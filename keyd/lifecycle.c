@@ -113,14 +113,6 @@ static void run_hooks(const struct volume *v, const struct hook *hooks, size_t n
 	}
 }
 
-static int suspend_mapping(struct volume *v)
-{
-	_cleanup_crypt_ struct crypt_device *cd = NULL;
-	int r = crypt_init_by_name(&cd, v->name);
-
-	return r < 0 ? r : crypt_suspend(cd, v->name);
-}
-
 /* Destroys the keyd keyslot and token: without its root key the volume has no way back. */
 static void erase_keyslot(struct keyd *k, struct volume *v)
 {
@@ -179,7 +171,7 @@ static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool s
 		if (r >= 0) {
 			next = VOLUME_REVOKED;
 			snprintf(msg, sizeof(msg), "%s: closed (on_revoke=close)", why);
-		} else if ((r = suspend_mapping(v)) >= 0) {
+		} else if ((r = luks_suspend(v->name)) >= 0) {
 			next = VOLUME_SUSPENDED;
 			snprintf(msg, sizeof(msg), "%s: suspended (on_revoke=%s%s)", why,
 				 on_revoke_names[policy],
@@ -468,17 +460,33 @@ static struct key_watch *watch_for(struct lifecycle *l, struct kms *kms, const c
 /* Asks the KMS about every root key in use and turns what changed into events. */
 static void poll_keys(struct keyd *k, struct lifecycle *l)
 {
+	struct key_watch *now = calloc(k->n_volumes + 1, sizeof(*now));
 	char key[KMS_KEY_ID_MAX + 1];
+	size_t n = 0;
 
+	/* The keys in use now, each once, keeping what was seen of those already watched; a key
+	 * no volume uses any more (re-keyed to another) is no longer polled. */
+	if (!now)
+		return;
 	for (size_t i = 0; i < k->n_volumes; i++) {
 		struct volume *v = &k->volumes[i];
+		const struct key_watch *seen;
+		bool dup = false;
 
-		if (!volume_key_id(k, v, key, sizeof(key))[0] || watch_for(l, v->kms, key))
+		if (!volume_key_id(k, v, key, sizeof(key))[0])
 			continue;
-		l->watch[l->n_watch] = (struct key_watch){.kms = v->kms, .state = KMS_KEY_UNKNOWN};
-		snprintf(l->watch[l->n_watch].key_id, sizeof(key), "%s", key);
-		l->n_watch++;
+		for (size_t j = 0; j < n; j++)
+			dup |= now[j].kms == v->kms && strcmp(now[j].key_id, key) == 0;
+		if (dup)
+			continue;
+		seen = watch_for(l, v->kms, key);
+		now[n] = seen ? *seen : (struct key_watch){.kms = v->kms, .state = KMS_KEY_UNKNOWN};
+		snprintf(now[n].key_id, sizeof(now[n].key_id), "%s", key);
+		n++;
 	}
+	free(l->watch);
+	l->watch = now;
+	l->n_watch = n;
 	for (size_t i = 0; i < l->n_watch && !k->stop; i++) {
 		struct key_watch *w = &l->watch[i];
 		struct event ev = {.origin = EVENT_FROM_POLL, .time_us = now_real_us()};

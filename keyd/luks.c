@@ -2,6 +2,7 @@
 /* libcryptsetup/libblkid glue. Holds no key material beyond the duration of a call. */
 #include <blkid/blkid.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,9 +99,16 @@ bool luks_dm_available(char *why, size_t size)
 	return found;
 }
 
+/* libdevmapper keeps process-wide, unlocked state (its list of pending /dev/mapper node
+ * operations): two threads creating mappings at once corrupt it. Every call that reaches
+ * device-mapper goes through this lock; KMS calls and key derivation stay parallel. */
+static pthread_mutex_t dm_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int luks_activate(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek,
 		  size_t len, uint32_t flags)
 {
+	int r;
+
 	/* During a re-encryption the data needs the old and the new volume key, which no single
 	 * keyslot holds: libcryptsetup gathers both only when it may pick the keyslots. Just
 	 * before one starts, the token already names the new keyslot, still unbound (reencrypt.c).
@@ -108,7 +116,61 @@ int luks_activate(struct crypt_device *cd, const char *name, int slot, const uin
 	if (slot >= 0 && (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE ||
 			  crypt_keyslot_status(cd, slot) == CRYPT_SLOT_UNBOUND))
 		slot = CRYPT_ANY_SLOT;
-	return crypt_activate_by_passphrase(cd, name, slot, (const char *)dek, len, flags);
+	if (name)
+		pthread_mutex_lock(&dm_lock);
+	r = crypt_activate_by_passphrase(cd, name, slot, (const char *)dek, len, flags);
+	if (name)
+		pthread_mutex_unlock(&dm_lock);
+	return r;
+}
+
+int luks_resume(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek, size_t len)
+{
+	int r;
+
+	pthread_mutex_lock(&dm_lock);
+	r = crypt_resume_by_passphrase(cd, name, slot, (const char *)dek, len);
+	pthread_mutex_unlock(&dm_lock);
+	return r;
+}
+
+int luks_deactivate(const char *name)
+{
+	int r;
+
+	pthread_mutex_lock(&dm_lock);
+	r = crypt_deactivate(NULL, name);
+	pthread_mutex_unlock(&dm_lock);
+	return r;
+}
+
+int luks_suspend(const char *name)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	int r;
+
+	pthread_mutex_lock(&dm_lock);
+	r = crypt_init_by_name(&cd, name);
+	if (r >= 0)
+		r = crypt_suspend(cd, name);
+	pthread_mutex_unlock(&dm_lock);
+	return r;
+}
+
+int luks_mapping_uuid(const char *name, char *buf, size_t size)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	int r = 0;
+
+	pthread_mutex_lock(&dm_lock);
+	if (crypt_status(NULL, name) < CRYPT_ACTIVE)
+		r = -ENODEV;
+	else if (crypt_init_by_name(&cd, name) < 0 || !crypt_get_uuid(cd))
+		r = -EIO;
+	else
+		snprintf(buf, size, "%s", crypt_get_uuid(cd));
+	pthread_mutex_unlock(&dm_lock);
+	return r;
 }
 
 bool luks_is_empty(const char *path)

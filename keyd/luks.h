@@ -37,6 +37,14 @@ bool luks_dm_available(char *why, size_t size);
 int luks_activate(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek,
 		  size_t len, uint32_t flags);
 
+/* Device-mapper calls, serialised process-wide (libdevmapper is not thread-safe). */
+int luks_resume(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek,
+		size_t len);
+int luks_deactivate(const char *name);
+int luks_suspend(const char *name);
+/* The LUKS UUID behind the active mapping @name; -ENODEV if there is none. */
+int luks_mapping_uuid(const char *name, char *buf, size_t size);
+
 /* True when @path holds a LUKS2 header with no keyslot and no token: nothing can be
  * decrypted with it (an enrollment that died between format and its first keyslot). */
 bool luks_is_empty(const char *path);
