@@ -5,6 +5,8 @@ PREFIX    ?= /usr/local
 SBINDIR   ?= $(PREFIX)/sbin
 MANDIR    ?= $(PREFIX)/share/man
 UNITDIR   ?= /lib/systemd/system
+# Where libcryptsetup looks for token plugins (`cryptsetup --help` prints it).
+TOKENDIR  ?= $(shell pkg-config --variable=libdir libcryptsetup)/cryptsetup
 DESTDIR   ?=
 
 CC        ?= cc
@@ -14,7 +16,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
 WARN      := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wvla \
              -Wimplicit-fallthrough -Wno-format-nonliteral
-HARDEN    := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIE
+# -fPIC: the same objects go into the PIE programs and the token plugin.
+HARDEN    := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIC
 # CFLAGS/LDFLAGS stay the user's (make CFLAGS=...); the project's own flags are added below.
 CFLAGS    ?= -O2 -g
 KCFLAGS   := -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -pthread -Icommon -Ikeyd -Iwipe \
@@ -30,16 +33,19 @@ OBJ       := $(BUILD)/obj
 COMMON    := $(patsubst %.c,%.o,$(wildcard common/*.c))
 KEYD_MAIN := keyd/main.o keyd/daemon.o keyd/api.o keyd/notify.o keyd/lifecycle.o
 CTL_MAIN  := keyd/keydctl.o
-KEYD_LIB  := $(filter-out $(KEYD_MAIN) $(CTL_MAIN),$(patsubst %.c,%.o,$(wildcard keyd/*.c)))
+PLUGIN    := keyd/token_plugin.o
+KEYD_LIB  := $(filter-out $(KEYD_MAIN) $(CTL_MAIN) $(PLUGIN), \
+             $(patsubst %.c,%.o,$(wildcard keyd/*.c)))
 WIPE_MAIN := wipe/main.o
 WIPE_LIB  := $(filter-out $(WIPE_MAIN),$(patsubst %.c,%.o,$(wildcard wipe/*.c)))
 BINS      := $(BUILD)/keyd $(BUILD)/keydctl $(if $(wildcard wipe/main.c),$(BUILD)/wipe)
-OBJS      := $(addprefix $(OBJ)/,$(COMMON) $(KEYD_LIB) $(KEYD_MAIN) $(CTL_MAIN) $(WIPE_LIB) \
-             $(WIPE_MAIN))
+TOKEN_SO  := $(BUILD)/libcryptsetup-token-keyd.so
+OBJS      := $(addprefix $(OBJ)/,$(COMMON) $(KEYD_LIB) $(KEYD_MAIN) $(CTL_MAIN) $(PLUGIN) \
+             $(WIPE_LIB) $(WIPE_MAIN))
 LIBS      := $(BUILD)/libwipe.a $(BUILD)/libkeyd.a
 
 .PHONY: all deps check check-asan fuzz install clean format format-check
-all: $(BINS)
+all: $(BINS) $(TOKEN_SO)
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -59,6 +65,13 @@ $(BUILD)/keydctl: $(addprefix $(OBJ)/,$(CTL_MAIN)) $(BUILD)/libkeyd.a
 
 $(BUILD)/wipe: $(addprefix $(OBJ)/,$(WIPE_MAIN)) $(LIBS)
 	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The LUKS2 token plugin: our code linked in and kept local, only the ABI exported.
+PLUGIN_LIBS := $(PKG_LIBS)
+$(TOKEN_SO): $(OBJ)/$(PLUGIN) $(BUILD)/libkeyd.a keyd/token-plugin.sym
+	$(CC) -shared -Wl,--version-script=keyd/token-plugin.sym -Wl,-z,relro,-z,now,-z,defs \
+		-Wl,--as-needed -pthread $(LDFLAGS) -o $@ $(OBJ)/$(PLUGIN) $(BUILD)/libkeyd.a \
+		$(PLUGIN_LIBS)
 
 # Unit tests (cmocka) link the module objects, never include .c files.
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
@@ -95,8 +108,10 @@ fuzz:
 		corpus ../tests/fuzz/corpus
 
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(TOKENDIR)
 	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
+	install -m 0644 $(TOKEN_SO) $(DESTDIR)$(TOKENDIR)/
 	install -m 0644 units/keyd.service units/wipe@.service $(DESTDIR)$(UNITDIR)/
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
 

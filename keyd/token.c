@@ -52,7 +52,10 @@ static int token_parse(json_t *o, int id, struct keyd_token *t, struct jx_error 
 	uint32_t slot;
 	int state = TOKEN_ACTIVE, r;
 
-	snprintf(path, sizeof(path), "token %d", id);
+	if (id >= 0)
+		snprintf(path, sizeof(path), "token %d", id);
+	else
+		snprintf(path, sizeof(path), "token");
 	if ((r = jx_only_keys(o, path, keys, e)) < 0 ||
 	    (r = jx_uint(o, path, "keyd_version", 1, 1000, &ver, e)) < 0)
 		return r;

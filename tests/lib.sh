@@ -90,6 +90,32 @@ emu() { # emu METHOD PATH [JSON]
 		${3:+-H 'Content-Type: application/json' -d "$3"}
 }
 
+# emu_dek DEVICE APIKEY INSTANCE: the DEK of DEVICE's newest active keyd token, in hex, asked of
+# the emulator the way keyd asks (IAM token, unwrap with the volume's AAD). For memory scans.
+emu_dek() {
+	local meta id w tok
+	meta=$(cryptsetup luksDump --dump-json-metadata "$1")
+	id=$(jq -r '[.tokens | to_entries[] | select(.value.type == "keyd" and .value.state != "pending")]
+		| max_by(.value.generation).key' <<<"$meta")
+	w=$(jq -r --arg id "$id" '.tokens[$id].wdek' <<<"$meta")
+	tok=$(curl -sS --cacert "$EMU_CA" -d "grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey=$2" \
+		"$EMU_URL/identity/token" | jq -r .access_token)
+	curl -sS --cacert "$EMU_CA" -H "Authorization: Bearer $tok" -H "bluemix-instance: $3" \
+		-H 'Content-Type: application/vnd.ibm.kms.key_action+json' \
+		-d "{\"ciphertext\": \"$w\", \"aad\": [\"keyd:v1:$(cryptsetup luksUUID "$1")\"]}" \
+		"$EMU_URL/api/v2/keys/$(jq -r --arg id "$id" '.tokens[$id].key_id' <<<"$meta")/actions/unwrap" |
+		jq -r .plaintext | base64 -d | od -An -tx1 | tr -d ' \n'
+}
+
+# volume_key DEVICE PASSPHRASE_FILE: the LUKS volume key in hex (128 digits), for memory scans.
+volume_key() {
+	local vk
+	vk=$(cryptsetup luksDump --dump-volume-key -q --key-file "$2" "$1" |
+		sed -n '/MK dump:/,$p' | sed 's/MK dump://' | tr -d ' \t\n')
+	[ ${#vk} -eq 128 ] || fail "could not read the volume key of $1 (got '$vk')"
+	echo "$vk"
+}
+
 # Starts keyd with CONFIG in the background; waits for its socket. Sets KEYD_PID.
 start_keyd() {
 	local sock

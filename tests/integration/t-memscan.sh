@@ -26,23 +26,9 @@ ctl() { "$KEYDCTL" --config "$T/keyd.json" "$@"; }
 unlocked=verified
 grep -q device-mapper /proc/misc && unlocked=open
 
-# dek: the current DEK, asked of the emulator the way keyd asks (IAM token, unwrap with aad).
-dek() {
-	local tok w id
-	id=$(ctl --json inspect "$a" | jq '.tokens[] | select(.type == "keyd") | .id')
-	w=$(cryptsetup token export --token-id "$id" "$a" | jq -r .wdek)
-	tok=$(curl -sS --cacert "$EMU_CA" -d 'grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey=k' \
-		"$EMU_URL/identity/token" | jq -r .access_token)
-	curl -sS --cacert "$EMU_CA" -H "Authorization: Bearer $tok" -H 'bluemix-instance: inst' \
-		-H 'Content-Type: application/vnd.ibm.kms.key_action+json' \
-		-d "{\"ciphertext\": \"$w\", \"aad\": [\"keyd:v1:$(cryptsetup luksUUID "$a")\"]}" \
-		"$EMU_URL/api/v2/keys/$key/actions/unwrap" | jq -r .plaintext | base64 -d | od -An -tx1 | tr -d ' \n'
-}
 ctl enroll --name va --key-file "$T/pass" >/dev/null
-vk=$(cryptsetup luksDump --dump-volume-key -q --key-file "$T/pass" "$a" |
-	sed -n '/MK dump:/,$p' | sed 's/MK dump://' | tr -d ' \t\n')
-[ ${#vk} -eq 128 ] || fail "could not read the volume key for the scan (got '${vk}')"
-secrets=("volume_key=$vk" "dek1=$(dek)")
+vk=$(volume_key "$a" "$T/pass")
+secrets=("volume_key=$vk" "dek1=$(emu_dek "$a" k inst)")
 
 start_keyd "$T/keyd.json"
 wait_state "$T/keyd.json" va "$unlocked"
@@ -53,7 +39,7 @@ emu POST "/_emu/keys/$key/rotate" '{}' >/dev/null
 for _ in $(seq 50); do grep -q "token rewrapped" "$T/keyd.log" && break; sleep 0.1; done
 grep -q "token rewrapped" "$T/keyd.log" || fail "keyd did not rewrap after the rotation"
 ctl rotate --rekey va >/dev/null
-secrets+=("dek2=$(dek)")
+secrets+=("dek2=$(emu_dek "$a" k inst)")
 ctl lock va >/dev/null
 ctl unlock va >/dev/null
 ctl lock va >/dev/null

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* libcryptsetup-token-keyd.so: the LUKS2 token plugin through which `cryptsetup open` and
+ * systemd-cryptsetup (crypttab) unlock keyd volumes without keyd running. It reads keyd's
+ * configuration for the KMS the token names, unwraps the WDEK bound to this header's UUID and
+ * hands the DEK to libcryptsetup as the keyslot passphrase, in secure memory that is wiped
+ * when libcryptsetup gives it back. It never writes the header: finishing an interrupted
+ * re-key or storing a rewrapped WDEK stays keyd's job. Each open is audited when the log can
+ * be written. Only the cryptsetup_token_* symbols are exported (token-plugin.sym). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "config.h"
+#include "http.h"
+#include "kms.h"
+#include "luks.h"
+#include "secmem.h"
+#include "token.h"
+
+/* The plugin's share of its host's secure heap: one DEK, KMS replies, jansson documents. */
+#define PLUGIN_SECURE_HEAP (1024 * 1024)
+
+/* The ABI libcryptsetup looks up (with dlvsym, version CRYPTSETUP_TOKEN_1.0). */
+int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, size_t *buffer_len,
+			  void *usrptr);
+void cryptsetup_token_buffer_free(void *buffer, size_t buffer_len);
+int cryptsetup_token_validate(struct crypt_device *cd, const char *json);
+void cryptsetup_token_dump(struct crypt_device *cd, const char *json);
+const char *cryptsetup_token_version(void);
+
+/* libcryptsetup loads a plugin once and keeps it: libcurl is set up on first use. */
+static pthread_once_t http_once = PTHREAD_ONCE_INIT;
+static int http_status;
+
+static void http_init_once(void)
+{
+	http_status = http_global_init();
+}
+
+/* KEYD_CONFIG names another configuration (tests, non-default installs); a set-uid host
+ * ignores it. */
+static const char *config_path(void)
+{
+	const char *p = secure_getenv("KEYD_CONFIG");
+
+	return p && p[0] ? p : CONFIG_PATH_DEFAULT;
+}
+
+static void say_wait(void *userdata, unsigned attempt, uint64_t pause_ms, const struct kms_error *e)
+{
+	struct crypt_device *cd = userdata;
+
+	crypt_logf(cd, CRYPT_LOG_NORMAL, "keyd: attempt %u failed (%s); retrying in %.1f s\n",
+		   attempt, e->msg, (double)pause_ms / 1000);
+}
+
+/* One audit record per open, success or not. An initramfs may have no writable log: then the
+ * unlock goes on and the operator is told that it is not recorded. */
+static void plugin_audit(struct crypt_device *cd, const struct keyd_config *cfg,
+			 const struct keyd_token *t, int token, int r, const char *error)
+{
+	json_auto_t *o = NULL;
+	struct audit *a = NULL;
+	int q;
+
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "volume", t->name, "device",
+		      crypt_get_device_name(cd), "luks_uuid", crypt_get_uuid(cd), "kms", t->kms,
+		      "key_id", t->key_id, "key_version", t->key_version ? t->key_version : "",
+		      "token", token, "via", "token plugin");
+	q = o ? audit_open(cfg->audit_path, NULL, &a) : -ENOMEM;
+	if (q >= 0)
+		q = audit_write(a, "token.open", r < 0 ? "failure" : "success", NULL, o, error);
+	audit_close(a);
+	if (q < 0)
+		crypt_logf(cd, CRYPT_LOG_ERROR,
+			   "keyd: this unlock is not in the audit log %s: %s\n", cfg->audit_path,
+			   strerror(-q));
+}
+
+int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, size_t *buffer_len,
+			  void *usrptr)
+{
+	_cleanup_secure_ uint8_t *dek = NULL;
+	struct keyd_config *cfg = NULL;
+	struct keyd_token t = {.id = -1, .keyslot = -1};
+	struct kms_wrapped rewrapped = {0};
+	char aad[KMS_AAD_MAX], err[KMS_ERR_MAX + 256] = "";
+	const char *json = NULL, *path = config_path();
+	struct kms_error ke;
+	struct jx_error je;
+	struct kms *kms;
+	size_t dek_len = 0;
+	int r;
+
+	(void)usrptr;
+	/* Key material goes to locked memory only, and a process that held it dumps no core. */
+	r = secmem_init(PLUGIN_SECURE_HEAP);
+	if (r < 0) {
+		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: no secure memory for the key: %s\n",
+			   strerror(-r));
+		return r;
+	}
+	pthread_once(&http_once, http_init_once);
+	if (http_status < 0) {
+		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: cannot initialise libcurl\n");
+		return http_status;
+	}
+	r = crypt_token_json_get(cd, token, &json);
+	if (r < 0)
+		return r;
+	r = token_from_json(json, token, &t, &je);
+	if (r < 0) {
+		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: %s\n", je.msg);
+		return r;
+	}
+	if (t.state != TOKEN_ACTIVE || t.keyslot < 0) {
+		crypt_logf(cd, CRYPT_LOG_NORMAL,
+			   "keyd: token %d belongs to an interrupted enrollment or re-key; "
+			   "keyd finishes or rolls it back at its next start\n",
+			   token);
+		token_done(&t);
+		return -ENOENT;
+	}
+
+	r = config_load(path, &cfg, &je);
+	if (r < 0) {
+		/* No configuration, no audit log to write to: stderr is all there is. */
+		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: %s: %s\n", path, je.msg);
+		token_done(&t);
+		return r;
+	}
+	kms = config_find_kms(cfg, t.kms);
+	if (!kms) {
+		r = -ENOENT;
+		snprintf(err, sizeof(err), "token %d names KMS '%s', which %s does not define",
+			 token, t.kms, path);
+		goto out;
+	}
+	if (strcmp(kms->provider->name, t.provider) != 0) {
+		r = -EXDEV;
+		snprintf(err, sizeof(err),
+			 "token %d was wrapped by a %s KMS, but KMS '%s' in %s is %s", token,
+			 t.provider, t.kms, path, kms->provider->name);
+		goto out;
+	}
+	/* Never the token's own "aad": the binding is to this header's UUID. */
+	r = kms_aad_for_uuid(crypt_get_uuid(cd), aad, sizeof(aad));
+	if (r < 0) {
+		snprintf(err, sizeof(err), "no usable LUKS UUID in the header");
+		goto out;
+	}
+	r = kms_unwrap(kms, t.key_id, t.wdek, aad, &dek, &dek_len, &rewrapped, &ke, say_wait, cd,
+		       NULL);
+	/* A ciphertext Key Protect rewrapped is keyd's to store; the plugin stays read-only. */
+	kms_wrapped_done(&rewrapped);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "unwrap with KMS '%s' (key %s): %s", t.kms, t.key_id,
+			 ke.msg);
+		goto out;
+	}
+	if (dek_len != LUKS_DEK_LEN) {
+		r = -EBADMSG;
+		snprintf(err, sizeof(err), "KMS '%s' returned a %zu-byte key, expected %d", t.kms,
+			 dek_len, LUKS_DEK_LEN);
+		goto out;
+	}
+	*buffer = (char *)TAKE_PTR(dek);
+	*buffer_len = dek_len;
+	r = 0;
+out:
+	if (r < 0)
+		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: %s: %s\n", crypt_get_device_name(cd), err);
+	/* Success means the KMS released the key; whether it opens the keyslot, libcryptsetup
+	 * says next (and a wrong key cannot come back: the AEAD tag binds it to this header). */
+	plugin_audit(cd, cfg, &t, token, r, r < 0 ? err : NULL);
+	token_done(&t);
+	config_free(cfg);
+	return r;
+}
+
+void cryptsetup_token_buffer_free(void *buffer, size_t buffer_len)
+{
+	(void)buffer_len;
+	secmem_free(buffer);
+}
+
+int cryptsetup_token_validate(struct crypt_device *cd, const char *json)
+{
+	struct keyd_token t;
+	struct jx_error je;
+	int r;
+
+	r = token_from_json(json, -1, &t, &je);
+	if (r < 0)
+		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: invalid token: %s\n", je.msg);
+	token_done(&t);
+	return r;
+}
+
+/* luksDump shows what a disk says of itself: which KMS and key open it, never the WDEK. */
+void cryptsetup_token_dump(struct crypt_device *cd, const char *json)
+{
+	struct keyd_token t;
+	struct jx_error je;
+
+	if (token_from_json(json, -1, &t, &je) < 0) {
+		crypt_logf(cd, CRYPT_LOG_NORMAL, "\tinvalid keyd token: %s\n", je.msg);
+		return;
+	}
+	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tvolume:      %s\n", t.name);
+	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tstate:       %s (generation %u)\n",
+		   t.state == TOKEN_ACTIVE ? "active" : "pending", t.generation);
+	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tprovider:    %s\n", t.provider);
+	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tkms:         %s\n", t.kms);
+	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tkey id:      %s\n", t.key_id);
+	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tkey version: %s\n",
+		   t.key_version ? t.key_version : "-");
+	crypt_logf(cd, CRYPT_LOG_NORMAL, "\twrapped key: %zu characters\n", strlen(t.wdek));
+	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tcreated:     %s\n", t.created);
+	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tupdated:     %s\n", t.updated ? t.updated : "-");
+	token_done(&t);
+}
+
+const char *cryptsetup_token_version(void)
+{
+	return KEYD_VERSION;
+}
