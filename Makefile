@@ -67,7 +67,7 @@ $(BUILD)/wipe: $(addprefix $(OBJ)/,$(WIPE_MAIN)) $(LIBS)
 	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The LUKS2 token plugin: our code linked in and kept local, only the ABI exported.
-PLUGIN_LIBS := $(PKG_LIBS)
+PLUGIN_LIBS := $(shell pkg-config --libs libcryptsetup openssl libcurl jansson blkid)
 $(TOKEN_SO): $(OBJ)/$(PLUGIN) $(BUILD)/libkeyd.a keyd/token-plugin.sym
 	$(CC) -shared -Wl,--version-script=keyd/token-plugin.sym -Wl,-z,relro,-z,now,-z,defs \
 		-Wl,--as-needed -pthread $(LDFLAGS) -o $@ $(OBJ)/$(PLUGIN) $(BUILD)/libkeyd.a \

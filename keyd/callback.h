@@ -107,6 +107,27 @@ bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa
 /* An authenticated request: the source's failure count starts again. */
 void callback_lockout_success(struct callback_lockout *l, const struct sockaddr *sa);
 
+/* keyd.json's "callback" object, parsed (callback_config.c). */
+struct callback_config {
+	char *listen; /* as written, for messages */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char *cert_file;
+	char *key_file;
+	char *client_ca_file; /* NULL: no client certificates asked for */
+	char *hmac_secret_file;
+	struct callback_cidr allow[CALLBACK_ALLOW_MAX];
+	size_t n_allow;
+	uint64_t max_body_bytes;
+	uint64_t replay_window_s;
+	struct callback_lockout_policy lockout;
+};
+
+/* The address bytes of @sa; IPv4-mapped IPv6 becomes IPv4. -EAFNOSUPPORT otherwise. */
+int callback_addr_key(const struct sockaddr *sa, int *family, uint8_t addr[16]);
+/* "192.0.2.1:443" or "[2001:db8::1]:443". */
+void callback_addr_format(const struct sockaddr *sa, char *buf, size_t size);
+
 /* Checks an event object against the schema (unknown keys refused, lengths capped per
  * event.h) and fills @ev (origin and source are left to the caller). -EINVAL with e->msg
  * naming the path ("event.key_id: missing"). */
