@@ -522,6 +522,7 @@ static int cmd_cert_show(struct cli *c)
 
 static int cmd_cert_verify(struct cli *c)
 {
+	json_auto_t *report = json_array();
 	EVP_PKEY *trusted = NULL;
 	const char *key = c->key_path;
 	char fp[65] = "";
@@ -539,8 +540,8 @@ static int cmd_cert_verify(struct cli *c)
 	}
 	for (int i = 0; i < c->n_args; i++) {
 		json_auto_t *cert = NULL;
-		char err[512];
-		const char *signer;
+		char err[512] = "";
+		const char *signer, *result, *id, *path;
 
 		r = cert_load(c->args[i], &cert);
 		if (r == 0)
@@ -549,21 +550,34 @@ static int cmd_cert_verify(struct cli *c)
 			snprintf(err, sizeof(err), "%s", strerror(-r));
 		signer = json_string_value(
 			json_object_get(json_object_get(cert, "signature"), "key"));
-		if (r < 0) {
-			log_error("%s: INVALID: %s", c->args[i], err);
+		result = json_string_value(json_object_get(cert, "result"));
+		id = json_string_value(json_object_get(cert, "id"));
+		path = json_string_value(json_object_get(json_object_get(cert, "device"), "path"));
+		if (r < 0)
 			rc = EXIT_FAILED;
+		if (c->json) {
+			/* One object per certificate, in the order given; "error" only if invalid. */
+			json_auto_t *o = json_pack("{s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:b}",
+						   "file", c->args[i], "valid", r >= 0, "id", id,
+						   "result", result, "device", path, "signer",
+						   signer, "trusted_key", trusted != NULL);
+
+			if (o && r < 0)
+				json_object_set_new(o, "error", json_string(err));
+			if (o)
+				json_array_append(report, o);
+		} else if (r < 0) {
+			log_error("%s: INVALID: %s", c->args[i], err);
 		} else {
 			printf("%s: valid: %s certificate %s for %s, signed by key %s%s\n",
-			       c->args[i], json_string_value(json_object_get(cert, "result")),
-			       json_string_value(json_object_get(cert, "id")),
-			       json_string_value(
-				       json_object_get(json_object_get(cert, "device"), "path")),
-			       signer,
+			       c->args[i], result, id, path, signer,
 			       trusted ? " (the trusted key)"
 				       : " (embedded key: integrity only; give --key to "
 					 "check who signed)");
 		}
 	}
+	if (c->json)
+		print_json(report);
 	EVP_PKEY_free(trusted);
 	return rc;
 }

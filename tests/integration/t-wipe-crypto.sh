@@ -67,6 +67,14 @@ assert_eq "$(jq -r .verification.method "$cert")" full "crypto verifies the regi
 assert_eq "$(jq -r .sp800_88_rev1_appendix_g.method_used "$cert")" "Crypto Erase" "Appendix G method"
 W cert verify "$cert" --key "$T/node.key" >/dev/null
 
+log "cert verify --json: one object per file; an edited certificate is invalid and says why"
+jq '.bytes_written += 1' "$cert" >"$T/edited.json"
+expect_fail out W --json cert verify "$cert" "$T/edited.json" --key "$T/node.key"
+assert_eq "$(jq -c '[.[] | {valid, result, trusted_key}]' <<<"$out")" \
+	'[{"valid":true,"result":"success","trusted_key":true},{"valid":false,"result":"success","trusted_key":true}]' \
+	"cert verify --json"
+assert_contains "$(jq -r '.[1].error' <<<"$out")" "signature"
+
 log "wipe verify agrees afterwards"
 out=$(W verify "$dev" --method crypto)
 assert_contains "$out" "no LUKS header loads and libblkid finds no signature"
