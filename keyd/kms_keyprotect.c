@@ -515,21 +515,37 @@ static int wrapped_set(struct kms_wrapped *w, const char *wdek, const char *vers
 	return 0;
 }
 
-/* The request body {"<field>": "<value>", "aad": ["<aad>"]}, built in secure memory. */
-static char *action_body(const char *field, const char *value, const char *aad)
+/* POST /api/v2/keys/<id>/actions/<what> with the body {"<field>": "<value>", "aad":
+ * ["<aad>"]}, built in secure memory (a wrap's value is the DEK). */
+static int kp_action(struct kms *kms, const char *key_id, const char *what, const char *field,
+		     const char *value, const char *aad, struct kp_op *op, json_t **reply,
+		     const char **endpoint, struct kms_error *e)
 {
+	_cleanup_secure_ char *body = NULL;
 	json_auto_t *j = json_pack("{s:s, s:[s]}", field, value, "aad", aad);
+	char suffix[32];
+	int r;
 
-	return j ? json_dumps(j, JSON_COMPACT) : NULL;
+	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (!body)
+		return kms_fail(e, -ENOMEM, false,
+				"Key Protect: out of secure memory for the %s request", what);
+	snprintf(suffix, sizeof(suffix), "/actions/%s", what);
+	*op = (struct kp_op){
+		.what = what, .key_id = key_id, .method = "POST", .suffix = suffix, .body = body};
+	r = kp_call(kms, op, reply, endpoint, e);
+	/* The caller keeps op for its messages about the reply. */
+	op->suffix = NULL;
+	op->body = NULL;
+	return r;
 }
 
 static int kp_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
 		   const char *aad, struct kms_wrapped *ret, struct kms_error *e)
 {
-	_cleanup_secure_ char *b64 = NULL, *body = NULL;
+	_cleanup_secure_ char *b64 = NULL;
 	json_auto_t *reply = NULL;
-	struct kp_op op = {
-		.what = "wrap", .key_id = key_id, .method = "POST", .suffix = "/actions/wrap"};
+	struct kp_op op;
 	const char *endpoint, *ct = NULL, *version = NULL;
 	struct jx_error jxe;
 	int r;
@@ -540,12 +556,9 @@ static int kp_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size
 				"Key Protect: refusing to wrap a %zu-byte key, "
 				"expected %d",
 				dek_len, KP_DEK_LEN);
-	if (b64_encode(dek, dek_len, &b64) < 0 || !(body = action_body("plaintext", b64, aad)))
-		return kms_fail(e, -ENOMEM, false,
-				"Key Protect: out of secure memory for the "
-				"wrap request");
-	op.body = body;
-	r = kp_call(kms, &op, &reply, &endpoint, e);
+	if (b64_encode(dek, dek_len, &b64) < 0)
+		return kms_fail(e, -ENOMEM, false, "Key Protect: out of secure memory for the key");
+	r = kp_action(kms, key_id, "wrap", "plaintext", b64, aad, &op, &reply, &endpoint, e);
 	if (r < 0)
 		return r;
 	r = reply_ciphertext(reply, true, &ct, &jxe);
@@ -560,24 +573,16 @@ static int kp_unwrap(struct kms *kms, const char *key_id, const char *wdek, cons
 		     uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
 		     struct kms_error *e)
 {
-	_cleanup_secure_ char *body = NULL;
 	_cleanup_secure_ uint8_t *dek = NULL;
 	json_auto_t *reply = NULL;
-	struct kp_op op = {
-		.what = "unwrap", .key_id = key_id, .method = "POST", .suffix = "/actions/unwrap"};
+	struct kp_op op;
 	const char *endpoint, *pt = NULL, *ct = NULL, *version = NULL;
 	char where[KP_WHERE_MAX];
 	struct jx_error jxe;
 	size_t n;
 	int r;
 
-	body = action_body("ciphertext", wdek, aad);
-	if (!body)
-		return kms_fail(e, -ENOMEM, false,
-				"Key Protect: out of secure memory for the "
-				"unwrap request");
-	op.body = body;
-	r = kp_call(kms, &op, &reply, &endpoint, e);
+	r = kp_action(kms, key_id, "unwrap", "ciphertext", wdek, aad, &op, &reply, &endpoint, e);
 	if (r < 0)
 		return r;
 	r = jx_string(reply, "reply", "plaintext", true, KP_PLAINTEXT_MAX, &pt, &jxe);
@@ -611,21 +616,13 @@ static int kp_unwrap(struct kms *kms, const char *key_id, const char *wdek, cons
 static int kp_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 		     struct kms_wrapped *ret, struct kms_error *e)
 {
-	_cleanup_secure_ char *body = NULL;
 	json_auto_t *reply = NULL;
-	struct kp_op op = {
-		.what = "rewrap", .key_id = key_id, .method = "POST", .suffix = "/actions/rewrap"};
+	struct kp_op op;
 	const char *endpoint, *ct = NULL, *version = NULL;
 	struct jx_error jxe;
 	int r;
 
-	body = action_body("ciphertext", wdek, aad);
-	if (!body)
-		return kms_fail(e, -ENOMEM, false,
-				"Key Protect: out of secure memory for the "
-				"rewrap request");
-	op.body = body;
-	r = kp_call(kms, &op, &reply, &endpoint, e);
+	r = kp_action(kms, key_id, "rewrap", "ciphertext", wdek, aad, &op, &reply, &endpoint, e);
 	if (r < 0)
 		return r;
 	/* keyVersion is the version of the ciphertext sent, rewrappedKeyVersion the newest. */
