@@ -90,6 +90,14 @@ emu() { # emu METHOD PATH [JSON]
 		${3:+-H 'Content-Type: application/json' -d "$3"}
 }
 
+# emu_tenant: the emulator's instance "inst" reached with API key "k", kept in $T/kp.apikey
+# (0600, as the provider demands). emu_key: a new root key there; prints its id.
+emu_tenant() {
+	emu POST /_emu/apikeys '{"apikey": "k", "instances": ["inst"]}' >/dev/null
+	(umask 077; printf k >"$T/kp.apikey")
+}
+emu_key() { emu POST /_emu/keys '{"instance": "inst"}' | jq -r .id; }
+
 # emu_dek DEVICE APIKEY INSTANCE: the DEK of DEVICE's newest active keyd token, in hex, asked of
 # the emulator the way keyd asks (IAM token, unwrap with the volume's AAD). For memory scans.
 emu_dek() {

@@ -11,10 +11,9 @@ need_cmd cryptsetup curl jq openssl
 start_emulator
 mkpki "$T"
 
-emu POST /_emu/apikeys '{"apikey": "k", "instances": ["inst"]}' >/dev/null
-key=$(emu POST /_emu/keys '{"instance": "inst"}' | jq -r .id)
-key2=$(emu POST /_emu/keys '{"instance": "inst"}' | jq -r .id)
-(umask 077; printf k >"$T/kp.apikey")
+emu_tenant
+key=$(emu_key)
+key2=$(emu_key)
 port=$(free_port)
 a=$(mkloop 40)
 b=$(mkloop 40)

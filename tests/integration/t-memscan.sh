@@ -8,9 +8,8 @@ need_loop
 need_cmd cryptsetup jq curl
 start_emulator
 
-emu POST /_emu/apikeys '{"apikey": "k", "instances": ["inst"]}' >/dev/null
-key=$(emu POST /_emu/keys '{"instance": "inst"}' | jq -r .id)
-(umask 077; printf k >"$T/kp.apikey")
+emu_tenant
+key=$(emu_key)
 a=$(mkloop 40)
 printf 'memscan-passphrase' >"$T/pass"
 cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \

@@ -8,9 +8,8 @@ need_cmd jq
 start_emulator
 N=${N:-50}
 
-emu POST /_emu/apikeys '{"apikey": "k", "instances": ["inst"]}' >/dev/null
-key=$(emu POST /_emu/keys '{"instance": "inst"}' | jq -r .id)
-(umask 077; printf k >"$T/kp.apikey")
+emu_tenant
+key=$(emu_key)
 vols=()
 for i in $(seq "$N"); do
 	vols+=("{\"name\": \"v$i\", \"device\": \"$(mkloop 20)\", \"kms\": \"kp\", \"key_id\": \"$key\"}")

@@ -31,9 +31,8 @@ log "the plugin exports libcryptsetup's token ABI and nothing else"
 syms=$(nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | sort | paste -sd' ')
 assert_eq "$syms" "cryptsetup_token_buffer_free@@CRYPTSETUP_TOKEN_1.0 cryptsetup_token_dump@@CRYPTSETUP_TOKEN_1.0 cryptsetup_token_open@@CRYPTSETUP_TOKEN_1.0 cryptsetup_token_validate@@CRYPTSETUP_TOKEN_1.0 cryptsetup_token_version@@CRYPTSETUP_TOKEN_1.0" "exported symbols"
 
-emu POST /_emu/apikeys '{"apikey": "k", "instances": ["inst"]}' >/dev/null
-key=$(emu POST /_emu/keys '{"instance": "inst"}' | jq -r .id)
-(umask 077; printf k >"$T/kp.apikey")
+emu_tenant
+key=$(emu_key)
 a=$(mkloop 40)
 b=$(mkloop 40)
 printf 'plugin-passphrase' >"$T/pass"
