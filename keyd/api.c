@@ -191,17 +191,19 @@ static void handle_unlock(struct keyd *k, struct evhttp_request *req, const stru
 		return;
 	}
 	log_info("%s: unlock requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
-	pthread_mutex_unlock(&k->lock);
-	audit_request(k, "control.unlock", "success", p, v, NULL);
-	pthread_mutex_lock(&k->lock);
-	r = keyd_unlock_start(k, v);
-	if (r == -ESTALE) {
+	if (v->state == VOLUME_RELEASED) {
+		/* Only the main thread releases: the volume cannot be released meanwhile. */
 		pthread_mutex_unlock(&k->lock);
+		audit_request(k, "control.unlock", "refused", p, v, "released (decommissioned)");
 		return reply_error(req, 409,
 				   "'%s' was released (decommissioned): keyd will not "
 				   "unlock it again; restart keyd to start over",
 				   name);
 	}
+	pthread_mutex_unlock(&k->lock);
+	audit_request(k, "control.unlock", "success", p, v, NULL);
+	pthread_mutex_lock(&k->lock);
+	r = keyd_unlock_start(k, v);
 	if (r < 0) {
 		pthread_mutex_unlock(&k->lock);
 		return reply_error(req, HTTP_INTERNAL, "cannot start unlock of '%s': %s", name,
@@ -252,11 +254,15 @@ static void handle_lock(struct keyd *k, struct evhttp_request *req, const struct
 	log_info("%s: lock requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
 	r = keyd_lock_volume(k, v, err, sizeof(err));
 	if (r < 0)
-		reply_error(req, r == -EBUSY ? 409 : HTTP_INTERNAL, "%s", err);
+		reply_error(req, r == -EBUSY || r == -ESTALE ? 409 : HTTP_INTERNAL, "%s", err);
 	else
 		reply_json(req, HTTP_OK, api_volume_json(k, v));
 	pthread_mutex_unlock(&k->lock);
-	audit_request(k, "volume.lock", r < 0 ? "failure" : "success", p, v, r < 0 ? err : NULL);
+	audit_request(k, "volume.lock",
+		      r == -ESTALE ? "refused"
+		      : r < 0	   ? "failure"
+				   : "success",
+		      p, v, r < 0 ? err : NULL);
 	event_active(k->wake, EV_READ, 0);
 }
 

@@ -126,22 +126,24 @@ static void store_rewrapped(struct keyd *k, struct volume *v, const char *dev,
 	int r;
 
 	r = volume_rewrap(dev, v->kms, &res->rewrapped, &rr, err, sizeof(err));
-	if (r >= 0) {
-		json_auto_t *versions = json_pack("{s:s, s:s}", "old_key_version", rr.old_version,
-						  "new_key_version", rr.new_version);
-
-		keyd_audit(k, "volume.rewrap", "success", NULL, v, versions, NULL);
-	} else {
-		keyd_audit(k, "volume.rewrap", "failure", NULL, v, NULL, err);
-	}
 	if (r < 0) {
+		keyd_audit(k, "volume.rewrap", "failure", NULL, v, NULL, err);
 		log_warning("%s: could not store the rewrapped key the KMS returned: %s", v->name,
 			    err);
 		return;
 	}
+	snprintf(res->key_version, sizeof(res->key_version), "%s", rr.new_version);
+	pthread_mutex_lock(&k->lock);
+	snprintf(v->key_version, sizeof(v->key_version), "%s", rr.new_version);
+	pthread_mutex_unlock(&k->lock);
+	{
+		json_auto_t *versions = json_pack("{s:s, s:s}", "old_key_version", rr.old_version,
+						  "new_key_version", rr.new_version);
+
+		keyd_audit(k, "volume.rewrap", "success", NULL, v, versions, NULL);
+	}
 	log_info("%s: token rewrapped from key version %s to %s (returned by unwrap)", v->name,
 		 rr.old_version[0] ? rr.old_version : "-", rr.new_version);
-	snprintf(res->key_version, sizeof(res->key_version), "%s", rr.new_version);
 }
 
 static void *unlock_worker(void *u)
@@ -176,12 +178,16 @@ static void *unlock_worker(void *u)
 						   .userdata = a,
 						   .stop = &k->stop},
 			  &res, err, sizeof(err));
+	/* The volume's UUID and key first: the rewrap record names them. Its key version waits
+	 * for the rewrap, so that polling never sees the old one as stale meanwhile. */
+	pthread_mutex_lock(&k->lock);
+	snprintf(v->uuid, sizeof(v->uuid), "%s", res.uuid);
+	snprintf(v->token_key_id, sizeof(v->token_key_id), "%s", res.key_id);
+	pthread_mutex_unlock(&k->lock);
 	if (r >= 0 && res.rewrapped.wdek)
 		store_rewrapped(k, v, dev, &res);
 	kms_wrapped_done(&res.rewrapped);
 	pthread_mutex_lock(&k->lock);
-	snprintf(v->uuid, sizeof(v->uuid), "%s", res.uuid);
-	snprintf(v->token_key_id, sizeof(v->token_key_id), "%s", res.key_id);
 	if (r >= 0)
 		v->revoked = v->revoked_by_age = false;
 	snprintf(v->key_version, sizeof(v->key_version), "%s", res.key_version);
@@ -252,6 +258,12 @@ int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize
 {
 	int r = 0;
 
+	/* Locking would make a released volume unlockable again. */
+	if (v->state == VOLUME_RELEASED) {
+		snprintf(err, errsize,
+			 "'%s' was released (decommissioned): there is nothing to lock", v->name);
+		return -ESTALE;
+	}
 	if (v->worker_running || pthread_mutex_trylock(&v->op_lock) != 0) {
 		snprintf(err, errsize, "%s is busy (being unlocked, rotated or revoked); try again",
 			 v->name);

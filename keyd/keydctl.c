@@ -258,6 +258,33 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 	return *ret_kms ? 0 : -ENOENT;
 }
 
+/* What keyd's records say of a volume (daemon.c's keyd_audit), as the token on @dev says it
+ * now: the record of a change made here names the volume the same way. Fields that cannot be
+ * read (no header, no token) stay empty. */
+static json_t *volume_object(struct ctl *c, const char *arg, const char *dev, struct kms *kms)
+{
+	struct volume_config *vc = config_find_volume(c->cfg, arg);
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct keyd_token tok = {.id = -1};
+	const char *uuid = NULL;
+	struct jx_error je;
+	json_t *o;
+
+	if (luks_load(dev, &cd) >= 0) {
+		uuid = crypt_get_uuid(cd);
+		token_find(cd, &tok, &je);
+	}
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "volume",
+		      vc	 ? vc->name
+		      : tok.name ? tok.name
+				 : "",
+		      "device", dev, "luks_uuid", uuid ? uuid : "", "kms", kms->name, "key_id",
+		      tok.key_id ? tok.key_id : "", "key_version",
+		      tok.key_version ? tok.key_version : "");
+	token_done(&tok);
+	return o;
+}
+
 static int cmd_rotate(struct ctl *c)
 {
 	_cleanup_free_ char *dev = NULL;
@@ -282,26 +309,38 @@ static int cmd_rotate(struct ctl *c)
 		return r;
 	if (strcmp(c->rotate_mode, "reencrypt") == 0) {
 		_cleanup_secure_ uint8_t *keep = NULL;
+		struct reencrypt_result rres;
+		json_auto_t *o = NULL;
 		size_t keep_len = 0;
 
 		/* --key-file: a passphrase whose keyslot survives with the new volume key. */
 		if (c->key_file && (r = read_key_file(c->key_file, &keep, &keep_len)) < 0)
 			return log_error_errno(r, "rotate: cannot read key file %s: %m",
 					       c->key_file);
-		return reencrypt_command(
+		r = reencrypt_command(
 			&(struct reencrypt_request){
 				.device = dev, .kms = kms, .keep = keep, .keep_len = keep_len},
-			c->json);
+			c->json, &rres, err, sizeof(err));
+		o = volume_object(c, c->args[0], dev, kms);
+		if (o)
+			json_object_update_new(
+				o, json_pack("{s:s, s:i, s:i, s:b}", "mode", c->rotate_mode,
+					     "old_keyslot", rres.old_keyslot, "new_keyslot",
+					     rres.new_keyslot, "resumed", rres.resumed));
+		ctl_audit(c, "volume.reencrypt", r, o, r < 0 ? err : NULL);
+		return r;
 	}
 	r = rekey ? volume_rekey(dev, kms, c->key_id, &res, err, sizeof(err))
 		  : volume_rewrap(dev, kms, NULL, &res, err, sizeof(err));
 	{
-		json_auto_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "device",
-					   dev, "luks_uuid", res.uuid, "kms", kms->name,
-					   "old_key_version", res.old_version, "new_key_version",
-					   res.new_version, "mode", c->rotate_mode, "old_keyslot",
-					   res.old_keyslot, "new_keyslot", res.new_keyslot);
+		json_auto_t *o = volume_object(c, c->args[0], dev, kms);
 
+		if (o)
+			json_object_update_new(
+				o, json_pack("{s:s, s:s, s:s, s:i, s:i}", "old_key_version",
+					     res.old_version, "new_key_version", res.new_version,
+					     "mode", c->rotate_mode, "old_keyslot", res.old_keyslot,
+					     "new_keyslot", res.new_keyslot));
 		ctl_audit(c, rekey ? "volume.rekey" : "volume.rewrap", r, o, r < 0 ? err : NULL);
 	}
 	if (r < 0)

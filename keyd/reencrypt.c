@@ -794,16 +794,15 @@ static void print_result(const char *device, const struct reencrypt_result *res,
 		       res->converged);
 }
 
-int reencrypt_command(const struct reencrypt_request *base, bool json)
+int reencrypt_command(const struct reencrypt_request *base, bool json, struct reencrypt_result *res,
+		      char *err, size_t errsize)
 {
 	struct reencrypt_request req = *base;
-	struct reencrypt_result res;
 	struct ui ui = {.device = base->device, .tty = isatty(STDERR_FILENO)};
 	/* A signal stops after the current step. Later ones change nothing: killing the run
 	 * while libcryptsetup finishes is the one moment it cannot resume from (see
 	 * docs/reencrypt.md). */
 	struct sigaction sa = {.sa_handler = ui_signal, .sa_flags = SA_RESTART}, old_int, old_term;
-	char err[REENCRYPT_ERR_MAX];
 	int r;
 
 	req.progress = ui_progress;
@@ -812,7 +811,7 @@ int reencrypt_command(const struct reencrypt_request *base, bool json)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
-	r = volume_reencrypt(&req, &res, err, sizeof(err));
+	r = volume_reencrypt(&req, res, err, errsize);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	if (ui.drawn)
@@ -821,6 +820,6 @@ int reencrypt_command(const struct reencrypt_request *base, bool json)
 		return log_error("rotate --reencrypt %s: %s", base->device, err), r;
 	if (r < 0)
 		return log_error("rotate --reencrypt %s failed: %s", base->device, err), r;
-	print_result(base->device, &res, json);
+	print_result(base->device, res, json);
 	return 0;
 }

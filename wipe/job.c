@@ -221,9 +221,12 @@ int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *op
 	if (!j->notes)
 		return -ENOMEM;
 	r = device_probe(path, &j->dev);
-	if (r < 0)
+	if (r < 0) {
+		/* The probe cleared it; the audit record still names what was asked for. */
+		snprintf(j->dev.path, sizeof(j->dev.path), "%s", path);
 		return job_refuse(j, r, "%s: %s", path,
 				  r == -ENOTBLK ? "not a block device" : strerror(-r));
+	}
 	r = signatures_probe(j->dev.path, &sigs, j->luks_uuid);
 	if (r < 0)
 		return job_refuse(j, r, "%s: cannot probe signatures: %s", j->dev.path,
@@ -596,23 +599,23 @@ int job_verify_device(struct wipe_job *j, const char *path, const struct wipe_op
 	*j = (struct wipe_job){.opt = opt, .method = opt->method, .verify = opt->verify};
 	pattern_zero(&j->pattern);
 	snprintf(j->dev.path, sizeof(j->dev.path), "%s", path);
+	/* Every outcome, a device that cannot be read included, gets its one record. */
 	r = device_probe(path, &j->dev);
-	if (r < 0)
-		return job_fail(j, r, "%s: %s", path,
-				r == -ENOTBLK ? "not a block device" : strerror(-r));
-	if (j->method->kind == METHOD_CRYPTO) {
+	if (r < 0) {
+		snprintf(j->dev.path, sizeof(j->dev.path), "%s", path);
+		job_fail(j, r, "%s: %s", path, r == -ENOTBLK ? "not a block device" : strerror(-r));
+	} else if (j->method->kind == METHOD_CRYPTO) {
 		r = after_checks(j);
 	} else if (j->method->pattern != PATTERN_ZERO ||
 		   (j->method->kind != METHOD_OVERWRITE && j->method->ioctl != BLKZEROOUT)) {
-		return job_fail(j, -EINVAL,
-				"%s: only zero, zeroout and crypto can be checked "
-				"afterwards (random's key is destroyed when its wipe ends: it is "
-				"verified during the run)",
-				path);
+		r = job_fail(j, -EINVAL,
+			     "%s: only zero, zeroout and crypto can be checked "
+			     "afterwards (random's key is destroyed when its wipe ends: it is "
+			     "verified during the run)",
+			     path);
+	} else if ((r = io_open(j->dev.path, false, &dev)) < 0) {
+		job_fail(j, r, "%s: cannot open: %s", j->dev.path, strerror(-r));
 	} else {
-		r = io_open(j->dev.path, false, &dev);
-		if (r < 0)
-			return job_fail(j, r, "%s: cannot open: %s", j->dev.path, strerror(-r));
 		p = (struct pass){.dev = &dev,
 				  .pattern = &j->pattern,
 				  .end = dev.size,

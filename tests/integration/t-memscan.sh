@@ -64,6 +64,10 @@ assert_contains "$out" "Released va"
 assert_eq "$(ctl --json status | jq -r '.volumes[0].state')" released "state after release"
 expect_fail out ctl unlock va
 assert_contains "$out" "was released"
+expect_fail out ctl lock va # a lock would make it unlockable again
+assert_contains "$out" "was released"
+expect_fail out ctl unlock va
+assert_eq "$(ctl --json status | jq -r '.volumes[0].state')" released "state after lock and unlock"
 out=$($PY "$TOP/tests/memscan.py" "$KEYD_PID" "${secrets[@]}") || { echo "$out"; fail "key material in keyd after release"; }
 assert_contains "$out" ": 0 hits"
 rec=$(jq -c 'select(.type == "volume.release")' "$T/audit.jsonl")
