@@ -794,7 +794,7 @@ int main(int argc, char **argv)
 		log_error_errno(r, "cannot set up locked secure memory: %m");
 		return 1;
 	}
-	luks_log_setup();
+	luks_setup();
 	if (http_global_init() < 0) {
 		log_error("cannot initialise libcurl");
 		return 1;

@@ -24,9 +24,10 @@ static void luks_log(int level, const char *msg, void *u)
 	log_internal(level == CRYPT_LOG_ERROR ? LOG_INFO : LOG_DEBUG, 0, "libcryptsetup: %s", line);
 }
 
-void luks_log_setup(void)
+void luks_setup(void)
 {
 	crypt_set_log_callback(NULL, luks_log, NULL);
+	crypt_token_external_disable();
 	if (log_get_max_level() >= LOG_DEBUG)
 		crypt_set_debug_level(CRYPT_DEBUG_ALL);
 }

@@ -15,8 +15,10 @@
 #define LUKS_PBKDF_ITERATIONS 1000
 #define LUKS_UUID_MAX	      40
 
-/* Routes libcryptsetup's messages into our log; once per process. */
-void luks_log_setup(void);
+/* Once per process: libcryptsetup's messages go to our log, and external token plugins are
+ * off — keyd reads its own tokens, and no plugin's code (ours included) runs in a process that
+ * holds keys. */
+void luks_setup(void);
 
 /* Resolves a path, UUID=, PARTUUID= or LABEL= to a device node (malloc'd).
  * -ENODEV if nothing matches. */

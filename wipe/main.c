@@ -915,7 +915,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	luks_log_setup();
+	luks_setup();
 	r = cmd->run(&c);
 	if (c.opt.audit)
 		audit_close(c.opt.audit);
