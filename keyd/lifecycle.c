@@ -432,14 +432,6 @@ static void run_job(struct keyd *k, const struct job *j)
 		if (v)
 			act_restore(k, v, "resumed by keydctl");
 		break;
-	case LIFECYCLE_REWRAP:
-		if (v)
-			act_rewrap(k, v, "root key has a newer version");
-		break;
-	case LIFECYCLE_REKEY:
-		if (v)
-			act_rekey(k, v, "re-key requested");
-		break;
 	}
 }
 

@@ -15,8 +15,6 @@ enum lifecycle_job_kind {
 	LIFECYCLE_EVENT,   /* an event for every volume wrapped by its key */
 	LIFECYCLE_SUSPEND, /* one volume: freeze I/O and drop the key from the kernel */
 	LIFECYCLE_RESUME,  /* one volume: unwrap again and resume */
-	LIFECYCLE_REWRAP,  /* one volume: rewrap to the root key's newest version */
-	LIFECYCLE_REKEY,   /* one volume: a new data key (rekey_every_days) */
 };
 
 int lifecycle_start(struct keyd *k);
