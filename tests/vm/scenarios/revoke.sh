@@ -202,6 +202,20 @@ done
 j=$(keydctl --json status)
 assert_eq "$(jq -r '[.volumes[] | select(.revoked)] | length' <<<"$j")" 0 "volumes revoked"
 
+step "the audit log: one revoke and one restore per volume, saying what was done"
+recs() { jq -c --arg t "$1" --arg v "$2" 'select(.type == $t and .object.volume == $v)' /var/log/keyd/audit.jsonl; }
+for v in pgdata scratch busy; do
+	assert_eq "$(recs volume.revoke "$v" | wc -l)" 1 "volume.revoke records of $v"
+	assert_eq "$(recs volume.restore "$v" | jq -r .result)" success "volume.restore of $v"
+	assert_eq "$(recs volume.revoke "$v" | jq -r .object.luks_uuid)" \
+		"$(cryptsetup luksUUID "$(jq -r --arg v "$v" '.volumes[] | select(.name == $v) | .device' /etc/keyd/keyd.json)")" \
+		"LUKS UUID in $v's revoke record"
+done
+assert_contains "$(recs volume.revoke pgdata | jq -r .object.action)" "closed"
+assert_contains "$(recs volume.revoke scratch | jq -r .object.action)" "suspended"
+assert_contains "$(recs volume.revoke busy | jq -r .object.action)" "suspended"
+keydctl audit verify >/dev/null || fail "keydctl audit verify: $(keydctl audit verify 2>&1)"
+
 step "stop PostgreSQL, unmount, stop keyd"
 pg_stop "$pgdata"
 for v in pgdata scratch busy; do umount "/srv/$v"; done
