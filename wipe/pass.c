@@ -268,14 +268,17 @@ int pass_write(struct pass *p, struct pass_stats *st)
 		return r;
 	/* Stage 2, in order: what is accounted for here is on the device. */
 	while ((s = ring_claim(&pl.ring, 2))) {
-		merge(st, &pl.found[s - pl.ring.slots]);
+		const struct pass_stats *f = &pl.found[s - pl.ring.slots];
+
+		merge(st, f);
 		if (s->error < 0 || st->io_errors > error_limit(p)) {
 			fatal = s->error < 0 ? s->error : -EIO;
 			ring_release(&pl.ring, s);
 			break;
 		}
 		done = s->off + s->len;
-		st->bytes += s->len;
+		/* Blocks that could not be written are not counted as written. */
+		st->bytes += s->len - f->io_errors * p->dev->block;
 		add_progress(p, s->len);
 		ring_release(&pl.ring, s);
 		if (p->checkpoint_every && done - last_cp >= p->checkpoint_every) {
@@ -323,7 +326,7 @@ int pass_ioctl(struct pass *p, unsigned long request, struct pass_stats *st)
 				break;
 		}
 		off += len;
-		st->bytes += len;
+		st->bytes += r < 0 ? 0 : len; /* a failed range counts as failed blocks only */
 		add_progress(p, len);
 		if (p->checkpoint_every && off - last_cp >= p->checkpoint_every) {
 			r = sync_and_checkpoint(p, off, st);
