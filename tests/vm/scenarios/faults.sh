@@ -151,6 +151,8 @@ assert_eq "$(jq -r .errors.write_failed_blocks "$cert")" "$bad_len" \
 	"certificate: failed blocks (512-byte blocks under the error target)"
 assert_eq "$(jq -r .errors.first_write_error_offset "$cert")" $((bad_start * 512)) \
 	"certificate: first failing offset"
+assert_eq "$(jq -r .bytes_written "$cert")" $((mib * 1048576 - bad_len * 512)) \
+	"certificate: bytes written (all but the failed blocks)"
 assert_eq "$(jq -r .nist.level "$cert")" none "certificate: NIST level reached"
 assert_eq "$(jq -r .device.path "$cert")" /dev/mapper/faulty "certificate: device"
 cert_is_signed_failure "$cert"
