@@ -5,7 +5,8 @@
 # copied onto another volume, a malformed or unfinished token and a KMS missing from the
 # configuration fail with messages that say so; every open is audited; the plugin never
 # writes the header; and cryptsetup's memory holds neither the DEK nor the volume key when it
-# exits. (Opening a mapping with it is tested in the VM: tests/vm/scenarios/token.)
+# exits, nor may it dump core. (Opening a mapping with it is tested in the VM:
+# tests/vm/scenarios/token.sh.)
 . "$(dirname "$0")/../lib.sh"
 need_loop
 need_cmd cryptsetup jq curl unshare strace
@@ -139,7 +140,10 @@ for _ in $(seq 200); do
 	sleep 0.1
 done
 [ -n "$pid" ] || fail "cryptsetup did not reach exit_group"
+core=$(awk '/^Max core file size/ {print $5}' "/proc/$pid/limits")
 out=$($PY "$TOP/tests/memscan.py" "$pid" "${secrets[@]}") && rc=0 || rc=$?
 wait "$tracer" # cryptsetup exits when the pause ends (a ptrace-stopped process is not killable)
 [ $rc -eq 0 ] || { echo "$out"; fail "key material in cryptsetup's memory"; }
+# The plugin made its host what keyd is: no core file can hold the key.
+assert_eq "$core" 0 "cryptsetup's core file size limit after the plugin ran"
 echo "token plugin checks passed"
