@@ -269,16 +269,16 @@ static void handle_lock(struct keyd *k, struct evhttp_request *req, const struct
 static void lifecycle_action(struct keyd *k, struct evhttp_request *req, const struct peer *p,
 			     const char *name, enum lifecycle_job_kind kind, const char *what)
 {
-	char msg[256];
+	char msg[256], type[32];
 	int r;
-
-	char type[32];
 
 	log_info("%s: %s requested by uid %u (pid %d)", name, what, p->uid, (int)p->pid);
 	r = lifecycle_submit(k, kind, NULL, name, msg, sizeof(msg));
 	snprintf(type, sizeof(type), "control.%s", what);
-	audit_request(k, type, r < 0 ? "failure" : "success", p, keyd_find_volume(k, name),
-		      r < 0 ? msg : NULL);
+	/* As for unlock, lock and release: a volume keyd does not have is a 404, not a record. */
+	if (r != -ENOENT)
+		audit_request(k, type, r < 0 ? "failure" : "success", p, keyd_find_volume(k, name),
+			      r < 0 ? msg : NULL);
 	if (r < 0)
 		return reply_error(req, r == -ENOENT ? HTTP_NOTFOUND : 503, "%s", msg);
 	reply_json(req, 202, json_pack("{s:s, s:s}", "volume", name, "result", msg));

@@ -24,7 +24,9 @@ start_keyd "$T/keyd.json"
 wait_state "$T/keyd.json" va "$unlocked"
 ctl lock va >/dev/null
 ctl unlock va >/dev/null
-expect_fail out ctl unlock nosuch
+expect_fail out ctl unlock nosuch # a volume keyd does not have: 404, no record
+expect_fail out ctl suspend nosuch
+assert_contains "$out" "nosuch"
 kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
 
 log "one record per operation, in order, with its fields"
