@@ -47,7 +47,16 @@ LIBS      := $(BUILD)/libwipe.a $(BUILD)/libkeyd.a
 .PHONY: all deps check check-asan fuzz install clean format format-check
 all: $(BINS) $(TOKEN_SO)
 
-$(OBJ)/%.o: %.c
+# Objects are rebuilt when the compiler or its flags change: an object built with other flags
+# (say -fPIE before the plugin needed -fPIC) is a wrong build, not a cached one.
+FLAGS_STAMP := $(OBJ)/.flags
+FLAGS_NOW := $(CC) $(KCFLAGS) $(CFLAGS)
+ifneq ($(FLAGS_NOW),$(file <$(FLAGS_STAMP)))
+$(shell mkdir -p $(OBJ))
+$(file >$(FLAGS_STAMP),$(FLAGS_NOW))
+endif
+
+$(OBJ)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
