@@ -85,21 +85,6 @@ static int sign_open_dir(const char *path)
 	return fd < 0 ? negative_errno() : fd;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return negative_errno();
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* A new key in a temp file, fsync'd, then linked into place: a reader never sees half a key,
  * and when two processes race, link() lets exactly one key win (-EEXIST for the other). */
 static int sign_key_create(const char *path)
@@ -128,7 +113,7 @@ static int sign_key_create(const char *path)
 	bio = BIO_new(BIO_s_secmem());
 	if (bio && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) &&
 	    (len = BIO_get_mem_data(bio, &pem)) > 0)
-		r = write_all(fd, pem, (size_t)len);
+		r = write_full(fd, pem, (size_t)len);
 	else
 		r = -ENOMEM;
 	BIO_free(bio);

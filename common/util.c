@@ -227,3 +227,20 @@ int set_error(char *buf, size_t size, int r, const char *fmt, ...)
 	va_end(ap);
 	return r < 0 ? r : -EIO;
 }
+
+int write_full(int fd, const void *p, size_t n)
+{
+	const uint8_t *q = p;
+
+	while (n > 0) {
+		ssize_t k = write(fd, q, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return negative_errno();
+		q += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}

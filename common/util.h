@@ -35,6 +35,9 @@ int parse_rfc3339_us(const char *s, uint64_t *ret);
  * stripped when @text. -ENOENT, -EPERM, -EFBIG (> CREDENTIAL_MAX), -ENOMEM. */
 int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n);
 
+/* Writes all @n bytes of @p, resuming after short writes and EINTR. -errno. */
+int write_full(int fd, const void *p, size_t n);
+
 /* Formats an error message into buf and returns r (a negative errno; -EIO if r >= 0). */
 int set_error(char *buf, size_t size, int r, const char *fmt, ...) _printf_(4, 5);
 

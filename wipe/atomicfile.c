@@ -11,6 +11,7 @@
 
 #include "atomicfile.h"
 #include "macro.h"
+#include "util.h"
 
 static int make_dirs(const char *path, mode_t mode)
 {
@@ -43,21 +44,6 @@ int atomicfile_sync_dir(const char *path)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return negative_errno();
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 int atomicfile_write(const char *path, const void *data, size_t n, mode_t mode, mode_t dir_mode)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
@@ -72,7 +58,7 @@ int atomicfile_write(const char *path, const void *data, size_t n, mode_t mode, 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return negative_errno();
-	r = write_all(fd, data, n);
+	r = write_full(fd, data, n);
 	if (r == 0 && fsync(fd) < 0)
 		r = negative_errno();
 	if (close(fd) < 0 && r == 0)
@@ -98,7 +84,7 @@ int atomicfile_shred(const char *path)
 		return errno == ENOENT ? 0 : negative_errno();
 	if (fstat(fd, &st) == 0)
 		for (off_t o = 0; o < st.st_size && r == 0; o += (off_t)sizeof(zeros))
-			r = write_all(fd, zeros, sizeof(zeros));
+			r = write_full(fd, zeros, sizeof(zeros));
 	if (r == 0 && fsync(fd) < 0)
 		r = negative_errno();
 	if (unlink(path) < 0)
