@@ -124,6 +124,26 @@ volume_key() {
 	echo "$vk"
 }
 
+# The state keyd reaches for a volume it unlocked: "open" where the kernel has device-mapper,
+# else "verified" (the key opened the keyslot; nothing could be mapped).
+unlocked=verified
+grep -q device-mapper /proc/misc && unlocked=open
+
+# first_pass CONFIG: a fresh keyd (which first finishes or rolls back interrupted changes)
+# takes its first look at CONFIG's first volume and is stopped once that volume is $unlocked
+# or failed. Sets KEYD_STATE and KEYD_STATUS (keydctl --json status); the caller judges.
+first_pass() {
+	start_keyd "$1"
+	for _ in $(seq 200); do
+		KEYD_STATUS=$("$KEYDCTL" --config "$1" --json status)
+		KEYD_STATE=$(jq -r '.volumes[0].state' <<<"$KEYD_STATUS")
+		case $KEYD_STATE in "$unlocked" | failed) break ;; esac
+		sleep 0.05
+	done
+	kill "$KEYD_PID"
+	wait "$KEYD_PID" 2>/dev/null || true
+}
+
 # Starts keyd with CONFIG in the background; waits for its socket. Sets KEYD_PID.
 start_keyd() {
 	local sock

@@ -62,8 +62,6 @@ W() { "$BUILD/wipe" --key "$T/node.key" --audit-log "$AUD" --cert-dir "$T/certs"
 # In the background, exec so that $! is wipe itself (SIGINT must reach it).
 WX() { exec "$BUILD/wipe" --key "$T/node.key" --audit-log "$AUD" --cert-dir "$T/certs" \
 	--checkpoint-dir "$T/cp" --no-progress "$@"; }
-unlocked=verified
-grep -q device-mapper /proc/misc && unlocked=open
 
 # The records of lines $seen+1..$1, checkpoints aside, as sorted "type:result[:volume]" words.
 seen=0

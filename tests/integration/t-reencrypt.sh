@@ -58,45 +58,34 @@ with open(sys.argv[2], 'rb') as d, open(sys.argv[4], 'rb') as p:
         pos += len(want)
 print("identical: %d bytes" % pos)
 EOF
-# volume_key FILE: the volume key as cryptsetup reads it with the kept passphrase.
-volume_key() {
+# save_volume_key FILE: the volume key as cryptsetup reads it with the kept passphrase.
+save_volume_key() {
 	rm -f "$1"
 	cryptsetup luksDump -q --dump-volume-key --volume-key-file "$1" --key-file "$T/pw" "$dev" >/dev/null
 }
 # same_data: the data area decrypts to the plaintext, byte for byte.
 same_data() {
 	local off
-	volume_key "$T/vk.check"
+	save_volume_key "$T/vk.check"
 	off=$(($(cryptsetup luksDump "$dev" | awk '/^Data segments/ { s = 1 } s && /offset:/ { print $2; exit }')))
 	$PY "$T/xts.py" "$T/vk.check" "$dev" "$off" "$plain" || fail "data changed ($1)"
 }
 reencrypting() { cryptsetup luksDump "$dev" | grep -q '^Requirements:.*online-reencrypt'; }
-unlocked=verified
-grep -q device-mapper /proc/misc && unlocked=open
 # keyd_unlocks WHEN: a fresh keyd (converging first) unlocks the volume.
 keyd_unlocks() {
-	local j st
-	start_keyd "$T/keyd.json"
-	for _ in $(seq 200); do
-		j=$(ctl --json status)
-		st=$(jq -r '.volumes[0].state' <<<"$j")
-		case $st in "$unlocked" | failed) break ;; esac
-		sleep 0.05
-	done
-	kill "$KEYD_PID"
-	wait "$KEYD_PID" 2>/dev/null || true
+	first_pass "$T/keyd.json"
 	# keyd leaves mappings open: close it, the re-encryptions here are the offline kind.
 	if [ "$unlocked" = open ]; then cryptsetup close vol 2>/dev/null || true; fi
-	[ "$st" = "$unlocked" ] || { cat "$T/keyd.log"; cryptsetup luksDump "$dev"; fail "keyd: volume is '$st' $1: $(jq -r '.volumes[0].error' <<<"$j")"; }
+	[ "$KEYD_STATE" = "$unlocked" ] || { cat "$T/keyd.log"; cryptsetup luksDump "$dev"; fail "keyd: volume is '$KEYD_STATE' $1: $(jq -r '.volumes[0].error' <<<"$KEYD_STATUS")"; }
 }
 token_keyslot() { cryptsetup token export --token-id 0 "$dev" | jq -r '.keyslots | join(",")'; }
 # checked_after_run WHEN: finished, a new volume key, the token on a keyslot of it, keyd unlocks,
 # the data intact.
 last_vk=$T/vk.0
-volume_key "$last_vk"
+save_volume_key "$last_vk"
 checked_after_run() {
 	! reencrypting || fail "the header still records a re-encryption ($1)"
-	volume_key "$T/vk.now"
+	save_volume_key "$T/vk.now"
 	! cmp -s "$last_vk" "$T/vk.now" || fail "the volume key did not change ($1)"
 	cp "$T/vk.now" "$last_vk"
 	keyd_unlocks "($1)"

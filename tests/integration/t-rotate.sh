@@ -16,21 +16,12 @@ conf() { # conf DEVICE -> $T/keyd.json with one volume "vol"
 	  volumes: [ { name: "vol", device: $d, kms: "local", key_id: "k1" } ] }' >"$T/keyd.json"
 }
 ctl() { "$KEYDCTL" --config "$T/keyd.json" "$@"; }
-unlocked=verified
-grep -q device-mapper /proc/misc && unlocked=open
 # check_one DEVICE EXTRA_SLOTS: keyd (starting afresh, so converging) unlocks the volume, and
 # the header has exactly one keyd token, active, whose keyslot exists, plus EXTRA_SLOTS others.
 check_one() {
-	local j st
-	start_keyd "$T/keyd.json"
-	for _ in $(seq 200); do
-		j=$(ctl --json status)
-		st=$(jq -r '.volumes[0].state' <<<"$j")
-		case $st in "$unlocked" | failed) break ;; esac
-		sleep 0.05
-	done
-	kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
-	[ "$st" = "$unlocked" ] || { cat "$T/keyd.log"; ctl inspect "$1"; fail "volume is '$st' (${n:+after a kill at write $n}): $(jq -r '.volumes[0].error' <<<"$j")"; }
+	local j
+	first_pass "$T/keyd.json"
+	[ "$KEYD_STATE" = "$unlocked" ] || { cat "$T/keyd.log"; ctl inspect "$1"; fail "volume is '$KEYD_STATE' (${n:+after a kill at write $n}): $(jq -r '.volumes[0].error' <<<"$KEYD_STATUS")"; }
 	j=$(ctl --json inspect "$1")
 	assert_eq "$(jq '[.tokens[] | select(.type == "keyd")] | length' <<<"$j")" 1 "keyd tokens"
 	assert_eq "$(jq '.keyslots | length' <<<"$j")" "$((1 + $2))" "keyslots"
