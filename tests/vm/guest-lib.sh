@@ -30,6 +30,18 @@ step() {
 	printf -- '--- [%6.1fs] %d. %s\n' "$(cut -d' ' -f1 /proc/uptime)" "$_step" "$*"
 }
 
+# vm_local_volume NAME DEVICE: /etc/keyd/keyd.json with the file provider (a fresh root key in
+# /var/lib/keyd) and DEVICE as the one required volume NAME, root key id "vm-key".
+vm_local_volume() {
+	install -d -m 0700 /var/lib/keyd /etc/keyd
+	mkrootkey /var/lib/keyd/root.key
+	jq -n --arg name "$1" --arg dev "$2" '
+	{ kms: { local: { provider: "file", root_key_file: "/var/lib/keyd/root.key" } },
+	  discover: false,
+	  volumes: [ { name: $name, device: $dev, kms: "local", key_id: "vm-key", required: true } ] }' \
+		>/etc/keyd/keyd.json
+}
+
 # Puts the freshly built binaries and the unit where `make install` does.
 vm_install_keyd() {
 	[ -x "$KEYD" ] && [ -x "$KEYDCTL" ] || fail "no $KEYD or $KEYDCTL: build first (make)"
@@ -42,25 +54,8 @@ vm_install_keyd() {
 # start_keyd_unit [SECONDS]: starts keyd.service as systemd would (tests/vm/sd-start) and waits
 # for READY=1 from keyd's own pid. Sets KEYD_PID and UNIT_DIR (notify.log, service.log).
 start_keyd_unit() {
-	local secs=${1:-60} i
-	UNIT_DIR=$T/keyd.service
-	mkdir -p "$UNIT_DIR"
-	: >"$UNIT_DIR/notify.log"
-	rm -f "$UNIT_DIR/main.pid"
-	$PY "$VM_DIR/sd-start" /lib/systemd/system/keyd.service "$UNIT_DIR" &
-	_sd_pid=$!
-	for _ in $(seq 50); do [ -s "$UNIT_DIR/main.pid" ] && break; sleep 0.1; done
-	[ -s "$UNIT_DIR/main.pid" ] || fail "sd-start did not start keyd.service"
-	KEYD_PID=$(cat "$UNIT_DIR/main.pid")
-	_pids+=("$KEYD_PID" "$_sd_pid")
-	for i in $(seq $((secs * 10))); do
-		grep -Eq "^\+[0-9.]+ $KEYD_PID READY=1$" "$UNIT_DIR/notify.log" && return 0
-		grep -q ' exit ' "$UNIT_DIR/notify.log" && break
-		sleep 0.1
-	done
-	echo "notifications:"; cat "$UNIT_DIR/notify.log"
-	echo "keyd's output:"; cat "$UNIT_DIR/service.log"
-	fail "keyd.service did not signal READY=1 within ${secs}s (tried $i times)"
+	spawn_keyd_unit
+	wait_keyd_ready "${1:-60}"
 }
 
 # stop_keyd_unit [SECONDS]: SIGTERM as `systemctl stop` sends, then waits for keyd to end.

@@ -16,17 +16,7 @@ rows=500
 step "install keyd as make install does; a 160 MiB disk; the file provider's root key"
 vm_install_keyd
 dev=$(mkloop 160)
-install -d -m 0700 /var/lib/keyd /etc/keyd
-mkrootkey /var/lib/keyd/root.key
-cat >/etc/keyd/keyd.json <<JSON
-{
-  "kms": { "local": { "provider": "file", "root_key_file": "/var/lib/keyd/root.key" } },
-  "discover": false,
-  "volumes": [
-    { "name": "pgdata", "device": "$dev", "kms": "local", "key_id": "vm-key", "required": true }
-  ]
-}
-JSON
+vm_local_volume pgdata "$dev"
 
 step "keydctl enroll --name pgdata --format ($dev)"
 out=$(keydctl enroll --name pgdata --format)

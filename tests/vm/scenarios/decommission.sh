@@ -15,13 +15,7 @@ mnt=/srv/pgdata
 step "an enrolled volume, opened by keyd, with a file system and a marker on it"
 vm_install_keyd
 dev=$(mkloop 96)
-install -d -m 0700 /var/lib/keyd /etc/keyd
-mkrootkey /var/lib/keyd/root.key
-cat >/etc/keyd/keyd.json <<JSON
-{ "kms": { "local": { "provider": "file", "root_key_file": "/var/lib/keyd/root.key" } },
-  "discover": false,
-  "volumes": [ { "name": "pgdata", "device": "$dev", "kms": "local", "key_id": "vm-key" } ] }
-JSON
+vm_local_volume pgdata "$dev"
 keydctl enroll --name pgdata --format >/dev/null
 uuid=$(cryptsetup luksUUID "$dev")
 start_keyd_unit 60

@@ -13,17 +13,7 @@ mnt=/srv/data
 step "install keyd; a 176 MiB disk (3 steps of 64 MiB); the file provider's root key"
 vm_install_keyd
 dev=$(mkloop 176)
-install -d -m 0700 /var/lib/keyd /etc/keyd
-mkrootkey /var/lib/keyd/root.key
-cat >/etc/keyd/keyd.json <<JSON
-{
-  "kms": { "local": { "provider": "file", "root_key_file": "/var/lib/keyd/root.key" } },
-  "discover": false,
-  "volumes": [
-    { "name": "data", "device": "$dev", "kms": "local", "key_id": "vm-key", "required": true }
-  ]
-}
-JSON
+vm_local_volume data "$dev"
 keydctl enroll --name data --format >/dev/null
 
 step "keyd opens it; ext4 with 48 MiB of known files"

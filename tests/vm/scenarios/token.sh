@@ -23,13 +23,7 @@ plugdir=$(cryptsetup --help | sed -n 's/^LUKS2 external token plugin path: \(.*\
 [ -n "$plugdir" ] || fail "this cryptsetup loads no external token plugins"
 install -D -m 0644 "$BUILD/libcryptsetup-token-keyd.so" "$plugdir/libcryptsetup-token-keyd.so"
 dev=$(mkloop 64)
-install -d -m 0700 /var/lib/keyd /etc/keyd
-mkrootkey /var/lib/keyd/root.key
-cat >/etc/keyd/keyd.json <<JSON
-{ "kms": { "local": { "provider": "file", "root_key_file": "/var/lib/keyd/root.key" } },
-  "discover": false,
-  "volumes": [ { "name": "pgdata", "device": "$dev", "kms": "local", "key_id": "vm-key" } ] }
-JSON
+vm_local_volume pgdata "$dev"
 keydctl enroll --name pgdata --format >/dev/null
 pgrep -x keyd >/dev/null && fail "keyd is running"
 
