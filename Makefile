@@ -20,7 +20,7 @@ WARN      := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -
 HARDEN    := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fPIC
 # CFLAGS/LDFLAGS stay the user's (make CFLAGS=...); the project's own flags are added below.
 CFLAGS    ?= -O2 -g
-KCFLAGS   := -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -pthread -Icommon -Ikeyd -Iwipe \
+KCFLAGS   := -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -pthread \
              -DKEYD_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 KLDFLAGS  := -pie -Wl,-z,relro,-z,now -pthread
 ifeq ($(CI),true)
@@ -29,20 +29,34 @@ endif
 
 BUILD     ?= build
 OBJ       := $(BUILD)/obj
-# Programs' main files and the daemon's own modules stay out of the libraries that tests link.
-COMMON    := $(patsubst %.c,%.o,$(wildcard common/*.c))
-KEYD_MAIN := keyd/main.o keyd/daemon.o keyd/api.o keyd/notify.o keyd/lifecycle.o
-CTL_MAIN  := keyd/keydctl.o
-PLUGIN    := keyd/token_plugin.o
-KEYD_LIB  := $(filter-out $(KEYD_MAIN) $(CTL_MAIN) $(PLUGIN), \
-             $(patsubst %.c,%.o,$(wildcard keyd/*.c)))
-WIPE_MAIN := wipe/main.o
-WIPE_LIB  := $(filter-out $(WIPE_MAIN),$(patsubst %.c,%.o,$(wildcard wipe/*.c)))
-BINS      := $(BUILD)/keyd $(BUILD)/keydctl $(if $(wildcard wipe/main.c),$(BUILD)/wipe)
+
+# The layers (docs/architecture.md). Each folder sees only its own headers and those of the
+# layers below it, so an include that runs the wrong way does not compile:
+#   keyd/daemon, keyd/ctl, keyd/plugin -> keyd (config) -> keyd/volume -> keyd/kms -> common
+#   wipe -> common
+INC_common := -Icommon
+INC_kms    := $(INC_common) -Ikeyd/kms
+INC_volume := $(INC_kms) -Ikeyd/volume
+INC_config := $(INC_kms) -Ikeyd
+INC_daemon := $(INC_volume) -Ikeyd -Ikeyd/daemon
+INC_ctl    := $(INC_volume) -Ikeyd -Ikeyd/ctl
+INC_plugin := $(INC_volume) -Ikeyd -Ikeyd/plugin
+INC_wipe   := $(INC_common) -Iwipe
+INC_tests  := $(INC_daemon) -Iwipe
+
+srcs = $(patsubst %.c,%.o,$(wildcard $(1)/*.c))
+COMMON    := $(call srcs,common)
+KMS       := $(call srcs,keyd/kms)
+VOLUME    := $(call srcs,keyd/volume)
+CONFIG    := $(call srcs,keyd)
+DAEMON    := $(filter-out keyd/daemon/main.o,$(call srcs,keyd/daemon))
+WIPE      := $(filter-out wipe/main.o,$(call srcs,wipe))
+BINS      := $(BUILD)/keyd $(BUILD)/keydctl $(BUILD)/wipe
 TOKEN_SO  := $(BUILD)/libcryptsetup-token-keyd.so
-OBJS      := $(addprefix $(OBJ)/,$(COMMON) $(KEYD_LIB) $(KEYD_MAIN) $(CTL_MAIN) $(PLUGIN) \
-             $(WIPE_LIB) $(WIPE_MAIN))
-LIBS      := $(BUILD)/libwipe.a $(BUILD)/libkeyd.a
+OBJS      := $(addprefix $(OBJ)/,$(COMMON) $(KMS) $(VOLUME) $(CONFIG) $(DAEMON) \
+             keyd/daemon/main.o keyd/ctl/keydctl.o keyd/plugin/token_plugin.o $(WIPE) wipe/main.o)
+# Link order: a library before the ones it uses.
+LIBS      := $(BUILD)/libdaemon.a $(BUILD)/libkeyd.a $(BUILD)/libwipe.a $(BUILD)/libcommon.a
 
 .PHONY: all deps check check-asan fuzz install clean format format-check
 all: $(BINS) $(TOKEN_SO)
@@ -56,38 +70,54 @@ $(shell mkdir -p $(OBJ))
 $(file >$(FLAGS_STAMP),$(FLAGS_NOW))
 endif
 
+$(OBJ)/common/%.o: INC := $(INC_common)
+$(OBJ)/keyd/kms/%.o: INC := $(INC_kms)
+$(OBJ)/keyd/volume/%.o: INC := $(INC_volume)
+$(OBJ)/keyd/%.o: INC := $(INC_config)
+$(OBJ)/keyd/daemon/%.o: INC := $(INC_daemon)
+$(OBJ)/keyd/ctl/%.o: INC := $(INC_ctl)
+$(OBJ)/keyd/plugin/%.o: INC := $(INC_plugin)
+$(OBJ)/wipe/%.o: INC := $(INC_wipe)
+
 $(OBJ)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(KCFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(KCFLAGS) $(INC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/libkeyd.a: $(addprefix $(OBJ)/,$(COMMON) $(KEYD_LIB))
+$(BUILD)/libcommon.a: $(addprefix $(OBJ)/,$(COMMON))
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/libwipe.a: $(addprefix $(OBJ)/,$(WIPE_LIB))
+# config, the volume operations and the KMS providers: what keyd, keydctl and the plugin share.
+$(BUILD)/libkeyd.a: $(addprefix $(OBJ)/,$(CONFIG) $(VOLUME) $(KMS))
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/keyd: $(addprefix $(OBJ)/,$(KEYD_MAIN)) $(BUILD)/libkeyd.a
+$(BUILD)/libdaemon.a: $(addprefix $(OBJ)/,$(DAEMON))
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/libwipe.a: $(addprefix $(OBJ)/,$(WIPE))
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/keyd: $(OBJ)/keyd/daemon/main.o $(BUILD)/libdaemon.a $(BUILD)/libkeyd.a $(BUILD)/libcommon.a
 	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/keydctl: $(addprefix $(OBJ)/,$(CTL_MAIN)) $(BUILD)/libkeyd.a
+$(BUILD)/keydctl: $(OBJ)/keyd/ctl/keydctl.o $(BUILD)/libkeyd.a $(BUILD)/libcommon.a
 	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/wipe: $(addprefix $(OBJ)/,$(WIPE_MAIN)) $(LIBS)
+$(BUILD)/wipe: $(OBJ)/wipe/main.o $(BUILD)/libwipe.a $(BUILD)/libcommon.a
 	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The LUKS2 token plugin: our code linked in and kept local, only the ABI exported.
 PLUGIN_LIBS := $(shell pkg-config --libs libcryptsetup openssl libcurl jansson blkid)
-$(TOKEN_SO): $(OBJ)/$(PLUGIN) $(BUILD)/libkeyd.a keyd/token-plugin.sym
-	$(CC) -shared -Wl,--version-script=keyd/token-plugin.sym -Wl,-z,relro,-z,now,-z,defs \
-		-Wl,--as-needed -pthread $(LDFLAGS) -o $@ $(OBJ)/$(PLUGIN) $(BUILD)/libkeyd.a \
-		$(PLUGIN_LIBS)
+PLUGIN_SYM  := keyd/plugin/token-plugin.sym
+$(TOKEN_SO): $(OBJ)/keyd/plugin/token_plugin.o $(BUILD)/libkeyd.a $(BUILD)/libcommon.a $(PLUGIN_SYM)
+	$(CC) -shared -Wl,--version-script=$(PLUGIN_SYM) -Wl,-z,relro,-z,now,-z,defs \
+		-Wl,--as-needed -pthread $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(PLUGIN_LIBS)
 
 # Unit tests (cmocka) link the module objects, never include .c files.
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 $(BUILD)/tests/%: tests/unit/%.c $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(KCFLAGS) $(CFLAGS) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
+	$(CC) $(KCFLAGS) $(INC_tests) $(CFLAGS) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
 		$(shell pkg-config --libs cmocka)
 
 # The test command installs what the tests need (a no-op when everything is there).
@@ -109,9 +139,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
-		LDFLAGS="$(FUZZ_SAN)" build-fuzz/libwipe.a build-fuzz/libkeyd.a
-	clang $(KCFLAGS) -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o build-fuzz/fuzz-parsers \
-		tests/fuzz/fuzz-parsers.c build-fuzz/libwipe.a build-fuzz/libkeyd.a $(PKG_LIBS)
+		LDFLAGS="$(FUZZ_SAN)" $(subst $(BUILD)/,build-fuzz/,$(LIBS))
+	clang $(KCFLAGS) $(INC_tests) -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o build-fuzz/fuzz-parsers \
+		tests/fuzz/fuzz-parsers.c $(subst $(BUILD)/,build-fuzz/,$(LIBS)) $(PKG_LIBS)
 	mkdir -p build-fuzz/corpus
 	cd build-fuzz && ./fuzz-parsers -max_total_time=$(FUZZ_SECONDS) -runs=$(if $(filter 0,$(FUZZ_SECONDS)),0,-1) \
 		corpus ../tests/fuzz/corpus
@@ -124,7 +154,8 @@ install: all
 	install -m 0644 units/keyd.service units/wipe@.service $(DESTDIR)$(UNITDIR)/
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
 
-FORMAT_SRCS := $(wildcard common/*.[ch] keyd/*.[ch] wipe/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+FORMAT_SRCS := $(wildcard common/*.[ch] keyd/*.[ch] keyd/*/*.[ch] wipe/*.[ch] tests/unit/*.c \
+               tests/fuzz/*.c)
 format:
 	clang-format -i $(FORMAT_SRCS)
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "callback.h"
+#include "callback_config.h"
 #include "util.h"
 
 #define CALLBACK_LISTEN_MAX	      64

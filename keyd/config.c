@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "audit.h"
-#include "callback.h"
+#include "callback_config.h"
 #include "config.h"
 #include "sign.h"
 

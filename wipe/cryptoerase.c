@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cryptoerase.h"
-#include "luks.h"
+#include "cryptsetup_util.h"
 
 static uint64_t align_up(uint64_t v, uint32_t a)
 {
@@ -23,7 +23,7 @@ int cryptoerase_plan(const char *path, uint32_t align, struct cryptoerase_region
 	int r;
 
 	*ret = (struct cryptoerase_region){0};
-	r = luks_load(path, &cd);
+	r = cryptsetup_load(path, &cd);
 	if (r < 0)
 		return r;
 	ret->data_offset = crypt_get_data_offset(cd) * 512;

@@ -17,7 +17,7 @@
 #include "cert.h"
 #include "job.h"
 #include "log.h"
-#include "luks.h"
+#include "cryptsetup_util.h"
 #include "progress.h"
 #include "secmem.h"
 #include "sign.h"
@@ -915,7 +915,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	luks_setup();
+	cryptsetup_setup();
 	r = cmd->run(&c);
 	if (c.opt.audit)
 		audit_close(c.opt.audit);

@@ -75,7 +75,7 @@ c=$(mkloop 64)
 mkfs.ext4 -q "$c"
 before=$(header_sum "$c")
 expect_fail out ctl enroll "$c" --kms local --key-id demo-key --format
-assert_contains "$out" "is not blank (found: ext4)"
+assert_contains "$out" "is not blank (found: ext4 (UUID "
 assert_eq "$(header_sum "$c")" "$before" "ext4 device after refused format"
 
 log "a KMS failure during --format leaves the blank device blank"

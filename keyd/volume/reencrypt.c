@@ -459,7 +459,7 @@ static int verify_finished(const char *device, int token, int slot, const uint8_
 	struct jx_error je;
 	int r;
 
-	r = luks_load(device, &cd);
+	r = cryptsetup_load(device, &cd);
 	if (r < 0)
 		return fail(err, errsize, r, "read the header back: %s", strerror(-r));
 	if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE)
@@ -499,7 +499,7 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 	lock = volume_lock_rotation(req->device);
 	if (lock < 0)
 		return fail(err, errsize, lock, "lock %s: %s", req->device, strerror(-lock));
-	r = luks_load(req->device, &cd);
+	r = cryptsetup_load(req->device, &cd);
 	if (r < 0)
 		return fail(err, errsize, r, "read header of %s: %s", req->device,
 			    r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));

@@ -189,7 +189,7 @@ static int load_converged(const char *device, struct kms *kms, struct crypt_devi
 	struct jx_error je;
 	int r;
 
-	r = luks_load(device, cd);
+	r = cryptsetup_load(device, cd);
 	if (r < 0)
 		return fail(err, errsize, r, "read header of %s: %s", device,
 			    r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));

@@ -125,7 +125,7 @@ static void erase_keyslot(struct keyd *k, struct volume *v)
 	pthread_mutex_lock(&k->lock);
 	snprintf(dev, sizeof(dev), "%s", v->device);
 	pthread_mutex_unlock(&k->lock);
-	r = luks_load(dev, &cd);
+	r = cryptsetup_load(dev, &cd);
 	if (r >= 0)
 		r = token_find(cd, &tok, &je);
 	if (r <= 0 || tok.id < 0) {
@@ -339,7 +339,7 @@ static void check_rekey_schedule(struct keyd *k)
 
 		if (!v->cfg || !v->cfg->rekey_every_days)
 			continue;
-		if (!volume_device(k, v, dev, sizeof(dev)) || luks_load(dev, &cd) < 0 ||
+		if (!volume_device(k, v, dev, sizeof(dev)) || cryptsetup_load(dev, &cd) < 0 ||
 		    token_find(cd, &tok, &je) <= 0)
 			continue;
 		if (tok.id >= 0 &&

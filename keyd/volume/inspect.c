@@ -73,7 +73,7 @@ int inspect_device(const char *path, json_t **ret, char *err, size_t errsize)
 	json_t *v;
 	int unbound = 0, r;
 
-	r = luks_load(path, &cd);
+	r = cryptsetup_load(path, &cd);
 	if (r < 0) {
 		snprintf(err, errsize, "%s: %s", path,
 			 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "rotate.h"
 #include "secmem.h"
+#include "signatures.h"
 #include "token.h"
 #include "util.h"
 
@@ -61,13 +62,18 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 	/* 1. The header: an existing LUKS2 one, or a UUID of our own for a blank device so the
 	 *    DEK can be wrapped (bound to it) before anything is written. */
 	if (req->format) {
-		r = luks_probe_signatures(req->device, sigs, sizeof(sigs));
+		json_auto_t *found = NULL;
+		char luks_uuid[SIGNATURES_UUID_MAX];
+
+		r = signatures_probe(req->device, &found, luks_uuid);
 		if (r < 0)
 			return fail(err, errsize, r, "probe %s: %s", req->device, strerror(-r));
-		if (r == 1 && strcmp(sigs, "crypto_LUKS") == 0) {
+		signatures_format(found, sigs, sizeof(sigs));
+		r = (int)json_array_size(found);
+		if (r == 1 && luks_uuid[0]) {
 			_cleanup_crypt_ struct crypt_device *probe = NULL;
 
-			if (luks_load(req->device, &probe) < 0)
+			if (cryptsetup_load(req->device, &probe) < 0)
 				return fail(
 					err, errsize, -EEXIST,
 					"format: %s holds a LUKS signature that libcryptsetup "
@@ -94,7 +100,7 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 			return fail(err, errsize, r, "open %s: %s", req->device, strerror(-r));
 		new_uuid(res->uuid, sizeof(res->uuid));
 	} else {
-		r = luks_load(req->device, &cd);
+		r = cryptsetup_load(req->device, &cd);
 		if (r == -EMEDIUMTYPE)
 			return fail(
 				err, errsize, r,
@@ -273,7 +279,7 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 			  (double)(now_mono_us() - t0) / 1000);                                    \
 	} while (0)
 	STEP("read header");
-	r = luks_load(req->device, &cd);
+	r = cryptsetup_load(req->device, &cd);
 	if (r == -EMEDIUMTYPE)
 		return fail(err, errsize, r, "%s holds no LUKS2 header", req->device);
 	if (r < 0)

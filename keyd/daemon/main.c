@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 				"cannot set up locked secure memory: %m (RLIMIT_MEMLOCK too low?)");
 		return 1;
 	}
-	luks_setup();
+	cryptsetup_setup();
 	r = http_global_init();
 	if (r < 0) {
 		log_error("cannot initialise libcurl");

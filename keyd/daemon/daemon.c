@@ -484,7 +484,7 @@ static int discover_volumes(struct keyd *k, size_t max)
 		struct jx_error je;
 		struct kms *kms;
 
-		if (luks_load(devname, &cd) < 0 ||
+		if (cryptsetup_load(devname, &cd) < 0 ||
 		    device_is_configured(k, devname, crypt_get_uuid(cd)))
 			continue;
 		if (token_find(cd, &tok, &je) <= 0)

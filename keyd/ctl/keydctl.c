@@ -240,7 +240,7 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 		*ret_kms = vc->kms;
 		return 0;
 	}
-	r = luks_load(*ret_dev, &cd);
+	r = cryptsetup_load(*ret_dev, &cd);
 	if (r < 0)
 		return log_error("%s: %s", *ret_dev,
 				 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r)),
@@ -270,7 +270,7 @@ static json_t *volume_object(struct ctl *c, const char *arg, const char *dev, st
 	struct jx_error je;
 	json_t *o;
 
-	if (luks_load(dev, &cd) >= 0) {
+	if (cryptsetup_load(dev, &cd) >= 0) {
 		uuid = crypt_get_uuid(cd);
 		token_find(cd, &tok, &je);
 	}
@@ -468,7 +468,7 @@ static int cmd_check(struct ctl *c)
 
 		if (luks_resolve_device(v->device, &dev) < 0 || access(dev, F_OK) < 0)
 			snprintf(problem, sizeof(problem), "device not found");
-		else if (luks_load(dev, &cd) < 0)
+		else if (cryptsetup_load(dev, &cd) < 0)
 			snprintf(problem, sizeof(problem), "no LUKS2 header (not enrolled yet?)");
 		else if ((r = token_find(cd, &tok, &je)) <= 0)
 			snprintf(problem, sizeof(problem), "%s",
@@ -794,7 +794,7 @@ int main(int argc, char **argv)
 		log_error_errno(r, "cannot set up locked secure memory: %m");
 		return 1;
 	}
-	luks_setup();
+	cryptsetup_setup();
 	if (http_global_init() < 0) {
 		log_error("cannot initialise libcurl");
 		return 1;

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* libcryptsetup glue shared by keyd, keydctl, the token plugin and wipe: logging, header
+ * loading, the device-mapper lock. Never unlocks, never writes a header. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cryptsetup_util.h"
+#include "log.h"
+
+static void cryptsetup_log(int level, const char *msg, void *u)
+{
+	char line[1024];
+	size_t n;
+
+	(void)u;
+	snprintf(line, sizeof(line), "%s", msg);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = 0;
+	/* Our callers report each failure once in their own words; libcryptsetup's own
+	 * messages are detail for whoever looks closer. */
+	log_internal(level == CRYPT_LOG_ERROR ? LOG_INFO : LOG_DEBUG, 0, "libcryptsetup: %s", line);
+}
+
+void cryptsetup_setup(void)
+{
+	crypt_set_log_callback(NULL, cryptsetup_log, NULL);
+	crypt_token_external_disable();
+	if (log_get_max_level() >= LOG_DEBUG)
+		crypt_set_debug_level(CRYPT_DEBUG_ALL);
+}
+
+int cryptsetup_load(const char *path, struct crypt_device **ret)
+{
+	struct crypt_device *cd = NULL;
+	int r;
+
+	r = crypt_init(&cd, path);
+	if (r < 0)
+		return r;
+	r = crypt_load(cd, CRYPT_LUKS2, NULL);
+	if (r < 0) {
+		crypt_free(cd);
+		return r == -EINVAL ? -EMEDIUMTYPE : r;
+	}
+	*ret = cd;
+	return 0;
+}
+
+static pthread_mutex_t dm_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void cryptsetup_dm_lock(void)
+{
+	pthread_mutex_lock(&dm_lock);
+}
+
+void cryptsetup_dm_unlock(void)
+{
+	pthread_mutex_unlock(&dm_lock);
+}
