@@ -526,8 +526,7 @@ struct audit_verify {
 	json_t *problems;
 	unsigned long n_problems;
 	bool oom;
-	char *err;
-	size_t errsize;
+	struct error *err;
 	char buf[AUDIT_LINE_MAX];
 };
 
@@ -554,8 +553,8 @@ static void verify_problem(struct audit_verify *v, unsigned long line, const cha
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	if (v->n_problems++ == 0 && v->err && v->errsize)
-		snprintf(v->err, v->errsize, "line %lu: %s: %s", line, kind, detail);
+	if (v->n_problems++ == 0)
+		error_set(v->err, -EBADMSG, "line %lu: %s: %s", line, kind, detail);
 	if (json_array_size(v->problems) < AUDIT_PROBLEMS_MAX &&
 	    json_array_append_new(v->problems,
 				  json_pack("{s:I, s:s, s:s}", "line", (json_int_t)line, "kind",
@@ -571,15 +570,15 @@ static bool hash_valid(const char *s)
 static void verify_checkpoint(struct audit_verify *v, struct audit_line *l, json_t *rec,
 			      json_t *object)
 {
-	char err[AUDIT_DETAIL_MAX];
+	struct error err;
 	const char *chain, *key;
 	json_int_t covers;
 
 	if (json_unpack(object, "{s:I, s:s}", "covers_seq", &covers, "chain", &chain) < 0 ||
 	    covers < 0 || (uint64_t)covers + 1 != l->seq || strcmp(chain, l->prev) != 0)
 		return line_problem(l, "edited", "checkpoint does not cover the record before it");
-	if (sign_json_verify(rec, v->trusted, err, sizeof(err)) < 0)
-		return line_problem(l, "signature", "checkpoint: %s", err);
+	if (sign_json_verify(rec, v->trusted, &err) < 0)
+		return line_problem(l, "signature", "checkpoint: %s", err.msg);
 	key = json_string_value(json_object_get(json_object_get(rec, "signature"), "key"));
 	if (!v->key[0])
 		snprintf(v->key, sizeof(v->key), "%s", key);
@@ -795,21 +794,20 @@ static int verify_report(struct audit_verify *v, json_t **report)
 	return 0;
 }
 
-int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, char *err, size_t errsize)
+int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, struct error *err)
 {
 	struct audit_walk w = {};
 	struct audit_verify *v;
 	json_t *r = NULL;
 	int ret;
 
-	if (err && errsize)
-		err[0] = 0;
+	if (err)
+		err->msg[0] = 0;
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	v->trusted = trusted;
 	v->err = err;
-	v->errsize = errsize;
 	/* With a trusted key, every checkpoint must be signed by it: name it in the report. */
 	if (trusted && sign_key_fingerprint(trusted, v->key) < 0) {
 		ret = -EINVAL;

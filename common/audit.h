@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "error.h"
+
 #define AUDIT_PATH_DEFAULT "/var/log/keyd/audit.jsonl"
 
 struct audit;
@@ -33,4 +35,4 @@ int audit_rotate(struct audit *a, const char *archive);
 
 /* Verifies the chain and the checkpoint signatures of the log at @path. On -EBADMSG, @err
  * names the line and what is wrong (edited, deleted, inserted, reordered, truncated). */
-int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, char *err, size_t errsize);
+int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, struct error *err);

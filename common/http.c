@@ -168,7 +168,7 @@ bool http_errno_retryable(int r)
 }
 
 int http_perform(struct http_client *c, const struct http_request *req, struct http_response *resp,
-		 char *errmsg, size_t errmsg_size)
+		 struct error *e)
 {
 	char ebuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
@@ -222,9 +222,9 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 	cc = curl_easy_perform(h);
 	r = curl_to_errno(cc);
 	if (r < 0) {
-		if (errmsg && errmsg_size)
-			snprintf(errmsg, errmsg_size, "%s",
-				 ebuf[0] ? ebuf : curl_easy_strerror(cc));
+		error_set(e, r, "%s", ebuf[0] ? ebuf : curl_easy_strerror(cc));
+		if (e)
+			e->retryable = http_errno_retryable(r);
 		secbuf_done(&resp->body);
 		goto out;
 	}

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "error.h"
 #include "secmem.h"
 
 #define HTTP_RESPONSE_MAX (256 * 1024)
@@ -41,9 +42,10 @@ void http_client_done(struct http_client *c);
 
 /* Performs one request. On transport failure returns -errno (-ECONNREFUSED, -ETIMEDOUT,
  * -ECONNRESET, -EHOSTUNREACH, -EPROTO for TLS failures, -E2BIG for an oversized reply) and
- * fills errmsg with libcurl's reason. Any HTTP status is success here (resp->status). */
+ * fills @e with libcurl's reason (and whether another try may help). Any HTTP status is
+ * success here (resp->status). */
 int http_perform(struct http_client *c, const struct http_request *req, struct http_response *resp,
-		 char *errmsg, size_t errmsg_size);
+		 struct error *e);
 void http_response_done(struct http_response *resp);
 
 /* Transport errors worth another try (the connection may work next time). */

@@ -7,19 +7,17 @@
 
 #include "jsonx.h"
 
-int jx_fail(struct jx_error *e, const char *fmt, ...)
+int jx_fail(struct error *e, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (e) {
-		va_start(ap, fmt);
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	error_setv(e, -EINVAL, fmt, ap);
+	va_end(ap);
 	return -EINVAL;
 }
 
-int jx_only_keys(json_t *obj, const char *path, const char *const *allowed, struct jx_error *e)
+int jx_only_keys(json_t *obj, const char *path, const char *const *allowed, struct error *e)
 {
 	const char *key;
 	json_t *v;
@@ -39,7 +37,7 @@ int jx_only_keys(json_t *obj, const char *path, const char *const *allowed, stru
 }
 
 int jx_string(json_t *obj, const char *path, const char *key, bool required, size_t max_len,
-	      const char **ret, struct jx_error *e)
+	      const char **ret, struct error *e)
 {
 	json_t *v = json_object_get(obj, key);
 	const char *s;
@@ -59,7 +57,7 @@ int jx_string(json_t *obj, const char *path, const char *key, bool required, siz
 	return 0;
 }
 
-int jx_bool(json_t *obj, const char *path, const char *key, bool *ret, struct jx_error *e)
+int jx_bool(json_t *obj, const char *path, const char *key, bool *ret, struct error *e)
 {
 	json_t *v = json_object_get(obj, key);
 
@@ -72,7 +70,7 @@ int jx_bool(json_t *obj, const char *path, const char *key, bool *ret, struct jx
 }
 
 int jx_uint(json_t *obj, const char *path, const char *key, uint64_t min, uint64_t max,
-	    uint64_t *ret, struct jx_error *e)
+	    uint64_t *ret, struct error *e)
 {
 	json_t *v = json_object_get(obj, key);
 	json_int_t i;
@@ -90,7 +88,7 @@ int jx_uint(json_t *obj, const char *path, const char *key, uint64_t min, uint64
 }
 
 int jx_enum(json_t *obj, const char *path, const char *key, const char *const *choices, int *ret,
-	    struct jx_error *e)
+	    struct error *e)
 {
 	const char *s = NULL;
 	char list[256] = "";

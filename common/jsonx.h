@@ -7,27 +7,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "macro.h"
 
-#define JX_ERR_MAX 512
-
-struct jx_error {
-	char msg[JX_ERR_MAX];
-};
-
 /* Formats e->msg and returns -EINVAL. */
-int jx_fail(struct jx_error *e, const char *fmt, ...) _printf_(2, 3);
+int jx_fail(struct error *e, const char *fmt, ...) _printf_(2, 3);
 
 /* Every key of @obj must be in NULL-terminated @allowed; else "PATH.KEY: unknown key". */
-int jx_only_keys(json_t *obj, const char *path, const char *const *allowed, struct jx_error *e);
+int jx_only_keys(json_t *obj, const char *path, const char *const *allowed, struct error *e);
 
 /* Typed getters. Missing and !required: leave *ret alone, return 0. Missing and required, or
  * wrong type, or out of range: -EINVAL with "PATH.KEY: ..." in e. */
 int jx_string(json_t *obj, const char *path, const char *key, bool required, size_t max_len,
-	      const char **ret, struct jx_error *e);
-int jx_bool(json_t *obj, const char *path, const char *key, bool *ret, struct jx_error *e);
+	      const char **ret, struct error *e);
+int jx_bool(json_t *obj, const char *path, const char *key, bool *ret, struct error *e);
 int jx_uint(json_t *obj, const char *path, const char *key, uint64_t min, uint64_t max,
-	    uint64_t *ret, struct jx_error *e);
+	    uint64_t *ret, struct error *e);
 /* One value of NULL-terminated @choices; *ret is its index. */
 int jx_enum(json_t *obj, const char *path, const char *key, const char *const *choices, int *ret,
-	    struct jx_error *e);
+	    struct error *e);

@@ -28,19 +28,6 @@ static void pkey_freep(EVP_PKEY **p)
 	EVP_PKEY_free(*p);
 }
 
-static int sign_fail(char *err, size_t errsize, int r, const char *fmt, ...) _printf_(4, 5);
-static int sign_fail(char *err, size_t errsize, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errsize) {
-		va_start(ap, fmt);
-		vsnprintf(err, errsize, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
 int sign_sha256_hex(const void *p, size_t n, char out[65])
 {
 	static const char hex[] = "0123456789abcdef";
@@ -225,7 +212,7 @@ int sign_json(EVP_PKEY *key, json_t *record)
 	return 0;
 }
 
-int sign_json_verify(json_t *record, EVP_PKEY *trusted, char *err, size_t errsize)
+int sign_json_verify(json_t *record, EVP_PKEY *trusted, struct error *err)
 {
 	const char *alg, *kid, *pub_b64, *sig_b64;
 	_cleanup_secure_ uint8_t *pub = NULL, *sig = NULL;
@@ -238,46 +225,46 @@ int sign_json_verify(json_t *record, EVP_PKEY *trusted, char *err, size_t errsiz
 	int ok, r;
 
 	if (!json_is_object(record))
-		return sign_fail(err, errsize, -EINVAL, "not a JSON object");
+		return error_set(err, -EINVAL, "not a JSON object");
 	if (trusted && sign_key_fingerprint(trusted, tfp) < 0)
-		return sign_fail(err, errsize, -EINVAL, "the trusted key is not an Ed25519 key");
+		return error_set(err, -EINVAL, "the trusted key is not an Ed25519 key");
 	s = json_object_get(record, "signature");
 	if (!s)
-		return sign_fail(err, errsize, -ENOKEY, "not signed");
+		return error_set(err, -ENOKEY, "not signed");
 	if (json_unpack(s, "{s:s, s:s, s:s, s:s !}", "alg", &alg, "key", &kid, "public_key",
 			&pub_b64, "value", &sig_b64) < 0 ||
 	    strlen(pub_b64) > SIGN_B64_MAX || strlen(sig_b64) > SIGN_B64_MAX)
-		return sign_fail(err, errsize, -EBADMSG,
+		return error_set(err, -EBADMSG,
 				 "signature: malformed (needs alg, key, public_key, value)");
 	if (strcmp(alg, SIGN_ALG) != 0)
-		return sign_fail(err, errsize, -EBADMSG, "signature: alg is not %s", SIGN_ALG);
+		return error_set(err, -EBADMSG, "signature: alg is not %s", SIGN_ALG);
 	if (b64_decode(pub_b64, &pub, &pub_n) < 0 || pub_n != SIGN_PUBLIC_KEY_LEN ||
 	    !(embedded = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, pub_n)) ||
 	    sign_key_fingerprint(embedded, fp) < 0)
-		return sign_fail(err, errsize, -EBADMSG,
+		return error_set(err, -EBADMSG,
 				 "signature: public_key is not a raw Ed25519 key in base64");
 	if (strcmp(kid, fp) != 0)
-		return sign_fail(err, errsize, -EBADMSG,
-				 "signature: key is not public_key's fingerprint %s", fp);
+		return error_set(err, -EBADMSG, "signature: key is not public_key's fingerprint %s",
+				 fp);
 	/* Equal fingerprints (SHA-256 of the raw keys) mean the same key. */
 	if (trusted && strcmp(fp, tfp) != 0)
-		return sign_fail(err, errsize, -EBADMSG,
-				 "signed by key %s, not by the trusted key %s", fp, tfp);
+		return error_set(err, -EBADMSG, "signed by key %s, not by the trusted key %s", fp,
+				 tfp);
 	if (b64_decode(sig_b64, &sig, &sig_n) < 0 || sig_n != SIGN_SIGNATURE_LEN)
-		return sign_fail(err, errsize, -EBADMSG,
+		return error_set(err, -EBADMSG,
 				 "signature: value is not an Ed25519 signature in base64");
 	tbs = sign_canonical(record);
 	ctx = EVP_MD_CTX_new();
 	if (!tbs || !ctx) {
 		EVP_MD_CTX_free(ctx);
-		return sign_fail(err, errsize, -ENOMEM, "out of memory");
+		return error_set(err, -ENOMEM, "out of memory");
 	}
 	ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, embedded) == 1;
 	r = ok ? EVP_DigestVerify(ctx, sig, sig_n, (const uint8_t *)tbs, strlen(tbs)) : -1;
 	EVP_MD_CTX_free(ctx);
 	ERR_clear_error();
 	if (r != 1)
-		return sign_fail(err, errsize, -EBADMSG,
+		return error_set(err, -EBADMSG,
 				 "signature by key %s does not match: the record was altered after "
 				 "signing",
 				 fp);

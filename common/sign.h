@@ -7,6 +7,8 @@
 #include <openssl/evp.h>
 #include <stddef.h>
 
+#include "error.h"
+
 #define SIGN_KEY_PATH_DEFAULT "/var/lib/keyd/node.key"
 
 /* Loads the PEM private key at @path, creating it (mode 0600, owner root, parent 0700) if it
@@ -24,4 +26,4 @@ int sign_json(EVP_PKEY *key, json_t *record);
 /* Checks @record's signature. With @trusted, the signing key must be that key; without, the
  * embedded public key is used (integrity only; the caller reports the fingerprint).
  * 0 valid; -EBADMSG bad signature or altered record (err says which); -ENOKEY unsigned. */
-int sign_json_verify(json_t *record, EVP_PKEY *trusted, char *err, size_t errsize);
+int sign_json_verify(json_t *record, EVP_PKEY *trusted, struct error *err);

@@ -149,6 +149,51 @@ int parse_rfc3339_us(const char *s, uint64_t *ret)
 	return 0;
 }
 
+void format_bytes(double v, char *buf, size_t size)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < ELEMENTSOF(units)) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+int read_file_fd(int fd, size_t max, uint8_t **ret, size_t *ret_n)
+{
+	_cleanup_secure_ uint8_t *d = NULL;
+	struct stat st;
+	size_t n = 0;
+
+	if (fstat(fd, &st) < 0)
+		return negative_errno();
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size > max)
+		return -EFBIG;
+	d = secmem_alloc((size_t)st.st_size + 1);
+	if (!d)
+		return -ENOMEM;
+	/* A file that shrinks meanwhile gives what it still has. */
+	while (n < (size_t)st.st_size) {
+		ssize_t k = read(fd, d + n, (size_t)st.st_size - n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return negative_errno();
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	d[n] = 0;
+	*ret = TAKE_PTR(d);
+	*ret_n = n;
+	return 0;
+}
+
 int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n)
 {
 	_cleanup_close_ int fd = -1;
@@ -156,6 +201,7 @@ int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n)
 	char full[PATH_MAX];
 	struct stat st;
 	size_t n = 0;
+	int r;
 
 	if (path[0] != '/') {
 		const char *dir = getenv("CREDENTIALS_DIRECTORY");
@@ -175,22 +221,9 @@ int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n)
 	/* systemd credentials are managed by systemd; our own files must be root's and private. */
 	if (path != full && (st.st_uid != 0 || (st.st_mode & 077)))
 		return -EPERM;
-	if (st.st_size > CREDENTIAL_MAX)
-		return -EFBIG;
-	d = secmem_alloc((size_t)st.st_size + 1);
-	if (!d)
-		return -ENOMEM;
-	while (n < (size_t)st.st_size) {
-		ssize_t k = read(fd, d + n, (size_t)st.st_size - n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return negative_errno();
-		if (k == 0)
-			break;
-		n += (size_t)k;
-	}
+	r = read_file_fd(fd, CREDENTIAL_MAX, &d, &n);
+	if (r < 0)
+		return r;
 	if (text)
 		while (n > 0 && (d[n - 1] == '\n' || d[n - 1] == '\r'))
 			d[--n] = 0;
@@ -216,16 +249,6 @@ void sleep_us(uint64_t us, const volatile bool *stop)
 		ts.tv_nsec = (long)(step % 1000000) * 1000;
 		nanosleep(&ts, NULL);
 	}
-}
-
-int set_error(char *buf, size_t size, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	return r < 0 ? r : -EIO;
 }
 
 int write_full(int fd, const void *p, size_t n)

@@ -29,6 +29,14 @@ void format_rfc3339_us(uint64_t real_us, char *buf, size_t size);
 /* Parses what format_rfc3339_us writes (and whole seconds); -EINVAL otherwise. */
 int parse_rfc3339_us(const char *s, uint64_t *ret);
 
+/* "1.5 GiB": binary units, one decimal above bytes. */
+void format_bytes(double v, char *buf, size_t size);
+
+/* Reads the regular file open at @fd whole, at most @max bytes (-EFBIG beyond), into secure
+ * memory with a NUL after the end (either may be a key). -EINVAL when not a regular file,
+ * -ENOMEM, -errno from fstat or read. */
+int read_file_fd(int fd, size_t max, uint8_t **ret, size_t *ret_n);
+
 /* Reads a credential (API key, token, root key) into secure memory. Absolute paths must be
  * regular files owned by root with no group/other access (-EPERM otherwise); a relative name
  * is looked up in $CREDENTIALS_DIRECTORY (systemd credentials). Trailing newlines are
@@ -37,9 +45,6 @@ int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n);
 
 /* Writes all @n bytes of @p, resuming after short writes and EINTR. -errno. */
 int write_full(int fd, const void *p, size_t n);
-
-/* Formats an error message into buf and returns r (a negative errno; -EIO if r >= 0). */
-int set_error(char *buf, size_t size, int r, const char *fmt, ...) _printf_(4, 5);
 
 /* Sleeps, restarting after signals; returns early only when *stop becomes true. */
 void sleep_us(uint64_t us, const volatile bool *stop);

@@ -159,7 +159,7 @@ static int listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *l
 /* Certificates are read by OpenSSL from a path; credentials may also be systemd credential
  * names (no slash), which read_credential() looks up in $CREDENTIALS_DIRECTORY. */
 static int file_key(json_t *obj, const char *path, const char *key, bool required, bool credential,
-		    char **ret, struct jx_error *e)
+		    char **ret, struct error *e)
 {
 	const char *s = NULL;
 	int r;
@@ -174,7 +174,7 @@ static int file_key(json_t *obj, const char *path, const char *key, bool require
 	return *ret ? 0 : -ENOMEM;
 }
 
-static int allow_parse(json_t *arr, const char *path, struct callback_config *c, struct jx_error *e)
+static int allow_parse(json_t *arr, const char *path, struct callback_config *c, struct error *e)
 {
 	if (!json_is_array(arr))
 		return jx_fail(e, "%s.allow: must be an array of CIDRs", path);
@@ -197,8 +197,7 @@ static int allow_parse(json_t *arr, const char *path, struct callback_config *c,
 	return 0;
 }
 
-static int lockout_parse(json_t *obj, const char *path, struct callback_config *c,
-			 struct jx_error *e)
+static int lockout_parse(json_t *obj, const char *path, struct callback_config *c, struct error *e)
 {
 	static const char *const keys[] = {"failures", "window_s", "duration_s", NULL};
 	uint64_t failures = 5, window_s = 60, duration_s = 300;
@@ -219,8 +218,7 @@ static int lockout_parse(json_t *obj, const char *path, struct callback_config *
 	return 0;
 }
 
-static int config_parse(json_t *obj, const char *path, struct callback_config *c,
-			struct jx_error *e)
+static int config_parse(json_t *obj, const char *path, struct callback_config *c, struct error *e)
 {
 	static const char *const keys[] = {
 		"listen", "cert_file",	    "key_file",	       "client_ca_file", "hmac_secret_file",
@@ -260,7 +258,7 @@ static int config_parse(json_t *obj, const char *path, struct callback_config *c
 }
 
 int callback_config_parse(json_t *obj, const char *path, struct callback_config **ret,
-			  struct jx_error *e)
+			  struct error *e)
 {
 	struct callback_config *c;
 	int r;

@@ -59,7 +59,7 @@ struct callback_config {
  * e->msg naming the JSON path; -ENOMEM. Reads no files: the secret and the TLS key are read by
  * callback_start(). */
 int callback_config_parse(json_t *obj, const char *path, struct callback_config **ret,
-			  struct jx_error *e);
+			  struct error *e);
 void callback_config_free(struct callback_config *c);
 /* Whether a peer at @sa may connect ("allow"; loopback only by default). */
 bool callback_config_allows(const struct callback_config *c, const struct sockaddr *sa);

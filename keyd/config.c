@@ -50,8 +50,7 @@ struct volume_config *config_find_volume(const struct keyd_config *cfg, const ch
 	return NULL;
 }
 
-static int parse_unlock(json_t *obj, struct keyd_config *cfg, struct kms_retry *rp,
-			struct jx_error *e)
+static int parse_unlock(json_t *obj, struct keyd_config *cfg, struct kms_retry *rp, struct error *e)
 {
 	static const char *const keys[] = {"try_timeout_s", "backoff_min_ms", "backoff_max_s",
 					   "deadline_s", NULL};
@@ -78,7 +77,7 @@ static int parse_unlock(json_t *obj, struct keyd_config *cfg, struct kms_retry *
 }
 
 static int parse_kms(json_t *obj, struct keyd_config *cfg, const struct kms_retry *rp,
-		     struct jx_error *e)
+		     struct error *e)
 {
 	const char *name;
 	json_t *v;
@@ -122,7 +121,7 @@ static int parse_kms(json_t *obj, struct keyd_config *cfg, const struct kms_retr
 }
 
 static int parse_hooks(json_t *obj, const char *path, const char *key, struct hook **ret,
-		       size_t *ret_n, struct jx_error *e)
+		       size_t *ret_n, struct error *e)
 {
 	json_t *list = json_object_get(obj, key), *cmd;
 	size_t i;
@@ -177,7 +176,7 @@ static void free_hooks(struct hook *h, size_t n)
 	free(h);
 }
 
-static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct jx_error *e)
+static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct error *e)
 {
 	static const char *const keys[] = {
 		"name",	     "device",	   "kms",	  "key_id",	     "required",
@@ -232,7 +231,7 @@ static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct j
 
 /* A JSON array of names at @path.@key, each resolved by @lookup (user or group name -> id). */
 static int parse_ids(json_t *rule, const char *path, const char *key, bool users, void **ret,
-		     size_t *ret_n, struct jx_error *e)
+		     size_t *ret_n, struct error *e)
 {
 	json_t *list = json_object_get(rule, key), *v;
 	size_t i;
@@ -265,7 +264,7 @@ static int parse_ids(json_t *rule, const char *path, const char *key, bool users
 	return 0;
 }
 
-static int parse_policy(json_t *list, struct keyd_config *cfg, struct jx_error *e)
+static int parse_policy(json_t *list, struct keyd_config *cfg, struct error *e)
 {
 	static const char *const keys[] = {"users", "groups", "operations", "volumes", NULL};
 	json_t *rule;
@@ -334,7 +333,7 @@ static int parse_policy(json_t *list, struct keyd_config *cfg, struct jx_error *
 	return 0;
 }
 
-static int parse_control(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
+static int parse_control(json_t *obj, struct keyd_config *cfg, struct error *e)
 {
 	static const char *const keys[] = {"socket", "group", "policy", NULL};
 	const char *sock = "/run/keyd/keyd.sock", *group = "keyd";
@@ -353,7 +352,7 @@ static int parse_control(json_t *obj, struct keyd_config *cfg, struct jx_error *
 	return cfg->socket_path && cfg->control_group ? 0 : -ENOMEM;
 }
 
-static int parse_lifecycle(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
+static int parse_lifecycle(json_t *obj, struct keyd_config *cfg, struct error *e)
 {
 	static const char *const keys[] = {"poll_interval_s", "max_key_cache_age_s", NULL};
 	int r;
@@ -371,7 +370,7 @@ static int parse_lifecycle(json_t *obj, struct keyd_config *cfg, struct jx_error
 	return 0;
 }
 
-static int parse_audit(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
+static int parse_audit(json_t *obj, struct keyd_config *cfg, struct error *e)
 {
 	static const char *const keys[] = {"path", "node_key_file", NULL};
 	const char *path = AUDIT_PATH_DEFAULT, *key = SIGN_KEY_PATH_DEFAULT;
@@ -388,7 +387,7 @@ static int parse_audit(json_t *obj, struct keyd_config *cfg, struct jx_error *e)
 	return cfg->audit_path && cfg->node_key_file ? 0 : -ENOMEM;
 }
 
-static int config_parse(json_t *root, struct keyd_config *cfg, struct jx_error *e)
+static int config_parse(json_t *root, struct keyd_config *cfg, struct error *e)
 {
 	static const char *const keys[] = {"kms",	"volumes",  "control", "unlock", "discover",
 					   "lifecycle", "callback", "audit",   NULL};
@@ -435,7 +434,7 @@ static int config_parse(json_t *root, struct keyd_config *cfg, struct jx_error *
 	return 0;
 }
 
-int config_load(const char *path, struct keyd_config **ret, struct jx_error *e)
+int config_load(const char *path, struct keyd_config **ret, struct error *e)
 {
 	json_auto_t *root = NULL;
 	struct keyd_config *cfg;

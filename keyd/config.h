@@ -94,7 +94,7 @@ struct keyd_config {
 
 /* Loads and validates. On any failure e->msg says why; for a bad value it names the JSON
  * path. -EINVAL, -ENOENT and other open errors, -ENOMEM. */
-int config_load(const char *path, struct keyd_config **ret, struct jx_error *e);
+int config_load(const char *path, struct keyd_config **ret, struct error *e);
 void config_free(struct keyd_config *cfg);
 
 struct kms *config_find_kms(const struct keyd_config *cfg, const char *name);

@@ -325,33 +325,18 @@ int cert_issue(struct wipe_job *j)
 int cert_load(const char *path, json_t **ret)
 {
 	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *buf = NULL;
+	_cleanup_secure_ uint8_t *buf = NULL;
 	json_error_t je;
-	struct stat st;
 	size_t n = 0;
+	int r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return negative_errno();
-	if (fstat(fd, &st) < 0)
-		return negative_errno();
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	if (st.st_size > CERT_FILE_MAX)
-		return -EFBIG;
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	while (n < (size_t)st.st_size) {
-		ssize_t k = read(fd, buf + n, (size_t)st.st_size - n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? negative_errno() : -EIO;
-		n += (size_t)k;
-	}
-	*ret = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
+	r = read_file_fd(fd, CERT_FILE_MAX, &buf, &n);
+	if (r < 0)
+		return r;
+	*ret = json_loadb((const char *)buf, n, JSON_REJECT_DUPLICATES, &je);
 	return *ret ? 0 : -EBADMSG;
 }
 
@@ -406,7 +391,7 @@ static const struct {
 	{"sp800_88_rev1_appendix_g", JSON_OBJECT},
 };
 
-static int check_record(json_t *c, char *err, size_t errsize)
+static int check_record(json_t *c, struct error *err)
 {
 	const char *result, *verified;
 
@@ -414,57 +399,52 @@ static int check_record(json_t *c, char *err, size_t errsize)
 		json_t *v = member(c, cert_schema[i].path);
 
 		if (!v || json_typeof(v) != cert_schema[i].type) {
-			snprintf(err, errsize, "record: %s is missing or of the wrong type",
-				 cert_schema[i].path);
-			return -EBADMSG;
+			return error_set(err, -EBADMSG,
+					 "record: %s is missing or of the wrong type",
+					 cert_schema[i].path);
 		}
 	}
 	if (strcmp(json_string_value(member(c, "format")), CERT_FORMAT)) {
-		snprintf(err, errsize, "record: format is not %s", CERT_FORMAT);
-		return -EBADMSG;
+		return error_set(err, -EBADMSG, "record: format is not %s", CERT_FORMAT);
 	}
 	result = json_string_value(member(c, "result"));
 	verified = json_string_value(member(c, "verification.result"));
 	if (strcmp(result, "success") && strcmp(result, "failure") &&
 	    strcmp(result, "interrupted")) {
-		snprintf(err, errsize,
-			 "record: result \"%s\" is not success, failure or interrupted", result);
-		return -EBADMSG;
+		return error_set(err, -EBADMSG,
+				 "record: result \"%s\" is not success, failure or interrupted",
+				 result);
 	}
 	if (!method_find(json_string_value(member(c, "method.name")))) {
-		snprintf(err, errsize, "record: unknown method");
-		return -EBADMSG;
+		return error_set(err, -EBADMSG, "record: unknown method");
 	}
 	if (strcmp(json_string_value(member(c, "ended")), json_string_value(member(c, "started"))) <
 	    0) {
-		snprintf(err, errsize, "record: ended before it started");
-		return -EBADMSG;
+		return error_set(err, -EBADMSG, "record: ended before it started");
 	}
 	if (strcmp(result, "success") == 0 &&
 	    ((strcmp(verified, "passed") && strcmp(verified, "not-requested")) ||
 	     json_integer_value(member(c, "errors.write_failed_blocks")) ||
 	     json_integer_value(member(c, "verification.mismatched_blocks")) ||
 	     json_integer_value(member(c, "verification.unreadable_blocks")))) {
-		snprintf(err, errsize,
-			 "record: says success but records failed blocks or a "
-			 "verification that did not pass");
-		return -EBADMSG;
+		return error_set(err, -EBADMSG,
+				 "record: says success but records failed blocks or a "
+				 "verification that did not pass");
 	}
 	if (strcmp(result, "success") &&
 	    strcmp(json_string_value(member(c, "nist.level")), "none")) {
-		snprintf(err, errsize, "record: a %s claims a NIST level", result);
-		return -EBADMSG;
+		return error_set(err, -EBADMSG, "record: a %s claims a NIST level", result);
 	}
 	return 0;
 }
 
-int cert_check(json_t *cert, EVP_PKEY *trusted, char *err, size_t errsize)
+int cert_check(json_t *cert, EVP_PKEY *trusted, struct error *err)
 {
-	int r = sign_json_verify(cert, trusted, err, errsize);
+	int r = sign_json_verify(cert, trusted, err);
 
 	if (r < 0)
 		return r;
-	return check_record(cert, err, errsize);
+	return check_record(cert, err);
 }
 
 static void print_value(FILE *f, const char *label, json_t *v)

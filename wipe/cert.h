@@ -29,7 +29,7 @@ int cert_load(const char *path, json_t **ret);
 /* Checks the signature (with @trusted, or the embedded key when NULL) and that the record is
  * whole and consistent (a "success" with failed blocks or a failed verification is rejected).
  * 0 valid; -EBADMSG with @err saying what is wrong; -ENOKEY unsigned. */
-int cert_check(json_t *cert, EVP_PKEY *trusted, char *err, size_t errsize);
+int cert_check(json_t *cert, EVP_PKEY *trusted, struct error *err);
 
 /* Renders for people. */
 void cert_print(json_t *cert, FILE *f);

@@ -53,7 +53,7 @@ int checkpoint_save(const char *path, const struct checkpoint *cp)
 	return atomicfile_write(path, text, strlen(text), 0600, 0700);
 }
 
-static int load_stats(json_t *o, struct pass_stats *st, struct jx_error *e)
+static int load_stats(json_t *o, struct pass_stats *st, struct error *e)
 {
 	uint64_t bad = UINT64_MAX;
 	json_t *fb = json_object_get(o, "first_bad"), *fe = json_object_get(o, "first_error");
@@ -78,7 +78,7 @@ static int load_stats(json_t *o, struct pass_stats *st, struct jx_error *e)
 	return 0;
 }
 
-int checkpoint_load(const char *path, struct checkpoint *ret, struct jx_error *e)
+int checkpoint_load(const char *path, struct checkpoint *ret, struct error *e)
 {
 	static const char *const keys[] = {
 		"format", "device_id", "device_size", "method",	 "verify", "phase",  "end",

@@ -41,7 +41,7 @@ int checkpoint_path(const char *dir, const char *device_id, char *buf, size_t si
 /* Atomically replaces @path (creating its directory, mode 0700). -errno. */
 int checkpoint_save(const char *path, const struct checkpoint *cp);
 /* -ENOENT none; -EPERM not root's with mode 0600; -EINVAL malformed (@e says where). */
-int checkpoint_load(const char *path, struct checkpoint *ret, struct jx_error *e);
+int checkpoint_load(const char *path, struct checkpoint *ret, struct error *e);
 /* Overwrites the file (the key) with zeros, syncs, unlinks. 0 also when there was none. */
 int checkpoint_remove(const char *path);
 void checkpoint_done(struct checkpoint *cp);

@@ -130,7 +130,7 @@ static int before_record(struct wipe_job *j, json_t *sigs)
 static int plan_checkpoint(struct wipe_job *j)
 {
 	const struct wipe_options *o = j->opt;
-	struct jx_error e;
+	struct error e;
 	const char *uuid;
 	int r;
 

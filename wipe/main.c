@@ -150,7 +150,7 @@ static void probe_print(json_t *o)
 		       json_string_value(json_object_get(loop, "backing_file")),
 		       json_string_value(json_object_get(loop, "backing_device")),
 		       json_integer_value(json_object_get(loop, "backing_inode")));
-	progress_bytes((double)json_integer_value(json_object_get(o, "size")), size, sizeof(size));
+	format_bytes((double)json_integer_value(json_object_get(o, "size")), size, sizeof(size));
 	printf("  %-18s %lld bytes (%s), logical block %lld, physical block %lld, %s\n", "Size",
 	       json_integer_value(json_object_get(o, "size")), size,
 	       json_integer_value(json_object_get(o, "logical_block_size")),
@@ -216,7 +216,7 @@ static bool confirm_interactive(struct wipe_job *j)
 {
 	char line[WIPE_INPUT_MAX], size[32], sigs[1024];
 
-	progress_bytes((double)j->dev.size, size, sizeof(size));
+	format_bytes((double)j->dev.size, size, sizeof(size));
 	signatures_format(json_object_get(j->before, "signatures"), sigs, sizeof(sigs));
 	fprintf(stderr,
 		"\nAbout to wipe %s: %s %s, %s, serial %s, WWN %s%s%s\n"
@@ -540,14 +540,14 @@ static int cmd_cert_verify(struct cli *c)
 	}
 	for (int i = 0; i < c->n_args; i++) {
 		json_auto_t *cert = NULL;
-		char err[512] = "";
+		struct error err = {.msg = ""};
 		const char *signer, *result, *id, *path;
 
 		r = cert_load(c->args[i], &cert);
 		if (r == 0)
-			r = cert_check(cert, trusted, err, sizeof(err));
+			r = cert_check(cert, trusted, &err);
 		else
-			snprintf(err, sizeof(err), "%s", strerror(-r));
+			error_set(&err, -EIO, "%s", strerror(-r));
 		signer = json_string_value(
 			json_object_get(json_object_get(cert, "signature"), "key"));
 		result = json_string_value(json_object_get(cert, "result"));
@@ -563,11 +563,11 @@ static int cmd_cert_verify(struct cli *c)
 						   signer, "trusted_key", trusted != NULL);
 
 			if (o && r < 0)
-				json_object_set_new(o, "error", json_string(err));
+				json_object_set_new(o, "error", json_string(err.msg));
 			if (o)
 				json_array_append(report, o);
 		} else if (r < 0) {
-			log_error("%s: INVALID: %s", c->args[i], err);
+			log_error("%s: INVALID: %s", c->args[i], err.msg);
 		} else {
 			printf("%s: valid: %s certificate %s for %s, signed by key %s%s\n",
 			       c->args[i], result, id, path, signer,

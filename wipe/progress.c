@@ -15,18 +15,6 @@
 #define PROGRESS_JSON_US 1000000
 #define BAR_WIDTH	 24
 
-void progress_bytes(double v, char *buf, size_t size)
-{
-	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-	size_t u = 0;
-
-	while (v >= 1024 && u + 1 < ELEMENTSOF(units)) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-}
-
 static void human_eta(double s, char *buf, size_t size)
 {
 	uint64_t t = s > 0 && s < 1e9 ? (uint64_t)s : 0;
@@ -77,9 +65,9 @@ static void draw_tty(struct progress *p, bool final)
 		memset(bar, '#', fill);
 		memset(bar + fill, '.', BAR_WIDTH - fill);
 		bar[BAR_WIDTH] = 0;
-		progress_bytes((double)done, a, sizeof(a));
-		progress_bytes((double)total, b, sizeof(b));
-		progress_bytes(p->seen[i].rate, rate, sizeof(rate));
+		format_bytes((double)done, a, sizeof(a));
+		format_bytes((double)total, b, sizeof(b));
+		format_bytes(p->seen[i].rate, rate, sizeof(rate));
 		human_eta(eta, t, sizeof(t));
 		if (phase == JOB_DONE || final)
 			fprintf(p->out, "\r\033[K%-12s %-8s %s\n", j->dev.name,

@@ -35,6 +35,3 @@ int progress_start(struct progress *p, struct wipe_job **jobs, size_t n, bool tt
 		   uint64_t interval_us, FILE *out);
 /* Draws the final state and stops. */
 void progress_stop(struct progress *p);
-
-/* "1.5 GiB" */
-void progress_bytes(double v, char *buf, size_t size);

@@ -53,7 +53,7 @@ struct command {
 
 static int load_config(struct ctl *c)
 {
-	struct jx_error je;
+	struct error je;
 	int r;
 
 	if (c->cfg)
@@ -134,7 +134,7 @@ static int cmd_enroll(struct ctl *c)
 	_cleanup_free_ char *dev = NULL;
 	struct volume_config *vc = NULL;
 	struct enroll_result res;
-	char err[ENROLL_ERR_MAX];
+	struct error err;
 	const char *spec = c->n_args ? c->args[0] : NULL, *name = c->name;
 	const char *kms_name = c->kms, *key_id = c->key_id;
 	size_t auth_len = 0;
@@ -195,17 +195,18 @@ static int cmd_enroll(struct ctl *c)
 					    .format = c->format,
 					    .auth = auth,
 					    .auth_len = auth_len},
-		   &res, err, sizeof(err));
+		   &res, &err);
 	{
 		json_auto_t *o = json_pack(
 			"{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b}", "volume", name, "device", dev,
 			"luks_uuid", res.uuid, "kms", kms->name, "key_id", key_id, "key_version",
 			res.key_version, "keyslot", res.keyslot, "formatted", c->format);
 
-		ctl_audit(c, "volume.enroll", r, o, r < 0 ? err : NULL);
+		ctl_audit(c, "volume.enroll", r, o, r < 0 ? err.msg : NULL);
 	}
 	if (r < 0)
-		return log_error("enroll %s failed at step %s; the device is unchanged", dev, err),
+		return log_error("enroll %s failed at step %s; the device is unchanged", dev,
+				 err.msg),
 		       r;
 	if (c->json) {
 		json_auto_t *j =
@@ -230,7 +231,7 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 	struct volume_config *vc = config_find_volume(c->cfg, arg);
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	struct keyd_token tok;
-	struct jx_error je;
+	struct error je;
 	int r;
 
 	r = luks_resolve_device(vc ? vc->device : arg, ret_dev);
@@ -267,7 +268,7 @@ static json_t *volume_object(struct ctl *c, const char *arg, const char *dev, st
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	struct keyd_token tok = {.id = -1};
 	const char *uuid = NULL;
-	struct jx_error je;
+	struct error je;
 	json_t *o;
 
 	if (cryptsetup_load(dev, &cd) >= 0) {
@@ -289,7 +290,7 @@ static int cmd_rotate(struct ctl *c)
 {
 	_cleanup_free_ char *dev = NULL;
 	struct rotate_result res;
-	char err[ROTATE_ERR_MAX];
+	struct error err;
 	struct kms *kms;
 	bool rekey;
 	int r;
@@ -320,18 +321,18 @@ static int cmd_rotate(struct ctl *c)
 		r = reencrypt_command(
 			&(struct reencrypt_request){
 				.device = dev, .kms = kms, .keep = keep, .keep_len = keep_len},
-			c->json, &rres, err, sizeof(err));
+			c->json, &rres, &err);
 		o = volume_object(c, c->args[0], dev, kms);
 		if (o)
 			json_object_update_new(
 				o, json_pack("{s:s, s:i, s:i, s:b}", "mode", c->rotate_mode,
 					     "old_keyslot", rres.old_keyslot, "new_keyslot",
 					     rres.new_keyslot, "resumed", rres.resumed));
-		ctl_audit(c, "volume.reencrypt", r, o, r < 0 ? err : NULL);
+		ctl_audit(c, "volume.reencrypt", r, o, r < 0 ? err.msg : NULL);
 		return r;
 	}
-	r = rekey ? volume_rekey(dev, kms, c->key_id, &res, err, sizeof(err))
-		  : volume_rewrap(dev, kms, NULL, &res, err, sizeof(err));
+	r = rekey ? volume_rekey(dev, kms, c->key_id, &res, &err)
+		  : volume_rewrap(dev, kms, NULL, &res, &err);
 	{
 		json_auto_t *o = volume_object(c, c->args[0], dev, kms);
 
@@ -341,10 +342,11 @@ static int cmd_rotate(struct ctl *c)
 					     res.old_version, "new_key_version", res.new_version,
 					     "mode", c->rotate_mode, "old_keyslot", res.old_keyslot,
 					     "new_keyslot", res.new_keyslot));
-		ctl_audit(c, rekey ? "volume.rekey" : "volume.rewrap", r, o, r < 0 ? err : NULL);
+		ctl_audit(c, rekey ? "volume.rekey" : "volume.rewrap", r, o,
+			  r < 0 ? err.msg : NULL);
 	}
 	if (r < 0)
-		return log_error("rotate --%s %s failed: %s", c->rotate_mode, dev, err), r;
+		return log_error("rotate --%s %s failed: %s", c->rotate_mode, dev, err.msg), r;
 	if (c->json) {
 		json_auto_t *j = json_pack(
 			"{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:i}", "device", dev, "mode",
@@ -373,7 +375,7 @@ static int cmd_audit(struct ctl *c)
 	json_auto_t *report = NULL;
 	EVP_PKEY *key = NULL;
 	const char *path;
-	char err[512] = "";
+	struct error err = {.msg = ""};
 	int r;
 
 	if (strcmp(c->args[0], "verify") != 0)
@@ -387,13 +389,13 @@ static int cmd_audit(struct ctl *c)
 	if (access(c->cfg->node_key_file, R_OK) == 0 &&
 	    sign_key_load(c->cfg->node_key_file, &key) < 0)
 		key = NULL;
-	r = audit_verify(path, key, &report, err, sizeof(err));
+	r = audit_verify(path, key, &report, &err);
 	EVP_PKEY_free(key);
 	if (c->json && report)
 		print_json(report);
 	if (r < 0)
 		return log_error("audit log %s does not verify: %s", path,
-				 err[0] ? err : strerror(-r)),
+				 err.msg[0] ? err.msg : strerror(-r)),
 		       r;
 	if (!c->json)
 		printf("%s: %lld records, %lld signed checkpoints, chain intact%s\n", path,
@@ -409,15 +411,15 @@ static int cmd_inspect(struct ctl *c)
 {
 	_cleanup_free_ char *dev = NULL;
 	json_auto_t *info = NULL;
-	char err[512];
+	struct error err;
 	int r;
 
 	r = luks_resolve_device(c->args[0], &dev);
 	if (r < 0)
 		return log_error("inspect: no device matches %s", c->args[0]), r;
-	r = inspect_device(dev, &info, err, sizeof(err));
+	r = inspect_device(dev, &info, &err);
 	if (r < 0)
-		return log_error("inspect: %s", err), r;
+		return log_error("inspect: %s", err.msg), r;
 	if (c->json)
 		print_json(info);
 	else
@@ -442,7 +444,7 @@ static int cmd_check(struct ctl *c)
 	for (size_t i = 0; i < c->cfg->n_kms; i++) {
 		struct kms *kms = c->cfg->kms[i];
 		const char *key_id = NULL;
-		struct kms_error e;
+		struct error e;
 
 		/* Probe with the first key a volume uses, so "reachable" also means "usable". */
 		for (size_t j = 0; j < c->cfg->n_volumes && !key_id; j++)
@@ -463,8 +465,8 @@ static int cmd_check(struct ctl *c)
 		_cleanup_free_ char *dev = NULL;
 		_cleanup_crypt_ struct crypt_device *cd = NULL;
 		struct keyd_token tok = {.id = -1};
-		struct jx_error je;
-		char problem[JX_ERR_MAX + 64] = "";
+		struct error je;
+		char problem[ERROR_MAX + 64] = "";
 
 		if (luks_resolve_device(v->device, &dev) < 0 || access(dev, F_OK) < 0)
 			snprintf(problem, sizeof(problem), "device not found");
@@ -508,7 +510,8 @@ static int cmd_check(struct ctl *c)
 static int daemon_call(struct ctl *c, const char *method, const char *path, json_t **ret)
 {
 	struct http_response resp;
-	char url[256], err[256];
+	char url[256];
+	struct error err;
 	json_t *j;
 	int r;
 
@@ -528,13 +531,14 @@ static int daemon_call(struct ctl *c, const char *method, const char *path, json
 			.body = strcmp(method, "POST") ? NULL : "{}",
 			.body_len = 2,
 			.headers = (const char *const[]){"Content-Type: application/json", NULL}},
-		&resp, err, sizeof(err));
+		&resp, &err);
 	if (r < 0 && access(c->socket, W_OK) < 0 && errno == EACCES)
 		return log_error("permission denied on %s: root or keyd's control group needed",
 				 c->socket),
 		       -EACCES;
 	if (r < 0)
-		return log_error("cannot reach keyd at %s: %s (is keyd running?)", c->socket, err),
+		return log_error("cannot reach keyd at %s: %s (is keyd running?)", c->socket,
+				 err.msg),
 		       r;
 	j = json_loadb((const char *)resp.body.data, resp.body.len, 0, NULL);
 	http_response_done(&resp);

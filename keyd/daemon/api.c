@@ -244,7 +244,7 @@ void api_finish_replies(struct keyd *k, struct volume *v)
 static void handle_lock(struct keyd *k, struct evhttp_request *req, const struct peer *p,
 			const char *name)
 {
-	char err[512];
+	struct error err;
 	struct volume *v;
 	int r;
 
@@ -252,9 +252,9 @@ static void handle_lock(struct keyd *k, struct evhttp_request *req, const struct
 	if (!v)
 		return;
 	log_info("%s: lock requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
-	r = keyd_lock_volume(k, v, err, sizeof(err));
+	r = keyd_lock_volume(k, v, &err);
 	if (r < 0)
-		reply_error(req, r == -EBUSY || r == -ESTALE ? 409 : HTTP_INTERNAL, "%s", err);
+		reply_error(req, r == -EBUSY || r == -ESTALE ? 409 : HTTP_INTERNAL, "%s", err.msg);
 	else
 		reply_json(req, HTTP_OK, api_volume_json(k, v));
 	pthread_mutex_unlock(&k->lock);
@@ -262,7 +262,7 @@ static void handle_lock(struct keyd *k, struct evhttp_request *req, const struct
 		      r == -ESTALE ? "refused"
 		      : r < 0	   ? "failure"
 				   : "success",
-		      p, v, r < 0 ? err : NULL);
+		      p, v, r < 0 ? err.msg : NULL);
 	event_active(k->wake, EV_READ, 0);
 }
 
@@ -300,7 +300,7 @@ static void handle_release(struct keyd *k, struct evhttp_request *req, const str
 			   const char *name)
 {
 	json_t *report = NULL;
-	char err[512];
+	struct error err;
 	struct volume *v;
 	int r;
 
@@ -308,9 +308,9 @@ static void handle_release(struct keyd *k, struct evhttp_request *req, const str
 	if (!v)
 		return;
 	log_info("%s: release requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
-	r = keyd_release_volume(k, v, err, sizeof(err), &report);
+	r = keyd_release_volume(k, v, &err, &report);
 	if (r < 0)
-		reply_error(req, r == -EBUSY ? 409 : HTTP_INTERNAL, "%s", err);
+		reply_error(req, r == -EBUSY ? 409 : HTTP_INTERNAL, "%s", err.msg);
 	else
 		reply_json(req, HTTP_OK,
 			   json_pack("{s:o, s:O}", "volume", api_volume_json(k, v), "released",
@@ -320,7 +320,7 @@ static void handle_release(struct keyd *k, struct evhttp_request *req, const str
 		json_auto_t *subject = peer_subject(p);
 
 		keyd_audit(k, "volume.release", r < 0 ? "failure" : "success", subject, v, report,
-			   r < 0 ? err : NULL);
+			   r < 0 ? err.msg : NULL);
 	}
 	json_decref(report);
 	event_active(k->wake, EV_READ, 0);

@@ -415,7 +415,7 @@ static int rfc3339_parse(const char *s, uint64_t *ret_us)
 	return 0;
 }
 
-int callback_event_from_json(json_t *obj, struct event *ev, struct jx_error *e)
+int callback_event_from_json(json_t *obj, struct event *ev, struct error *e)
 {
 	static const char *const keys[] = {"id",	  "type", "kms", "key_id",
 					   "key_version", "time", NULL};
@@ -865,7 +865,7 @@ static void on_request(struct evhttp_request *req, void *u)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL, *ts_s, *sig, *id;
 	size_t len = evbuffer_get_length(in);
 	json_auto_t *root = NULL;
-	struct jx_error je;
+	struct error je;
 	json_error_t jerr;
 	uint64_t left, ts, now_s;
 	bool dup = false;

@@ -76,4 +76,4 @@ void callback_lockout_success(struct callback_lockout *l, const struct sockaddr 
 /* Checks an event object against the schema (unknown keys refused, lengths capped per
  * event.h) and fills @ev (origin and source are left to the caller). -EINVAL with e->msg
  * naming the path ("event.key_id: missing"). */
-int callback_event_from_json(json_t *obj, struct event *ev, struct jx_error *e);
+int callback_event_from_json(json_t *obj, struct event *ev, struct error *e);

@@ -78,10 +78,10 @@ void keyd_set_state(struct keyd *k, struct volume *v, enum volume_state s, const
 }
 
 /* Called by the KMS retry loop before each pause: tell the log, status and systemd. */
-static void on_kms_wait(void *u, unsigned attempt, uint64_t pause_ms, const struct kms_error *e)
+static void on_kms_wait(void *u, unsigned attempt, uint64_t pause_ms, const struct error *e)
 {
 	struct worker_arg *a = u;
-	char msg[VOLUME_ERR_MAX];
+	char msg[ERROR_MAX + 128];
 
 	snprintf(msg, sizeof(msg), "KMS '%s' not answering (attempt %u): %s; retrying in %.1f s",
 		 a->v->kms->name, attempt, e->msg, (double)pause_ms / 1000);
@@ -99,7 +99,7 @@ static int wait_for_device(struct keyd *k, struct volume *v, char **ret)
 	uint64_t pause = v->kms->retry.backoff_min_ms;
 
 	for (;;) {
-		char msg[VOLUME_ERR_MAX];
+		char msg[ERROR_MAX];
 		int r = luks_resolve_device(v->device_spec, ret);
 
 		if (r == 0 && access(*ret, F_OK) == 0)
@@ -122,14 +122,14 @@ static void store_rewrapped(struct keyd *k, struct volume *v, const char *dev,
 			    struct unlock_result *res)
 {
 	struct rotate_result rr;
-	char err[ROTATE_ERR_MAX];
+	struct error err;
 	int r;
 
-	r = volume_rewrap(dev, v->kms, &res->rewrapped, &rr, err, sizeof(err));
+	r = volume_rewrap(dev, v->kms, &res->rewrapped, &rr, &err);
 	if (r < 0) {
-		keyd_audit(k, "volume.rewrap", "failure", NULL, v, NULL, err);
+		keyd_audit(k, "volume.rewrap", "failure", NULL, v, NULL, err.msg);
 		log_warning("%s: could not store the rewrapped key the KMS returned: %s", v->name,
-			    err);
+			    err.msg);
 		return;
 	}
 	snprintf(res->key_version, sizeof(res->key_version), "%s", rr.new_version);
@@ -153,16 +153,16 @@ static void *unlock_worker(void *u)
 	struct volume *v = a->v;
 	_cleanup_free_ char *dev = NULL;
 	struct unlock_result res;
-	char err[VOLUME_ERR_MAX];
+	struct error err;
 	uint64_t t0 = now_mono_us();
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
 	r = wait_for_device(k, v, &dev);
 	if (r < 0) {
-		snprintf(err, sizeof(err), "device %s not found", v->device_spec);
-		log_error("%s: %s", v->name, err);
-		keyd_set_state(k, v, VOLUME_FAILED, err);
+		error_set(&err, -EIO, "device %s not found", v->device_spec);
+		log_error("%s: %s", v->name, err.msg);
+		keyd_set_state(k, v, VOLUME_FAILED, err.msg);
 		goto out;
 	}
 	pthread_mutex_lock(&k->lock);
@@ -177,7 +177,7 @@ static void *unlock_worker(void *u)
 						   .wait = on_kms_wait,
 						   .userdata = a,
 						   .stop = &k->stop},
-			  &res, err, sizeof(err));
+			  &res, &err);
 	/* The volume's UUID and key first: the rewrap record names them. Its key version waits
 	 * for the rewrap, so that polling never sees the old one as stale meanwhile. */
 	pthread_mutex_lock(&k->lock);
@@ -195,10 +195,10 @@ static void *unlock_worker(void *u)
 	v->keyslot = res.keyslot;
 	pthread_mutex_unlock(&k->lock);
 	keyd_audit(k, "volume.unlock", r < 0 ? "failure" : "success", NULL, v, NULL,
-		   r < 0 ? err : NULL);
+		   r < 0 ? err.msg : NULL);
 	if (r < 0) {
-		log_error("%s: %s failed: %s", v->name, res.step, err);
-		keyd_set_state(k, v, VOLUME_FAILED, err);
+		log_error("%s: %s failed: %s", v->name, res.step, err.msg);
+		keyd_set_state(k, v, VOLUME_FAILED, err.msg);
 	} else if (strcmp(res.step, "adopted") == 0) {
 		log_info("%s: /dev/mapper/%s was already open (keyd restarted): adopted", v->name,
 			 v->name);
@@ -208,11 +208,11 @@ static void *unlock_worker(void *u)
 			 (double)(now_mono_us() - t0) / 1e6);
 		keyd_set_state(k, v, VOLUME_OPEN, NULL);
 	} else {
-		snprintf(err, sizeof(err),
-			 "key unwrapped and keyslot %d verified, but not activated: %s",
-			 res.keyslot, k->dm_why);
-		log_warning("%s: %s", v->name, err);
-		keyd_set_state(k, v, VOLUME_VERIFIED, err);
+		error_set(&err, -EIO,
+			  "key unwrapped and keyslot %d verified, but not activated: %s",
+			  res.keyslot, k->dm_why);
+		log_warning("%s: %s", v->name, err.msg);
+		keyd_set_state(k, v, VOLUME_VERIFIED, err.msg);
 	}
 out:
 	pthread_mutex_unlock(&v->op_lock);
@@ -254,22 +254,22 @@ int keyd_unlock_start(struct keyd *k, struct volume *v)
 	return 0;
 }
 
-int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize)
+int keyd_lock_volume(struct keyd *k, struct volume *v, struct error *err)
 {
 	int r = 0;
 
 	/* Locking would make a released volume unlockable again. */
 	if (v->state == VOLUME_RELEASED) {
-		snprintf(err, errsize,
-			 "'%s' was released (decommissioned): there is nothing to lock", v->name);
-		return -ESTALE;
+		return error_set(err, -ESTALE,
+				 "'%s' was released (decommissioned): there is nothing to lock",
+				 v->name);
 	}
 	if (v->worker_running || pthread_mutex_trylock(&v->op_lock) != 0) {
-		snprintf(err, errsize, "%s is busy (being unlocked, rotated or revoked); try again",
-			 v->name);
-		return -EBUSY;
+		return error_set(err, -EBUSY,
+				 "%s is busy (being unlocked, rotated or revoked); try again",
+				 v->name);
 	}
-	r = keyd_close_mapping(k, v, err, errsize);
+	r = keyd_close_mapping(k, v, err);
 	pthread_mutex_unlock(&v->op_lock);
 	if (r < 0)
 		return r;
@@ -302,8 +302,7 @@ static int drop_keyring_keys(const char *uuid)
 	return dropped;
 }
 
-int keyd_release_volume(struct keyd *k, struct volume *v, char *err, size_t errsize,
-			json_t **ret_report)
+int keyd_release_volume(struct keyd *k, struct volume *v, struct error *err, json_t **ret_report)
 {
 	bool was_mapped = v->state == VOLUME_OPEN || v->state == VOLUME_SUSPENDED;
 	_cleanup_close_ int fd = -1;
@@ -311,11 +310,11 @@ int keyd_release_volume(struct keyd *k, struct volume *v, char *err, size_t errs
 	int r, keys;
 
 	if (v->worker_running || pthread_mutex_trylock(&v->op_lock) != 0) {
-		snprintf(err, errsize, "%s is busy (being unlocked, rotated or revoked); try again",
-			 v->name);
-		return -EBUSY;
+		return error_set(err, -EBUSY,
+				 "%s is busy (being unlocked, rotated or revoked); try again",
+				 v->name);
 	}
-	r = keyd_close_mapping(k, v, err, errsize);
+	r = keyd_close_mapping(k, v, err);
 	if (r < 0) {
 		pthread_mutex_unlock(&v->op_lock);
 		return r;
@@ -342,7 +341,7 @@ int keyd_release_volume(struct keyd *k, struct volume *v, char *err, size_t errs
 	return 0;
 }
 
-int keyd_close_mapping(struct keyd *k, struct volume *v, char *err, size_t errsize)
+int keyd_close_mapping(struct keyd *k, struct volume *v, struct error *err)
 {
 	int r = 0;
 
@@ -350,15 +349,14 @@ int keyd_close_mapping(struct keyd *k, struct volume *v, char *err, size_t errsi
 	if (v->state == VOLUME_OPEN || v->state == VOLUME_SUSPENDED) {
 		r = luks_deactivate(v->name);
 		if (r == -EBUSY) {
-			snprintf(
-				err, errsize,
+			return error_set(
+				err, r,
 				"/dev/mapper/%s is in use (mounted or held open); unmount it first",
 				v->name);
-			return r;
 		}
 		if (r < 0 && r != -ENODEV) {
-			snprintf(err, errsize, "closing /dev/mapper/%s: %s", v->name, strerror(-r));
-			return r;
+			return error_set(err, r, "closing /dev/mapper/%s: %s", v->name,
+					 strerror(-r));
 		}
 	}
 	return 0;
@@ -481,7 +479,7 @@ static int discover_volumes(struct keyd *k, size_t max)
 		const char *devname = blkid_dev_devname(dev);
 		_cleanup_crypt_ struct crypt_device *cd = NULL;
 		struct keyd_token tok;
-		struct jx_error je;
+		struct error je;
 		struct kms *kms;
 
 		if (cryptsetup_load(devname, &cd) < 0 ||

@@ -27,8 +27,6 @@ enum volume_state {
 };
 extern const char *const volume_state_names[];
 
-#define VOLUME_ERR_MAX 768
-
 struct volume {
 	char *name;
 	char *device_spec;
@@ -52,7 +50,7 @@ struct volume {
 	bool revoked_by_age; /* ... because the KMS was silent past max_key_cache_age */
 	bool was_open;	     /* open when revoked: start hooks run when it comes back */
 	bool shredded;	     /* its root key was deleted */
-	char error[VOLUME_ERR_MAX];
+	char error[ERROR_MAX];
 	char step[32];
 	unsigned attempts;
 	uint64_t since_us; /* wall clock of the last state change */
@@ -86,14 +84,13 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg);
 /* Starts an unlock worker for @v unless one runs or it is open; call with k->lock held. */
 int keyd_unlock_start(struct keyd *k, struct volume *v);
 /* Closes the mapping (or forgets a verified-only volume). -EBUSY if in use. */
-int keyd_lock_volume(struct keyd *k, struct volume *v, char *err, size_t errsize);
+int keyd_lock_volume(struct keyd *k, struct volume *v, struct error *err);
 /* The memory half of decommissioning: closes the mapping (-EBUSY if in use), removes kernel
  * keyring entries for the volume, flushes the device's buffers, and marks the volume released
  * so it is never unlocked again by this daemon. Call with k->lock held; err says what. */
-int keyd_release_volume(struct keyd *k, struct volume *v, char *err, size_t errsize,
-			json_t **ret_report);
+int keyd_release_volume(struct keyd *k, struct volume *v, struct error *err, json_t **ret_report);
 /* Closes @v's mapping if it has one (open or suspended). -EBUSY if in use. */
-int keyd_close_mapping(struct keyd *k, struct volume *v, char *err, size_t errsize);
+int keyd_close_mapping(struct keyd *k, struct volume *v, struct error *err);
 struct volume *keyd_find_volume(struct keyd *k, const char *name);
 /* One audit record about @v (may be NULL), @extra's members added to its object (may be
  * NULL; not stolen); @subject NULL means keyd itself. Never key material. Takes k->lock; not to be called with it held. */

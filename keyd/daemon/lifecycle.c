@@ -118,7 +118,7 @@ static void erase_keyslot(struct keyd *k, struct volume *v)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	struct keyd_token tok;
-	struct jx_error je;
+	struct error je;
 	char dev[256];
 	int r;
 
@@ -151,7 +151,8 @@ static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool s
 {
 	enum on_revoke policy = v->cfg ? v->cfg->on_revoke : ON_REVOKE_CLOSE;
 	enum volume_state s, next;
-	char msg[VOLUME_ERR_MAX], err[256] = "";
+	char msg[ERROR_MAX];
+	struct error err = {.msg = ""};
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
@@ -167,7 +168,7 @@ static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool s
 	} else if (s == VOLUME_OPEN) {
 		if (policy == ON_REVOKE_CLOSE && v->cfg)
 			run_hooks(v, v->cfg->stop_hooks, v->cfg->n_stop_hooks, "stop");
-		r = policy == ON_REVOKE_CLOSE ? keyd_close_mapping(k, v, err, sizeof(err)) : -EBUSY;
+		r = policy == ON_REVOKE_CLOSE ? keyd_close_mapping(k, v, &err) : -EBUSY;
 		if (r >= 0) {
 			next = VOLUME_REVOKED;
 			snprintf(msg, sizeof(msg), "%s: closed (on_revoke=close)", why);
@@ -213,7 +214,8 @@ static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool s
 static void act_restore(struct keyd *k, struct volume *v, const char *why)
 {
 	struct unlock_result res;
-	char err[VOLUME_ERR_MAX], dev[256];
+	struct error err;
+	char dev[256];
 	enum volume_state s;
 	bool was_open;
 	int r;
@@ -235,17 +237,17 @@ static void act_restore(struct keyd *k, struct volume *v, const char *why)
 						   .converge = true,
 						   .resume = s == VOLUME_SUSPENDED,
 						   .stop = &k->stop},
-			  &res, err, sizeof(err));
+			  &res, &err);
 	kms_wrapped_done(&res.rewrapped);
 	{
 		json_auto_t *reason = json_pack("{s:s}", "reason", why);
 
 		keyd_audit(k, "volume.restore", r < 0 ? "failure" : "success", NULL, v, reason,
-			   r < 0 ? err : NULL);
+			   r < 0 ? err.msg : NULL);
 	}
 	if (r < 0) {
-		log_error("%s: %s, but unlocking failed: %s", v->name, why, err);
-		keyd_set_state(k, v, s, err);
+		log_error("%s: %s, but unlocking failed: %s", v->name, why, err.msg);
+		keyd_set_state(k, v, s, err.msg);
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
@@ -265,7 +267,8 @@ static void act_restore(struct keyd *k, struct volume *v, const char *why)
 static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 {
 	struct rotate_result rr;
-	char err[ROTATE_ERR_MAX], dev[256];
+	struct error err;
+	char dev[256];
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
@@ -273,7 +276,7 @@ static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
-	r = volume_rewrap(dev, v->kms, NULL, &rr, err, sizeof(err));
+	r = volume_rewrap(dev, v->kms, NULL, &rr, &err);
 	if (r >= 0) {
 		json_auto_t *versions =
 			json_pack("{s:s, s:s, s:s}", "old_key_version", rr.old_version,
@@ -284,10 +287,10 @@ static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 		pthread_mutex_unlock(&k->lock);
 		keyd_audit(k, "volume.rewrap", "success", NULL, v, versions, NULL);
 	} else {
-		keyd_audit(k, "volume.rewrap", "failure", NULL, v, NULL, err);
+		keyd_audit(k, "volume.rewrap", "failure", NULL, v, NULL, err.msg);
 	}
 	if (r < 0) {
-		log_error("%s: %s, but rewrap failed: %s", v->name, why, err);
+		log_error("%s: %s, but rewrap failed: %s", v->name, why, err.msg);
 	} else {
 		log_info("%s: %s: token rewrapped from key version %s to %s", v->name, why,
 			 rr.old_version[0] ? rr.old_version : "-",
@@ -299,7 +302,8 @@ static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 static void act_rekey(struct keyd *k, struct volume *v, const char *why)
 {
 	struct rotate_result rr;
-	char err[ROTATE_ERR_MAX], dev[256];
+	struct error err;
+	char dev[256];
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
@@ -307,10 +311,10 @@ static void act_rekey(struct keyd *k, struct volume *v, const char *why)
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
-	r = volume_rekey(dev, v->kms, NULL, &rr, err, sizeof(err));
+	r = volume_rekey(dev, v->kms, NULL, &rr, &err);
 	if (r < 0) {
-		log_error("%s: %s, but re-key failed: %s", v->name, why, err);
-		keyd_audit(k, "volume.rekey", "failure", NULL, v, NULL, err);
+		log_error("%s: %s, but re-key failed: %s", v->name, why, err.msg);
+		keyd_audit(k, "volume.rekey", "failure", NULL, v, NULL, err.msg);
 	} else {
 		json_auto_t *what = json_pack("{s:i, s:i, s:s}", "old_keyslot", rr.old_keyslot,
 					      "new_keyslot", rr.new_keyslot, "reason", why);
@@ -333,7 +337,7 @@ static void check_rekey_schedule(struct keyd *k)
 		struct volume *v = &k->volumes[i];
 		_cleanup_crypt_ struct crypt_device *cd = NULL;
 		struct keyd_token tok;
-		struct jx_error je;
+		struct error je;
 		uint64_t since = 0, every;
 		char dev[256];
 
@@ -404,7 +408,7 @@ static void run_event(struct keyd *k, const struct event *ev)
 			[EVENT_ENABLE] = KMS_KEY_ACTIVE,  [EVENT_DELETE] = KMS_KEY_DESTROYED,
 			[EVENT_RESTORE] = KMS_KEY_ACTIVE,
 		};
-		struct kms_error e = {.retry_after_s = -1};
+		struct error e = {.retry_after_s = -1};
 		int r = acked_by->provider->event_ack(acked_by, ev->key_id, ev->id, held[ev->type],
 						      &e);
 
@@ -483,7 +487,7 @@ static void poll_keys(struct keyd *k, struct lifecycle *l)
 		struct key_watch *w = &l->watch[i];
 		struct event ev = {.origin = EVENT_FROM_POLL, .time_us = now_real_us()};
 		struct kms_key_info info;
-		struct kms_error e;
+		struct error e;
 		enum kms_key_state before = w->state == KMS_KEY_UNKNOWN ? KMS_KEY_ACTIVE : w->state;
 		int r;
 
@@ -631,15 +635,16 @@ int lifecycle_submit(struct keyd *k, enum lifecycle_job_kind kind, const struct 
 		for (size_t i = 0; i < k->n_volumes; i++)
 			matched += volume_matches(k, &k->volumes[i], ev);
 		if (matched == 0)
-			return set_error(msg, msgsize, -ENOENT, "no volume uses key %s%s%s",
-					 ev->key_id, ev->kms[0] ? " of KMS " : "", ev->kms);
+			return snprintf(msg, msgsize, "no volume uses key %s%s%s", ev->key_id,
+					ev->kms[0] ? " of KMS " : "", ev->kms),
+			       -ENOENT;
 	} else if (!keyd_find_volume(k, volume)) {
-		return set_error(msg, msgsize, -ENOENT, "no volume named '%s'", volume);
+		return snprintf(msg, msgsize, "no volume named '%s'", volume), -ENOENT;
 	}
 	pthread_mutex_lock(&l->lock);
 	if (l->n == LIFECYCLE_QUEUE_MAX) {
 		pthread_mutex_unlock(&l->lock);
-		return set_error(msg, msgsize, -EBUSY, "too many lifecycle events queued");
+		return snprintf(msg, msgsize, "too many lifecycle events queued"), -EBUSY;
 	}
 	j = &l->queue[(l->head + l->n++) % LIFECYCLE_QUEUE_MAX];
 	*j = (struct job){.kind = kind};

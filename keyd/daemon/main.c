@@ -39,7 +39,7 @@ int main(int argc, char **argv)
 	const char *config_path = CONFIG_PATH_DEFAULT;
 	struct keyd_config *cfg = NULL;
 	struct keyd k = {0};
-	struct jx_error je;
+	struct error je;
 	int c, r;
 
 	log_setup("keyd", LOG_INFO);

@@ -42,19 +42,20 @@ const char *kms_provider_names(void)
 	return list;
 }
 
-int kms_fail(struct kms_error *e, int r, bool retryable, const char *fmt, ...)
+int kms_fail(struct error *e, int r, bool retryable, const char *fmt, ...)
 {
+	long retry_after_s = e ? e->retry_after_s : -1;
 	va_list ap;
 
-	if (e) {
-		va_start(ap, fmt);
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
-		e->retryable = retryable;
-		if (!retryable)
-			e->retry_after_s = -1;
+	va_start(ap, fmt);
+	r = error_setv(e, r, fmt, ap);
+	va_end(ap);
+	/* A Retry-After the provider read from this reply stays with a retryable failure. */
+	if (e && retryable) {
+		e->retryable = true;
+		e->retry_after_s = retry_after_s;
 	}
-	return r < 0 ? r : -EIO;
+	return r;
 }
 
 void kms_wrapped_done(struct kms_wrapped *w)
@@ -71,7 +72,7 @@ int kms_aad_for_uuid(const char *uuid, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-static int kms_ensure_open(struct kms *kms, struct kms_error *e)
+static int kms_ensure_open(struct kms *kms, struct error *e)
 {
 	int r;
 
@@ -118,7 +119,7 @@ struct kms_call {
 	struct kms_key_info *info;
 };
 
-static int kms_call_once(struct kms *kms, const struct kms_call *c, struct kms_error *e)
+static int kms_call_once(struct kms *kms, const struct kms_call *c, struct error *e)
 {
 	switch (c->op) {
 	case KMS_OP_WRAP:
@@ -141,7 +142,7 @@ static int kms_call_once(struct kms *kms, const struct kms_call *c, struct kms_e
 	return -EINVAL;
 }
 
-static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct kms_error *e,
+static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct error *e,
 			     kms_wait_fn wait, void *userdata, const volatile bool *stop)
 {
 	uint64_t deadline = now_mono_us() + kms->retry.deadline_ms * 1000;
@@ -150,7 +151,7 @@ static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct k
 	for (unsigned attempt = 1;; attempt++) {
 		uint64_t pause, now;
 
-		*e = (struct kms_error){.retry_after_s = -1};
+		*e = (struct error){.retry_after_s = -1};
 		r = kms_ensure_open(kms, e);
 		if (r >= 0)
 			r = kms_call_once(kms, c, e);
@@ -177,7 +178,7 @@ static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct k
 }
 
 int kms_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
-	     const char *aad, struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait,
+	     const char *aad, struct kms_wrapped *ret, struct error *e, kms_wait_fn wait,
 	     void *userdata, const volatile bool *stop)
 {
 	struct kms_call c = {.op = KMS_OP_WRAP,
@@ -191,8 +192,8 @@ int kms_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek
 }
 
 int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
-	       uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
-	       struct kms_error *e, kms_wait_fn wait, void *userdata, const volatile bool *stop)
+	       uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped, struct error *e,
+	       kms_wait_fn wait, void *userdata, const volatile bool *stop)
 {
 	struct kms_call c = {.op = KMS_OP_UNWRAP,
 			     .key_id = key_id,
@@ -206,7 +207,7 @@ int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char
 }
 
 int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
-	       struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait, void *userdata,
+	       struct kms_wrapped *ret, struct error *e, kms_wait_fn wait, void *userdata,
 	       const volatile bool *stop)
 {
 	struct kms_call c = {
@@ -215,14 +216,14 @@ int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char
 	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
 }
 
-int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret, struct kms_error *e)
+int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret, struct error *e)
 {
 	struct kms_call c = {.op = KMS_OP_KEY_INFO, .key_id = key_id, .info = ret};
 	int r;
 
 	/* One attempt: polling asks again at its next tick anyway. */
 	*ret = (struct kms_key_info){.state = KMS_KEY_UNKNOWN};
-	*e = (struct kms_error){.retry_after_s = -1};
+	*e = (struct error){.retry_after_s = -1};
 	r = kms_ensure_open(kms, e);
 	if (r >= 0)
 		r = kms_call_once(kms, &c, e);
@@ -231,11 +232,11 @@ int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret, 
 	return r;
 }
 
-int kms_probe(struct kms *kms, const char *key_id, struct kms_error *e)
+int kms_probe(struct kms *kms, const char *key_id, struct error *e)
 {
 	int r;
 
-	*e = (struct kms_error){.retry_after_s = -1};
+	*e = (struct error){.retry_after_s = -1};
 	r = kms_ensure_open(kms, e);
 	if (r < 0)
 		return r;

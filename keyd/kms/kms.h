@@ -14,18 +14,11 @@
 #define KMS_KEY_ID_MAX	256
 #define KMS_WDEK_MAX	8192
 #define KMS_AAD_MAX	128
-#define KMS_ERR_MAX	512
 #define KMS_VERSION_MAX 128
 
-/* Why the last call failed, in words an operator can act on, and whether a retry may help. */
-struct kms_error {
-	char msg[KMS_ERR_MAX];
-	bool retryable;
-	long retry_after_s; /* -1: use our backoff */
-};
-
-/* Formats e->msg, sets retryable, returns r (a negative errno). */
-int kms_fail(struct kms_error *e, int r, bool retryable, const char *fmt, ...)
+/* Formats e->msg, says whether a retry may help (the provider's classification of the
+ * failure: 429, 5xx, transport), returns r (a negative errno). */
+int kms_fail(struct error *e, int r, bool retryable, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* A wrapped DEK as stored in the token, and the KMS key version that wrapped it.
@@ -60,28 +53,28 @@ struct kms_provider {
 	const char *name;
 	const char *summary;
 	/* Reads the provider's config object at @path ("kms.NAME"); unknown keys are errors. */
-	int (*parse)(struct kms *kms, json_t *obj, const char *path, struct jx_error *e);
+	int (*parse)(struct kms *kms, json_t *obj, const char *path, struct error *e);
 	/* Loads credentials and prepares clients; called once before first use. */
-	int (*open)(struct kms *kms, struct kms_error *e);
+	int (*open)(struct kms *kms, struct error *e);
 	int (*wrap)(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
-		    const char *aad, struct kms_wrapped *ret, struct kms_error *e);
+		    const char *aad, struct kms_wrapped *ret, struct error *e);
 	/* *ret_dek is secure memory. If the KMS hands back a ciphertext rewrapped to a newer
 	 * key version (Key Protect after a rotation), it goes to *rewrapped (may be NULL). */
 	int (*unwrap)(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 		      uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
-		      struct kms_error *e);
+		      struct error *e);
 	/* Rewraps a WDEK to the root key's newest version without exposing the DEK to us. */
 	int (*rewrap)(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
-		      struct kms_wrapped *ret, struct kms_error *e);
+		      struct kms_wrapped *ret, struct error *e);
 	/* The root key's state and newest version (polling for lifecycle changes). */
 	int (*key_info)(struct kms *kms, const char *key_id, struct kms_key_info *ret,
-			struct kms_error *e);
+			struct error *e);
 	/* Tells the KMS that this adopter acted on its lifecycle event @event_id for @key_id
 	 * (Key Protect's event_ack); @key_state is what the adopter now holds. May be NULL. */
 	int (*event_ack)(struct kms *kms, const char *key_id, const char *event_id,
-			 enum kms_key_state key_state, struct kms_error *e);
+			 enum kms_key_state key_state, struct error *e);
 	/* Reaches the KMS and authenticates; checks @key_id exists and is usable if given. */
-	int (*probe)(struct kms *kms, const char *key_id, struct kms_error *e);
+	int (*probe)(struct kms *kms, const char *key_id, struct error *e);
 	void (*done)(struct kms *kms);
 };
 
@@ -113,23 +106,22 @@ const char *kms_provider_names(void);
 /* Called before each pause between attempts: the attempt number, the pause, and the last
  * error, so the daemon can tell systemd (STATUS=) and the log what it waits for. */
 typedef void (*kms_wait_fn)(void *userdata, unsigned attempt, uint64_t pause_ms,
-			    const struct kms_error *e);
+			    const struct error *e);
 
 /* Calls with retries: bounded time per try, exponential backoff with jitter (or the KMS's
  * Retry-After), until the deadline or a non-retryable error. @stop ends waiting early. */
 int kms_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
-	     const char *aad, struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait,
+	     const char *aad, struct kms_wrapped *ret, struct error *e, kms_wait_fn wait,
 	     void *userdata, const volatile bool *stop);
 int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
-	       uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
-	       struct kms_error *e, kms_wait_fn wait, void *userdata, const volatile bool *stop);
+	       uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped, struct error *e,
+	       kms_wait_fn wait, void *userdata, const volatile bool *stop);
 int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
-	       struct kms_wrapped *ret, struct kms_error *e, kms_wait_fn wait, void *userdata,
+	       struct kms_wrapped *ret, struct error *e, kms_wait_fn wait, void *userdata,
 	       const volatile bool *stop);
 /* One attempt, no retries (for polling). */
-int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
-		 struct kms_error *e);
-int kms_probe(struct kms *kms, const char *key_id, struct kms_error *e);
+int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret, struct error *e);
+int kms_probe(struct kms *kms, const char *key_id, struct error *e);
 void kms_free(struct kms *kms);
 
 /* Microseconds since the KMS last answered a call successfully; UINT64_MAX if never. */

@@ -24,7 +24,7 @@ struct file_kms {
 	uint8_t *root_key; /* secure memory */
 };
 
-static int file_parse(struct kms *kms, json_t *obj, const char *path, struct jx_error *e)
+static int file_parse(struct kms *kms, json_t *obj, const char *path, struct error *e)
 {
 	static const char *const keys[] = {"provider", "root_key_file", NULL};
 	struct file_kms *f;
@@ -47,7 +47,7 @@ static int file_parse(struct kms *kms, json_t *obj, const char *path, struct jx_
 }
 
 /* The root key from its file into secure memory, or an error that says what is wrong. */
-static int file_read_key(const struct file_kms *f, uint8_t **ret, struct kms_error *e)
+static int file_read_key(const struct file_kms *f, uint8_t **ret, struct error *e)
 {
 	_cleanup_secure_ uint8_t *key = NULL;
 	size_t n;
@@ -69,7 +69,7 @@ static int file_read_key(const struct file_kms *f, uint8_t **ret, struct kms_err
 	return 0;
 }
 
-static int file_open(struct kms *kms, struct kms_error *e)
+static int file_open(struct kms *kms, struct error *e)
 {
 	struct file_kms *f = kms->data;
 
@@ -97,7 +97,7 @@ static int file_gcm(const uint8_t *key, bool enc, const uint8_t *nonce, const ch
 }
 
 static int file_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
-		     const char *aad, struct kms_wrapped *ret, struct kms_error *e)
+		     const char *aad, struct kms_wrapped *ret, struct error *e)
 {
 	struct file_kms *f = kms->data;
 	uint8_t blob[FILE_BLOB_MAX];
@@ -127,7 +127,7 @@ static int file_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, si
 
 static int file_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 		       uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
-		       struct kms_error *e)
+		       struct error *e)
 {
 	struct file_kms *f = kms->data;
 	_cleanup_secure_ uint8_t *blob = NULL;
@@ -161,7 +161,7 @@ static int file_unwrap(struct kms *kms, const char *key_id, const char *wdek, co
 
 /* The same root key, a fresh nonce: the old WDEK keeps working too, as after a KMS rewrap. */
 static int file_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
-		       struct kms_wrapped *ret, struct kms_error *e)
+		       struct kms_wrapped *ret, struct error *e)
 {
 	_cleanup_secure_ uint8_t *dek = NULL;
 	size_t n = 0;
@@ -176,7 +176,7 @@ static int file_rewrap(struct kms *kms, const char *key_id, const char *wdek, co
 /* The root key is "active" while its file still holds the key keyd loaded; anything else is
  * an error that says what changed. There are no versions. */
 static int file_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
-			 struct kms_error *e)
+			 struct error *e)
 {
 	struct file_kms *f = kms->data;
 	_cleanup_secure_ uint8_t *key = NULL;

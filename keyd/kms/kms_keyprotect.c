@@ -143,7 +143,7 @@ static void kp_freep(struct kp **kp)
 	kp_free(*kp);
 }
 
-static int kp_parse(struct kms *kms, json_t *obj, const char *path, struct jx_error *e)
+static int kp_parse(struct kms *kms, json_t *obj, const char *path, struct error *e)
 {
 	static const char *const keys[] = {"provider",	  "endpoints",	  "iam_endpoint",
 					   "instance_id", "api_key_file", "ca_file",
@@ -196,7 +196,7 @@ static int kp_parse(struct kms *kms, json_t *obj, const char *path, struct jx_er
 	return 0;
 }
 
-static int kp_open(struct kms *kms, struct kms_error *e)
+static int kp_open(struct kms *kms, struct error *e)
 {
 	struct kp *kp = kms->data;
 	_cleanup_secure_ uint8_t *key = NULL;
@@ -220,7 +220,7 @@ static int kp_open(struct kms *kms, struct kms_error *e)
 
 /* Key Protect says why in resources[0].reasons[0].{code,message} or resources[0].errorMsg;
  * IAM in errorCode and errorMessage. Nothing else of the body is quoted. */
-static int fail_status(struct kms_error *e, const struct http_response *resp, bool iam,
+static int fail_status(struct error *e, const struct http_response *resp, bool iam,
 		       const char *where)
 {
 	json_auto_t *j = json_loadb(kms_rest_body(resp), resp->body.len, 0, NULL);
@@ -258,7 +258,7 @@ static int fail_status(struct kms_error *e, const struct http_response *resp, bo
 /* One HTTPS request, to IAM or Key Protect. With @ret its answer must be 200 with a JSON
  * object; without, any 2xx will do and the body is not read. */
 static int kp_http(struct kp *kp, bool iam, const char *where, const struct http_request *req,
-		   long *ret_status, json_t **ret, struct kms_error *e)
+		   long *ret_status, json_t **ret, struct error *e)
 {
 	_cleanup_(http_response_done) struct http_response resp = {0};
 	int r;
@@ -298,7 +298,7 @@ static int iam_form(const struct kp *kp, struct secbuf *form)
 }
 
 /* Trades the API key for a new bearer token and caches it. Caller holds kp->lock. */
-static int iam_token(struct kms *kms, struct kp *kp, struct kms_error *e)
+static int iam_token(struct kms *kms, struct kp *kp, struct error *e)
 {
 	static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
 					      "Accept: application/json", NULL};
@@ -307,7 +307,7 @@ static int iam_token(struct kms *kms, struct kp *kp, struct kms_error *e)
 	const char *token = NULL, *type = NULL;
 	uint64_t start = now_mono_us(), life_s = 0, life, margin;
 	char where[KMS_REST_URL_MAX + 64], *auth;
-	struct jx_error jxe;
+	struct error jxe;
 	long status;
 	int r;
 
@@ -364,7 +364,7 @@ static int iam_token(struct kms *kms, struct kp *kp, struct kms_error *e)
  * at the same time wait for one refresh instead of each asking IAM. *ret_fresh says whether the
  * token was fetched by this call. */
 static int kp_auth(struct kms *kms, uint64_t stale, char **ret, uint64_t *ret_gen, bool *ret_fresh,
-		   struct kms_error *e)
+		   struct error *e)
 {
 	struct kp *kp = kms->data;
 	uint64_t now = now_mono_us();
@@ -401,7 +401,7 @@ static const char *kp_where(char *buf, size_t size, const char *endpoint, const 
 }
 
 static int kp_send(struct kms *kms, const struct kp_op *op, const char *endpoint, const char *auth,
-		   long *ret_status, json_t **ret, struct kms_error *e)
+		   long *ret_status, json_t **ret, struct error *e)
 {
 	struct kp *kp = kms->data;
 	char ctype[64], url[KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 64], where[KP_WHERE_MAX];
@@ -429,7 +429,7 @@ static int kp_send(struct kms *kms, const struct kp_op *op, const char *endpoint
  * last failure is the one reported. A 401 for a cached token buys one new token and one more
  * try at the same endpoint. */
 static int kp_call(struct kms *kms, const struct kp_op *op, json_t **ret, const char **ret_endpoint,
-		   struct kms_error *e)
+		   struct error *e)
 {
 	struct kp *kp = kms->data;
 	_cleanup_secure_ char *auth = NULL;
@@ -468,7 +468,7 @@ static int kp_call(struct kms *kms, const struct kp_op *op, json_t **ret, const 
 	return r;
 }
 
-static int fail_reply(struct kms_error *e, const char *endpoint, const struct kp_op *op,
+static int fail_reply(struct error *e, const char *endpoint, const struct kp_op *op,
 		      const char *why)
 {
 	char where[KP_WHERE_MAX];
@@ -479,7 +479,7 @@ static int fail_reply(struct kms_error *e, const char *endpoint, const struct kp
 
 /* The optional {"id": …} object that names a key version in a reply at @path. */
 static int reply_version(json_t *obj, const char *path, const char *key, const char **ret,
-			 struct jx_error *jxe)
+			 struct error *jxe)
 {
 	json_t *v = json_object_get(obj, key);
 	char p[64];
@@ -493,7 +493,7 @@ static int reply_version(json_t *obj, const char *path, const char *key, const c
 }
 
 /* The ciphertext of a reply: opaque to us, but it goes into the LUKS token as it is. */
-static int reply_ciphertext(json_t *reply, bool required, const char **ret, struct jx_error *jxe)
+static int reply_ciphertext(json_t *reply, bool required, const char **ret, struct error *jxe)
 {
 	int r = jx_string(reply, "reply", "ciphertext", required, KMS_WDEK_MAX, ret, jxe);
 
@@ -504,7 +504,7 @@ static int reply_ciphertext(json_t *reply, bool required, const char **ret, stru
 
 /* A new WDEK and the version that made it, as plain heap copies. */
 static int wrapped_set(struct kms_wrapped *w, const char *wdek, const char *version,
-		       struct kms_error *e)
+		       struct error *e)
 {
 	w->wdek = strdup(wdek);
 	w->key_version = version ? strdup(version) : NULL;
@@ -519,7 +519,7 @@ static int wrapped_set(struct kms_wrapped *w, const char *wdek, const char *vers
  * ["<aad>"]}, built in secure memory (a wrap's value is the DEK). */
 static int kp_action(struct kms *kms, const char *key_id, const char *what, const char *field,
 		     const char *value, const char *aad, struct kp_op *op, json_t **reply,
-		     const char **endpoint, struct kms_error *e)
+		     const char **endpoint, struct error *e)
 {
 	_cleanup_secure_ char *body = NULL;
 	json_auto_t *j = json_pack("{s:s, s:[s]}", field, value, "aad", aad);
@@ -541,13 +541,13 @@ static int kp_action(struct kms *kms, const char *key_id, const char *what, cons
 }
 
 static int kp_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
-		   const char *aad, struct kms_wrapped *ret, struct kms_error *e)
+		   const char *aad, struct kms_wrapped *ret, struct error *e)
 {
 	_cleanup_secure_ char *b64 = NULL;
 	json_auto_t *reply = NULL;
 	struct kp_op op;
 	const char *endpoint, *ct = NULL, *version = NULL;
-	struct jx_error jxe;
+	struct error jxe;
 	int r;
 
 	/* Unwrap accepts only this size back, so anything else would be lost. */
@@ -571,14 +571,14 @@ static int kp_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size
 
 static int kp_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 		     uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
-		     struct kms_error *e)
+		     struct error *e)
 {
 	_cleanup_secure_ uint8_t *dek = NULL;
 	json_auto_t *reply = NULL;
 	struct kp_op op;
 	const char *endpoint, *pt = NULL, *ct = NULL, *version = NULL;
 	char where[KP_WHERE_MAX];
-	struct jx_error jxe;
+	struct error jxe;
 	size_t n;
 	int r;
 
@@ -614,12 +614,12 @@ static int kp_unwrap(struct kms *kms, const char *key_id, const char *wdek, cons
 }
 
 static int kp_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
-		     struct kms_wrapped *ret, struct kms_error *e)
+		     struct kms_wrapped *ret, struct error *e)
 {
 	json_auto_t *reply = NULL;
 	struct kp_op op;
 	const char *endpoint, *ct = NULL, *version = NULL;
-	struct jx_error jxe;
+	struct error jxe;
 	int r;
 
 	r = kp_action(kms, key_id, "rewrap", "ciphertext", wdek, aad, &op, &reply, &endpoint, e);
@@ -644,12 +644,12 @@ struct kp_meta {
 };
 
 static int kp_metadata(struct kms *kms, const char *key_id, json_t **reply, struct kp_meta *m,
-		       struct kms_error *e)
+		       struct error *e)
 {
 	struct kp_op op = {
 		.what = "metadata read", .key_id = key_id, .method = "GET", .suffix = "/metadata"};
 	char where[KP_WHERE_MAX];
-	struct jx_error jxe;
+	struct error jxe;
 	json_t *key;
 	int r;
 
@@ -683,7 +683,7 @@ static int kp_metadata(struct kms *kms, const char *key_id, json_t **reply, stru
 }
 
 static int kp_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
-		       struct kms_error *e)
+		       struct error *e)
 {
 	json_auto_t *reply = NULL;
 	struct kp_meta m;
@@ -699,7 +699,7 @@ static int kp_key_info(struct kms *kms, const char *key_id, struct kms_key_info 
 	return 0;
 }
 
-static int kp_probe(struct kms *kms, const char *key_id, struct kms_error *e)
+static int kp_probe(struct kms *kms, const char *key_id, struct error *e)
 {
 	_cleanup_secure_ char *auth = NULL;
 	json_auto_t *reply = NULL;
@@ -733,7 +733,7 @@ static int kp_probe(struct kms *kms, const char *key_id, struct kms_error *e)
  * timestamp, keyStateData: {rewrappedKeyVersion}}]}. DEK_ENABLED must name the key version
  * the DEK is now wrapped with: after a rewrap that is the key's newest, from its metadata. */
 static int kp_event_ack(struct kms *kms, const char *key_id, const char *event_id,
-			enum kms_key_state key_state, struct kms_error *e)
+			enum kms_key_state key_state, struct error *e)
 {
 	_cleanup_secure_ char *body = NULL;
 	json_auto_t *meta = NULL, *ack = NULL, *data = NULL;

@@ -41,8 +41,7 @@ void kms_rest_printable(char *buf, size_t size, const char *s)
 	buf[n] = 0;
 }
 
-int kms_rest_url(const char *s, const char *path, const char *suffix, char **ret,
-		 struct jx_error *e)
+int kms_rest_url(const char *s, const char *path, const char *suffix, char **ret, struct error *e)
 {
 	size_t n;
 
@@ -73,8 +72,7 @@ void kms_rest_endpoints_free(char **endpoints, size_t n)
 	free(endpoints);
 }
 
-int kms_rest_endpoints(json_t *obj, const char *path, char ***ret, size_t *ret_n,
-		       struct jx_error *e)
+int kms_rest_endpoints(json_t *obj, const char *path, char ***ret, size_t *ret_n, struct error *e)
 {
 	json_t *eps = json_object_get(obj, "endpoints"), *v;
 	char **out, p[KMS_NAME_MAX + 64];
@@ -110,7 +108,7 @@ int kms_rest_endpoints(json_t *obj, const char *path, char ***ret, size_t *ret_n
 }
 
 int kms_rest_credential(const char *kms, const char *key, const char *file, uint8_t **ret,
-			size_t *ret_n, struct kms_error *e)
+			size_t *ret_n, struct error *e)
 {
 	_cleanup_secure_ uint8_t *d = NULL;
 	size_t n;
@@ -132,7 +130,7 @@ int kms_rest_credential(const char *kms, const char *key, const char *file, uint
 	return 0;
 }
 
-int kms_rest_ca_file(const char *kms, const char *ca_file, struct kms_error *e)
+int kms_rest_ca_file(const char *kms, const char *ca_file, struct error *e)
 {
 	int r;
 
@@ -144,12 +142,12 @@ int kms_rest_ca_file(const char *kms, const char *ca_file, struct kms_error *e)
 }
 
 int kms_rest_perform(struct http_client *http, const struct http_request *req, const char *where,
-		     struct http_response *resp, struct kms_error *e)
+		     struct http_response *resp, struct error *e)
 {
-	char why[KMS_REST_WHY_MAX];
+	struct error why;
 	int r;
 
-	r = http_perform(http, req, resp, why, sizeof(why));
+	r = http_perform(http, req, resp, &why);
 	if (r >= 0)
 		return 0;
 	if (r == -EPROTO)
@@ -157,11 +155,11 @@ int kms_rest_perform(struct http_client *http, const struct http_request *req, c
 				"%s: TLS failed, the server certificate could not be verified "
 				"against %s%s: %s",
 				where, req->ca_file ? "ca_file " : "the system trust store",
-				req->ca_file ? req->ca_file : "", why);
+				req->ca_file ? req->ca_file : "", why.msg);
 	if (r == -E2BIG)
 		return kms_fail(e, r, false, "%s: reply larger than %d bytes", where,
 				HTTP_RESPONSE_MAX);
-	r = kms_fail(e, r, http_errno_retryable(r), "%s: %s", where, why);
+	r = kms_fail(e, r, why.retryable, "%s: %s", where, why.msg);
 	e->retry_after_s = -1;
 	return r;
 }
@@ -172,7 +170,7 @@ const char *kms_rest_body(const struct http_response *resp)
 }
 
 int kms_rest_json(const struct http_response *resp, const char *where, json_t **ret,
-		  struct kms_error *e)
+		  struct error *e)
 {
 	json_auto_t *j = NULL;
 	json_error_t jerr;

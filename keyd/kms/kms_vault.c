@@ -169,7 +169,7 @@ static bool path_valid(const char *s)
 }
 
 static int parse_path(json_t *obj, const char *path, const char *key, const char **ret,
-		      struct jx_error *e)
+		      struct error *e)
 {
 	int r = jx_string(obj, path, key, false, VAULT_PATH_MAX, ret, e);
 
@@ -193,7 +193,7 @@ static char *strjoin(const char *a, const char *b, const char *c)
 	return s;
 }
 
-static int parse_approle(json_t *obj, const char *path, struct vault *v, struct jx_error *e)
+static int parse_approle(json_t *obj, const char *path, struct vault *v, struct error *e)
 {
 	static const char *const keys[] = {"role_id_file", "secret_id_file", "mount", NULL};
 	const char *role = NULL, *secret = NULL, *mount = "approle";
@@ -216,7 +216,7 @@ static int parse_approle(json_t *obj, const char *path, struct vault *v, struct 
 	return v->role_id_file && v->secret_id_file && v->login_path ? 0 : -ENOMEM;
 }
 
-static int vault_parse(struct kms *kms, json_t *obj, const char *path, struct jx_error *e)
+static int vault_parse(struct kms *kms, json_t *obj, const char *path, struct error *e)
 {
 	static const char *const keys[] = {"provider",	 "endpoints", "mount",	 "namespace",
 					   "token_file", "approle",   "ca_file", NULL};
@@ -264,7 +264,7 @@ static int vault_parse(struct kms *kms, json_t *obj, const char *path, struct jx
 	return 0;
 }
 
-static int vault_open(struct kms *kms, struct kms_error *e)
+static int vault_open(struct kms *kms, struct error *e)
 {
 	struct vault *v = kms->data;
 	_cleanup_secure_ uint8_t *role = NULL, *secret = NULL;
@@ -307,7 +307,7 @@ static const char *vault_where(char *buf, size_t size, const struct vault *v, co
 }
 
 /* Vault says why in {"errors": [...]}; the first two are quoted, as printable text. */
-static int fail_status(struct kms_error *e, const struct http_response *resp, const char *where)
+static int fail_status(struct error *e, const struct http_response *resp, const char *where)
 {
 	json_auto_t *j = json_loadb(kms_rest_body(resp), resp->body.len, 0, NULL);
 	json_t *errs = json_object_get(j, "errors");
@@ -343,7 +343,7 @@ static int fail_status(struct kms_error *e, const struct http_response *resp, co
 /* One request to one endpoint, with the token header @auth (NULL: none). The answer must be
  * 200 with a JSON object. */
 static int vault_send(struct kms *kms, const struct vault_req *req, const char *endpoint,
-		      const char *auth, long *ret_status, json_t **ret, struct kms_error *e)
+		      const char *auth, long *ret_status, json_t **ret, struct error *e)
 {
 	struct vault *v = kms->data;
 	_cleanup_(http_response_done) struct http_response resp = {0};
@@ -381,7 +381,7 @@ static int vault_send(struct kms *kms, const struct vault_req *req, const char *
 	return kms_rest_json(&resp, where, ret, e);
 }
 
-static int fail_reply(struct kms_error *e, const struct vault *v, const char *endpoint,
+static int fail_reply(struct error *e, const struct vault *v, const char *endpoint,
 		      const struct vault_req *req, const char *why)
 {
 	char where[VAULT_WHERE_MAX];
@@ -391,7 +391,7 @@ static int fail_reply(struct kms_error *e, const struct vault *v, const char *en
 }
 
 /* The object at @key of a reply ("data", "auth"). */
-static json_t *reply_object(json_t *reply, const char *key, struct jx_error *jxe)
+static json_t *reply_object(json_t *reply, const char *key, struct error *jxe)
 {
 	json_t *o = json_object_get(reply, key);
 
@@ -439,7 +439,7 @@ static void token_set(struct vault *v, char *auth, uint64_t start, uint64_t ttl_
 }
 
 /* Reads token_file; *ret is its token header, secure memory. */
-static int token_read(struct kms *kms, struct vault *v, char **ret, struct kms_error *e)
+static int token_read(struct kms *kms, struct vault *v, char **ret, struct error *e)
 {
 	_cleanup_secure_ uint8_t *token = NULL;
 	size_t n;
@@ -460,14 +460,14 @@ static int token_read(struct kms *kms, struct vault *v, char **ret, struct kms_e
 /* lookup-self: how long the token lives and whether it may be renewed. A token whose lookup
  * is refused (403: invalid, expired, or no default policy) is kept: the request it is for
  * will say. Caller holds v->lock. */
-static int token_lookup(struct kms *kms, struct vault *v, const char *endpoint, struct kms_error *e)
+static int token_lookup(struct kms *kms, struct vault *v, const char *endpoint, struct error *e)
 {
 	struct vault_req req = {
 		.what = "token lookup", .method = "GET", .path = "/v1/auth/token/lookup-self"};
 	json_auto_t *reply = NULL;
 	uint64_t start = now_mono_us(), ttl = 0, creation_ttl = 0;
 	bool renewable = false;
-	struct jx_error jxe;
+	struct error jxe;
 	json_t *data;
 	long status;
 	int r;
@@ -513,8 +513,8 @@ static void token_renew(struct kms *kms, struct vault *v, const char *endpoint)
 	json_auto_t *reply = NULL;
 	uint64_t start = now_mono_us(), lease = 0, full = v->full_ttl_us, old = v->expires_at_us;
 	bool renewable = false;
-	struct kms_error e;
-	struct jx_error jxe;
+	struct error e;
+	struct error jxe;
 	json_t *auth;
 	long status;
 	int r;
@@ -540,8 +540,7 @@ static void token_renew(struct kms *kms, struct vault *v, const char *endpoint)
 }
 
 /* AppRole login: a new client token for role_id and secret_id. Caller holds v->lock. */
-static int approle_login(struct kms *kms, struct vault *v, const char *endpoint,
-			 struct kms_error *e)
+static int approle_login(struct kms *kms, struct vault *v, const char *endpoint, struct error *e)
 {
 	_cleanup_secure_ char *role = NULL, *secret = NULL, *body = NULL;
 	struct vault_req req = {.what = "AppRole login", .method = "POST"};
@@ -549,7 +548,7 @@ static int approle_login(struct kms *kms, struct vault *v, const char *endpoint,
 	uint64_t start = now_mono_us(), lease = 0;
 	const char *token = NULL;
 	bool renewable = false;
-	struct jx_error jxe;
+	struct error jxe;
 	char *header;
 	json_t *auth;
 	long status;
@@ -593,7 +592,7 @@ static int approle_login(struct kms *kms, struct vault *v, const char *endpoint,
  * replace that file. *ret_fresh: a token other than the cached one is in use. Caller holds
  * v->lock. */
 static int token_auth(struct kms *kms, struct vault *v, const char *endpoint, uint64_t stale,
-		      bool *ret_fresh, struct kms_error *e)
+		      bool *ret_fresh, struct error *e)
 {
 	uint64_t now = now_mono_us();
 	char *header = NULL;
@@ -632,7 +631,7 @@ static int token_auth(struct kms *kms, struct vault *v, const char *endpoint, ui
  * looking up, renewing or re-reading first as due. The lock is held across those requests,
  * so threads that need a token at the same time wait for one of them. */
 static int vault_auth(struct kms *kms, const char *endpoint, uint64_t stale, char **ret,
-		      uint64_t *ret_gen, bool *ret_fresh, struct kms_error *e)
+		      uint64_t *ret_gen, bool *ret_fresh, struct error *e)
 {
 	struct vault *v = kms->data;
 	uint64_t now = now_mono_us();
@@ -667,7 +666,7 @@ static int vault_auth(struct kms *kms, const char *endpoint, uint64_t stale, cha
  * last failure is the one reported. A 403 with a token this call did not fetch buys one new
  * token (AppRole login, or a changed token_file) and one more try at the same endpoint. */
 static int vault_call(struct kms *kms, const struct vault_req *req, json_t **ret,
-		      const char **ret_endpoint, long *ret_status, struct kms_error *e)
+		      const char **ret_endpoint, long *ret_status, struct error *e)
 {
 	struct vault *v = kms->data;
 	long status = 0;
@@ -690,7 +689,7 @@ static int vault_call(struct kms *kms, const struct vault_req *req, json_t **ret
 		if (r >= 0) {
 			r = vault_send(kms, req, ep, auth, &status, ret, e);
 			if (status == 403 && !fresh) {
-				struct kms_error e2;
+				struct error e2;
 				int r2 = vault_auth(kms, ep, gen, &auth2, &gen, &fresh2, &e2);
 
 				if (r2 < 0) {
@@ -741,12 +740,12 @@ struct vault_key {
 };
 
 static int vault_read_key(struct kms *kms, const char *key_id, json_t **reply, struct vault_key *k,
-			  long *ret_status, struct kms_error *e)
+			  long *ret_status, struct error *e)
 {
 	struct vault *v = kms->data;
 	struct vault_req req = {.what = "read of", .key_id = key_id, .method = "GET"};
 	char ver[24];
-	struct jx_error jxe;
+	struct error jxe;
 	json_t *data, *t;
 	int r;
 
@@ -793,7 +792,7 @@ static int vault_read_key(struct kms *kms, const char *key_id, json_t **reply, s
 
 /* keyd binds every WDEK to its volume with associated_data: the key must take it. */
 static int vault_key_usable(struct kms *kms, const char *key_id, const struct vault_key *k,
-			    struct kms_error *e)
+			    struct error *e)
 {
 	struct vault *v = kms->data;
 	struct vault_req req = {.what = "read of", .key_id = key_id};
@@ -820,7 +819,7 @@ static int vault_key_usable(struct kms *kms, const char *key_id, const struct va
 /* Reads the key and refuses one keyd cannot use: Transit's encrypt would create a missing
  * key on the spot, which must never happen behind a customer's back. */
 static int vault_key_check(struct kms *kms, const char *key_id, json_t **reply, struct vault_key *k,
-			   struct kms_error *e)
+			   struct error *e)
 {
 	long status;
 	int r = vault_read_key(kms, key_id, reply, k, &status, e);
@@ -848,8 +847,7 @@ static char *transit_body(const char *field, const char *value, const char *aad)
 	return j ? json_dumps(j, JSON_COMPACT) : NULL;
 }
 
-static int wrapped_set(struct kms_wrapped *w, const char *wdek, uint64_t version,
-		       struct kms_error *e)
+static int wrapped_set(struct kms_wrapped *w, const char *wdek, uint64_t version, struct error *e)
 {
 	char ver[24];
 
@@ -865,7 +863,7 @@ static int wrapped_set(struct kms_wrapped *w, const char *wdek, uint64_t version
 
 /* encrypt, without the key check. */
 static int transit_encrypt(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
-			   const char *aad, struct kms_wrapped *ret, struct kms_error *e)
+			   const char *aad, struct kms_wrapped *ret, struct error *e)
 {
 	struct vault *v = kms->data;
 	_cleanup_secure_ char *b64 = NULL, *body = NULL;
@@ -873,7 +871,7 @@ static int transit_encrypt(struct kms *kms, const char *key_id, const uint8_t *d
 	struct vault_req req = {.what = "encrypt with", .key_id = key_id, .method = "POST"};
 	const char *endpoint, *ct = NULL;
 	uint64_t version = 0, reported = 0;
-	struct jx_error jxe;
+	struct error jxe;
 	json_t *data;
 	int r;
 
@@ -904,7 +902,7 @@ static int transit_encrypt(struct kms *kms, const char *key_id, const uint8_t *d
 }
 
 static int vault_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
-		      const char *aad, struct kms_wrapped *ret, struct kms_error *e)
+		      const char *aad, struct kms_wrapped *ret, struct error *e)
 {
 	json_auto_t *reply = NULL;
 	struct vault_key k;
@@ -923,12 +921,11 @@ static int vault_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, s
 }
 
 /* Vault refuses ciphertexts of versions below min_decryption_version: say which numbers. */
-static void explain_too_old(struct kms *kms, const char *key_id, uint64_t version,
-			    struct kms_error *e)
+static void explain_too_old(struct kms *kms, const char *key_id, uint64_t version, struct error *e)
 {
 	json_auto_t *reply = NULL;
 	struct vault_key k;
-	struct kms_error e2;
+	struct error e2;
 	size_t n = strlen(e->msg);
 	long status;
 	char min[48] = "";
@@ -944,7 +941,7 @@ static void explain_too_old(struct kms *kms, const char *key_id, uint64_t versio
 
 static int vault_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 			uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
-			struct kms_error *e)
+			struct error *e)
 {
 	struct vault *v = kms->data;
 	_cleanup_secure_ char *body = NULL;
@@ -954,7 +951,7 @@ static int vault_unwrap(struct kms *kms, const char *key_id, const char *wdek, c
 	const char *endpoint, *pt = NULL;
 	char where[VAULT_WHERE_MAX];
 	uint64_t version;
-	struct jx_error jxe;
+	struct error jxe;
 	json_t *data;
 	size_t n;
 	int r;
@@ -1004,7 +1001,7 @@ static int vault_unwrap(struct kms *kms, const char *key_id, const char *wdek, c
  * passes through secure memory, as at every unlock. A WDEK already at the newest version is
  * returned as it is. */
 static int vault_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
-			struct kms_wrapped *ret, struct kms_error *e)
+			struct kms_wrapped *ret, struct error *e)
 {
 	struct vault *v = kms->data;
 	_cleanup_secure_ uint8_t *dek = NULL;
@@ -1033,7 +1030,7 @@ static int vault_rewrap(struct kms *kms, const char *key_id, const char *wdek, c
 /* Transit keys have no disabled state: a readable key is active. A key that is gone (404,
  * deleted) is destroyed, and that is also an -ENOENT error. */
 static int vault_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
-			  struct kms_error *e)
+			  struct error *e)
 {
 	json_auto_t *reply = NULL;
 	struct vault_key k;
@@ -1062,7 +1059,7 @@ static int vault_key_info(struct kms *kms, const char *key_id, struct kms_key_in
 }
 
 /* Logs in (or looks the token up) and, given a key, checks keyd can use it. */
-static int vault_probe(struct kms *kms, const char *key_id, struct kms_error *e)
+static int vault_probe(struct kms *kms, const char *key_id, struct error *e)
 {
 	struct vault *v = kms->data;
 	json_auto_t *reply = NULL;

@@ -49,7 +49,7 @@ static const char *config_path(void)
 	return p && p[0] ? p : CONFIG_PATH_DEFAULT;
 }
 
-static void say_wait(void *userdata, unsigned attempt, uint64_t pause_ms, const struct kms_error *e)
+static void say_wait(void *userdata, unsigned attempt, uint64_t pause_ms, const struct error *e)
 {
 	struct crypt_device *cd = userdata;
 
@@ -87,10 +87,11 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 	struct keyd_config *cfg = NULL;
 	struct keyd_token t = {.id = -1, .keyslot = -1};
 	struct kms_wrapped rewrapped = {0};
-	char aad[KMS_AAD_MAX], err[KMS_ERR_MAX + 256] = "";
+	char aad[KMS_AAD_MAX];
+	struct error err = {.msg = ""};
 	const char *json = NULL, *path = config_path();
-	struct kms_error ke;
-	struct jx_error je;
+	struct error ke;
+	struct error je;
 	struct kms *kms;
 	size_t dek_len = 0;
 	int r;
@@ -135,21 +136,20 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 	kms = config_find_kms(cfg, t.kms);
 	if (!kms) {
 		r = -ENOENT;
-		snprintf(err, sizeof(err), "token %d names KMS '%s', which %s does not define",
-			 token, t.kms, path);
+		error_set(&err, -EIO, "token %d names KMS '%s', which %s does not define", token,
+			  t.kms, path);
 		goto out;
 	}
 	if (strcmp(kms->provider->name, t.provider) != 0) {
 		r = -EXDEV;
-		snprintf(err, sizeof(err),
-			 "token %d was wrapped by a %s KMS, but KMS '%s' in %s is %s", token,
-			 t.provider, t.kms, path, kms->provider->name);
+		error_set(&err, -EIO, "token %d was wrapped by a %s KMS, but KMS '%s' in %s is %s",
+			  token, t.provider, t.kms, path, kms->provider->name);
 		goto out;
 	}
 	/* Never the token's own "aad": the binding is to this header's UUID. */
 	r = kms_aad_for_uuid(crypt_get_uuid(cd), aad, sizeof(aad));
 	if (r < 0) {
-		snprintf(err, sizeof(err), "no usable LUKS UUID in the header");
+		error_set(&err, -EIO, "no usable LUKS UUID in the header");
 		goto out;
 	}
 	r = kms_unwrap(kms, t.key_id, t.wdek, aad, &dek, &dek_len, &rewrapped, &ke, say_wait, cd,
@@ -157,14 +157,13 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 	/* A ciphertext Key Protect rewrapped is keyd's to store; the plugin stays read-only. */
 	kms_wrapped_done(&rewrapped);
 	if (r < 0) {
-		snprintf(err, sizeof(err), "unwrap with KMS '%s' (key %s): %s", t.kms, t.key_id,
-			 ke.msg);
+		error_set(&err, -EIO, "unwrap with KMS '%s' (key %s): %s", t.kms, t.key_id, ke.msg);
 		goto out;
 	}
 	if (dek_len != LUKS_DEK_LEN) {
 		r = -EBADMSG;
-		snprintf(err, sizeof(err), "KMS '%s' returned a %zu-byte key, expected %d", t.kms,
-			 dek_len, LUKS_DEK_LEN);
+		error_set(&err, -EIO, "KMS '%s' returned a %zu-byte key, expected %d", t.kms,
+			  dek_len, LUKS_DEK_LEN);
 		goto out;
 	}
 	*buffer = (char *)TAKE_PTR(dek);
@@ -172,10 +171,11 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 	r = 0;
 out:
 	if (r < 0)
-		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: %s: %s\n", crypt_get_device_name(cd), err);
+		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: %s: %s\n", crypt_get_device_name(cd),
+			   err.msg);
 	/* Success means the KMS released the key; whether it opens the keyslot, libcryptsetup
 	 * says next (and a wrong key cannot come back: the AEAD tag binds it to this header). */
-	plugin_audit(cd, cfg, &t, token, r, r < 0 ? err : NULL);
+	plugin_audit(cd, cfg, &t, token, r, r < 0 ? err.msg : NULL);
 	token_done(&t);
 	config_free(cfg);
 	return r;
@@ -190,7 +190,7 @@ void cryptsetup_token_buffer_free(void *buffer, size_t buffer_len)
 int cryptsetup_token_validate(struct crypt_device *cd, const char *json)
 {
 	struct keyd_token t;
-	struct jx_error je;
+	struct error je;
 	int r;
 
 	r = token_from_json(json, -1, &t, &je);
@@ -204,7 +204,7 @@ int cryptsetup_token_validate(struct crypt_device *cd, const char *json)
 void cryptsetup_token_dump(struct crypt_device *cd, const char *json)
 {
 	struct keyd_token t;
-	struct jx_error je;
+	struct error je;
 
 	if (token_from_json(json, -1, &t, &je) < 0) {
 		crypt_logf(cd, CRYPT_LOG_NORMAL, "\tinvalid keyd token: %s\n", je.msg);

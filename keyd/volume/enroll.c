@@ -15,8 +15,6 @@
 #include "token.h"
 #include "util.h"
 
-#define fail set_error
-
 static void new_uuid(char *buf, size_t size)
 {
 	uint8_t u[16];
@@ -44,14 +42,14 @@ static int now_token_time(char *buf, size_t size)
 	return 0;
 }
 
-int enroll(const struct enroll_request *req, struct enroll_result *res, char *err, size_t errsize)
+int enroll(const struct enroll_request *req, struct enroll_result *res, struct error *err)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_secure_ uint8_t *dek = NULL;
 	struct kms_wrapped w = {0};
 	struct keyd_token tok = {.id = CRYPT_ANY_TOKEN}, old = {.id = -1};
-	struct kms_error ke;
-	struct jx_error je;
+	struct error ke;
+	struct error je;
 	struct unlock_result ur;
 	char aad[KMS_AAD_MAX], sigs[256], now[40];
 	bool formatted = false;
@@ -67,15 +65,15 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 
 		r = signatures_probe(req->device, &found, luks_uuid);
 		if (r < 0)
-			return fail(err, errsize, r, "probe %s: %s", req->device, strerror(-r));
+			return error_set(err, r, "probe %s: %s", req->device, strerror(-r));
 		signatures_format(found, sigs, sizeof(sigs));
 		r = (int)json_array_size(found);
 		if (r == 1 && luks_uuid[0]) {
 			_cleanup_crypt_ struct crypt_device *probe = NULL;
 
 			if (cryptsetup_load(req->device, &probe) < 0)
-				return fail(
-					err, errsize, -EEXIST,
+				return error_set(
+					err, -EEXIST,
 					"format: %s holds a LUKS signature that libcryptsetup "
 					"cannot read (a format interrupted mid-write?); check it, "
 					"and if it holds nothing, wipe it (wipefs -a %s) and "
@@ -83,52 +81,53 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 					req->device, req->device);
 			/* An enrollment interrupted before its first keyslot leaves a header
 			 * with, at most, a pending token: roll that back, then it holds nothing. */
-			if (token_converge(probe, req->device, req->kms, err, errsize) >= 0 &&
+			if (token_converge(probe, req->device, req->kms, err) >= 0 &&
 			    luks_is_empty(req->device))
 				r = 0;
 			else if (token_find(probe, &old, &je) > 0 && old.id >= 0)
 				goto enrolled;
 		}
 		if (r > 0)
-			return fail(
-				err, errsize, -EEXIST,
+			return error_set(
+				err, -EEXIST,
 				"format: %s is not blank (found: %s); refusing to overwrite it. "
 				"Wipe it first, or enroll it without --format if it is LUKS2",
 				req->device, sigs);
 		r = crypt_init(&cd, req->device);
 		if (r < 0)
-			return fail(err, errsize, r, "open %s: %s", req->device, strerror(-r));
+			return error_set(err, r, "open %s: %s", req->device, strerror(-r));
 		new_uuid(res->uuid, sizeof(res->uuid));
 	} else {
 		r = cryptsetup_load(req->device, &cd);
 		if (r == -EMEDIUMTYPE)
-			return fail(
-				err, errsize, r,
+			return error_set(
+				err, r,
 				"read header: %s holds no LUKS2 header (use --format for a blank "
 				"device; LUKS1 must be converted with cryptsetup convert first)",
 				req->device);
 		if (r < 0)
-			return fail(err, errsize, r, "read header of %s: %s", req->device,
-				    strerror(-r));
-		r = token_converge(cd, req->device, req->kms, err, errsize);
+			return error_set(err, r, "read header of %s: %s", req->device,
+					 strerror(-r));
+		r = token_converge(cd, req->device, req->kms, err);
 		if (r < 0)
 			return r;
 		r = token_find(cd, &old, &je);
 		if (r < 0)
-			return fail(err, errsize, r, "read header: %s",
-				    r == -EINVAL ? je.msg : strerror(-r));
+			return error_set(err, r, "read header: %s",
+					 r == -EINVAL ? je.msg : strerror(-r));
 		if (r > 0 && old.id >= 0) {
 		enrolled:
-			fail(err, errsize, -EEXIST,
-			     "read header: %s is already enrolled (token %d, keyslot %d, KMS '%s', "
-			     "key %s); rotate it instead of enrolling again",
-			     req->device, old.id, old.keyslot, old.kms, old.key_id);
+			error_set(
+				err, -EEXIST,
+				"read header: %s is already enrolled (token %d, keyslot %d, KMS '%s', "
+				"key %s); rotate it instead of enrolling again",
+				req->device, old.id, old.keyslot, old.kms, old.key_id);
 			token_done(&old);
 			return -EEXIST;
 		}
 		if (!req->auth)
-			return fail(
-				err, errsize, -ENOKEY,
+			return error_set(
+				err, -ENOKEY,
 				"authorise: %s is LUKS2 already: give an existing passphrase or "
 				"key file (--key-file FILE, or - for standard input)",
 				req->device);
@@ -136,32 +135,32 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 		r = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, (const char *)req->auth,
 						 req->auth_len, 0);
 		if (r < 0)
-			return fail(err, errsize, r, "authorise: %s",
-				    r == -EPERM ? "the passphrase or key file opens no keyslot"
-						: strerror(-r));
+			return error_set(err, r, "authorise: %s",
+					 r == -EPERM ? "the passphrase or key file opens no keyslot"
+						     : strerror(-r));
 		snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
 	}
 	r = kms_aad_for_uuid(res->uuid, aad, sizeof(aad));
 	if (r < 0)
-		return fail(err, errsize, r, "read header: LUKS UUID too long");
+		return error_set(err, r, "read header: LUKS UUID too long");
 
 	/* 2. The DEK, and its wrap by the KMS. */
 	dek = secmem_alloc(LUKS_DEK_LEN);
 	if (!dek)
-		return fail(err, errsize, -ENOMEM, "generate key: out of secure memory");
+		return error_set(err, -ENOMEM, "generate key: out of secure memory");
 	if (RAND_priv_bytes(dek, LUKS_DEK_LEN) != 1)
-		return fail(err, errsize, -EIO, "generate key: RAND_priv_bytes failed");
+		return error_set(err, -EIO, "generate key: RAND_priv_bytes failed");
 	r = kms_wrap(req->kms, req->key_id, dek, LUKS_DEK_LEN, aad, &w, &ke, NULL, NULL, NULL);
 	if (r < 0)
-		return fail(err, errsize, r, "wrap with KMS '%s' (key %s): %s", req->kms->name,
-			    req->key_id, ke.msg);
+		return error_set(err, r, "wrap with KMS '%s' (key %s): %s", req->kms->name,
+				 req->key_id, ke.msg);
 
 	/* 3. Header changes, each one header write, in an order that a crash at any instant
 	 *    leaves recoverable (token_converge): format, a pending token with the WDEK, the
 	 *    keyslot, then the token made active with its keyslot. */
 	r = luks_set_keyd_pbkdf(cd);
 	if (r < 0) {
-		fail(err, errsize, r, "set PBKDF: %s", strerror(-r));
+		error_set(err, r, "set PBKDF: %s", strerror(-r));
 		goto out;
 	}
 	if (req->format) {
@@ -169,13 +168,13 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 
 		r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", res->uuid, NULL, 64, &p);
 		if (r < 0) {
-			fail(err, errsize, r, "format %s as LUKS2: %s", req->device, strerror(-r));
+			error_set(err, r, "format %s as LUKS2: %s", req->device, strerror(-r));
 			goto out;
 		}
 		formatted = true;
 		r = luks_set_keyd_pbkdf(cd);
 		if (r < 0) {
-			fail(err, errsize, r, "set PBKDF: %s", strerror(-r));
+			error_set(err, r, "set PBKDF: %s", strerror(-r));
 			goto out;
 		}
 	}
@@ -195,7 +194,7 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 				  .created = now};
 	r = token_write(cd, &tok);
 	if (r < 0) {
-		fail(err, errsize, r, "write token: %s", strerror(-r));
+		error_set(err, r, "write token: %s", strerror(-r));
 		goto out;
 	}
 	token = tok.id = r;
@@ -207,15 +206,16 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 		r = crypt_keyslot_add_by_passphrase(cd, CRYPT_ANY_SLOT, (const char *)req->auth,
 						    req->auth_len, (const char *)dek, LUKS_DEK_LEN);
 	if (r < 0) {
-		fail(err, errsize, r, "add keyslot: %s",
-		     r == -EPERM ? "the passphrase or key file opens no keyslot" : strerror(-r));
+		error_set(err, r, "add keyslot: %s",
+			  r == -EPERM ? "the passphrase or key file opens no keyslot"
+				      : strerror(-r));
 		goto out;
 	}
 	slot = tok.keyslot = r;
 	tok.state = TOKEN_ACTIVE;
 	r = token_write(cd, &tok);
 	if (r < 0) {
-		fail(err, errsize, r, "activate token: %s", strerror(-r));
+		error_set(err, r, "activate token: %s", strerror(-r));
 		goto out;
 	}
 
@@ -223,19 +223,16 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, char *er
 	r = volume_unlock(&(struct unlock_request){.device = req->device,
 						   .kms = req->kms,
 						   .expect_key_id = req->key_id},
-			  &ur, err, errsize);
+			  &ur, err);
 	if (r < 0) {
-		char inner[ENROLL_ERR_MAX];
-
-		snprintf(inner, sizeof(inner), "%s", err);
-		fail(err, errsize, r, "verify round trip: %s", inner);
+		error_prefix(err, r, "verify round trip");
 		goto out;
 	}
 	kms_wrapped_done(&ur.rewrapped);
 	if (ur.keyslot != slot || ur.token != token) {
-		r = fail(err, errsize, -EIO,
-			 "verify round trip: found token %d/keyslot %d, wrote %d/%d", ur.token,
-			 ur.keyslot, token, slot);
+		r = error_set(err, -EIO,
+			      "verify round trip: found token %d/keyslot %d, wrote %d/%d", ur.token,
+			      ur.keyslot, token, slot);
 		goto out;
 	}
 	res->keyslot = slot;
@@ -257,14 +254,13 @@ out:
 	return r;
 }
 
-int volume_unlock(const struct unlock_request *req, struct unlock_result *res, char *err,
-		  size_t errsize)
+int volume_unlock(const struct unlock_request *req, struct unlock_result *res, struct error *err)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_secure_ uint8_t *dek = NULL;
 	struct keyd_token tok;
-	struct kms_error ke;
-	struct jx_error je;
+	struct error ke;
+	struct error je;
 	char aad[KMS_AAD_MAX];
 	size_t dek_len = 0;
 	int r;
@@ -281,10 +277,10 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 	STEP("read header");
 	r = cryptsetup_load(req->device, &cd);
 	if (r == -EMEDIUMTYPE)
-		return fail(err, errsize, r, "%s holds no LUKS2 header", req->device);
+		return error_set(err, r, "%s holds no LUKS2 header", req->device);
 	if (r < 0)
-		return fail(err, errsize, r, "cannot read the LUKS2 header of %s: %s", req->device,
-			    strerror(-r));
+		return error_set(err, r, "cannot read the LUKS2 header of %s: %s", req->device,
+				 strerror(-r));
 	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
 
 	/* keyd restarted while its volumes stay open: adopt a mapping of this very volume. */
@@ -293,9 +289,9 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 
 		r = luks_mapping_uuid(req->name, uuid, sizeof(uuid));
 		if (r >= 0 && strcmp(uuid, res->uuid) != 0)
-			return fail(err, errsize, -EEXIST,
-				    "/dev/mapper/%s already exists and is not %s", req->name,
-				    req->device);
+			return error_set(err, -EEXIST,
+					 "/dev/mapper/%s already exists and is not %s", req->name,
+					 req->device);
 		if (r >= 0) {
 			snprintf(res->step, sizeof(res->step), "adopted");
 			return 0;
@@ -304,7 +300,7 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 
 	if (req->converge) {
 		STEP("converge");
-		r = token_converge(cd, req->device, req->kms, err, errsize);
+		r = token_converge(cd, req->device, req->kms, err);
 		if (r < 0)
 			return r;
 	}
@@ -312,31 +308,31 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 	STEP("read token");
 	r = token_find(cd, &tok, &je);
 	if (r < 0)
-		return fail(err, errsize, r, "%s: bad keyd token: %s", req->device,
-			    r == -EINVAL ? je.msg : strerror(-r));
+		return error_set(err, r, "%s: bad keyd token: %s", req->device,
+				 r == -EINVAL ? je.msg : strerror(-r));
 	if (r == 0)
-		return fail(err, errsize, -ENOKEY, "%s carries no keyd token (not enrolled)",
-			    req->device);
+		return error_set(err, -ENOKEY, "%s carries no keyd token (not enrolled)",
+				 req->device);
 	if (tok.id < 0)
-		return fail(err, errsize, -ENOKEY,
-			    "%s has only an unfinished keyd token (an enrollment or re-key was "
-			    "interrupted; keyd finishes or rolls it back before unlocking)",
-			    req->device);
+		return error_set(
+			err, -ENOKEY,
+			"%s has only an unfinished keyd token (an enrollment or re-key was "
+			"interrupted; keyd finishes or rolls it back before unlocking)",
+			req->device);
 	res->keyslot = tok.keyslot;
 	res->token = tok.id;
 	snprintf(res->key_id, sizeof(res->key_id), "%s", tok.key_id);
 	snprintf(res->key_version, sizeof(res->key_version), "%s",
 		 tok.key_version ? tok.key_version : "");
 	if (strcmp(tok.kms, req->kms->name) != 0) {
-		r = fail(err, errsize, -EXDEV,
-			 "%s: token names KMS '%s', the configuration says '%s'", req->device,
-			 tok.kms, req->kms->name);
+		r = error_set(err, -EXDEV, "%s: token names KMS '%s', the configuration says '%s'",
+			      req->device, tok.kms, req->kms->name);
 		goto out;
 	}
 	if (req->expect_key_id && strcmp(tok.key_id, req->expect_key_id) != 0) {
-		r = fail(err, errsize, -EXDEV,
-			 "%s: token is wrapped by key %s, the configuration says %s", req->device,
-			 tok.key_id, req->expect_key_id);
+		r = error_set(err, -EXDEV,
+			      "%s: token is wrapped by key %s, the configuration says %s",
+			      req->device, tok.key_id, req->expect_key_id);
 		goto out;
 	}
 
@@ -346,13 +342,13 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 	r = kms_unwrap(req->kms, tok.key_id, tok.wdek, aad, &dek, &dek_len, &res->rewrapped, &ke,
 		       req->wait, req->userdata, req->stop);
 	if (r < 0) {
-		fail(err, errsize, r, "unwrap with KMS '%s' (key %s): %s", req->kms->name,
-		     tok.key_id, ke.msg);
+		error_set(err, r, "unwrap with KMS '%s' (key %s): %s", req->kms->name, tok.key_id,
+			  ke.msg);
 		goto out;
 	}
 	if (dek_len != LUKS_DEK_LEN) {
-		r = fail(err, errsize, -EBADMSG, "KMS '%s' returned a %zu-byte key, expected %d",
-			 req->kms->name, dek_len, LUKS_DEK_LEN);
+		r = error_set(err, -EBADMSG, "KMS '%s' returned a %zu-byte key, expected %d",
+			      req->kms->name, dek_len, LUKS_DEK_LEN);
 		goto out;
 	}
 
@@ -362,12 +358,12 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, c
 	else
 		r = luks_activate(cd, req->name, tok.keyslot, dek, dek_len, 0);
 	if (r < 0) {
-		fail(err, errsize, r, "%s keyslot %d of %s: %s",
-		     req->resume ? "resuming"
-		     : req->name ? "activating"
-				 : "checking",
-		     tok.keyslot, req->device,
-		     r == -EPERM ? "the unwrapped key does not open it" : strerror(-r));
+		error_set(err, r, "%s keyslot %d of %s: %s",
+			  req->resume ? "resuming"
+			  : req->name ? "activating"
+				      : "checking",
+			  tok.keyslot, req->device,
+			  r == -EPERM ? "the unwrapped key does not open it" : strerror(-r));
 		goto out;
 	}
 	STEP("done");

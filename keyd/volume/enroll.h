@@ -10,8 +10,6 @@
 #include "kms.h"
 #include "luks.h"
 
-#define ENROLL_ERR_MAX 768
-
 struct enroll_request {
 	const char *device; /* resolved device node */
 	struct kms *kms;
@@ -31,7 +29,7 @@ struct enroll_result {
 };
 
 /* Returns -errno; err says which step failed and why ("wrap with KMS 'x': ..."). */
-int enroll(const struct enroll_request *req, struct enroll_result *res, char *err, size_t errsize);
+int enroll(const struct enroll_request *req, struct enroll_result *res, struct error *err);
 
 /* Unwraps the keyd token of the LUKS2 device at @path with @kms and opens its keyslot:
  * as mapping @name, or check-only when @name is NULL. The shared unlock path of keyd and the
@@ -58,5 +56,4 @@ struct unlock_result {
 	 * Protect after a rotation): the caller stores it (volume_rewrap) and frees it. */
 	struct kms_wrapped rewrapped;
 };
-int volume_unlock(const struct unlock_request *req, struct unlock_result *res, char *err,
-		  size_t errsize);
+int volume_unlock(const struct unlock_request *req, struct unlock_result *res, struct error *err);

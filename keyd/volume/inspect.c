@@ -64,7 +64,7 @@ static const char *slot_binding(json_t *tokens, const char *slot, const char **t
 	return NULL;
 }
 
-int inspect_device(const char *path, json_t **ret, char *err, size_t errsize)
+int inspect_device(const char *path, json_t **ret, struct error *err)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	json_auto_t *hdr = NULL, *info = NULL;
@@ -75,14 +75,13 @@ int inspect_device(const char *path, json_t **ret, char *err, size_t errsize)
 
 	r = cryptsetup_load(path, &cd);
 	if (r < 0) {
-		snprintf(err, errsize, "%s: %s", path,
-			 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
-		return r;
+		return error_set(err, r, "%s: %s", path,
+				 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
 	}
 	r = crypt_dump_json(cd, &dump, 0);
 	if (r < 0 || !(hdr = json_loads(dump, 0, NULL))) {
-		snprintf(err, errsize, "%s: cannot read the LUKS2 metadata", path);
-		return r < 0 ? r : -EBADMSG;
+		return error_set(err, r < 0 ? r : -EBADMSG, "%s: cannot read the LUKS2 metadata",
+				 path);
 	}
 	slots = json_object_get(hdr, "keyslots");
 	tokens = json_object_get(hdr, "tokens");

@@ -6,7 +6,9 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "error.h"
+
 /* Describes the LUKS2 device at @path. -EMEDIUMTYPE if not LUKS2. */
-int inspect_device(const char *path, json_t **ret, char *err, size_t errsize);
+int inspect_device(const char *path, json_t **ret, struct error *err);
 /* Human-readable rendering of inspect_device()'s JSON to stdout. */
 void inspect_print(json_t *info);

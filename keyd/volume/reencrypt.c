@@ -22,7 +22,6 @@
 #include "token.h"
 #include "util.h"
 
-#define fail	     set_error
 #define KEYSLOTS_MAX 32 /* LUKS2 */
 
 /* --- The header as libcryptsetup dumps it: digests tie keyslots to data segments. --- */
@@ -191,9 +190,9 @@ static int find_mapping(const char *device, const char *uuid, char *name, size_t
 /* --- Steps. --- */
 
 static int unwrap(struct kms *kms, const struct keyd_token *t, const char *uuid, uint8_t **dek,
-		  char *err, size_t errsize)
+		  struct error *err)
 {
-	struct kms_error ke;
+	struct error ke;
 	char aad[KMS_AAD_MAX];
 	size_t len = 0;
 	int r;
@@ -202,13 +201,12 @@ static int unwrap(struct kms *kms, const struct keyd_token *t, const char *uuid,
 	kms_aad_for_uuid(uuid, aad, sizeof(aad));
 	r = kms_unwrap(kms, t->key_id, t->wdek, aad, dek, &len, NULL, &ke, NULL, NULL, NULL);
 	if (r < 0)
-		return fail(err, errsize, r, "unwrap with KMS '%s' (key %s): %s", kms->name,
-			    t->key_id, ke.msg);
+		return error_set(err, r, "unwrap with KMS '%s' (key %s): %s", kms->name, t->key_id,
+				 ke.msg);
 	if (len != LUKS_DEK_LEN) {
 		secmem_free(*dek);
 		*dek = NULL;
-		return fail(err, errsize, -EBADMSG, "KMS '%s' returned a %zu-byte key", kms->name,
-			    len);
+		return error_set(err, -EBADMSG, "KMS '%s' returned a %zu-byte key", kms->name, len);
 	}
 	return 0;
 }
@@ -233,7 +231,7 @@ static int token_set_keyslot(struct crypt_device *cd, struct keyd_token *tok, in
  * crash half-wiped opens with nothing, so the test is "unbound", not "the DEK opens it".
  * Returns the number of header changes. */
 static int tidy(struct crypt_device *cd, struct keyd_token *tok, const uint8_t *dek,
-		const char *device, char *err, size_t errsize)
+		const char *device, struct error *err)
 {
 	crypt_keyslot_info st = crypt_keyslot_status(cd, tok->keyslot);
 	int changes = 0, r;
@@ -243,16 +241,17 @@ static int tidy(struct crypt_device *cd, struct keyd_token *tok, const uint8_t *
 							LUKS_DEK_LEN, 0);
 
 		if (slot < 0)
-			return fail(err, errsize, slot,
-				    "the data key opens no keyslot of the data (token %d names "
-				    "keyslot %d)",
-				    tok->id, tok->keyslot);
+			return error_set(
+				err, slot,
+				"the data key opens no keyslot of the data (token %d names "
+				"keyslot %d)",
+				tok->id, tok->keyslot);
 		log_info("%s: token %d back on keyslot %d (an interrupted re-encryption had moved "
 			 "it to keyslot %d before starting)",
 			 device, tok->id, slot, tok->keyslot);
 		r = token_set_keyslot(cd, tok, slot);
 		if (r < 0)
-			return fail(err, errsize, r, "write token %d: %s", tok->id, strerror(-r));
+			return error_set(err, r, "write token %d: %s", tok->id, strerror(-r));
 		changes++;
 	}
 	for (int s = 0; s < KEYSLOTS_MAX; s++) {
@@ -263,7 +262,7 @@ static int tidy(struct crypt_device *cd, struct keyd_token *tok, const uint8_t *
 			 device, s);
 		r = crypt_keyslot_destroy(cd, s);
 		if (r < 0)
-			return fail(err, errsize, r, "remove keyslot %d: %s", s, strerror(-r));
+			return error_set(err, r, "remove keyslot %d: %s", s, strerror(-r));
 		changes++;
 	}
 	return changes;
@@ -274,7 +273,7 @@ static int tidy(struct crypt_device *cd, struct keyd_token *tok, const uint8_t *
  * libcryptsetup's reencryption metadata. A failure before (4) undoes (1)-(3). */
 static int start(struct crypt_device *cd, const struct reencrypt_request *req, const char *name,
 		 struct keyd_token *tok, const uint8_t *dek, struct reencrypt_result *res,
-		 char *err, size_t errsize)
+		 struct error *err)
 {
 	_cleanup_secure_ uint8_t *vk = NULL;
 	struct crypt_params_luks2 luks2 = {.sector_size = (uint32_t)crypt_get_sector_size(cd)};
@@ -292,27 +291,27 @@ static int start(struct crypt_device *cd, const struct reencrypt_request *req, c
 
 	/* Same cipher, key size and sector size: only the key changes. */
 	if (!crypt_get_cipher(cd) || !crypt_get_cipher_mode(cd) || vk_size <= 0)
-		return fail(err, errsize, -EINVAL, "the header names no cipher for the data");
+		return error_set(err, -EINVAL, "the header names no cipher for the data");
 	snprintf(cipher, sizeof(cipher), "%s", crypt_get_cipher(cd));
 	snprintf(mode, sizeof(mode), "%s", crypt_get_cipher_mode(cd));
 	if (req->keep) {
 		keep = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT,
 						    (const char *)req->keep, req->keep_len, 0);
 		if (keep < 0)
-			return fail(err, errsize, keep, "the key file opens no keyslot: %s",
-				    keep == -EPERM ? "wrong passphrase" : strerror(-keep));
+			return error_set(err, keep, "the key file opens no keyslot: %s",
+					 keep == -EPERM ? "wrong passphrase" : strerror(-keep));
 		keep = keep == old ? -1 : keep;
 	}
 
 	r = luks_set_keyd_pbkdf(cd);
 	if (r < 0)
-		return fail(err, errsize, r, "set PBKDF: %s", strerror(-r));
+		return error_set(err, r, "set PBKDF: %s", strerror(-r));
 	slot = crypt_keyslot_add_by_key(cd, CRYPT_ANY_SLOT, NULL, (size_t)vk_size,
 					(const char *)dek, LUKS_DEK_LEN,
 					CRYPT_VOLUME_KEY_NO_SEGMENT);
 	if (slot < 0)
-		return fail(err, errsize, slot, "add a keyslot for the new volume key: %s",
-			    strerror(-slot));
+		return error_set(err, slot, "add a keyslot for the new volume key: %s",
+				 strerror(-slot));
 	res->old_keyslot = old;
 	res->new_keyslot = slot;
 
@@ -336,9 +335,9 @@ static int start(struct crypt_device *cd, const struct reencrypt_request *req, c
 						     CRYPT_VOLUME_KEY_NO_SEGMENT |
 							     CRYPT_VOLUME_KEY_DIGEST_REUSE);
 		if (r < 0) {
-			fail(err, errsize, r,
-			     "add a keyslot of the new volume key for the key file: %s",
-			     strerror(-r));
+			error_set(err, r,
+				  "add a keyslot of the new volume key for the key file: %s",
+				  strerror(-r));
 			goto undo;
 		}
 		res->keep_old = keep;
@@ -350,17 +349,17 @@ static int start(struct crypt_device *cd, const struct reencrypt_request *req, c
 	 * token_converge(). */
 	r = token_set_keyslot(cd, tok, slot);
 	if (r < 0) {
-		fail(err, errsize, r, "write token %d: %s", tok->id, strerror(-r));
+		error_set(err, r, "write token %d: %s", tok->id, strerror(-r));
 		goto undo;
 	}
 	r = crypt_reencrypt_init_by_passphrase(cd, name, (const char *)dek, LUKS_DEK_LEN, old, slot,
 					       cipher, mode, &params);
 	if (r < 0) {
-		fail(err, errsize, r, "start the re-encryption: %s%s",
-		     r == -EBUSY ? "the device is in use (mounted or mapped?)" : strerror(-r),
-		     crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE
-			     ? ""
-			     : "; the header records it: run it again to resume");
+		error_set(err, r, "start the re-encryption: %s%s",
+			  r == -EBUSY ? "the device is in use (mounted or mapped?)" : strerror(-r),
+			  crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE
+				  ? ""
+				  : "; the header records it: run it again to resume");
 		goto undo;
 	}
 	return 0;
@@ -380,7 +379,7 @@ undo:
 
 /* Returns 1 when the recovery of a crashed last step finished the whole re-encryption. */
 static int resume(struct crypt_device *cd, const char *name, const uint8_t *dek,
-		  crypt_reencrypt_info ri, char *err, size_t errsize)
+		  crypt_reencrypt_info ri, struct error *err)
 {
 	struct crypt_params_reencrypt params = {.max_hotzone_size = REENCRYPT_HOTZONE_BYTES >> 9,
 						.flags = CRYPT_REENCRYPT_RESUME_ONLY};
@@ -394,16 +393,15 @@ static int resume(struct crypt_device *cd, const char *name, const uint8_t *dek,
 			NULL, NULL,
 			&(struct crypt_params_reencrypt){.flags = CRYPT_REENCRYPT_RECOVERY});
 		if (r < 0)
-			return fail(err, errsize, r, "recover the interrupted step: %s",
-				    strerror(-r));
+			return error_set(err, r, "recover the interrupted step: %s", strerror(-r));
 		if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE)
 			return 1;
 	}
 	r = crypt_reencrypt_init_by_passphrase(cd, name, (const char *)dek, LUKS_DEK_LEN,
 					       CRYPT_ANY_SLOT, CRYPT_ANY_SLOT, NULL, NULL, &params);
-	return r < 0 ? fail(err, errsize, r, "resume the re-encryption: %s",
-			    r == -EBUSY ? "the device is in use (mounted or mapped?)"
-					: strerror(-r))
+	return r < 0 ? error_set(err, r, "resume the re-encryption: %s",
+				 r == -EBUSY ? "the device is in use (mounted or mapped?)"
+					     : strerror(-r))
 		     : 0;
 }
 
@@ -452,35 +450,35 @@ static int on_step(uint64_t size, uint64_t offset, void *u)
 /* Proof from the header on disk: no reencryption left, the token names @slot, and the DEK
  * opens it. Returns the keyslots now bound. */
 static int verify_finished(const char *device, int token, int slot, const uint8_t *dek,
-			   uint32_t *bound, char *err, size_t errsize)
+			   uint32_t *bound, struct error *err)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	struct keyd_token t;
-	struct jx_error je;
+	struct error je;
 	int r;
 
 	r = cryptsetup_load(device, &cd);
 	if (r < 0)
-		return fail(err, errsize, r, "read the header back: %s", strerror(-r));
+		return error_set(err, r, "read the header back: %s", strerror(-r));
 	if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE)
-		return fail(err, errsize, -EIO, "the header still records a re-encryption");
+		return error_set(err, -EIO, "the header still records a re-encryption");
 	r = token_find(cd, &t, &je);
 	if (r < 0)
-		return fail(err, errsize, r, "read tokens: %s", je.msg);
+		return error_set(err, r, "read tokens: %s", je.msg);
 	r = t.id == token && t.keyslot == slot ? 0 : -EIO;
 	token_done(&t);
 	if (r < 0)
-		return fail(err, errsize, r, "token %d does not name keyslot %d", token, slot);
+		return error_set(err, r, "token %d does not name keyslot %d", token, slot);
 	r = luks_activate(cd, NULL, slot, dek, LUKS_DEK_LEN, 0);
 	if (r < 0)
-		return fail(err, errsize, r, "the data key does not open keyslot %d: %s", slot,
-			    strerror(-r));
+		return error_set(err, r, "the data key does not open keyslot %d: %s", slot,
+				 strerror(-r));
 	*bound = bound_keyslots(cd);
 	return 0;
 }
 
-int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_result *res, char *err,
-		     size_t errsize)
+int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_result *res,
+		     struct error *err)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_secure_ uint8_t *dek = NULL;
@@ -488,7 +486,7 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 	json_auto_t *hdr = NULL;
 	struct keyd_token tok = {.id = -1};
 	struct run run = {.req = req, .res = res};
-	struct jx_error je;
+	struct error je;
 	crypt_reencrypt_info ri;
 	uint32_t req_flags = 0, before, after = 0;
 	off_t size;
@@ -498,26 +496,26 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 		.token = -1, .old_keyslot = -1, .new_keyslot = -1, .keep_old = -1, .keep_new = -1};
 	lock = volume_lock_rotation(req->device);
 	if (lock < 0)
-		return fail(err, errsize, lock, "lock %s: %s", req->device, strerror(-lock));
+		return error_set(err, lock, "lock %s: %s", req->device, strerror(-lock));
 	r = cryptsetup_load(req->device, &cd);
 	if (r < 0)
-		return fail(err, errsize, r, "read header of %s: %s", req->device,
-			    r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
+		return error_set(err, r, "read header of %s: %s", req->device,
+				 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
 	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
 	ri = crypt_reencrypt_status(cd, NULL);
 	if (ri == CRYPT_REENCRYPT_INVALID ||
 	    crypt_persistent_flags_get(cd, CRYPT_FLAGS_REQUIREMENTS, &req_flags) < 0 ||
 	    (req_flags & ~CRYPT_REQUIREMENT_ONLINE_REENCRYPT))
-		return fail(err, errsize, -EOPNOTSUPP,
-			    "the header has requirements this libcryptsetup cannot re-encrypt "
-			    "(0x%" PRIx32 ")",
-			    req_flags);
+		return error_set(err, -EOPNOTSUPP,
+				 "the header has requirements this libcryptsetup cannot re-encrypt "
+				 "(0x%" PRIx32 ")",
+				 req_flags);
 	if (ri == CRYPT_REENCRYPT_NONE) {
 		if (req->resume_only)
-			return fail(err, errsize, -ENOENT, "%s has no interrupted re-encryption",
-				    req->device);
+			return error_set(err, -ENOENT, "%s has no interrupted re-encryption",
+					 req->device);
 		/* Token writes are refused during a reencryption: converge only before one. */
-		r = token_converge(cd, req->device, req->kms, err, errsize);
+		r = token_converge(cd, req->device, req->kms, err);
 		if (r < 0)
 			return r;
 		res->converged = r;
@@ -525,17 +523,17 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 
 	r = token_find(cd, &tok, &je);
 	if (r < 0)
-		return fail(err, errsize, r, "read tokens: %s", je.msg);
+		return error_set(err, r, "read tokens: %s", je.msg);
 	if (tok.id < 0)
-		return fail(err, errsize, -ENOKEY, "%s is not enrolled (no active keyd token)",
-			    req->device);
+		return error_set(err, -ENOKEY, "%s is not enrolled (no active keyd token)",
+				 req->device);
 	res->token = tok.id;
 	if (strcmp(tok.kms, req->kms->name) != 0) {
-		r = fail(err, errsize, -EXDEV, "token names KMS '%s', not '%s'", tok.kms,
-			 req->kms->name);
+		r = error_set(err, -EXDEV, "token names KMS '%s', not '%s'", tok.kms,
+			      req->kms->name);
 		goto out;
 	}
-	r = unwrap(req->kms, &tok, res->uuid, &dek, err, errsize);
+	r = unwrap(req->kms, &tok, res->uuid, &dek, err);
 	if (r < 0)
 		goto out;
 
@@ -546,9 +544,8 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 	else {
 		r = find_mapping(req->device, res->uuid, res->mapping, sizeof(res->mapping));
 		if (r == -EBUSY) {
-			fail(err, errsize, r,
-			     "%s is in use by %s, which is not its dm-crypt mapping", req->device,
-			     res->mapping);
+			error_set(err, r, "%s is in use by %s, which is not its dm-crypt mapping",
+				  req->device, res->mapping);
 			goto out;
 		}
 		if (r <= 0)
@@ -558,8 +555,8 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 		char why[160];
 
 		if (!luks_dm_available(why, sizeof(why))) {
-			r = fail(err, errsize, -EOPNOTSUPP, "online re-encryption of %s: %s",
-				 res->mapping, why);
+			r = error_set(err, -EOPNOTSUPP, "online re-encryption of %s: %s",
+				      res->mapping, why);
 			goto out;
 		}
 	} else {
@@ -568,10 +565,11 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 		int fd = open(req->device, O_RDONLY | O_EXCL | O_CLOEXEC);
 
 		if (fd < 0 && errno == EBUSY) {
-			r = fail(err, errsize, -EBUSY,
-				 "%s is in use (mounted, mapped or opened exclusively); offline "
-				 "re-encryption needs it unused",
-				 req->device);
+			r = error_set(
+				err, -EBUSY,
+				"%s is in use (mounted, mapped or opened exclusively); offline "
+				"re-encryption needs it unused",
+				req->device);
 			goto out;
 		}
 		if (fd >= 0)
@@ -581,7 +579,7 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 	size = lseek(lock, 0, SEEK_END);
 	if (size < 0) {
 		r = negative_errno();
-		fail(err, errsize, r, "size of %s: %s", req->device, strerror(-r));
+		error_set(err, r, "size of %s: %s", req->device, strerror(-r));
 		goto out;
 	}
 	res->total = (uint64_t)size - crypt_get_data_offset(cd) * 512;
@@ -593,12 +591,12 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 		dold = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-previous"))
 			   : -1;
 		if (dnew < 0 || dold < 0) {
-			r = fail(err, errsize, -EBADMSG, "cannot read the reencryption metadata");
+			r = error_set(err, -EBADMSG, "cannot read the reencryption metadata");
 			goto out;
 		}
 		if (dold != dnew && digest_keyslots(hdr, dold) == 0) {
-			r = fail(
-				err, errsize, -ENOTRECOVERABLE,
+			r = error_set(
+				err, -ENOTRECOVERABLE,
 				"the re-encryption of %s finished, but libcryptsetup was stopped "
 				"between removing the old volume key's keyslots and its last header "
 				"write; it cannot resume from there. The data is whole under the new "
@@ -607,8 +605,8 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 			goto out;
 		}
 		if (digest_of(hdr, "keyslots", tok.keyslot) != dnew) {
-			r = fail(
-				err, errsize, -EPROTO,
+			r = error_set(
+				err, -EPROTO,
 				"token %d names keyslot %d, which holds the old volume key: this "
 				"re-encryption was not started by keyd, and finishing it would leave "
 				"the token without a keyslot; finish it with cryptsetup and enroll "
@@ -623,20 +621,19 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 
 	/* The caller may still stop here: nothing has changed yet. */
 	if (report(&run, res->total, run.start_done)) {
-		r = fail(err, errsize, -EINTR, "stopped before starting; nothing changed");
+		r = error_set(err, -EINTR, "stopped before starting; nothing changed");
 		goto out;
 	}
 	if (ri == CRYPT_REENCRYPT_NONE) {
-		r = tidy(cd, &tok, dek, req->device, err, errsize);
+		r = tidy(cd, &tok, dek, req->device, err);
 		if (r < 0)
 			goto out;
 		res->converged += r;
 		before = bound_keyslots(cd);
-		r = start(cd, req, res->mapping[0] ? res->mapping : NULL, &tok, dek, res, err,
-			  errsize);
+		r = start(cd, req, res->mapping[0] ? res->mapping : NULL, &tok, dek, res, err);
 	} else {
 		before = bound_keyslots(cd);
-		r = resume(cd, res->mapping[0] ? res->mapping : NULL, dek, ri, err, errsize);
+		r = resume(cd, res->mapping[0] ? res->mapping : NULL, dek, ri, err);
 	}
 	if (r < 0)
 		goto out;
@@ -645,22 +642,23 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 	r = r > 0 ? 0 : crypt_reencrypt_run(cd, on_step, &run);
 	res->run_us = now_mono_us() - run.t0;
 	if (r < 0) {
-		fail(err, errsize, r,
-		     "re-encrypting at %.1f%%: %s; the header records how far it got: run it "
-		     "again to resume",
-		     res->total ? 100.0 * (double)res->done / (double)res->total : 0.0,
-		     strerror(-r));
+		error_set(err, r,
+			  "re-encrypting at %.1f%%: %s; the header records how far it got: run it "
+			  "again to resume",
+			  res->total ? 100.0 * (double)res->done / (double)res->total : 0.0,
+			  strerror(-r));
 		goto out;
 	}
 	if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
-		r = fail(err, errsize, -EINTR,
-			 "stopped at %.1f%%; the header records how far it got: run it again to "
-			 "resume",
-			 res->total ? 100.0 * (double)res->done / (double)res->total : 0.0);
+		r = error_set(
+			err, -EINTR,
+			"stopped at %.1f%%; the header records how far it got: run it again to "
+			"resume",
+			res->total ? 100.0 * (double)res->done / (double)res->total : 0.0);
 		goto out;
 	}
 	res->done = res->total;
-	r = verify_finished(req->device, tok.id, tok.keyslot, dek, &after, err, errsize);
+	r = verify_finished(req->device, tok.id, tok.keyslot, dek, &after, err);
 	if (r < 0)
 		goto out;
 	res->removed = before & ~after;
@@ -685,18 +683,6 @@ struct ui {
 	bool tty, drawn;
 };
 
-static void human_bytes(double v, char *buf, size_t size)
-{
-	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-	size_t u = 0;
-
-	while (v >= 1024 && u + 1 < ELEMENTSOF(units)) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-}
-
 static int ui_progress(void *userdata, const struct reencrypt_progress *p)
 {
 	struct ui *ui = userdata;
@@ -708,9 +694,9 @@ static int ui_progress(void *userdata, const struct reencrypt_progress *p)
 		char a[32], b[32], r[32], t[32];
 		uint64_t s = eta >= 0 && eta < 1e7 ? (uint64_t)eta : 0;
 
-		human_bytes((double)p->done, a, sizeof(a));
-		human_bytes((double)p->total, b, sizeof(b));
-		human_bytes(rate, r, sizeof(r));
+		format_bytes((double)p->done, a, sizeof(a));
+		format_bytes((double)p->total, b, sizeof(b));
+		format_bytes(rate, r, sizeof(r));
 		if (eta < 0 || eta >= 1e7)
 			snprintf(t, sizeof(t), "--:--");
 		else
@@ -795,7 +781,7 @@ static void print_result(const char *device, const struct reencrypt_result *res,
 }
 
 int reencrypt_command(const struct reencrypt_request *base, bool json, struct reencrypt_result *res,
-		      char *err, size_t errsize)
+		      struct error *err)
 {
 	struct reencrypt_request req = *base;
 	struct ui ui = {.device = base->device, .tty = isatty(STDERR_FILENO)};
@@ -811,15 +797,15 @@ int reencrypt_command(const struct reencrypt_request *base, bool json, struct re
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
-	r = volume_reencrypt(&req, res, err, errsize);
+	r = volume_reencrypt(&req, res, err);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	if (ui.drawn)
 		fputc('\n', stderr);
 	if (r == -EINTR)
-		return log_error("rotate --reencrypt %s: %s", base->device, err), r;
+		return log_error("rotate --reencrypt %s: %s", base->device, err->msg), r;
 	if (r < 0)
-		return log_error("rotate --reencrypt %s failed: %s", base->device, err), r;
+		return log_error("rotate --reencrypt %s failed: %s", base->device, err->msg), r;
 	print_result(base->device, res, json);
 	return 0;
 }

@@ -12,7 +12,6 @@
 #include "kms.h"
 #include "luks.h"
 
-#define REENCRYPT_ERR_MAX 768
 /* One step of libcryptsetup's run: progress and interruption happen between steps, and its
  * buffer is this big (offline, the library's default is as large as its checksum area
  * allows: a 256 MiB volume in one step). */
@@ -69,12 +68,12 @@ struct reencrypt_result {
  * keyd did not start; -ENOTRECOVERABLE: libcryptsetup was killed between its last header writes
  * (docs/reencrypt.md); other -errno from libcryptsetup or the KMS. @err says which step failed
  * and why. */
-int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_result *res, char *err,
-		     size_t errsize);
+int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_result *res,
+		     struct error *err);
 
 /* keydctl's front end: progress on stderr (a line with percentage, rate and ETA on a
  * terminal, JSON lines otherwise), SIGINT/SIGTERM stop cleanly after the current step, the
  * result on stdout (JSON with @json), and in @res and @err for the caller's audit record.
  * Logs its own errors; returns -errno as volume_reencrypt. */
 int reencrypt_command(const struct reencrypt_request *req, bool json, struct reencrypt_result *res,
-		      char *err, size_t errsize);
+		      struct error *err);

@@ -16,8 +16,6 @@
 #include "token.h"
 #include "util.h"
 
-#define fail set_error
-
 int volume_lock_rotation(const char *device)
 {
 	int fd = open(device, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -42,22 +40,22 @@ static bool keyslot_taken(const struct keyd_token *all, int n, int slot, int exc
 }
 
 static int unwrap_token(struct kms *kms, const struct keyd_token *t, const char *uuid,
-			uint8_t **dek, size_t *len, char *err, size_t errsize)
+			uint8_t **dek, size_t *len, struct error *err)
 {
-	struct kms_error ke;
+	struct error ke;
 	char aad[KMS_AAD_MAX];
 	int r;
 
 	kms_aad_for_uuid(uuid, aad, sizeof(aad));
 	r = kms_unwrap(kms, t->key_id, t->wdek, aad, dek, len, NULL, &ke, NULL, NULL, NULL);
 	if (r < 0)
-		return fail(err, errsize, r, "unwrap token %d with KMS '%s' (key %s): %s", t->id,
-			    kms->name, t->key_id, ke.msg);
+		return error_set(err, r, "unwrap token %d with KMS '%s' (key %s): %s", t->id,
+				 kms->name, t->key_id, ke.msg);
 	if (*len != LUKS_DEK_LEN) {
 		secmem_free(*dek);
 		*dek = NULL;
-		return fail(err, errsize, -EBADMSG, "KMS '%s' returned a %zu-byte key", kms->name,
-			    *len);
+		return error_set(err, -EBADMSG, "KMS '%s' returned a %zu-byte key", kms->name,
+				 *len);
 	}
 	return 0;
 }
@@ -66,14 +64,14 @@ static int unwrap_token(struct kms *kms, const struct keyd_token *t, const char 
  * @expect when the keyslot does not exist yet): a token is never rewritten with a WDEK that
  * would leave the volume unlockable by nobody. */
 static int verify_wdek(struct crypt_device *cd, struct kms *kms, const char *key_id,
-		       const char *wdek, int slot, const uint8_t *expect, char *err, size_t errsize)
+		       const char *wdek, int slot, const uint8_t *expect, struct error *err)
 {
 	_cleanup_secure_ uint8_t *dek = NULL;
 	struct keyd_token t = {.id = -1, .key_id = (char *)key_id, .wdek = (char *)wdek};
 	size_t len = 0;
 	int r;
 
-	r = unwrap_token(kms, &t, crypt_get_uuid(cd), &dek, &len, err, errsize);
+	r = unwrap_token(kms, &t, crypt_get_uuid(cd), &dek, &len, err);
 	if (r < 0)
 		return r;
 	if (expect)
@@ -81,17 +79,17 @@ static int verify_wdek(struct crypt_device *cd, struct kms *kms, const char *key
 	else
 		r = luks_activate(cd, NULL, slot, dek, len, 0);
 	if (r < 0)
-		return fail(err, errsize, r,
-			    "the new wrapped key does not open the volume (KMS '%s', key %s); "
-			    "nothing was changed",
-			    kms->name, key_id);
+		return error_set(err, r,
+				 "the new wrapped key does not open the volume (KMS '%s', key %s); "
+				 "nothing was changed",
+				 kms->name, key_id);
 	return 0;
 }
 
 /* A pending token without keyslot: the crash came after the token write, maybe after the
  * keyslot was added. Find the keyslot its DEK opens among those no token claims. */
 static int converge_pending(struct crypt_device *cd, struct keyd_token *all, int n, int i,
-			    struct kms *kms, char *err, size_t errsize)
+			    struct kms *kms, struct error *err)
 {
 	_cleanup_secure_ uint8_t *dek = NULL;
 	struct keyd_token *t = &all[i];
@@ -100,11 +98,12 @@ static int converge_pending(struct crypt_device *cd, struct keyd_token *all, int
 
 	if (t->keyslot < 0) {
 		if (!kms || strcmp(kms->name, t->kms) != 0)
-			return fail(err, errsize, -ENOKEY,
-				    "token %d is an interrupted enrollment or re-key for KMS '%s'; "
-				    "it needs that KMS to finish",
-				    t->id, t->kms);
-		r = unwrap_token(kms, t, crypt_get_uuid(cd), &dek, &len, err, errsize);
+			return error_set(
+				err, -ENOKEY,
+				"token %d is an interrupted enrollment or re-key for KMS '%s'; "
+				"it needs that KMS to finish",
+				t->id, t->kms);
+		r = unwrap_token(kms, t, crypt_get_uuid(cd), &dek, &len, err);
 		if (r < 0)
 			return r;
 		for (int s = 0; s < 32 && slot < 0; s++)
@@ -118,8 +117,7 @@ static int converge_pending(struct crypt_device *cd, struct keyd_token *all, int
 			log_info("%s: removing token %d, an interrupted enrollment or re-key",
 				 crypt_get_device_name(cd), t->id);
 			r = crypt_token_json_set(cd, t->id, NULL);
-			return r < 0 ? fail(err, errsize, r, "remove token %d: %s", t->id,
-					    strerror(-r))
+			return r < 0 ? error_set(err, r, "remove token %d: %s", t->id, strerror(-r))
 				     : 1;
 		}
 		t->keyslot = slot;
@@ -129,13 +127,12 @@ static int converge_pending(struct crypt_device *cd, struct keyd_token *all, int
 		 crypt_get_device_name(cd), t->id, t->keyslot);
 	t->state = TOKEN_ACTIVE;
 	r = token_write(cd, t);
-	return r < 0 ? fail(err, errsize, r, "activate token %d: %s", t->id, strerror(-r)) : 1;
+	return r < 0 ? error_set(err, r, "activate token %d: %s", t->id, strerror(-r)) : 1;
 }
 
 /* Removes an active token superseded by a newer generation: keyslot first, then the token, so
  * no keyslot is ever left that no token accounts for. */
-static int retire(struct crypt_device *cd, struct keyd_token *all, int n, int i, char *err,
-		  size_t errsize)
+static int retire(struct crypt_device *cd, struct keyd_token *all, int n, int i, struct error *err)
 {
 	struct keyd_token *t = &all[i];
 	int r;
@@ -146,27 +143,26 @@ static int retire(struct crypt_device *cd, struct keyd_token *all, int n, int i,
 	    crypt_keyslot_status(cd, t->keyslot) != CRYPT_SLOT_INACTIVE) {
 		r = crypt_keyslot_destroy(cd, t->keyslot);
 		if (r < 0)
-			return fail(err, errsize, r, "destroy keyslot %d: %s", t->keyslot,
-				    strerror(-r));
+			return error_set(err, r, "destroy keyslot %d: %s", t->keyslot,
+					 strerror(-r));
 	}
 	r = crypt_token_json_set(cd, t->id, NULL);
-	return r < 0 ? fail(err, errsize, r, "remove token %d: %s", t->id, strerror(-r)) : 1;
+	return r < 0 ? error_set(err, r, "remove token %d: %s", t->id, strerror(-r)) : 1;
 }
 
-int token_converge(struct crypt_device *cd, const char *device, struct kms *kms, char *err,
-		   size_t errsize)
+int token_converge(struct crypt_device *cd, const char *device, struct kms *kms, struct error *err)
 {
 	struct keyd_token all[TOKENS_MAX];
-	struct jx_error je;
+	struct error je;
 	int changes = 0, n, r = 0, best = -1;
 
 	(void)device;
 	n = token_list(cd, all, &je);
 	if (n < 0)
-		return fail(err, errsize, n, "read tokens: %s", je.msg);
+		return error_set(err, n, "read tokens: %s", je.msg);
 	for (int i = 0; i < n && r >= 0; i++)
 		if (all[i].state == TOKEN_PENDING) {
-			r = converge_pending(cd, all, n, i, kms, err, errsize);
+			r = converge_pending(cd, all, n, i, kms, err);
 			changes += r > 0;
 		}
 	for (int i = 0; i < n && r >= 0; i++)
@@ -175,7 +171,7 @@ int token_converge(struct crypt_device *cd, const char *device, struct kms *kms,
 			best = i;
 	for (int i = 0; i < n && r >= 0; i++)
 		if (all[i].state == TOKEN_ACTIVE && i != best) {
-			r = retire(cd, all, n, i, err, errsize);
+			r = retire(cd, all, n, i, err);
 			changes += r > 0;
 		}
 	token_list_done(all, n);
@@ -183,28 +179,27 @@ int token_converge(struct crypt_device *cd, const char *device, struct kms *kms,
 }
 
 static int load_converged(const char *device, struct kms *kms, struct crypt_device **cd,
-			  struct keyd_token *tok, struct rotate_result *res, char *err,
-			  size_t errsize)
+			  struct keyd_token *tok, struct rotate_result *res, struct error *err)
 {
-	struct jx_error je;
+	struct error je;
 	int r;
 
 	r = cryptsetup_load(device, cd);
 	if (r < 0)
-		return fail(err, errsize, r, "read header of %s: %s", device,
-			    r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
+		return error_set(err, r, "read header of %s: %s", device,
+				 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
 	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(*cd));
-	r = token_converge(*cd, device, kms, err, errsize);
+	r = token_converge(*cd, device, kms, err);
 	if (r < 0)
 		return r;
 	res->converged = r;
 	r = token_find(*cd, tok, &je);
 	if (r < 0)
-		return fail(err, errsize, r, "read tokens: %s", je.msg);
+		return error_set(err, r, "read tokens: %s", je.msg);
 	if (tok->id < 0)
-		return fail(err, errsize, -ENOKEY, "%s is not enrolled (no keyd token)", device);
+		return error_set(err, -ENOKEY, "%s is not enrolled (no keyd token)", device);
 	if (strcmp(tok->kms, kms->name) != 0) {
-		fail(err, errsize, -EXDEV, "token names KMS '%s', not '%s'", tok->kms, kms->name);
+		error_set(err, -EXDEV, "token names KMS '%s', not '%s'", tok->kms, kms->name);
 		token_done(tok);
 		return -EXDEV;
 	}
@@ -216,14 +211,14 @@ static int load_converged(const char *device, struct kms *kms, struct crypt_devi
 }
 
 int volume_rekey(const char *device, struct kms *kms, const char *key_id, struct rotate_result *res,
-		 char *err, size_t errsize)
+		 struct error *err)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_secure_ uint8_t *old_dek = NULL, *new_dek = NULL;
 	_cleanup_close_ int lock = -1;
 	struct keyd_token old = {.id = -1}, nt;
 	struct kms_wrapped w = {0};
-	struct kms_error ke;
+	struct error ke;
 	char aad[KMS_AAD_MAX], now[40];
 	size_t old_len = 0;
 	int r;
@@ -232,33 +227,33 @@ int volume_rekey(const char *device, struct kms *kms, const char *key_id, struct
 		.old_keyslot = -1, .new_keyslot = -1, .old_token = -1, .new_token = -1};
 	lock = volume_lock_rotation(device);
 	if (lock < 0)
-		return fail(err, errsize, lock, "lock %s: %s", device, strerror(-lock));
-	r = load_converged(device, kms, &cd, &old, res, err, errsize);
+		return error_set(err, lock, "lock %s: %s", device, strerror(-lock));
+	r = load_converged(device, kms, &cd, &old, res, err);
 	if (r < 0)
 		goto out;
 	key_id = key_id ? key_id : old.key_id;
 
 	/* Nothing on disk changes until the new DEK is wrapped and the old one unwrapped. */
-	r = unwrap_token(kms, &old, res->uuid, &old_dek, &old_len, err, errsize);
+	r = unwrap_token(kms, &old, res->uuid, &old_dek, &old_len, err);
 	if (r < 0)
 		goto out;
 	new_dek = secmem_alloc(LUKS_DEK_LEN);
 	if (!new_dek || RAND_priv_bytes(new_dek, LUKS_DEK_LEN) != 1) {
-		r = fail(err, errsize, -ENOMEM, "generate key: no secure memory or randomness");
+		r = error_set(err, -ENOMEM, "generate key: no secure memory or randomness");
 		goto out;
 	}
 	kms_aad_for_uuid(res->uuid, aad, sizeof(aad));
 	r = kms_wrap(kms, key_id, new_dek, LUKS_DEK_LEN, aad, &w, &ke, NULL, NULL, NULL);
 	if (r < 0) {
-		fail(err, errsize, r, "wrap with KMS '%s' (key %s): %s", kms->name, key_id, ke.msg);
+		error_set(err, r, "wrap with KMS '%s' (key %s): %s", kms->name, key_id, ke.msg);
 		goto out;
 	}
-	r = verify_wdek(cd, kms, key_id, w.wdek, -1, new_dek, err, errsize);
+	r = verify_wdek(cd, kms, key_id, w.wdek, -1, new_dek, err);
 	if (r < 0)
 		goto out;
 	r = luks_set_keyd_pbkdf(cd);
 	if (r < 0) {
-		fail(err, errsize, r, "set PBKDF: %s", strerror(-r));
+		error_set(err, r, "set PBKDF: %s", strerror(-r));
 		goto out;
 	}
 
@@ -279,7 +274,7 @@ int volume_rekey(const char *device, struct kms *kms, const char *key_id, struct
 				 .updated = now};
 	r = token_write(cd, &nt);
 	if (r < 0) {
-		fail(err, errsize, r, "write new token: %s", strerror(-r));
+		error_set(err, r, "write new token: %s", strerror(-r));
 		goto out;
 	}
 	nt.id = res->new_token = r;
@@ -288,7 +283,7 @@ int volume_rekey(const char *device, struct kms *kms, const char *key_id, struct
 	r = crypt_keyslot_add_by_passphrase(cd, CRYPT_ANY_SLOT, (const char *)old_dek, old_len,
 					    (const char *)new_dek, LUKS_DEK_LEN);
 	if (r < 0) {
-		fail(err, errsize, r, "add keyslot: %s", strerror(-r));
+		error_set(err, r, "add keyslot: %s", strerror(-r));
 		crypt_token_json_set(cd, nt.id, NULL);
 		goto out;
 	}
@@ -298,14 +293,14 @@ int volume_rekey(const char *device, struct kms *kms, const char *key_id, struct
 	nt.state = TOKEN_ACTIVE;
 	r = token_write(cd, &nt);
 	if (r < 0) {
-		fail(err, errsize, r, "activate new token: %s", strerror(-r));
+		error_set(err, r, "activate new token: %s", strerror(-r));
 		crypt_keyslot_destroy(cd, nt.keyslot);
 		crypt_token_json_set(cd, nt.id, NULL);
 		goto out;
 	}
 
 	/* 4. The old keyslot, then the old token (token_converge does the same after a crash). */
-	r = token_converge(cd, device, kms, err, errsize);
+	r = token_converge(cd, device, kms, err);
 	if (r < 0)
 		goto out;
 	snprintf(res->new_version, sizeof(res->new_version), "%s",
@@ -318,13 +313,13 @@ out:
 }
 
 int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped *wrapped,
-		  struct rotate_result *res, char *err, size_t errsize)
+		  struct rotate_result *res, struct error *err)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_close_ int lock = -1;
 	struct keyd_token tok = {.id = -1};
 	struct kms_wrapped w = {0};
-	struct kms_error ke;
+	struct error ke;
 	char aad[KMS_AAD_MAX], now[40];
 	const struct kms_wrapped *use = wrapped;
 	char *old_wdek, *old_version;
@@ -334,21 +329,21 @@ int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped 
 		.old_keyslot = -1, .new_keyslot = -1, .old_token = -1, .new_token = -1};
 	lock = volume_lock_rotation(device);
 	if (lock < 0)
-		return fail(err, errsize, lock, "lock %s: %s", device, strerror(-lock));
-	r = load_converged(device, kms, &cd, &tok, res, err, errsize);
+		return error_set(err, lock, "lock %s: %s", device, strerror(-lock));
+	r = load_converged(device, kms, &cd, &tok, res, err);
 	if (r < 0)
 		goto out;
 	if (!use) {
 		kms_aad_for_uuid(res->uuid, aad, sizeof(aad));
 		r = kms_rewrap(kms, tok.key_id, tok.wdek, aad, &w, &ke, NULL, NULL, NULL);
 		if (r < 0) {
-			fail(err, errsize, r, "rewrap with KMS '%s' (key %s): %s", kms->name,
-			     tok.key_id, ke.msg);
+			error_set(err, r, "rewrap with KMS '%s' (key %s): %s", kms->name,
+				  tok.key_id, ke.msg);
 			goto out;
 		}
 		use = &w;
 	}
-	r = verify_wdek(cd, kms, tok.key_id, use->wdek, tok.keyslot, NULL, err, errsize);
+	r = verify_wdek(cd, kms, tok.key_id, use->wdek, tok.keyslot, NULL, err);
 	if (r < 0)
 		goto out;
 	/* One header write swaps the WDEK: no keyslot changes, nothing to converge. */
@@ -364,7 +359,7 @@ int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped 
 	tok.key_version = old_version;
 	tok.updated = NULL;
 	if (r < 0) {
-		fail(err, errsize, r, "write token: %s", strerror(-r));
+		error_set(err, r, "write token: %s", strerror(-r));
 		goto out;
 	}
 	res->new_token = res->old_token;

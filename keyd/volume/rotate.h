@@ -9,8 +9,6 @@
 #include "kms.h"
 #include "luks.h"
 
-#define ROTATE_ERR_MAX 768
-
 struct rotate_result {
 	char uuid[LUKS_UUID_MAX];
 	int old_keyslot, new_keyslot;
@@ -25,8 +23,7 @@ struct rotate_result {
  * active, or are removed; of several active tokens the highest generation stays and the others
  * go with their keyslots. Needs @kms only when a pending token has no keyslot yet. Returns the
  * number of header changes made. */
-int token_converge(struct crypt_device *cd, const char *device, struct kms *kms, char *err,
-		   size_t errsize);
+int token_converge(struct crypt_device *cd, const char *device, struct kms *kms, struct error *err);
 
 /* Takes the volume's rotation lock (flock on the device node: one rotation at a time, and
  * udev leaves the device alone meanwhile). Returns an fd to close, or -errno. */
@@ -36,10 +33,10 @@ int volume_lock_rotation(const char *device);
  * then the old token and keyslot go. The volume stays unlockable through the KMS at every
  * instant. */
 int volume_rekey(const char *device, struct kms *kms, const char *key_id, struct rotate_result *res,
-		 char *err, size_t errsize);
+		 struct error *err);
 
 /* Rewraps the WDEK to the root key's newest version (KMS rewrap; the DEK never leaves the KMS
  * for providers that support it) and rewrites the token in one header write. With @wrapped
  * (a rewrapped ciphertext the KMS already handed back on unwrap), stores that instead. */
 int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped *wrapped,
-		  struct rotate_result *res, char *err, size_t errsize);
+		  struct rotate_result *res, struct error *err);

@@ -27,7 +27,7 @@ void token_done(struct keyd_token *t)
 }
 
 static int dup_field(json_t *o, const char *path, const char *key, bool required, size_t max,
-		     char **ret, struct jx_error *e)
+		     char **ret, struct error *e)
 {
 	const char *s = NULL;
 	int r = jx_string(o, path, key, required, max, &s, e);
@@ -38,7 +38,7 @@ static int dup_field(json_t *o, const char *path, const char *key, bool required
 	return *ret ? 0 : -ENOMEM;
 }
 
-static int token_parse(json_t *o, int id, struct keyd_token *t, struct jx_error *e)
+static int token_parse(json_t *o, int id, struct keyd_token *t, struct error *e)
 {
 	static const char *const keys[] = {
 		"type",	   "keyslots", "keyd_version", "name",	"provider",
@@ -94,7 +94,7 @@ static int token_parse(json_t *o, int id, struct keyd_token *t, struct jx_error 
 	return 0;
 }
 
-int token_from_json(const char *json, int id, struct keyd_token *t, struct jx_error *e)
+int token_from_json(const char *json, int id, struct keyd_token *t, struct error *e)
 {
 	json_auto_t *o = NULL;
 	const char *type = NULL;
@@ -115,7 +115,7 @@ int token_from_json(const char *json, int id, struct keyd_token *t, struct jx_er
 	return r;
 }
 
-int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct jx_error *e)
+int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct error *e)
 {
 	const char *json = NULL;
 	int r;
@@ -127,7 +127,7 @@ int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct jx_
 	return token_from_json(json, id, t, e);
 }
 
-int token_list(struct crypt_device *cd, struct keyd_token *out, struct jx_error *e)
+int token_list(struct crypt_device *cd, struct keyd_token *out, struct error *e)
 {
 	int n = 0;
 
@@ -154,7 +154,7 @@ void token_list_done(struct keyd_token *l, int n)
 		token_done(&l[i]);
 }
 
-int token_find(struct crypt_device *cd, struct keyd_token *t, struct jx_error *e)
+int token_find(struct crypt_device *cd, struct keyd_token *t, struct error *e)
 {
 	struct keyd_token all[TOKENS_MAX];
 	int n, best = -1;

@@ -37,16 +37,16 @@ struct keyd_token {
 };
 
 /* Parses and checks a token's JSON (from a header, or a fuzzer). Errors as token_read. */
-int token_from_json(const char *json, int id, struct keyd_token *t, struct jx_error *e);
+int token_from_json(const char *json, int id, struct keyd_token *t, struct error *e);
 /* Reads and checks token @id. -ENOENT if absent, -EMEDIUMTYPE if not a keyd token,
  * -EINVAL (e names the field) if malformed. */
-int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct jx_error *e);
+int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct error *e);
 /* Every keyd token of the header into @out (TOKENS_MAX entries); returns how many. */
-int token_list(struct crypt_device *cd, struct keyd_token *out, struct jx_error *e);
+int token_list(struct crypt_device *cd, struct keyd_token *out, struct error *e);
 void token_list_done(struct keyd_token *l, int n);
 /* The token to unlock with: the active keyd token with a keyslot and the highest generation, in *t (id -1 if
  * there is none). Returns how many keyd tokens the header has, of any state. */
-int token_find(struct crypt_device *cd, struct keyd_token *t, struct jx_error *e);
+int token_find(struct crypt_device *cd, struct keyd_token *t, struct error *e);
 /* Deep copy. */
 int token_dup(const struct keyd_token *src, struct keyd_token *dst);
 /* Writes @t as token t->id (CRYPT_ANY_TOKEN for a new one); returns the token id. */

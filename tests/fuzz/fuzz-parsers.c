@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
 	char path[64], *text;
-	struct jx_error je;
+	struct error je;
 	uint8_t kind;
 	int fd;
 
@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3: {
 		struct http_response resp = {.status = 200,
 					     .body = {.data = (uint8_t *)text, .len = size}};
-		struct kms_error e;
+		struct error e;
 		json_t *o = NULL;
 
 		if (kms_rest_json(&resp, "fuzz", &o, &e) == 0)
@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 5: {
 		struct checkpoint cp;
 		json_t *cert = NULL;
-		char err[256];
+		struct error err;
 
 		fd = as_file(data, size, path, sizeof(path));
 		if (fd < 0)
@@ -112,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (checkpoint_load(path, &cp, &je) == 0)
 			checkpoint_done(&cp);
 		if (cert_load(path, &cert) == 0) {
-			cert_check(cert, NULL, err, sizeof(err));
+			cert_check(cert, NULL, &err);
 			json_decref(cert);
 		}
 		close(fd);

@@ -100,14 +100,14 @@ static char *dump_line(json_t *j)
 }
 
 /* Runs the verifier, printing what it said. */
-static int verify(const char *path, EVP_PKEY *trusted, json_t **report, char *err)
+static int verify(const char *path, EVP_PKEY *trusted, json_t **report, struct error *err)
 {
 	char *text;
 	int r;
 
-	r = audit_verify(path, trusted, report, err, 512);
+	r = audit_verify(path, trusted, report, err);
 	text = json_dumps(*report, JSON_INDENT(1));
-	printf("verify %s: %d '%s'\n%s\n", path, r, err, text ? text : "(no report)");
+	printf("verify %s: %d '%s'\n%s\n", path, r, err->msg, text ? text : "(no report)");
 	secmem_free(text);
 	return r;
 }
@@ -206,10 +206,11 @@ static void test_record_format(void **state)
 static void test_clean_log_verifies(void **state)
 {
 	json_t *report = NULL;
-	char err[512], fp[65];
+	struct error err;
+	char fp[65];
 
 	(void)state;
-	assert_int_equal(verify(base, key, &report, err), 0);
+	assert_int_equal(verify(base, key, &report, &err), 0);
 	assert_int_equal(sign_key_fingerprint(key, fp), 0);
 	assert_int_equal(report_int(report, "records"), BASE_LINES);
 	assert_int_equal(report_int(report, "checkpoints"), 2);
@@ -221,14 +222,15 @@ static void test_clean_log_verifies(void **state)
 	json_decref(report);
 
 	/* Without a trusted key the embedded one is used, and named. */
-	assert_int_equal(verify(base, NULL, &report, err), 0);
+	assert_int_equal(verify(base, NULL, &report, &err), 0);
 	assert_string_equal(json_string_value(json_object_get(report, "key")), fp);
 	json_decref(report);
 }
 
 static void test_two_processes(void **state)
 {
-	char path[PATH_MAX], err[512];
+	char path[PATH_MAX];
+	struct error err;
 	int next[2] = {0, 0}, status;
 	json_t *report = NULL;
 	struct audit *a;
@@ -252,7 +254,7 @@ static void test_two_processes(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	audit_close(a);
 
-	assert_int_equal(verify(path, key, &report, err), 0);
+	assert_int_equal(verify(path, key, &report, &err), 0);
 	read_lines(path, &l);
 	for (size_t i = 0; i < l.n; i++) {
 		json_t *r = parse_line(l.v[i]);
@@ -385,7 +387,8 @@ static void test_tampering_detected(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char path[PATH_MAX], err[512] = "", want[64];
+		char path[PATH_MAX], want[64];
+		struct error err = {.msg = ""};
 		json_t *report = NULL, *first;
 		struct lines l;
 		int r;
@@ -397,11 +400,11 @@ static void test_tampering_detected(void **state)
 		write_lines(path, &l);
 		free_lines(&l);
 
-		r = verify(path, key, &report, err);
+		r = verify(path, key, &report, &err);
 		assert_int_equal(r, -EBADMSG);
 		snprintf(want, sizeof(want), "line %u: %s:", cases[i].line, cases[i].kind);
-		if (strncmp(err, want, strlen(want)) != 0)
-			fail_msg("%s: expected '%s...', got '%s'", cases[i].name, want, err);
+		if (strncmp(err.msg, want, strlen(want)) != 0)
+			fail_msg("%s: expected '%s...', got '%s'", cases[i].name, want, err.msg);
 		first = json_array_get(json_object_get(report, "problems"), 0);
 		assert_int_equal(report_int(first, "line"), cases[i].line);
 		assert_string_equal(json_string_value(json_object_get(first, "kind")),
@@ -415,7 +418,8 @@ static void test_tampering_detected(void **state)
  * checkpoint, and a last seq lower than the journal's copy. */
 static void test_truncated_at_line_boundary(void **state)
 {
-	char path[PATH_MAX], err[512];
+	char path[PATH_MAX];
+	struct error err;
 	json_t *report = NULL;
 	struct lines l;
 
@@ -428,7 +432,7 @@ static void test_truncated_at_line_boundary(void **state)
 	write_lines(path, &l);
 	free_lines(&l);
 
-	assert_int_equal(verify(path, key, &report, err), 0);
+	assert_int_equal(verify(path, key, &report, &err), 0);
 	assert_int_equal(report_int(report, "last_seq"), 90);
 	assert_int_equal(report_int(report, "last_checkpoint_seq"), 65);
 	assert_int_equal(report_int(report, "unvouched_records"), 25);
@@ -439,12 +443,12 @@ static void test_wrong_trusted_key(void **state)
 {
 	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	json_t *report = NULL;
-	char err[512];
+	struct error err;
 
 	(void)state;
-	assert_int_equal(verify(base, other, &report, err), -EBADMSG);
-	assert_non_null(strstr(err, "line 65: signature:"));
-	assert_non_null(strstr(err, "not by the trusted key"));
+	assert_int_equal(verify(base, other, &report, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "line 65: signature:"));
+	assert_non_null(strstr(err.msg, "not by the trusted key"));
 	assert_int_equal(report_int(report, "checkpoints"), 0);
 	json_decref(report);
 	EVP_PKEY_free(other);
@@ -452,7 +456,8 @@ static void test_wrong_trusted_key(void **state)
 
 static void test_rotation_keeps_chain(void **state)
 {
-	char path[PATH_MAX], archive[PATH_MAX], all[PATH_MAX], err[512];
+	char path[PATH_MAX], archive[PATH_MAX], all[PATH_MAX];
+	struct error err;
 	json_t *old = NULL, *cur = NULL, *both = NULL, *prev;
 	struct audit *a, *b;
 	struct lines l1, l2;
@@ -473,10 +478,10 @@ static void test_rotation_keeps_chain(void **state)
 	audit_close(a);
 
 	/* The archive ends vouched for; the new file starts where it ended. */
-	assert_int_equal(verify(archive, key, &old, err), 0);
+	assert_int_equal(verify(archive, key, &old, &err), 0);
 	assert_int_equal(report_int(old, "unvouched_records"), 0);
 	assert_int_equal(report_int(old, "records"), 6);
-	assert_int_equal(verify(path, key, &cur, err), 0);
+	assert_int_equal(verify(path, key, &cur, &err), 0);
 	prev = json_object_get(cur, "previous");
 	assert_int_equal(report_int(prev, "seq"), report_int(old, "last_seq"));
 	assert_string_equal(json_string_value(json_object_get(prev, "hash")),
@@ -494,7 +499,7 @@ static void test_rotation_keeps_chain(void **state)
 	write_lines(all, &l1);
 	free(l2.v);
 	free_lines(&l1);
-	assert_int_equal(verify(all, key, &both, err), 0);
+	assert_int_equal(verify(all, key, &both, &err), 0);
 	assert_int_equal(report_int(both, "records"), 13);
 	json_decref(old);
 	json_decref(cur);

@@ -252,7 +252,7 @@ static struct callback *start(const char *extra, struct callback_config **cfg)
 	char json[2048];
 	json_auto_t *o = NULL;
 	struct callback *cb = NULL;
-	struct jx_error e;
+	struct error e;
 
 	snprintf(json, sizeof(json),
 		 "{\"listen\": \"127.0.0.1:0\", \"cert_file\": \"%s/server.pem\", "
@@ -458,7 +458,7 @@ static void test_start_refusals(void **state)
 	struct callback_config *cfg, *cfg2;
 	struct callback *cb = NULL, *cb2 = NULL;
 	json_auto_t *o = NULL;
-	struct jx_error e;
+	struct error e;
 	char json[1024];
 	FILE *f;
 

@@ -240,7 +240,7 @@ static void test_cidr_match(void **state)
 	assert_false(match("::/0", sa6("::ffff:10.1.2.3")));
 }
 
-static int parse(const char *json, struct callback_config **c, struct jx_error *e)
+static int parse(const char *json, struct callback_config **c, struct error *e)
 {
 	json_auto_t *o = json_loads(json, 0, NULL);
 
@@ -300,7 +300,7 @@ static void test_config(void **state)
 	struct sockaddr_storage lo4 = sa4("127.0.0.1"), lo4b = sa4("127.8.9.10"), lo6 = sa6("::1"),
 				ext = sa4("10.1.2.3"), ext6 = sa6("2001:db8::1"),
 				mapped = sa6("::ffff:127.0.0.1");
-	struct jx_error e;
+	struct error e;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -445,7 +445,7 @@ static void test_lockout(void **state)
 	callback_lockout_free(l);
 }
 
-static int event_parse(const char *json, struct event *ev, struct jx_error *e)
+static int event_parse(const char *json, struct event *ev, struct error *e)
 {
 	json_auto_t *o = json_loads(json, 0, NULL);
 
@@ -506,7 +506,7 @@ static void test_schema(void **state)
 		 "event.time: must be a string"},
 	};
 	struct event ev;
-	struct jx_error e;
+	struct error e;
 	char json[1024], longid[EVENT_ID_MAX + 2];
 
 	(void)state;

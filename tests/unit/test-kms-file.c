@@ -21,7 +21,7 @@ static struct kms *make_kms(const char *path)
 {
 	struct kms *k = calloc(1, sizeof(*k));
 	json_t *o = json_pack("{s:s, s:s}", "provider", "file", "root_key_file", path);
-	struct jx_error e;
+	struct error e;
 
 	k->name = strdup("local");
 	k->provider = kms_provider_find("file");
@@ -44,7 +44,7 @@ static void write_key(const char *path, mode_t mode, size_t len)
 }
 
 static int unwrap(struct kms *k, const char *key_id, const char *wdek, const char *aad,
-		  uint8_t **dek, size_t *n, struct kms_error *e)
+		  uint8_t **dek, size_t *n, struct error *e)
 {
 	return kms_unwrap(k, key_id, wdek, aad, dek, n, NULL, e, NULL, NULL, NULL);
 }
@@ -54,7 +54,7 @@ static void test_round_trip_and_bindings(void **state)
 	struct kms *k = make_kms(keypath), *other;
 	uint8_t dek[32], *out = NULL;
 	struct kms_wrapped w = {0};
-	struct kms_error e;
+	struct error e;
 	size_t n = 0;
 	char *flipped, otherpath[80];
 
@@ -98,7 +98,7 @@ static void test_root_key_file_checks(void **state)
 	char path[80];
 	struct kms *k;
 	struct kms_wrapped w = {0};
-	struct kms_error e;
+	struct error e;
 	uint8_t dek[32] = {0};
 
 	(void)state;
@@ -124,7 +124,7 @@ static void test_rewrap_and_key_info(void **state)
 	struct kms *k;
 	struct kms_wrapped w = {0}, w2 = {0};
 	struct kms_key_info info;
-	struct kms_error e;
+	struct error e;
 	uint8_t dek[32], *out = NULL;
 	size_t n = 0;
 

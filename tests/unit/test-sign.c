@@ -115,7 +115,8 @@ static void test_round_trip(void **state)
 	EVP_PKEY *key = new_key();
 	json_t *rec = new_record(), *copy;
 	const char *alg, *kid, *pub, *value;
-	char fp[65], err[256] = "";
+	char fp[65];
+	struct error err = {.msg = ""};
 	char *text;
 
 	(void)state;
@@ -128,8 +129,8 @@ static void test_round_trip(void **state)
 	assert_string_equal(kid, fp);
 	assert_int_equal(strlen(pub), 44);
 	assert_int_equal(strlen(value), 88);
-	assert_int_equal(sign_json_verify(rec, NULL, err, sizeof(err)), 0);
-	assert_int_equal(sign_json_verify(rec, key, err, sizeof(err)), 0);
+	assert_int_equal(sign_json_verify(rec, NULL, &err), 0);
+	assert_int_equal(sign_json_verify(rec, key, &err), 0);
 
 	/* Through text and back, with members in another order: the canonical form is sorted. */
 	text = json_dumps(rec, JSON_INDENT(2));
@@ -139,8 +140,8 @@ static void test_round_trip(void **state)
 	assert_non_null(copy);
 	json_object_del(copy, "device");
 	json_object_set_new(copy, "device", json_string("/dev/sdx"));
-	if (sign_json_verify(copy, key, err, sizeof(err)) != 0)
-		fail_msg("re-ordered record did not verify: %s", err);
+	if (sign_json_verify(copy, key, &err) != 0)
+		fail_msg("re-ordered record did not verify: %s", err.msg);
 	json_decref(copy);
 	json_decref(rec);
 	EVP_PKEY_free(key);
@@ -157,7 +158,7 @@ static void test_tampered(void **state)
 		{"signature removed", "signature", -ENOKEY},
 	};
 	EVP_PKEY *key = new_key();
-	char err[256];
+	struct error err;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -169,11 +170,11 @@ static void test_tampered(void **state)
 			json_object_del(rec, cases[i].member);
 		else
 			json_object_set_new(rec, cases[i].member, json_string("/dev/sdy"));
-		err[0] = 0;
-		r = sign_json_verify(rec, NULL, err, sizeof(err));
-		printf("%s: %d %s\n", cases[i].what, r, err);
+		err.msg[0] = 0;
+		r = sign_json_verify(rec, NULL, &err);
+		printf("%s: %d %s\n", cases[i].what, r, err.msg);
 		assert_int_equal(r, cases[i].expect);
-		assert_true(err[0] != 0);
+		assert_true(err.msg[0] != 0);
 		json_decref(rec);
 	}
 	EVP_PKEY_free(key);
@@ -185,21 +186,22 @@ static void test_wrong_trusted_key(void **state)
 {
 	EVP_PKEY *key = new_key(), *other = new_key();
 	json_t *rec = new_record();
-	char err[256] = "", fp[65];
+	struct error err = {.msg = ""};
+	char fp[65];
 
 	(void)state;
 	assert_int_equal(sign_json(other, rec), 0);
-	assert_int_equal(sign_json_verify(rec, NULL, err, sizeof(err)), 0);
-	assert_int_equal(sign_json_verify(rec, key, err, sizeof(err)), -EBADMSG);
-	printf("%s\n", err);
+	assert_int_equal(sign_json_verify(rec, NULL, &err), 0);
+	assert_int_equal(sign_json_verify(rec, key, &err), -EBADMSG);
+	printf("%s\n", err.msg);
 	assert_int_equal(sign_key_fingerprint(key, fp), 0);
-	assert_non_null(strstr(err, fp));
-	assert_non_null(strstr(err, "not by the trusted key"));
+	assert_non_null(strstr(err.msg, fp));
+	assert_non_null(strstr(err.msg, "not by the trusted key"));
 
 	/* A signature block whose key id does not match its public key. */
 	json_object_set_new(json_object_get(rec, "signature"), "key", json_string(fp));
-	assert_int_equal(sign_json_verify(rec, NULL, err, sizeof(err)), -EBADMSG);
-	printf("%s\n", err);
+	assert_int_equal(sign_json_verify(rec, NULL, &err), -EBADMSG);
+	printf("%s\n", err.msg);
 	json_decref(rec);
 	EVP_PKEY_free(key);
 	EVP_PKEY_free(other);
@@ -216,7 +218,7 @@ static void test_malformed_signature(void **state)
 		"{\"x\":1,\"signature\":{\"alg\":\"ed25519\",\"key\":\"a\",\"public_key\":\"AAAA\","
 		"\"value\":\"AAAA\",\"extra\":1}}",
 	};
-	char err[256];
+	struct error err;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -224,8 +226,8 @@ static void test_malformed_signature(void **state)
 		int r;
 
 		assert_non_null(rec);
-		r = sign_json_verify(rec, NULL, err, sizeof(err));
-		printf("%s -> %d %s\n", bad[i], r, err);
+		r = sign_json_verify(rec, NULL, &err);
+		printf("%s -> %d %s\n", bad[i], r, err.msg);
 		assert_int_equal(r, -EBADMSG);
 		json_decref(rec);
 	}

@@ -103,17 +103,17 @@ static void test_fields(void **state)
 static void test_verify_and_tamper(void **state)
 {
 	json_t *c = signed_cert(JOB_SUCCESS);
-	char err[256];
+	struct error err;
 
 	(void)state;
-	assert_int_equal(cert_check(c, key, err, sizeof(err)), 0);
-	assert_int_equal(cert_check(c, NULL, err, sizeof(err)), 0);
+	assert_int_equal(cert_check(c, key, &err), 0);
+	assert_int_equal(cert_check(c, NULL, &err), 0);
 	json_object_set_new(json_object_get(c, "device"), "serial", json_string("OTHER"));
-	assert_int_equal(cert_check(c, key, err, sizeof(err)), -EBADMSG);
-	printf("%s\n", err);
-	assert_non_null(strstr(err, "altered"));
+	assert_int_equal(cert_check(c, key, &err), -EBADMSG);
+	printf("%s\n", err.msg);
+	assert_non_null(strstr(err.msg, "altered"));
 	json_object_del(c, "signature");
-	assert_int_equal(cert_check(c, key, err, sizeof(err)), -ENOKEY);
+	assert_int_equal(cert_check(c, key, &err), -ENOKEY);
 	json_decref(c);
 }
 
@@ -121,11 +121,11 @@ static void test_other_key(void **state)
 {
 	json_t *c = signed_cert(JOB_SUCCESS);
 	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	char err[256];
+	struct error err;
 
 	(void)state;
-	assert_int_equal(cert_check(c, other, err, sizeof(err)), -EBADMSG);
-	assert_non_null(strstr(err, "not by the trusted key"));
+	assert_int_equal(cert_check(c, other, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "not by the trusted key"));
 	EVP_PKEY_free(other);
 	json_decref(c);
 }
@@ -133,33 +133,33 @@ static void test_other_key(void **state)
 static void test_success_must_be_consistent(void **state)
 {
 	json_t *c = signed_cert(JOB_SUCCESS);
-	char err[256];
+	struct error err;
 
 	(void)state;
 	/* Even signed by the right key, "success" with failed blocks is not a valid record. */
 	json_object_del(c, "signature");
 	json_object_set_new(json_object_get(c, "errors"), "write_failed_blocks", json_integer(3));
 	assert_int_equal(sign_json(key, c), 0);
-	assert_int_equal(cert_check(c, key, err, sizeof(err)), -EBADMSG);
-	printf("%s\n", err);
-	assert_non_null(strstr(err, "says success"));
+	assert_int_equal(cert_check(c, key, &err), -EBADMSG);
+	printf("%s\n", err.msg);
+	assert_non_null(strstr(err.msg, "says success"));
 	json_decref(c);
 
 	c = signed_cert(JOB_SUCCESS);
 	json_object_del(c, "signature");
 	json_object_set_new(json_object_get(c, "verification"), "result", json_string("failed"));
 	assert_int_equal(sign_json(key, c), 0);
-	assert_int_equal(cert_check(c, key, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(cert_check(c, key, &err), -EBADMSG);
 	json_decref(c);
 }
 
 static void test_interrupted_claims_nothing(void **state)
 {
 	json_t *c = signed_cert(JOB_INTERRUPTED);
-	char err[256];
+	struct error err;
 
 	(void)state;
-	assert_int_equal(cert_check(c, key, err, sizeof(err)), 0);
+	assert_int_equal(cert_check(c, key, &err), 0);
 	assert_string_equal(json_string_value(json_object_get(c, "result")), "interrupted");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(c, "nist"), "level")),
 			    "none");
@@ -174,7 +174,7 @@ static void test_interrupted_claims_nothing(void **state)
 	json_object_del(c, "signature");
 	json_object_set_new(c, "result", json_string("success"));
 	assert_int_equal(sign_json(key, c), 0);
-	assert_int_equal(cert_check(c, key, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(cert_check(c, key, &err), -EBADMSG);
 	json_decref(c);
 }
 

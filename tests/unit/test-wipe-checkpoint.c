@@ -67,7 +67,7 @@ static struct checkpoint sample(void)
 static void test_round_trip(void **state)
 {
 	struct checkpoint cp = sample(), back;
-	struct jx_error e;
+	struct error e;
 	struct stat st;
 
 	(void)state;
@@ -120,7 +120,7 @@ static void write_file(const char *text, mode_t mode)
 static void test_refusals(void **state)
 {
 	struct checkpoint cp = sample(), back;
-	struct jx_error e;
+	struct error e;
 
 	(void)state;
 	if (geteuid() != 0)

@@ -121,7 +121,7 @@ static json_t *run(const char *method, struct wipe_job *j, int want)
 {
 	struct wipe_options *opt = malloc(sizeof(*opt));
 	json_t *cert = NULL;
-	char err[256];
+	struct error err;
 
 	*opt = options(method);
 	assert_int_equal(job_plan(j, loopdev, opt), 0);
@@ -130,7 +130,7 @@ static json_t *run(const char *method, struct wipe_job *j, int want)
 	assert_true(j->cert_path[0]);
 	assert_int_equal(cert_load(j->cert_path, &cert), 0);
 	/* Signed, and the record is consistent whatever the outcome. */
-	assert_int_equal(cert_check(cert, key, err, sizeof(err)), 0);
+	assert_int_equal(cert_check(cert, key, &err), 0);
 	assert_int_equal(access(j->checkpoint_path, F_OK), -1);
 	job_done(j);
 	json_decref(opt->operator);
