@@ -33,10 +33,4 @@ l=$(emu GET /_emu/log | jq -c '[.[] | select(.tencent)]')
 echo "Tencent requests: $(jq -c '[.[] | [.action, .error_code]]' <<<"$l")"
 assert_eq "$(jq '[.[] | select(.error_code == "AuthFailure.SignatureFailure")] | length' <<<"$l")" 1 "requests refused for their signature"
 
-if [ -d "$SDK/node_modules/@ibm-cloud/ibm-key-protect" ] && [ -f "$SDK/check-keyprotect.mjs" ]; then
-	log "@ibm-cloud/ibm-key-protect against the Key Protect emulator"
-	emu_tenant
-	out=$(cd "$SDK" && node check-keyprotect.mjs "$EMU_URL" 2>&1) || fail "the Key Protect SDK check failed: $out"
-	echo "$out"
-fi
 echo "SDK checks passed"
