@@ -126,12 +126,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_t *o = json_loadb(text, size, 0, NULL);
 		struct cloud_creds c;
 		struct aws_meta m;
+		struct error pe;
 		char a[64], b[256];
 
 		aws_parse_error(text, size, a, sizeof(a), b, sizeof(b));
 		if (o) {
-			aws_parse_key_metadata(o, &m, b, sizeof(b));
-			if (aws_parse_role_credentials(o, &c, b, sizeof(b)) == 0)
+			aws_parse_key_metadata(o, &m, &pe);
+			if (aws_parse_role_credentials(o, &c, &pe) == 0)
 				cloud_creds_done(&c);
 		}
 		json_decref(o);
@@ -141,14 +142,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_t *o = NULL, *resp = NULL;
 		struct tencent_meta m;
 		struct cloud_creds c;
+		struct error pe;
 		char a[96], b[256];
 
 		if (tencent_parse_response(text, size, &resp, a, sizeof(a), b, sizeof(b)) == 0) {
-			tencent_parse_key_metadata(resp, &m, b, sizeof(b));
+			tencent_parse_key_metadata(resp, &m, &pe);
 			json_decref(resp);
 		}
 		o = json_loadb(text, size, 0, NULL);
-		if (o && tencent_parse_role_credentials(o, &c, b, sizeof(b)) == 0)
+		if (o && tencent_parse_role_credentials(o, &c, &pe) == 0)
 			cloud_creds_done(&c);
 		json_decref(o);
 		break;
@@ -162,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char why[256];
 
 		for (size_t i = 0; i < 2; i++)
-			if (cloud_creds_parse(text, size, &keys[i], &c, why, sizeof(why)) == 0)
+			if (cloud_creds_parse(text, size, &keys[i], &c, &pe) == 0)
 				cloud_creds_done(&c);
 		break;
 	}

@@ -23,7 +23,7 @@ struct tencent_meta {
 int tencent_parse_response(const char *body, size_t n, json_t **ret, char *code, size_t code_size,
 			   char *msg, size_t msg_size);
 /* DescribeKey's Response: KeyId, KeyState, KeyUsage, LastRotateTime. -EPROTO with @why. */
-int tencent_parse_key_metadata(json_t *resp, struct tencent_meta *m, char *why, size_t size);
+int tencent_parse_key_metadata(json_t *resp, struct tencent_meta *m, struct error *pe);
 /* The CVM metadata service's role credentials: TmpSecretId, TmpSecretKey, Token, ExpiredTime
  * (into secure memory). -EPROTO, -EACCES (Code not Success), -ENOMEM with @why. */
-int tencent_parse_role_credentials(json_t *j, struct cloud_creds *ret, char *why, size_t size);
+int tencent_parse_role_credentials(json_t *j, struct cloud_creds *ret, struct error *pe);

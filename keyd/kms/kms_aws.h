@@ -21,7 +21,7 @@ struct aws_meta {
 void aws_parse_error(const char *body, size_t n, char *type, size_t type_size, char *msg,
 		     size_t msg_size);
 /* DescribeKey's reply: KeyState, KeyUsage, KeySpec, CurrentKeyMaterialId. -EPROTO, @why. */
-int aws_parse_key_metadata(json_t *reply, struct aws_meta *m, char *why, size_t size);
+int aws_parse_key_metadata(json_t *reply, struct aws_meta *m, struct error *pe);
 /* IMDS role credentials: Code, AccessKeyId, SecretAccessKey, Token, Expiration (into secure
  * memory). -EPROTO, -EACCES (Code not Success), -ENOMEM with @why. */
-int aws_parse_role_credentials(json_t *j, struct cloud_creds *ret, char *why, size_t size);
+int aws_parse_role_credentials(json_t *j, struct cloud_creds *ret, struct error *pe);

@@ -42,10 +42,10 @@ struct cloud_file_keys {
  * blank lines and at most a [default] section header. Unknown keys, duplicates and a missing
  * id or secret are -EINVAL with @why naming the line or key (never a value). */
 int cloud_creds_parse(const char *text, size_t n, const struct cloud_file_keys *keys,
-		      struct cloud_creds *ret, char *why, size_t why_size);
+		      struct cloud_creds *ret, struct error *pe);
 
 /* Role credentials from a metadata service (the provider's own request and reply). */
-typedef int (*cloud_fetch_fn)(struct kms *kms, struct cloud_creds *ret, struct kms_error *e);
+typedef int (*cloud_fetch_fn)(struct kms *kms, struct cloud_creds *ret, struct error *e);
 
 struct cloud_auth {
 	char *file;	      /* credentials_file, or NULL: the role, through fetch */
@@ -67,17 +67,17 @@ void cloud_auth_done(struct cloud_auth *a);
  * when they are the ones of generation @stale (the KMS refused them). While a refresh fails,
  * credentials that have not expired are still used. -errno with @e filled. */
 int cloud_auth_get(struct kms *kms, struct cloud_auth *a, uint64_t stale, struct cloud_creds *ret,
-		   uint64_t *ret_gen, struct kms_error *e);
+		   uint64_t *ret_gen, struct error *e);
 
 /* A metadata service URL from the config: http:// to a link-local address (169.254.x.x,
  * [fd00:ec2::254]), to @dns_name (the vendor's own name for it), or to loopback (tests). */
 int cloud_metadata_url(const char *s, const char *path, const char *dns_name, char **ret,
-		       struct jx_error *e);
+		       struct error *e);
 
 /* One request to a metadata service; the reply must be 200 and lands in secure memory. */
 int cloud_metadata_call(struct http_client *http, const char *method, const char *url,
 			const char *const *headers, long timeout_ms, const char *where,
-			struct http_response *resp, struct kms_error *e);
+			struct http_response *resp, struct error *e);
 
 /* The LUKS UUID out of the AAD "keyd:v1:<UUID>" (hex digits and '-'), into @buf. */
 int cloud_context_uuid(const char *aad, char *buf, size_t size);

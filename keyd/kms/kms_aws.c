@@ -149,7 +149,7 @@ static void aws_freep(struct aws **a)
 	aws_free(*a);
 }
 
-static int parse_role(struct aws *a, json_t *obj, const char *path, struct jx_error *e)
+static int parse_role(struct aws *a, json_t *obj, const char *path, struct error *e)
 {
 	static const char *const keys[] = {"imds_endpoint", "role", NULL};
 	const char *imds = AWS_IMDS_DEFAULT, *role = NULL;
@@ -178,7 +178,7 @@ static int parse_role(struct aws *a, json_t *obj, const char *path, struct jx_er
 	return role && !a->role ? -ENOMEM : 0;
 }
 
-static int aws_parse(struct kms *kms, json_t *obj, const char *path, struct jx_error *e)
+static int aws_parse(struct kms *kms, json_t *obj, const char *path, struct error *e)
 {
 	static const char *const keys[] = {
 		"provider",	 "region",  "endpoints", "credentials_file",
@@ -237,7 +237,7 @@ static int aws_parse(struct kms *kms, json_t *obj, const char *path, struct jx_e
 
 /* The instance role's credentials through IMDSv2: a session token (PUT), the role's name if
  * not configured, then its credentials. Called with the auth lock held. */
-static int aws_fetch_role(struct kms *kms, struct cloud_creds *ret, struct kms_error *e)
+static int aws_fetch_role(struct kms *kms, struct cloud_creds *ret, struct error *e)
 {
 	static const char *const put_headers[] = {
 		"X-aws-ec2-metadata-token-ttl-seconds: " AWS_IMDS_TTL, NULL};
@@ -247,8 +247,9 @@ static int aws_fetch_role(struct kms *kms, struct cloud_creds *ret, struct kms_e
 	json_auto_t *j = NULL;
 	const char *headers[2] = {NULL, NULL};
 	char url[KMS_REST_URL_MAX + CLOUD_ROLE_MAX + 64], where[sizeof(url) + 32],
-		role[CLOUD_ROLE_MAX + 1], why[KMS_ERR_MAX / 2];
+		role[CLOUD_ROLE_MAX + 1];
 	long tmo = (long)kms->retry.try_timeout_ms;
+	struct error pe;
 	int r;
 
 	snprintf(url, sizeof(url), "%s/latest/api/token", a->imds);
@@ -297,16 +298,16 @@ static int aws_fetch_role(struct kms *kms, struct cloud_creds *ret, struct kms_e
 	r = kms_rest_json(&cred, where, &j, e);
 	if (r < 0)
 		return r;
-	r = aws_parse_role_credentials(j, ret, why, sizeof(why));
+	r = aws_parse_role_credentials(j, ret, &pe);
 	if (r < 0)
-		return kms_fail(e, r, r == -EACCES, "%s: unexpected reply: %s", where, why);
+		return kms_fail(e, r, r == -EACCES, "%s: unexpected reply: %s", where, pe.msg);
 	return 0;
 }
 
-int aws_parse_role_credentials(json_t *j, struct cloud_creds *ret, char *why, size_t size)
+int aws_parse_role_credentials(json_t *j, struct cloud_creds *ret, struct error *pe)
 {
 	const char *code = NULL, *id = NULL, *secret = NULL, *token = NULL, *exp = NULL;
-	struct jx_error jxe;
+	struct error jxe;
 	int r;
 
 	*ret = (struct cloud_creds){0};
@@ -316,26 +317,25 @@ int aws_parse_role_credentials(json_t *j, struct cloud_creds *ret, char *why, si
 		    0 ||
 	    (r = jx_string(j, "reply", "Token", true, CLOUD_TOKEN_MAX, &token, &jxe)) < 0 ||
 	    (r = jx_string(j, "reply", "Expiration", true, 40, &exp, &jxe)) < 0)
-		return set_error(why, size, -EPROTO, "%s", jxe.msg);
+		return error_set(pe, -EPROTO, "%s", jxe.msg);
 	if (strcmp(code, "Success") != 0)
-		return set_error(why, size, -EACCES,
-				 "the role's credentials are not available (Code %s)",
+		return error_set(pe, -EACCES, "the role's credentials are not available (Code %s)",
 				 kms_rest_charset(code, KMS_CHARS_ALNUM) ? code : "?");
 	if (!id[0] || !secret[0] || !token[0] || !kms_rest_charset(id, KMS_CHARS_ALNUM))
-		return set_error(why, size, -EPROTO, "empty or malformed credentials");
+		return error_set(pe, -EPROTO, "empty or malformed credentials");
 	if (parse_rfc3339_us(exp, &ret->expires_real_us) < 0)
-		return set_error(why, size, -EPROTO, "Expiration is not RFC 3339");
+		return error_set(pe, -EPROTO, "Expiration is not RFC 3339");
 	ret->id = secmem_strdup(id);
 	ret->secret = secmem_strdup(secret);
 	ret->token = secmem_strdup(token);
 	if (!ret->id || !ret->secret || !ret->token) {
 		cloud_creds_done(ret);
-		return set_error(why, size, -ENOMEM, "out of secure memory");
+		return error_set(pe, -ENOMEM, "out of secure memory");
 	}
 	return 0;
 }
 
-static int aws_open(struct kms *kms, struct kms_error *e)
+static int aws_open(struct kms *kms, struct error *e)
 {
 	struct aws *a = kms->data;
 	int r;
@@ -375,7 +375,7 @@ void aws_parse_error(const char *body, size_t n, char *type, size_t type_size, c
 	kms_rest_printable(msg, msg_size, m);
 }
 
-static int fail_status(struct kms_error *e, const struct http_response *resp, const char *where,
+static int fail_status(struct error *e, const struct http_response *resp, const char *where,
 		       bool *ret_refresh)
 {
 	const struct aws_error *t = NULL;
@@ -406,7 +406,7 @@ static const char *aws_where(char *buf, size_t size, const char *endpoint, const
 /* One signed request to one endpoint. */
 static int aws_send(struct kms *kms, const char *endpoint, const char *op, const char *body,
 		    const struct cloud_creds *c, const char *where, json_t **ret, bool *ret_refresh,
-		    struct kms_error *e)
+		    struct error *e)
 {
 	struct aws *a = kms->data;
 	_cleanup_(http_response_done) struct http_response resp = {0};
@@ -449,7 +449,7 @@ static int aws_send(struct kms *kms, const char *endpoint, const char *op, const
  * failure. Role credentials that AWS calls expired or unknown buy one fresh set and one more
  * try at the same endpoint. */
 static int aws_call(struct kms *kms, const char *op, const char *key_id, json_t *req, json_t **ret,
-		    char *where, size_t where_size, struct kms_error *e)
+		    char *where, size_t where_size, struct error *e)
 {
 	struct aws *a = kms->data;
 	_cleanup_secure_ char *body = NULL;
@@ -486,13 +486,13 @@ static int aws_call(struct kms *kms, const char *op, const char *key_id, json_t 
 	return r;
 }
 
-static int fail_reply(struct kms_error *e, const char *where, const char *why)
+static int fail_reply(struct error *e, const char *where, const char *why)
 {
 	return kms_fail(e, -EPROTO, false, "%s: unexpected reply: %s", where, why);
 }
 
 /* The volume's encryption context, {"keyd:luks-uuid": "<UUID>"}, from the AAD. */
-static json_t *context_for(const char *aad, struct kms_error *e)
+static json_t *context_for(const char *aad, struct error *e)
 {
 	char uuid[CLOUD_UUID_MAX + 1];
 
@@ -504,7 +504,7 @@ static json_t *context_for(const char *aad, struct kms_error *e)
 }
 
 static int reply_blob(json_t *reply, const char *key, size_t max, const char **ret,
-		      struct jx_error *jxe)
+		      struct error *jxe)
 {
 	int r = jx_string(reply, "reply", key, true, max, ret, jxe);
 
@@ -514,7 +514,7 @@ static int reply_blob(json_t *reply, const char *key, size_t max, const char **r
 }
 
 static int wrapped_set(struct kms_wrapped *w, const char *wdek, const char *version,
-		       struct kms_error *e)
+		       struct error *e)
 {
 	w->wdek = strdup(wdek);
 	w->key_version = version && version[0] ? strdup(version) : NULL;
@@ -525,30 +525,29 @@ static int wrapped_set(struct kms_wrapped *w, const char *wdek, const char *vers
 	return 0;
 }
 
-int aws_parse_key_metadata(json_t *reply, struct aws_meta *m, char *why, size_t size)
+int aws_parse_key_metadata(json_t *reply, struct aws_meta *m, struct error *pe)
 {
 	const char *state = NULL, *usage = NULL, *spec = NULL, *material = NULL;
 	json_t *md = json_object_get(reply, "KeyMetadata");
-	struct jx_error jxe;
+	struct error jxe;
 	int r;
 
 	*m = (struct aws_meta){.state = SIZE_MAX};
 	if (!json_is_object(md))
-		return set_error(why, size, -EPROTO, "reply.KeyMetadata: missing or not an object");
+		return error_set(pe, -EPROTO, "reply.KeyMetadata: missing or not an object");
 	if ((r = jx_string(md, "reply.KeyMetadata", "KeyState", true, 32, &state, &jxe)) < 0 ||
 	    (r = jx_string(md, "reply.KeyMetadata", "KeyUsage", false, 32, &usage, &jxe)) < 0 ||
 	    (r = jx_string(md, "reply.KeyMetadata", "KeySpec", false, 32, &spec, &jxe)) < 0 ||
 	    (r = jx_string(md, "reply.KeyMetadata", "CurrentKeyMaterialId", false, KMS_VERSION_MAX,
 			   &material, &jxe)) < 0)
-		return set_error(why, size, -EPROTO, "%s", jxe.msg);
+		return error_set(pe, -EPROTO, "%s", jxe.msg);
 	if (material && !kms_rest_charset(material, KMS_CHARS_ALNUM "-"))
-		return set_error(why, size, -EPROTO,
-				 "reply.KeyMetadata.CurrentKeyMaterialId: not an id");
+		return error_set(pe, -EPROTO, "reply.KeyMetadata.CurrentKeyMaterialId: not an id");
 	for (size_t i = 0; i < ELEMENTSOF(aws_states); i++)
 		if (strcmp(aws_states[i].name, state) == 0)
 			m->state = i;
 	if (m->state == SIZE_MAX)
-		return set_error(why, size, -EPROTO, "the key is in unknown state %s",
+		return error_set(pe, -EPROTO, "the key is in unknown state %s",
 				 kms_rest_charset(state, KMS_CHARS_ALNUM) ? state : "?");
 	m->symmetric = (!usage || strcmp(usage, "ENCRYPT_DECRYPT") == 0) &&
 		       (!spec || strcmp(spec, "SYMMETRIC_DEFAULT") == 0);
@@ -557,21 +556,21 @@ int aws_parse_key_metadata(json_t *reply, struct aws_meta *m, char *why, size_t 
 }
 
 static int aws_describe(struct kms *kms, const char *key_id, struct aws_meta *m, char *where,
-			size_t where_size, struct kms_error *e)
+			size_t where_size, struct error *e)
 {
 	json_auto_t *req = json_pack("{s:s}", "KeyId", key_id), *reply = NULL;
-	char why[KMS_ERR_MAX / 2];
+	struct error pe;
 	int r;
 
 	r = aws_call(kms, "DescribeKey", key_id, req, &reply, where, where_size, e);
 	if (r < 0)
 		return r;
-	r = aws_parse_key_metadata(reply, m, why, sizeof(why));
-	return r < 0 ? fail_reply(e, where, why) : 0;
+	r = aws_parse_key_metadata(reply, m, &pe);
+	return r < 0 ? fail_reply(e, where, pe.msg) : 0;
 }
 
 /* DescribeKey, and a clear refusal unless the key can encrypt now. */
-static int aws_usable(struct kms *kms, const char *key_id, struct aws_meta *m, struct kms_error *e)
+static int aws_usable(struct kms *kms, const char *key_id, struct aws_meta *m, struct error *e)
 {
 	char where[AWS_WHERE_MAX];
 	int r = aws_describe(kms, key_id, m, where, sizeof(where), e);
@@ -590,14 +589,14 @@ static int aws_usable(struct kms *kms, const char *key_id, struct aws_meta *m, s
 }
 
 static int aws_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
-		    const char *aad, struct kms_wrapped *ret, struct kms_error *e)
+		    const char *aad, struct kms_wrapped *ret, struct error *e)
 {
 	_cleanup_secure_ char *b64 = NULL;
 	json_auto_t *ctx = NULL, *req = NULL, *reply = NULL;
 	const char *ct = NULL;
 	char where[AWS_WHERE_MAX];
 	struct aws_meta m;
-	struct jx_error jxe;
+	struct error jxe;
 	int r;
 
 	if (dek_len != AWS_DEK_LEN)
@@ -627,13 +626,13 @@ static int aws_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, siz
 
 static int aws_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 		      uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
-		      struct kms_error *e)
+		      struct error *e)
 {
 	_cleanup_secure_ uint8_t *dek = NULL;
 	json_auto_t *ctx = NULL, *req = NULL, *reply = NULL;
 	const char *pt = NULL;
 	char where[AWS_WHERE_MAX];
-	struct jx_error jxe;
+	struct error jxe;
 	size_t n;
 	int r;
 
@@ -664,13 +663,13 @@ static int aws_unwrap(struct kms *kms, const char *key_id, const char *wdek, con
 }
 
 static int aws_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
-		      struct kms_wrapped *ret, struct kms_error *e)
+		      struct kms_wrapped *ret, struct error *e)
 {
 	json_auto_t *ctx = NULL, *req = NULL, *reply = NULL;
 	const char *ct = NULL, *material = NULL;
 	char where[AWS_WHERE_MAX];
 	struct aws_meta m;
-	struct jx_error jxe;
+	struct error jxe;
 	int r;
 
 	ctx = context_for(aad, e);
@@ -697,7 +696,7 @@ static int aws_rewrap(struct kms *kms, const char *key_id, const char *wdek, con
 }
 
 static int aws_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
-			struct kms_error *e)
+			struct error *e)
 {
 	char where[AWS_WHERE_MAX];
 	struct aws_meta m;
@@ -711,7 +710,7 @@ static int aws_key_info(struct kms *kms, const char *key_id, struct kms_key_info
 	return 0;
 }
 
-static int aws_probe(struct kms *kms, const char *key_id, struct kms_error *e)
+static int aws_probe(struct kms *kms, const char *key_id, struct error *e)
 {
 	struct aws_meta m;
 	char where[AWS_WHERE_MAX];

@@ -60,7 +60,7 @@ static int take_value(const char *v, size_t n, size_t max, char **ret)
 }
 
 int cloud_creds_parse(const char *text, size_t n, const struct cloud_file_keys *keys,
-		      struct cloud_creds *ret, char *why, size_t why_size)
+		      struct cloud_creds *ret, struct error *pe)
 {
 	struct cloud_creds c = {0};
 	bool section = false;
@@ -82,13 +82,13 @@ int cloud_creds_parse(const char *text, size_t n, const struct cloud_file_keys *
 		if (len == 0 || *l == '#' || *l == ';')
 			continue;
 		if (memchr(l, 0, len)) {
-			r = set_error(why, why_size, -EINVAL, "line %u: binary data", line);
+			r = error_set(pe, -EINVAL, "line %u: binary data", line);
 			break;
 		}
 		if (*l == '[') {
 			if (section || len != strlen("[default]") ||
 			    memcmp(l, "[default]", len) != 0)
-				r = set_error(why, why_size, -EINVAL,
+				r = error_set(pe, -EINVAL,
 					      "line %u: only one section, [default], may be given",
 					      line);
 			section = true;
@@ -96,8 +96,7 @@ int cloud_creds_parse(const char *text, size_t n, const struct cloud_file_keys *
 		}
 		eq = memchr(l, '=', len);
 		if (!eq) {
-			r = set_error(why, why_size, -EINVAL, "line %u: not a 'key = value' line",
-				      line);
+			r = error_set(pe, -EINVAL, "line %u: not a 'key = value' line", line);
 			break;
 		}
 		k = l;
@@ -116,27 +115,24 @@ int cloud_creds_parse(const char *text, size_t n, const struct cloud_file_keys *
 			 memcmp(k, keys->token, klen) == 0)
 			slot = &c.token, max = CLOUD_TOKEN_MAX;
 		if (!slot) {
-			r = set_error(why, why_size, -EINVAL,
-				      "line %u: unknown key (known: %s, %s%s%s)", line, keys->id,
-				      keys->secret, keys->token ? ", " : "",
+			r = error_set(pe, -EINVAL, "line %u: unknown key (known: %s, %s%s%s)", line,
+				      keys->id, keys->secret, keys->token ? ", " : "",
 				      keys->token ? keys->token : "");
 			break;
 		}
 		if (*slot) {
-			r = set_error(why, why_size, -EINVAL, "line %u: %.*s given twice", line,
-				      (int)klen, k);
+			r = error_set(pe, -EINVAL, "line %u: %.*s given twice", line, (int)klen, k);
 			break;
 		}
 		r = take_value(v, vlen, max, slot);
 		if (r == -EINVAL)
-			r = set_error(why, why_size, r,
+			r = error_set(pe, r,
 				      "line %u: the value of %.*s is empty, longer than %zu "
 				      "characters or has spaces or control characters",
 				      line, (int)klen, k, max);
 	}
 	if (r >= 0 && (!c.id || !c.secret))
-		r = set_error(why, why_size, -EINVAL, "%s missing",
-			      !c.id ? keys->id : keys->secret);
+		r = error_set(pe, -EINVAL, "%s missing", !c.id ? keys->id : keys->secret);
 	if (r < 0) {
 		cloud_creds_done(&c);
 		return r;
@@ -170,10 +166,10 @@ static bool file_changed(const struct cloud_auth *a, struct stat *now)
 }
 
 static int read_file(struct kms *kms, struct cloud_auth *a, struct cloud_creds *ret,
-		     struct kms_error *e)
+		     struct error *e)
 {
 	_cleanup_secure_ uint8_t *d = NULL;
-	char why[KMS_ERR_MAX / 2];
+	struct error pe;
 	struct stat st = {0};
 	size_t n;
 	int r;
@@ -183,19 +179,19 @@ static int read_file(struct kms *kms, struct cloud_auth *a, struct cloud_creds *
 	r = kms_rest_credential(kms->name, a->file_key, a->file, &d, &n, e);
 	if (r < 0)
 		return r;
-	r = cloud_creds_parse((const char *)d, n, a->keys, ret, why, sizeof(why));
+	r = cloud_creds_parse((const char *)d, n, a->keys, ret, &pe);
 	if (r == -ENOMEM)
 		return kms_fail(e, r, false, "kms.%s: out of secure memory for the credentials",
 				kms->name);
 	if (r < 0)
 		return kms_fail(e, r, false, "kms.%s.%s: %s: %s", kms->name, a->file_key, a->file,
-				why);
+				pe.msg);
 	a->file_st = st;
 	return 0;
 }
 
 int cloud_auth_get(struct kms *kms, struct cloud_auth *a, uint64_t stale, struct cloud_creds *ret,
-		   uint64_t *ret_gen, struct kms_error *e)
+		   uint64_t *ret_gen, struct error *e)
 {
 	uint64_t now = now_real_us();
 	struct cloud_creds fresh = {0};
@@ -269,7 +265,7 @@ static bool metadata_host_ok(const char *hostport, size_t n, const char *dns_nam
 }
 
 int cloud_metadata_url(const char *s, const char *path, const char *dns_name, char **ret,
-		       struct jx_error *e)
+		       struct error *e)
 {
 	const char *h;
 	size_t n;
@@ -294,7 +290,7 @@ int cloud_metadata_url(const char *s, const char *path, const char *dns_name, ch
 
 int cloud_metadata_call(struct http_client *http, const char *method, const char *url,
 			const char *const *headers, long timeout_ms, const char *where,
-			struct http_response *resp, struct kms_error *e)
+			struct http_response *resp, struct error *e)
 {
 	int r;
 

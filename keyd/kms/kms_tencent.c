@@ -153,7 +153,7 @@ static void tc_freep(struct tc **t)
 	tc_free(*t);
 }
 
-static int parse_role(struct tc *t, json_t *obj, const char *path, struct jx_error *e)
+static int parse_role(struct tc *t, json_t *obj, const char *path, struct error *e)
 {
 	static const char *const keys[] = {"metadata_endpoint", "role", NULL};
 	const char *md = TC_METADATA, *role = NULL;
@@ -182,7 +182,7 @@ static int parse_role(struct tc *t, json_t *obj, const char *path, struct jx_err
 	return role && !t->role ? -ENOMEM : 0;
 }
 
-static int tc_parse(struct kms *kms, json_t *obj, const char *path, struct jx_error *e)
+static int tc_parse(struct kms *kms, json_t *obj, const char *path, struct error *e)
 {
 	static const char *const keys[] = {"provider", "region",  "endpoints", "credentials_file",
 					   "cam_role", "ca_file", NULL};
@@ -245,11 +245,11 @@ static int tc_parse(struct kms *kms, json_t *obj, const char *path, struct jx_er
 	return 0;
 }
 
-int tencent_parse_role_credentials(json_t *j, struct cloud_creds *ret, char *why, size_t size)
+int tencent_parse_role_credentials(json_t *j, struct cloud_creds *ret, struct error *pe)
 {
 	const char *code = NULL, *id = NULL, *secret = NULL, *token = NULL;
 	uint64_t expires = 0;
-	struct jx_error jxe;
+	struct error jxe;
 	int r;
 
 	*ret = (struct cloud_creds){0};
@@ -259,34 +259,35 @@ int tencent_parse_role_credentials(json_t *j, struct cloud_creds *ret, char *why
 		    0 ||
 	    (r = jx_string(j, "reply", "Token", true, CLOUD_TOKEN_MAX, &token, &jxe)) < 0 ||
 	    (r = jx_uint(j, "reply", "ExpiredTime", 1, UINT32_MAX, &expires, &jxe)) < 0)
-		return set_error(why, size, -EPROTO, "%s", jxe.msg);
+		return error_set(pe, -EPROTO, "%s", jxe.msg);
 	if (code && strcmp(code, "Success") != 0)
-		return set_error(why, size, -EACCES, "the role's credentials are not available");
+		return error_set(pe, -EACCES, "the role's credentials are not available");
 	if (expires == 0)
-		return set_error(why, size, -EPROTO, "reply.ExpiredTime: missing");
+		return error_set(pe, -EPROTO, "reply.ExpiredTime: missing");
 	if (!id[0] || !secret[0] || !token[0] || !kms_rest_charset(id, KMS_CHARS_ALNUM))
-		return set_error(why, size, -EPROTO, "empty or malformed credentials");
+		return error_set(pe, -EPROTO, "empty or malformed credentials");
 	ret->id = secmem_strdup(id);
 	ret->secret = secmem_strdup(secret);
 	ret->token = secmem_strdup(token);
 	ret->expires_real_us = expires * 1000000;
 	if (!ret->id || !ret->secret || !ret->token) {
 		cloud_creds_done(ret);
-		return set_error(why, size, -ENOMEM, "out of secure memory");
+		return error_set(pe, -ENOMEM, "out of secure memory");
 	}
 	return 0;
 }
 
 /* A CAM role's temporary credentials from the CVM metadata service (no session token is
  * needed there). Called with the auth lock held. */
-static int tc_fetch_role(struct kms *kms, struct cloud_creds *ret, struct kms_error *e)
+static int tc_fetch_role(struct kms *kms, struct cloud_creds *ret, struct error *e)
 {
 	struct tc *t = kms->data;
 	_cleanup_(http_response_done) struct http_response list = {0}, cred = {0};
 	json_auto_t *j = NULL;
 	char url[KMS_REST_URL_MAX + CLOUD_ROLE_MAX + 64], where[sizeof(url) + 32],
-		role[CLOUD_ROLE_MAX + 1], why[KMS_ERR_MAX / 2];
+		role[CLOUD_ROLE_MAX + 1];
 	long tmo = (long)kms->retry.try_timeout_ms;
+	struct error pe;
 	int r;
 
 	if (t->role)
@@ -311,13 +312,13 @@ static int tc_fetch_role(struct kms *kms, struct cloud_creds *ret, struct kms_er
 	r = kms_rest_json(&cred, where, &j, e);
 	if (r < 0)
 		return r;
-	r = tencent_parse_role_credentials(j, ret, why, sizeof(why));
+	r = tencent_parse_role_credentials(j, ret, &pe);
 	if (r < 0)
-		return kms_fail(e, r, r == -EACCES, "%s: unexpected reply: %s", where, why);
+		return kms_fail(e, r, r == -EACCES, "%s: unexpected reply: %s", where, pe.msg);
 	return 0;
 }
 
-static int tc_open(struct kms *kms, struct kms_error *e)
+static int tc_open(struct kms *kms, struct error *e)
 {
 	struct tc *t = kms->data;
 	int r;
@@ -379,7 +380,7 @@ static const char *tc_where(char *buf, size_t size, const char *endpoint, const 
 /* One signed request to endpoint @i; *ret is the reply's Response object. */
 static int tc_send(struct kms *kms, size_t i, const char *action, const char *body,
 		   const struct cloud_creds *c, const char *where, json_t **ret, bool *ret_refresh,
-		   struct kms_error *e)
+		   struct error *e)
 {
 	struct tc *t = kms->data;
 	_cleanup_(http_response_done) struct http_response resp = {0};
@@ -467,7 +468,7 @@ static int tc_send(struct kms *kms, size_t i, const char *action, const char *bo
 }
 
 static int tc_call(struct kms *kms, const char *action, const char *key_id, json_t *req,
-		   json_t **ret, char *where, size_t where_size, struct kms_error *e)
+		   json_t **ret, char *where, size_t where_size, struct error *e)
 {
 	struct tc *t = kms->data;
 	_cleanup_secure_ char *body = NULL;
@@ -505,13 +506,13 @@ static int tc_call(struct kms *kms, const char *action, const char *key_id, json
 	return r;
 }
 
-static int fail_reply(struct kms_error *e, const char *where, const char *why)
+static int fail_reply(struct error *e, const char *where, const char *why)
 {
 	return kms_fail(e, -EPROTO, false, "%s: unexpected reply: %s", where, why);
 }
 
 /* EncryptionContext is a JSON string: {"keyd:luks-uuid":"<UUID>"}, always written the same. */
-static char *context_for(const char *aad, struct kms_error *e)
+static char *context_for(const char *aad, struct error *e)
 {
 	char uuid[CLOUD_UUID_MAX + 1];
 	json_auto_t *j = NULL;
@@ -526,7 +527,7 @@ static char *context_for(const char *aad, struct kms_error *e)
 }
 
 static int reply_b64(json_t *reply, const char *key, size_t max, const char **ret,
-		     struct jx_error *jxe)
+		     struct error *jxe)
 {
 	int r = jx_string(reply, "reply.Response", key, true, max, ret, jxe);
 
@@ -536,7 +537,7 @@ static int reply_b64(json_t *reply, const char *key, size_t max, const char **re
 }
 
 static int wrapped_set(struct kms_wrapped *w, const char *wdek, const char *version,
-		       struct kms_error *e)
+		       struct error *e)
 {
 	w->wdek = strdup(wdek);
 	w->key_version = version ? strdup(version) : NULL;
@@ -547,27 +548,27 @@ static int wrapped_set(struct kms_wrapped *w, const char *wdek, const char *vers
 	return 0;
 }
 
-int tencent_parse_key_metadata(json_t *resp, struct tencent_meta *m, char *why, size_t size)
+int tencent_parse_key_metadata(json_t *resp, struct tencent_meta *m, struct error *pe)
 {
 	json_t *md = json_object_get(resp, "KeyMetadata");
 	const char *state = NULL, *usage = NULL, *id = NULL;
 	uint64_t rotated = 0;
-	struct jx_error jxe;
+	struct error jxe;
 	int r;
 
 	*m = (struct tencent_meta){0};
 	if (!json_is_object(md))
-		return set_error(why, size, -EPROTO, "reply.Response.KeyMetadata: missing");
+		return error_set(pe, -EPROTO, "reply.Response.KeyMetadata: missing");
 	if ((r = jx_string(md, "KeyMetadata", "KeyId", true, KMS_KEY_ID_MAX, &id, &jxe)) < 0 ||
 	    (r = jx_string(md, "KeyMetadata", "KeyState", true, 32, &state, &jxe)) < 0 ||
 	    (r = jx_string(md, "KeyMetadata", "KeyUsage", false, 64, &usage, &jxe)) < 0 ||
 	    (r = jx_uint(md, "KeyMetadata", "LastRotateTime", 0, UINT32_MAX, &rotated, &jxe)) < 0)
-		return set_error(why, size, -EPROTO, "%s", jxe.msg);
+		return error_set(pe, -EPROTO, "%s", jxe.msg);
 	for (size_t i = 0; i < ELEMENTSOF(tc_states); i++)
 		if (strcmp(tc_states[i].name, state) == 0)
 			m->state = i;
 	if (strcmp(tc_states[m->state].name, state) != 0)
-		return set_error(why, size, -EPROTO, "the key is in unknown state %s",
+		return error_set(pe, -EPROTO, "the key is in unknown state %s",
 				 kms_rest_charset(state, KMS_CHARS_ALNUM) ? state : "?");
 	m->symmetric = !usage || strcmp(usage, "ENCRYPT_DECRYPT") == 0;
 	m->last_rotate = rotated;
@@ -576,17 +577,17 @@ int tencent_parse_key_metadata(json_t *resp, struct tencent_meta *m, char *why, 
 }
 
 static int tc_describe(struct kms *kms, const char *key_id, struct tencent_meta *m, char *where,
-		       size_t where_size, struct kms_error *e)
+		       size_t where_size, struct error *e)
 {
 	json_auto_t *req = json_pack("{s:s}", "KeyId", key_id), *reply = NULL;
-	char why[KMS_ERR_MAX / 2];
+	struct error pe;
 	int r;
 
 	r = tc_call(kms, "DescribeKey", key_id, req, &reply, where, where_size, e);
 	if (r < 0)
 		return r;
-	r = tencent_parse_key_metadata(reply, m, why, sizeof(why));
-	return r < 0 ? fail_reply(e, where, why) : 0;
+	r = tencent_parse_key_metadata(reply, m, &pe);
+	return r < 0 ? fail_reply(e, where, pe.msg) : 0;
 }
 
 /* The key's version as keyd records it: the time of its last rotation ("0": never). */
@@ -595,8 +596,7 @@ static void version_of(const struct tencent_meta *m, char *buf, size_t size)
 	snprintf(buf, size, "%llu", (unsigned long long)m->last_rotate);
 }
 
-static int tc_usable(struct kms *kms, const char *key_id, struct tencent_meta *m,
-		     struct kms_error *e)
+static int tc_usable(struct kms *kms, const char *key_id, struct tencent_meta *m, struct error *e)
 {
 	char where[TC_WHERE_MAX];
 	const struct tc_state *s;
@@ -615,14 +615,14 @@ static int tc_usable(struct kms *kms, const char *key_id, struct tencent_meta *m
 }
 
 static int tc_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
-		   const char *aad, struct kms_wrapped *ret, struct kms_error *e)
+		   const char *aad, struct kms_wrapped *ret, struct error *e)
 {
 	_cleanup_secure_ char *b64 = NULL, *ctx = NULL;
 	json_auto_t *req = NULL, *reply = NULL;
 	const char *ct = NULL;
 	char where[TC_WHERE_MAX], version[32];
 	struct tencent_meta m;
-	struct jx_error jxe;
+	struct error jxe;
 	int r;
 
 	if (dek_len != TC_DEK_LEN)
@@ -653,7 +653,7 @@ static int tc_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size
 
 /* A reply naming the CMK that did the work: it must be key_id (or key_id names an alias). */
 static int check_key(json_t *reply, const char *field, const char *key_id, const char *where,
-		     struct kms_error *e)
+		     struct error *e)
 {
 	const char *id = json_string_value(json_object_get(reply, field));
 
@@ -668,14 +668,14 @@ static int check_key(json_t *reply, const char *field, const char *key_id, const
 
 static int tc_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 		     uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
-		     struct kms_error *e)
+		     struct error *e)
 {
 	_cleanup_secure_ uint8_t *dek = NULL;
 	_cleanup_secure_ char *ctx = NULL;
 	json_auto_t *req = NULL, *reply = NULL;
 	const char *pt = NULL;
 	char where[TC_WHERE_MAX];
-	struct jx_error jxe;
+	struct error jxe;
 	size_t n;
 	int r;
 
@@ -707,14 +707,14 @@ static int tc_unwrap(struct kms *kms, const char *key_id, const char *wdek, cons
 }
 
 static int tc_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
-		     struct kms_wrapped *ret, struct kms_error *e)
+		     struct kms_wrapped *ret, struct error *e)
 {
 	_cleanup_secure_ char *ctx = NULL;
 	json_auto_t *req = NULL, *reply = NULL;
 	const char *ct = NULL;
 	char where[TC_WHERE_MAX], version[32];
 	struct tencent_meta m;
-	struct jx_error jxe;
+	struct error jxe;
 	int r;
 
 	ctx = context_for(aad, e);
@@ -739,7 +739,7 @@ static int tc_rewrap(struct kms *kms, const char *key_id, const char *wdek, cons
 }
 
 static int tc_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
-		       struct kms_error *e)
+		       struct error *e)
 {
 	char where[TC_WHERE_MAX];
 	struct tencent_meta m;
@@ -756,7 +756,7 @@ static int tc_key_info(struct kms *kms, const char *key_id, struct kms_key_info 
 	return 0;
 }
 
-static int tc_probe(struct kms *kms, const char *key_id, struct kms_error *e)
+static int tc_probe(struct kms *kms, const char *key_id, struct error *e)
 {
 	struct tencent_meta m;
 	char where[TC_WHERE_MAX];
