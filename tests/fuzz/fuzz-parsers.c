@@ -161,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			{"secret_id", "secret_key", "token"},
 		};
 		struct cloud_creds c;
-		char why[256];
+		struct error pe;
 
 		for (size_t i = 0; i < 2; i++)
 			if (cloud_creds_parse(text, size, &keys[i], &c, &pe) == 0)
