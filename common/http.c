@@ -195,7 +195,10 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, req->unix_socket ? "http" : "https");
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR,
+			 req->unix_socket  ? "http"
+			 : req->plain_http ? "http,https"
+					   : "https");
 	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -215,6 +218,11 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 		curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 	if (req->unix_socket)
 		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket);
+	if (req->aws_sigv4) {
+		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, req->aws_sigv4);
+		curl_easy_setopt(h, CURLOPT_USERNAME, req->aws_key_id);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, req->aws_secret);
+	}
 	if (req->body) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);

@@ -27,6 +27,12 @@ struct http_request {
 	const char *ca_file;	 /* NULL: system trust store */
 	const char *unix_socket; /* HTTP over this Unix socket instead of TCP */
 	long timeout_ms;	 /* whole request, connect included; 0 = 30 s */
+	/* Signed by libcurl with AWS Signature Version 4: "aws:amz:REGION:SERVICE", the access
+	 * key id and the secret (secure memory; libcurl's copy is wiped on free). */
+	const char *aws_sigv4;
+	const char *aws_key_id;
+	const char *aws_secret;
+	bool plain_http; /* http:// too: an instance metadata service on a link-local address */
 };
 
 struct http_response {

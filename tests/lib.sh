@@ -72,17 +72,19 @@ expect_fail() {
 	printf -v "$__var" '%s' "$__out"
 }
 
-# Starts the Key Protect emulator; sets EMU_URL, EMU_CA, EMU_DIR.
+# Starts the KMS emulator; sets EMU_URL, EMU_CA, EMU_DIR, and EMU_METADATA_URL (the
+# instance metadata services, plain HTTP).
 start_emulator() {
 	need_emulator
 	EMU_DIR=$T/emu
 	mkdir -p "$EMU_DIR"
 	$PY "$TOP/tests/kmsemu/kmsemu.py" --pki "$EMU_DIR" --port 0 \
-		--port-file "$EMU_DIR/port" >"$EMU_DIR/log" 2>&1 &
+		--port-file "$EMU_DIR/port" --metadata-port-file "$EMU_DIR/mport" >"$EMU_DIR/log" 2>&1 &
 	_pids+=($!)
 	for _ in $(seq 100); do [ -s "$EMU_DIR/port" ] && break; sleep 0.1; done
 	[ -s "$EMU_DIR/port" ] || { cat "$EMU_DIR/log"; fail "emulator did not start"; }
 	EMU_URL=https://127.0.0.1:$(cat "$EMU_DIR/port")
+	EMU_METADATA_URL=http://127.0.0.1:$(cat "$EMU_DIR/mport")
 	EMU_CA=$EMU_DIR/ca.pem
 }
 emu() { # emu METHOD PATH [JSON]
@@ -206,3 +208,9 @@ mkpki() {
 free_port() {
 	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# awscall OPERATION [JSON]: an AWS KMS operation run in the emulator as the account's root user
+# (unsigned, for setup and lifecycle changes); prints the reply.
+awscall() { emu POST /_emu/aws/call "{\"Operation\": \"$1\", \"Input\": ${2:-"{}"}}"; }
+# tccall ACTION [JSON]: the same for Tencent Cloud KMS; prints the Response object.
+tccall() { emu POST /_emu/tencent/call "{\"Action\": \"$1\", \"Params\": ${2:-"{}"}}" | jq -c .Response; }

@@ -97,6 +97,8 @@ struct kms {
 extern const struct kms_provider kms_provider_file;
 extern const struct kms_provider kms_provider_keyprotect;
 extern const struct kms_provider kms_provider_vault;
+extern const struct kms_provider kms_provider_aws;
+extern const struct kms_provider kms_provider_tencent;
 
 /* The provider table row for @name, or NULL. */
 const struct kms_provider *kms_provider_find(const char *name);

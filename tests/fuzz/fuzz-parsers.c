@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* libFuzzer harness for every parser of outside input: keyd.json, keyd tokens, callback
- * events, KMS replies, base64, wipe checkpoints and certificates. The first input byte picks
+ * events, KMS replies (AWS and Tencent Cloud ones included), cloud credentials files and
+ * metadata-service replies, base64, wipe checkpoints and certificates. The first input byte picks
  * the parser, so one corpus and one binary cover them all. Built by `make fuzz`. */
 #include <stdint.h>
 #include <stdio.h>
@@ -12,7 +13,10 @@
 #include "cert.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "kms_aws.h"
+#include "kms_cloud.h"
 #include "kms_rest.h"
+#include "kms_tencent.h"
 #include "secmem.h"
 #include "token.h"
 #include "util.h"
@@ -48,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1 || size > 65536)
 		return 0;
-	kind = data[0] % 6;
+	kind = data[0] % 9;
 	data++;
 	size--;
 	text = secmem_alloc(size + 1);
@@ -116,6 +120,52 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			json_decref(cert);
 		}
 		close(fd);
+		break;
+	}
+	case 6: { /* AWS KMS: an error reply, DescribeKey's reply, IMDS role credentials */
+		json_t *o = json_loadb(text, size, 0, NULL);
+		struct cloud_creds c;
+		struct aws_meta m;
+		struct error pe;
+		char a[64], b[256];
+
+		aws_parse_error(text, size, a, sizeof(a), b, sizeof(b));
+		if (o) {
+			aws_parse_key_metadata(o, &m, &pe);
+			if (aws_parse_role_credentials(o, &c, &pe) == 0)
+				cloud_creds_done(&c);
+		}
+		json_decref(o);
+		break;
+	}
+	case 7: { /* Tencent Cloud: the API 3.0 envelope, KeyMetadata, CAM role credentials */
+		json_t *o = NULL, *resp = NULL;
+		struct tencent_meta m;
+		struct cloud_creds c;
+		struct error pe;
+		char a[96], b[256];
+
+		if (tencent_parse_response(text, size, &resp, a, sizeof(a), b, sizeof(b)) == 0) {
+			tencent_parse_key_metadata(resp, &m, &pe);
+			json_decref(resp);
+		}
+		o = json_loadb(text, size, 0, NULL);
+		if (o && tencent_parse_role_credentials(o, &c, &pe) == 0)
+			cloud_creds_done(&c);
+		json_decref(o);
+		break;
+	}
+	case 8: { /* a credentials file, with either provider's key names */
+		static const struct cloud_file_keys keys[] = {
+			{"aws_access_key_id", "aws_secret_access_key", "aws_session_token"},
+			{"secret_id", "secret_key", "token"},
+		};
+		struct cloud_creds c;
+		struct error pe;
+
+		for (size_t i = 0; i < 2; i++)
+			if (cloud_creds_parse(text, size, &keys[i], &c, &pe) == 0)
+				cloud_creds_done(&c);
 		break;
 	}
 	}

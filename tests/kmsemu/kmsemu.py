@@ -110,6 +110,10 @@ except ImportError:  # pragma: no cover - reported to the caller
 
 import ipaddress
 
+import kmsemu_aws
+import kmsemu_metadata
+import kmsemu_tencent
+
 MORE_INFO = "https://cloud.ibm.com/apidocs/key-protect"
 KEY_ACTION_CT = "application/vnd.ibm.kms.key_action+json"
 ERROR_CT = "application/vnd.ibm.kms.error+json"
@@ -236,6 +240,9 @@ def ensure_pki(d):
                     [ExtendedKeyUsageOID.SERVER_AUTH]), False)
                 .add_extension(x509.SubjectAlternativeName([
                     x509.DNSName("localhost"),
+                    # A name under .localhost (RFC 6761) for clients that derive something
+                    # from the host name: Tencent's SDK takes the service from its first label.
+                    x509.DNSName("kms.localhost"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(
                     key.public_key()), False)
@@ -320,6 +327,8 @@ class State:
         self.jwt_secret = secrets.token_bytes(32)
         self.token_ttl = float(token_ttl)
         self.vault = Vault()
+        self.aws = kmsemu_aws.AwsKms()
+        self.tencent = kmsemu_tencent.TencentKms()
         self.reset()
 
     def reset(self):
@@ -331,9 +340,12 @@ class State:
             self.log = []
             self.event_acks = []
             self.vault.reset()
+            self.aws.reset()
+            self.tencent.reset()
             self.stats = {"tokens_issued": 0, "tokens_by_apikey": {},
                           "token_failures": 0, "requests": 0, "iam_requests": 0,
-                          "kp_requests": 0, "vault_requests": 0, "faults_applied": 0,
+                          "kp_requests": 0, "vault_requests": 0, "aws_requests": 0,
+                          "tencent_requests": 0, "faults_applied": 0,
                           "actions": {"wrap": 0, "unwrap": 0, "rewrap": 0},
                           "rewrapped_on_unwrap": 0, "event_acks": 0, "auth": {},
                           "vault": {"encrypt": 0, "decrypt": 0, "rewrap": 0,
@@ -1350,6 +1362,12 @@ class Handler(VaultHandlerMixin, http.server.BaseHTTPRequestHandler):
             self.send(status, headers, out)
             return
 
+        # AWS KMS (JSON 1.1) and Tencent Cloud API 3.0 both POST to "/": the protocol's own
+        # header says which.
+        if self.headers.get("X-Amz-Target") is not None:
+            return self.dispatch_cloud("aws", body)
+        if self.headers.get("X-TC-Action") is not None:
+            return self.dispatch_cloud("tencent", body)
         iam = path == "/identity/token" or path.startswith("/identity/")
         vault = path == "/v1" or path.startswith("/v1/")
         kind = "iam" if iam else "vault" if vault else "kp"
@@ -1417,6 +1435,61 @@ class Handler(VaultHandlerMixin, http.server.BaseHTTPRequestHandler):
 
     def log_request(self, code="-", size="-"):
         pass  # one line per request is written by dispatch()
+
+    def dispatch_cloud(self, kind, body):
+        """One AWS KMS or Tencent KMS request: faults, then the emulated service. Faults match
+        path_prefix against "/_aws/<Operation>" or "/_tencent/<Action>"."""
+        st = self.server.state
+        aws = kind == "aws"
+        op = (self.headers.get("X-Amz-Target") or "").replace("TrentService.", "") if aws \
+            else self.headers.get("X-TC-Action") or ""
+        entry = {"t": time.time(), "method": self.command, "path": self.path, "status": None,
+                 "fault": None, "auth": "none", kind: True, "signature": "not checked",
+                 "content_type": self.headers.get("Content-Type")}
+        with st.lock:
+            st.stats["requests"] += 1
+            st.stats[kind + "_requests"] += 1
+        fault = st.take_fault("/_%s/%s" % (kind, op))
+        try:
+            if fault:
+                entry["fault"] = fault["kind"]
+                if fault["kind"] == "drop":
+                    self.drop()
+                    return
+                if fault["kind"] == "status":
+                    status = int(fault.get("status") or 503)
+                    headers = {"Content-Type": "application/json"}
+                    if fault.get("retry_after") is not None:
+                        headers["Retry-After"] = str(fault["retry_after"])
+                    out = jdump({"__type": "ServiceUnavailableException" if status >= 500 else
+                                 "KmsemuInjectedFault", "message": "kmsemu: injected fault "
+                                 "(HTTP %d)" % status}) if aws else jdump({"Response": {
+                                     "Error": {"Code": "InternalError", "Message":
+                                               "kmsemu: injected fault (HTTP %d)" % status},
+                                     "RequestId": str(uuid.uuid4())}})
+                    entry["status"] = status
+                    self.send(status, headers, out)
+                    return
+                if fault["kind"] == "garbage":
+                    entry["status"] = 200
+                    self.send(200, {"Content-Type": "application/json"},
+                              b"<html><body>502 upstream garbage \x00\xff</body></html>")
+                    return
+                if fault["kind"] == "delay":
+                    time.sleep(max(0.0, float(fault.get("seconds", 1.0))))
+            mod = kmsemu_aws if aws else kmsemu_tencent
+            status, headers, out = mod.handle(getattr(st, kind), self, body, entry)
+            if fault and fault["kind"] == "truncated":
+                out, status = out[:max(1, len(out) // 2)], 200
+            entry["status"] = status
+            entry["auth"] = "valid" if entry.get("signature") == "valid" else "invalid"
+            self.send(status, headers, out)
+        finally:
+            with st.lock:
+                st.stats["auth"][entry["auth"]] = st.stats["auth"].get(entry["auth"], 0) + 1
+                st.log.append(entry)
+            self.log_message('"%s %s %s" %s fault=%s error=%s', self.command, kind, op,
+                             entry["status"], entry["fault"], entry.get("error_code"))
 
     def fault_reply(self, fault, iam, vault=False):
         status = int(fault.get("status") or 503)
@@ -1757,6 +1830,8 @@ class Handler(VaultHandlerMixin, http.server.BaseHTTPRequestHandler):
 
         if head == "vault":
             return self.vault_admin(method, parts[1:], query, req, reply, fail)
+        if head in ("aws", "tencent"):
+            return reply(*getattr(st, head).admin(method, parts[1:], req))
         if head == "event_acks" and method in ("GET", "DELETE"):
             with st.lock:
                 out = list(st.event_acks)
@@ -1962,6 +2037,9 @@ def main(argv=None):
                     help="IAM access token lifetime in seconds (default 3600)")
     ap.add_argument("--quiet", action="store_true",
                     help="no per-request lines on stderr")
+    ap.add_argument("--metadata-port-file", metavar="FILE",
+                    help="also serve the AWS IMDSv2 and Tencent CVM metadata endpoints on "
+                    "plain HTTP on an ephemeral 127.0.0.1 port; write that port here")
     ap.add_argument("--make-ca", metavar="DIR",
                     help="only create a CA + server certificate in DIR, exit")
     a = ap.parse_args(argv)
@@ -1993,6 +2071,13 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if a.metadata_port_file:
+        try:
+            msrv = kmsemu_metadata.start(state, 0, a.quiet)
+        except OSError as e:
+            sys.stderr.write("kmsemu: cannot listen for the metadata service: %s\n" % e)
+            return 2
+        write_port_file(a.metadata_port_file, msrv.server_address[1])
     if a.port_file:
         write_port_file(a.port_file, port)
     if not a.quiet:
