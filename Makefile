@@ -11,7 +11,8 @@ DESTDIR   ?=
 
 CC        ?= cc
 PKGS      := libcryptsetup openssl libcurl blkid jansson libevent libevent_pthreads libevent_openssl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+# p11-kit-1 for its pkcs11.h only: PKCS#11 modules are dlopen'd, libp11-kit is not linked.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) p11-kit-1)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
 WARN      := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wvla \
