@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* libFuzzer harness for every parser of outside input: keyd.json, keyd tokens, callback
  * events, KMS replies (AWS and Tencent Cloud ones included), cloud credentials files and
- * metadata-service replies, base64, wipe checkpoints and certificates. The first input byte picks
- * the parser, so one corpus and one binary cover them all. Built by `make fuzz`. */
+ * metadata-service replies, base64, wipe checkpoints and certificates, pkcs11 WDEKs and key
+ * ids. The first input byte picks the parser, so one corpus and one binary cover them all.
+ * Built by `make fuzz`. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "kms_cloud.h"
 #include "kms_rest.h"
 #include "kms_tencent.h"
+#include "p11_wdek.h"
 #include "secmem.h"
 #include "token.h"
 #include "util.h"
@@ -52,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1 || size > 65536)
 		return 0;
-	kind = data[0] % 9;
+	kind = data[0] % 10;
 	data++;
 	size--;
 	text = secmem_alloc(size + 1);
@@ -166,6 +168,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < 2; i++)
 			if (cloud_creds_parse(text, size, &keys[i], &c, &pe) == 0)
 				cloud_creds_done(&c);
+		break;
+	}
+	case 9: { /* pkcs11: a WDEK from a token, a key_id from the config */
+		struct p11_wdek w;
+		struct p11_keyref ref;
+		char *again = NULL;
+
+		if (p11_wdek_parse(text, &w) == 0 && p11_wdek_format(&w, &again) == 0)
+			free(again);
+		p11_keyref_parse(text, &ref);
 		break;
 	}
 	}
