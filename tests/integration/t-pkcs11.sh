@@ -174,21 +174,26 @@ log "memory: after unlock, rewrap, revoke, restore, lock and unlock, keyd holds 
 ctl lock pg >/dev/null
 ctl unlock pg >/dev/null
 binfile "$dekb" "$T/dek-b"
-secrets=("dek_pg=$deka" "dek_wal=$dekb" "dek_kw=$deke"
-	"vk_pg=$(volume_key "$a" "$T/dek-a")" "vk_wal=$(volume_key "$b" "$T/pass")"
-	"vk_kw=$(volume_key "$e" "$T/dek-e")" "pin=$(printf '%s' "$PIN" | od -An -tx1 | tr -d ' \n')")
-out=$($PY "$TOP/tests/memscan.py" "$KEYD_PID" "${secrets[@]}") || { echo "$out"; fail "key material or the PIN in keyd's memory"; }
-echo "$out" | tail -n1
-assert_contains "$out" ": 0 hits"
-# Positive control: the same scan finds the PIN where it is.
-$PY -c 'import sys, time; pin = sys.argv[1].encode(); time.sleep(30)' "$PIN" &
-holder=$!
-_pids+=("$holder")
-sleep 0.3
-out=$($PY "$TOP/tests/memscan.py" "$holder" "pin=$(printf '%s' "$PIN" | od -An -tx1 | tr -d ' \n')") &&
-	fail "memscan missed the PIN: $out"
-assert_contains "$out" "HIT pin raw"
-kill "$holder"
+# ASan's shadow memory is terabytes of reserved mappings, which memscan.py cannot read.
+if ldd "$KEYD" | grep -q libasan; then
+	echo "(memory scan skipped: keyd is built with AddressSanitizer; make check scans it)"
+else
+	secrets=("dek_pg=$deka" "dek_wal=$dekb" "dek_kw=$deke"
+		"vk_pg=$(volume_key "$a" "$T/dek-a")" "vk_wal=$(volume_key "$b" "$T/pass")"
+		"vk_kw=$(volume_key "$e" "$T/dek-e")" "pin=$(printf '%s' "$PIN" | od -An -tx1 | tr -d ' \n')")
+	out=$($PY "$TOP/tests/memscan.py" "$KEYD_PID" "${secrets[@]}") || { echo "$out"; fail "key material or the PIN in keyd's memory"; }
+	echo "$out" | tail -n1
+	assert_contains "$out" ": 0 hits"
+	# Positive control: the same scan finds the PIN where it is.
+	$PY -c 'import sys, time; pin = sys.argv[1].encode(); time.sleep(30)' "$PIN" &
+	holder=$!
+	_pids+=("$holder")
+	sleep 0.3
+	out=$($PY "$TOP/tests/memscan.py" "$holder" "pin=$(printf '%s' "$PIN" | od -An -tx1 | tr -d ' \n')") &&
+		fail "memscan missed the PIN: $out"
+	assert_contains "$out" "HIT pin raw"
+	kill "$holder"
+fi
 stop_keyd
 
 log "the token plugin: cryptsetup opens the volume headless, by token alone"
