@@ -19,7 +19,7 @@
 #include "p11_wdek.h"
 #include "secmem.h"
 
-static char dir[] = "/tmp/test-p11.XXXXXX";
+static char dir[] = "/tmp/test-pkcs11.XXXXXX";
 
 static void test_keyref(void **state)
 {
