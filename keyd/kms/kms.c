@@ -19,7 +19,7 @@ const char *const kms_key_state_names[] = {
 
 static const struct kms_provider *const providers[] = {
 	&kms_provider_file, &kms_provider_keyprotect, &kms_provider_vault,
-	&kms_provider_aws,  &kms_provider_tencent,
+	&kms_provider_aws,  &kms_provider_tencent,    &kms_provider_kmip,
 };
 
 const struct kms_provider *kms_provider_find(const char *name)
