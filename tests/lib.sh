@@ -12,6 +12,7 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/keyd-test.XXXXXX)
 export T # configs written with jq read it as env.T
 _pids=()
+_exit_hooks=() # functions the cleanup runs first (servers that need more than a SIGTERM)
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -19,6 +20,7 @@ log() { echo "--- $*"; }
 
 _cleanup() {
 	local rc=$?
+	for h in "${_exit_hooks[@]}"; do "$h" || true; done
 	for p in "${_pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${_pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	# mkloop runs in $(...), so its devices are found by their backing files under $T.
@@ -214,3 +216,53 @@ free_port() {
 awscall() { emu POST /_emu/aws/call "{\"Operation\": \"$1\", \"Input\": ${2:-"{}"}}"; }
 # tccall ACTION [JSON]: the same for Tencent Cloud KMS; prints the Response object.
 tccall() { emu POST /_emu/tencent/call "{\"Action\": \"$1\", \"Params\": ${2:-"{}"}}" | jq -c .Response; }
+
+# start_kmip DIR PORT: PyKMIP's server (python3-pykmip) on 127.0.0.1:PORT with mutual TLS
+# (DIR/{ca,server}.{pem,key} from mkpki), its SQLite store and log in DIR; returns once it
+# accepts connections (PyKMIP starts slowly: up to 60 s). Sets KMIP_PID. stop_kmip ends it.
+start_kmip() {
+	local dir=$1 port=$2
+	[ -x /usr/bin/pykmip-server ] || skip "needs PyKMIP's server (Debian package python3-pykmip)"
+	cat >"$dir/server.conf" <<-EOF
+		[server]
+		hostname=127.0.0.1
+		port=$port
+		certificate_path=$dir/server.pem
+		key_path=$dir/server.key
+		ca_path=$dir/ca.pem
+		auth_suite=TLS1.2
+		enable_tls_client_auth=True
+		logging_level=INFO
+		database_path=$dir/pykmip.db
+	EOF
+	: >"$dir/server.log"
+	# Its own session: PyKMIP forks helpers, and only SIGINT ends it promptly.
+	setsid /usr/bin/pykmip-server -f "$dir/server.conf" -l "$dir/server.log" \
+		>>"$dir/server.out" 2>&1 &
+	KMIP_PID=$!
+	_KMIP_PIDS+=("$KMIP_PID")
+	for _ in $(seq 600); do
+		grep -q "Starting connection service" "$dir/server.log" && return 0
+		kill -0 "$KMIP_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$dir/server.out" "$dir/server.log"
+	fail "pykmip-server did not start on 127.0.0.1:$port"
+}
+_KMIP_PIDS=()
+stop_kmip() {
+	local p
+	for p in "${_KMIP_PIDS[@]}"; do
+		kill -INT -- "-$p" 2>/dev/null || continue
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL -- "-$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	_KMIP_PIDS=()
+}
+_exit_hooks+=(stop_kmip)
+# kmip_cli DIR PORT COMMAND ARGS...: tests/kmip-client.py (PyKMIP's client library) as the
+# client of DIR/client.{pem,key}.
+kmip_cli() {
+	$PY -W ignore "$TOP/tests/kmip-client.py" --pki "$1" --port "$2" "${@:3}"
+}

@@ -18,8 +18,8 @@ const char *const kms_key_state_names[] = {
 };
 
 static const struct kms_provider *const providers[] = {
-	&kms_provider_file, &kms_provider_keyprotect, &kms_provider_vault,
-	&kms_provider_aws,  &kms_provider_tencent,    &kms_provider_pkcs11,
+	&kms_provider_file,    &kms_provider_keyprotect, &kms_provider_vault, &kms_provider_aws,
+	&kms_provider_tencent, &kms_provider_pkcs11,	 &kms_provider_kmip,
 };
 
 const struct kms_provider *kms_provider_find(const char *name)

@@ -100,6 +100,7 @@ extern const struct kms_provider kms_provider_vault;
 extern const struct kms_provider kms_provider_aws;
 extern const struct kms_provider kms_provider_tencent;
 extern const struct kms_provider kms_provider_pkcs11;
+extern const struct kms_provider kms_provider_kmip;
 
 /* The provider table row for @name, or NULL. */
 const struct kms_provider *kms_provider_find(const char *name);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* libFuzzer harness for every parser of outside input: keyd.json, keyd tokens, callback
  * events, KMS replies (AWS and Tencent Cloud ones included), cloud credentials files and
- * metadata-service replies, base64, wipe checkpoints and certificates, pkcs11 WDEKs and key
- * ids. The first input byte picks the parser, so one corpus and one binary cover them all.
+ * metadata-service replies, KMIP TTLV replies, base64, wipe checkpoints and certificates,
+ * pkcs11 WDEKs and key ids. The first input byte picks the parser, so one corpus and one binary cover them all.
  * Built by `make fuzz`. */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "cert.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "kmip.h"
 #include "kms_aws.h"
 #include "kms_cloud.h"
 #include "kms_rest.h"
@@ -39,6 +40,37 @@ static int as_file(const uint8_t *p, size_t n, char *path, size_t size)
 	return fd;
 }
 
+/* A KMIP reply (TTLV): the next byte picks the operation it answers, the rest is the message,
+ * read by every payload reader keyd has. It sits in secure memory, as a real reply does. */
+static void kmip_reply(const uint8_t *data, size_t size)
+{
+	static const uint32_t ops[] = {KMIP_OP_DISCOVER_VERSIONS, KMIP_OP_GET_ATTRIBUTES,
+				       KMIP_OP_GET, KMIP_OP_ENCRYPT, KMIP_OP_DECRYPT};
+	static struct kmip_response r;
+	struct kmip_version versions[KMIP_VERSIONS_MAX];
+	struct kmip_crypt_reply cr;
+	struct kmip_attrs a;
+	const uint8_t *key;
+	struct error err;
+	uint8_t *msg;
+	uint32_t op, alg;
+	size_t n;
+
+	if (size < 1)
+		return;
+	op = ops[data[0] % (sizeof(ops) / sizeof(ops[0]))];
+	msg = secmem_dup(data + 1, size - 1);
+	if (!msg)
+		return;
+	if (kmip_parse_response(msg, size - 1, op, &r, &err) == 0) {
+		kmip_resp_versions(&r, versions, KMIP_VERSIONS_MAX, &n, &err);
+		kmip_resp_attributes(&r, NULL, &a, &err);
+		kmip_resp_key(&r, "1", &key, &n, &alg, &err);
+		kmip_resp_crypt(&r, NULL, &cr, &err);
+	}
+	secmem_free(msg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
@@ -54,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1 || size > 65536)
 		return 0;
-	kind = data[0] % 10;
+	kind = data[0] % 11;
 	data++;
 	size--;
 	text = secmem_alloc(size + 1);
@@ -180,6 +212,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		p11_keyref_parse(text, &ref);
 		break;
 	}
+	case 10: /* KMIP: a TTLV reply from a server */
+		kmip_reply(data, size);
+		break;
 	}
 	secmem_free(text);
 	return 0;

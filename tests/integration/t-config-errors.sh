@@ -23,7 +23,7 @@ check() {
 
 check '.extra = 1' 'extra: unknown key'
 check '.kms.local.colour = "red"' 'kms.local.colour: unknown key'
-check '.kms.local.provider = "aws"' 'kms.local.provider: unknown provider "aws" (known: file, keyprotect'
+check '.kms.local.provider = "gcp"' 'kms.local.provider: unknown provider "gcp" (known: file, keyprotect, vault, aws, tencent, pkcs11, kmip)'
 check 'del(.kms.local.root_key_file)' 'kms.local.root_key_file: missing'
 check '.volumes[0].kms = "vault"' 'volumes[0].kms: no KMS named "vault"'
 check 'del(.volumes[0].key_id)' 'volumes[0].key_id: missing'
