@@ -51,11 +51,12 @@ KMS       := $(call srcs,keyd/kms)
 VOLUME    := $(call srcs,keyd/volume)
 CONFIG    := $(call srcs,keyd)
 DAEMON    := $(filter-out keyd/daemon/main.o,$(call srcs,keyd/daemon))
+CTL       := $(call srcs,keyd/ctl)
 WIPE      := $(filter-out wipe/main.o,$(call srcs,wipe))
 BINS      := $(BUILD)/keyd $(BUILD)/keydctl $(BUILD)/wipe
 TOKEN_SO  := $(BUILD)/libcryptsetup-token-keyd.so
 OBJS      := $(addprefix $(OBJ)/,$(COMMON) $(KMS) $(VOLUME) $(CONFIG) $(DAEMON) \
-             keyd/daemon/main.o keyd/ctl/keydctl.o keyd/plugin/token_plugin.o $(WIPE) wipe/main.o)
+             keyd/daemon/main.o $(CTL) keyd/plugin/token_plugin.o $(WIPE) wipe/main.o)
 # Link order: a library before the ones it uses.
 LIBS      := $(BUILD)/libdaemon.a $(BUILD)/libkeyd.a $(BUILD)/libwipe.a $(BUILD)/libcommon.a
 
@@ -100,7 +101,7 @@ $(BUILD)/libwipe.a: $(addprefix $(OBJ)/,$(WIPE))
 $(BUILD)/keyd: $(OBJ)/keyd/daemon/main.o $(BUILD)/libdaemon.a $(BUILD)/libkeyd.a $(BUILD)/libcommon.a
 	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/keydctl: $(OBJ)/keyd/ctl/keydctl.o $(BUILD)/libkeyd.a $(BUILD)/libcommon.a
+$(BUILD)/keydctl: $(addprefix $(OBJ)/,$(CTL)) $(BUILD)/libkeyd.a $(BUILD)/libcommon.a
 	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/wipe: $(OBJ)/wipe/main.o $(BUILD)/libwipe.a $(BUILD)/libcommon.a

@@ -14,6 +14,7 @@
 #define LUKS_SECTOR_SIZE      4096
 #define LUKS_PBKDF_ITERATIONS 1000
 #define LUKS_UUID_MAX	      40
+#define LUKS_KEYSLOTS_MAX     32 /* LUKS2 */
 
 /* Resolves a path, UUID=, PARTUUID= or LABEL= to a device node (malloc'd).
  * -ENODEV if nothing matches. */

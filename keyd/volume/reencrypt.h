@@ -70,10 +70,3 @@ struct reencrypt_result {
  * and why. */
 int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_result *res,
 		     struct error *err);
-
-/* keydctl's front end: progress on stderr (a line with percentage, rate and ETA on a
- * terminal, JSON lines otherwise), SIGINT/SIGTERM stop cleanly after the current step, the
- * result on stdout (JSON with @json), and in @res and @err for the caller's audit record.
- * Logs its own errors; returns -errno as volume_reencrypt. */
-int reencrypt_command(const struct reencrypt_request *req, bool json, struct reencrypt_result *res,
-		      struct error *err);

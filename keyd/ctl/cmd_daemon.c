@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The subcommands the daemon carries out: status, unlock, lock, suspend, resume, release. Each
+ * is one control-API request (ctl_client.c) and the rendering of its reply; none holds a key. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "ctl_client.h"
+#include "log.h"
+
+static void print_volume_line(json_t *v)
+{
+	const char *err = json_string_value(json_object_get(v, "error"));
+
+	printf("%-16s %-9s %-20s %-10s %s\n", json_string_value(json_object_get(v, "name")),
+	       json_string_value(json_object_get(v, "state")),
+	       json_string_value(json_object_get(v, "device"))[0]
+		       ? json_string_value(json_object_get(v, "device"))
+		       : json_string_value(json_object_get(v, "device_spec")),
+	       json_string_value(json_object_get(v, "kms")), err ? err : "");
+}
+
+int cmd_status(struct ctl *c)
+{
+	json_auto_t *j = NULL;
+	json_t *v, *dm;
+	size_t i;
+	int r;
+
+	r = ctl_client_call(c, "GET", "/v1/status", &j);
+	if (r < 0)
+		return r;
+	if (c->json) {
+		ctl_print_json(j);
+		return 0;
+	}
+	dm = json_object_get(j, "device_mapper");
+	printf("keyd %s: %s; device-mapper %s\n", json_string_value(json_object_get(j, "version")),
+	       json_is_true(json_object_get(j, "ready")) ? "ready" : "not ready",
+	       json_is_true(json_object_get(dm, "available")) ? "available" : "NOT available");
+	printf("%-16s %-9s %-20s %-10s %s\n", "VOLUME", "STATE", "DEVICE", "KMS", "DETAIL");
+	json_array_foreach (json_object_get(j, "volumes"), i, v)
+		print_volume_line(v);
+	return 0;
+}
+
+/* POST /v1/volumes/VOLUME/ACTION for the command's one argument. */
+static int volume_post(struct ctl *c, const char *action, json_t **ret)
+{
+	char path[128];
+
+	if (!volume_name_valid(c->args[0]))
+		return log_error("%s: '%s' is not a valid volume name", action, c->args[0]),
+		       -EINVAL;
+	snprintf(path, sizeof(path), "/v1/volumes/%s/%s", c->args[0], action);
+	return ctl_client_call(c, "POST", path, ret);
+}
+
+static int volume_action(struct ctl *c, const char *action)
+{
+	json_auto_t *j = NULL;
+	int r;
+
+	r = volume_post(c, action, &j);
+	if (r < 0)
+		return r;
+	if (c->json)
+		ctl_print_json(j);
+	else if (json_object_get(j, "result")) /* accepted, carried out by the daemon next */
+		printf("%s: %s\n", c->args[0], json_string_value(json_object_get(j, "result")));
+	else
+		print_volume_line(j);
+	return 0;
+}
+
+int cmd_unlock(struct ctl *c)
+{
+	return volume_action(c, "unlock");
+}
+
+int cmd_lock(struct ctl *c)
+{
+	return volume_action(c, "lock");
+}
+
+int cmd_suspend(struct ctl *c)
+{
+	return volume_action(c, "suspend");
+}
+
+int cmd_resume(struct ctl *c)
+{
+	return volume_action(c, "resume");
+}
+
+int cmd_release(struct ctl *c)
+{
+	json_auto_t *j = NULL;
+	json_t *rep;
+	int r;
+
+	r = volume_post(c, "release", &j);
+	if (r < 0)
+		return r;
+	if (c->json) {
+		ctl_print_json(j);
+		return 0;
+	}
+	rep = json_object_get(j, "released");
+	printf("Released %s: mapping %s, %lld kernel keyring key(s) removed, device buffers %s; "
+	       "keyd holds no key for it and will not unlock it again.\n",
+	       c->args[0],
+	       json_is_true(json_object_get(rep, "mapping_closed")) ? "closed" : "was not open",
+	       json_integer_value(json_object_get(rep, "keyring_keys_removed")),
+	       json_is_true(json_object_get(rep, "buffers_flushed")) ? "flushed" : "NOT flushed");
+	return 0;
+}
