@@ -115,6 +115,7 @@ int cmd_enroll(struct ctl *c)
 					    .auth = auth,
 					    .auth_len = auth_len},
 		   &res, &err);
+	ctl_log_changes(dev, &res.converged);
 	{
 		json_auto_t *o = json_pack(
 			"{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b}", "volume", name, "device", dev,
@@ -257,6 +258,7 @@ int cmd_rotate(struct ctl *c)
 		return rotate_reencrypt(c, dev, kms);
 	r = rekey ? volume_rekey(dev, kms, c->key_id, &res, &err)
 		  : volume_rewrap(dev, kms, NULL, &res, &err);
+	ctl_log_changes(dev, &res.changes);
 	{
 		json_auto_t *o = volume_object(c, c->args[0], dev, kms);
 

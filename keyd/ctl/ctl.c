@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* What keydctl's commands share: config loading, the audit record, JSON output, key files.
- * Secrets (key files) only in secure memory, never in a message. */
+/* What keydctl's commands share: config loading, the audit record, JSON output, key files and
+ * the log of convergence. Secrets (key files) only in secure memory, never in a message. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -85,4 +85,13 @@ int ctl_read_key_file(const char *path, uint8_t **ret, size_t *ret_n)
 	*ret = b.data;
 	*ret_n = b.len;
 	return 0;
+}
+
+void ctl_log_changes(const char *device, const struct token_changes *changes)
+{
+	char what[128];
+
+	for (int i = 0; i < changes->n; i++)
+		log_info("%s: %s", device,
+			 token_change_describe(&changes->c[i], what, sizeof(what)));
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* keydctl's run state and what its commands share: the config, the audit record of a change
- * made here, JSON output, key files read into secure memory.
+ * made here, JSON output, key files read into secure memory, the log of what convergence did.
  * The only place of keydctl's that logs is its commands, once per outcome. */
 #pragma once
 
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "token.h"
 
 #define CTL_KEYFILE_MAX (64 * 1024)
 
@@ -37,3 +38,5 @@ void ctl_print_json(json_t *j);
  * every byte counts, a trailing newline included. -ENODATA if empty, -E2BIG past
  * CTL_KEYFILE_MAX, open/read -errno. */
 int ctl_read_key_file(const char *path, uint8_t **ret, size_t *ret_n);
+/* Logs what token_converge finished or rolled back on @device first. */
+void ctl_log_changes(const char *device, const struct token_changes *changes);

@@ -126,6 +126,21 @@ static void reencrypt_ui_print(const char *device, const struct reencrypt_result
 		       res->converged);
 }
 
+/* What the run undid or finished first (an interrupted enrollment, re-key or start). */
+static void reencrypt_ui_log_tidy(const char *device, const struct reencrypt_result *res)
+{
+	ctl_log_changes(device, &res->changes);
+	if (res->token_moved_to >= 0)
+		log_info("%s: token %d back on keyslot %d (an interrupted re-encryption had moved "
+			 "it to keyslot %d before starting)",
+			 device, res->token, res->token_moved_to, res->token_moved_from);
+	for (int s = 0; s < LUKS_KEYSLOTS_MAX; s++)
+		if (res->unbound_removed & (UINT32_C(1) << s))
+			log_info("%s: removing unbound keyslot %d (it encrypts no data; an "
+				 "interrupted re-encryption left it)",
+				 device, s);
+}
+
 int reencrypt_ui_run(const struct reencrypt_request *base, bool json, struct reencrypt_result *res,
 		     struct error *err)
 {
@@ -148,6 +163,7 @@ int reencrypt_ui_run(const struct reencrypt_request *base, bool json, struct ree
 	sigaction(SIGTERM, &old_term, NULL);
 	if (ui.drawn)
 		fputc('\n', stderr);
+	reencrypt_ui_log_tidy(base->device, res);
 	if (r == -EINTR)
 		return log_error("rotate --reencrypt %s: %s", base->device, err->msg), r;
 	if (r < 0)

@@ -17,12 +17,12 @@
 #include "audit.h"
 #include "callback.h"
 #include "daemon.h"
-#include "enroll.h"
 #include "log.h"
 #include "notify.h"
 #include "rotate.h"
 #include "sign.h"
 #include "token.h"
+#include "unlock.h"
 #include "util.h"
 
 const char *const volume_state_names[] = {
@@ -123,9 +123,13 @@ static void store_rewrapped(struct keyd *k, struct volume *v, const char *dev,
 {
 	struct rotate_result rr;
 	struct error err;
+	char what[128];
 	int r;
 
 	r = volume_rewrap(dev, v->kms, &res->rewrapped, &rr, &err);
+	for (int i = 0; i < rr.changes.n; i++)
+		log_info("%s: %s", dev,
+			 token_change_describe(&rr.changes.c[i], what, sizeof(what)));
 	if (r < 0) {
 		keyd_audit(k, "volume.rewrap", "failure", NULL, v, NULL, err.msg);
 		log_warning("%s: could not store the rewrapped key the KMS returned: %s", v->name,
@@ -155,6 +159,7 @@ static void *unlock_worker(void *u)
 	struct unlock_result res;
 	struct error err;
 	uint64_t t0 = now_mono_us();
+	char what[128];
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
@@ -178,6 +183,9 @@ static void *unlock_worker(void *u)
 						   .userdata = a,
 						   .stop = &k->stop},
 			  &res, &err);
+	for (int i = 0; i < res.converged.n; i++)
+		log_info("%s: %s", dev,
+			 token_change_describe(&res.converged.c[i], what, sizeof(what)));
 	/* The volume's UUID and key first: the rewrap record names them. Its key version waits
 	 * for the rewrap, so that polling never sees the old one as stale meanwhile. */
 	pthread_mutex_lock(&k->lock);

@@ -11,11 +11,11 @@
 #include <time.h>
 
 #include "daemon.h"
-#include "enroll.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "rotate.h"
 #include "token.h"
+#include "unlock.h"
 #include "util.h"
 
 #define LIFECYCLE_QUEUE_MAX 256
@@ -215,7 +215,7 @@ static void act_restore(struct keyd *k, struct volume *v, const char *why)
 {
 	struct unlock_result res;
 	struct error err;
-	char dev[256];
+	char dev[256], what[128];
 	enum volume_state s;
 	bool was_open;
 	int r;
@@ -238,6 +238,9 @@ static void act_restore(struct keyd *k, struct volume *v, const char *why)
 						   .resume = s == VOLUME_SUSPENDED,
 						   .stop = &k->stop},
 			  &res, &err);
+	for (int i = 0; i < res.converged.n; i++)
+		log_info("%s: %s", dev,
+			 token_change_describe(&res.converged.c[i], what, sizeof(what)));
 	kms_wrapped_done(&res.rewrapped);
 	{
 		json_auto_t *reason = json_pack("{s:s}", "reason", why);
@@ -268,7 +271,7 @@ static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 {
 	struct rotate_result rr;
 	struct error err;
-	char dev[256];
+	char dev[256], what[128];
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
@@ -277,6 +280,9 @@ static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
 		return;
 	}
 	r = volume_rewrap(dev, v->kms, NULL, &rr, &err);
+	for (int i = 0; i < rr.changes.n; i++)
+		log_info("%s: %s", dev,
+			 token_change_describe(&rr.changes.c[i], what, sizeof(what)));
 	if (r >= 0) {
 		json_auto_t *versions =
 			json_pack("{s:s, s:s, s:s}", "old_key_version", rr.old_version,
@@ -303,7 +309,7 @@ static void act_rekey(struct keyd *k, struct volume *v, const char *why)
 {
 	struct rotate_result rr;
 	struct error err;
-	char dev[256];
+	char dev[256], what[128];
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
@@ -312,6 +318,9 @@ static void act_rekey(struct keyd *k, struct volume *v, const char *why)
 		return;
 	}
 	r = volume_rekey(dev, v->kms, NULL, &rr, &err);
+	for (int i = 0; i < rr.changes.n; i++)
+		log_info("%s: %s", dev,
+			 token_change_describe(&rr.changes.c[i], what, sizeof(what)));
 	if (r < 0) {
 		log_error("%s: %s, but re-key failed: %s", v->name, why, err.msg);
 		keyd_audit(k, "volume.rekey", "failure", NULL, v, NULL, err.msg);

@@ -87,13 +87,10 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 	struct keyd_config *cfg = NULL;
 	struct keyd_token t = {.id = -1, .keyslot = -1};
 	struct kms_wrapped rewrapped = {0};
-	char aad[KMS_AAD_MAX];
 	struct error err = {.msg = ""};
 	const char *json = NULL, *path = config_path();
-	struct error ke;
 	struct error je;
 	struct kms *kms;
-	size_t dek_len = 0;
 	int r;
 
 	(void)usrptr;
@@ -146,28 +143,14 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 			  token, t.provider, t.kms, path, kms->provider->name);
 		goto out;
 	}
-	/* Never the token's own "aad": the binding is to this header's UUID. */
-	r = kms_aad_for_uuid(crypt_get_uuid(cd), aad, sizeof(aad));
-	if (r < 0) {
-		error_set(&err, -EIO, "no usable LUKS UUID in the header");
-		goto out;
-	}
-	r = kms_unwrap(kms, t.key_id, t.wdek, aad, &dek, &dek_len, &rewrapped, &ke, say_wait, cd,
-		       NULL);
-	/* A ciphertext Key Protect rewrapped is keyd's to store; the plugin stays read-only. */
+	/* Bound to this header's UUID, never the token's own "aad". A ciphertext Key Protect
+	 * rewrapped is keyd's to store; the plugin stays read-only. */
+	r = token_unwrap(kms, &t, crypt_get_uuid(cd), &dek, &rewrapped, say_wait, cd, NULL, &err);
 	kms_wrapped_done(&rewrapped);
-	if (r < 0) {
-		error_set(&err, -EIO, "unwrap with KMS '%s' (key %s): %s", t.kms, t.key_id, ke.msg);
+	if (r < 0)
 		goto out;
-	}
-	if (dek_len != LUKS_DEK_LEN) {
-		r = -EBADMSG;
-		error_set(&err, -EIO, "KMS '%s' returned a %zu-byte key, expected %d", t.kms,
-			  dek_len, LUKS_DEK_LEN);
-		goto out;
-	}
 	*buffer = (char *)TAKE_PTR(dek);
-	*buffer_len = dek_len;
+	*buffer_len = LUKS_DEK_LEN;
 	r = 0;
 out:
 	if (r < 0)

@@ -9,6 +9,7 @@
 
 #include "kms.h"
 #include "luks.h"
+#include "token.h"
 
 struct enroll_request {
 	const char *device; /* resolved device node */
@@ -26,34 +27,9 @@ struct enroll_result {
 	int keyslot;
 	int token;
 	char key_version[KMS_VERSION_MAX + 1];
+	struct token_changes converged; /* what convergence of an earlier run did first */
 };
 
-/* Returns -errno; err says which step failed and why ("wrap with KMS 'x': ..."). */
+/* Returns -errno; err says which step failed and why ("wrap with KMS 'x': ..."). -EEXIST: not
+ * blank (--format) or already enrolled; -ENOKEY: LUKS2 without @req->auth. Never logs. */
 int enroll(const struct enroll_request *req, struct enroll_result *res, struct error *err);
-
-/* Unwraps the keyd token of the LUKS2 device at @path with @kms and opens its keyslot:
- * as mapping @name, or check-only when @name is NULL. The shared unlock path of keyd and the
- * enroll round-trip proof. */
-struct unlock_request {
-	const char *device;
-	struct kms *kms;	   /* must match the token's KMS name */
-	const char *expect_key_id; /* NULL: accept the token's */
-	const char *name;	   /* NULL: check only */
-	bool converge;		   /* first finish or roll back an interrupted enroll/re-key */
-	bool resume;		   /* resume the suspended mapping @name instead of activating */
-	kms_wait_fn wait;
-	void *userdata;
-	const volatile bool *stop;
-};
-struct unlock_result {
-	char uuid[LUKS_UUID_MAX];
-	char key_id[KMS_KEY_ID_MAX + 1];
-	int keyslot;
-	int token;
-	char key_version[KMS_VERSION_MAX + 1];
-	char step[32]; /* the step that failed; "adopted" when the mapping was already open */
-	/* A ciphertext the KMS rewrapped to a newer root key version while unwrapping (Key
-	 * Protect after a rotation): the caller stores it (volume_rewrap) and frees it. */
-	struct kms_wrapped rewrapped;
-};
-int volume_unlock(const struct unlock_request *req, struct unlock_result *res, struct error *err);

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* Re-encryption with a new volume key through libcryptsetup (keydctl's view of it is
- * ctl/reencrypt_ui.c). The DEK
- * lives in secure memory for the call only; the keyd token is written before libcryptsetup's
- * reencryption metadata exists, never while it does (libcryptsetup refuses token writes then).
- * docs/reencrypt.md walks through every state a crash can leave. */
+/* Re-encryption with a new volume key through libcryptsetup. The DEK lives in secure memory for
+ * the call only; the keyd token is written before libcryptsetup's reencryption metadata exists,
+ * never while it does (libcryptsetup refuses token writes then). A library: it neither prints
+ * nor logs; progress goes to the caller's callback. docs/reencrypt.md walks through every state
+ * a crash can leave. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,14 +15,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "reencrypt.h"
 #include "rotate.h"
 #include "secmem.h"
 #include "token.h"
 #include "util.h"
-
-#define KEYSLOTS_MAX 32 /* LUKS2 */
 
 /* --- The header as libcryptsetup dumps it: digests tie keyslots to data segments. --- */
 
@@ -116,7 +113,7 @@ static uint32_t bound_keyslots(struct crypt_device *cd)
 {
 	uint32_t bits = 0;
 
-	for (int s = 0; s < KEYSLOTS_MAX; s++) {
+	for (int s = 0; s < LUKS_KEYSLOTS_MAX; s++) {
 		crypt_keyslot_info st = crypt_keyslot_status(cd, s);
 
 		if (st == CRYPT_SLOT_ACTIVE || st == CRYPT_SLOT_ACTIVE_LAST)
@@ -189,28 +186,6 @@ static int find_mapping(const char *device, const char *uuid, char *name, size_t
 
 /* --- Steps. --- */
 
-static int unwrap(struct kms *kms, const struct keyd_token *t, const char *uuid, uint8_t **dek,
-		  struct error *err)
-{
-	struct error ke;
-	char aad[KMS_AAD_MAX];
-	size_t len = 0;
-	int r;
-
-	/* Never the token's own "aad": the binding is to this header's UUID. */
-	kms_aad_for_uuid(uuid, aad, sizeof(aad));
-	r = kms_unwrap(kms, t->key_id, t->wdek, aad, dek, &len, NULL, &ke, NULL, NULL, NULL);
-	if (r < 0)
-		return error_set(err, r, "unwrap with KMS '%s' (key %s): %s", kms->name, t->key_id,
-				 ke.msg);
-	if (len != LUKS_DEK_LEN) {
-		secmem_free(*dek);
-		*dek = NULL;
-		return error_set(err, -EBADMSG, "KMS '%s' returned a %zu-byte key", kms->name, len);
-	}
-	return 0;
-}
-
 static int token_set_keyslot(struct crypt_device *cd, struct keyd_token *tok, int slot)
 {
 	char now[40], *saved = tok->updated;
@@ -229,9 +204,9 @@ static int token_set_keyslot(struct crypt_device *cd, struct keyd_token *tok, in
  * key that encrypts no data of the volume (keyd makes them only as the new volume key of a
  * re-encryption that has not started), so removing it cannot cost data; one whose area a
  * crash half-wiped opens with nothing, so the test is "unbound", not "the DEK opens it".
- * Returns the number of header changes. */
-static int tidy(struct crypt_device *cd, struct keyd_token *tok, const uint8_t *dek,
-		const char *device, struct error *err)
+ * What it did goes to res (token_moved_*, unbound_removed). Returns the number of changes. */
+static int reencrypt_tidy(struct crypt_device *cd, struct keyd_token *tok, const uint8_t *dek,
+			  struct reencrypt_result *res, struct error *err)
 {
 	crypt_keyslot_info st = crypt_keyslot_status(cd, tok->keyslot);
 	int changes = 0, r;
@@ -246,36 +221,80 @@ static int tidy(struct crypt_device *cd, struct keyd_token *tok, const uint8_t *
 				"the data key opens no keyslot of the data (token %d names "
 				"keyslot %d)",
 				tok->id, tok->keyslot);
-		log_info("%s: token %d back on keyslot %d (an interrupted re-encryption had moved "
-			 "it to keyslot %d before starting)",
-			 device, tok->id, slot, tok->keyslot);
+		res->token_moved_from = tok->keyslot;
 		r = token_set_keyslot(cd, tok, slot);
 		if (r < 0)
 			return error_set(err, r, "write token %d: %s", tok->id, strerror(-r));
+		res->token_moved_to = slot;
 		changes++;
 	}
-	for (int s = 0; s < KEYSLOTS_MAX; s++) {
+	for (int s = 0; s < LUKS_KEYSLOTS_MAX; s++) {
 		if (crypt_keyslot_status(cd, s) != CRYPT_SLOT_UNBOUND)
 			continue;
-		log_info("%s: removing unbound keyslot %d (it encrypts no data; an interrupted "
-			 "re-encryption left it)",
-			 device, s);
 		r = crypt_keyslot_destroy(cd, s);
 		if (r < 0)
 			return error_set(err, r, "remove keyslot %d: %s", s, strerror(-r));
+		res->unbound_removed |= UINT32_C(1) << s;
 		changes++;
 	}
 	return changes;
 }
 
+/* Start, step (2): a keyslot of the new volume key (that of keyslot @slot) for the kept
+ * passphrase, which opens keyslot @keep, at the cost its old keyslot had. */
+static int reencrypt_keep_keyslot(struct crypt_device *cd, const struct reencrypt_request *req,
+				  int slot, int keep, const uint8_t *dek,
+				  struct reencrypt_result *res, struct error *err)
+{
+	_cleanup_secure_ uint8_t *vk = NULL;
+	size_t vk_len = (size_t)crypt_get_volume_key_size(cd);
+	struct crypt_pbkdf_type pbkdf;
+	int r;
+
+	vk = secmem_alloc(vk_len);
+	r = vk ? crypt_volume_key_get(cd, slot, (char *)vk, &vk_len, (const char *)dek,
+				      LUKS_DEK_LEN)
+	       : -ENOMEM;
+	if (r >= 0)
+		r = crypt_keyslot_get_pbkdf(cd, keep, &pbkdf);
+	if (r >= 0) {
+		pbkdf.flags |= CRYPT_PBKDF_NO_BENCHMARK;
+		r = crypt_set_pbkdf_type(cd, &pbkdf);
+	}
+	if (r >= 0)
+		r = crypt_keyslot_add_by_key(
+			cd, CRYPT_ANY_SLOT, (const char *)vk, vk_len, (const char *)req->keep,
+			req->keep_len, CRYPT_VOLUME_KEY_NO_SEGMENT | CRYPT_VOLUME_KEY_DIGEST_REUSE);
+	if (r < 0)
+		return error_set(err, r, "add a keyslot of the new volume key for the key file: %s",
+				 strerror(-r));
+	res->keep_old = keep;
+	res->keep_new = r;
+	return 0;
+}
+
+/* Undoes a fresh start's steps (1)-(3). The new keyslots go only once the token is off them:
+ * destroying a keyslot unassigns it from its token, and a token without keyslot would be
+ * retired with its WDEK. If this fails, the next run's reencrypt_tidy() does the same. */
+static void reencrypt_start_undo(struct crypt_device *cd, struct keyd_token *tok, int old,
+				 struct reencrypt_result *res)
+{
+	if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE ||
+	    (tok->keyslot != old && token_set_keyslot(cd, tok, old) != 0))
+		return;
+	if (res->keep_new >= 0)
+		crypt_keyslot_destroy(cd, res->keep_new);
+	crypt_keyslot_destroy(cd, res->new_keyslot);
+	res->keep_new = res->new_keyslot = -1;
+}
+
 /* A fresh start, each step one header write: (1) a keyslot of a new volume key for the DEK,
  * unbound; (2) one for the kept passphrase; (3) the token names the new keyslot; (4)
  * libcryptsetup's reencryption metadata. A failure before (4) undoes (1)-(3). */
-static int start(struct crypt_device *cd, const struct reencrypt_request *req, const char *name,
-		 struct keyd_token *tok, const uint8_t *dek, struct reencrypt_result *res,
-		 struct error *err)
+static int reencrypt_start(struct crypt_device *cd, const struct reencrypt_request *req,
+			   const char *name, struct keyd_token *tok, const uint8_t *dek,
+			   struct reencrypt_result *res, struct error *err)
 {
-	_cleanup_secure_ uint8_t *vk = NULL;
 	struct crypt_params_luks2 luks2 = {.sector_size = (uint32_t)crypt_get_sector_size(cd)};
 	struct crypt_params_reencrypt params = {
 		.mode = CRYPT_REENCRYPT_REENCRYPT,
@@ -287,7 +306,6 @@ static int start(struct crypt_device *cd, const struct reencrypt_request *req, c
 	};
 	int vk_size = crypt_get_volume_key_size(cd), old = tok->keyslot, slot, keep = -1, r;
 	char cipher[64], mode[64];
-	size_t vk_len = (size_t)vk_size;
 
 	/* Same cipher, key size and sector size: only the key changes. */
 	if (!crypt_get_cipher(cd) || !crypt_get_cipher_mode(cd) || vk_size <= 0)
@@ -315,71 +333,34 @@ static int start(struct crypt_device *cd, const struct reencrypt_request *req, c
 	res->old_keyslot = old;
 	res->new_keyslot = slot;
 
-	if (keep >= 0) {
-		struct crypt_pbkdf_type pbkdf;
-
-		/* The kept passphrase's new keyslot costs what its old one did. */
-		vk = secmem_alloc(vk_len);
-		r = vk ? crypt_volume_key_get(cd, slot, (char *)vk, &vk_len, (const char *)dek,
-					      LUKS_DEK_LEN)
-		       : -ENOMEM;
-		if (r >= 0)
-			r = crypt_keyslot_get_pbkdf(cd, keep, &pbkdf);
-		if (r >= 0) {
-			pbkdf.flags |= CRYPT_PBKDF_NO_BENCHMARK;
-			r = crypt_set_pbkdf_type(cd, &pbkdf);
-		}
-		if (r >= 0)
-			r = crypt_keyslot_add_by_key(cd, CRYPT_ANY_SLOT, (const char *)vk, vk_len,
-						     (const char *)req->keep, req->keep_len,
-						     CRYPT_VOLUME_KEY_NO_SEGMENT |
-							     CRYPT_VOLUME_KEY_DIGEST_REUSE);
-		if (r < 0) {
-			error_set(err, r,
-				  "add a keyslot of the new volume key for the key file: %s",
-				  strerror(-r));
-			goto undo;
-		}
-		res->keep_old = keep;
-		res->keep_new = r;
-	}
-
+	r = keep >= 0 ? reencrypt_keep_keyslot(cd, req, slot, keep, dek, res, err) : 0;
 	/* The token moves now: libcryptsetup removes the old keyslot when it finishes, and
 	 * refuses token writes until then. A token naming no keyslot would be retired by
 	 * token_converge(). */
-	r = token_set_keyslot(cd, tok, slot);
-	if (r < 0) {
-		error_set(err, r, "write token %d: %s", tok->id, strerror(-r));
-		goto undo;
+	if (r >= 0) {
+		r = token_set_keyslot(cd, tok, slot);
+		if (r < 0)
+			error_set(err, r, "write token %d: %s", tok->id, strerror(-r));
 	}
-	r = crypt_reencrypt_init_by_passphrase(cd, name, (const char *)dek, LUKS_DEK_LEN, old, slot,
-					       cipher, mode, &params);
-	if (r < 0) {
-		error_set(err, r, "start the re-encryption: %s%s",
-			  r == -EBUSY ? "the device is in use (mounted or mapped?)" : strerror(-r),
-			  crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE
-				  ? ""
-				  : "; the header records it: run it again to resume");
-		goto undo;
+	if (r >= 0) {
+		r = crypt_reencrypt_init_by_passphrase(cd, name, (const char *)dek, LUKS_DEK_LEN,
+						       old, slot, cipher, mode, &params);
+		if (r < 0)
+			error_set(err, r, "start the re-encryption: %s%s",
+				  r == -EBUSY ? "the device is in use (mounted or mapped?)"
+					      : strerror(-r),
+				  crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE
+					  ? ""
+					  : "; the header records it: run it again to resume");
 	}
-	return 0;
-undo:
-	/* The new keyslots go only once the token is off them: destroying a keyslot unassigns
-	 * it from its token, and a token without keyslot would be retired with its WDEK. If
-	 * this fails, the next run's tidy() does the same. */
-	if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE &&
-	    (tok->keyslot == old || token_set_keyslot(cd, tok, old) == 0)) {
-		if (res->keep_new >= 0)
-			crypt_keyslot_destroy(cd, res->keep_new);
-		crypt_keyslot_destroy(cd, slot);
-		res->keep_new = res->new_keyslot = -1;
-	}
-	return r;
+	if (r < 0)
+		reencrypt_start_undo(cd, tok, old, res);
+	return r < 0 ? r : 0;
 }
 
 /* Returns 1 when the recovery of a crashed last step finished the whole re-encryption. */
-static int resume(struct crypt_device *cd, const char *name, const uint8_t *dek,
-		  crypt_reencrypt_info ri, struct error *err)
+static int reencrypt_resume(struct crypt_device *cd, const char *name, const uint8_t *dek,
+			    crypt_reencrypt_info ri, struct error *err)
 {
 	struct crypt_params_reencrypt params = {.max_hotzone_size = REENCRYPT_HOTZONE_BYTES >> 9,
 						.flags = CRYPT_REENCRYPT_RESUME_ONLY};
@@ -405,14 +386,29 @@ static int resume(struct crypt_device *cd, const char *name, const uint8_t *dek,
 		     : 0;
 }
 
-struct run {
+/* One call of volume_reencrypt: what it works on, and libcryptsetup's progress so far. */
+struct reencrypt_run {
 	const struct reencrypt_request *req;
 	struct reencrypt_result *res;
+	int lock; /* the rotation lock, an fd of the device */
+	struct crypt_device *cd;
+	crypt_reencrypt_info ri; /* as the header said when we began */
+	struct keyd_token tok;
+	uint8_t *dek; /* secure memory */
 	uint64_t t0, start_done, last_offset;
 	unsigned calls; /* from libcryptsetup */
 };
 
-static int report(struct run *x, uint64_t total, uint64_t done)
+static void reencrypt_run_done(struct reencrypt_run *x)
+{
+	token_done(&x->tok);
+	secmem_free(x->dek);
+	crypt_free(x->cd);
+	if (x->lock >= 0)
+		close(x->lock);
+}
+
+static int reencrypt_report(struct reencrypt_run *x, uint64_t total, uint64_t done)
 {
 	struct reencrypt_progress p = {
 		.done = done,
@@ -431,9 +427,9 @@ static int report(struct run *x, uint64_t total, uint64_t done)
  * as it was *before* that step (it advances its counter after the call), and once more at the
  * end with everything done. A step is as long as the one before it; the first, at most
  * REENCRYPT_HOTZONE_BYTES. */
-static int on_step(uint64_t size, uint64_t offset, void *u)
+static int reencrypt_on_step(uint64_t size, uint64_t offset, void *u)
 {
-	struct run *x = u;
+	struct reencrypt_run *x = u;
 	uint64_t done = offset, len;
 
 	if (x->calls++ == 0)
@@ -444,13 +440,13 @@ static int on_step(uint64_t size, uint64_t offset, void *u)
 		done = len < size - offset ? offset + len : size;
 	}
 	x->last_offset = offset;
-	return report(x, size, done);
+	return reencrypt_report(x, size, done);
 }
 
 /* Proof from the header on disk: no reencryption left, the token names @slot, and the DEK
  * opens it. Returns the keyslots now bound. */
-static int verify_finished(const char *device, int token, int slot, const uint8_t *dek,
-			   uint32_t *bound, struct error *err)
+static int reencrypt_verify_finished(const char *device, int token, int slot, const uint8_t *dek,
+				     uint32_t *bound, struct error *err)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	struct keyd_token t;
@@ -477,193 +473,220 @@ static int verify_finished(const char *device, int token, int slot, const uint8_
 	return 0;
 }
 
-int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_result *res,
-		     struct error *err)
+/* The rotation lock, the header and what it allows; a header with no re-encryption under way
+ * is converged first (token writes are refused during one). */
+static int reencrypt_open(struct reencrypt_run *x, struct error *err)
 {
-	_cleanup_crypt_ struct crypt_device *cd = NULL;
-	_cleanup_secure_ uint8_t *dek = NULL;
-	_cleanup_close_ int lock = -1;
-	json_auto_t *hdr = NULL;
-	struct keyd_token tok = {.id = -1};
-	struct run run = {.req = req, .res = res};
-	struct error je;
-	crypt_reencrypt_info ri;
-	uint32_t req_flags = 0, before, after = 0;
-	off_t size;
+	const struct reencrypt_request *req = x->req;
+	uint32_t req_flags = 0;
 	int r;
 
-	*res = (struct reencrypt_result){
-		.token = -1, .old_keyslot = -1, .new_keyslot = -1, .keep_old = -1, .keep_new = -1};
-	lock = volume_lock_rotation(req->device);
-	if (lock < 0)
-		return error_set(err, lock, "lock %s: %s", req->device, strerror(-lock));
-	r = cryptsetup_load(req->device, &cd);
+	x->lock = volume_lock_rotation(req->device);
+	if (x->lock < 0)
+		return error_set(err, x->lock, "lock %s: %s", req->device, strerror(-x->lock));
+	r = cryptsetup_load(req->device, &x->cd);
 	if (r < 0)
 		return error_set(err, r, "read header of %s: %s", req->device,
 				 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
-	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
-	ri = crypt_reencrypt_status(cd, NULL);
-	if (ri == CRYPT_REENCRYPT_INVALID ||
-	    crypt_persistent_flags_get(cd, CRYPT_FLAGS_REQUIREMENTS, &req_flags) < 0 ||
+	snprintf(x->res->uuid, sizeof(x->res->uuid), "%s", crypt_get_uuid(x->cd));
+	x->ri = crypt_reencrypt_status(x->cd, NULL);
+	if (x->ri == CRYPT_REENCRYPT_INVALID ||
+	    crypt_persistent_flags_get(x->cd, CRYPT_FLAGS_REQUIREMENTS, &req_flags) < 0 ||
 	    (req_flags & ~CRYPT_REQUIREMENT_ONLINE_REENCRYPT))
 		return error_set(err, -EOPNOTSUPP,
 				 "the header has requirements this libcryptsetup cannot re-encrypt "
 				 "(0x%" PRIx32 ")",
 				 req_flags);
-	if (ri == CRYPT_REENCRYPT_NONE) {
-		if (req->resume_only)
-			return error_set(err, -ENOENT, "%s has no interrupted re-encryption",
-					 req->device);
-		/* Token writes are refused during a reencryption: converge only before one. */
-		r = token_converge(cd, req->device, req->kms, err);
-		if (r < 0)
-			return r;
-		res->converged = r;
-	}
+	if (x->ri != CRYPT_REENCRYPT_NONE)
+		return 0;
+	if (req->resume_only)
+		return error_set(err, -ENOENT, "%s has no interrupted re-encryption", req->device);
+	r = token_converge(x->cd, req->kms, &x->res->changes, err);
+	if (r < 0)
+		return r;
+	x->res->converged = r;
+	return 0;
+}
 
-	r = token_find(cd, &tok, &je);
+/* The active token of the request's KMS, and its DEK. */
+static int reencrypt_unwrap(struct reencrypt_run *x, struct error *err)
+{
+	struct error je;
+	int r;
+
+	r = token_find(x->cd, &x->tok, &je);
 	if (r < 0)
 		return error_set(err, r, "read tokens: %s", je.msg);
-	if (tok.id < 0)
+	if (x->tok.id < 0)
 		return error_set(err, -ENOKEY, "%s is not enrolled (no active keyd token)",
-				 req->device);
-	res->token = tok.id;
-	if (strcmp(tok.kms, req->kms->name) != 0) {
-		r = error_set(err, -EXDEV, "token names KMS '%s', not '%s'", tok.kms,
-			      req->kms->name);
-		goto out;
-	}
-	r = unwrap(req->kms, &tok, res->uuid, &dek, err);
-	if (r < 0)
-		goto out;
+				 x->req->device);
+	x->res->token = x->tok.id;
+	if (strcmp(x->tok.kms, x->req->kms->name) != 0)
+		return error_set(err, -EXDEV, "token names KMS '%s', not '%s'", x->tok.kms,
+				 x->req->kms->name);
+	return token_unwrap(x->req->kms, &x->tok, x->res->uuid, &x->dek, NULL, NULL, NULL, NULL,
+			    err);
+}
 
-	/* Online under the volume's own mapping; offline only when nothing holds the device
-	 * (libcryptsetup then holds it open exclusively, so nothing can map or mount it). */
+/* Online under the volume's own mapping; offline only when nothing holds the device
+ * (libcryptsetup then holds it open exclusively, so nothing can map or mount it). */
+static int reencrypt_where(struct reencrypt_run *x, struct error *err)
+{
+	const struct reencrypt_request *req = x->req;
+	struct reencrypt_result *res = x->res;
+	char why[160];
+	int r, fd;
+
 	if (req->name)
 		snprintf(res->mapping, sizeof(res->mapping), "%s", req->name);
 	else {
 		r = find_mapping(req->device, res->uuid, res->mapping, sizeof(res->mapping));
-		if (r == -EBUSY) {
-			error_set(err, r, "%s is in use by %s, which is not its dm-crypt mapping",
-				  req->device, res->mapping);
-			goto out;
-		}
+		if (r == -EBUSY)
+			return error_set(err, r,
+					 "%s is in use by %s, which is not its dm-crypt mapping",
+					 req->device, res->mapping);
 		if (r <= 0)
 			res->mapping[0] = 0;
 	}
 	if (res->mapping[0]) {
-		char why[160];
-
-		if (!luks_dm_available(why, sizeof(why))) {
-			r = error_set(err, -EOPNOTSUPP, "online re-encryption of %s: %s",
-				      res->mapping, why);
-			goto out;
-		}
-	} else {
-		/* libcryptsetup opens the device exclusively, but only after its metadata is
-		 * written: find out first, while nothing has changed. */
-		int fd = open(req->device, O_RDONLY | O_EXCL | O_CLOEXEC);
-
-		if (fd < 0 && errno == EBUSY) {
-			r = error_set(
-				err, -EBUSY,
-				"%s is in use (mounted, mapped or opened exclusively); offline "
-				"re-encryption needs it unused",
-				req->device);
-			goto out;
-		}
-		if (fd >= 0)
-			close(fd);
+		if (!luks_dm_available(why, sizeof(why)))
+			return error_set(err, -EOPNOTSUPP, "online re-encryption of %s: %s",
+					 res->mapping, why);
+		return 0;
 	}
+	/* libcryptsetup opens the device exclusively, but only after its metadata is written:
+	 * find out first, while nothing has changed. */
+	fd = open(req->device, O_RDONLY | O_EXCL | O_CLOEXEC);
+	if (fd < 0 && errno == EBUSY)
+		return error_set(err, -EBUSY,
+				 "%s is in use (mounted, mapped or opened exclusively); offline "
+				 "re-encryption needs it unused",
+				 req->device);
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
 
-	size = lseek(lock, 0, SEEK_END);
+/* An interrupted re-encryption: keyd's own (the token is on the new volume key's keyslot),
+ * resumable (the old key's keyslots not yet removed), and how far it got. */
+static int reencrypt_inspect_resume(struct reencrypt_run *x, struct error *err)
+{
+	json_auto_t *hdr = header_json(x->cd);
+	int dnew, dold;
+
+	dnew = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-final")) : -1;
+	dold = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-previous")) : -1;
+	if (dnew < 0 || dold < 0)
+		return error_set(err, -EBADMSG, "cannot read the reencryption metadata");
+	if (dold != dnew && digest_keyslots(hdr, dold) == 0)
+		return error_set(
+			err, -ENOTRECOVERABLE,
+			"the re-encryption of %s finished, but libcryptsetup was stopped between "
+			"removing the old volume key's keyslots and its last header write; it "
+			"cannot resume from there. The data is whole under the new key (keyslot "
+			"%d): see \"Stuck at the end\" in docs/reencrypt.md",
+			x->req->device, x->tok.keyslot);
+	if (digest_of(hdr, "keyslots", x->tok.keyslot) != dnew)
+		return error_set(
+			err, -EPROTO,
+			"token %d names keyslot %d, which holds the old volume key: this "
+			"re-encryption was not started by keyd, and finishing it would leave the "
+			"token without a keyslot; finish it with cryptsetup and enroll again",
+			x->tok.id, x->tok.keyslot);
+	x->res->resumed = true;
+	x->res->new_keyslot = x->tok.keyslot;
+	x->start_done = done_bytes(hdr, dnew, x->res->total);
+	return 0;
+}
+
+/* The data area's size, and what an interrupted run already did. */
+static int reencrypt_measure(struct reencrypt_run *x, struct error *err)
+{
+	off_t size = lseek(x->lock, 0, SEEK_END);
+	int r;
+
 	if (size < 0) {
 		r = negative_errno();
-		error_set(err, r, "size of %s: %s", req->device, strerror(-r));
-		goto out;
+		return error_set(err, r, "size of %s: %s", x->req->device, strerror(-r));
 	}
-	res->total = (uint64_t)size - crypt_get_data_offset(cd) * 512;
-	if (ri != CRYPT_REENCRYPT_NONE) {
-		int dnew, dold;
+	x->res->total = (uint64_t)size - crypt_get_data_offset(x->cd) * 512;
+	return x->ri == CRYPT_REENCRYPT_NONE ? 0 : reencrypt_inspect_resume(x, err);
+}
 
-		hdr = header_json(cd);
-		dnew = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-final")) : -1;
-		dold = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-previous"))
-			   : -1;
-		if (dnew < 0 || dold < 0) {
-			r = error_set(err, -EBADMSG, "cannot read the reencryption metadata");
-			goto out;
-		}
-		if (dold != dnew && digest_keyslots(hdr, dold) == 0) {
-			r = error_set(
-				err, -ENOTRECOVERABLE,
-				"the re-encryption of %s finished, but libcryptsetup was stopped "
-				"between removing the old volume key's keyslots and its last header "
-				"write; it cannot resume from there. The data is whole under the new "
-				"key (keyslot %d): see \"Stuck at the end\" in docs/reencrypt.md",
-				req->device, tok.keyslot);
-			goto out;
-		}
-		if (digest_of(hdr, "keyslots", tok.keyslot) != dnew) {
-			r = error_set(
-				err, -EPROTO,
-				"token %d names keyslot %d, which holds the old volume key: this "
-				"re-encryption was not started by keyd, and finishing it would leave "
-				"the token without a keyslot; finish it with cryptsetup and enroll "
-				"again",
-				tok.id, tok.keyslot);
-			goto out;
-		}
-		res->resumed = true;
-		res->new_keyslot = tok.keyslot;
-		run.start_done = done_bytes(hdr, dnew, res->total);
-	}
+/* Starts (after tidying) or resumes, then lets libcryptsetup run to the end or until the
+ * progress callback stops it; @before: the keyslots bound before any change. */
+static int reencrypt_go(struct reencrypt_run *x, uint32_t *before, struct error *err)
+{
+	struct reencrypt_result *res = x->res;
+	const char *name = res->mapping[0] ? res->mapping : NULL;
+	int r;
 
-	/* The caller may still stop here: nothing has changed yet. */
-	if (report(&run, res->total, run.start_done)) {
-		r = error_set(err, -EINTR, "stopped before starting; nothing changed");
-		goto out;
-	}
-	if (ri == CRYPT_REENCRYPT_NONE) {
-		r = tidy(cd, &tok, dek, req->device, err);
+	if (x->ri == CRYPT_REENCRYPT_NONE) {
+		r = reencrypt_tidy(x->cd, &x->tok, x->dek, res, err);
 		if (r < 0)
-			goto out;
+			return r;
 		res->converged += r;
-		before = bound_keyslots(cd);
-		r = start(cd, req, res->mapping[0] ? res->mapping : NULL, &tok, dek, res, err);
+		*before = bound_keyslots(x->cd);
+		r = reencrypt_start(x->cd, x->req, name, &x->tok, x->dek, res, err);
 	} else {
-		before = bound_keyslots(cd);
-		r = resume(cd, res->mapping[0] ? res->mapping : NULL, dek, ri, err);
+		*before = bound_keyslots(x->cd);
+		r = reencrypt_resume(x->cd, name, x->dek, x->ri, err);
 	}
 	if (r < 0)
-		goto out;
+		return r;
 
-	run.t0 = now_mono_us();
-	r = r > 0 ? 0 : crypt_reencrypt_run(cd, on_step, &run);
-	res->run_us = now_mono_us() - run.t0;
-	if (r < 0) {
-		error_set(err, r,
-			  "re-encrypting at %.1f%%: %s; the header records how far it got: run it "
-			  "again to resume",
-			  res->total ? 100.0 * (double)res->done / (double)res->total : 0.0,
-			  strerror(-r));
-		goto out;
-	}
-	if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
-		r = error_set(
+	x->t0 = now_mono_us();
+	r = r > 0 ? 0 : crypt_reencrypt_run(x->cd, reencrypt_on_step, x);
+	res->run_us = now_mono_us() - x->t0;
+	if (r < 0)
+		return error_set(err, r,
+				 "re-encrypting at %.1f%%: %s; the header records how far it got: "
+				 "run it again to resume",
+				 res->total ? 100.0 * (double)res->done / (double)res->total : 0.0,
+				 strerror(-r));
+	if (crypt_reencrypt_status(x->cd, NULL) != CRYPT_REENCRYPT_NONE)
+		return error_set(
 			err, -EINTR,
 			"stopped at %.1f%%; the header records how far it got: run it again to "
 			"resume",
 			res->total ? 100.0 * (double)res->done / (double)res->total : 0.0);
-		goto out;
-	}
-	res->done = res->total;
-	r = verify_finished(req->device, tok.id, tok.keyslot, dek, &after, err);
+	return 0;
+}
+
+int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_result *res,
+		     struct error *err)
+{
+	_cleanup_(reencrypt_run_done) struct reencrypt_run x = {
+		.req = req, .res = res, .lock = -1, .tok = {.id = -1, .keyslot = -1}};
+	uint32_t before = 0, after = 0;
+	int r;
+
+	*res = (struct reencrypt_result){.token = -1,
+					 .old_keyslot = -1,
+					 .new_keyslot = -1,
+					 .keep_old = -1,
+					 .keep_new = -1,
+					 .token_moved_from = -1,
+					 .token_moved_to = -1};
+	r = reencrypt_open(&x, err);
+	if (r >= 0)
+		r = reencrypt_unwrap(&x, err);
+	if (r >= 0)
+		r = reencrypt_where(&x, err);
+	if (r >= 0)
+		r = reencrypt_measure(&x, err);
 	if (r < 0)
-		goto out;
+		return r;
+	/* The caller may still stop here: nothing has changed yet. */
+	if (reencrypt_report(&x, res->total, x.start_done))
+		return error_set(err, -EINTR, "stopped before starting; nothing changed");
+	r = reencrypt_go(&x, &before, err);
+	if (r < 0)
+		return r;
+	res->done = res->total;
+	r = reencrypt_verify_finished(req->device, x.tok.id, x.tok.keyslot, x.dek, &after, err);
+	if (r < 0)
+		return r;
 	res->removed = before & ~after;
-	r = 0;
-out:
-	token_done(&tok);
-	return r;
+	return 0;
 }

@@ -2,7 +2,8 @@
 /* Re-encryption: a new LUKS2 volume key, the data re-encrypted by libcryptsetup (offline on an
  * unused device, online under the volume's dm-crypt mapping), resumable after any interruption.
  * The keyd token names the new keyslot before libcryptsetup starts, so it is still right when
- * libcryptsetup removes the old keyslot at the end. Never writes the token meanwhile. */
+ * libcryptsetup removes the old keyslot at the end. Never writes the token meanwhile; never
+ * prints or logs (keydctl's terminal side is ctl/reencrypt_ui.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 
 #include "kms.h"
 #include "luks.h"
+#include "token.h"
 
 /* One step of libcryptsetup's run: progress and interruption happen between steps, and its
  * buffer is this big (offline, the library's default is as large as its checksum area
@@ -55,7 +57,11 @@ struct reencrypt_result {
 	bool resumed;		      /* an interrupted re-encryption was continued */
 	uint64_t done, total;	      /* bytes, as in struct reencrypt_progress */
 	uint64_t run_bytes, run_us;   /* this run's share and its re-encryption time */
-	int converged;		      /* header changes token_converge made first */
+	int converged;		      /* header changes convergence and tidying made first */
+	struct token_changes changes; /* of those, what token_converge tells the operator */
+	/* What an interrupted earlier start left and this run undid before starting afresh. */
+	int token_moved_from, token_moved_to; /* the token put back on its keyslot; -1: not */
+	uint32_t unbound_removed;	      /* unbound keyslots (bits) removed */
 };
 
 /* Re-encrypts @req->device with a new volume key of the same cipher, key size and sector

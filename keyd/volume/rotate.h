@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Rotation of a volume's key material: rewrap (new root key version, same DEK), re-key (new
- * DEK, keyslot and token), and convergence of an interrupted enrollment or re-key to exactly
- * one active keyd token and keyslot. Every step is one header write; order makes it crash-safe. */
+/* Rotation of a volume's key material: rewrap (new root key version, same DEK) and re-key (new
+ * DEK, keyslot and token), each after converging what an interrupted run left (token.h). Every
+ * step is one header write; order makes it crash-safe. Never logs: the result says what it did. */
 #pragma once
 
 #include <stddef.h>
 
 #include "kms.h"
 #include "luks.h"
+#include "token.h"
 
 struct rotate_result {
 	char uuid[LUKS_UUID_MAX];
@@ -16,14 +17,8 @@ struct rotate_result {
 	char old_version[KMS_VERSION_MAX + 1];
 	char new_version[KMS_VERSION_MAX + 1];
 	int converged; /* header changes convergence made first (0: the header was clean) */
+	struct token_changes changes; /* of those, the ones to tell the operator about */
 };
-
-/* Finishes or rolls back an interrupted enrollment or re-key on the open header @cd of
- * @device: pending tokens get their keyslot (found by trying the unwrapped DEK) and become
- * active, or are removed; of several active tokens the highest generation stays and the others
- * go with their keyslots. Needs @kms only when a pending token has no keyslot yet. Returns the
- * number of header changes made. */
-int token_converge(struct crypt_device *cd, const char *device, struct kms *kms, struct error *err);
 
 /* Takes the volume's rotation lock (flock on the device node: one rotation at a time, and
  * udev leaves the device alone meanwhile). Returns an fd to close, or -errno. */

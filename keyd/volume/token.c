@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* keyd token (de)serialisation. The token is input from disk: every field is checked against a
- * limit before use. The AAD is stored for people; unwrap always recomputes it from the header
- * UUID, so a token copied onto another volume cannot open it. */
+/* keyd token (de)serialisation, unwrap and convergence. The token is input from disk: every
+ * field is checked against a limit before use. The AAD is stored for people; unwrap always
+ * recomputes it from the header UUID, so a token copied onto another volume cannot open it.
+ * Logs nothing above debug level: callers report what convergence did. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "kms.h"
+#include "log.h"
+#include "luks.h"
 #include "secmem.h"
 #include "token.h"
 #include "util.h"
@@ -232,4 +235,168 @@ int token_write(struct crypt_device *cd, const struct keyd_token *t)
 	r = crypt_token_json_set(cd, t->id, json);
 	secmem_free(json); /* jansson allocates from the secure heap */
 	return r;
+}
+
+int token_unwrap(struct kms *kms, const struct keyd_token *t, const char *uuid, uint8_t **ret_dek,
+		 struct kms_wrapped *rewrapped, kms_wait_fn wait, void *userdata,
+		 const volatile bool *stop, struct error *e)
+{
+	_cleanup_secure_ uint8_t *dek = NULL;
+	struct error ke;
+	char aad[KMS_AAD_MAX];
+	size_t len = 0;
+	int r;
+
+	*ret_dek = NULL;
+	if (kms_aad_for_uuid(uuid, aad, sizeof(aad)) < 0)
+		return error_set(e, -ENAMETOOLONG, "no usable LUKS UUID in the header");
+	r = kms_unwrap(kms, t->key_id, t->wdek, aad, &dek, &len, rewrapped, &ke, wait, userdata,
+		       stop);
+	if (r < 0)
+		return error_set(e, r, "unwrap with KMS '%s' (key %s): %s", kms->name, t->key_id,
+				 ke.msg);
+	if (len != LUKS_DEK_LEN) {
+		if (rewrapped)
+			kms_wrapped_done(rewrapped);
+		return error_set(e, -EBADMSG, "KMS '%s' returned a %zu-byte key, expected %d",
+				 kms->name, len, LUKS_DEK_LEN);
+	}
+	*ret_dek = TAKE_PTR(dek);
+	return 0;
+}
+
+/* --- Convergence: after every single header write of enroll or re-key, the active token of
+ * the highest generation opens its keyslot; what a crash between two writes leaves is resolved
+ * here. --- */
+
+const char *token_change_describe(const struct token_change *c, char *buf, size_t size)
+{
+	if (c->kind == TOKEN_FINISHED)
+		snprintf(buf, size,
+			 "finishing token %d (keyslot %d), an interrupted enrollment or re-key",
+			 c->token, c->keyslot);
+	else
+		snprintf(buf, size, "removing token %d, an interrupted enrollment or re-key",
+			 c->token);
+	return buf;
+}
+
+static void changes_add(struct token_changes *changes, enum token_change_kind kind,
+			const struct keyd_token *t)
+{
+	if (changes && changes->n < (int)ELEMENTSOF(changes->c))
+		changes->c[changes->n++] =
+			(struct token_change){.kind = kind, .token = t->id, .keyslot = t->keyslot};
+}
+
+static bool keyslot_taken(const struct keyd_token *all, int n, int slot, int except)
+{
+	for (int i = 0; i < n; i++)
+		if (i != except && all[i].keyslot == slot)
+			return true;
+	return false;
+}
+
+/* The keyslot @dek opens among the active ones no other token claims, or -1. */
+static int unclaimed_keyslot(struct crypt_device *cd, const struct keyd_token *all, int n, int i,
+			     const uint8_t *dek)
+{
+	for (int s = 0; s < LUKS_KEYSLOTS_MAX; s++) {
+		crypt_keyslot_info st = crypt_keyslot_status(cd, s);
+
+		if ((st == CRYPT_SLOT_ACTIVE || st == CRYPT_SLOT_ACTIVE_LAST) &&
+		    !keyslot_taken(all, n, s, i) &&
+		    luks_activate(cd, NULL, s, dek, LUKS_DEK_LEN, 0) >= 0)
+			return s;
+	}
+	return -1;
+}
+
+/* A pending token: the crash came after the token write, maybe after the keyslot was added.
+ * Without a keyslot, find the one its DEK opens among those no token claims; none means the
+ * keyslot was never written (roll back), else roll forward. Returns 1 (one header change). */
+static int converge_pending(struct crypt_device *cd, struct keyd_token *all, int n, int i,
+			    struct kms *kms, struct token_changes *changes, struct error *err)
+{
+	_cleanup_secure_ uint8_t *dek = NULL;
+	struct keyd_token *t = &all[i];
+	int r;
+
+	if (t->keyslot < 0) {
+		if (!kms || strcmp(kms->name, t->kms) != 0)
+			return error_set(
+				err, -ENOKEY,
+				"token %d is an interrupted enrollment or re-key for KMS '%s'; "
+				"it needs that KMS to finish",
+				t->id, t->kms);
+		r = token_unwrap(kms, t, crypt_get_uuid(cd), &dek, NULL, NULL, NULL, NULL, err);
+		if (r < 0)
+			return error_prefix(err, r, "token %d", t->id);
+		t->keyslot = unclaimed_keyslot(cd, all, n, i, dek);
+		if (t->keyslot < 0) {
+			r = crypt_token_json_set(cd, t->id, NULL);
+			if (r < 0)
+				return error_set(err, r, "remove token %d: %s", t->id,
+						 strerror(-r));
+			changes_add(changes, TOKEN_ROLLED_BACK, t);
+			return 1;
+		}
+	}
+	t->state = TOKEN_ACTIVE;
+	r = token_write(cd, t);
+	if (r < 0)
+		return error_set(err, r, "activate token %d: %s", t->id, strerror(-r));
+	changes_add(changes, TOKEN_FINISHED, t);
+	return 1;
+}
+
+/* Removes an active token superseded by a newer generation: keyslot first, then the token, so
+ * no keyslot is ever left that no token accounts for. */
+static int token_retire(struct crypt_device *cd, struct keyd_token *all, int n, int i,
+			struct error *err)
+{
+	struct keyd_token *t = &all[i];
+	int r;
+
+	log_debug("%s: removing superseded token %d (generation %u) and keyslot %d",
+		  crypt_get_device_name(cd), t->id, t->generation, t->keyslot);
+	if (t->keyslot >= 0 && !keyslot_taken(all, n, t->keyslot, i) &&
+	    crypt_keyslot_status(cd, t->keyslot) != CRYPT_SLOT_INACTIVE) {
+		r = crypt_keyslot_destroy(cd, t->keyslot);
+		if (r < 0)
+			return error_set(err, r, "destroy keyslot %d: %s", t->keyslot,
+					 strerror(-r));
+	}
+	r = crypt_token_json_set(cd, t->id, NULL);
+	return r < 0 ? error_set(err, r, "remove token %d: %s", t->id, strerror(-r)) : 1;
+}
+
+int token_converge(struct crypt_device *cd, struct kms *kms, struct token_changes *changes,
+		   struct error *err)
+{
+	struct keyd_token all[TOKENS_MAX];
+	struct error je;
+	int n_changes = 0, n, r = 0, best = -1;
+
+	if (changes)
+		changes->n = 0;
+	n = token_list(cd, all, &je);
+	if (n < 0)
+		return error_set(err, n, "read tokens: %s", je.msg);
+	for (int i = 0; i < n && r >= 0; i++)
+		if (all[i].state == TOKEN_PENDING) {
+			r = converge_pending(cd, all, n, i, kms, changes, err);
+			n_changes += r > 0;
+		}
+	for (int i = 0; i < n && r >= 0; i++)
+		if (all[i].state == TOKEN_ACTIVE && all[i].keyslot >= 0 &&
+		    (best < 0 || all[i].generation > all[best].generation))
+			best = i;
+	for (int i = 0; i < n && r >= 0; i++)
+		if (all[i].state == TOKEN_ACTIVE && i != best) {
+			r = token_retire(cd, all, n, i, err);
+			n_changes += r > 0;
+		}
+	token_list_done(all, n);
+	return r < 0 ? r : n_changes;
 }

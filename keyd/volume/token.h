@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The `keyd` LUKS2 token: the wrapped DEK and where it came from, stored in the header so a
- * disk describes itself. Reads are schema-checked; never holds key material or credentials. */
+ * disk describes itself. Reads are schema-checked, unwraps bound to the header's UUID, and an
+ * interrupted enrollment or re-key converges here. Never logs; holds a DEK only for the caller. */
 #pragma once
 
 #include <libcryptsetup.h>
+#include <stdint.h>
 
 #include "jsonx.h"
+#include "kms.h"
 
 #define TOKEN_TYPE	     "keyd"
 #define TOKEN_JSON_MAX	     (16 * 1024)
@@ -52,3 +55,38 @@ int token_dup(const struct keyd_token *src, struct keyd_token *dst);
 /* Writes @t as token t->id (CRYPT_ANY_TOKEN for a new one); returns the token id. */
 int token_write(struct crypt_device *cd, const struct keyd_token *t);
 void token_done(struct keyd_token *t);
+
+/* Unwraps @t's WDEK with @kms, bound to the header UUID @uuid: the AAD is recomputed from it,
+ * never taken from the token's "aad", so a token copied onto another volume opens nothing.
+ * *ret_dek (LUKS_DEK_LEN bytes) is secure memory for the caller to free. @rewrapped (may be
+ * NULL), @wait, @userdata and @stop as for kms_unwrap. -EBADMSG if the KMS returns a key of
+ * another length; the KMS's -errno otherwise; @e names the KMS and the key. */
+int token_unwrap(struct kms *kms, const struct keyd_token *t, const char *uuid, uint8_t **ret_dek,
+		 struct kms_wrapped *rewrapped, kms_wait_fn wait, void *userdata,
+		 const volatile bool *stop, struct error *e);
+
+/* What convergence did that an operator is told of (removing a superseded token is routine). */
+enum token_change_kind {
+	TOKEN_FINISHED,	   /* a pending token whose keyslot exists, made active */
+	TOKEN_ROLLED_BACK, /* a pending token whose keyslot was never written, removed */
+};
+struct token_change {
+	enum token_change_kind kind;
+	int token;
+	int keyslot; /* TOKEN_FINISHED: the keyslot it now names */
+};
+struct token_changes {
+	int n;
+	struct token_change c[TOKENS_MAX];
+};
+/* "finishing token 3 (keyslot 1), an interrupted enrollment or re-key": for the caller's log. */
+const char *token_change_describe(const struct token_change *c, char *buf, size_t size);
+
+/* Finishes or rolls back an interrupted enrollment or re-key on the open header @cd: pending
+ * tokens get their keyslot (found by trying the unwrapped DEK on keyslots no token claims) and
+ * become active, or are removed; of several active tokens the highest generation with a keyslot
+ * stays and the others go, keyslot first. Needs @kms only when a pending token has no keyslot
+ * yet. Returns the number of header changes made and, in @changes (may be NULL), the ones to
+ * tell the operator about. -ENOKEY if a pending token needs a KMS other than @kms. */
+int token_converge(struct crypt_device *cd, struct kms *kms, struct token_changes *changes,
+		   struct error *err);
