@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* The `vault` provider: HashiCorp Vault / OpenBao Transit (encrypt, decrypt, key read) with
- * token or AppRole auth. The client token lives in secure memory and is renewed, re-read or
- * fetched again before it expires. One try per endpoint, in order; backoff belongs to kms.c.
- * Never puts a token, a secret ID or a key in a message. */
+/* The `vault` provider: HashiCorp Vault / OpenBao Transit (encrypt, decrypt, key read); its
+ * login (token or AppRole) is kms_vault_auth.c's. One try per endpoint, in order; backoff
+ * belongs to kms.c. Never puts a token, a secret ID or a key in a message. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -14,116 +13,13 @@
 #include "jsonx.h"
 #include "kms.h"
 #include "kms_rest.h"
+#include "kms_vault_auth.h"
+#include "kms_vault_client.h"
 #include "secmem.h"
 #include "util.h"
 
-#define VAULT_PATH_MAX	    128 /* mount, namespace, AppRole mount */
-#define VAULT_TOKEN_MAX	    4096
-#define VAULT_TTL_MAX	    (100ULL * 366 * 86400)
-#define VAULT_PLAINTEXT_MAX 1024
-#define VAULT_VERSION_MAX   4294967295ULL
-#define VAULT_DEK_LEN	    32
-#define VAULT_WHERE_MAX	    (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 2 * VAULT_PATH_MAX + 64)
-#define VAULT_URL_MAX	    (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 2 * VAULT_PATH_MAX + 64)
-/* After a failed renewal, try again this much later (the token still works meanwhile). */
-#define VAULT_RENEW_RETRY_US (10 * 1000000ULL)
-#define VAULT_NEVER	     UINT64_MAX
-
-#define VAULT_TOKEN_HEADER     "X-Vault-Token: "
-#define VAULT_NAMESPACE_HEADER "X-Vault-Namespace: "
-#define VAULT_WDEK_PREFIX      "vault:v"
-
-/* Transit key names match Vault's GenericNameRegex: word characters, '-' and '.'. */
-#define CHARS_KEY_NAME KMS_CHARS_ALNUM "_-."
-#define CHARS_PATH     KMS_CHARS_ALNUM "_-./"
-#define CHARS_TOKEN    KMS_CHARS_ALNUM "-._~+/="
-
 /* Transit key types whose encrypt and decrypt take associated_data (AEAD ciphers). */
 static const char *const vault_aead_types[] = {"aes128-gcm96", "aes256-gcm96", "chacha20-poly1305"};
-
-struct vault {
-	char **endpoints; /* without trailing '/' */
-	size_t n_endpoints;
-	char *mount;
-	char *namespace;    /* NULL: none */
-	char *ns_header;    /* "X-Vault-Namespace: …", or NULL */
-	char *token_file;   /* token auth, or NULL */
-	char *role_id_file; /* AppRole auth, or NULL */
-	char *secret_id_file;
-	char *login_path;	      /* /v1/auth/<approle mount>/login */
-	char *ca_file;		      /* NULL: system trust store */
-	uint8_t *role_id, *secret_id; /* secure memory */
-	size_t role_id_len, secret_id_len;
-	struct http_client http;
-
-	pthread_mutex_t lock; /* guards the token cache below */
-	char *auth;	      /* "X-Vault-Token: …", secure memory */
-	uint64_t auth_gen;    /* bumped by every new token */
-	bool checked;	      /* token auth: lookup-self was asked about this token */
-	bool renewable;
-	uint64_t full_ttl_us;		     /* the token's whole TTL, for "past 2/3 of it" */
-	uint64_t renew_at_us, expires_at_us; /* CLOCK_MONOTONIC; VAULT_NEVER */
-};
-
-/* One Vault request and, for messages, what it does to which key. */
-struct vault_req {
-	const char *what;   /* "decrypt with", "token lookup", … */
-	const char *key_id; /* NULL: not about a key */
-	const char *method;
-	char path[VAULT_PATH_MAX * 2 + KMS_KEY_ID_MAX + 32]; /* "/v1/…" */
-	const char *body;				     /* secure memory, or NULL */
-};
-
-/* What Vault's HTTP status means here (developer.hashicorp.com/vault/api-docs, "HTTP status
- * codes", and sys/health). Unlisted 5xx are retryable -EIO, anything else a final -EIO. */
-static const struct vault_status {
-	long status;
-	int error;
-	bool retryable;
-	const char *hint;
-} vault_statuses[] = {
-	{307, -EAGAIN, true,
-	 "a standby node redirecting to the active node; keyd does not follow redirects: list "
-	 "the active node, or a load balancer in front of it, in endpoints"},
-	{400, -EINVAL, false, NULL},
-	{403, -EPERM, false,
-	 "the token is invalid or expired, or its policies do not allow this request"},
-	{404, -ENOENT, false, NULL},
-	{405, -EOPNOTSUPP, false, NULL},
-	{412, -EAGAIN, true, "this node has not caught up with a recent write yet"},
-	{429, -EBUSY, true, "rate limited, or an unsealed standby node"},
-	{473, -EAGAIN, true, "a performance standby node"},
-	{500, -EIO, true, NULL},
-	{502, -EIO, true, NULL},
-	{503, -EAGAIN, true, "Vault is sealed or down for maintenance"},
-};
-
-/* Vault's own words (its "errors" array) that say more than the status. */
-static const struct vault_message {
-	const char *text;
-	int error;
-	bool retryable;
-	const char *hint;
-} vault_messages[] = {
-	{"Vault is sealed", -EAGAIN, true, "an operator must unseal it; keyd keeps trying"},
-	{"encryption key not found", -ENOENT, false, "no Transit key of that name on this mount"},
-	{"no handler for route", -ENOENT, false,
-	 "no such path: check mount (and namespace) in the configuration"},
-	{"cipher: message authentication failed", -EBADMSG, false,
-	 "the WDEK does not open with this key and this volume's associated data (another key "
-	 "of the same name, a WDEK copied from another volume, or a damaged token)"},
-	{"disallowed by policy (too old)", -EKEYEXPIRED, false, NULL},
-	{"version is too new", -EBADMSG, false,
-	 "the WDEK names a version this key does not have (another key of the same name?)"},
-	{"invalid role or secret ID", -EACCES, false,
-	 "check approle.role_id_file and approle.secret_id_file (a secret ID may have expired "
-	 "or used up its uses)"},
-	{"invalid secret id", -EACCES, false,
-	 "check approle.secret_id_file (it may have expired or used up its uses)"},
-	{"invalid role ID", -EACCES, false, "check approle.role_id_file"},
-	{"does not support encryption", -EOPNOTSUPP, false,
-	 "keyd needs an aes256-gcm96 (or other AEAD) key"},
-};
 
 static void vault_free(struct vault *v)
 {
@@ -295,373 +191,6 @@ static int vault_open(struct kms *kms, struct error *e)
 	return 0;
 }
 
-static const char *vault_where(char *buf, size_t size, const struct vault *v, const char *endpoint,
-			       const struct vault_req *req)
-{
-	int n = snprintf(buf, size, "Vault %s%s%s: %s", endpoint, v->namespace ? " namespace " : "",
-			 v->namespace ? v->namespace : "", req->what);
-
-	if (req->key_id && n >= 0 && (size_t)n < size)
-		snprintf(buf + n, size - n, " key %s/%s", v->mount, req->key_id);
-	return buf;
-}
-
-/* Vault says why in {"errors": [...]}; the first two are quoted, as printable text. */
-static int fail_status(struct error *e, const struct http_response *resp, const char *where)
-{
-	json_auto_t *j = json_loadb(kms_rest_body(resp), resp->body.len, 0, NULL);
-	json_t *errs = json_object_get(j, "errors");
-	const struct vault_status *s = NULL;
-	const struct vault_message *m = NULL;
-	char e0[KMS_REST_DETAIL_MAX], e1[KMS_REST_DETAIL_MAX / 2];
-	const char *hint;
-	int r;
-
-	kms_rest_printable(e0, sizeof(e0), json_string_value(json_array_get(errs, 0)));
-	kms_rest_printable(e1, sizeof(e1), json_string_value(json_array_get(errs, 1)));
-	for (size_t i = 0; i < ELEMENTSOF(vault_statuses); i++)
-		if (vault_statuses[i].status == resp->status)
-			s = &vault_statuses[i];
-	for (size_t i = 0; i < ELEMENTSOF(vault_messages) && !m; i++)
-		if (strstr(e0, vault_messages[i].text) || strstr(e1, vault_messages[i].text))
-			m = &vault_messages[i];
-	hint = m && m->hint ? m->hint : s ? s->hint : NULL;
-	r = kms_fail(e,
-		     m	 ? m->error
-		     : s ? s->error
-			 : -EIO,
-		     m	 ? m->retryable
-		     : s ? s->retryable
-			 : resp->status >= 500,
-		     "%s: HTTP %ld%s%s%s%s%s%s", where, resp->status, e0[0] ? " " : "", e0,
-		     e1[0] ? "; " : "", e1, hint ? ": " : "", hint ? hint : "");
-	if (e->retryable)
-		e->retry_after_s = resp->retry_after_s;
-	return r;
-}
-
-/* One request to one endpoint, with the token header @auth (NULL: none). The answer must be
- * 200 with a JSON object. */
-static int vault_send(struct kms *kms, const struct vault_req *req, const char *endpoint,
-		      const char *auth, long *ret_status, json_t **ret, struct error *e)
-{
-	struct vault *v = kms->data;
-	_cleanup_(http_response_done) struct http_response resp = {0};
-	const char *headers[6] = {0};
-	char url[VAULT_URL_MAX], where[VAULT_WHERE_MAX];
-	size_t h = 0;
-	int r;
-
-	if (auth)
-		headers[h++] = auth;
-	if (v->ns_header)
-		headers[h++] = v->ns_header;
-	/* What the Vault CLI sends; Vault Agent's listener may insist on it. */
-	headers[h++] = "X-Vault-Request: true";
-	headers[h++] = "Accept: application/json";
-	if (req->body)
-		headers[h++] = "Content-Type: application/json";
-	snprintf(url, sizeof(url), "%s%s", endpoint, req->path);
-	vault_where(where, sizeof(where), v, endpoint, req);
-	*ret_status = 0;
-	r = kms_rest_perform(&v->http,
-			     &(struct http_request){.method = req->method,
-						    .url = url,
-						    .headers = headers,
-						    .body = req->body,
-						    .body_len = req->body ? strlen(req->body) : 0,
-						    .ca_file = v->ca_file,
-						    .timeout_ms = (long)kms->retry.try_timeout_ms},
-			     where, &resp, e);
-	if (r < 0)
-		return r;
-	*ret_status = resp.status;
-	if (resp.status != 200)
-		return fail_status(e, &resp, where);
-	return kms_rest_json(&resp, where, ret, e);
-}
-
-static int fail_reply(struct error *e, const struct vault *v, const char *endpoint,
-		      const struct vault_req *req, const char *why)
-{
-	char where[VAULT_WHERE_MAX];
-
-	return kms_fail(e, -EPROTO, false, "%s: unexpected reply: %s",
-			vault_where(where, sizeof(where), v, endpoint, req), why);
-}
-
-/* The object at @key of a reply ("data", "auth"). */
-static json_t *reply_object(json_t *reply, const char *key, struct error *jxe)
-{
-	json_t *o = json_object_get(reply, key);
-
-	if (!json_is_object(o))
-		jx_fail(jxe, "reply.%s: missing or not an object", key);
-	return json_is_object(o) ? o : NULL;
-}
-
-/* "X-Vault-Token: <token>" in secure memory, from @token of @len bytes. */
-static char *token_header(const char *token, size_t len)
-{
-	char *h;
-
-	if (len == 0 || len > VAULT_TOKEN_MAX || strnlen(token, len) != len)
-		return NULL;
-	h = secmem_alloc(strlen(VAULT_TOKEN_HEADER) + len + 1);
-	if (!h)
-		return NULL;
-	strcpy(h, VAULT_TOKEN_HEADER);
-	memcpy(h + strlen(VAULT_TOKEN_HEADER), token, len);
-	if (!kms_rest_charset(h + strlen(VAULT_TOKEN_HEADER), CHARS_TOKEN)) {
-		secmem_free(h);
-		return NULL;
-	}
-	return h;
-}
-
-/* Caches a new token header (taking @auth) valid for @ttl_s seconds from @start (0: no
- * expiry), renewed or replaced once 2/3 of it has passed. Caller holds v->lock. */
-static void token_set(struct vault *v, char *auth, uint64_t start, uint64_t ttl_s, bool renewable)
-{
-	if (auth) {
-		secmem_free(v->auth);
-		v->auth = auth;
-		v->auth_gen++;
-	}
-	v->renewable = renewable;
-	if (ttl_s == 0) {
-		v->expires_at_us = v->renew_at_us = VAULT_NEVER;
-		return;
-	}
-	v->full_ttl_us = ttl_s * 1000000;
-	v->expires_at_us = start + v->full_ttl_us;
-	v->renew_at_us = v->expires_at_us - v->full_ttl_us / 3;
-}
-
-/* Reads token_file; *ret is its token header, secure memory. */
-static int token_read(struct kms *kms, struct vault *v, char **ret, struct error *e)
-{
-	_cleanup_secure_ uint8_t *token = NULL;
-	size_t n;
-	int r;
-
-	r = kms_rest_credential(kms->name, "token_file", v->token_file, &token, &n, e);
-	if (r < 0)
-		return r;
-	*ret = token_header((const char *)token, n);
-	if (!*ret)
-		return kms_fail(e, -EINVAL, false,
-				"kms.%s.token_file: %s does not hold a Vault token (1 to %d "
-				"letters, digits and -._~+/=)",
-				kms->name, v->token_file, VAULT_TOKEN_MAX);
-	return 0;
-}
-
-/* lookup-self: how long the token lives and whether it may be renewed. A token whose lookup
- * is refused (403: invalid, expired, or no default policy) is kept: the request it is for
- * will say. Caller holds v->lock. */
-static int token_lookup(struct kms *kms, struct vault *v, const char *endpoint, struct error *e)
-{
-	struct vault_req req = {
-		.what = "token lookup", .method = "GET", .path = "/v1/auth/token/lookup-self"};
-	json_auto_t *reply = NULL;
-	uint64_t start = now_mono_us(), ttl = 0, creation_ttl = 0;
-	bool renewable = false;
-	struct error jxe;
-	json_t *data;
-	long status;
-	int r;
-
-	r = vault_send(kms, &req, endpoint, v->auth, &status, &reply, e);
-	if (status == 403) {
-		token_set(v, NULL, start, 0, false);
-		return 0;
-	}
-	if (r < 0)
-		return r;
-	data = reply_object(reply, "data", &jxe);
-	r = data ? 0 : -EINVAL;
-	if (r >= 0)
-		r = jx_uint(data, "reply.data", "ttl", 0, VAULT_TTL_MAX, &ttl, &jxe);
-	if (r >= 0)
-		r = jx_uint(data, "reply.data", "creation_ttl", 0, VAULT_TTL_MAX, &creation_ttl,
-			    &jxe);
-	if (r >= 0)
-		r = jx_bool(data, "reply.data", "renewable", &renewable, &jxe);
-	if (r < 0)
-		return fail_reply(e, v, endpoint, &req, jxe.msg);
-	token_set(v, NULL, start, ttl, renewable);
-	/* Past 2/3 of the whole TTL, not of what is left of it. */
-	if (ttl && creation_ttl > ttl) {
-		v->full_ttl_us = creation_ttl * 1000000;
-		v->renew_at_us = v->expires_at_us > v->full_ttl_us / 3
-					 ? v->expires_at_us - v->full_ttl_us / 3
-					 : 0;
-	}
-	return 0;
-}
-
-/* renew-self. A failure is not fatal while the token lives: the next call tries again a
- * little later. A renewal that no longer extends the token (max TTL) stops renewing. Caller
- * holds v->lock. */
-static void token_renew(struct kms *kms, struct vault *v, const char *endpoint)
-{
-	struct vault_req req = {.what = "token renewal",
-				.method = "POST",
-				.path = "/v1/auth/token/renew-self",
-				.body = "{}"};
-	json_auto_t *reply = NULL;
-	uint64_t start = now_mono_us(), lease = 0, full = v->full_ttl_us, old = v->expires_at_us;
-	bool renewable = false;
-	struct error e;
-	struct error jxe;
-	json_t *auth;
-	long status;
-	int r;
-
-	r = vault_send(kms, &req, endpoint, v->auth, &status, &reply, &e);
-	auth = r >= 0 ? reply_object(reply, "auth", &jxe) : NULL;
-	if (auth &&
-	    jx_uint(auth, "reply.auth", "lease_duration", 0, VAULT_TTL_MAX, &lease, &jxe) >= 0 &&
-	    jx_bool(auth, "reply.auth", "renewable", &renewable, &jxe) >= 0) {
-		token_set(v, NULL, start, lease, renewable);
-		if (lease && full > v->full_ttl_us) {
-			v->full_ttl_us = full;
-			v->renew_at_us =
-				v->expires_at_us > full / 3 ? v->expires_at_us - full / 3 : 0;
-		}
-		if (lease && old != VAULT_NEVER && v->expires_at_us <= old + 1000000)
-			v->renew_at_us = VAULT_NEVER;
-		return;
-	}
-	v->renew_at_us = start + VAULT_RENEW_RETRY_US;
-	if (v->renew_at_us > v->expires_at_us)
-		v->renew_at_us = v->expires_at_us;
-}
-
-/* AppRole login: a new client token for role_id and secret_id. Caller holds v->lock. */
-static int approle_login(struct kms *kms, struct vault *v, const char *endpoint, struct error *e)
-{
-	_cleanup_secure_ char *role = NULL, *secret = NULL, *body = NULL;
-	struct vault_req req = {.what = "AppRole login", .method = "POST"};
-	json_auto_t *reply = NULL, *j = NULL;
-	uint64_t start = now_mono_us(), lease = 0;
-	const char *token = NULL;
-	bool renewable = false;
-	struct error jxe;
-	char *header;
-	json_t *auth;
-	long status;
-	int r;
-
-	snprintf(req.path, sizeof(req.path), "%s", v->login_path);
-	role = secmem_alloc(v->role_id_len + 1);
-	secret = secmem_alloc(v->secret_id_len + 1);
-	if (role && secret) {
-		memcpy(role, v->role_id, v->role_id_len);
-		memcpy(secret, v->secret_id, v->secret_id_len);
-		j = json_pack("{s:s, s:s}", "role_id", role, "secret_id", secret);
-	}
-	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	if (!body)
-		return kms_fail(e, -ENOMEM, false, "Vault: out of secure memory for the login");
-	req.body = body;
-	r = vault_send(kms, &req, endpoint, NULL, &status, &reply, e);
-	if (r < 0)
-		return r;
-	auth = reply_object(reply, "auth", &jxe);
-	r = auth ? 0 : -EINVAL;
-	if (r >= 0)
-		r = jx_string(auth, "reply.auth", "client_token", true, VAULT_TOKEN_MAX, &token,
-			      &jxe);
-	if (r >= 0)
-		r = jx_uint(auth, "reply.auth", "lease_duration", 0, VAULT_TTL_MAX, &lease, &jxe);
-	if (r >= 0)
-		r = jx_bool(auth, "reply.auth", "renewable", &renewable, &jxe);
-	if (r < 0)
-		return fail_reply(e, v, endpoint, &req, jxe.msg);
-	header = token_header(token, strlen(token));
-	if (!header)
-		return fail_reply(e, v, endpoint, &req, "reply.auth.client_token: not a token");
-	token_set(v, header, start, lease, renewable);
-	return 0;
-}
-
-/* Token auth: reads token_file when nothing is cached, when the cached token expired, or
- * when it is the one of generation @stale (Vault refused it): Vault Agent and operators
- * replace that file. *ret_fresh: a token other than the cached one is in use. Caller holds
- * v->lock. */
-static int token_auth(struct kms *kms, struct vault *v, const char *endpoint, uint64_t stale,
-		      bool *ret_fresh, struct error *e)
-{
-	uint64_t now = now_mono_us();
-	char *header = NULL;
-	int r;
-
-	if (!v->auth || v->auth_gen == stale || now >= v->expires_at_us) {
-		r = token_read(kms, v, &header, e);
-		if (r < 0)
-			return r;
-		if (v->auth && strcmp(header, v->auth) == 0) {
-			secmem_free(header);
-			if (v->auth_gen != stale)
-				return kms_fail(e, -EACCES, false,
-						"kms.%s.token_file: the Vault token in %s expired "
-						"(not renewable, or at its max TTL): write a new "
-						"one there",
-						kms->name, v->token_file);
-		} else {
-			token_set(v, header, now, 0, false);
-			v->checked = false;
-			*ret_fresh = true;
-		}
-	}
-	if (!v->checked) {
-		r = token_lookup(kms, v, endpoint, e);
-		if (r < 0)
-			return r;
-		v->checked = true;
-	}
-	if (v->renewable && now >= v->renew_at_us)
-		token_renew(kms, v, endpoint);
-	return 0;
-}
-
-/* Hands out a copy of the X-Vault-Token header for a request to @endpoint, logging in,
- * looking up, renewing or re-reading first as due. The lock is held across those requests,
- * so threads that need a token at the same time wait for one of them. */
-static int vault_auth(struct kms *kms, const char *endpoint, uint64_t stale, char **ret,
-		      uint64_t *ret_gen, bool *ret_fresh, struct error *e)
-{
-	struct vault *v = kms->data;
-	uint64_t now = now_mono_us();
-	char *copy = NULL;
-	int r = 0;
-
-	*ret_fresh = false;
-	pthread_mutex_lock(&v->lock);
-	if (v->token_file)
-		r = token_auth(kms, v, endpoint, stale, ret_fresh, e);
-	else if (!v->auth || now >= v->renew_at_us || v->auth_gen == stale) {
-		r = approle_login(kms, v, endpoint, e);
-		*ret_fresh = r >= 0;
-		/* A failed early re-login need not stop us while the token still lives. */
-		if (r < 0 && v->auth && v->auth_gen != stale && now < v->expires_at_us)
-			r = 0;
-	}
-	if (r >= 0) {
-		copy = secmem_strdup(v->auth);
-		*ret_gen = v->auth_gen;
-	}
-	pthread_mutex_unlock(&v->lock);
-	if (r < 0)
-		return r;
-	if (!copy)
-		return kms_fail(e, -ENOMEM, false, "Vault: out of secure memory for the token");
-	*ret = copy;
-	return 0;
-}
-
 /* Runs @req against the endpoints in order, moving on only after a retryable failure; the
  * last failure is the one reported. A 403 with a token this call did not fetch buys one new
  * token (AppRole login, or a changed token_file) and one more try at the same endpoint. */
@@ -758,7 +287,7 @@ static int vault_read_key(struct kms *kms, const char *key_id, json_t **reply, s
 		*ret_status = 0;
 	if (r < 0)
 		return r;
-	data = reply_object(*reply, "data", &jxe);
+	data = vault_reply_object(*reply, "data", &jxe);
 	r = data ? 0 : -EINVAL;
 	if (r >= 0)
 		r = jx_string(data, "reply.data", "type", true, 64, &k->type, &jxe);
@@ -781,7 +310,7 @@ static int vault_read_key(struct kms *kms, const char *key_id, json_t **reply, s
 	if (r >= 0)
 		r = jx_bool(data, "reply.data", "deletion_allowed", &k->deletion_allowed, &jxe);
 	if (r < 0)
-		return fail_reply(e, v, k->endpoint, &req, jxe.msg);
+		return vault_fail_reply(e, v, k->endpoint, &req, jxe.msg);
 	/* keys: {"<version>": <creation, unix seconds>} for symmetric keys. */
 	snprintf(ver, sizeof(ver), "%llu", (unsigned long long)k->latest);
 	t = json_object_get(json_object_get(data, "keys"), ver);
@@ -884,7 +413,7 @@ static int transit_encrypt(struct kms *kms, const char *key_id, const uint8_t *d
 	r = vault_call(kms, &req, &reply, &endpoint, NULL, e);
 	if (r < 0)
 		return r;
-	data = reply_object(reply, "data", &jxe);
+	data = vault_reply_object(reply, "data", &jxe);
 	r = data ? 0 : -EINVAL;
 	if (r >= 0)
 		r = jx_string(data, "reply.data", "ciphertext", true, KMS_WDEK_MAX, &ct, &jxe);
@@ -897,7 +426,7 @@ static int transit_encrypt(struct kms *kms, const char *key_id, const uint8_t *d
 		r = jx_fail(&jxe, "reply.data.key_version: %llu, but the ciphertext says v%llu",
 			    (unsigned long long)reported, (unsigned long long)version);
 	if (r < 0)
-		return fail_reply(e, v, endpoint, &req, jxe.msg);
+		return vault_fail_reply(e, v, endpoint, &req, jxe.msg);
 	return wrapped_set(ret, ct, version, e);
 }
 
@@ -975,18 +504,18 @@ static int vault_unwrap(struct kms *kms, const char *key_id, const char *wdek, c
 		explain_too_old(kms, key_id, version, e);
 	if (r < 0)
 		return r;
-	data = reply_object(reply, "data", &jxe);
+	data = vault_reply_object(reply, "data", &jxe);
 	r = data ? 0 : -EINVAL;
 	if (r >= 0)
 		r = jx_string(data, "reply.data", "plaintext", true, VAULT_PLAINTEXT_MAX, &pt,
 			      &jxe);
 	if (r < 0)
-		return fail_reply(e, v, endpoint, &req, jxe.msg);
+		return vault_fail_reply(e, v, endpoint, &req, jxe.msg);
 	r = b64_decode(pt, &dek, &n);
 	if (r == -ENOMEM)
 		return kms_fail(e, r, false, "Vault: out of secure memory for the key");
 	if (r < 0)
-		return fail_reply(e, v, endpoint, &req, "reply.data.plaintext: not base64");
+		return vault_fail_reply(e, v, endpoint, &req, "reply.data.plaintext: not base64");
 	if (n != VAULT_DEK_LEN)
 		return kms_fail(e, -EPROTO, false, "%s: KMS returned a %zu-byte key, expected %d",
 				vault_where(where, sizeof(where), v, endpoint, &req), n,
