@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The keyd token as read from a header: every field's limit, missing and extra fields, states,
+ * generation and keyslots; and the write/read round trip on a real LUKS2 header in a temp file
+ * (libcryptsetup formats and reads regular files without root or a loop device). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cryptsetup_util.h"
+#include "luks.h"
+#include "secmem.h"
+#include "temp-luks.h"
+#include "token.h"
+
+static char dir[] = "/tmp/test-token.XXXXXX";
+
+/* A token with every field set, as enroll and re-key write them. */
+static json_t *full_token(void)
+{
+	return json_pack("{s:s, s:[s], s:i, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+			 "type", "keyd", "keyslots", "1", "keyd_version", 1, "state", "active",
+			 "generation", 2, "name", "pgdata", "provider", "file", "kms", "local",
+			 "key_id", "key-1", "key_version", "3", "wdek", "file:v1:AAAA", "aad",
+			 "keyd:v1:0d5c", "created", "2026-01-01T00:00:00Z", "updated",
+			 "2026-01-02T00:00:00Z");
+}
+
+/* Parses @o as token 3; the message (if any) in e->msg. */
+static int parse(json_t *o, struct keyd_token *t, struct error *e)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+	int r;
+
+	assert_non_null(s);
+	e->msg[0] = 0;
+	r = token_from_json(s, 3, t, e);
+	secmem_free(s);
+	return r;
+}
+
+/* Expects @o to be refused with a message containing @want. */
+static void refused(json_t *o, const char *want)
+{
+	struct keyd_token t;
+	struct error e;
+	int r = parse(o, &t, &e);
+
+	if (r != -EINVAL || !strstr(e.msg, want))
+		fail_msg("expected -EINVAL with \"%s\", got %d: \"%s\"", want, r, e.msg);
+	assert_null(t.name); /* nothing half-parsed is left behind */
+	json_decref(o);
+}
+
+static void accepted(json_t *o, struct keyd_token *t)
+{
+	struct error e;
+	int r = parse(o, t, &e);
+
+	if (r != 0)
+		fail_msg("expected the token to parse, got %d: \"%s\"", r, e.msg);
+	json_decref(o);
+}
+
+static char *repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	memset(s, c, n);
+	s[n] = 0;
+	return s;
+}
+
+static void test_full_token(void **state)
+{
+	struct keyd_token t;
+
+	(void)state;
+	accepted(full_token(), &t);
+	assert_int_equal(t.id, 3);
+	assert_int_equal(t.keyslot, 1);
+	assert_int_equal(t.state, TOKEN_ACTIVE);
+	assert_int_equal(t.generation, 2);
+	assert_string_equal(t.name, "pgdata");
+	assert_string_equal(t.provider, "file");
+	assert_string_equal(t.kms, "local");
+	assert_string_equal(t.key_id, "key-1");
+	assert_string_equal(t.key_version, "3");
+	assert_string_equal(t.wdek, "file:v1:AAAA");
+	assert_string_equal(t.aad, "keyd:v1:0d5c");
+	assert_string_equal(t.created, "2026-01-01T00:00:00Z");
+	assert_string_equal(t.updated, "2026-01-02T00:00:00Z");
+	token_done(&t);
+}
+
+/* Every string field: empty refused, at its limit accepted, one past it refused. */
+static void test_string_limits(void **state)
+{
+	static const struct {
+		const char *key;
+		size_t max;
+	} fields[] = {
+		{"name", 64},
+		{"provider", 32},
+		{"kms", KMS_NAME_MAX},
+		{"key_id", KMS_KEY_ID_MAX},
+		{"key_version", KMS_VERSION_MAX},
+		{"wdek", KMS_WDEK_MAX},
+		{"aad", KMS_AAD_MAX},
+		{"created", 40},
+		{"updated", 40},
+	};
+	char want[96];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		struct keyd_token t;
+		json_t *o = full_token();
+		char *at = repeat('a', fields[i].max), *past = repeat('a', fields[i].max + 1);
+
+		json_object_set_new(o, fields[i].key, json_string(at));
+		accepted(o, &t);
+		token_done(&t);
+
+		o = full_token();
+		json_object_set_new(o, fields[i].key, json_string(past));
+		snprintf(want, sizeof(want), "token 3.%s: longer than %zu characters",
+			 fields[i].key, fields[i].max);
+		refused(o, want);
+
+		o = full_token();
+		json_object_set_new(o, fields[i].key, json_string(""));
+		snprintf(want, sizeof(want), "token 3.%s: must not be empty", fields[i].key);
+		refused(o, want);
+
+		o = full_token();
+		json_object_set_new(o, fields[i].key, json_integer(7));
+		snprintf(want, sizeof(want), "token 3.%s: must be a string", fields[i].key);
+		refused(o, want);
+		free(at);
+		free(past);
+	}
+}
+
+static void test_missing_and_extra_fields(void **state)
+{
+	static const char *const required[] = {"name", "provider", "kms",    "key_id",
+					       "wdek", "aad",	   "created"};
+	static const char *const optional[] = {"key_version", "updated", "generation", "state"};
+	struct keyd_token t;
+	char want[64];
+	json_t *o;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		o = full_token();
+		json_object_del(o, required[i]);
+		snprintf(want, sizeof(want), "token 3.%s: missing", required[i]);
+		refused(o, want);
+	}
+	o = full_token();
+	for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
+		json_object_del(o, optional[i]);
+	accepted(o, &t);
+	assert_null(t.key_version);
+	assert_null(t.updated);
+	assert_int_equal(t.generation, 1); /* tokens before re-key existed */
+	assert_int_equal(t.state, TOKEN_ACTIVE);
+	token_done(&t);
+
+	o = full_token();
+	json_object_set_new(o, "passphrase", json_string("x"));
+	refused(o, "token 3.passphrase: unknown key");
+
+	o = full_token();
+	json_object_del(o, "keyslots");
+	refused(o, "token 3.keyslots: must name one keyslot");
+}
+
+static void test_versions_states_generations(void **state)
+{
+	struct keyd_token t;
+	json_t *o;
+
+	(void)state;
+	o = full_token();
+	json_object_set_new(o, "keyd_version", json_integer(2));
+	refused(o, "token 3.keyd_version: 2 is not supported (this keyd reads 1)");
+	o = full_token();
+	json_object_del(o, "keyd_version");
+	refused(o, "token 3.keyd_version: 0 is not supported");
+	o = full_token();
+	json_object_set_new(o, "keyd_version", json_string("1"));
+	refused(o, "token 3.keyd_version: must be an integer");
+
+	o = full_token();
+	json_object_set_new(o, "state", json_string("pending"));
+	accepted(o, &t);
+	assert_int_equal(t.state, TOKEN_PENDING);
+	token_done(&t);
+	o = full_token();
+	json_object_set_new(o, "state", json_string("retired"));
+	refused(o, "token 3.state: \"retired\" is not one of: active, pending");
+
+	o = full_token();
+	json_object_set_new(o, "generation", json_integer(UINT32_MAX));
+	accepted(o, &t);
+	assert_int_equal(t.generation, UINT32_MAX);
+	token_done(&t);
+	o = full_token();
+	json_object_set_new(o, "generation", json_integer(0));
+	refused(o, "token 3.generation: must be between 1 and 4294967295");
+	o = full_token();
+	json_object_set_new(o, "generation", json_integer((json_int_t)UINT32_MAX + 1));
+	refused(o, "token 3.generation: must be between 1 and 4294967295");
+	o = full_token();
+	json_object_set_new(o, "generation", json_integer(-1));
+	refused(o, "token 3.generation: must be between 1 and 4294967295");
+}
+
+static void test_keyslots(void **state)
+{
+	static const char *const bad[] = {
+		"[\"32\"]", "[\"1\", \"2\"]", "[1]", "\"1\"", "[\"-1\"]", "[\"x\"]", "[\"\"]",
+	};
+	struct keyd_token t;
+	json_t *o;
+
+	(void)state;
+	o = full_token();
+	json_object_set_new(o, "keyslots", json_pack("[s]", "31"));
+	accepted(o, &t);
+	assert_int_equal(t.keyslot, 31);
+	token_done(&t);
+	/* No keyslot: a pending token, or one whose keyslot was destroyed before a crash. */
+	o = full_token();
+	json_object_set_new(o, "keyslots", json_array());
+	accepted(o, &t);
+	assert_int_equal(t.keyslot, -1);
+	token_done(&t);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = full_token();
+		json_object_set_new(o, "keyslots", json_loads(bad[i], JSON_DECODE_ANY, NULL));
+		refused(o, "token 3.keyslots: must name one keyslot");
+	}
+}
+
+static void test_not_json_not_keyd(void **state)
+{
+	struct keyd_token t;
+	struct error e;
+	char *big;
+	json_t *o;
+
+	(void)state;
+	assert_int_equal(token_from_json("{\"type\": \"keyd\",", 3, &t, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "token 3: "));
+	assert_int_equal(token_from_json("{\"type\": \"keyd\", \"type\": \"keyd\"}", 3, &t, &e),
+			 -EINVAL);
+	assert_non_null(strstr(e.msg, "duplicate"));
+	assert_int_equal(token_from_json("{\"type\": \"systemd-tpm2\"}", 3, &t, &e), -EMEDIUMTYPE);
+	assert_int_equal(token_from_json("{\"keyslots\": []}", 3, &t, &e), -EMEDIUMTYPE);
+
+	big = repeat(' ', TOKEN_JSON_MAX + 1);
+	big[0] = '{';
+	big[TOKEN_JSON_MAX] = '}';
+	assert_int_equal(token_from_json(big, 3, &t, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "larger than 16384 bytes"));
+	free(big);
+
+	o = full_token();
+	json_object_set_new(o, "type", json_string("luks2-keyring"));
+	assert_int_equal(parse(o, &t, &e), -EMEDIUMTYPE);
+	json_decref(o);
+}
+
+/* A LUKS2 header in a temp file with one passphrase keyslot (slot 0). */
+static struct crypt_device *temp_header(const char *name, char *path, size_t size)
+{
+	struct crypt_device *cd = temp_luks_header(dir, name, path, size);
+
+	assert_int_equal(crypt_keyslot_add_by_volume_key(cd, 0, NULL, 0, "pass", 4), 0);
+	return cd;
+}
+
+static void test_write_read_round_trip(void **state)
+{
+	struct crypt_device *cd, *again = NULL;
+	struct keyd_token t = {.id = CRYPT_ANY_TOKEN,
+			       .keyslot = 0,
+			       .state = TOKEN_ACTIVE,
+			       .generation = 7,
+			       .name = "pgdata",
+			       .provider = "file",
+			       .kms = "local",
+			       .key_id = "key-1",
+			       .wdek = "file:v1:AAAA",
+			       .aad = "keyd:v1:x",
+			       .created = "2026-01-01T00:00:00.000001Z"},
+			  got, copy, list[TOKENS_MAX];
+	struct error e;
+	char path[96];
+	int id, id2;
+
+	(void)state;
+	cd = temp_header("round-trip", path, sizeof(path));
+	id = token_write(cd, &t);
+	assert_true(id >= 0);
+	/* A second token, pending and without keyslot, of the next generation. */
+	t.keyslot = -1;
+	t.state = TOKEN_PENDING;
+	t.generation = 8;
+	t.key_version = "9";
+	t.updated = "2026-02-01T00:00:00Z";
+	id2 = token_write(cd, &t);
+	assert_true(id2 >= 0 && id2 != id);
+	crypt_free(cd);
+
+	/* From the file again, as another process would read it. */
+	assert_int_equal(cryptsetup_load(path, &again), 0);
+	assert_int_equal(token_read(again, id, &got, &e), 0);
+	assert_int_equal(got.id, id);
+	assert_int_equal(got.keyslot, 0);
+	assert_int_equal(got.state, TOKEN_ACTIVE);
+	assert_int_equal(got.generation, 7);
+	assert_string_equal(got.name, "pgdata");
+	assert_string_equal(got.provider, "file");
+	assert_string_equal(got.kms, "local");
+	assert_string_equal(got.key_id, "key-1");
+	assert_null(got.key_version);
+	assert_string_equal(got.wdek, "file:v1:AAAA");
+	assert_string_equal(got.aad, "keyd:v1:x");
+	assert_string_equal(got.created, "2026-01-01T00:00:00.000001Z");
+	assert_null(got.updated);
+	assert_int_equal(token_dup(&got, &copy), 0);
+	assert_ptr_not_equal(copy.wdek, got.wdek);
+	assert_string_equal(copy.wdek, got.wdek);
+	token_done(&copy);
+	token_done(&got);
+
+	assert_int_equal(token_read(again, id2, &got, &e), 0);
+	assert_int_equal(got.keyslot, -1);
+	assert_int_equal(got.state, TOKEN_PENDING);
+	assert_int_equal(got.generation, 8);
+	assert_string_equal(got.key_version, "9");
+	assert_string_equal(got.updated, "2026-02-01T00:00:00Z");
+	token_done(&got);
+
+	assert_int_equal(token_list(again, list, &e), 2);
+	token_list_done(list, 2);
+	/* The pending one has the higher generation but no keyslot: the active one unlocks. */
+	assert_int_equal(token_find(again, &got, &e), 2);
+	assert_int_equal(got.id, id);
+	token_done(&got);
+	assert_int_equal(token_read(again, 30, &got, &e), -ENOENT);
+	crypt_free(again);
+}
+
+/* Other tokens are not ours, and a malformed keyd token is named, not skipped. */
+static void test_foreign_and_broken_tokens(void **state)
+{
+	struct crypt_device *cd;
+	struct keyd_token got;
+	struct error e;
+	char path[96];
+	int foreign, broken;
+
+	(void)state;
+	cd = temp_header("foreign", path, sizeof(path));
+	foreign = crypt_token_json_set(cd, CRYPT_ANY_TOKEN,
+				       "{\"type\": \"systemd-fido2\", \"keyslots\": [\"0\"]}");
+	assert_true(foreign >= 0);
+	assert_int_equal(token_read(cd, foreign, &got, &e), -EMEDIUMTYPE);
+	assert_int_equal(token_find(cd, &got, &e), 0);
+	assert_int_equal(got.id, -1);
+
+	broken = crypt_token_json_set(
+		cd, CRYPT_ANY_TOKEN, "{\"type\": \"keyd\", \"keyslots\": [], \"keyd_version\": 1}");
+	assert_true(broken >= 0);
+	e.msg[0] = 0;
+	assert_int_equal(token_find(cd, &got, &e), -EINVAL);
+	if (!strstr(e.msg, "missing"))
+		fail_msg("expected the broken token's missing field named, got \"%s\"", e.msg);
+	crypt_free(cd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_token),
+		cmocka_unit_test(test_string_limits),
+		cmocka_unit_test(test_missing_and_extra_fields),
+		cmocka_unit_test(test_versions_states_generations),
+		cmocka_unit_test(test_keyslots),
+		cmocka_unit_test(test_not_json_not_keyd),
+		cmocka_unit_test(test_write_read_round_trip),
+		cmocka_unit_test(test_foreign_and_broken_tokens),
+	};
+	char cmd[64];
+	int r;
+
+	if (secmem_init(1 << 20) < 0 || !mkdtemp(dir))
+		return 1;
+	cryptsetup_setup();
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		r = 1;
+	return r;
+}
