@@ -17,6 +17,7 @@
 #include "cert.h"
 #include "secmem.h"
 #include "sign.h"
+#include "signatures.h"
 #include "util.h"
 
 struct appendix_g_field {
@@ -25,50 +26,55 @@ struct appendix_g_field {
 	const char *section;
 	bool settable;
 	const char *fallback; /* settable fields left out by the operator */
-	const char *(*value)(const struct wipe_job *j, char *buf, size_t size);
+	const char *(*value)(const struct cert_facts *f, char *buf, size_t size);
 };
 
-static const char *g_operator(const struct wipe_job *j, char *buf, size_t size)
+static const char *g_person(const struct cert_facts *f, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s",
-		 json_string_value(json_object_get(j->opt->operator, "name")) ?: "");
+		 json_string_value(json_object_get(f->performed_by, "name")) ?: "");
 	return buf;
 }
 
-static const char *g_vendor(const struct wipe_job *j, char *buf, size_t size)
+static const char *g_vendor(const struct cert_facts *f, char *buf, size_t size)
 {
 	(void)buf, (void)size;
-	return j->dev.vendor[0] ? j->dev.vendor : "unknown";
+	return f->dev->vendor[0] ? f->dev->vendor : "unknown";
 }
 
-static const char *g_model(const struct wipe_job *j, char *buf, size_t size)
+static const char *g_model(const struct cert_facts *f, char *buf, size_t size)
 {
 	(void)buf, (void)size;
-	return j->dev.model[0] ? j->dev.model : "unknown";
+	return f->dev->model[0] ? f->dev->model : "unknown";
 }
 
-static const char *g_serial(const struct wipe_job *j, char *buf, size_t size)
+static const char *g_serial(const struct cert_facts *f, char *buf, size_t size)
 {
-	if (j->dev.serial[0])
-		return j->dev.serial;
-	snprintf(buf, size, "none (device id %s)", j->dev.id);
+	if (f->dev->serial[0])
+		return f->dev->serial;
+	snprintf(buf, size, "none (device id %s)", f->dev->id);
 	return buf;
 }
 
-static const char *g_media(const struct wipe_job *j, char *buf, size_t size)
+static const char *g_media(const struct cert_facts *f, char *buf, size_t size)
 {
 	static const char *const types[] = {
 		[DEVICE_MEDIA_MAGNETIC] = "Magnetic",
 		[DEVICE_MEDIA_FLASH] = "Flash Memory",
 		[DEVICE_MEDIA_VIRTUAL] = "Other",
 	};
-	enum device_media m = device_media(&j->dev);
+	enum device_media m = device_media(f->dev);
 
-	snprintf(buf, size, "%s (%s, %s)", types[m], j->dev.transport, device_media_name(m));
+	snprintf(buf, size, "%s (%s, %s)", types[m], f->dev->transport, device_media_name(m));
 	return buf;
 }
 
-static const char *g_method_type(const struct wipe_job *j, char *buf, size_t size)
+static bool succeeded(const struct cert_facts *f)
+{
+	return streq_ptr(f->result, "success");
+}
+
+static const char *g_method_type(const struct cert_facts *f, char *buf, size_t size)
 {
 	static const char *const levels[] = {
 		[NIST_NONE] = "None",
@@ -76,34 +82,34 @@ static const char *g_method_type(const struct wipe_job *j, char *buf, size_t siz
 		[NIST_PURGE] = "Purge",
 	};
 
-	if (j->result == JOB_SUCCESS)
-		return levels[j->level];
-	snprintf(buf, size, "None (the %s of a %s failed or was interrupted)",
-		 job_result_name(j->result), levels[j->level]);
+	if (succeeded(f))
+		return levels[f->level];
+	snprintf(buf, size, "None (the %s of a %s failed or was interrupted)", f->result,
+		 levels[f->level]);
 	return buf;
 }
 
-static const char *g_method_used(const struct wipe_job *j, char *buf, size_t size)
+static const char *g_method_used(const struct cert_facts *f, char *buf, size_t size)
 {
 	(void)buf, (void)size;
-	return j->method->technique;
+	return f->method->technique;
 }
 
-static const char *g_method_details(const struct wipe_job *j, char *buf, size_t size)
+static const char *g_method_details(const struct cert_facts *f, char *buf, size_t size)
 {
-	snprintf(buf, size, "wipe --method %s: %s; one pass over bytes 0-%" PRIu64, j->method->name,
-		 j->method->summary, j->end);
+	snprintf(buf, size, "wipe --method %s: %s; one pass over bytes 0-%" PRIu64, f->method->name,
+		 f->method->summary, f->end);
 	return buf;
 }
 
-static const char *g_tool(const struct wipe_job *j, char *buf, size_t size)
+static const char *g_tool(const struct cert_facts *f, char *buf, size_t size)
 {
-	(void)j;
+	(void)f;
 	snprintf(buf, size, "wipe %s (keyd project)", KEYD_VERSION);
 	return buf;
 }
 
-static const char *g_verification(const struct wipe_job *j, char *buf, size_t size)
+static const char *g_verification(const struct cert_facts *f, char *buf, size_t size)
 {
 	static const char *const names[] = {
 		[PASS_VERIFY_NONE] = "None",
@@ -111,12 +117,12 @@ static const char *g_verification(const struct wipe_job *j, char *buf, size_t si
 		[PASS_VERIFY_FULL] = "Full",
 	};
 	(void)buf, (void)size;
-	return names[j->verify];
+	return names[f->verify];
 }
 
-static const char *g_date(const struct wipe_job *j, char *buf, size_t size)
+static const char *g_date(const struct cert_facts *f, char *buf, size_t size)
 {
-	format_rfc3339_us(j->ended_us, buf, size);
+	format_rfc3339_us(f->ended_us, buf, size);
 	return buf;
 }
 
@@ -124,7 +130,7 @@ static const struct appendix_g_field appendix_g[] = {
 	{.key = "name",
 	 .label = "Name",
 	 .section = "Person Performing Sanitization",
-	 .value = g_operator},
+	 .value = g_person},
 	{.key = "title", .label = "Title", .settable = true},
 	{.key = "organization", .label = "Organization", .settable = true},
 	{.key = "location", .label = "Location", .settable = true},
@@ -179,23 +185,22 @@ void cert_fields_help(FILE *f)
 		}
 }
 
-static json_t *appendix_g_json(const struct wipe_job *j)
+static json_t *appendix_g_json(const struct cert_facts *cf)
 {
 	json_t *o = json_object();
 
 	for (size_t i = 0; o && i < ELEMENTSOF(appendix_g); i++) {
 		const struct appendix_g_field *f = &appendix_g[i];
 		char buf[CERT_FIELD_MAX * 2];
-		const char *v =
-			f->value ? f->value(j, buf, sizeof(buf))
-				 : json_string_value(json_object_get(j->opt->fields, f->key));
+		const char *v = f->value ? f->value(cf, buf, sizeof(buf))
+					 : json_string_value(json_object_get(cf->fields, f->key));
 
 		json_object_set_new(o, f->key, json_string(v ? v : f->fallback ? f->fallback : ""));
 	}
 	return o;
 }
 
-static void new_id(char *buf, size_t size)
+static void cert_new_id(char *buf, size_t size)
 {
 	uint8_t u[16];
 
@@ -227,90 +232,96 @@ static json_t *host_json(void)
 			 u.release);
 }
 
-static json_t *verification_json(const struct wipe_job *j)
+static json_t *verification_json(const struct cert_facts *f)
 {
-	return json_pack(
-		"{s:s, s:s, s:I, s:I, s:I, s:I}", "method", pass_verify_name(j->verify), "result",
-		job_verify_name(j->verified), "bytes_read", (json_int_t)j->check.bytes,
-		"mismatched_blocks", (json_int_t)j->check.mismatches, "unreadable_blocks",
-		(json_int_t)j->check.io_errors, "first_bad_offset",
-		j->check.first_bad == UINT64_MAX ? (json_int_t)-1 : (json_int_t)j->check.first_bad);
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "method", pass_verify_name(f->verify),
+			 "result", f->verified, "bytes_read", (json_int_t)f->check.bytes,
+			 "mismatched_blocks", (json_int_t)f->check.mismatches, "unreadable_blocks",
+			 (json_int_t)f->check.io_errors, "first_bad_offset",
+			 f->check.first_bad == UINT64_MAX ? (json_int_t)-1
+							  : (json_int_t)f->check.first_bad);
 }
 
-json_t *cert_build(const struct wipe_job *j)
+static json_t *method_json(const struct cert_facts *f)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:s?}", "name", f->method->name,
+			 "summary", f->method->summary, "technique", f->method->technique,
+			 "pattern", pattern_name(f->pattern), "passes", 1, "range_start",
+			 (json_int_t)0, "range_end", (json_int_t)f->end, "profile", f->profile);
+}
+
+static json_t *errors_json(const struct cert_facts *f)
+{
+	return json_pack(
+		"{s:I, s:I, s:s?}", "write_failed_blocks", (json_int_t)f->write.io_errors,
+		"first_write_error_offset",
+		f->write.first_bad == UINT64_MAX ? (json_int_t)-1 : (json_int_t)f->write.first_bad,
+		"first_write_error", f->write.first_error ? strerror(-f->write.first_error) : NULL);
+}
+
+json_t *cert_build(const struct cert_facts *f)
 {
 	char started[40], ended[40];
 	json_t *c;
 
-	format_rfc3339_us(j->started_us, started, sizeof(started));
-	format_rfc3339_us(j->ended_us, ended, sizeof(ended));
+	format_rfc3339_us(f->started_us, started, sizeof(started));
+	format_rfc3339_us(f->ended_us, ended, sizeof(ended));
 	c = json_pack("{s:s, s:s, s:s, s:o, s:O, s:O, s:O?}", "format", CERT_FORMAT, "result",
-		      job_result_name(j->result), "summary", j->message, "device",
-		      device_json(&j->dev), "before", j->before, "signatures_after",
-		      j->sigs_after ?: json_null(), "keyslots_destroyed", j->keyslots);
+		      f->result, "summary", f->summary, "device", device_json(f->dev), "before",
+		      f->before, "signatures_after", f->sigs_after ?: json_null(),
+		      "keyslots_destroyed", f->keyslots);
 	if (!c)
 		return NULL;
-	json_object_set_new(c, "method",
-			    json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:s?}", "name",
-				      j->method->name, "summary", j->method->summary, "technique",
-				      j->method->technique, "pattern",
-				      pattern_name(j->pattern.kind), "passes", 1, "range_start",
-				      (json_int_t)0, "range_end", (json_int_t)j->end, "profile",
-				      j->opt->profile ? j->opt->profile->name : NULL));
-	json_object_set_new(
-		c, "nist",
-		json_pack("{s:s, s:s, s:s, s:s}", "standard", "NIST SP 800-88 Rev. 2", "level",
-			  j->result == JOB_SUCCESS ? nist_level_name(j->level) : "none",
-			  "method_level", nist_level_name(j->level), "note", j->level_note));
-	json_object_set_new(c, "verification", verification_json(j));
-	json_object_set_new(
-		c, "errors",
-		json_pack("{s:I, s:I, s:s?}", "write_failed_blocks", (json_int_t)j->write.io_errors,
-			  "first_write_error_offset",
-			  j->write.first_bad == UINT64_MAX ? (json_int_t)-1
-							   : (json_int_t)j->write.first_bad,
-			  "first_write_error",
-			  j->write.first_error ? strerror(-j->write.first_error) : NULL));
-	json_object_set_new(c, "bytes_written", json_integer((json_int_t)j->write.bytes));
-	json_object_set_new(c, "resumes", json_integer((json_int_t)j->cp.resumes));
+	json_object_set_new(c, "method", method_json(f));
+	json_object_set_new(c, "nist",
+			    json_pack("{s:s, s:s, s:s, s:s}", "standard", "NIST SP 800-88 Rev. 2",
+				      "level", succeeded(f) ? nist_level_name(f->level) : "none",
+				      "method_level", nist_level_name(f->level), "note",
+				      f->level_note));
+	json_object_set_new(c, "verification", verification_json(f));
+	json_object_set_new(c, "errors", errors_json(f));
+	json_object_set_new(c, "bytes_written", json_integer((json_int_t)f->write.bytes));
+	json_object_set_new(c, "resumes", json_integer((json_int_t)f->resumes));
 	json_object_set_new(c, "started", json_string(started));
 	json_object_set_new(c, "ended", json_string(ended));
 	/* Integers only: a signed record must re-serialise byte for byte. */
 	json_object_set_new(c, "duration_ms",
-			    json_integer((json_int_t)((j->ended_us - j->started_us) / 1000)));
+			    json_integer((json_int_t)((f->ended_us - f->started_us) / 1000)));
 	json_object_set_new(c, "timing",
-			    json_pack("{s:I, s:I}", "write_ms", (json_int_t)(j->write_us / 1000),
-				      "verify_ms", (json_int_t)(j->verify_us / 1000)));
+			    json_pack("{s:I, s:I}", "write_ms", (json_int_t)(f->write_us / 1000),
+				      "verify_ms", (json_int_t)(f->verify_us / 1000)));
 	json_object_set_new(c, "tool",
 			    json_pack("{s:s, s:s}", "name", "wipe", "version", KEYD_VERSION));
-	json_object_set(c, "operator", j->opt->operator);
+	json_object_set(c, "operator", f->performed_by);
 	json_object_set_new(c, "host", host_json());
-	json_object_set_new(c, "sp800_88_rev1_appendix_g", appendix_g_json(j));
-	json_object_set(c, "notes", j->notes);
+	json_object_set_new(c, "sp800_88_rev1_appendix_g", appendix_g_json(f));
+	json_object_set(c, "notes", f->notes);
 	return c;
 }
 
-int cert_issue(struct wipe_job *j)
+int cert_issue(const struct cert_facts *f, EVP_PKEY *key, const char *dir, struct cert_issued *ret)
 {
 	_cleanup_secure_ char *text = NULL; /* jansson allocates from the secure heap */
 	json_auto_t *c = NULL;
 	char path[PATH_MAX], stamp[32];
-	time_t t = (time_t)(j->ended_us / 1000000);
+	time_t t = (time_t)(f->ended_us / 1000000);
 	struct tm tm;
 	int r;
 
-	c = cert_build(j);
+	*ret = (struct cert_issued){0};
+	c = cert_build(f);
 	if (!c)
 		return -ENOMEM;
-	new_id(j->cert_id, sizeof(j->cert_id));
-	json_object_set_new(c, "id", json_string(j->cert_id));
-	r = sign_json(j->opt->key, c);
+	/* The id is the caller's to record even when writing fails. */
+	cert_new_id(ret->id, sizeof(ret->id));
+	json_object_set_new(c, "id", json_string(ret->id));
+	r = sign_json(key, c);
 	if (r < 0)
 		return r;
 	gmtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
-	if (snprintf(path, sizeof(path), "%s/%s-%s.%06" PRIu64 "Z.json", j->opt->cert_dir,
-		     j->dev.id, stamp, j->ended_us % 1000000) >= (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s/%s-%s.%06" PRIu64 "Z.json", dir, f->dev->id, stamp,
+		     f->ended_us % 1000000) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
 	text = json_dumps(c, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (!text)
@@ -318,7 +329,7 @@ int cert_issue(struct wipe_job *j)
 	r = atomicfile_write(path, text, strlen(text), 0644, 0755);
 	if (r < 0)
 		return r;
-	snprintf(j->cert_path, sizeof(j->cert_path), "%s", path);
+	snprintf(ret->path, sizeof(ret->path), "%s", path);
 	return 0;
 }
 
@@ -341,7 +352,7 @@ int cert_load(const char *path, json_t **ret)
 }
 
 /* "a.b.c" in nested objects. */
-static json_t *member(json_t *o, const char *path)
+static json_t *cert_member(json_t *o, const char *path)
 {
 	char key[64];
 
@@ -396,7 +407,7 @@ static int check_record(json_t *c, struct error *err)
 	const char *result, *verified;
 
 	for (size_t i = 0; i < ELEMENTSOF(cert_schema); i++) {
-		json_t *v = member(c, cert_schema[i].path);
+		json_t *v = cert_member(c, cert_schema[i].path);
 
 		if (!v || json_typeof(v) != cert_schema[i].type) {
 			return error_set(err, -EBADMSG,
@@ -404,35 +415,35 @@ static int check_record(json_t *c, struct error *err)
 					 cert_schema[i].path);
 		}
 	}
-	if (strcmp(json_string_value(member(c, "format")), CERT_FORMAT)) {
+	if (strcmp(json_string_value(cert_member(c, "format")), CERT_FORMAT)) {
 		return error_set(err, -EBADMSG, "record: format is not %s", CERT_FORMAT);
 	}
-	result = json_string_value(member(c, "result"));
-	verified = json_string_value(member(c, "verification.result"));
+	result = json_string_value(cert_member(c, "result"));
+	verified = json_string_value(cert_member(c, "verification.result"));
 	if (strcmp(result, "success") && strcmp(result, "failure") &&
 	    strcmp(result, "interrupted")) {
 		return error_set(err, -EBADMSG,
 				 "record: result \"%s\" is not success, failure or interrupted",
 				 result);
 	}
-	if (!method_find(json_string_value(member(c, "method.name")))) {
+	if (!method_find(json_string_value(cert_member(c, "method.name")))) {
 		return error_set(err, -EBADMSG, "record: unknown method");
 	}
-	if (strcmp(json_string_value(member(c, "ended")), json_string_value(member(c, "started"))) <
-	    0) {
+	if (strcmp(json_string_value(cert_member(c, "ended")),
+		   json_string_value(cert_member(c, "started"))) < 0) {
 		return error_set(err, -EBADMSG, "record: ended before it started");
 	}
 	if (strcmp(result, "success") == 0 &&
 	    ((strcmp(verified, "passed") && strcmp(verified, "not-requested")) ||
-	     json_integer_value(member(c, "errors.write_failed_blocks")) ||
-	     json_integer_value(member(c, "verification.mismatched_blocks")) ||
-	     json_integer_value(member(c, "verification.unreadable_blocks")))) {
+	     json_integer_value(cert_member(c, "errors.write_failed_blocks")) ||
+	     json_integer_value(cert_member(c, "verification.mismatched_blocks")) ||
+	     json_integer_value(cert_member(c, "verification.unreadable_blocks")))) {
 		return error_set(err, -EBADMSG,
 				 "record: says success but records failed blocks or a "
 				 "verification that did not pass");
 	}
 	if (strcmp(result, "success") &&
-	    strcmp(json_string_value(member(c, "nist.level")), "none")) {
+	    strcmp(json_string_value(cert_member(c, "nist.level")), "none")) {
 		return error_set(err, -EBADMSG, "record: a %s claims a NIST level", result);
 	}
 	return 0;
@@ -504,7 +515,7 @@ static const struct {
 
 void cert_print(json_t *c, FILE *f)
 {
-	const char *result = json_string_value(member(c, "result"));
+	const char *result = json_string_value(cert_member(c, "result"));
 	const char *section = NULL;
 	char sigs[1024];
 	json_t *v;
@@ -515,14 +526,14 @@ void cert_print(json_t *c, FILE *f)
 		: streq_ptr(result, "interrupted") ? "INTERRUPTED: NOT SANITIZED"
 						   : "FAILURE: NOT SANITIZED");
 	for (i = 0; i < ELEMENTSOF(cert_rows); i++)
-		print_value(f, cert_rows[i].label, member(c, cert_rows[i].path));
-	signatures_format(member(c, "before.signatures"), sigs, sizeof(sigs));
+		print_value(f, cert_rows[i].label, cert_member(c, cert_rows[i].path));
+	signatures_format(cert_member(c, "before.signatures"), sigs, sizeof(sigs));
 	fprintf(f, "  %-22s %s\n", "Signatures before", sigs);
-	if (json_is_array(member(c, "signatures_after"))) {
-		signatures_format(member(c, "signatures_after"), sigs, sizeof(sigs));
+	if (json_is_array(cert_member(c, "signatures_after"))) {
+		signatures_format(cert_member(c, "signatures_after"), sigs, sizeof(sigs));
 		fprintf(f, "  %-22s %s\n", "Signatures after", sigs);
 	}
-	json_array_foreach (member(c, "notes"), i, v)
+	json_array_foreach (cert_member(c, "notes"), i, v)
 		fprintf(f, "  Note: %s\n", json_string_value(v));
 	fprintf(f, "NIST SP 800-88 Rev. 1 Appendix G\n");
 	for (i = 0; i < ELEMENTSOF(appendix_g); i++) {
@@ -530,7 +541,7 @@ void cert_print(json_t *c, FILE *f)
 			section = appendix_g[i].section;
 			fprintf(f, " %s\n", section);
 		}
-		v = member(member(c, "sp800_88_rev1_appendix_g"), appendix_g[i].key);
+		v = cert_member(cert_member(c, "sp800_88_rev1_appendix_g"), appendix_g[i].key);
 		fprintf(f, "  %-33s %s\n", appendix_g[i].label,
 			json_string_value(v) && json_string_value(v)[0] ? json_string_value(v)
 									: "-");

@@ -377,8 +377,8 @@ static struct pass job_pass(struct wipe_job *j, struct io_dev *dev, uint64_t sta
 		.throttle = j->opt->throttle,
 		.stop = j->opt->stop,
 		.progress = &j->done,
-		.checkpoint_every = j->opt->checkpoint_every ?: JOB_CHECKPOINT_EVERY,
-		.checkpoint = save_checkpoint,
+		.sync_every = j->opt->checkpoint_every ?: JOB_CHECKPOINT_EVERY,
+		.on_synced = save_checkpoint,
 		.userdata = j,
 	};
 }
@@ -500,7 +500,7 @@ static int run_phases(struct wipe_job *j)
 	}
 	if (r == 0 && j->verify != PASS_VERIFY_NONE) {
 		p = job_pass(j, &dev, 0);
-		p.checkpoint = NULL;
+		p.on_synced = NULL;
 		atomic_store(&j->done, 0);
 		atomic_store(&j->total, pass_verify_bytes(&p, j->verify));
 		atomic_store(&j->phase, JOB_VERIFYING);
@@ -538,6 +538,49 @@ static int run_phases(struct wipe_job *j)
 	return r;
 }
 
+/* What the certificate states, from the job as it ends. */
+static struct cert_facts job_cert_facts(const struct wipe_job *j)
+{
+	return (struct cert_facts){
+		.result = job_result_name(j->result),
+		.summary = j->message,
+		.dev = &j->dev,
+		.before = j->before,
+		.sigs_after = j->sigs_after,
+		.keyslots = j->keyslots,
+		.notes = j->notes,
+		.method = j->method,
+		.profile = j->opt->profile ? j->opt->profile->name : NULL,
+		.pattern = j->pattern.kind,
+		.end = j->end,
+		.level = j->level,
+		.level_note = j->level_note,
+		.verify = j->verify,
+		.verified = job_verify_name(j->verified),
+		.write = j->write,
+		.check = j->check,
+		.resumes = j->cp.resumes,
+		.started_us = j->started_us,
+		.ended_us = j->ended_us,
+		.write_us = j->write_us,
+		.verify_us = j->verify_us,
+		.performed_by = j->opt->performed_by,
+		.fields = j->opt->fields,
+	};
+}
+
+static int job_certify(struct wipe_job *j)
+{
+	struct cert_facts f = job_cert_facts(j);
+	struct cert_issued issued;
+	int r;
+
+	r = cert_issue(&f, j->opt->key, j->opt->cert_dir, &issued);
+	snprintf(j->cert_id, sizeof(j->cert_id), "%s", issued.id);
+	snprintf(j->cert_path, sizeof(j->cert_path), "%s", issued.path);
+	return r;
+}
+
 int job_run(struct wipe_job *j)
 {
 	int r, rc;
@@ -568,7 +611,7 @@ int job_run(struct wipe_job *j)
 			j->verify == PASS_VERIFY_NONE ? "not requested" : "passed");
 	}
 	j->ended_us = now_real_us();
-	rc = cert_issue(j);
+	rc = job_certify(j);
 	if (rc < 0) {
 		/* The checkpoint stays: --resume re-verifies and issues the certificate. */
 		if (j->result == JOB_SUCCESS)

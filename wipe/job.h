@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "cert.h"
 #include "checkpoint.h"
 #include "device.h"
 #include "io.h"
@@ -20,9 +21,10 @@
 #include "safety.h"
 #include "signatures.h"
 
-#define JOB_MSG_MAX	     1024
-#define JOB_CHECKPOINT_EVERY (1024ull << 20)
-#define CERT_DIR_DEFAULT     "/var/lib/wipe/certs"
+#define JOB_MSG_MAX		 1024
+#define JOB_CHECKPOINT_EVERY_MIB 1024
+#define JOB_CHECKPOINT_EVERY	 ((uint64_t)JOB_CHECKPOINT_EVERY_MIB << 20)
+#define CERT_DIR_DEFAULT	 "/var/lib/wipe/certs"
 
 /* What the command line decided; shared read-only by every job of a run. */
 struct wipe_options {
@@ -35,10 +37,10 @@ struct wipe_options {
 	const char *checkpoint_file; /* overrides the directory (one device only) */
 	uint64_t checkpoint_every;
 	const char *cert_dir;
-	json_t *operator;    /* {"name", "uid", "user", ...} */
-	json_t *fields;	     /* Appendix G fields given with --field */
-	EVP_PKEY *key;	     /* signs certificates */
-	struct audit *audit; /* NULL: no audit (dry run) */
+	json_t *performed_by; /* who performs the sanitization: {"name", "uid", "user", ...} */
+	json_t *fields;	      /* Appendix G fields given with --field */
+	EVP_PKEY *key;	      /* signs certificates */
+	struct audit *audit;  /* NULL: no audit (dry run) */
 	struct io_throttle *throttle;
 	const volatile bool *stop;
 	const struct io_ops *io_ops; /* NULL: the system's (tests inject faults here) */
@@ -99,7 +101,7 @@ struct wipe_job {
 	uint64_t started_us, ended_us;
 	uint64_t write_us, verify_us; /* time spent in each phase by this run */
 	char cert_path[PATH_MAX];
-	char cert_id[40];
+	char cert_id[CERT_ID_MAX];
 };
 
 /* Probes @path, finds its checkpoint, picks the method and checks that it may be wiped. 0: ready

@@ -60,13 +60,13 @@ static uint64_t error_limit(const struct pass *p)
 	return p->error_limit ? p->error_limit : PASS_ERROR_LIMIT;
 }
 
-static void add_progress(const struct pass *p, uint64_t n)
+static void count_progress(const struct pass *p, uint64_t n)
 {
 	if (p->progress)
 		atomic_fetch_add(p->progress, n);
 }
 
-static void note_failure(struct pass_stats *st, uint64_t off, uint64_t blocks, int error)
+static void stats_note_failure(struct pass_stats *st, uint64_t off, uint64_t blocks, int error)
 {
 	st->io_errors += blocks;
 	if (off < st->first_bad) {
@@ -75,10 +75,10 @@ static void note_failure(struct pass_stats *st, uint64_t off, uint64_t blocks, i
 	}
 }
 
-static void merge(struct pass_stats *st, const struct pass_stats *add)
+static void stats_merge(struct pass_stats *st, const struct pass_stats *add)
 {
 	if (add->io_errors)
-		note_failure(st, add->first_bad, add->io_errors, add->first_error);
+		stats_note_failure(st, add->first_bad, add->io_errors, add->first_error);
 }
 
 /* Errors that belong to some blocks and may spare the others; anything else (read-only device,
@@ -93,14 +93,14 @@ static bool error_is_local(int r)
  * blocks and everything else still gets written (or read). Returns the error when it is not
  * local to some blocks (then counted for the whole buffer), else 0. @ok[i] marks the blocks of
  * a read that arrived (NULL for writes). Gives up early once @cancel is set. */
-static int salvage(struct pass *p, bool write, uint8_t *buf, size_t n, uint64_t off, int first,
-		   bool *ok, struct pass_stats *st, struct ring *cancel)
+static int salvage_blocks(struct pass *p, bool write, uint8_t *buf, size_t n, uint64_t off,
+			  int first, bool *ok, struct pass_stats *st, struct ring *cancel)
 {
 	uint32_t bs = p->dev->block;
 	uint64_t failed = 0;
 
 	if (!error_is_local(first)) {
-		note_failure(st, off, n / bs, first);
+		stats_note_failure(st, off, n / bs, first);
 		return first;
 	}
 	for (size_t u = 0; u < n; u += bs) {
@@ -110,10 +110,10 @@ static int salvage(struct pass *p, bool write, uint8_t *buf, size_t n, uint64_t 
 		if (ok)
 			ok[u / bs] = r >= 0;
 		if (r < 0) {
-			note_failure(st, off + u, 1, r);
+			stats_note_failure(st, off + u, 1, r);
 			/* A dying disk can take seconds per block: stop once the pass is lost. */
 			if (++failed > error_limit(p) || (cancel && ring_aborted(cancel))) {
-				note_failure(st, off + u + bs, (n - u - bs) / bs, r);
+				stats_note_failure(st, off + u + bs, (n - u - bs) / bs, r);
 				return -EIO;
 			}
 		}
@@ -121,16 +121,16 @@ static int salvage(struct pass *p, bool write, uint8_t *buf, size_t n, uint64_t 
 	return 0;
 }
 
-static int sync_and_checkpoint(struct pass *p, uint64_t off, struct pass_stats *st)
+static int sync_and_report(struct pass *p, uint64_t off, struct pass_stats *st)
 {
 	int r = io_sync(p->dev);
 
 	if (r < 0) {
 		/* A failed flush may have lost anything since the last one: not a block error. */
-		note_failure(st, off, 0, r);
+		stats_note_failure(st, off, 0, r);
 		return r;
 	}
-	return p->checkpoint ? p->checkpoint(p->userdata, off, st) : 0;
+	return p->on_synced ? p->on_synced(p->userdata, off, st) : 0;
 }
 
 /* The threads of one pass and what they share. */
@@ -145,7 +145,7 @@ struct pipeline {
 	size_t n_threads;
 };
 
-static void extent(const struct pipeline *pl, struct ring_slot *s)
+static void pipeline_extent(const struct pipeline *pl, struct ring_slot *s)
 {
 	const struct pass *p = pl->p;
 
@@ -168,7 +168,7 @@ static void *fill_worker(void *u)
 	int r = pattern_gen_init(&g, pl->p->pattern);
 
 	while ((s = ring_claim(&pl->ring, 0))) {
-		extent(pl, s);
+		pipeline_extent(pl, s);
 		if (r < 0)
 			s->error = r;
 		else if (pl->p->pattern->kind != PATTERN_ZERO)
@@ -198,8 +198,8 @@ static void *write_worker(void *u)
 			io_throttle_wait(p->throttle, s->len, p->stop);
 			r = io_write_at(p->dev, s->buf, s->len, s->off);
 			if (r < 0)
-				s->error = salvage(p, true, s->buf, s->len, s->off, r, NULL, f,
-						   &pl->ring);
+				s->error = salvage_blocks(p, true, s->buf, s->len, s->off, r, NULL,
+							  f, &pl->ring);
 		}
 		ring_release(&pl->ring, s);
 	}
@@ -214,7 +214,7 @@ static void *read_worker(void *u)
 	struct ring_slot *s;
 
 	while ((s = ring_claim(&pl->ring, 0))) {
-		extent(pl, s);
+		pipeline_extent(pl, s);
 		if (pass_stopped(p)) {
 			ring_abort(&pl->ring);
 		} else {
@@ -226,7 +226,7 @@ static void *read_worker(void *u)
 	return NULL;
 }
 
-static int start(struct pipeline *pl, bool read)
+static int pipeline_start(struct pipeline *pl, bool read)
 {
 	int r = ring_init(&pl->ring, pl->unit, read ? 2 : 3, pl->n);
 
@@ -247,7 +247,7 @@ static int start(struct pipeline *pl, bool read)
 	return r;
 }
 
-static void finish(struct pipeline *pl)
+static void pipeline_finish(struct pipeline *pl)
 {
 	ring_abort(&pl->ring);
 	for (size_t i = 0; i < pl->n_threads; i++)
@@ -263,14 +263,14 @@ int pass_write(struct pass *p, struct pass_stats *st)
 	int r, fatal = 0;
 
 	pl.n = (p->end - p->start + pl.unit - 1) / pl.unit;
-	r = start(&pl, false);
+	r = pipeline_start(&pl, false);
 	if (r < 0)
 		return r;
 	/* Stage 2, in order: what is accounted for here is on the device. */
 	while ((s = ring_claim(&pl.ring, 2))) {
 		const struct pass_stats *f = &pl.found[s - pl.ring.slots];
 
-		merge(st, f);
+		stats_merge(st, f);
 		if (s->error < 0 || st->io_errors > error_limit(p)) {
 			fatal = s->error < 0 ? s->error : -EIO;
 			ring_release(&pl.ring, s);
@@ -279,10 +279,10 @@ int pass_write(struct pass *p, struct pass_stats *st)
 		done = s->off + s->len;
 		/* Blocks that could not be written are not counted as written. */
 		st->bytes += s->len - f->io_errors * p->dev->block;
-		add_progress(p, s->len);
+		count_progress(p, s->len);
 		ring_release(&pl.ring, s);
-		if (p->checkpoint_every && done - last_cp >= p->checkpoint_every) {
-			r = sync_and_checkpoint(p, done, st);
+		if (p->sync_every && done - last_cp >= p->sync_every) {
+			r = sync_and_report(p, done, st);
 			if (r < 0) {
 				fatal = r;
 				break;
@@ -290,11 +290,10 @@ int pass_write(struct pass *p, struct pass_stats *st)
 			last_cp = done;
 		}
 	}
-	finish(&pl);
+	pipeline_finish(&pl);
 	/* Flush what was written even after a failure: the certificate reports the device's
 	 * state, and a checkpoint must never claim more than the device holds. */
-	r = last_cp == done && done != p->start ? io_sync(p->dev)
-						: sync_and_checkpoint(p, done, st);
+	r = last_cp == done && done != p->start ? io_sync(p->dev) : sync_and_report(p, done, st);
 	if (st->io_errors)
 		return -EIO;
 	if (fatal)
@@ -321,21 +320,21 @@ int pass_ioctl(struct pass *p, unsigned long request, struct pass_stats *st)
 		if (r == -EOPNOTSUPP && off == p->start && st->bytes == 0)
 			return r;
 		if (r < 0) {
-			note_failure(st, off, len / p->dev->block, r);
+			stats_note_failure(st, off, len / p->dev->block, r);
 			if (!error_is_local(r) || st->io_errors > error_limit(p))
 				break;
 		}
 		off += len;
 		st->bytes += r < 0 ? 0 : len; /* a failed range counts as failed blocks only */
-		add_progress(p, len);
-		if (p->checkpoint_every && off - last_cp >= p->checkpoint_every) {
-			r = sync_and_checkpoint(p, off, st);
+		count_progress(p, len);
+		if (p->sync_every && off - last_cp >= p->sync_every) {
+			r = sync_and_report(p, off, st);
 			if (r < 0)
 				return st->io_errors ? -EIO : r;
 			last_cp = off;
 		}
 	}
-	r = sync_and_checkpoint(p, off, st);
+	r = sync_and_report(p, off, st);
 	if (st->io_errors)
 		return -EIO;
 	if (r < 0)
@@ -407,8 +406,8 @@ uint64_t pass_verify_bytes(const struct pass *p, enum pass_verify mode)
 }
 
 /* Checks one buffer that arrived (or did not: @s->error) against the pattern. */
-static int check_slot(struct pass *p, struct pattern_gen *g, struct ring_slot *s, uint8_t *scratch,
-		      bool *ok, struct pass_stats *st)
+static int verify_slot(struct pass *p, struct pattern_gen *g, struct ring_slot *s, uint8_t *scratch,
+		       bool *ok, struct pass_stats *st)
 {
 	uint32_t bs = p->dev->block;
 	uint64_t first = UINT64_MAX;
@@ -416,7 +415,8 @@ static int check_slot(struct pass *p, struct pattern_gen *g, struct ring_slot *s
 	int64_t bad;
 
 	/* Re-read a failed buffer block by block: count what cannot be read, compare the rest. */
-	if (s->error && salvage(p, false, s->buf, s->len, s->off, s->error, ok, st, NULL) < 0)
+	if (s->error &&
+	    salvage_blocks(p, false, s->buf, s->len, s->off, s->error, ok, st, NULL) < 0)
 		return 0; /* counted for the whole buffer */
 	for (size_t u = 0; u < s->len; u += step) {
 		if (s->error && !ok[u / bs])
@@ -467,7 +467,7 @@ int pass_verify(struct pass *p, enum pass_verify mode, struct pass_stats *st)
 		pattern_gen_done(&g);
 		return -ENOMEM;
 	}
-	r = start(&pl, true);
+	r = pipeline_start(&pl, true);
 	if (r < 0) {
 		pattern_gen_done(&g);
 		io_buffer_free(scratch, pl.unit);
@@ -475,16 +475,16 @@ int pass_verify(struct pass *p, enum pass_verify mode, struct pass_stats *st)
 	}
 	/* Stage 1, in order: the comparison. */
 	while ((s = ring_claim(&pl.ring, 1))) {
-		r = check_slot(p, &g, s, scratch, ok, st);
+		r = verify_slot(p, &g, s, scratch, ok, st);
 		if (r == 0) {
 			st->bytes += s->len;
-			add_progress(p, s->len);
+			count_progress(p, s->len);
 		}
 		ring_release(&pl.ring, s);
 		if (r < 0 || st->io_errors > error_limit(p))
 			break;
 	}
-	finish(&pl);
+	pipeline_finish(&pl);
 	pattern_gen_done(&g);
 	io_buffer_free(scratch, pl.unit);
 	if (r < 0)

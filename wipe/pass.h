@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* One pass over a byte range of a device: write a pattern, issue a ranged ioctl (zeroout,
  * discard), or read back and compare (full or a random sample). Counts every failed block and
- * keeps going up to a limit; syncs before each checkpoint and at the end. Never logs. */
+ * keeps going up to a limit; syncs before each report of durable progress and at the end.
+ * Never logs. */
 #pragma once
 
 #include <stdatomic.h>
@@ -41,10 +42,11 @@ struct pass {
 	struct io_throttle *throttle; /* may be NULL */
 	const volatile bool *stop;    /* may be NULL */
 	_Atomic uint64_t *progress;   /* bytes done are added here; may be NULL */
-	/* Called every @checkpoint_every bytes (and when stopping) with everything below @off
-	 * durable on the device; a failure ends the pass. May be NULL. */
-	uint64_t checkpoint_every;
-	int (*checkpoint)(void *userdata, uint64_t off, const struct pass_stats *st);
+	/* Called every @sync_every bytes (and when stopping), after a sync, with everything
+	 * below @off durable on the device (the caller's checkpoint); a failure ends the pass.
+	 * May be NULL. */
+	uint64_t sync_every;
+	int (*on_synced)(void *userdata, uint64_t off, const struct pass_stats *st);
 	void *userdata;
 };
 

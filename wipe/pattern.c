@@ -73,7 +73,7 @@ void pattern_gen_done(struct pattern_gen *g)
 	g->ctx = NULL;
 }
 
-static int keystream(struct pattern_gen *g, uint8_t *buf, size_t n, uint64_t off)
+static int keystream_generate(struct pattern_gen *g, uint8_t *buf, size_t n, uint64_t off)
 {
 	static const uint8_t zeros[64 * 1024];
 	uint8_t iv[16] = {0};
@@ -106,7 +106,7 @@ int pattern_fill(struct pattern_gen *g, uint8_t *buf, size_t n, uint64_t off)
 		memset(buf, 0, n);
 		return 0;
 	}
-	return keystream(g, buf, n, off);
+	return keystream_generate(g, buf, n, off);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -137,7 +137,7 @@ int64_t pattern_compare(struct pattern_gen *g, const uint8_t *buf, size_t n, uin
 	int r;
 
 	if (g->p->kind == PATTERN_KEYSTREAM) {
-		r = keystream(g, scratch, n, off);
+		r = keystream_generate(g, scratch, n, off);
 		if (r < 0)
 			return r;
 		want = scratch;

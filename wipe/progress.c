@@ -15,7 +15,7 @@
 #define PROGRESS_JSON_US 1000000
 #define BAR_WIDTH	 24
 
-static void human_eta(double s, char *buf, size_t size)
+static void format_eta(double s, char *buf, size_t size)
 {
 	uint64_t t = s > 0 && s < 1e9 ? (uint64_t)s : 0;
 
@@ -29,7 +29,8 @@ static void human_eta(double s, char *buf, size_t size)
 }
 
 /* Updates the smoothed rate of job @i; returns its ETA in seconds (< 0 unknown). */
-static double sample(struct progress *p, size_t i, int phase, uint64_t done, uint64_t total)
+static double progress_sample(struct progress *p, size_t i, int phase, uint64_t done,
+			      uint64_t total)
 {
 	uint64_t now = now_mono_us();
 
@@ -47,7 +48,7 @@ static double sample(struct progress *p, size_t i, int phase, uint64_t done, uin
 	return p->seen[i].rate > 0 ? (double)(total - done) / p->seen[i].rate : -1;
 }
 
-static void draw_tty(struct progress *p, bool final)
+static void progress_draw(struct progress *p, bool final)
 {
 	if (p->drawn)
 		fprintf(p->out, "\033[%zuA", p->drawn);
@@ -59,7 +60,7 @@ static void draw_tty(struct progress *p, bool final)
 		char bar[BAR_WIDTH + 1], a[32], b[32], rate[32], t[32];
 		size_t fill;
 
-		eta = sample(p, i, phase, done, total);
+		eta = progress_sample(p, i, phase, done, total);
 		frac = frac > 1 ? 1 : frac;
 		fill = (size_t)(frac * BAR_WIDTH);
 		memset(bar, '#', fill);
@@ -68,7 +69,7 @@ static void draw_tty(struct progress *p, bool final)
 		format_bytes((double)done, a, sizeof(a));
 		format_bytes((double)total, b, sizeof(b));
 		format_bytes(p->seen[i].rate, rate, sizeof(rate));
-		human_eta(eta, t, sizeof(t));
+		format_eta(eta, t, sizeof(t));
 		if (phase == JOB_DONE || final)
 			fprintf(p->out, "\r\033[K%-12s %-8s %s\n", j->dev.name,
 				job_result_name(j->result), j->message);
@@ -80,7 +81,7 @@ static void draw_tty(struct progress *p, bool final)
 	fflush(p->out);
 }
 
-static void emit_json(struct progress *p)
+static void progress_emit_json(struct progress *p)
 {
 	for (size_t i = 0; i < p->n; i++) {
 		struct wipe_job *j = p->jobs[i];
@@ -92,7 +93,7 @@ static void emit_json(struct progress *p)
 
 		if ((phase == JOB_DONE && p->seen[i].phase == JOB_DONE) || j->result == JOB_REFUSED)
 			continue; /* said once, or never started */
-		eta = sample(p, i, phase, done, total);
+		eta = progress_sample(p, i, phase, done, total);
 		o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I}", "type", "progress",
 			      "device", j->dev.path, "phase", job_phase_name(phase), "done",
 			      (json_int_t)done, "total", (json_int_t)total, "percent",
@@ -107,7 +108,7 @@ static void emit_json(struct progress *p)
 	fflush(p->out);
 }
 
-static void *run(void *u)
+static void *progress_thread(void *u)
 {
 	struct progress *p = u;
 	uint64_t interval = p->interval_us ? p->interval_us
@@ -120,9 +121,9 @@ static void *run(void *u)
 		uint64_t until;
 
 		if (p->tty)
-			draw_tty(p, false);
+			progress_draw(p, false);
 		else
-			emit_json(p);
+			progress_emit_json(p);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		until = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000 + interval;
 		ts.tv_sec = (time_t)(until / 1000000);
@@ -151,7 +152,7 @@ int progress_start(struct progress *p, struct wipe_job **jobs, size_t n, bool tt
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cond, &attr);
 	pthread_condattr_destroy(&attr);
-	if (pthread_create(&p->thread, NULL, run, p) != 0)
+	if (pthread_create(&p->thread, NULL, progress_thread, p) != 0)
 		return -EAGAIN;
 	p->started = true;
 	return 0;
@@ -167,9 +168,9 @@ void progress_stop(struct progress *p)
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->thread, NULL);
 	if (p->tty)
-		draw_tty(p, true);
+		progress_draw(p, true);
 	else
-		emit_json(p);
+		progress_emit_json(p);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	p->started = false;

@@ -150,8 +150,8 @@ static void stack_below(const struct safety_sources *src, dev_t d, bool disks, s
 }
 
 /* The device and, for a whole disk, each of its partitions: what a wipe would overwrite. */
-static void targets(const struct safety_sources *src, const struct device_info *d,
-		    struct devset *out)
+static void wipe_targets(const struct safety_sources *src, const struct device_info *d,
+			 struct devset *out)
 {
 	char dir[PATH_MAX], path[PATH_MAX * 2];
 	struct dirent *e;
@@ -179,7 +179,7 @@ static void targets(const struct safety_sources *src, const struct device_info *
 	closedir(dh);
 }
 
-static const char *overlap(const struct devset *a, const struct devset *b)
+static const char *devset_overlap(const struct devset *a, const struct devset *b)
 {
 	for (size_t i = 0; i < a->n; i++)
 		if (devset_has(b, a->devs[i]))
@@ -188,7 +188,7 @@ static const char *overlap(const struct devset *a, const struct devset *b)
 }
 
 /* /proc/self/mountinfo and /proc/swaps escape blanks as \040 etc. */
-static void unescape(char *s)
+static void proc_unescape(char *s)
 {
 	char *o = s;
 
@@ -237,15 +237,15 @@ static int check_mounts(const struct safety_sources *src, const struct device_in
 		if (!dash || sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) != 3 ||
 		    sscanf(dash + 3, "%63s %4095s", fstype, source) != 2)
 			continue;
-		unescape(mnt);
-		unescape(source);
+		proc_unescape(mnt);
+		proc_unescape(source);
 		stack_below(src, mount_dev(maj, min, source), strcmp(mnt, "/") == 0, &below, 0);
 		if (strcmp(mnt, "/") == 0) {
 			/* The root disk: the disk of anything the root file system sits on. */
 			struct devset disk = {0};
 
 			stack_below(src, d->devnum, true, &disk, 0);
-			if ((hit = overlap(ours, &below)) ||
+			if ((hit = devset_overlap(ours, &below)) ||
 			    devset_has(&below, disk.devs[disk.n - 1]))
 				add_reason(rep, SAFETY_ROOT,
 					   "%s holds the root file system / (%s on %s): refusing "
@@ -253,7 +253,7 @@ static int check_mounts(const struct safety_sources *src, const struct device_in
 					   d->path, fstype, source);
 			continue;
 		}
-		hit = overlap(ours, &below);
+		hit = devset_overlap(ours, &below);
 		if (hit)
 			add_reason(rep, SAFETY_MOUNTED, "%s is mounted on %s (%s, via %s)", d->path,
 				   mnt, fstype, hit);
@@ -280,11 +280,11 @@ static int check_swaps(const struct safety_sources *src, const struct device_inf
 
 		if (sscanf(line, "%4095s %31s", name, type) != 2 || strcmp(name, "Filename") == 0)
 			continue;
-		unescape(name);
+		proc_unescape(name);
 		if (stat(name, &st) < 0)
 			continue;
 		stack_below(src, S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev, false, &below, 0);
-		hit = overlap(ours, &below);
+		hit = devset_overlap(ours, &below);
 		if (hit)
 			add_reason(rep, SAFETY_SWAP,
 				   "%s is in use as swap (%s %s, via %s); swapoff first", d->path,
@@ -331,7 +331,7 @@ int safety_check(const struct device_info *d, const struct safety_sources *src,
 	int fd, r;
 
 	*rep = (struct safety_report){0};
-	targets(src, d, &ours);
+	wipe_targets(src, d, &ours);
 	r = check_mounts(src, d, &ours, rep);
 	if (r < 0)
 		return r;

@@ -156,7 +156,7 @@ static int nvme_format(int fd, enum sanitize_action action)
 }
 
 static int nvme_run(int fd, enum sanitize_action action, bool resume,
-		    void (*progress)(void *, double), void *userdata)
+		    void (*on_progress)(void *, double), void *userdata)
 {
 	static const uint32_t sanact[] = {
 		[SANITIZE_BLOCK_ERASE] = NVME_SANACT_BLOCK,
@@ -168,10 +168,10 @@ static int nvme_run(int fd, enum sanitize_action action, bool resume,
 	int r;
 
 	if (action == SANITIZE_FORMAT_ERASE || action == SANITIZE_FORMAT_CRYPTO) {
-		progress(userdata, 0);
+		on_progress(userdata, 0);
 		r = nvme_format(fd, action);
 		if (r == 0)
-			progress(userdata, 1);
+			on_progress(userdata, 1);
 		return r;
 	}
 	if (resume)
@@ -198,11 +198,11 @@ static int nvme_run(int fd, enum sanitize_action action, bool resume,
 			return r;
 		if (status != NVME_SSTAT_RUNNING)
 			break;
-		progress(userdata, fraction);
+		on_progress(userdata, fraction);
 		sleep_us(POLL_US, NULL);
 	}
 	if (status == NVME_SSTAT_DONE || status == NVME_SSTAT_DONE_NDAS) {
-		progress(userdata, 1);
+		on_progress(userdata, 1);
 		return 0;
 	}
 	return -EIO;
@@ -297,7 +297,7 @@ static int ata_probe(int fd, struct sanitize_caps *caps)
 }
 
 static int ata_run(int fd, enum sanitize_action action, bool resume,
-		   void (*progress)(void *, double), void *userdata)
+		   void (*on_progress)(void *, double), void *userdata)
 {
 	/* Each sanitize subcommand carries a signature in the LBA field so that a stray
 	 * command cannot start one: "Cryp", "BkEr", and "OW" with a zero pattern. */
@@ -333,12 +333,12 @@ static int ata_run(int fd, enum sanitize_action action, bool resume,
 			return r; /* ABORT here means the sanitize failed */
 		if (!(a.count & (1u << 14)))
 			break;
-		progress(userdata, SANITIZE_FRACTION(a.lba & 0xffff));
+		on_progress(userdata, SANITIZE_FRACTION(a.lba & 0xffff));
 		sleep_us(POLL_US, NULL);
 	}
 	if (!(a.count & (1u << 15)))
 		return -EIO;
-	progress(userdata, 1);
+	on_progress(userdata, 1);
 	return 0;
 }
 
@@ -353,7 +353,7 @@ int sanitize_probe(int fd, const char *transport, struct sanitize_caps *caps)
 }
 
 int sanitize_run(int fd, const char *transport, enum sanitize_action action, bool resume,
-		 void (*progress)(void *userdata, double fraction), void *userdata)
+		 void (*on_progress)(void *userdata, double fraction), void *userdata)
 {
 	struct sanitize_caps caps;
 	int r;
@@ -364,6 +364,6 @@ int sanitize_run(int fd, const char *transport, enum sanitize_action action, boo
 	if (!caps.action[action])
 		return -EOPNOTSUPP;
 	if (caps.nvme)
-		return nvme_run(fd, action, resume, progress, userdata);
-	return ata_run(fd, action, resume, progress, userdata);
+		return nvme_run(fd, action, resume, on_progress, userdata);
+	return ata_run(fd, action, resume, on_progress, userdata);
 }

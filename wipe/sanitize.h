@@ -28,8 +28,8 @@ int sanitize_probe(int fd, const char *transport, struct sanitize_caps *caps);
 const char *sanitize_action_name(enum sanitize_action a);
 
 /* Starts @action on the device (fd open read-write, exclusively) and polls until it ends,
- * calling @progress with a fraction in [0, 1] about once a second. 0 when the device reports
+ * calling @on_progress with a fraction in [0, 1] about once a second. 0 when the device reports
  * success; -EOPNOTSUPP not offered; -EIO the device reports failure; -errno from the ioctl.
  * When @resume, a sanitize already in progress is followed instead of started. */
 int sanitize_run(int fd, const char *transport, enum sanitize_action action, bool resume,
-		 void (*progress)(void *userdata, double fraction), void *userdata);
+		 void (*on_progress)(void *userdata, double fraction), void *userdata);

@@ -17,68 +17,80 @@
 
 static EVP_PKEY *key;
 
-static void make_job(struct wipe_job *j, struct wipe_options *o, enum job_result result)
+/* One wipe's facts as the job module would state them. */
+struct facts {
+	struct cert_facts f;
+	struct device_info dev;
+	char summary[128];
+};
+
+static void make_facts(struct facts *x, const char *result)
 {
-	*o = (struct wipe_options){
-		.operator= json_pack("{s:s, s:i}", "name", "Dana Operator", "uid", 0),
-		.fields = json_pack("{s:s, s:s}", "organization", "DBaaS Ops", "destination",
-				    "Internal Reuse"),
-		.key = key,
-	};
-	*j = (struct wipe_job){
-		.opt = o,
-		.method = method_find("zero"),
-		.level = NIST_CLEAR,
-		.verify = PASS_VERIFY_FULL,
-		.verified = result == JOB_SUCCESS ? JOB_VERIFY_PASSED : JOB_VERIFY_NOT_RUN,
-		.end = 1 << 30,
+	bool ok = strcmp(result, "success") == 0;
+
+	*x = (struct facts){0};
+	snprintf(x->dev.path, sizeof(x->dev.path), "/dev/sdz");
+	snprintf(x->dev.id, sizeof(x->dev.id), "wwn-0x5000c500a1b2c3d4");
+	snprintf(x->dev.vendor, sizeof(x->dev.vendor), "ATA");
+	snprintf(x->dev.model, sizeof(x->dev.model), "ST4000NM0035");
+	snprintf(x->dev.serial, sizeof(x->dev.serial), "ZC18ABCD");
+	snprintf(x->dev.transport, sizeof(x->dev.transport), "ata");
+	snprintf(x->summary, sizeof(x->summary), "/dev/sdz: %s", result);
+	x->dev.rotational = true;
+	x->dev.size = 1 << 30;
+	x->f = (struct cert_facts){
 		.result = result,
+		.summary = x->summary,
+		.dev = &x->dev,
+		.before =
+			json_pack("{s:s, s:[{s:s}]}", "luks_uuid", "", "signatures", "type", "xfs"),
+		.sigs_after = json_array(),
+		.notes = json_array(),
+		.method = method_find("zero"),
+		.pattern = PATTERN_ZERO,
+		.end = 1 << 30,
+		.level = NIST_CLEAR,
+		.level_note = "",
+		.verify = PASS_VERIFY_FULL,
+		.verified = ok ? "passed" : "not-run",
 		.started_us = 1700000000000000ull,
 		.ended_us = 1700000012345678ull,
-		.notes = json_array(),
+		.performed_by = json_pack("{s:s, s:i}", "name", "Dana Operator", "uid", 0),
+		.fields = json_pack("{s:s, s:s}", "organization", "DBaaS Ops", "destination",
+				    "Internal Reuse"),
 	};
-	snprintf(j->dev.path, sizeof(j->dev.path), "/dev/sdz");
-	snprintf(j->dev.id, sizeof(j->dev.id), "wwn-0x5000c500a1b2c3d4");
-	snprintf(j->dev.vendor, sizeof(j->dev.vendor), "ATA");
-	snprintf(j->dev.model, sizeof(j->dev.model), "ST4000NM0035");
-	snprintf(j->dev.serial, sizeof(j->dev.serial), "ZC18ABCD");
-	snprintf(j->dev.transport, sizeof(j->dev.transport), "ata");
-	snprintf(j->message, sizeof(j->message), "/dev/sdz: %s", job_result_name(result));
-	j->dev.rotational = true;
-	j->dev.size = 1 << 30;
-	pass_stats_init(&j->write);
-	pass_stats_init(&j->check);
-	j->write.bytes = result == JOB_SUCCESS ? 1 << 30 : 1 << 20;
-	j->check.bytes = result == JOB_SUCCESS ? 1 << 30 : 0;
-	j->before = json_pack("{s:s, s:[{s:s}]}", "luks_uuid", "", "signatures", "type", "xfs");
-	j->sigs_after = json_array();
+	pass_stats_init(&x->f.write);
+	pass_stats_init(&x->f.check);
+	x->f.write.bytes = ok ? 1 << 30 : 1 << 20;
+	x->f.check.bytes = ok ? 1 << 30 : 0;
 }
 
-static void drop_job(struct wipe_job *j, struct wipe_options *o)
+static void drop_facts(struct facts *x)
 {
-	json_decref(o->operator);
-	json_decref(o->fields);
-	job_done(j);
+	json_decref(x->f.before);
+	json_decref(x->f.sigs_after);
+	json_decref(x->f.notes);
+	json_decref(x->f.performed_by);
+	json_decref(x->f.fields);
 }
 
-static json_t *signed_cert(enum job_result result)
+static json_t *signed_cert(const char *result)
 {
-	struct wipe_job j;
-	struct wipe_options o;
+	struct facts x;
 	json_t *c;
 
-	make_job(&j, &o, result);
-	c = cert_build(&j);
+	make_facts(&x, result);
+	c = cert_build(&x.f);
 	assert_non_null(c);
 	json_object_set_new(c, "id", json_string("00000000-0000-4000-8000-000000000000"));
 	assert_int_equal(sign_json(key, c), 0);
-	drop_job(&j, &o);
+	drop_facts(&x);
 	return c;
 }
 
 static void test_fields(void **state)
 {
-	json_t *c = signed_cert(JOB_SUCCESS), *g = json_object_get(c, "sp800_88_rev1_appendix_g");
+	json_t *c = signed_cert("success"), *g = json_object_get(c, "sp800_88_rev1_appendix_g");
 
 	(void)state;
 	assert_string_equal(json_string_value(json_object_get(g, "name")), "Dana Operator");
@@ -102,7 +114,7 @@ static void test_fields(void **state)
 
 static void test_verify_and_tamper(void **state)
 {
-	json_t *c = signed_cert(JOB_SUCCESS);
+	json_t *c = signed_cert("success");
 	struct error err;
 
 	(void)state;
@@ -119,7 +131,7 @@ static void test_verify_and_tamper(void **state)
 
 static void test_other_key(void **state)
 {
-	json_t *c = signed_cert(JOB_SUCCESS);
+	json_t *c = signed_cert("success");
 	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	struct error err;
 
@@ -132,7 +144,7 @@ static void test_other_key(void **state)
 
 static void test_success_must_be_consistent(void **state)
 {
-	json_t *c = signed_cert(JOB_SUCCESS);
+	json_t *c = signed_cert("success");
 	struct error err;
 
 	(void)state;
@@ -145,7 +157,7 @@ static void test_success_must_be_consistent(void **state)
 	assert_non_null(strstr(err.msg, "says success"));
 	json_decref(c);
 
-	c = signed_cert(JOB_SUCCESS);
+	c = signed_cert("success");
 	json_object_del(c, "signature");
 	json_object_set_new(json_object_get(c, "verification"), "result", json_string("failed"));
 	assert_int_equal(sign_json(key, c), 0);
@@ -155,7 +167,7 @@ static void test_success_must_be_consistent(void **state)
 
 static void test_interrupted_claims_nothing(void **state)
 {
-	json_t *c = signed_cert(JOB_INTERRUPTED);
+	json_t *c = signed_cert("interrupted");
 	struct error err;
 
 	(void)state;

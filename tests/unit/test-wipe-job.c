@@ -110,7 +110,7 @@ static struct wipe_options options(const char *method)
 		.checkpoint_dir = cpdir,
 		.checkpoint_every = 8 << 20,
 		.cert_dir = certdir,
-		.operator= json_pack("{s:s}", "name", "test"),
+		.performed_by = json_pack("{s:s}", "name", "test"),
 		.fields = json_object(),
 		.key = key,
 		.io_ops = &faulty,
@@ -133,7 +133,7 @@ static json_t *run(const char *method, struct wipe_job *j, int want)
 	assert_int_equal(cert_check(cert, key, &err), 0);
 	assert_int_equal(access(j->checkpoint_path, F_OK), -1);
 	job_done(j);
-	json_decref(opt->operator);
+	json_decref(opt->performed_by);
 	json_decref(opt->fields);
 	free(opt);
 	return cert;

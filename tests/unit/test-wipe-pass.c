@@ -290,8 +290,8 @@ static void test_checkpoints_and_resume(void **state)
 
 	(void)state;
 	assert_int_equal(pattern_new_keystream(&p), 0);
-	ps.checkpoint_every = 8 << 20;
-	ps.checkpoint = record_checkpoint;
+	ps.sync_every = 8 << 20;
+	ps.on_synced = record_checkpoint;
 	ps.userdata = &log;
 	/* Resume from 8 MiB: what lies before it is the previous run's. */
 	ps.start = 8 << 20;
@@ -318,7 +318,7 @@ static void test_stop_flag(void **state)
 	(void)state;
 	pattern_zero(&p);
 	ps.stop = &stop;
-	ps.checkpoint = record_checkpoint;
+	ps.on_synced = record_checkpoint;
 	ps.userdata = &log;
 	pass_stats_init(&st);
 	assert_int_equal(pass_write(&ps, &st), -EINTR);
@@ -338,7 +338,7 @@ static void test_stop_midway(void **state)
 	pattern_zero(&p);
 	stop_after_writes = 2; /* SIGINT while the second chunk is being written */
 	ps.stop = &stop_after_writes_flag;
-	ps.checkpoint = record_checkpoint;
+	ps.on_synced = record_checkpoint;
 	ps.userdata = &log;
 	pass_stats_init(&st);
 	assert_int_equal(pass_write(&ps, &st), -EINTR);

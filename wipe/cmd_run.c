@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* wipe run: plans every device, asks for (or checks) each confirmation, runs the jobs (one
+ * thread per device, with the progress display) and reports. The jobs decide and audit; this
+ * file talks to the operator. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd_run.h"
+#include "log.h"
+#include "progress.h"
+#include "util.h"
+
+#define WIPE_DEVICES_MAX PROGRESS_DEVICES_MAX
+
+static bool confirm_by_option(const struct cli *c, const struct wipe_job *j)
+{
+	for (size_t i = 0; i < c->n_confirm; i++)
+		if (device_confirm_matches(&j->dev, j->luks_uuid, c->confirm[i]))
+			return true;
+	return false;
+}
+
+/* On a terminal without --confirm: show the plan and ask for the device's identity. */
+static bool confirm_by_prompt(struct wipe_job *j)
+{
+	char line[WIPE_INPUT_MAX], size[32], sigs[1024];
+
+	format_bytes((double)j->dev.size, size, sizeof(size));
+	signatures_format(json_object_get(j->before, "signatures"), sigs, sizeof(sigs));
+	fprintf(stderr,
+		"\nAbout to wipe %s: %s %s, %s, serial %s, WWN %s%s%s\n"
+		"  signatures: %s\n  method %s (%s), verification %s%s\n"
+		"Type the device's serial, WWN or LUKS UUID%s to confirm: ",
+		j->dev.path, j->dev.vendor, j->dev.model, size,
+		j->dev.serial[0] ? j->dev.serial : "-", j->dev.wwn[0] ? j->dev.wwn : "-",
+		j->dev.loop_file[0] ? ", backing file " : "", j->dev.loop_file, sigs,
+		j->method->name, nist_level_name(j->level), pass_verify_name(j->verify),
+		j->resuming ? " (resuming)" : "",
+		j->dev.serial[0] || j->dev.wwn[0] ? "" : " (or its backing file / device id)");
+	if (!fgets(line, sizeof(line), stdin))
+		return false;
+	line[strcspn(line, "\r\n")] = 0;
+	return device_confirm_matches(&j->dev, j->luks_uuid, line);
+}
+
+static int run_confirm(struct cli *c, struct wipe_job *j)
+{
+	bool tty = isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
+
+	if (confirm_by_option(c, j))
+		return 0;
+	if (c->n_confirm)
+		return job_refuse(j, -EPERM,
+				  "%s: --confirm matches neither its serial, WWN nor LUKS UUID "
+				  "(see wipe probe %s); nothing was written",
+				  j->dev.path, j->dev.path);
+	if (!tty)
+		return job_refuse(
+			j, -EPERM,
+			"%s: not interactive, so --confirm with the device's serial, WWN or "
+			"LUKS UUID is required (see wipe probe %s)",
+			j->dev.path, j->dev.path);
+	if (!confirm_by_prompt(j))
+		return job_refuse(j, -EPERM,
+				  "%s: the confirmation did not match; nothing was written",
+				  j->dev.path);
+	return 0;
+}
+
+static void *run_thread(void *u)
+{
+	job_run(u);
+	return NULL;
+}
+
+static int run_jobs(struct cli *c, struct wipe_job **jobs, size_t n)
+{
+	pthread_t threads[WIPE_DEVICES_MAX];
+	bool started[WIPE_DEVICES_MAX] = {false};
+	struct progress prog = {0};
+	size_t runnable = 0;
+
+	for (size_t i = 0; i < n; i++)
+		runnable += jobs[i]->result == JOB_PENDING;
+	if (!runnable)
+		return 0;
+	if (c->progress)
+		progress_start(&prog, jobs, n, isatty(STDERR_FILENO), c->progress_us, stderr);
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->result != JOB_PENDING)
+			continue;
+		/* One device runs in this thread; several get one thread each. */
+		if (runnable == 1)
+			job_run(jobs[i]);
+		else if (pthread_create(&threads[i], NULL, run_thread, jobs[i]) == 0)
+			started[i] = true;
+		else
+			job_run(jobs[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (started[i])
+			pthread_join(threads[i], NULL);
+	progress_stop(&prog);
+	return 0;
+}
+
+static int run_exit_code(struct wipe_job **jobs, size_t n)
+{
+	bool failed = false, interrupted = false, refused = false;
+
+	for (size_t i = 0; i < n; i++) {
+		failed |= jobs[i]->result == JOB_FAILURE;
+		interrupted |= jobs[i]->result == JOB_INTERRUPTED;
+		refused |= jobs[i]->result == JOB_REFUSED;
+	}
+	return failed	     ? EXIT_FAILED
+	       : interrupted ? EXIT_INTERRUPTED
+	       : refused     ? EXIT_REFUSED
+			     : EXIT_OK;
+}
+
+/* --dry-run for people: what would run on each device, or why it would not. */
+static void print_plan(const struct wipe_job *j)
+{
+	const char *ids[DEVICE_CONFIRM_MAX];
+	size_t n = device_confirm_ids(&j->dev, j->luks_uuid, ids);
+	char sigs[1024];
+
+	if (j->result == JOB_REFUSED) {
+		log_error("%s", j->message);
+		return;
+	}
+	signatures_format(json_object_get(j->before, "signatures"), sigs, sizeof(sigs));
+	printf("%s: would run %s (%s) over bytes 0-%" PRIu64 "%s, verification %s\n"
+	       "  found: %s\n  checkpoint: %s\n  confirm with:",
+	       j->dev.path, j->method->name, nist_level_name(j->level), j->end,
+	       j->resuming ? " (resuming)" : "", pass_verify_name(j->verify), sigs,
+	       j->checkpoint_path);
+	for (size_t i = 0; i < n; i++)
+		printf("%s %s", i ? " |" : "", ids[i]);
+	printf("\n");
+}
+
+static void print_result(const struct wipe_job *j)
+{
+	if (j->result == JOB_SUCCESS)
+		printf("%s: wiped (%s, %s, verification %s)\n  certificate %s\n", j->dev.path,
+		       j->method->name, nist_level_name(j->level), job_verify_name(j->verified),
+		       j->cert_path);
+	else
+		log_error("%s%s%s", j->message, j->cert_path[0] ? "; certificate " : "",
+			  j->cert_path);
+}
+
+static void run_report(struct cli *c, struct wipe_job **jobs, size_t n)
+{
+	json_auto_t *all = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		if (c->json)
+			json_array_append_new(all, c->opt.dry_run ? job_plan_json(jobs[i])
+								  : job_result_json(jobs[i]));
+		else if (c->opt.dry_run)
+			print_plan(jobs[i]);
+		else
+			print_result(jobs[i]);
+	}
+	if (c->json)
+		cli_print_json(all);
+}
+
+int cmd_run(struct cli *c)
+{
+	struct wipe_job *jobs[WIPE_DEVICES_MAX] = {NULL};
+	size_t n = (size_t)c->n_args;
+	struct io_throttle throttle;
+	int r, rc;
+
+	if (!c->opt.method && !c->opt.profile && !c->opt.resume) {
+		log_error("run: give --method M or --profile clear|purge (see wipe methods)");
+		return EXIT_USAGE;
+	}
+	if (n > WIPE_DEVICES_MAX || (c->opt.checkpoint_file && n > 1)) {
+		log_error("run: at most %d devices, and --checkpoint FILE names one device's",
+			  WIPE_DEVICES_MAX);
+		return EXIT_USAGE;
+	}
+	if (!c->opt.dry_run && cli_setup_signing(c) < 0)
+		return EXIT_FAILED;
+	io_throttle_init(&throttle, c->rate_limit);
+	c->opt.throttle = &throttle;
+
+	for (size_t i = 0; i < n; i++) {
+		jobs[i] = calloc(1, sizeof(*jobs[i]));
+		if (!jobs[i]) {
+			log_error("out of memory");
+			return EXIT_FAILED;
+		}
+		r = job_plan(jobs[i], c->args[i], &c->opt);
+		for (size_t k = 0; r >= 0 && k < i; k++)
+			if (jobs[k]->dev.devnum == jobs[i]->dev.devnum)
+				r = job_refuse(jobs[i], -EINVAL, "%s is named twice", c->args[i]);
+		if (r >= 0 && !c->opt.dry_run)
+			run_confirm(c, jobs[i]);
+	}
+	if (!c->opt.dry_run)
+		run_jobs(c, jobs, n);
+	run_report(c, jobs, n);
+	rc = run_exit_code(jobs, n);
+	for (size_t i = 0; i < n; i++) {
+		job_done(jobs[i]);
+		free(jobs[i]);
+	}
+	return rc;
+}
