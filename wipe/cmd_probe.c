@@ -32,7 +32,7 @@ static json_t *probe_one(const char *path, int *rc)
 	json_object_set_new(o, "signatures", sigs ? sigs : json_null());
 	json_object_set_new(o, "luks_uuid", luks[0] ? json_string(luks) : json_null());
 	use = json_array();
-	r = safety_check(&d, NULL, &rep);
+	r = safety_check(&d, false, NULL, &rep);
 	if (r < 0)
 		log_warning_errno(r, "%s: cannot tell whether it is in use: %m", d.path);
 	for (size_t i = 0; i < rep.n; i++)

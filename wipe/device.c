@@ -131,19 +131,46 @@ static int sysfs_names(struct device_info *d)
 	return 0;
 }
 
-static void loop_identity(int fd, const char *dir, struct device_info *d)
+int device_loop_backing(const char *dir, int fd, struct device_loop *ret)
 {
 	struct loop_info64 li;
+	struct stat st;
 	char *deleted;
 
-	sysfs_text(dir, "loop/backing_file", 0, d->loop_file, sizeof(d->loop_file));
+	*ret = (struct device_loop){0};
+	sysfs_text(dir, "loop/backing_file", 0, ret->file, sizeof(ret->file));
+	if (!ret->file[0])
+		return -ENXIO; /* not bound */
 	/* The backing file may be gone from the namespace (still open by the loop driver). */
-	deleted = strstr(d->loop_file, " (deleted)");
+	deleted = strstr(ret->file, " (deleted)");
 	if (deleted && deleted[10] == 0)
 		*deleted = 0;
-	if (ioctl(fd, LOOP_GET_STATUS64, &li) == 0) {
-		d->loop_file_dev = (dev_t)li.lo_device;
-		d->loop_inode = li.lo_inode;
+	/* The driver's own answer first (as losetup asks): it holds even when the path does not
+	 * resolve here (deleted, renamed, another mount namespace). */
+	if (fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &li) == 0) {
+		ret->rdev = (dev_t)li.lo_rdevice;
+		ret->file_dev = (dev_t)li.lo_device;
+		ret->inode = li.lo_inode;
+		ret->known = true;
+	} else if (stat(ret->file, &st) == 0) {
+		ret->rdev = S_ISBLK(st.st_mode) ? st.st_rdev : 0;
+		ret->file_dev = st.st_dev;
+		ret->inode = st.st_ino;
+		ret->known = true;
+	}
+	return 0;
+}
+
+static void loop_identity(int fd, const char *dir, struct device_info *d)
+{
+	struct device_loop l;
+
+	if (device_loop_backing(dir, fd, &l) < 0)
+		return;
+	snprintf(d->loop_file, sizeof(d->loop_file), "%s", l.file);
+	if (l.known) {
+		d->loop_file_dev = l.file_dev;
+		d->loop_inode = l.inode;
 	}
 }
 

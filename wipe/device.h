@@ -46,6 +46,20 @@ struct device_info {
 	char id[DEVICE_ID_MAX]; /* stable and file-name safe: wwn-…, MODEL_SERIAL, loop-DEV-INO */
 };
 
+/* What backs a bound loop device. */
+struct device_loop {
+	char file[PATH_MAX]; /* as sysfs's loop/backing_file gives it, without " (deleted)" */
+	bool known;	     /* the three below are filled */
+	dev_t rdev;	     /* the backing block device; 0 for a file */
+	dev_t file_dev;	     /* the device the backing file's file system is on */
+	uint64_t inode;
+};
+
+/* Reads what backs the loop device whose sysfs directory is @dir (/sys/class/block/NAME):
+ * LOOP_GET_STATUS64 on @fd when it is open on that device (-1: not), else the backing file's
+ * stat. -ENXIO when the device is not bound (or not a loop device). */
+int device_loop_backing(const char *dir, int fd, struct device_loop *ret);
+
 /* Fills @ret for the block device at @path. -ENOENT, -ENOTBLK, -EACCES, -EIO. */
 int device_probe(const char *path, struct device_info *ret);
 

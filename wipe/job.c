@@ -270,7 +270,7 @@ int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *op
 	if (r < 0)
 		return r;
 
-	r = safety_check(&j->dev, NULL, &rep);
+	r = safety_check(&j->dev, false, NULL, &rep);
 	if (r < 0)
 		return job_refuse(j, r, "%s: cannot tell whether it is in use: %s", j->dev.path,
 				  strerror(-r));

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Whether a device may be wiped: not mounted (itself, a partition, or anything stacked on it),
- * not holding the root file system or on the root disk, no holders (device-mapper, md), no
- * active swap, not open exclusively elsewhere, not read-only. Reads /proc and /sys; never
- * changes anything and never logs. */
+/* Whether a device may be wiped: not mounted (itself, a partition, anything stacked on it, or
+ * anything it writes onto: a loop device's backing, a partition's disk), not holding the root
+ * file system or on the root disk, no holders (device-mapper, md, loop devices backed by it), no
+ * active swap, not open exclusively elsewhere, not read-only. Reads /proc and /sys (and asks
+ * loop devices what backs them); never changes anything and never logs. */
 #pragma once
 
 #include <stdbool.h>
@@ -35,12 +36,14 @@ struct safety_sources {
 	const char *sys;       /* "/sys" */
 	const char *mountinfo; /* "/proc/self/mountinfo" */
 	const char *swaps;     /* "/proc/swaps" */
+	const char *dev;       /* "/dev": loop device nodes, asked what backs them */
 };
 
-/* Fills @rep with every reason not to wipe @d (none: rep->n == 0). -errno only when the facts
- * cannot be read (then nothing may be concluded). */
-int safety_check(const struct device_info *d, const struct safety_sources *src,
-		 struct safety_report *rep);
+/* Fills @rep with every reason not to wipe @d (none: rep->n == 0). When @held_exclusively the
+ * caller holds @d open with O_EXCL, so nobody else does; otherwise an O_EXCL open of d->path
+ * tells. -errno only when the facts cannot be read (then nothing may be concluded). */
+int safety_check(const struct device_info *d, bool held_exclusively,
+		 const struct safety_sources *src, struct safety_report *rep);
 
 /* "mounted", "root-disk", "holders", "swap", "busy", "read-only". */
 const char *safety_reason_name(enum safety_reason r);

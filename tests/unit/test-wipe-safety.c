@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The refusals, against a fake /sys and /proc: a mount on a partition, a mount through a
  * device-mapper holder, the root file system on the disk (or on another partition of it), a swap
- * file on the device, and a clean device that may be wiped. */
+ * file on the device, a clean device that may be wiped, and loop devices followed to what backs
+ * them in both directions (a swap file, another loop device). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,11 +100,12 @@ static struct device_info target(const char *name, unsigned maj, unsigned min, u
 
 static struct safety_report check(const struct device_info *d, const char *mounts)
 {
-	struct safety_sources src = {.sys = sys, .mountinfo = mountinfo, .swaps = swaps};
+	struct safety_sources src = {
+		.sys = sys, .mountinfo = mountinfo, .swaps = swaps, .dev = root};
 	struct safety_report rep;
 
 	put("mountinfo", mounts);
-	assert_int_equal(safety_check(d, &src, &rep), 0);
+	assert_int_equal(safety_check(d, false, &src, &rep), 0);
 	for (size_t i = 0; i < rep.n; i++)
 		printf("%s: %s\n", safety_reason_name(rep.items[i].reason), rep.items[i].msg);
 	return rep;
@@ -186,6 +188,61 @@ static void test_swap_file_on_device(void **state)
 	assert_non_null(strstr(rep.items[0].msg, "in use as swap"));
 }
 
+/* loop3 (7:3) is backed by a file that is also active swap: wiping loop3 overwrites the swap
+ * file. sysfs says only the file's name; its stat says which file it is. */
+static void test_loop_on_swap_file(void **state)
+{
+	struct device_info d = target("loop3", 7, 3, 0);
+	struct safety_report rep;
+	char line[PATH_MAX + 64];
+
+	(void)state;
+	put("sys/class/block/loop3/dev", "7:3\n");
+	snprintf(line, sizeof(line), "%s\n", node);
+	put("sys/class/block/loop3/loop/backing_file", line);
+	link_to("../../class/block/loop3", "sys/dev/block/7:3");
+	snprintf(line, sizeof(line), "Filename Type Size Used Priority\n%s file 1024 0 -2\n", node);
+	put("swaps", line);
+	rep = check(&d, ROOT_ON_VDA);
+	assert_int_equal(rep.n, 1);
+	assert_int_equal(rep.items[0].reason, SAFETY_SWAP);
+	assert_non_null(strstr(rep.items[0].msg, "writes onto"));
+	assert_non_null(strstr(rep.items[0].msg, "which is in use as swap"));
+}
+
+/* loop4 (7:4) is backed by the block device loop0 (7:0, the machine's own /dev/loop0 so that
+ * its stat is a block device's): loop0 carries loop4, and a mount on loop4 is a mount on loop0;
+ * loop4 in turn writes onto loop0, whose partition-less self is mounted. */
+static void test_loop_on_loop(void **state)
+{
+	struct device_info under = target("loop0", 7, 0, 0);
+	struct device_info over = target("loop4", 7, 4, 0);
+	struct safety_report rep;
+	struct stat st;
+
+	(void)state;
+	if (stat("/dev/loop0", &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != makedev(7, 0)) {
+		printf("no /dev/loop0 block device here: nothing to check\n");
+		return;
+	}
+	put("sys/class/block/loop0/dev", "7:0\n");
+	put("sys/class/block/loop4/dev", "7:4\n");
+	put("sys/class/block/loop4/loop/backing_file", "/dev/loop0\n");
+	link_to("../../class/block/loop0", "sys/dev/block/7:0");
+	link_to("../../class/block/loop4", "sys/dev/block/7:4");
+	rep = check(&under, ROOT_ON_VDA);
+	assert_int_equal(rep.n, 1);
+	assert_int_equal(rep.items[0].reason, SAFETY_HOLDERS);
+	assert_non_null(strstr(rep.items[0].msg, "backs the loop device(s) loop4"));
+	rep = check(&under, ROOT_ON_VDA "41 22 7:4 / /srv rw - ext4 /dev/loop4 rw\n");
+	assert_int_equal(rep.items[0].reason, SAFETY_MOUNTED);
+	assert_non_null(strstr(rep.items[0].msg, "is mounted on /srv (ext4, via loop0)"));
+	rep = check(&over, ROOT_ON_VDA "42 22 7:0 / /srv rw - ext4 /dev/loop0 rw\n");
+	assert_int_equal(rep.n, 1);
+	assert_int_equal(rep.items[0].reason, SAFETY_MOUNTED);
+	assert_non_null(strstr(rep.items[0].msg, "writes onto loop0, which holds the mount /srv"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +251,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_root_disk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_file_on_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_device, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_on_swap_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_on_loop, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
