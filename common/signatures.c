@@ -3,6 +3,7 @@
  * one beneath another is still somebody's data). The only place wipe maps blkid errors. */
 #include <blkid/blkid.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,17 @@ static void set_value(blkid_probe pr, json_t *o, const char *name, const char *k
 
 int signatures_probe(const char *path, json_t **ret, char luks_uuid[SIGNATURES_UUID_MAX])
 {
+	_cleanup_close_ int fd = -1;
+
+	luks_uuid[0] = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return negative_errno();
+	return signatures_probe_fd(fd, ret, luks_uuid);
+}
+
+int signatures_probe_fd(int fd, json_t **ret, char luks_uuid[SIGNATURES_UUID_MAX])
+{
 	json_t *list = json_array();
 	blkid_probe pr;
 	int r;
@@ -32,10 +44,11 @@ int signatures_probe(const char *path, json_t **ret, char luks_uuid[SIGNATURES_U
 	luks_uuid[0] = 0;
 	if (!list)
 		return -ENOMEM;
-	pr = blkid_new_probe_from_filename(path);
-	if (!pr) {
+	pr = blkid_new_probe();
+	if (!pr || blkid_probe_set_device(pr, fd, 0, 0) < 0) {
+		blkid_free_probe(pr);
 		json_decref(list);
-		return negative_errno();
+		return -EIO;
 	}
 	blkid_probe_enable_superblocks(pr, 1);
 	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID |

@@ -11,6 +11,8 @@
  * at @path, every signature rather than the first. If one is LUKS, its UUID goes to
  * @luks_uuid (else ""). -errno from opening or probing (blkid errors map to -EIO). */
 int signatures_probe(const char *path, json_t **ret, char luks_uuid[SIGNATURES_UUID_MAX]);
+/* The same on a descriptor the caller holds (not O_DIRECT: libblkid reads unaligned). */
+int signatures_probe_fd(int fd, json_t **ret, char luks_uuid[SIGNATURES_UUID_MAX]);
 
 /* "ext4 (UUID …), gpt" for people; @sigs as signatures_probe returns it. */
 void signatures_format(json_t *sigs, char *buf, size_t size);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd_run.h"
@@ -174,6 +175,20 @@ static void run_report(struct cli *c, struct wipe_job **jobs, size_t n)
 		cli_print_json(all);
 }
 
+/* A device already planned under another name: the first job holds it exclusively, so the
+ * second could only be refused as busy; say what really happened. */
+static bool named_before(struct wipe_job **jobs, size_t n, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0 || !S_ISBLK(st.st_mode))
+		return false;
+	for (size_t k = 0; k < n; k++)
+		if (jobs[k]->dev.devnum == st.st_rdev)
+			return true;
+	return false;
+}
+
 int cmd_run(struct cli *c)
 {
 	struct wipe_job *jobs[WIPE_DEVICES_MAX] = {NULL};
@@ -201,10 +216,12 @@ int cmd_run(struct cli *c)
 			log_error("out of memory");
 			return EXIT_FAILED;
 		}
-		r = job_plan(jobs[i], c->args[i], &c->opt);
-		for (size_t k = 0; r >= 0 && k < i; k++)
-			if (jobs[k]->dev.devnum == jobs[i]->dev.devnum)
-				r = job_refuse(jobs[i], -EINVAL, "%s is named twice", c->args[i]);
+		if (named_before(jobs, i, c->args[i])) {
+			job_init(jobs[i], c->args[i], &c->opt);
+			r = job_refuse(jobs[i], -EINVAL, "%s is named twice", c->args[i]);
+		} else {
+			r = job_plan(jobs[i], c->args[i], &c->opt);
+		}
 		if (r >= 0 && !c->opt.dry_run)
 			run_confirm(c, jobs[i]);
 	}

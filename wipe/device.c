@@ -218,22 +218,47 @@ static void make_id(struct device_info *d)
 
 int device_probe(const char *path, struct device_info *ret)
 {
-	struct device_info *d = ret;
 	_cleanup_close_ int fd = -1;
+
+	*ret = (struct device_info){0};
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return negative_errno();
+	return device_probe_fd(fd, ret);
+}
+
+/* The node @fd was opened on, as the kernel names it now: a path that was a symlink, or has
+ * been replaced since, names what the descriptor holds. */
+static int fd_path(int fd, char *buf, size_t size)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, buf, size - 1);
+	if (n < 0)
+		return negative_errno();
+	if ((size_t)n >= size - 1)
+		return -ENAMETOOLONG;
+	buf[n] = 0;
+	return 0;
+}
+
+int device_probe_fd(int fd, struct device_info *ret)
+{
+	struct device_info *d = ret;
 	char disk_dir[128], features[256];
 	struct stat st;
 	int block = 0, pblock = 0, ro = 0, r;
 
 	*d = (struct device_info){0};
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return negative_errno();
 	if (fstat(fd, &st) < 0)
 		return negative_errno();
 	if (!S_ISBLK(st.st_mode))
 		return -ENOTBLK;
-	if (!realpath(path, d->path))
-		return negative_errno();
+	r = fd_path(fd, d->path, sizeof(d->path));
+	if (r < 0)
+		return r;
 	d->devnum = st.st_rdev;
 	if (ioctl(fd, BLKGETSIZE64, &d->size) < 0 || ioctl(fd, BLKSSZGET, &block) < 0 ||
 	    ioctl(fd, BLKPBSZGET, &pblock) < 0)

@@ -62,6 +62,9 @@ int device_loop_backing(const char *dir, int fd, struct device_loop *ret);
 
 /* Fills @ret for the block device at @path. -ENOENT, -ENOTBLK, -EACCES, -EIO. */
 int device_probe(const char *path, struct device_info *ret);
+/* The same for the device open at @fd: every fact comes from that descriptor (ioctls) and from
+ * sysfs for its st_rdev, and ret->path is the node it was opened on. */
+int device_probe_fd(int fd, struct device_info *ret);
 
 enum device_media device_media(const struct device_info *d);
 const char *device_media_name(enum device_media m);

@@ -50,6 +50,21 @@ int io_open(const char *path, bool write, struct io_dev *ret)
 	return 0;
 }
 
+int io_set_direct(struct io_dev *d, bool on)
+{
+	int fl = fcntl(d->fd, F_GETFL);
+
+	if (fl < 0)
+		return negative_errno();
+	fl = on ? fl | O_DIRECT : fl & ~O_DIRECT;
+	return fcntl(d->fd, F_SETFL, fl) < 0 ? negative_errno() : 0;
+}
+
+int io_size_now(struct io_dev *d, uint64_t *ret)
+{
+	return ioctl(d->fd, BLKGETSIZE64, ret) < 0 ? negative_errno() : 0;
+}
+
 int io_close(struct io_dev *d)
 {
 	int fd = TAKE_FD(d->fd);

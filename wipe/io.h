@@ -35,6 +35,10 @@ struct io_dev {
  * mounted or held open exclusively (device-mapper, md, another wipe), -ENOTBLK if it is not a
  * block device, -EROFS if @write and the device is read-only. */
 int io_open(const char *path, bool write, struct io_dev *ret);
+/* O_DIRECT on or off for the descriptor (libblkid and libcryptsetup read it unaligned). */
+int io_set_direct(struct io_dev *d, bool on);
+/* What the device's size is now (it may have been resized since io_open). -errno. */
+int io_size_now(struct io_dev *d, uint64_t *ret);
 /* Checked close: -EIO (or close's errno) when buffered state could not be written. */
 int io_close(struct io_dev *d);
 

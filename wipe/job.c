@@ -4,6 +4,7 @@
  * certificate states what happened, success only after verification and the after-probe.
  * Reports through the job struct and the audit log; never logs, never exits. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <stdarg.h>
@@ -119,6 +120,20 @@ int job_refuse(struct wipe_job *j, int error, const char *fmt, ...)
 	return error;
 }
 
+void job_init(struct wipe_job *j, const char *path, const struct wipe_options *opt)
+{
+	*j = (struct wipe_job){.opt = opt, .notes = json_array(), .io = {.fd = -1}};
+	pattern_zero(&j->pattern);
+	snprintf(j->dev.path, sizeof(j->dev.path), "%s", path);
+}
+
+/* "/proc/self/fd/N": how libcryptsetup, which wants a path, reaches the device we hold. */
+static const char *job_fd_path(const struct wipe_job *j, char *buf, size_t size)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", j->io.fd);
+	return buf;
+}
+
 static int before_record(struct wipe_job *j, json_t *sigs)
 {
 	j->before = json_pack("{s:o, s:O, s:s}", "device", device_json(&j->dev), "signatures", sigs,
@@ -181,6 +196,7 @@ static int plan_checkpoint(struct wipe_job *j)
 static int plan_region(struct wipe_job *j)
 {
 	struct cryptoerase_region reg;
+	char fdp[32];
 	int r;
 
 	if (j->resuming) {
@@ -192,7 +208,7 @@ static int plan_region(struct wipe_job *j)
 	j->end = j->dev.size;
 	if (j->method->kind != METHOD_CRYPTO)
 		return 0;
-	r = cryptoerase_plan(j->dev.path, PASS_SAMPLE_UNIT, &reg);
+	r = cryptoerase_plan(job_fd_path(j, fdp, sizeof(fdp)), PASS_SAMPLE_UNIT, &reg);
 	if (r == -EINVAL)
 		return job_refuse(j, r,
 				  "%s: the LUKS2 header says the data starts at offset 0 "
@@ -208,40 +224,61 @@ static int plan_region(struct wipe_job *j)
 	return 0;
 }
 
-int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *opt)
+/* The one open of the device: O_EXCL, read-write unless @write is false, kept until
+ * job_done. Every later check and every write goes through this descriptor; the path is never
+ * opened again, so a path that comes to name another device meanwhile changes nothing. When
+ * the exclusive open fails, a plain read-only open still lets the plan say why (j->held stays
+ * false and the job is refused). -errno when the device cannot be opened or probed at all. */
+static int job_open(struct wipe_job *j, const char *path, bool write)
 {
-	json_auto_t *sigs = NULL;
-	char why[METHOD_WHY_MAX];
-	struct safety_report rep;
+	int r, fd;
+
+	r = io_open(path, write, &j->io);
+	j->held = r == 0;
+	if (!j->held) {
+		j->open_error = r;
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			return negative_errno();
+		j->io = (struct io_dev){.fd = fd, .ops = &io_ops_system};
+	}
+	if (j->opt->io_ops)
+		j->io.ops = j->opt->io_ops;
+	/* libblkid and libcryptsetup read unaligned; the passes switch O_DIRECT back on. */
+	r = io_set_direct(&j->io, false);
+	if (r < 0)
+		return r;
+	return device_probe_fd(j->io.fd, &j->dev);
+}
+
+static int plan_device(struct wipe_job *j, const char *path, json_t **sigs)
+{
 	int r;
 
-	*j = (struct wipe_job){.opt = opt, .notes = json_array()};
-	pattern_zero(&j->pattern);
-	snprintf(j->dev.path, sizeof(j->dev.path), "%s", path);
-	if (!j->notes)
-		return -ENOMEM;
-	r = device_probe(path, &j->dev);
+	r = job_open(j, path, !j->opt->dry_run);
 	if (r < 0) {
 		/* The probe cleared it; the audit record still names what was asked for. */
 		snprintf(j->dev.path, sizeof(j->dev.path), "%s", path);
 		return job_refuse(j, r, "%s: %s", path,
 				  r == -ENOTBLK ? "not a block device" : strerror(-r));
 	}
-	r = signatures_probe(j->dev.path, &sigs, j->luks_uuid);
+	r = signatures_probe_fd(j->io.fd, sigs, j->luks_uuid);
 	if (r < 0)
 		return job_refuse(j, r, "%s: cannot probe signatures: %s", j->dev.path,
 				  strerror(-r));
-	if (opt->checkpoint_file)
+	if (j->opt->checkpoint_file)
 		snprintf(j->checkpoint_path, sizeof(j->checkpoint_path), "%s",
-			 opt->checkpoint_file);
-	else if (checkpoint_path(opt->checkpoint_dir, j->dev.id, j->checkpoint_path,
+			 j->opt->checkpoint_file);
+	else if (checkpoint_path(j->opt->checkpoint_dir, j->dev.id, j->checkpoint_path,
 				 sizeof(j->checkpoint_path)) < 0)
 		return job_refuse(j, -ENAMETOOLONG, "%s: checkpoint path too long", j->dev.path);
-	r = plan_checkpoint(j);
-	if (r < 0)
-		return r;
-	if (!j->before && (r = before_record(j, sigs)) < 0)
-		return r;
+	return 0;
+}
+
+static int plan_method(struct wipe_job *j, const char *path)
+{
+	const struct wipe_options *opt = j->opt;
+	char why[METHOD_WHY_MAX];
 
 	if (!j->method && opt->method)
 		j->method = opt->method;
@@ -266,22 +303,56 @@ int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *op
 				  "method %s cannot be verified by reading back (what "
 				  "the device returns afterwards is up to it): use --verify none",
 				  j->method->name);
-	r = plan_region(j);
-	if (r < 0)
-		return r;
+	return 0;
+}
 
-	r = safety_check(&j->dev, false, NULL, &rep);
+static int plan_safety(struct wipe_job *j)
+{
+	char msg[JOB_MSG_MAX] = "";
+	struct safety_report rep;
+	int r;
+
+	r = safety_check(&j->dev, j->held, NULL, &rep);
 	if (r < 0)
 		return job_refuse(j, r, "%s: cannot tell whether it is in use: %s", j->dev.path,
 				  strerror(-r));
-	if (rep.n) {
-		char msg[JOB_MSG_MAX] = "";
-
-		for (size_t i = 0; i < rep.n; i++)
-			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), "%s%s",
-				 i ? "; " : "", rep.items[i].msg);
+	for (size_t i = 0; i < rep.n; i++)
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), "%s%s", i ? "; " : "",
+			 rep.items[i].msg);
+	if (rep.n)
 		return job_refuse(j, -EBUSY, "refusing to wipe: %s", msg);
-	}
+	if (!j->held)
+		return job_refuse(j, j->open_error, "%s: cannot open it exclusively%s: %s",
+				  j->dev.path, j->opt->dry_run ? "" : " for writing",
+				  strerror(-j->open_error));
+	return 0;
+}
+
+int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *opt)
+{
+	json_auto_t *sigs = NULL;
+	int r;
+
+	job_init(j, path, opt);
+	if (!j->notes)
+		return -ENOMEM;
+	r = plan_device(j, path, &sigs);
+	if (r < 0)
+		return r;
+	r = plan_checkpoint(j);
+	if (r < 0)
+		return r;
+	if (!j->before && (r = before_record(j, sigs)) < 0)
+		return r;
+	r = plan_method(j, path);
+	if (r < 0)
+		return r;
+	r = plan_region(j);
+	if (r < 0)
+		return r;
+	r = plan_safety(j);
+	if (r < 0)
+		return r;
 	j->phase = JOB_PLANNED;
 	return 0;
 }
@@ -430,17 +501,21 @@ static const char *describe_stats(const struct pass_stats *st, char *buf, size_t
 	return buf;
 }
 
-/* After the device is closed: what libblkid (and libcryptsetup) find now. */
+/* After the passes, on the same descriptor with the page cache dropped: what libblkid (and
+ * libcryptsetup) find now. */
 static int after_checks(struct wipe_job *j)
 {
-	char uuid[SIGNATURES_UUID_MAX], list[512];
+	char uuid[SIGNATURES_UUID_MAX], list[512], fdp[32];
 	int r;
 
-	r = signatures_probe(j->dev.path, &j->sigs_after, uuid);
+	r = io_set_direct(&j->io, false);
+	if (r == 0)
+		r = signatures_probe_fd(j->io.fd, &j->sigs_after, uuid);
 	if (r < 0)
 		return job_fail(j, r, "%s: cannot probe the device after the wipe: %s", j->dev.path,
 				strerror(-r));
-	if (j->method->kind == METHOD_CRYPTO && cryptoerase_check_gone(j->dev.path) == -EEXIST)
+	if (j->method->kind == METHOD_CRYPTO &&
+	    cryptoerase_check_gone(job_fd_path(j, fdp, sizeof(fdp))) == -EEXIST)
 		return job_fail(j, -EEXIST, "%s: a LUKS header still loads after the erase",
 				j->dev.path);
 	if (json_array_size(j->sigs_after) == 0)
@@ -456,25 +531,24 @@ static int after_checks(struct wipe_job *j)
 
 static int run_phases(struct wipe_job *j)
 {
-	struct io_dev dev = {.fd = -1};
+	struct io_dev *dev = &j->io;
 	char detail[256];
 	struct pass p;
-	uint64_t t0;
+	uint64_t t0, size;
 	int r, rc;
 
-	r = io_open(j->dev.path, true, &dev);
+	r = io_set_direct(dev, true);
+	if (r == 0)
+		r = io_size_now(dev, &size);
 	if (r < 0)
-		return job_fail(j, r, "%s: cannot open for writing: %s", j->dev.path, strerror(-r));
-	if (j->opt->io_ops)
-		dev.ops = j->opt->io_ops;
-	if (dev.size != j->dev.size) {
-		io_close(&dev);
+		return job_fail(j, r, "%s: cannot prepare the device for writing: %s", j->dev.path,
+				strerror(-r));
+	if (size != j->dev.size)
 		return job_fail(j, -ENODEV, "%s: size changed since the probe", j->dev.path);
-	}
 
 	if (j->cp.phase == CHECKPOINT_WRITE) {
 		t0 = now_mono_us();
-		r = write_phase(j, &dev);
+		r = write_phase(j, dev);
 		j->write_us = now_mono_us() - t0;
 		if (r == -EINTR) {
 			job_say(j, JOB_INTERRUPTED, r,
@@ -499,7 +573,7 @@ static int run_phases(struct wipe_job *j)
 		}
 	}
 	if (r == 0 && j->verify != PASS_VERIFY_NONE) {
-		p = job_pass(j, &dev, 0);
+		p = job_pass(j, dev, 0);
 		p.on_synced = NULL;
 		atomic_store(&j->done, 0);
 		atomic_store(&j->total, pass_verify_bytes(&p, j->verify));
@@ -529,12 +603,12 @@ static int run_phases(struct wipe_job *j)
 		}
 	}
 	atomic_store(&j->phase, JOB_FINISHING);
-	io_drop_cache(&dev);
-	rc = io_close(&dev);
-	if (rc < 0 && r == 0)
-		r = job_fail(j, rc, "%s: close failed: %s", j->dev.path, strerror(-rc));
+	io_drop_cache(dev);
 	if (r == 0)
 		r = after_checks(j);
+	rc = io_close(dev);
+	if (rc < 0 && r == 0)
+		r = job_fail(j, rc, "%s: close failed: %s", j->dev.path, strerror(-rc));
 	return r;
 }
 
@@ -632,18 +706,50 @@ int job_run(struct wipe_job *j)
 	return j->result == JOB_SUCCESS ? 0 : r < 0 ? r : -EIO;
 }
 
-int job_verify_device(struct wipe_job *j, const char *path, const struct wipe_options *opt)
+/* wipe verify of zeros: every block (or a sample) read back with O_DIRECT. */
+static int verify_zeros(struct wipe_job *j)
 {
-	struct io_dev dev = {.fd = -1};
 	char detail[256];
 	struct pass p;
 	int r;
 
-	*j = (struct wipe_job){.opt = opt, .method = opt->method, .verify = opt->verify};
-	pattern_zero(&j->pattern);
-	snprintf(j->dev.path, sizeof(j->dev.path), "%s", path);
-	/* Every outcome, a device that cannot be read included, gets its one record. */
-	r = device_probe(path, &j->dev);
+	if (!j->held)
+		return job_fail(j, j->open_error, "%s: cannot open: %s", j->dev.path,
+				strerror(-j->open_error));
+	r = io_set_direct(&j->io, true);
+	if (r < 0)
+		return job_fail(j, r, "%s: cannot open: %s", j->dev.path, strerror(-r));
+	p = (struct pass){.dev = &j->io,
+			  .pattern = &j->pattern,
+			  .end = j->io.size,
+			  .throttle = j->opt->throttle,
+			  .stop = j->opt->stop,
+			  .progress = &j->done};
+	pass_stats_init(&j->check);
+	atomic_store(&j->total, pass_verify_bytes(&p, j->verify));
+	atomic_store(&j->phase, JOB_VERIFYING);
+	r = pass_verify(&p, j->verify, &j->check);
+	if (r == -EBADMSG)
+		return job_fail(j, r,
+				"%s: %" PRIu64 " block(s) are not zero, %" PRIu64 " unreadable; %s",
+				j->dev.path, j->check.mismatches, j->check.io_errors,
+				describe_stats(&j->check, detail, sizeof(detail)));
+	if (r < 0)
+		return job_fail(j, r, "%s: verification could not run: %s", j->dev.path,
+				strerror(-r));
+	return 0;
+}
+
+int job_verify_device(struct wipe_job *j, const char *path, const struct wipe_options *opt)
+{
+	int r;
+
+	job_init(j, path, opt);
+	j->method = opt->method;
+	j->verify = opt->verify;
+	/* Every outcome, a device that cannot be read included, gets its one record. A device
+	 * someone holds exclusively can still be checked for signatures, not read back. */
+	r = job_open(j, path, false);
 	if (r < 0) {
 		snprintf(j->dev.path, sizeof(j->dev.path), "%s", path);
 		job_fail(j, r, "%s: %s", path, r == -ENOTBLK ? "not a block device" : strerror(-r));
@@ -656,30 +762,10 @@ int job_verify_device(struct wipe_job *j, const char *path, const struct wipe_op
 			     "afterwards (random's key is destroyed when its wipe ends: it is "
 			     "verified during the run)",
 			     path);
-	} else if ((r = io_open(j->dev.path, false, &dev)) < 0) {
-		job_fail(j, r, "%s: cannot open: %s", j->dev.path, strerror(-r));
 	} else {
-		p = (struct pass){.dev = &dev,
-				  .pattern = &j->pattern,
-				  .end = dev.size,
-				  .throttle = opt->throttle,
-				  .stop = opt->stop,
-				  .progress = &j->done};
-		pass_stats_init(&j->check);
-		atomic_store(&j->total, pass_verify_bytes(&p, j->verify));
-		atomic_store(&j->phase, JOB_VERIFYING);
-		r = pass_verify(&p, j->verify, &j->check);
-		io_close(&dev);
-		if (r == -EBADMSG)
-			job_fail(j, r,
-				 "%s: %" PRIu64 " block(s) are not zero, %" PRIu64
-				 " unreadable; %s",
-				 j->dev.path, j->check.mismatches, j->check.io_errors,
-				 describe_stats(&j->check, detail, sizeof(detail)));
-		else if (r < 0)
-			job_fail(j, r, "%s: verification could not run: %s", j->dev.path,
-				 strerror(-r));
+		r = verify_zeros(j);
 	}
+	io_close(&j->io);
 	atomic_store(&j->phase, JOB_DONE);
 	if (r == 0) {
 		job_say(j, JOB_SUCCESS, 0, "%s: %s", j->dev.path,
@@ -702,6 +788,7 @@ json_t *job_result_json(const struct wipe_job *j)
 
 void job_done(struct wipe_job *j)
 {
+	io_close(&j->io);
 	pattern_done(&j->pattern);
 	checkpoint_done(&j->cp);
 	json_decref(j->before);

@@ -72,6 +72,9 @@ enum job_verify {
 
 struct wipe_job {
 	const struct wipe_options *opt;
+	struct io_dev io; /* the one descriptor of the device, from plan to end */
+	bool held;	  /* io is open O_EXCL (else the job was refused) */
+	int open_error;	  /* why the exclusive open failed */
 	struct device_info dev;
 	json_t *before; /* {"device", "signatures", "luks_uuid"} before the first write */
 	json_t *sigs_after;
@@ -104,8 +107,13 @@ struct wipe_job {
 	char cert_id[CERT_ID_MAX];
 };
 
-/* Probes @path, finds its checkpoint, picks the method and checks that it may be wiped. 0: ready
- * to run; -errno: refused (j->result JOB_REFUSED, j->message says why, audited). */
+/* An empty job for @path (what job_plan and job_verify_device start from; a caller may refuse
+ * it with job_refuse without planning). */
+void job_init(struct wipe_job *j, const char *path, const struct wipe_options *opt);
+
+/* Opens @path once, O_EXCL, and keeps that descriptor to the end; probes it, finds its
+ * checkpoint, picks the method and checks on that descriptor that it may be wiped. 0: ready to
+ * run; -errno: refused (j->result JOB_REFUSED, j->message says why, audited). */
 int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *opt);
 
 /* What job_run would do, for --dry-run and for the confirmation prompt. */
