@@ -14,20 +14,86 @@
 #include "cmd_run.h"
 #include "log.h"
 #include "progress.h"
+#include "safety.h"
 #include "util.h"
 
 #define WIPE_DEVICES_MAX PROGRESS_DEVICES_MAX
 
-static bool confirm_by_option(const struct cli *c, const struct wipe_job *j)
+#define CONFIRM_BELOW_MAX 64
+
+/* The identity a --confirm names @j by, or NULL. */
+static const char *confirm_by_option(const struct cli *c, const struct wipe_job *j)
 {
+	const char *id;
+
 	for (size_t i = 0; i < c->n_confirm; i++)
-		if (device_confirm_matches(&j->dev, j->luks_uuid, c->confirm[i]))
-			return true;
-	return false;
+		if ((id = device_confirm_match(&j->dev, j->luks_uuid, c->confirm[i])))
+			return id;
+	return NULL;
 }
 
-/* On a terminal without --confirm: show the plan and ask for the device's identity. */
-static bool confirm_by_prompt(struct wipe_job *j)
+/* A confirmation identifies one device: a --confirm that names several devices of this run (a
+ * LUKS UUID on two disks) confirms none of them. Every device it names is refused, and the
+ * message names them all. */
+static void refuse_shared_confirms(const struct cli *c, struct wipe_job **jobs, size_t n)
+{
+	for (size_t i = 0; i < c->n_confirm; i++) {
+		char names[JOB_MSG_MAX / 2] = "";
+		size_t hits = 0;
+
+		for (size_t k = 0; k < n; k++) {
+			if (!jobs[k]->dev.devnum ||
+			    !device_confirm_matches(&jobs[k]->dev, jobs[k]->luks_uuid,
+						    c->confirm[i]))
+				continue;
+			hits++;
+			if (snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+				     names[0] ? " and " : "", jobs[k]->dev.path) < 0)
+				names[0] = 0;
+		}
+		for (size_t k = 0; hits > 1 && k < n; k++)
+			if (jobs[k]->result == JOB_PENDING &&
+			    device_confirm_matches(&jobs[k]->dev, jobs[k]->luks_uuid,
+						   c->confirm[i]))
+				job_refuse(
+					jobs[k], -ENOTUNIQ,
+					"%s: --confirm %s names %s: one confirmation must identify "
+					"one device (confirm each by its serial, WWN or backing "
+					"file); nothing was written",
+					jobs[k]->dev.path, c->confirm[i], names);
+	}
+}
+
+/* A LUKS UUID confirms a device only while no other device of this host carries it (a header
+ * restored or cloned onto another disk): a duplicated UUID is ambiguous, as blkid and systemd
+ * treat it. The device's own stack (multipath paths, a loop device's backing) does not count. */
+static int confirm_uuid_unique(struct wipe_job *j)
+{
+	dev_t below[CONFIRM_BELOW_MAX];
+	char others[JOB_MSG_MAX / 2];
+	size_t n = 0;
+	int r;
+
+	r = safety_below(&j->dev, below, ELEMENTSOF(below), &n);
+	if (r == 0)
+		r = device_luks_uuid_elsewhere(j->luks_uuid, below, n, others, sizeof(others));
+	if (r < 0)
+		return job_refuse(j, r,
+				  "%s: cannot check that LUKS UUID %s is on this device only: %s; "
+				  "confirm by its serial, WWN or backing file",
+				  j->dev.path, j->luks_uuid, strerror(-r));
+	if (others[0])
+		return job_refuse(j, -ENOTUNIQ,
+				  "%s: LUKS UUID %s is also on %s, so it does not identify one "
+				  "device: confirm by the serial, WWN or backing file; nothing was "
+				  "written",
+				  j->dev.path, j->luks_uuid, others);
+	return 0;
+}
+
+/* On a terminal without --confirm: show the plan and ask for the device's identity; the
+ * identity the answer matched, or NULL. */
+static const char *confirm_by_prompt(struct wipe_job *j)
 {
 	char line[WIPE_INPUT_MAX], size[32], sigs[1024];
 
@@ -44,17 +110,18 @@ static bool confirm_by_prompt(struct wipe_job *j)
 		j->resuming ? " (resuming)" : "",
 		j->dev.serial[0] || j->dev.wwn[0] ? "" : " (or its backing file / device id)");
 	if (!fgets(line, sizeof(line), stdin))
-		return false;
+		return NULL;
 	line[strcspn(line, "\r\n")] = 0;
-	return device_confirm_matches(&j->dev, j->luks_uuid, line);
+	return device_confirm_match(&j->dev, j->luks_uuid, line);
 }
 
 static int run_confirm(struct cli *c, struct wipe_job *j)
 {
 	bool tty = isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
+	const char *id;
 
-	if (confirm_by_option(c, j))
-		return 0;
+	if ((id = confirm_by_option(c, j)))
+		return id == j->luks_uuid ? confirm_uuid_unique(j) : 0;
 	if (c->n_confirm)
 		return job_refuse(j, -EPERM,
 				  "%s: --confirm matches neither its serial, WWN nor LUKS UUID "
@@ -66,11 +133,11 @@ static int run_confirm(struct cli *c, struct wipe_job *j)
 			"%s: not interactive, so --confirm with the device's serial, WWN or "
 			"LUKS UUID is required (see wipe probe %s)",
 			j->dev.path, j->dev.path);
-	if (!confirm_by_prompt(j))
+	if (!(id = confirm_by_prompt(j)))
 		return job_refuse(j, -EPERM,
 				  "%s: the confirmation did not match; nothing was written",
 				  j->dev.path);
-	return 0;
+	return id == j->luks_uuid ? confirm_uuid_unique(j) : 0;
 }
 
 static void *run_thread(void *u)
@@ -194,7 +261,7 @@ int cmd_run(struct cli *c)
 	struct wipe_job *jobs[WIPE_DEVICES_MAX] = {NULL};
 	size_t n = (size_t)c->n_args;
 	struct io_throttle throttle;
-	int r, rc;
+	int rc;
 
 	if (!c->opt.method && !c->opt.profile && !c->opt.resume) {
 		log_error("run: give --method M or --profile clear|purge (see wipe methods)");
@@ -218,15 +285,18 @@ int cmd_run(struct cli *c)
 		}
 		if (named_before(jobs, i, c->args[i])) {
 			job_init(jobs[i], c->args[i], &c->opt);
-			r = job_refuse(jobs[i], -EINVAL, "%s is named twice", c->args[i]);
+			job_refuse(jobs[i], -EINVAL, "%s is named twice", c->args[i]);
 		} else {
-			r = job_plan(jobs[i], c->args[i], &c->opt);
+			job_plan(jobs[i], c->args[i], &c->opt);
 		}
-		if (r >= 0 && !c->opt.dry_run)
-			run_confirm(c, jobs[i]);
 	}
-	if (!c->opt.dry_run)
+	if (!c->opt.dry_run) {
+		refuse_shared_confirms(c, jobs, n);
+		for (size_t i = 0; i < n; i++)
+			if (jobs[i]->result == JOB_PENDING)
+				run_confirm(c, jobs[i]);
 		run_jobs(c, jobs, n);
+	}
 	run_report(c, jobs, n);
 	rc = run_exit_code(jobs, n);
 	for (size_t i = 0; i < n; i++) {

@@ -3,6 +3,7 @@
  * is bounded (DEVICE_FIELD_MAX), trimmed and stripped of non-printable bytes before use. Never
  * opens a device for writing. */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,6 +18,7 @@
 #include <sys/sysmacros.h>
 
 #include "device.h"
+#include "signatures.h"
 #include "util.h"
 
 /* Reads a sysfs attribute into @buf as printable text, trimmed; "" when absent. @skip drops a
@@ -349,17 +351,83 @@ static const char *wwn_core(const char *s)
 	return s;
 }
 
-bool device_confirm_matches(const struct device_info *d, const char *luks_uuid, const char *typed)
+const char *device_confirm_match(const struct device_info *d, const char *luks_uuid,
+				 const char *typed)
 {
 	const char *ids[DEVICE_CONFIRM_MAX];
 	size_t n = device_confirm_ids(d, luks_uuid, ids);
 
 	if (!typed || !typed[0])
-		return false;
+		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(ids[i], typed) == 0)
+			return ids[i];
+	return d->wwn[0] && strcasecmp(wwn_core(d->wwn), wwn_core(typed)) == 0 ? d->wwn : NULL;
+}
+
+bool device_confirm_matches(const struct device_info *d, const char *luks_uuid, const char *typed)
+{
+	return device_confirm_match(d, luks_uuid, typed) != NULL;
+}
+
+static bool devnum_in(dev_t d, const dev_t *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == d)
 			return true;
-	return d->wwn[0] && strcasecmp(wwn_core(d->wwn), wwn_core(typed)) == 0;
+	return false;
+}
+
+/* The LUKS UUID on the device sysfs calls @name, or "" (no node, no medium, no header). */
+static void luks_uuid_of(const char *name, dev_t d, char uuid[SIGNATURES_UUID_MAX])
+{
+	char path[DEVICE_NAME_MAX + 8];
+	_cleanup_close_ int fd = -1;
+	json_auto_t *sigs = NULL;
+	struct stat st;
+
+	uuid[0] = 0;
+	snprintf(path, sizeof(path), "/dev/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	/* Only the node of this very device: a stale name must not speak for another one. */
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISBLK(st.st_mode) || st.st_rdev != d ||
+	    signatures_probe_fd(fd, &sigs, uuid) < 0)
+		uuid[0] = 0;
+}
+
+int device_luks_uuid_elsewhere(const char *uuid, const dev_t *skip, size_t n_skip, char *found,
+			       size_t size)
+{
+	char dir[DEVICE_NAME_MAX + 32], other[SIGNATURES_UUID_MAX];
+	unsigned maj, min;
+	struct dirent *e;
+	DIR *dh;
+
+	found[0] = 0;
+	dh = opendir("/sys/class/block");
+	if (!dh)
+		return negative_errno();
+	while ((e = readdir(dh))) {
+		dev_t d;
+
+		if (e->d_name[0] == '.' || strlen(e->d_name) >= DEVICE_NAME_MAX)
+			continue;
+		snprintf(dir, sizeof(dir), "/sys/class/block/%s", e->d_name);
+		sysfs_text(dir, "dev", 0, other, sizeof(other));
+		if (sscanf(other, "%u:%u", &maj, &min) != 2)
+			continue;
+		d = makedev(maj, min);
+		/* Devices of size 0 are unbound loop devices and empty drives. */
+		if (devnum_in(d, skip, n_skip) || sysfs_u64(dir, "size") == 0)
+			continue;
+		luks_uuid_of(e->d_name, d, other);
+		if (!other[0] || strcasecmp(other, uuid) != 0)
+			continue;
+		snprintf(found + strlen(found), size - strlen(found), "%s/dev/%s",
+			 found[0] ? ", " : "", e->d_name);
+	}
+	closedir(dh);
+	return 0;
 }
 
 json_t *device_json(const struct device_info *d)

@@ -74,7 +74,17 @@ const char *device_media_name(enum device_media m);
  * Returns how many were put in @ids. */
 size_t device_confirm_ids(const struct device_info *d, const char *luks_uuid,
 			  const char *ids[DEVICE_CONFIRM_MAX]);
-/* Whether @typed names @d (WWNs compare without "naa."/"0x" prefixes and case). */
+/* Whether @typed names @d (WWNs compare without "naa."/"0x" prefixes and case): the identity it
+ * matched (d->serial, d->wwn, @luks_uuid, ...), or NULL. */
+const char *device_confirm_match(const struct device_info *d, const char *luks_uuid,
+				 const char *typed);
 bool device_confirm_matches(const struct device_info *d, const char *luks_uuid, const char *typed);
+
+/* Every other block device of this host whose LUKS header carries @uuid (case ignored),
+ * leaving out the @n_skip devices in @skip (the device itself and what it is built on), as
+ * "/dev/a, /dev/b" in @found ("" when none). Reads headers only. -errno when sysfs cannot be
+ * listed. */
+int device_luks_uuid_elsewhere(const char *uuid, const dev_t *skip, size_t n_skip, char *found,
+			       size_t size);
 
 json_t *device_json(const struct device_info *d);

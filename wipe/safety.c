@@ -585,6 +585,27 @@ static void check_holders(const struct ctx *x, const struct devset *ours,
 	}
 }
 
+int safety_below(const struct device_info *d, dev_t *devs, size_t max, size_t *ret_n)
+{
+	struct devset chain = {0};
+	struct ctx x = {0};
+	struct node self = {.dev = d->devnum, .whole = true};
+	size_t n = 0;
+	int r;
+
+	r = loops_read(&x);
+	if (r < 0)
+		return r;
+	snprintf(self.name, sizeof(self.name), "%s", d->name);
+	walk_down(&x, &self, WALK_DISKS, &chain, 0);
+	for (size_t i = 0; i < chain.n && n < max; i++)
+		if (!chain.nodes[i].ino)
+			devs[n++] = chain.nodes[i].dev;
+	*ret_n = n;
+	free(x.loops);
+	return 0;
+}
+
 int safety_check(const struct device_info *d, bool held_exclusively,
 		 const struct safety_sources *src, struct safety_report *rep)
 {

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "device.h"
 
@@ -44,6 +45,10 @@ struct safety_sources {
  * tells. -errno only when the facts cannot be read (then nothing may be concluded). */
 int safety_check(const struct device_info *d, bool held_exclusively,
 		 const struct safety_sources *src, struct safety_report *rep);
+
+/* @d and the block devices it is built on (its disk, slaves, loop backing device; down to the
+ * disks), into @devs (at most @max). -errno when sysfs cannot be read. */
+int safety_below(const struct device_info *d, dev_t *devs, size_t max, size_t *ret_n);
 
 /* "mounted", "root-disk", "holders", "swap", "busy", "read-only". */
 const char *safety_reason_name(enum safety_reason r);
