@@ -26,6 +26,7 @@ struct cli {
 	struct wipe_options opt;
 	const char *key_path, *audit_path;
 	const char *performer; /* --operator */
+	const char *trust_dir; /* --trusted-keys */
 	const char *confirm[WIPE_CONFIRM_MAX];
 	size_t n_confirm;
 	uint64_t rate_limit;

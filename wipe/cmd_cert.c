@@ -5,31 +5,12 @@
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cert.h"
 #include "cmd_cert.h"
 #include "log.h"
 #include "sign.h"
-
-static int load_trusted(const char *path, EVP_PKEY **ret)
-{
-	FILE *f = fopen(path, "re");
-	EVP_PKEY *k;
-
-	if (!f)
-		return negative_errno();
-	k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-	if (!k) {
-		rewind(f);
-		k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	}
-	fclose(f);
-	if (!k)
-		return -EBADMSG;
-	*ret = k;
-	return 0;
-}
+#include "trust.h"
 
 int cmd_cert_show(struct cli *c)
 {
@@ -52,32 +33,66 @@ int cmd_cert_show(struct cli *c)
 	return rc;
 }
 
+/* One certificate against the trusted keys: 0 valid (@by: the key that signed it); -ENOKEY
+ * there is no trusted key at all (the record may be intact, but nobody vouches for it);
+ * -EBADMSG invalid or signed by a key that is not trusted; other -errno. @err says why. */
+static int verify_one(const struct trust *t, json_t *cert, const struct trusted_key **by,
+		      struct error *err)
+{
+	const char *signer =
+		json_string_value(json_object_get(json_object_get(cert, "signature"), "key"));
+	int r;
+
+	*by = NULL;
+	if (t->n == 0) {
+		/* The embedded key proves only that nobody edited what its holder signed. */
+		r = cert_check(cert, NULL, err);
+		if (r < 0)
+			return r;
+		return error_set(err, -ENOKEY,
+				 "signed by key %s, but no trusted key to check it against: give "
+				 "--key with the signer's public key (wipe cert pubkey on the host "
+				 "that wiped), or put it in %s",
+				 signer, TRUST_DIR_DEFAULT);
+	}
+	*by = trust_find(t, signer);
+	/* One explicit key: its own check says whose key signed instead. */
+	if (!*by && t->explicit)
+		return cert_check(cert, t->keys[0].key, err);
+	if (!*by)
+		return error_set(err, -EBADMSG,
+				 "signed by key %s, which is not a trusted key (the node key and "
+				 "the keys in the trust directory; or give --key)",
+				 signer ? signer : "(none)");
+	return cert_check(cert, (*by)->key, err);
+}
+
 int cmd_cert_verify(struct cli *c)
 {
 	json_auto_t *report = json_array();
-	EVP_PKEY *trusted = NULL;
-	const char *key = c->key_path;
-	char fp[65] = "";
+	struct trust t;
 	int rc = EXIT_OK, r;
 
-	/* Without --key, the node's own key if it has one; else the embedded key, which proves
-	 * integrity but not who signed. */
-	if (!key && access(SIGN_KEY_PATH_DEFAULT, F_OK) == 0)
-		key = SIGN_KEY_PATH_DEFAULT;
-	if (key) {
-		r = load_trusted(key, &trusted);
-		if (r < 0)
-			return log_error_errno(r, "cannot read key %s: %m", key), EXIT_FAILED;
-		sign_key_fingerprint(trusted, fp);
+	r = trust_load(&t, c->key_path, SIGN_KEY_PATH_DEFAULT,
+		       c->trust_dir ? c->trust_dir : TRUST_DIR_DEFAULT);
+	if (r < 0) {
+		trust_done(&t);
+		return log_error_errno(r, "cannot read the trusted key%s %s: %m",
+				       c->key_path ? "" : "s",
+				       c->key_path ? c->key_path : "(node key, trust directory)"),
+		       EXIT_FAILED;
 	}
+	if (t.skipped[0])
+		log_warning("trust directory: not trusted: %s", t.skipped);
 	for (int i = 0; i < c->n_args; i++) {
 		json_auto_t *cert = NULL;
 		struct error err = {.msg = ""};
+		const struct trusted_key *by = NULL;
 		const char *signer, *result, *id, *path;
 
 		r = cert_load(c->args[i], &cert);
 		if (r == 0)
-			r = cert_check(cert, trusted, &err);
+			r = verify_one(&t, cert, &by, &err);
 		else
 			error_set(&err, -EIO, "%s", strerror(-r));
 		signer = json_string_value(
@@ -88,29 +103,30 @@ int cmd_cert_verify(struct cli *c)
 		if (r < 0)
 			rc = EXIT_FAILED;
 		if (c->json) {
-			/* One object per certificate, in the order given; "error" only if invalid. */
-			json_auto_t *o = json_pack("{s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:b}",
-						   "file", c->args[i], "valid", r >= 0, "id", id,
-						   "result", result, "device", path, "signer",
-						   signer, "trusted_key", trusted != NULL);
+			/* One object per certificate, in the order given; "error" only if not
+			 * valid. */
+			json_auto_t *o =
+				json_pack("{s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:b, s:s?}", "file",
+					  c->args[i], "valid", r >= 0, "id", id, "result", result,
+					  "device", path, "signer", signer, "trusted_key", t.n > 0,
+					  "trusted_by", by ? by->from : NULL);
 
 			if (o && r < 0)
 				json_object_set_new(o, "error", json_string(err.msg));
 			if (o)
 				json_array_append(report, o);
+		} else if (r == -ENOKEY) {
+			log_error("%s: NOT VERIFIED: %s", c->args[i], err.msg);
 		} else if (r < 0) {
 			log_error("%s: INVALID: %s", c->args[i], err.msg);
 		} else {
-			printf("%s: valid: %s certificate %s for %s, signed by key %s%s\n",
-			       c->args[i], result, id, path, signer,
-			       trusted ? " (the trusted key)"
-				       : " (embedded key: integrity only; give --key to "
-					 "check who signed)");
+			printf("%s: valid: %s certificate %s for %s, signed by key %s (trusted: %s)\n",
+			       c->args[i], result, id, path, signer, by->from);
 		}
 	}
 	if (c->json)
 		cli_print_json(report);
-	EVP_PKEY_free(trusted);
+	trust_done(&t);
 	return rc;
 }
 

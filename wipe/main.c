@@ -23,6 +23,7 @@
 #include "log.h"
 #include "secmem.h"
 #include "sign.h"
+#include "trust.h"
 #include "util.h"
 
 #define WIPE_SECURE_HEAP (4 * 1024 * 1024)
@@ -50,7 +51,7 @@ static const struct command commands[] = {
 	 "check afterwards that a device holds what the method leaves", 1, cmd_verify},
 	{"cert show", "cert show FILE...", "render a certificate for people", 1, cmd_cert_show},
 	{"cert verify", "cert verify FILE... [--key PEM]",
-	 "check a certificate's signature and record", 1, cmd_cert_verify},
+	 "check a certificate's record and that a trusted key signed it", 1, cmd_cert_verify},
 	{"cert pubkey", "cert pubkey [--key FILE]", "print the node key's public half (PEM)", 0,
 	 cmd_cert_pubkey},
 	{"methods", "methods", "list methods and profiles", 0, cmd_methods},
@@ -192,6 +193,12 @@ static int set_key(struct cli *c, const char *arg)
 	return 0;
 }
 
+static int set_trusted_keys(struct cli *c, const char *arg)
+{
+	c->trust_dir = arg;
+	return 0;
+}
+
 static int set_audit_log(struct cli *c, const char *arg)
 {
 	c->audit_path = arg;
@@ -289,6 +296,10 @@ static const struct cli_option options[] = {
 	 "node key (default " SIGN_KEY_PATH_DEFAULT "); for cert verify, the\n"
 	 "trusted key (public or private PEM)",
 	 NULL, set_key},
+	{"trusted-keys", 0, "DIR",
+	 "for cert verify without --key: trusted public keys\n"
+	 "(*.pem, default " TRUST_DIR_DEFAULT "), besides the node key",
+	 NULL, set_trusted_keys},
 	{"audit-log", 0, "FILE", "audit log (default " AUDIT_PATH_DEFAULT ")", NULL, set_audit_log},
 	{"operator", 0, "NAME", "who performs the sanitization (certificate)", NULL, set_operator},
 	{"field", 0, "KEY=VALUE", "SP 800-88 Appendix G field, KEY one of:", cert_fields_help,
