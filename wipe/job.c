@@ -14,6 +14,7 @@
 #include "cert.h"
 #include "cryptoerase.h"
 #include "job.h"
+#include "managed.h"
 #include "secmem.h"
 #include "util.h"
 
@@ -328,6 +329,50 @@ static int plan_safety(struct wipe_job *j)
 	return 0;
 }
 
+/* A volume keyd still manages is not wiped until `keydctl release` ran. keyd's own answer
+ * decides when it gives one (no flag overrides it); when keyd cannot be asked, a keyd token
+ * in the header is a refusal unless --force-managed. */
+static int plan_managed(struct wipe_job *j)
+{
+	const char *sock = j->opt->keyd_socket ? j->opt->keyd_socket : MANAGED_SOCKET_DEFAULT;
+	struct managed m = {0};
+	char fdp[32];
+
+	/* Without a LUKS2 header there is nothing keyd could open. */
+	if (!j->luks_uuid[0])
+		return 0;
+	/* A header we cannot read carries no token we could find; keyd is still asked. */
+	(void)managed_read_token(job_fd_path(j, fdp, sizeof(fdp)), &m);
+	managed_ask_keyd(sock, j->luks_uuid, j->dev.devnum, &m);
+	if (managed_by_keyd(&m))
+		return job_refuse(j, -EBUSY,
+				  "%s: keyd still manages this volume as '%s' (state %s): run "
+				  "keydctl release %s first; nothing was written",
+				  j->dev.path, m.name, m.state, m.name);
+	if (m.asked && m.listed)
+		job_note(j, "keyd had released volume '%s' before the wipe", m.name);
+	else if (m.asked && m.token)
+		job_note(j,
+			 "the header carried a keyd token (volume '%s'); keyd at %s did not "
+			 "manage it",
+			 m.token_name, sock);
+	if (m.asked || !m.token)
+		return 0;
+	if (!j->opt->force_managed)
+		return job_refuse(
+			j, -EBUSY,
+			"%s: the LUKS2 header carries a keyd token (volume '%s') and keyd "
+			"cannot be asked whether it still manages it (%s): run keydctl "
+			"release %s where keyd runs it, or give --force-managed if no keyd "
+			"uses this volume any more; nothing was written",
+			j->dev.path, m.token_name, m.why_not, m.token_name);
+	job_note(j,
+		 "--force-managed: the header carried a keyd token (volume '%s') and keyd could "
+		 "not be asked (%s)",
+		 m.token_name, m.why_not);
+	return 0;
+}
+
 int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *opt)
 {
 	json_auto_t *sigs = NULL;
@@ -351,6 +396,9 @@ int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *op
 	if (r < 0)
 		return r;
 	r = plan_safety(j);
+	if (r < 0)
+		return r;
+	r = plan_managed(j);
 	if (r < 0)
 		return r;
 	j->phase = JOB_PLANNED;

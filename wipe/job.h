@@ -44,6 +44,8 @@ struct wipe_options {
 	struct io_throttle *throttle;
 	const volatile bool *stop;
 	const struct io_ops *io_ops; /* NULL: the system's (tests inject faults here) */
+	const char *keyd_socket;     /* NULL: MANAGED_SOCKET_DEFAULT */
+	bool force_managed;	     /* a keyd token may be wiped when keyd cannot be asked */
 };
 
 enum job_phase {

@@ -20,7 +20,9 @@
 #include "cmd_run.h"
 #include "cmd_verify.h"
 #include "cryptsetup_util.h"
+#include "http.h"
 #include "log.h"
+#include "managed.h"
 #include "secmem.h"
 #include "sign.h"
 #include "trust.h"
@@ -232,6 +234,19 @@ bad:
 	       -EINVAL;
 }
 
+static int set_keyd_socket(struct cli *c, const char *arg)
+{
+	c->opt.keyd_socket = arg;
+	return 0;
+}
+
+static int set_force_managed(struct cli *c, const char *arg)
+{
+	(void)arg;
+	c->opt.force_managed = true;
+	return 0;
+}
+
 static int set_no_progress(struct cli *c, const char *arg)
 {
 	(void)arg;
@@ -304,6 +319,12 @@ static const struct cli_option options[] = {
 	{"operator", 0, "NAME", "who performs the sanitization (certificate)", NULL, set_operator},
 	{"field", 0, "KEY=VALUE", "SP 800-88 Appendix G field, KEY one of:", cert_fields_help,
 	 set_field},
+	{"keyd-socket", 0, "PATH", "keyd's control socket (default " MANAGED_SOCKET_DEFAULT ")",
+	 NULL, set_keyd_socket},
+	{"force-managed", 0, NULL,
+	 "wipe a volume with a keyd token although keyd\n"
+	 "cannot be asked (never one keyd says it manages)",
+	 NULL, set_force_managed},
 	{"no-progress", 0, NULL, "no progress output", NULL, set_no_progress},
 	{"progress-interval", 0, "S", "seconds between progress reports", NULL,
 	 set_progress_interval},
@@ -512,6 +533,11 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	cryptsetup_setup();
+	/* libcurl's global state, once, before any thread: wipe run asks keyd. */
+	if (http_global_init() < 0) {
+		log_error("cannot initialise libcurl");
+		return EXIT_FAILED;
+	}
 	r = cmd->run(&c);
 	if (c.opt.audit)
 		audit_close(c.opt.audit);

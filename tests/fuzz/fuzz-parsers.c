@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* libFuzzer harness for every parser of outside input: keyd.json, keyd tokens, callback
- * events, KMS replies (AWS and Tencent Cloud ones included), cloud credentials files and
- * metadata-service replies, KMIP TTLV replies, base64, wipe checkpoints and certificates,
- * pkcs11 WDEKs and key ids. The first input byte picks the parser, so one corpus and one binary cover them all.
- * Built by `make fuzz`. */
+/* libFuzzer harness for every parser of outside input: keyd.json, keyd tokens (keyd's and
+ * wipe's reader), callback events, KMS replies (AWS and Tencent Cloud ones included) and keyd's
+ * status as wipe reads it, cloud credentials files and metadata-service replies, KMIP TTLV
+ * replies, base64, wipe checkpoints and certificates, pkcs11 WDEKs and key ids. The first input
+ * byte picks the parser, so one corpus and one binary cover them all. Built by `make fuzz`. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 #include "kms_cloud.h"
 #include "kms_rest.h"
 #include "kms_tencent.h"
+#include "managed.h"
 #include "p11_wdek.h"
 #include "secmem.h"
 #include "token.h"
@@ -107,9 +108,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 1: {
 		struct keyd_token t;
+		struct managed m = {0};
 
 		if (token_from_json(text, 0, &t, &je) == 0)
 			token_done(&t);
+		/* wipe reads the same tokens, with its own small reader. */
+		managed_parse_token(text, &m);
 		break;
 	}
 	case 2: {
@@ -126,9 +130,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					     .body = {.data = (uint8_t *)text, .len = size}};
 		struct error e;
 		json_t *o = NULL;
+		struct managed m = {0};
 
 		if (kms_rest_json(&resp, "fuzz", &o, &e) == 0)
 			json_decref(o);
+		/* keyd's status as wipe reads it over the control socket. */
+		managed_parse_status(text, size, "u", 0, &m);
 		break;
 	}
 	case 4: {

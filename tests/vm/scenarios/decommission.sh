@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Guest scenario "decommission": keydctl release refuses a mounted volume, then releases it
 # once unmounted (mapping closed, key gone from the kernel, never unlocked again, audited);
-# wipe --method crypto then leaves no LUKS header and no marker on the device, and its
-# certificate verifies.
+# wipe asks the running keyd, which has released it, and --method crypto then leaves no LUKS
+# header and no marker on the device; its certificate verifies against the node key.
 . "$(dirname "$0")/../guest-lib.sh"
 need_cmd cryptsetup mkfs.ext4 jq dmsetup blkid
 WIPE=${WIPE:-$BUILD/wipe}
@@ -45,9 +45,8 @@ rec=$(jq -c 'select(.type == "volume.release")' /var/log/keyd/audit.jsonl)
 assert_contains "$rec" '"result":"success"'
 assert_contains "$rec" '"mapping_closed":true'
 assert_contains "$rec" "\"luks_uuid\":\"$uuid\""
-stop_keyd_unit
 
-step "wipe --method crypto --verify full, confirmed by the LUKS UUID"
+step "wipe --method crypto --verify full, confirmed by the LUKS UUID, keyd (released) asked"
 "$WIPE" run "$dev" --method crypto --verify full --confirm "$uuid" --operator vm-test \
 	--cert-dir "$T/certs" >"$T/wipe.out" 2>"$T/wipe.err" ||
 	{ cat "$T/wipe.out" "$T/wipe.err"; fail "wipe run failed"; }
@@ -60,4 +59,7 @@ cryptsetup isLuks "$dev" && fail "a LUKS header is left on $dev"
 n=$(count_on "$dev" "$marker")
 assert_eq "$n" 0 "markers on the raw device"
 assert_eq "$(jq -r .result "$cert")" success "certificate result"
+assert_contains "$(jq -r '.notes[]' "$cert")" "keyd had released volume 'pgdata' before the wipe" \
+	"certificate notes"
+stop_keyd_unit
 echo "decommissioning passed"
