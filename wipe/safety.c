@@ -24,6 +24,7 @@
 #define SAFETY_LOOPS_MAX  4096 /* bound loop devices considered */
 #define SAFETY_NAME_MAX	  128  /* kernel names, or a backing file's path cut to this */
 #define SAFETY_HOLDER_MAX 256  /* the list of holders in one message */
+#define SAFETY_LINKS_MAX  64   /* slaves or holders of one device */
 
 /* A block device (ino == 0), or a file that backs a loop device (dev: the device of its file
  * system, ino: its inode). */
@@ -237,6 +238,38 @@ static const struct loop_backing *loop_find(const struct ctx *x, dev_t d)
 static void walk_down(const struct ctx *x, const struct node *n, unsigned flags, struct devset *out,
 		      int depth);
 
+struct sysfs_link {
+	dev_t dev;
+	char name[DEVICE_NAME_MAX];
+};
+
+/* The devices linked from @n's @what directory in sysfs ("slaves" or "holders"), at most @max;
+ * how many. */
+static size_t sysfs_links(const struct ctx *x, const struct node *n, const char *what,
+			  struct sysfs_link *out, size_t max)
+{
+	char dir[PATH_MAX], path[PATH_MAX * 2];
+	struct dirent *e;
+	size_t k = 0;
+	DIR *dh;
+
+	snprintf(dir, sizeof(dir), "%s/class/block/%s/%s", src_sys(x->src), n->name, what);
+	dh = opendir(dir);
+	if (!dh)
+		return 0;
+	while (k < max && (e = readdir(dh))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/class/block/%s/dev", src_sys(x->src), e->d_name);
+		if (read_devnum(path, &out[k].dev) < 0)
+			continue;
+		copy_name(out[k].name, sizeof(out[k].name), e->d_name);
+		k++;
+	}
+	closedir(dh);
+	return k;
+}
+
 static void walk_block(const struct ctx *x, dev_t d, bool whole, unsigned flags, struct devset *out,
 		       int depth)
 {
@@ -270,9 +303,9 @@ static void walk_loop(const struct ctx *x, const struct node *n, unsigned flags,
 static void walk_down(const struct ctx *x, const struct node *n, unsigned flags, struct devset *out,
 		      int depth)
 {
+	struct sysfs_link slaves[SAFETY_LINKS_MAX];
 	char dir[PATH_MAX], path[PATH_MAX + 300];
-	struct dirent *e;
-	DIR *dh;
+	size_t n_slaves;
 
 	if (depth > STACK_DEPTH_MAX || !devset_add(out, n) || n->ino || !n->name[0])
 		return;
@@ -286,22 +319,9 @@ static void walk_down(const struct ctx *x, const struct node *n, unsigned flags,
 		if (read_devnum(path, &parent) == 0)
 			walk_block(x, parent, false, flags, out, depth + 1);
 	}
-	snprintf(path, sizeof(path), "%s/slaves", dir);
-	dh = opendir(path);
-	if (!dh)
-		return;
-	while ((e = readdir(dh))) {
-		char devfile[PATH_MAX * 2];
-		dev_t s;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(devfile, sizeof(devfile), "%s/class/block/%s/dev", src_sys(x->src),
-			 e->d_name);
-		if (read_devnum(devfile, &s) == 0)
-			walk_block(x, s, false, flags, out, depth + 1);
-	}
-	closedir(dh);
+	n_slaves = sysfs_links(x, n, "slaves", slaves, ELEMENTSOF(slaves));
+	for (size_t i = 0; i < n_slaves; i++)
+		walk_block(x, slaves[i].dev, false, flags, out, depth + 1);
 }
 
 /* The device and, for a whole disk, each of its partitions: what a wipe overwrites and what
@@ -494,33 +514,26 @@ static int check_swaps(const struct ctx *x, const struct device_info *d, const s
 	return 0;
 }
 
+/* "a, b": @name added when it fits whole. */
+static void list_append(char *list, size_t size, const char *name)
+{
+	size_t o = strlen(list);
+
+	if (o + strlen(name) + 3 < size)
+		snprintf(list + o, size - o, "%s%s", o ? ", " : "", name);
+}
+
 /* The sysfs holders of @n other than those in @skip, as "a, b". */
 static void holders_of(const struct ctx *x, const struct node *n, const struct devset *skip,
 		       char *list, size_t size)
 {
-	char dir[PATH_MAX];
-	struct dirent *e;
-	DIR *dh;
+	struct sysfs_link holders[SAFETY_LINKS_MAX];
+	size_t k = sysfs_links(x, n, "holders", holders, ELEMENTSOF(holders));
 
 	list[0] = 0;
-	snprintf(dir, sizeof(dir), "%s/class/block/%s/holders", src_sys(x->src), n->name);
-	dh = opendir(dir);
-	if (!dh)
-		return;
-	while ((e = readdir(dh))) {
-		char path[PATH_MAX * 2];
-		dev_t h;
-
-		if (e->d_name[0] == '.' || strlen(list) + strlen(e->d_name) + 3 >= size)
-			continue;
-		snprintf(path, sizeof(path), "%s/class/block/%s/dev", src_sys(x->src), e->d_name);
-		if (skip && read_devnum(path, &h) == 0 && devset_has_dev(skip, h))
-			continue;
-		if (list[0])
-			strcat(list, ", ");
-		strcat(list, e->d_name);
-	}
-	closedir(dh);
+	for (size_t i = 0; i < k; i++)
+		if (!skip || !devset_has_dev(skip, holders[i].dev))
+			list_append(list, size, holders[i].name);
 }
 
 /* Loop devices backed by @n (the device, the file, or a file on the device's file system),
@@ -535,12 +548,8 @@ static void loops_on(const struct ctx *x, const struct node *n, const struct dev
 			  (n->ino ? !l->rdev && l->file_dev == n->dev && l->ino == n->ino
 				  : l->rdev == n->dev || (!l->rdev && l->file_dev == n->dev));
 
-		if (!on || (skip && devset_has_dev(skip, l->loop)) ||
-		    strlen(list) + strlen(l->name) + 3 >= size)
-			continue;
-		if (list[0])
-			strcat(list, ", ");
-		strcat(list, l->name);
+		if (on && (!skip || !devset_has_dev(skip, l->loop)))
+			list_append(list, size, l->name);
 	}
 }
 
