@@ -31,7 +31,8 @@ getent group keydtest >/dev/null || groupadd -r keydtest
 for u in keydtest-ro keydtest-no; do id "$u" >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin "$u"; done
 usermod -a -G keydtest keydtest-ro
 cleanup_users() { for u in keydtest-ro keydtest-no keydtest-op; do userdel "$u" 2>/dev/null; done; groupdel keydtest 2>/dev/null; true; }
-trap 'cleanup_users; _cleanup' EXIT
+# Through lib.sh's hooks, so that _cleanup still sees (and exits with) the test's status.
+_exit_hooks+=(cleanup_users)
 chmod 0755 "$T"
 
 log "keyd unlocks $n volumes in parallel and reports to systemd"
