@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Test-side KMIP client for tests/integration/t-kmip.sh, built on PyKMIP's own client
-library (not on keyd's code): creates, activates, revokes and destroys keys on the PyKMIP
-server, reads their state, and recomputes a keyd WDEK's DEK independently (the key fetched
-with Get, the WDEK opened with python3-cryptography), which also proves the AAD binding.
+"""Test-side KMIP client for tests/integration/t-kmip.sh and the VM scenario kmip-pkcs11,
+built on PyKMIP's own client library (not on keyd's code): creates, activates, revokes and
+destroys keys on the PyKMIP server, reads their state, and recomputes a keyd WDEK's DEK
+independently (the key fetched with Get, the WDEK opened with python3-cryptography), which
+also proves the AAD binding.
 
 Usage: kmip-client.py --port P --pki DIR COMMAND [ARGS]
   create [--pre-active]       a new AES-256 key (Encrypt|Decrypt); prints its id
@@ -11,6 +12,9 @@ Usage: kmip-client.py --port P --pki DIR COMMAND [ARGS]
   state ID                    prints the State (ACTIVE, DEACTIVATED, ...)
   key ID                      prints the key material in hex
   dek WDEK AAD                prints the DEK in hex; fails if the WDEK is not bound to AAD
+  session                     the commands above from stdin, one a line, each answered with
+                              one line "ok [OUTPUT]" or "error MESSAGE": one Python start-up
+                              for many calls (it costs 10-15 s in the VM test bed)
 """
 import argparse
 import base64
@@ -58,23 +62,15 @@ def open_wdek(key, wdek, aad):
     return dek
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--pki", required=True)
-    ap.add_argument("command")
-    ap.add_argument("args", nargs="*")
-    ap.add_argument("--pre-active", action="store_true")
-    args = ap.parse_args()
-    c = connect(args)
-    cmd, a = args.command, args.args
+def run(c, cmd, a, pre_active=False):
+    """One command on the open client c; returns what it prints (or None)."""
     if cmd == "create":
         uid = c.create(enums.CryptographicAlgorithm.AES, 256, cryptographic_usage_mask=[
             enums.CryptographicUsageMask.ENCRYPT, enums.CryptographicUsageMask.DECRYPT])
-        if not args.pre_active:
+        if not pre_active:
             c.activate(uid)
-        print(uid)
-    elif cmd == "activate":
+        return uid
+    if cmd == "activate":
         c.activate(a[0])
     elif cmd == "revoke":
         c.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, a[0])
@@ -84,14 +80,53 @@ def main():
         c.destroy(a[0])
     elif cmd == "state":
         _, attrs = c.get_attributes(a[0], ["State"])
-        print(attrs[0].attribute_value.value.name)
+        return attrs[0].attribute_value.value.name
     elif cmd == "key":
-        print(c.get(a[0]).value.hex())
+        return c.get(a[0]).value.hex()
     elif cmd == "dek":
         uid = a[0].split(":", 3)[3].rsplit(":", 1)[0]
-        print(open_wdek(c.get(uid).value, a[0], a[1]).hex())
+        return open_wdek(c.get(uid).value, a[0], a[1]).hex()
     else:
         raise SystemExit(f"unknown command {cmd}")
+    return None
+
+
+def session(args):
+    """Commands from stdin, one a line; each answered on one line, "ok [OUTPUT]" or
+    "error MESSAGE", over a connection of its own (the server may drop idle ones)."""
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        pre_active = "--pre-active" in words
+        words = [w for w in words if w != "--pre-active"]
+        try:
+            c = connect(args)
+            try:
+                out = run(c, words[0], words[1:], pre_active)
+            finally:
+                c.close()
+            reply = "ok" if out is None else f"ok {out}"
+        except (Exception, SystemExit) as e:
+            reply = "error " + " ".join(f"{type(e).__name__}: {e}".split())
+        print(reply, flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--pki", required=True)
+    ap.add_argument("command")
+    ap.add_argument("args", nargs="*")
+    ap.add_argument("--pre-active", action="store_true")
+    args = ap.parse_args()
+    if args.command == "session":
+        session(args)
+        return
+    c = connect(args)
+    out = run(c, args.command, args.args, args.pre_active)
+    if out is not None:
+        print(out)
     c.close()
 
 

@@ -221,6 +221,12 @@ tccall() { emu POST /_emu/tencent/call "{\"Action\": \"$1\", \"Params\": ${2:-"{
 # (DIR/{ca,server}.{pem,key} from mkpki), its SQLite store and log in DIR; returns once it
 # accepts connections (PyKMIP starts slowly: up to 60 s). Sets KMIP_PID. stop_kmip ends it.
 start_kmip() {
+	spawn_kmip "$1" "$2"
+	wait_kmip "$1" 60
+}
+# spawn_kmip DIR PORT: starts the server as start_kmip does, without waiting (for scripts that
+# have other work meanwhile: in the VM it takes about a minute). Sets KMIP_PID.
+spawn_kmip() {
 	local dir=$1 port=$2
 	[ -x /usr/bin/pykmip-server ] || skip "needs PyKMIP's server (Debian package python3-pykmip)"
 	cat >"$dir/server.conf" <<-EOF
@@ -241,13 +247,18 @@ start_kmip() {
 		>>"$dir/server.out" 2>&1 &
 	KMIP_PID=$!
 	_KMIP_PIDS+=("$KMIP_PID")
-	for _ in $(seq 600); do
+}
+# wait_kmip DIR SECONDS: waits until the server spawn_kmip started accepts connections; fails
+# with its output if it ends or is not up in time.
+wait_kmip() {
+	local dir=$1 end=$((SECONDS + $2))
+	while [ "$SECONDS" -lt "$end" ]; do
 		grep -q "Starting connection service" "$dir/server.log" && return 0
 		kill -0 "$KMIP_PID" 2>/dev/null || break
-		sleep 0.1
+		sleep 0.2
 	done
 	cat "$dir/server.out" "$dir/server.log"
-	fail "pykmip-server did not start on 127.0.0.1:$port"
+	fail "pykmip-server did not start on 127.0.0.1:$(sed -n 's/^port=//p' "$dir/server.conf") within $2 s"
 }
 _KMIP_PIDS=()
 stop_kmip() {
