@@ -120,32 +120,97 @@ void format_rfc3339_us(uint64_t real_us, char *buf, size_t size)
 	snprintf(buf, size, "%s.%06uZ", base, (unsigned)(real_us % 1000000));
 }
 
+static bool take_digits(const char **p, int n, unsigned *ret)
+{
+	unsigned v = 0;
+
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return false;
+		v = v * 10 + (unsigned)(**p - '0');
+	}
+	*ret = v;
+	return true;
+}
+
+static unsigned days_in_month(unsigned y, unsigned m)
+{
+	static const unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* The seconds' fraction, if any (".318207"), in microseconds; digits past the sixth dropped. */
+static int take_fraction(const char **p, unsigned *ret_us)
+{
+	unsigned scale = 1000000, us = 0;
+	int n = 0;
+
+	*ret_us = 0;
+	if (**p != '.')
+		return 0;
+	for ((*p)++; **p >= '0' && **p <= '9'; (*p)++, n++)
+		if (scale > 1) {
+			scale /= 10;
+			us += (unsigned)(**p - '0') * scale;
+		}
+	if (n == 0 || n > RFC3339_FRACTION_MAX)
+		return -EINVAL;
+	*ret_us = us;
+	return 0;
+}
+
+/* "Z" or "+hh:mm"/"-hh:mm": the seconds to subtract to reach UTC. */
+static int take_offset(const char **p, int64_t *ret_s)
+{
+	unsigned oh, om;
+	int64_t sign;
+
+	if (**p == 'Z' || **p == 'z') {
+		(*p)++;
+		*ret_s = 0;
+		return 0;
+	}
+	if (**p != '+' && **p != '-')
+		return -EINVAL;
+	sign = *(*p)++ == '+' ? 1 : -1;
+	if (!take_digits(p, 2, &oh) || *(*p)++ != ':' || !take_digits(p, 2, &om) || oh > 23 ||
+	    om > 59)
+		return -EINVAL;
+	*ret_s = sign * (int64_t)(oh * 3600 + om * 60);
+	return 0;
+}
+
 int parse_rfc3339_us(const char *s, uint64_t *ret)
 {
-	struct tm tm = {0};
-	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	uint64_t us = 0;
-	time_t t;
+	unsigned y, mo, d, h, mi, sec, frac;
+	const char *p = s;
+	struct tm tm;
+	int64_t t, offset;
 
-	if (!end)
+	if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &mo) || *p++ != '-' ||
+	    !take_digits(&p, 2, &d) || (*p != 'T' && *p != 't'))
 		return -EINVAL;
-	if (*end == '.') {
-		int digits = 0;
-
-		for (end++; *end >= '0' && *end <= '9'; end++, digits++)
-			if (digits < 6)
-				us = us * 10 + (uint64_t)(*end - '0');
-		if (digits == 0)
-			return -EINVAL;
-		for (; digits < 6; digits++)
-			us *= 10;
-	}
-	if (strcmp(end, "Z") != 0)
+	p++;
+	if (!take_digits(&p, 2, &h) || *p++ != ':' || !take_digits(&p, 2, &mi) || *p++ != ':' ||
+	    !take_digits(&p, 2, &sec))
 		return -EINVAL;
-	t = timegm(&tm);
+	if (take_fraction(&p, &frac) < 0 || take_offset(&p, &offset) < 0)
+		return -EINVAL;
+	if (*p || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+	    mi > 59 || sec > 60)
+		return -EINVAL;
+	tm = (struct tm){.tm_year = (int)y - 1900,
+			 .tm_mon = (int)mo - 1,
+			 .tm_mday = (int)d,
+			 .tm_hour = (int)h,
+			 .tm_min = (int)mi,
+			 .tm_sec = (int)sec};
+	t = (int64_t)timegm(&tm) - offset;
 	if (t < 0)
 		return -EINVAL;
-	*ret = (uint64_t)t * 1000000 + us;
+	*ret = (uint64_t)t * 1000000 + frac;
 	return 0;
 }
 

@@ -26,7 +26,12 @@ uint64_t now_real_us(void);
 /* RFC 3339 UTC with microseconds into buf (at least 32 bytes). */
 void format_rfc3339_us(uint64_t real_us, char *buf, size_t size);
 
-/* Parses what format_rfc3339_us writes (and whole seconds); -EINVAL otherwise. */
+/* Digits of a fraction of a second that parse_rfc3339_us takes (nanoseconds). */
+#define RFC3339_FRACTION_MAX 9
+/* RFC 3339 date-time ("2025-03-04T09:12:44Z", "2025-03-04T10:12:44.318207+01:00"; 't' and 'z'
+ * in lower case too; a fraction of 1 to RFC3339_FRACTION_MAX digits, kept to the microsecond;
+ * leap days checked), 1970 or later, into microseconds since the epoch. Reads what
+ * format_rfc3339_us writes. -EINVAL otherwise. */
 int parse_rfc3339_us(const char *s, uint64_t *ret);
 
 /* "1.5 GiB": binary units, one decimal above bytes. */

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <time.h>
 
 #include "callback.h"
 #include "config.h"
@@ -342,79 +341,6 @@ static bool printable(const char *s)
 	return true;
 }
 
-static bool take_digits(const char **p, int n, unsigned *ret)
-{
-	unsigned v = 0;
-
-	for (int i = 0; i < n; i++, (*p)++) {
-		if (**p < '0' || **p > '9')
-			return false;
-		v = v * 10 + (unsigned)(**p - '0');
-	}
-	*ret = v;
-	return true;
-}
-
-static unsigned days_in_month(unsigned y, unsigned m)
-{
-	static const unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-	return m == 2 && leap ? 29 : days[m - 1];
-}
-
-/* RFC 3339 date-time: 2025-03-04T09:12:44Z, 2025-03-04T09:12:44.318207+01:00. */
-static int rfc3339_parse(const char *s, uint64_t *ret_us)
-{
-	unsigned y, mo, d, h, mi, sec, oh = 0, om = 0, frac = 0, scale = 1000000;
-	const char *p = s;
-	struct tm tm = {0};
-	int64_t t, sign = 0;
-
-	if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &mo) || *p++ != '-' ||
-	    !take_digits(&p, 2, &d) || (*p != 'T' && *p != 't'))
-		return -EINVAL;
-	p++;
-	if (!take_digits(&p, 2, &h) || *p++ != ':' || !take_digits(&p, 2, &mi) || *p++ != ':' ||
-	    !take_digits(&p, 2, &sec))
-		return -EINVAL;
-	if (*p == '.') {
-		int n = 0;
-
-		for (p++; *p >= '0' && *p <= '9'; p++, n++)
-			if (scale > 1) {
-				scale /= 10;
-				frac += (unsigned)(*p - '0') * scale;
-			}
-		if (n == 0 || n > 9)
-			return -EINVAL;
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		sign = *p++ == '+' ? 1 : -1;
-		if (!take_digits(&p, 2, &oh) || *p++ != ':' || !take_digits(&p, 2, &om) ||
-		    oh > 23 || om > 59)
-			return -EINVAL;
-	} else {
-		return -EINVAL;
-	}
-	if (*p || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-	    mi > 59 || sec > 60)
-		return -EINVAL;
-	tm = (struct tm){.tm_year = (int)y - 1900,
-			 .tm_mon = (int)mo - 1,
-			 .tm_mday = (int)d,
-			 .tm_hour = (int)h,
-			 .tm_min = (int)mi,
-			 .tm_sec = (int)sec};
-	t = (int64_t)timegm(&tm) - sign * (int64_t)(oh * 3600 + om * 60);
-	if (t < 0)
-		return -EINVAL;
-	*ret_us = (uint64_t)t * 1000000 + frac;
-	return 0;
-}
-
 int callback_event_from_json(json_t *obj, struct event *ev, struct error *e)
 {
 	static const char *const keys[] = {"id",	  "type", "kms", "key_id",
@@ -444,7 +370,7 @@ int callback_event_from_json(json_t *obj, struct event *ev, struct error *e)
 		return jx_fail(e, "event.key_id: must be visible ASCII characters");
 	if (version && !printable(version))
 		return jx_fail(e, "event.key_version: must be visible ASCII characters");
-	if (rfc3339_parse(time, &ev_new.time_us) < 0)
+	if (parse_rfc3339_us(time, &ev_new.time_us) < 0)
 		return jx_fail(e, "event.time: must be an RFC 3339 date-time such as "
 				  "\"2025-03-04T09:12:44Z\"");
 	snprintf(ev_new.id, sizeof(ev_new.id), "%s", id);

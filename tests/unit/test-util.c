@@ -68,11 +68,90 @@ static void test_b64_rejects(void **state)
 
 static void test_rfc3339(void **state)
 {
+	uint64_t us;
 	char buf[40];
 
 	(void)state;
 	format_rfc3339_us(1700000000123456ULL, buf, sizeof(buf));
 	assert_string_equal(buf, "2023-11-14T22:13:20.123456Z");
+	/* What the writer writes, the parser reads back to the microsecond. */
+	assert_int_equal(parse_rfc3339_us(buf, &us), 0);
+	assert_true(us == 1700000000123456ULL);
+}
+
+/* One parser for event times (callback senders), token times (our own writer) and cloud
+ * credential expirations (AWS): what either of the two parsers it replaced
+ * accepted or refused, and the RFC 3339 forms a sender may use. */
+static void test_rfc3339_parse(void **state)
+{
+	static const struct {
+		const char *s;
+		uint64_t us;
+	} good[] = {
+		{"1970-01-01T00:00:00Z", 0},
+		{"2025-03-04T09:12:44Z", 1741079564000000ULL},
+		{"2025-03-04T09:12:44.318207Z", 1741079564318207ULL},
+		{"2023-11-14T22:13:20.123456Z", 1700000000123456ULL},
+		/* a fraction of any length up to nanoseconds, kept to the microsecond */
+		{"2025-03-04T09:12:44.5Z", 1741079564500000ULL},
+		{"2024-02-29t00:00:00.123456789z", 1709164800123456ULL},
+		/* offsets east and west of UTC */
+		{"2025-03-04T10:12:44.5+01:00", 1741079564500000ULL},
+		{"2025-03-04T03:42:44-05:30", 1741079564000000ULL},
+		{"2025-03-04T09:12:44+00:00", 1741079564000000ULL},
+		{"2025-03-04T09:12:44-00:00", 1741079564000000ULL},
+		/* a leap second is the next minute's first */
+		{"2016-12-31T23:59:60Z", 1483228800000000ULL},
+		{"2000-02-29T00:00:00Z", 951782400000000ULL},
+	};
+	static const char *const bad[] = {
+		"",
+		"2025-03-04",
+		"2025-03-04 09:12:44Z",		   /* a space for the T */
+		"2025-03-04T09:12:44",		   /* no zone */
+		"2025-03-04T09:12:44z ",	   /* trailing junk */
+		"2025-03-04T09:12:44Zx",	   /* trailing junk */
+		"2025-03-04T09:12:44.Z",	   /* a point without digits */
+		"2025-03-04T09:12:44.1234567890Z", /* past nanoseconds */
+		"2025-13-04T09:12:44Z",		   /* month 13 */
+		"2025-00-04T09:12:44Z",		   /* month 0 */
+		"2025-02-29T09:12:44Z",		   /* not a leap year */
+		"2100-02-29T09:12:44Z",		   /* nor is 2100 */
+		"2025-04-31T09:12:44Z",		   /* April has 30 days */
+		"2025-03-00T09:12:44Z",		   /* day 0 */
+		"2025-03-04T24:00:00Z",		   /* hour 24 */
+		"2025-03-04T09:60:00Z",		   /* minute 60 */
+		"2025-03-04T09:12:61Z",		   /* second 61 */
+		"2025-3-04T09:12:44Z",		   /* one-digit month */
+		" 2025-03-04T09:12:44Z",	   /* leading space */
+		"2025-03-04T09:12:44+0100",	   /* offset without a colon */
+		"2025-03-04T09:12:44+24:00",	   /* offset hour 24 */
+		"2025-03-04T09:12:44+01:60",	   /* offset minute 60 */
+		"2025-03-04T09:12:44+01",	   /* offset without minutes */
+		"1969-12-31T23:59:59Z",		   /* before the epoch */
+		"1970-01-01T00:30:00+01:00",	   /* before the epoch once in UTC */
+		"2025-03-04T09:12:44.318207",	   /* the fraction, but no zone */
+		"2025/03/04T09:12:44Z",
+		"20250304T091244Z", /* ISO 8601 basic format is not RFC 3339 */
+	};
+	uint64_t us;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		us = 0;
+		if (parse_rfc3339_us(good[i].s, &us) != 0)
+			fail_msg("\"%s\" was refused", good[i].s);
+		if (us != good[i].us)
+			fail_msg("\"%s\": %llu us, expected %llu", good[i].s,
+				 (unsigned long long)us, (unsigned long long)good[i].us);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		us = 42;
+		if (parse_rfc3339_us(bad[i], &us) != -EINVAL)
+			fail_msg("\"%s\" was accepted", bad[i]);
+		if (us != 42)
+			fail_msg("\"%s\" was refused, but the result was written", bad[i]);
+	}
 }
 
 static void test_secbuf_cap(void **state)
@@ -90,9 +169,9 @@ static void test_secbuf_cap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_u64),   cmocka_unit_test(test_b64),
-		cmocka_unit_test(test_b64_rejects), cmocka_unit_test(test_rfc3339),
-		cmocka_unit_test(test_secbuf_cap),
+		cmocka_unit_test(test_parse_u64),     cmocka_unit_test(test_b64),
+		cmocka_unit_test(test_b64_rejects),   cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_rfc3339_parse), cmocka_unit_test(test_secbuf_cap),
 	};
 
 	if (secmem_init(1 << 20) < 0)
