@@ -31,7 +31,6 @@
 #include "util.h"
 
 #define CALLBACK_TIMESTAMP_MAX 20 /* digits of a uint64 */
-#define CALLBACK_TIME_MAX      64 /* characters of the event's RFC 3339 "time" */
 #define CALLBACK_HEADERS_MAX   (8 * 1024)
 #define CALLBACK_TIMEOUT_S     10 /* handshake, headers and body of one request */
 #define CALLBACK_BACKLOG       64
@@ -146,7 +145,7 @@ int callback_timestamp_check(const char *timestamp, uint64_t now_s, uint64_t win
 /* ---- replay cache ---- */
 
 struct replay_entry {
-	char id[EVENT_ID_MAX + 1];
+	char id[KEY_EVENT_ID_MAX + 1];
 	uint64_t until_s;
 };
 
@@ -197,7 +196,7 @@ int callback_replay_add(struct callback_replay *r, const char *id, uint64_t unti
 	struct replay_entry *e;
 	size_t n = strlen(id);
 
-	if (n == 0 || n > EVENT_ID_MAX)
+	if (n == 0 || n > KEY_EVENT_ID_MAX)
 		return -EINVAL;
 	e = replay_find(r, id);
 	if (e) {
@@ -330,57 +329,6 @@ void callback_lockout_success(struct callback_lockout *l, const struct sockaddr 
 		s->count = 0;
 }
 
-/* ---- event schema ---- */
-
-/* Ids end up in logs and audit records: visible ASCII only, so nothing can fake a line. */
-static bool printable(const char *s)
-{
-	for (; *s; s++)
-		if (*s < 0x21 || *s > 0x7e)
-			return false;
-	return true;
-}
-
-int callback_event_from_json(json_t *obj, struct event *ev, struct error *e)
-{
-	static const char *const keys[] = {"id",	  "type", "kms", "key_id",
-					   "key_version", "time", NULL};
-	const char *id = NULL, *type = NULL, *kms = NULL, *key_id = NULL, *version = NULL,
-		   *time = NULL;
-	struct event ev_new = {0};
-	int r;
-
-	if ((r = jx_only_keys(obj, "event", keys, e)) < 0 ||
-	    (r = jx_string(obj, "event", "id", true, EVENT_ID_MAX, &id, e)) < 0 ||
-	    (r = jx_string(obj, "event", "type", true, 16, &type, e)) < 0 ||
-	    (r = jx_string(obj, "event", "kms", false, KMS_NAME_MAX, &kms, e)) < 0 ||
-	    (r = jx_string(obj, "event", "key_id", true, KMS_KEY_ID_MAX, &key_id, e)) < 0 ||
-	    (r = jx_string(obj, "event", "key_version", false, KMS_VERSION_MAX, &version, e)) < 0 ||
-	    (r = jx_string(obj, "event", "time", true, CALLBACK_TIME_MAX, &time, e)) < 0)
-		return r;
-	if (!printable(id))
-		return jx_fail(e, "event.id: must be visible ASCII characters");
-	if (event_type_from_string(type, &ev_new.type) < 0)
-		return jx_fail(e, "event.type: must be one of rotate, disable, suspend, enable, "
-				  "delete, destroy, restore");
-	if (kms && !volume_name_valid(kms))
-		return jx_fail(e, "event.kms: must be 1-%d characters of A-Z a-z 0-9 . _ -",
-			       KMS_NAME_MAX);
-	if (!printable(key_id))
-		return jx_fail(e, "event.key_id: must be visible ASCII characters");
-	if (version && !printable(version))
-		return jx_fail(e, "event.key_version: must be visible ASCII characters");
-	if (parse_rfc3339_us(time, &ev_new.time_us) < 0)
-		return jx_fail(e, "event.time: must be an RFC 3339 date-time such as "
-				  "\"2025-03-04T09:12:44Z\"");
-	snprintf(ev_new.id, sizeof(ev_new.id), "%s", id);
-	snprintf(ev_new.kms, sizeof(ev_new.kms), "%s", kms ? kms : "");
-	snprintf(ev_new.key_id, sizeof(ev_new.key_id), "%s", key_id);
-	snprintf(ev_new.key_version, sizeof(ev_new.key_version), "%s", version ? version : "");
-	*ev = ev_new;
-	return 0;
-}
-
 /* ---- the listener ---- */
 
 struct callback {
@@ -405,7 +353,7 @@ struct callback {
 struct callback_conn {
 	struct callback *cb;
 	struct sockaddr_storage peer;
-	char peer_str[EVENT_SOURCE_MAX + 1];
+	char peer_str[KEY_EVENT_SOURCE_MAX + 1];
 	bool hello;   /* a ClientHello arrived, so the peer is known */
 	bool allowed; /* ... and it is in the allow-list */
 	bool handshake_done;
@@ -461,7 +409,7 @@ struct attempt {
 	const struct sockaddr *peer;
 	const char *peer_str;
 	char client_cert[CALLBACK_DN_MAX];
-	struct event ev; /* filled as far as the checks got */
+	struct key_event ev; /* filled as far as the checks got */
 	bool have_id, have_event;
 };
 
@@ -501,8 +449,8 @@ static void audit_attempt(struct callback *cb, const char *peer, const char *cli
 			    client_cert && client_cert[0] ? client_cert : NULL);
 	if (a && a->have_id)
 		object = json_pack("{s:s, s:s*, s:s*, s:s*}", "event_id", a->ev.id, "type",
-				   a->have_event ? event_type_names[a->ev.type] : NULL, "key_id",
-				   a->have_event ? a->ev.key_id : NULL, "kms",
+				   a->have_event ? key_event_type_names[a->ev.type] : NULL,
+				   "key_id", a->have_event ? a->ev.key_id : NULL, "kms",
 				   a->have_event && a->ev.kms[0] ? a->ev.kms : NULL);
 	r = subject ? audit_write(cb->audit, CALLBACK_AUDIT_TYPE, result, subject, object, error)
 		    : -ENOMEM;
@@ -752,7 +700,7 @@ static void deliver(struct attempt *a, uint64_t ts)
 	char msg[CALLBACK_REASON_MAX] = "";
 	int r, status;
 
-	a->ev.origin = EVENT_FROM_CALLBACK;
+	a->ev.origin = KEY_EVENT_FROM_CALLBACK;
 	snprintf(a->ev.source, sizeof(a->ev.source), "%s", a->peer_str);
 	r = cb->fn(cb->userdata, &a->ev, msg, sizeof(msg));
 	sanitize(msg);
@@ -761,7 +709,7 @@ static void deliver(struct attempt *a, uint64_t ts)
 		if (callback_replay_add(cb->replay, a->ev.id, ts + cb->cfg->replay_window_s) < 0)
 			log_error("callback: cannot remember event id %s", a->ev.id);
 		log_info("callback: %s event %s for key %s from %s accepted%s%s",
-			 event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str,
+			 key_event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str,
 			 msg[0] ? ": " : "", msg);
 		audit_attempt(cb, a->peer_str, a->client_cert, a, "success", NULL);
 		reply(a->req, 202, "Accepted",
@@ -773,7 +721,7 @@ static void deliver(struct attempt *a, uint64_t ts)
 		snprintf(msg, sizeof(msg), "%s", strerror(-r));
 	status = r == -EAGAIN || r == -EBUSY ? 503 : 500;
 	log_error("callback: %s event %s for key %s from %s failed: %s",
-		  event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str, msg);
+		  key_event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str, msg);
 	audit_attempt(cb, a->peer_str, a->client_cert, a, "failure", msg);
 	reply(a->req, status, status == 503 ? "Service Unavailable" : "Internal Server Error",
 	      json_pack("{s:s, s:s, s:s}", "id", a->ev.id, "result", "failed", "error", msg));
@@ -802,7 +750,7 @@ static void on_request(struct evhttp_request *req, void *u)
 		/* Only when no TLS bufferevent could be made (out of memory): plain TCP. */
 		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 		const struct sockaddr *sa = evcon ? evhttp_connection_get_addr(evcon) : NULL;
-		char peer[EVENT_SOURCE_MAX + 1] = "?";
+		char peer[KEY_EVENT_SOURCE_MAX + 1] = "?";
 
 		if (sa)
 			callback_addr_format(sa, peer, sizeof(peer));
@@ -873,15 +821,15 @@ static void on_request(struct evhttp_request *req, void *u)
 			      jerr.column, jerr.text);
 	if (!json_is_object(root))
 		return refuse(&a, REFUSE_MALFORMED, "event: must be an object");
-	if (jx_string(root, "event", "id", true, EVENT_ID_MAX, &id, &je) < 0)
+	if (jx_string(root, "event", "id", true, KEY_EVENT_ID_MAX, &id, &je) < 0)
 		return refuse(&a, REFUSE_MALFORMED, "%s", je.msg);
-	if (!printable(id))
-		return refuse(&a, REFUSE_MALFORMED, "event.id: must be visible ASCII characters");
+	if (key_event_id_check(id, &je) < 0)
+		return refuse(&a, REFUSE_MALFORMED, "%s", je.msg);
 	snprintf(a.ev.id, sizeof(a.ev.id), "%s", id);
 	a.have_id = true;
 	if (callback_replay_seen(cb->replay, a.ev.id, now_s))
 		return refuse(&a, REFUSE_REPLAY, "replay: event %s was already accepted", a.ev.id);
-	if (callback_event_from_json(root, &a.ev, &je) < 0)
+	if (key_event_from_json(root, &a.ev, &je) < 0)
 		return refuse(&a, REFUSE_MALFORMED, "%s", je.msg);
 	a.have_event = true;
 	deliver(&a, ts);
@@ -982,7 +930,7 @@ static int listen_socket(const struct callback_config *c, struct sockaddr_storag
 int callback_start(struct event_base *base, const struct callback_config *cfg, struct audit *audit,
 		   callback_event_fn fn, void *userdata, struct callback **ret)
 {
-	char where[EVENT_SOURCE_MAX + 1];
+	char where[KEY_EVENT_SOURCE_MAX + 1];
 	struct sockaddr_storage bound;
 	struct callback *cb;
 	int fd = -1, r;

@@ -23,7 +23,8 @@ struct callback;
  * >= 0 when acted on (202), -EAGAIN/-EBUSY to ask the sender to retry (503), another -errno
  * when it failed (500). @msg (NUL-terminated, may stay empty) goes into the reply and the log;
  * it must not carry secrets. */
-typedef int (*callback_event_fn)(void *userdata, const struct event *ev, char *msg, size_t msgsize);
+typedef int (*callback_event_fn)(void *userdata, const struct key_event *ev, char *msg,
+				 size_t msgsize);
 
 /* Reads the HMAC secret and the TLS key, binds cfg's listen address and serves on @base.
  * @cfg must outlive the listener; @audit may be NULL. Logs why it failed.
@@ -72,8 +73,3 @@ uint64_t callback_lockout_remaining(const struct callback_lockout *l, const stru
 bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa, uint64_t now_us);
 /* An authenticated request: the source's failure count starts again. */
 void callback_lockout_success(struct callback_lockout *l, const struct sockaddr *sa);
-
-/* Checks an event object against the schema (unknown keys refused, lengths capped per
- * event.h) and fills @ev (origin and source are left to the caller). -EINVAL with e->msg
- * naming the path ("event.key_id: missing"). */
-int callback_event_from_json(json_t *obj, struct event *ev, struct error *e);

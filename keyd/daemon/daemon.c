@@ -513,7 +513,7 @@ static int discover_volumes(struct keyd *k, size_t max)
 }
 
 /* An authenticated event from the callback endpoint (main thread). */
-static int on_callback_event(void *u, const struct event *ev, char *msg, size_t msgsize)
+static int on_callback_event(void *u, const struct key_event *ev, char *msg, size_t msgsize)
 {
 	struct keyd *k = u;
 	int r = lifecycle_submit(k, LIFECYCLE_EVENT, ev, NULL, msg, msgsize);

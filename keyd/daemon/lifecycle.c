@@ -27,7 +27,7 @@ extern char **environ;
 
 struct job {
 	enum lifecycle_job_kind kind;
-	struct event ev;
+	struct key_event ev;
 	char volume[VOLUME_NAME_MAX + 1];
 };
 
@@ -365,7 +365,7 @@ static void check_rekey_schedule(struct keyd *k)
 	}
 }
 
-static bool volume_matches(struct keyd *k, struct volume *v, const struct event *ev)
+static bool volume_matches(struct keyd *k, struct volume *v, const struct key_event *ev)
 {
 	char key[KMS_KEY_ID_MAX + 1];
 
@@ -375,19 +375,19 @@ static bool volume_matches(struct keyd *k, struct volume *v, const struct event 
 }
 
 static const char *const origin_names[] = {
-	[EVENT_FROM_POLL] = "polling",
-	[EVENT_FROM_CALLBACK] = "callback",
-	[EVENT_FROM_CONTROL] = "keydctl",
+	[KEY_EVENT_FROM_POLL] = "polling",
+	[KEY_EVENT_FROM_CALLBACK] = "callback",
+	[KEY_EVENT_FROM_CONTROL] = "keydctl",
 };
 
-static void run_event(struct keyd *k, const struct event *ev)
+static void run_event(struct keyd *k, const struct key_event *ev)
 {
 	struct kms *acked_by = NULL;
 	char why[512];
 
 	snprintf(why, sizeof(why), "root key %s: %s (%s%s%s)", ev->key_id,
-		 event_type_names[ev->type], origin_names[ev->origin], ev->id[0] ? ", event " : "",
-		 ev->id);
+		 key_event_type_names[ev->type], origin_names[ev->origin],
+		 ev->id[0] ? ", event " : "", ev->id);
 	for (size_t i = 0; i < k->n_volumes; i++) {
 		struct volume *v = &k->volumes[i];
 
@@ -395,27 +395,29 @@ static void run_event(struct keyd *k, const struct event *ev)
 			continue;
 		acked_by = v->kms;
 		switch (ev->type) {
-		case EVENT_ROTATE:
+		case KEY_EVENT_ROTATE:
 			act_rewrap(k, v, why);
 			break;
-		case EVENT_DISABLE:
-		case EVENT_DELETE:
-			act_revoke(k, v, why, ev->type == EVENT_DELETE, false);
+		case KEY_EVENT_DISABLE:
+		case KEY_EVENT_DELETE:
+			act_revoke(k, v, why, ev->type == KEY_EVENT_DELETE, false);
 			break;
-		case EVENT_ENABLE:
-		case EVENT_RESTORE:
+		case KEY_EVENT_ENABLE:
+		case KEY_EVENT_RESTORE:
 			act_restore(k, v, why);
 			break;
-		case _EVENT_TYPE_MAX:
+		case _KEY_EVENT_TYPE_MAX:
 			break;
 		}
 	}
 	/* Key Protect's rule for adopters: acknowledge after acting. */
 	if (acked_by && ev->id[0] && acked_by->provider->event_ack) {
 		static const enum kms_key_state held[] = {
-			[EVENT_ROTATE] = KMS_KEY_ACTIVE,  [EVENT_DISABLE] = KMS_KEY_SUSPENDED,
-			[EVENT_ENABLE] = KMS_KEY_ACTIVE,  [EVENT_DELETE] = KMS_KEY_DESTROYED,
-			[EVENT_RESTORE] = KMS_KEY_ACTIVE,
+			[KEY_EVENT_ROTATE] = KMS_KEY_ACTIVE,
+			[KEY_EVENT_DISABLE] = KMS_KEY_SUSPENDED,
+			[KEY_EVENT_ENABLE] = KMS_KEY_ACTIVE,
+			[KEY_EVENT_DELETE] = KMS_KEY_DESTROYED,
+			[KEY_EVENT_RESTORE] = KMS_KEY_ACTIVE,
 		};
 		struct error e = {.retry_after_s = -1};
 		int r = acked_by->provider->event_ack(acked_by, ev->key_id, ev->id, held[ev->type],
@@ -494,7 +496,7 @@ static void poll_keys(struct keyd *k, struct lifecycle *l)
 	l->n_watch = n;
 	for (size_t i = 0; i < l->n_watch && !k->stop; i++) {
 		struct key_watch *w = &l->watch[i];
-		struct event ev = {.origin = EVENT_FROM_POLL, .time_us = now_real_us()};
+		struct key_event ev = {.origin = KEY_EVENT_FROM_POLL, .time_us = now_real_us()};
 		struct kms_key_info info;
 		struct error e;
 		enum kms_key_state before = w->state == KMS_KEY_UNKNOWN ? KMS_KEY_ACTIVE : w->state;
@@ -517,10 +519,12 @@ static void poll_keys(struct keyd *k, struct lifecycle *l)
 		snprintf(ev.key_id, sizeof(ev.key_id), "%s", w->key_id);
 		snprintf(ev.source, sizeof(ev.source), "poll");
 		if (state_revoked(info.state) && !state_revoked(before)) {
-			ev.type = info.state == KMS_KEY_DESTROYED ? EVENT_DELETE : EVENT_DISABLE;
+			ev.type = info.state == KMS_KEY_DESTROYED ? KEY_EVENT_DELETE
+								  : KEY_EVENT_DISABLE;
 			run_event(k, &ev);
 		} else if (!state_revoked(info.state) && state_revoked(before)) {
-			ev.type = before == KMS_KEY_DESTROYED ? EVENT_RESTORE : EVENT_ENABLE;
+			ev.type =
+				before == KMS_KEY_DESTROYED ? KEY_EVENT_RESTORE : KEY_EVENT_ENABLE;
 			run_event(k, &ev);
 		}
 		if (info.state != KMS_KEY_ACTIVE)
@@ -633,7 +637,7 @@ static void *lifecycle_main(void *u)
 	return NULL;
 }
 
-int lifecycle_submit(struct keyd *k, enum lifecycle_job_kind kind, const struct event *ev,
+int lifecycle_submit(struct keyd *k, enum lifecycle_job_kind kind, const struct key_event *ev,
 		     const char *volume, char *msg, size_t msgsize)
 {
 	struct lifecycle *l = k->lifecycle;
@@ -664,8 +668,8 @@ int lifecycle_submit(struct keyd *k, enum lifecycle_job_kind kind, const struct 
 	pthread_cond_signal(&l->cond);
 	pthread_mutex_unlock(&l->lock);
 	if (kind == LIFECYCLE_EVENT)
-		snprintf(msg, msgsize, "%s for %zu volume(s) queued", event_type_names[ev->type],
-			 matched);
+		snprintf(msg, msgsize, "%s for %zu volume(s) queued",
+			 key_event_type_names[ev->type], matched);
 	else
 		snprintf(msg, msgsize, "queued");
 	return 0;

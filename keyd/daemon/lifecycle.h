@@ -23,5 +23,5 @@ void lifecycle_stop(struct keyd *k);
 /* Queues work for the lifecycle thread; returns at once. For LIFECYCLE_EVENT, @ev says what
  * happened; otherwise @volume names the volume. msg says what will happen (no secrets).
  * -ENOENT if no volume is concerned, -EBUSY if the queue is full. Main thread. */
-int lifecycle_submit(struct keyd *k, enum lifecycle_job_kind kind, const struct event *ev,
+int lifecycle_submit(struct keyd *k, enum lifecycle_job_kind kind, const struct key_event *ev,
 		     const char *volume, char *msg, size_t msgsize);

@@ -10,10 +10,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "callback.h"
 #include "cert.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "event.h"
 #include "kmip.h"
 #include "kms_aws.h"
 #include "kms_cloud.h"
@@ -118,10 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 2: {
 		json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-		struct event ev;
+		struct key_event ev;
 
 		if (o)
-			callback_event_from_json(o, &ev, &je);
+			key_event_from_json(o, &ev, &je);
 		json_decref(o);
 		break;
 	}

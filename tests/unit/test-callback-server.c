@@ -37,11 +37,11 @@ static struct event_base *base;
 static struct audit *audit;
 
 /* What the handler saw, and what it answers next. */
-static struct event got[EVENTS_MAX];
+static struct key_event got[EVENTS_MAX];
 static size_t n_got;
 static int handler_result;
 
-static int on_event(void *userdata, const struct event *ev, char *msg, size_t msgsize)
+static int on_event(void *userdata, const struct key_event *ev, char *msg, size_t msgsize)
 {
 	(void)userdata;
 	if (n_got < EVENTS_MAX)
@@ -337,8 +337,8 @@ static void test_checks(void **state)
 	expect_contains(strchr(out, '\n') + 1, "409 ", "the same event again (replay)");
 	expect_contains(out, "replay", "replay");
 	assert_int_equal(n_got, 1);
-	assert_int_equal(got[0].type, EVENT_DISABLE);
-	assert_int_equal(got[0].origin, EVENT_FROM_CALLBACK);
+	assert_int_equal(got[0].type, KEY_EVENT_DISABLE);
+	assert_int_equal(got[0].origin, KEY_EVENT_FROM_CALLBACK);
 	assert_string_equal(got[0].id, "ev-1");
 	assert_string_equal(got[0].kms, "kp");
 	assert_string_equal(got[0].key_id, "key-1");

@@ -366,12 +366,12 @@ static void test_replay(void **state)
 	assert_true(callback_replay_seen(r, "d", 100));
 	assert_true(callback_replay_seen(r, "e", 100));
 
-	char longid[EVENT_ID_MAX + 2];
+	char longid[KEY_EVENT_ID_MAX + 2];
 	memset(longid, 'x', sizeof(longid) - 1);
 	longid[sizeof(longid) - 1] = 0;
 	assert_int_equal(callback_replay_add(r, longid, 1), -EINVAL);
 	assert_int_equal(callback_replay_add(r, "", 1), -EINVAL);
-	longid[EVENT_ID_MAX] = 0;
+	longid[KEY_EVENT_ID_MAX] = 0;
 	assert_int_equal(callback_replay_add(r, longid, 1000), 0);
 	assert_true(callback_replay_seen(r, longid, 999));
 	callback_replay_free(r);
@@ -445,12 +445,12 @@ static void test_lockout(void **state)
 	callback_lockout_free(l);
 }
 
-static int event_parse(const char *json, struct event *ev, struct error *e)
+static int event_parse(const char *json, struct key_event *ev, struct error *e)
 {
 	json_auto_t *o = json_loads(json, 0, NULL);
 
 	assert_non_null(o);
-	return callback_event_from_json(o, ev, e);
+	return key_event_from_json(o, ev, e);
 }
 
 static void test_schema(void **state)
@@ -505,9 +505,9 @@ static void test_schema(void **state)
 		{"{\"id\":\"e\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":1741079564}",
 		 "event.time: must be a string"},
 	};
-	struct event ev;
+	struct key_event ev;
 	struct error e;
-	char json[1024], longid[EVENT_ID_MAX + 2];
+	char json[1024], longid[KEY_EVENT_ID_MAX + 2];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -526,7 +526,7 @@ static void test_schema(void **state)
 		longid);
 	assert_int_equal(event_parse(json, &ev, &e), -EINVAL);
 	assert_non_null(strstr(e.msg, "event.id: longer than 128"));
-	longid[EVENT_ID_MAX] = 0;
+	longid[KEY_EVENT_ID_MAX] = 0;
 	snprintf(
 		json, sizeof(json),
 		"{\"id\":\"%s\",\"type\":\"rotate\",\"key_id\":\"k\",\"time\":\"2025-03-04T09:12:44Z\"}",
@@ -541,7 +541,7 @@ static void test_schema(void **state)
 			    "\"time\":\"2025-03-04T10:12:44.5+01:00\"}",
 			    &ev, &e),
 		0);
-	assert_int_equal(ev.type, EVENT_DISABLE);
+	assert_int_equal(ev.type, KEY_EVENT_DISABLE);
 	assert_string_equal(ev.id, "ev-1");
 	assert_string_equal(ev.kms, "kp-us-south");
 	assert_string_equal(ev.key_id, "8a1e-22");
@@ -553,7 +553,7 @@ static void test_schema(void **state)
 				     "\"time\":\"2024-02-29t00:00:00.123456789z\"}",
 				     &ev, &e),
 			 0);
-	assert_int_equal(ev.type, EVENT_DELETE);
+	assert_int_equal(ev.type, KEY_EVENT_DELETE);
 	assert_string_equal(ev.kms, "");
 	assert_string_equal(ev.key_version, "");
 	assert_true(ev.time_us == 1709164800ULL * S + 123456);
@@ -563,28 +563,29 @@ static void test_event_types(void **state)
 {
 	static const struct {
 		const char *s;
-		enum event_type t;
+		enum key_event_type t;
 	} words[] = {
-		{"rotate", EVENT_ROTATE},   {"disable", EVENT_DISABLE}, {"suspend", EVENT_DISABLE},
-		{"enable", EVENT_ENABLE},   {"delete", EVENT_DELETE},	{"destroy", EVENT_DELETE},
-		{"restore", EVENT_RESTORE},
+		{"rotate", KEY_EVENT_ROTATE},	{"disable", KEY_EVENT_DISABLE},
+		{"suspend", KEY_EVENT_DISABLE}, {"enable", KEY_EVENT_ENABLE},
+		{"delete", KEY_EVENT_DELETE},	{"destroy", KEY_EVENT_DELETE},
+		{"restore", KEY_EVENT_RESTORE},
 	};
-	enum event_type t;
+	enum key_event_type t;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-		assert_int_equal(event_type_from_string(words[i].s, &t), 0);
+		assert_int_equal(key_event_type_from_string(words[i].s, &t), 0);
 		assert_int_equal(t, words[i].t);
 	}
-	assert_int_equal(event_type_from_string("revoke", &t), -EINVAL);
-	assert_int_equal(event_type_from_string("", &t), -EINVAL);
-	assert_int_equal(event_type_from_string(NULL, &t), -EINVAL);
-	for (int i = 0; i < _EVENT_TYPE_MAX; i++) {
-		assert_non_null(event_type_names[i]);
-		assert_int_equal(event_type_from_string(event_type_names[i], &t), 0);
+	assert_int_equal(key_event_type_from_string("revoke", &t), -EINVAL);
+	assert_int_equal(key_event_type_from_string("", &t), -EINVAL);
+	assert_int_equal(key_event_type_from_string(NULL, &t), -EINVAL);
+	for (int i = 0; i < _KEY_EVENT_TYPE_MAX; i++) {
+		assert_non_null(key_event_type_names[i]);
+		assert_int_equal(key_event_type_from_string(key_event_type_names[i], &t), 0);
 		assert_int_equal(t, i);
 	}
-	assert_null(event_type_names[_EVENT_TYPE_MAX]);
+	assert_null(key_event_type_names[_KEY_EVENT_TYPE_MAX]);
 }
 
 int main(void)
