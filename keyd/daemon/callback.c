@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* The event endpoint: libevent's evhttp over OpenSSL bufferevents. Checks, in this order: the
- * allow-list (at the TLS ClientHello, before any HTTP is read), lockout, route, size cap, HMAC
- * signature, freshness, replay, schema; only then the daemon's handler. Every attempt is
- * audited. No hand-written HTTP parsing; the secret and signatures never reach a log. */
+/* The event endpoint's listener (evhttp over OpenSSL): allow-list at the ClientHello, lockout,
+ * route, size cap, signature, freshness, replay (callback_auth.c), schema (event.c), then the
+ * daemon's handler; every attempt audited. No hand-written HTTP; no secret in any log. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -11,8 +10,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -25,311 +22,22 @@
 #include <sys/queue.h>
 
 #include "callback.h"
-#include "config.h"
+#include "callback_auth.h"
 #include "log.h"
 #include "secmem.h"
 #include "util.h"
 
-#define CALLBACK_TIMESTAMP_MAX 20 /* digits of a uint64 */
-#define CALLBACK_HEADERS_MAX   (8 * 1024)
-#define CALLBACK_TIMEOUT_S     10 /* handshake, headers and body of one request */
-#define CALLBACK_BACKLOG       64
-#define CALLBACK_REASON_MAX    512
-#define CALLBACK_DN_MAX	       256
-#define CALLBACK_MAC_LEN       32
-#define CALLBACK_SIG_PREFIX    "sha256="
-#define CALLBACK_AUDIT_TYPE    "callback.event"
+#define CALLBACK_HEADERS_MAX (8 * 1024)
+#define CALLBACK_TIMEOUT_S   10 /* handshake, headers and body of one request */
+#define CALLBACK_BACKLOG     64
+#define CALLBACK_REASON_MAX  512
+#define CALLBACK_DN_MAX	     256
+#define CALLBACK_AUDIT_TYPE  "callback.event"
 /* TLS 1.2: forward secrecy and AEAD only. TLS 1.3 suites are OpenSSL's defaults. */
 #define CALLBACK_TLS12_CIPHERS                                                                     \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                               \
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                               \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-
-/* ---- signature and freshness ---- */
-
-static int hmac_sha256(const uint8_t *key, size_t key_len, const char *timestamp, const void *body,
-		       size_t body_len, uint8_t out[CALLBACK_MAC_LEN])
-{
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-		OSSL_PARAM_construct_end(),
-	};
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-	size_t n = 0;
-	int r = -EIO;
-
-	if (ctx && EVP_MAC_init(ctx, key, key_len, params) &&
-	    EVP_MAC_update(ctx, (const unsigned char *)timestamp, strlen(timestamp)) &&
-	    EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
-	    (body_len == 0 || EVP_MAC_update(ctx, body, body_len)) &&
-	    EVP_MAC_final(ctx, out, &n, CALLBACK_MAC_LEN) && n == CALLBACK_MAC_LEN)
-		r = 0;
-	EVP_MAC_CTX_free(ctx); /* wipes the keyed state */
-	EVP_MAC_free(mac);
-	return r;
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int callback_signature_make(const uint8_t *secret, size_t secret_len, const char *timestamp,
-			    const void *body, size_t body_len, char *buf, size_t size)
-{
-	uint8_t mac[CALLBACK_MAC_LEN];
-	size_t off = strlen(CALLBACK_SIG_PREFIX);
-	int r;
-
-	if (size < off + 2 * CALLBACK_MAC_LEN + 1)
-		return -ENOBUFS;
-	r = hmac_sha256(secret, secret_len, timestamp, body, body_len, mac);
-	if (r < 0)
-		return r;
-	memcpy(buf, CALLBACK_SIG_PREFIX, off);
-	for (size_t i = 0; i < CALLBACK_MAC_LEN; i++, off += 2)
-		snprintf(buf + off, 3, "%02x", mac[i]);
-	return 0;
-}
-
-int callback_signature_check(const uint8_t *secret, size_t secret_len, const char *timestamp,
-			     const void *body, size_t body_len, const char *signature)
-{
-	size_t pl = strlen(CALLBACK_SIG_PREFIX);
-	uint8_t want[CALLBACK_MAC_LEN], got[CALLBACK_MAC_LEN];
-	int r;
-
-	if (!timestamp || !signature)
-		return -ENOKEY;
-	if (strncmp(signature, CALLBACK_SIG_PREFIX, pl) != 0 ||
-	    strlen(signature) != pl + 2 * CALLBACK_MAC_LEN)
-		return -EBADMSG;
-	for (size_t i = 0; i < CALLBACK_MAC_LEN; i++) {
-		int hi = hex_value(signature[pl + 2 * i]),
-		    lo = hex_value(signature[pl + 2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -EBADMSG;
-		got[i] = (uint8_t)(hi << 4 | lo);
-	}
-	r = hmac_sha256(secret, secret_len, timestamp, body, body_len, want);
-	if (r < 0)
-		return r;
-	/* Constant time: how many leading bytes matched must not show in the timing. */
-	r = CRYPTO_memcmp(want, got, CALLBACK_MAC_LEN) == 0 ? 0 : -EBADMSG;
-	OPENSSL_cleanse(want, sizeof(want));
-	return r;
-}
-
-int callback_timestamp_check(const char *timestamp, uint64_t now_s, uint64_t window_s,
-			     uint64_t *ret)
-{
-	uint64_t t;
-
-	if (!timestamp || timestamp[0] < '0' || timestamp[0] > '9' ||
-	    strlen(timestamp) > CALLBACK_TIMESTAMP_MAX || parse_u64(timestamp, &t) < 0)
-		return -EINVAL;
-	if ((t > now_s ? t - now_s : now_s - t) > window_s)
-		return -ETIME;
-	*ret = t;
-	return 0;
-}
-
-/* ---- replay cache ---- */
-
-struct replay_entry {
-	char id[KEY_EVENT_ID_MAX + 1];
-	uint64_t until_s;
-};
-
-struct callback_replay {
-	size_t max, head, n; /* a ring: e[head] is the oldest */
-	struct replay_entry e[];
-};
-
-int callback_replay_new(size_t max, struct callback_replay **ret)
-{
-	struct callback_replay *r;
-
-	if (max == 0)
-		return -EINVAL;
-	r = calloc(1, sizeof(*r) + max * sizeof(r->e[0]));
-	if (!r)
-		return -ENOMEM;
-	r->max = max;
-	*ret = r;
-	return 0;
-}
-
-void callback_replay_free(struct callback_replay *r)
-{
-	free(r);
-}
-
-static struct replay_entry *replay_find(const struct callback_replay *r, const char *id)
-{
-	for (size_t i = 0; i < r->n; i++) {
-		const struct replay_entry *e = &r->e[(r->head + i) % r->max];
-
-		if (strcmp(e->id, id) == 0)
-			return (struct replay_entry *)e;
-	}
-	return NULL;
-}
-
-bool callback_replay_seen(const struct callback_replay *r, const char *id, uint64_t now_s)
-{
-	const struct replay_entry *e = replay_find(r, id);
-
-	return e && e->until_s >= now_s;
-}
-
-int callback_replay_add(struct callback_replay *r, const char *id, uint64_t until_s)
-{
-	struct replay_entry *e;
-	size_t n = strlen(id);
-
-	if (n == 0 || n > KEY_EVENT_ID_MAX)
-		return -EINVAL;
-	e = replay_find(r, id);
-	if (e) {
-		if (until_s > e->until_s)
-			e->until_s = until_s;
-		return 0;
-	}
-	if (r->n == r->max) {
-		r->head = (r->head + 1) % r->max;
-		r->n--;
-	}
-	e = &r->e[(r->head + r->n) % r->max];
-	memcpy(e->id, id, n + 1);
-	e->until_s = until_s;
-	r->n++;
-	return 0;
-}
-
-/* ---- lockout ---- */
-
-struct lockout_source {
-	int family;
-	uint8_t addr[16];
-	unsigned count;	   /* failures since first_us */
-	uint64_t first_us; /* first failure of the current window */
-	uint64_t last_us;
-	uint64_t until_us; /* locked out until then */
-};
-
-struct callback_lockout {
-	struct callback_lockout_policy p;
-	size_t n, max;
-	struct lockout_source s[];
-};
-
-int callback_lockout_new(const struct callback_lockout_policy *p, size_t max_sources,
-			 struct callback_lockout **ret)
-{
-	struct callback_lockout *l;
-
-	if (max_sources == 0 || p->failures == 0)
-		return -EINVAL;
-	l = calloc(1, sizeof(*l) + max_sources * sizeof(l->s[0]));
-	if (!l)
-		return -ENOMEM;
-	l->p = *p;
-	l->max = max_sources;
-	*ret = l;
-	return 0;
-}
-
-void callback_lockout_free(struct callback_lockout *l)
-{
-	free(l);
-}
-
-static struct lockout_source *lockout_find(const struct callback_lockout *l,
-					   const struct sockaddr *sa)
-{
-	uint8_t a[16] = {0};
-	int family;
-
-	if (callback_addr_key(sa, &family, a) < 0)
-		return NULL;
-	for (size_t i = 0; i < l->n; i++)
-		if (l->s[i].family == family && memcmp(l->s[i].addr, a, 16) == 0)
-			return (struct lockout_source *)&l->s[i];
-	return NULL;
-}
-
-uint64_t callback_lockout_remaining(const struct callback_lockout *l, const struct sockaddr *sa,
-				    uint64_t now_us)
-{
-	const struct lockout_source *s = lockout_find(l, sa);
-
-	return s && s->until_us > now_us ? s->until_us - now_us : 0;
-}
-
-/* A full table gives up the source idle longest among those not locked out; if all are,
- * the one whose lockout ends first. */
-static struct lockout_source *lockout_evict(struct callback_lockout *l, uint64_t now_us)
-{
-	struct lockout_source *best = NULL;
-
-	for (size_t i = 0; i < l->n; i++) {
-		struct lockout_source *s = &l->s[i];
-		bool free_s = s->until_us <= now_us;
-
-		if (!best)
-			best = s;
-		else if (free_s && (best->until_us > now_us || s->last_us < best->last_us))
-			best = s;
-		else if (!free_s && best->until_us > now_us && s->until_us < best->until_us)
-			best = s;
-	}
-	return best;
-}
-
-bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa, uint64_t now_us)
-{
-	struct lockout_source *s = lockout_find(l, sa);
-
-	if (!s) {
-		uint8_t a[16] = {0};
-		int family;
-
-		if (callback_addr_key(sa, &family, a) < 0)
-			return false;
-		s = l->n < l->max ? &l->s[l->n++] : lockout_evict(l, now_us);
-		*s = (struct lockout_source){.family = family};
-		memcpy(s->addr, a, 16);
-	}
-	if (s->count == 0 || now_us - s->first_us > l->p.window_us) {
-		s->count = 0;
-		s->first_us = now_us;
-	}
-	s->last_us = now_us;
-	if (++s->count < l->p.failures)
-		return false;
-	s->count = 0;
-	s->until_us = now_us + l->p.duration_us;
-	return true;
-}
-
-void callback_lockout_success(struct callback_lockout *l, const struct sockaddr *sa)
-{
-	struct lockout_source *s = lockout_find(l, sa);
-
-	if (s)
-		s->count = 0;
-}
-
-/* ---- the listener ---- */
 
 struct callback {
 	unsigned refs; /* the owner's, and one per open connection */
@@ -409,7 +117,11 @@ struct attempt {
 	const struct sockaddr *peer;
 	const char *peer_str;
 	char client_cert[CALLBACK_DN_MAX];
-	struct key_event ev; /* filled as far as the checks got */
+	const void *body; /* the request's, len bytes */
+	size_t len;
+	const char *timestamp; /* the signed timestamp header */
+	uint64_t ts, now_s;    /* ... as Unix seconds, and this host's clock */
+	struct key_event ev;   /* filled as far as the checks got */
 	bool have_id, have_event;
 };
 
@@ -659,8 +371,9 @@ static void reply(struct evhttp_request *req, int status, const char *phrase, js
 	json_decref(body);
 }
 
-static void refuse(struct attempt *a, enum refusal why, const char *fmt, ...) _printf_(3, 4);
-static void refuse(struct attempt *a, enum refusal why, const char *fmt, ...)
+/* Answers, logs, audits and counts one refusal; false, so that a check can return it. */
+static bool refuse(struct attempt *a, enum refusal why, const char *fmt, ...) _printf_(3, 4);
+static bool refuse(struct attempt *a, enum refusal why, const char *fmt, ...)
 {
 	char msg[CALLBACK_REASON_MAX];
 	va_list ap;
@@ -677,6 +390,7 @@ static void refuse(struct attempt *a, enum refusal why, const char *fmt, ...)
 		lockout_count(a->cb, a->peer, a->peer_str);
 	reply(a->req, refusals[why].status, refusals[why].phrase,
 	      json_pack("{s:s, s:s*}", "error", msg, "id", a->have_id ? a->ev.id : NULL));
+	return false;
 }
 
 /* The one header of that name; NULL if absent, *dup if it came more than once. */
@@ -694,7 +408,7 @@ static const char *header_one(struct evkeyvalq *h, const char *name, bool *dup)
 	return v;
 }
 
-static void deliver(struct attempt *a, uint64_t ts)
+static void deliver(struct attempt *a)
 {
 	struct callback *cb = a->cb;
 	char msg[CALLBACK_REASON_MAX] = "";
@@ -706,7 +420,7 @@ static void deliver(struct attempt *a, uint64_t ts)
 	sanitize(msg);
 	if (r >= 0) {
 		/* Remembered only once acted on: a sender may retry what failed. */
-		if (callback_replay_add(cb->replay, a->ev.id, ts + cb->cfg->replay_window_s) < 0)
+		if (callback_replay_add(cb->replay, a->ev.id, a->ts + cb->cfg->replay_window_s) < 0)
 			log_error("callback: cannot remember event id %s", a->ev.id);
 		log_info("callback: %s event %s for key %s from %s accepted%s%s",
 			 key_event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str,
@@ -727,112 +441,148 @@ static void deliver(struct attempt *a, uint64_t ts)
 	      json_pack("{s:s, s:s, s:s}", "id", a->ev.id, "result", "failed", "error", msg));
 }
 
+/* A request over plain TCP: no TLS bufferevent could be made for it (out of memory). */
+static void refuse_without_tls(struct callback *cb, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = evcon ? evhttp_connection_get_addr(evcon) : NULL;
+	char peer[KEY_EVENT_SOURCE_MAX + 1] = "?";
+
+	if (sa)
+		callback_addr_format(sa, peer, sizeof(peer));
+	log_error("callback: refused %s: no TLS state (out of memory)", peer);
+	audit_attempt(cb, peer, NULL, NULL, "failure", "no TLS state (out of memory)");
+	reply(req, 500, "Internal Server Error", NULL);
+}
+
+/* A source that failed too often is refused before anything else is looked at. */
+static bool check_lockout(struct attempt *a)
+{
+	uint64_t left = callback_lockout_remaining(a->cb->lockout, a->peer, now_mono_us());
+	char after[24];
+
+	if (left == 0)
+		return true;
+	snprintf(after, sizeof(after), "%llu", (unsigned long long)(left + 999999) / 1000000);
+	evhttp_add_header(evhttp_request_get_output_headers(a->req), "Retry-After", after);
+	return refuse(a, REFUSE_LOCKED, "locked out after repeated failures; retry in %s s", after);
+}
+
+/* POST to the one path, the body within max_body_bytes; the body goes to a->body. */
+static bool check_request(struct attempt *a)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(a->req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	struct evbuffer *in = evhttp_request_get_input_buffer(a->req);
+	uint64_t max = a->cb->cfg->max_body_bytes;
+
+	if (!path || strcmp(path, CALLBACK_PATH) != 0)
+		return refuse(a, REFUSE_NOT_FOUND, "no such endpoint (only POST %s)",
+			      CALLBACK_PATH);
+	if (evhttp_request_get_command(a->req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(a->req), "Allow", "POST");
+		return refuse(a, REFUSE_METHOD, "method not allowed (only POST %s)", CALLBACK_PATH);
+	}
+	a->len = evbuffer_get_length(in);
+	if (a->len > max)
+		return refuse(a, REFUSE_TOO_BIG, "body larger than %llu bytes",
+			      (unsigned long long)max);
+	a->body = a->len ? (const void *)evbuffer_pullup(in, -1) : "";
+	if (!a->body)
+		return refuse(a, REFUSE_INTERNAL, "out of memory");
+	return true;
+}
+
+/* The HMAC over timestamp and body: the sender holds the secret. Its failures count towards
+ * the lockout; its success clears the source's count. */
+static bool check_signature(struct attempt *a)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(a->req);
+	struct callback *cb = a->cb;
+	bool dup = false;
+	const char *sig;
+	int r;
+
+	a->timestamp = header_one(h, CALLBACK_HEADER_TIMESTAMP, &dup);
+	sig = header_one(h, CALLBACK_HEADER_SIGNATURE, &dup);
+	if (dup)
+		return refuse(a, REFUSE_HEADER, "%s or %s given more than once",
+			      CALLBACK_HEADER_TIMESTAMP, CALLBACK_HEADER_SIGNATURE);
+	r = callback_signature_check(cb->secret, cb->secret_len, a->timestamp, a->body, a->len,
+				     sig);
+	if (r == -ENOKEY)
+		return refuse(a, REFUSE_UNSIGNED, "unsigned: %s and %s are required",
+			      CALLBACK_HEADER_TIMESTAMP, CALLBACK_HEADER_SIGNATURE);
+	if (r == -EBADMSG)
+		return refuse(a, REFUSE_FORGED, "signature does not match");
+	if (r < 0)
+		return refuse(a, REFUSE_INTERNAL, "cannot compute HMAC: %s", strerror(-r));
+	callback_lockout_success(cb->lockout, a->peer);
+	return true;
+}
+
+/* The signed timestamp within replay_window_s of this host's clock. */
+static bool check_fresh(struct attempt *a)
+{
+	uint64_t window = a->cb->cfg->replay_window_s;
+	int r;
+
+	a->now_s = now_real_us() / 1000000;
+	r = callback_timestamp_check(a->timestamp, a->now_s, window, &a->ts);
+	if (r == -ETIME)
+		return refuse(a, REFUSE_EXPIRED,
+			      "expired: %s is more than %llu s away from this host's clock",
+			      CALLBACK_HEADER_TIMESTAMP, (unsigned long long)window);
+	if (r < 0)
+		return refuse(a, REFUSE_TIMESTAMP, "%s must be Unix seconds",
+			      CALLBACK_HEADER_TIMESTAMP);
+	return true;
+}
+
+/* The body as an event: its id first (not seen before), then the whole schema. */
+static bool read_event(struct attempt *a)
+{
+	json_auto_t *root = NULL;
+	json_error_t jerr;
+	struct error je;
+	const char *id;
+
+	root = json_loadb(a->body, a->len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return refuse(a, REFUSE_MALFORMED, "body is not JSON: %d:%d: %s", jerr.line,
+			      jerr.column, jerr.text);
+	if (!json_is_object(root))
+		return refuse(a, REFUSE_MALFORMED, "event: must be an object");
+	if (jx_string(root, "event", "id", true, KEY_EVENT_ID_MAX, &id, &je) < 0 ||
+	    key_event_id_check(id, &je) < 0)
+		return refuse(a, REFUSE_MALFORMED, "%s", je.msg);
+	snprintf(a->ev.id, sizeof(a->ev.id), "%s", id);
+	a->have_id = true;
+	if (callback_replay_seen(a->cb->replay, a->ev.id, a->now_s))
+		return refuse(a, REFUSE_REPLAY, "replay: event %s was already accepted", a->ev.id);
+	if (key_event_from_json(root, &a->ev, &je) < 0)
+		return refuse(a, REFUSE_MALFORMED, "%s", je.msg);
+	a->have_event = true;
+	return true;
+}
+
+/* Each request meets the checks in the order the file head gives; the first to fail answers. */
 static void on_request(struct evhttp_request *req, void *u)
 {
 	struct callback *cb = u;
 	struct attempt a = {.cb = cb, .req = req};
 	SSL *ssl = request_ssl(req);
 	struct callback_conn *conn = conn_of_ssl(ssl);
-	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL, *ts_s, *sig, *id;
-	size_t len = evbuffer_get_length(in);
-	json_auto_t *root = NULL;
-	struct error je;
-	json_error_t jerr;
-	uint64_t left, ts, now_s;
-	bool dup = false;
-	const void *body;
-	int r;
 
-	if (!conn || !conn->allowed) {
-		/* Only when no TLS bufferevent could be made (out of memory): plain TCP. */
-		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-		const struct sockaddr *sa = evcon ? evhttp_connection_get_addr(evcon) : NULL;
-		char peer[KEY_EVENT_SOURCE_MAX + 1] = "?";
-
-		if (sa)
-			callback_addr_format(sa, peer, sizeof(peer));
-		log_error("callback: refused %s: no TLS state (out of memory)", peer);
-		audit_attempt(cb, peer, NULL, NULL, "failure", "no TLS state (out of memory)");
-		reply(req, 500, "Internal Server Error", NULL);
-		return;
-	}
+	if (!conn || !conn->allowed)
+		return refuse_without_tls(cb, req);
 	conn->answered = true;
 	a.peer = (const struct sockaddr *)&conn->peer;
 	a.peer_str = conn->peer_str;
 	client_dn(ssl, a.client_cert, sizeof(a.client_cert));
-
-	left = callback_lockout_remaining(cb->lockout, a.peer, now_mono_us());
-	if (left > 0) {
-		char after[24];
-
-		snprintf(after, sizeof(after), "%llu",
-			 (unsigned long long)(left + 999999) / 1000000);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", after);
-		return refuse(&a, REFUSE_LOCKED,
-			      "locked out after repeated failures; retry in %s s", after);
-	}
-	if (!path || strcmp(path, CALLBACK_PATH) != 0)
-		return refuse(&a, REFUSE_NOT_FOUND, "no such endpoint (only POST %s)",
-			      CALLBACK_PATH);
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-		return refuse(&a, REFUSE_METHOD, "method not allowed (only POST %s)",
-			      CALLBACK_PATH);
-	}
-	if (len > cb->cfg->max_body_bytes)
-		return refuse(&a, REFUSE_TOO_BIG, "body larger than %llu bytes",
-			      (unsigned long long)cb->cfg->max_body_bytes);
-	body = len ? (const void *)evbuffer_pullup(in, -1) : "";
-	if (!body)
-		return refuse(&a, REFUSE_INTERNAL, "out of memory");
-
-	ts_s = header_one(h, CALLBACK_HEADER_TIMESTAMP, &dup);
-	sig = header_one(h, CALLBACK_HEADER_SIGNATURE, &dup);
-	if (dup)
-		return refuse(&a, REFUSE_HEADER, "%s or %s given more than once",
-			      CALLBACK_HEADER_TIMESTAMP, CALLBACK_HEADER_SIGNATURE);
-	r = callback_signature_check(cb->secret, cb->secret_len, ts_s, body, len, sig);
-	if (r == -ENOKEY)
-		return refuse(&a, REFUSE_UNSIGNED, "unsigned: %s and %s are required",
-			      CALLBACK_HEADER_TIMESTAMP, CALLBACK_HEADER_SIGNATURE);
-	if (r == -EBADMSG)
-		return refuse(&a, REFUSE_FORGED, "signature does not match");
-	if (r < 0)
-		return refuse(&a, REFUSE_INTERNAL, "cannot compute HMAC: %s", strerror(-r));
-	callback_lockout_success(cb->lockout, a.peer);
-
-	now_s = now_real_us() / 1000000;
-	r = callback_timestamp_check(ts_s, now_s, cb->cfg->replay_window_s, &ts);
-	if (r == -ETIME)
-		return refuse(&a, REFUSE_EXPIRED,
-			      "expired: %s is more than %llu s away from this host's clock",
-			      CALLBACK_HEADER_TIMESTAMP,
-			      (unsigned long long)cb->cfg->replay_window_s);
-	if (r < 0)
-		return refuse(&a, REFUSE_TIMESTAMP, "%s must be Unix seconds",
-			      CALLBACK_HEADER_TIMESTAMP);
-
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root)
-		return refuse(&a, REFUSE_MALFORMED, "body is not JSON: %d:%d: %s", jerr.line,
-			      jerr.column, jerr.text);
-	if (!json_is_object(root))
-		return refuse(&a, REFUSE_MALFORMED, "event: must be an object");
-	if (jx_string(root, "event", "id", true, KEY_EVENT_ID_MAX, &id, &je) < 0)
-		return refuse(&a, REFUSE_MALFORMED, "%s", je.msg);
-	if (key_event_id_check(id, &je) < 0)
-		return refuse(&a, REFUSE_MALFORMED, "%s", je.msg);
-	snprintf(a.ev.id, sizeof(a.ev.id), "%s", id);
-	a.have_id = true;
-	if (callback_replay_seen(cb->replay, a.ev.id, now_s))
-		return refuse(&a, REFUSE_REPLAY, "replay: event %s was already accepted", a.ev.id);
-	if (key_event_from_json(root, &a.ev, &je) < 0)
-		return refuse(&a, REFUSE_MALFORMED, "%s", je.msg);
-	a.have_event = true;
-	deliver(&a, ts);
+	if (check_lockout(&a) && check_request(&a) && check_signature(&a) && check_fresh(&a) &&
+	    read_event(&a))
+		deliver(&a);
 }
 
 static int tls_error(const char *what, const char *file)

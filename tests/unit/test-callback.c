@@ -10,7 +10,9 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "callback.h"
+#include "callback_auth.h"
+#include "callback_config.h"
+#include "event.h"
 #include "secmem.h"
 
 #define S 1000000ULL /* one second in µs */
