@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The tamper-evident audit log: one JSON record per line, each carrying the hash of the one
- * before, fsync'd, with checkpoints signed by the node key; a copy to the journal. Never key
- * material in a record. */
+/* The tamper-evident audit log, writing side: one JSON record per line, each carrying the hash
+ * of the one before, fsync'd, with checkpoints signed by the node key; a copy to the journal.
+ * Never key material in a record. The verifier is audit_verify.h. */
 #pragma once
 
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-#include "error.h"
 
 #define AUDIT_PATH_DEFAULT "/var/log/keyd/audit.jsonl"
 
@@ -32,7 +30,3 @@ int audit_write(struct audit *a, const char *type, const char *result, json_t *s
  * "audit.rotated", carries the old file's last hash and seq. Other writers follow on their next
  * record. -EEXIST, -EXDEV, -EBADMSG (the old file's last line is damaged). */
 int audit_rotate(struct audit *a, const char *archive);
-
-/* Verifies the chain and the checkpoint signatures of the log at @path. On -EBADMSG, @err
- * names the line and what is wrong (edited, deleted, inserted, reordered, truncated). */
-int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, struct error *err);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_verify.h"
 #include "cmd.h"
 #include "enroll.h"
 #include "inspect.h"

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "audit.h"
+#include "audit_verify.h"
 #include "secmem.h"
 #include "sign.h"
 
