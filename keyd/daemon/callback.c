@@ -585,7 +585,7 @@ static void on_request(struct evhttp_request *req, void *u)
 		deliver(&a);
 }
 
-static int tls_error(const char *what, const char *file)
+static int tls_error(struct error *err, const char *what, const char *file)
 {
 	char buf[256] = "unknown error";
 	unsigned long e = ERR_get_error();
@@ -593,7 +593,7 @@ static int tls_error(const char *what, const char *file)
 	if (e)
 		ERR_error_string_n(e, buf, sizeof(buf));
 	ERR_clear_error();
-	return log_error_errno(-EINVAL, "callback: %s %s: %s", what, file, buf);
+	return error_set(err, -EINVAL, "callback: %s %s: %s", what, file, buf);
 }
 
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -605,7 +605,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 	return 0;
 }
 
-static int tls_setup(struct callback *cb)
+static int tls_setup(struct callback *cb, struct error *err)
 {
 	const struct callback_config *c = cb->cfg;
 	_cleanup_secure_ uint8_t *pem = NULL;
@@ -616,35 +616,36 @@ static int tls_setup(struct callback *cb)
 
 	cb->ssl_ctx = SSL_CTX_new(TLS_server_method());
 	if (!cb->ssl_ctx)
-		return -ENOMEM;
+		return error_set(err, -ENOMEM, "callback: cannot create the TLS context");
 	if (!SSL_CTX_set_min_proto_version(cb->ssl_ctx, TLS1_2_VERSION) ||
 	    !SSL_CTX_set_cipher_list(cb->ssl_ctx, CALLBACK_TLS12_CIPHERS))
-		return -EIO;
+		return error_set(err, -EIO, "callback: cannot set the TLS versions and ciphers");
 	SSL_CTX_set_options(cb->ssl_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 						 SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(cb->ssl_ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(cb->ssl_ctx, c->cert_file) != 1)
-		return tls_error("cannot load cert_file", c->cert_file);
+		return tls_error(err, "cannot load cert_file", c->cert_file);
 	r = read_credential(c->key_file, false, &pem, &n);
 	if (r < 0)
-		return log_error_errno(r, "callback: cannot read key_file %s: %m", c->key_file);
+		return error_set(err, r, "callback: cannot read key_file %s: %s", c->key_file,
+				 strerror(-r));
 	bio = BIO_new_mem_buf(pem, (int)n);
 	if (bio)
 		key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
 	BIO_free(bio);
 	if (!key)
-		return tls_error("cannot load key_file (PEM, unencrypted)", c->key_file);
+		return tls_error(err, "cannot load key_file (PEM, unencrypted)", c->key_file);
 	r = SSL_CTX_use_PrivateKey(cb->ssl_ctx, key);
 	EVP_PKEY_free(key);
 	if (r != 1 || SSL_CTX_check_private_key(cb->ssl_ctx) != 1)
-		return tls_error("key_file does not match cert_file:", c->key_file);
+		return tls_error(err, "key_file does not match cert_file:", c->key_file);
 	if (c->client_ca_file) {
 		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(c->client_ca_file);
 
 		if (!names ||
 		    SSL_CTX_load_verify_locations(cb->ssl_ctx, c->client_ca_file, NULL) != 1) {
 			sk_X509_NAME_pop_free(names, X509_NAME_free);
-			return tls_error("cannot load client_ca_file", c->client_ca_file);
+			return tls_error(err, "cannot load client_ca_file", c->client_ca_file);
 		}
 		SSL_CTX_set_client_CA_list(cb->ssl_ctx, names);
 		SSL_CTX_set_verify(cb->ssl_ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
@@ -677,52 +678,33 @@ static int listen_socket(const struct callback_config *c, struct sockaddr_storag
 	return TAKE_FD(fd);
 }
 
-int callback_start(struct event_base *base, const struct callback_config *cfg, struct audit *audit,
-		   callback_event_fn fn, void *userdata, struct callback **ret)
+/* The HMAC secret, into secure memory: at least CALLBACK_SECRET_MIN bytes. */
+static int read_secret(struct callback *cb, struct error *err)
 {
-	char where[KEY_EVENT_SOURCE_MAX + 1];
-	struct sockaddr_storage bound;
-	struct callback *cb;
-	int fd = -1, r;
+	const char *file = cb->cfg->hmac_secret_file;
+	int r;
 
-	pthread_once(&conn_index_once, conn_index_init);
-	if (conn_index < 0)
-		return -ENOMEM;
-	cb = calloc(1, sizeof(*cb));
-	if (!cb)
-		return -ENOMEM;
-	*cb = (struct callback){
-		.refs = 1, .cfg = cfg, .audit = audit, .fn = fn, .userdata = userdata};
-	r = read_credential(cfg->hmac_secret_file, true, &cb->secret, &cb->secret_len);
-	if (r < 0) {
-		log_error_errno(r, "callback: cannot read hmac_secret_file %s: %m",
-				cfg->hmac_secret_file);
-		goto fail;
-	}
-	if (cb->secret_len < CALLBACK_SECRET_MIN) {
-		r = log_error_errno(-EINVAL,
-				    "callback: hmac_secret_file %s holds %zu bytes, at "
-				    "least %d are needed",
-				    cfg->hmac_secret_file, cb->secret_len, CALLBACK_SECRET_MIN);
-		goto fail;
-	}
-	if ((r = callback_replay_new(CALLBACK_REPLAY_IDS_MAX, &cb->replay)) < 0 ||
-	    (r = callback_lockout_new(&cfg->lockout, CALLBACK_SOURCES_MAX, &cb->lockout)) < 0 ||
-	    (r = tls_setup(cb)) < 0)
-		goto fail;
-	fd = listen_socket(cfg, &bound);
-	if (fd < 0) {
-		r = log_error_errno(fd, "callback: cannot listen on %s: %m", cfg->listen);
-		goto fail;
-	}
-	cb->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
-						    : ((struct sockaddr_in6 *)&bound)->sin6_port);
-	callback_addr_format((struct sockaddr *)&bound, where, sizeof(where));
+	r = read_credential(file, true, &cb->secret, &cb->secret_len);
+	if (r < 0)
+		return error_set(err, r, "callback: cannot read hmac_secret_file %s: %s", file,
+				 strerror(-r));
+	if (cb->secret_len < CALLBACK_SECRET_MIN)
+		return error_set(err, -EINVAL,
+				 "callback: hmac_secret_file %s holds %zu bytes, at least %d are "
+				 "needed",
+				 file, cb->secret_len, CALLBACK_SECRET_MIN);
+	return 0;
+}
+
+/* evhttp on the listening socket @fd (taken over even on failure). */
+static int serve(struct callback *cb, struct event_base *base, int fd, struct error *err)
+{
 	cb->http = evhttp_new(base);
-	r = -ENOMEM;
-	if (!cb->http)
-		goto fail;
-	evhttp_set_max_body_size(cb->http, (ev_ssize_t)cfg->max_body_bytes);
+	if (!cb->http) {
+		close(fd);
+		return error_set(err, -ENOMEM, "callback: out of memory");
+	}
+	evhttp_set_max_body_size(cb->http, (ev_ssize_t)cb->cfg->max_body_bytes);
 	evhttp_set_max_headers_size(cb->http, CALLBACK_HEADERS_MAX);
 	evhttp_set_timeout(cb->http, CALLBACK_TIMEOUT_S);
 	/* Other methods reach on_request too, so that their refusal is audited there. */
@@ -731,16 +713,54 @@ int callback_start(struct event_base *base, const struct callback_config *cfg, s
 						     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_bevcb(cb->http, conn_new, cb);
 	evhttp_set_gencb(cb->http, on_request, cb);
-	r = -EIO;
-	if (!evhttp_accept_socket_with_handle(cb->http, fd))
+	if (!evhttp_accept_socket_with_handle(cb->http, fd)) {
+		close(fd);
+		return error_set(err, -EIO, "callback: cannot serve on %s", cb->cfg->listen);
+	}
+	return 0;
+}
+
+int callback_start(struct event_base *base, const struct callback_config *cfg, struct audit *audit,
+		   callback_event_fn fn, void *userdata, struct callback **ret, struct error *err)
+{
+	char where[KEY_EVENT_SOURCE_MAX + 1];
+	struct sockaddr_storage bound;
+	struct callback *cb;
+	int fd, r;
+
+	pthread_once(&conn_index_once, conn_index_init);
+	if (conn_index < 0)
+		return error_set(err, -ENOMEM, "callback: out of memory");
+	cb = calloc(1, sizeof(*cb));
+	if (!cb)
+		return error_set(err, -ENOMEM, "callback: out of memory");
+	*cb = (struct callback){
+		.refs = 1, .cfg = cfg, .audit = audit, .fn = fn, .userdata = userdata};
+	if ((r = read_secret(cb, err)) < 0)
+		goto fail;
+	if ((r = callback_replay_new(CALLBACK_REPLAY_IDS_MAX, &cb->replay)) < 0 ||
+	    (r = callback_lockout_new(&cfg->lockout, CALLBACK_SOURCES_MAX, &cb->lockout)) < 0) {
+		error_set(err, r, "callback: out of memory");
+		goto fail;
+	}
+	if ((r = tls_setup(cb, err)) < 0)
+		goto fail;
+	fd = listen_socket(cfg, &bound);
+	if (fd < 0) {
+		r = error_set(err, fd, "callback: cannot listen on %s: %s", cfg->listen,
+			      strerror(-fd));
+		goto fail;
+	}
+	cb->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+						    : ((struct sockaddr_in6 *)&bound)->sin6_port);
+	callback_addr_format((struct sockaddr *)&bound, where, sizeof(where));
+	if ((r = serve(cb, base, fd, err)) < 0)
 		goto fail;
 	log_info("callback: event endpoint listening on %s%s", where,
 		 cfg->client_ca_file ? ", client certificates required" : "");
 	*ret = cb;
 	return 0;
 fail:
-	if (fd >= 0)
-		close(fd);
 	callback_stop(cb);
 	return r;
 }

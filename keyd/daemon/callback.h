@@ -11,6 +11,7 @@
 
 #include "audit.h"
 #include "callback_config.h"
+#include "error.h"
 #include "event.h"
 
 struct callback;
@@ -23,11 +24,11 @@ typedef int (*callback_event_fn)(void *userdata, const struct key_event *ev, cha
 				 size_t msgsize);
 
 /* Reads the HMAC secret and the TLS key, binds cfg's listen address and serves on @base.
- * @cfg must outlive the listener; @audit may be NULL. Logs why it failed.
+ * @cfg must outlive the listener; @audit may be NULL. err says why it failed (the caller logs):
  * -EINVAL (secret too short, bad certificate or key), -EPERM/-ENOENT (credential files),
  * -EADDRINUSE and other bind errors, -ENOMEM, -EIO. */
 int callback_start(struct event_base *base, const struct callback_config *cfg, struct audit *audit,
-		   callback_event_fn fn, void *userdata, struct callback **ret);
+		   callback_event_fn fn, void *userdata, struct callback **ret, struct error *err);
 /* Stops listening and drops open connections; the handler is not called again. Not to be
  * called from inside the handler. */
 void callback_stop(struct callback *cb);

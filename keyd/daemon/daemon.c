@@ -526,6 +526,7 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg)
 {
 	size_t max = cfg->n_volumes + (cfg->discover ? 64 : 0);
 	EVP_PKEY *node_key = NULL;
+	struct error err;
 	int r;
 
 	*k = (struct keyd){.cfg = cfg};
@@ -576,7 +577,11 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg)
 		return log_error_errno(r, "cannot start the lifecycle thread: %m");
 	if (!cfg->callback)
 		return 0;
-	return callback_start(k->base, cfg->callback, k->audit, on_callback_event, k, &k->callback);
+	r = callback_start(k->base, cfg->callback, k->audit, on_callback_event, k, &k->callback,
+			   &err);
+	if (r < 0)
+		log_error("%s", err.msg);
+	return r;
 }
 
 int keyd_run(struct keyd *k)

@@ -262,7 +262,8 @@ static struct callback *start(const char *extra, struct callback_config **cfg)
 	assert_non_null(o);
 	if (callback_config_parse(o, "callback", cfg, &e) < 0)
 		fail_msg("config %s: %s", json, e.msg);
-	assert_int_equal(callback_start(base, *cfg, audit, on_event, NULL, &cb), 0);
+	if (callback_start(base, *cfg, audit, on_event, NULL, &cb, &e) < 0)
+		fail_msg("callback_start: %s", e.msg);
 	n_got = 0;
 	handler_result = 0;
 	return cb;
@@ -473,7 +474,7 @@ static void test_start_refusals(void **state)
 		 dir);
 	o = json_loads(json, 0, NULL);
 	assert_int_equal(callback_config_parse(o, "callback", &cfg, &e), 0);
-	assert_int_equal(callback_start(base, cfg, audit, on_event, NULL, &cb), -EINVAL);
+	assert_int_equal(callback_start(base, cfg, audit, on_event, NULL, &cb, &e), -EINVAL);
 	callback_config_free(cfg);
 	json_decref(o);
 
@@ -484,7 +485,7 @@ static void test_start_refusals(void **state)
 		 dir);
 	o = json_loads(json, 0, NULL);
 	assert_int_equal(callback_config_parse(o, "callback", &cfg, &e), 0);
-	assert_int_equal(callback_start(base, cfg, audit, on_event, NULL, &cb), -EINVAL);
+	assert_int_equal(callback_start(base, cfg, audit, on_event, NULL, &cb, &e), -EINVAL);
 	callback_config_free(cfg);
 	json_decref(o);
 
@@ -496,7 +497,7 @@ static void test_start_refusals(void **state)
 		 callback_port(cb), dir);
 	o = json_loads(json, 0, NULL);
 	assert_int_equal(callback_config_parse(o, "callback", &cfg2, &e), 0);
-	assert_int_equal(callback_start(base, cfg2, audit, on_event, NULL, &cb2), -EADDRINUSE);
+	assert_int_equal(callback_start(base, cfg2, audit, on_event, NULL, &cb2, &e), -EADDRINUSE);
 	callback_config_free(cfg2);
 	stop(cb, cfg);
 }
