@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* Control API over libevent's evhttp on a Unix socket. No hand-written HTTP parsing; every
- * request is checked against the route table and the peer's credentials before it acts. */
+/* Control API over evhttp on a Unix socket: no hand-written HTTP; every request is checked
+ * against the route table and the peer's credentials before it acts (through the registry,
+ * workers and lifecycle thread). Owns the requests that wait for a worker. */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -15,7 +16,6 @@
 #include <sys/un.h>
 
 #include "api.h"
-#include "daemon.h"
 #include "log.h"
 #include "secmem.h"
 #include "util.h"
@@ -32,18 +32,22 @@ struct peer {
 	size_t n_groups;
 };
 
-struct pending_reply {
+/* An unlock request answered when the volume's worker ends. */
+struct waiting_reply {
 	struct evhttp_request *req;
-	struct pending_reply *next;
+	struct volume *v;
+	struct waiting_reply *next;
 };
 
 struct api {
+	struct api_env env;
 	struct evhttp *http;
 	int fd;
 	char *path;
+	struct waiting_reply *waiting; /* main thread only */
 };
 
-typedef void (*route_fn)(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+typedef void (*route_fn)(struct api *a, struct evhttp_request *req, const struct peer *p,
 			 const char *arg);
 
 struct route {
@@ -63,12 +67,12 @@ static json_t *peer_subject(const struct peer *p)
 			 pw ? pw->pw_name : NULL, "pid", (int)p->pid, "via", "control socket");
 }
 
-static void audit_request(struct keyd *k, const char *type, const char *result,
-			  const struct peer *p, struct volume *v, const char *error)
+static void audit_request(struct api *a, const char *type, const char *result, const struct peer *p,
+			  struct volume *v, json_t *extra, const char *error)
 {
 	json_auto_t *subject = peer_subject(p);
 
-	keyd_audit(k, type, result, subject, v, NULL, error);
+	registry_audit(a->env.reg, type, result, subject, v, extra, error);
 }
 
 static void reply_json(struct evhttp_request *req, int code, json_t *body)
@@ -102,228 +106,231 @@ static void reply_error(struct evhttp_request *req, int code, const char *fmt, .
 	reply_json(req, code, json_pack("{s:s}", "error", msg));
 }
 
-json_t *api_volume_json(struct keyd *k, struct volume *v)
+/* The public description of a volume (never key material); registry lock held. */
+static json_t *volume_json(const struct volume *v)
 {
+	const struct volume_status *st = &v->st;
 	char since[40];
 
-	(void)k;
-	format_rfc3339_us(v->since_us, since, sizeof(since));
+	format_rfc3339_us(st->since_us, since, sizeof(since));
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:s, s:i, s:i, s:s, "
 			 "s:b, s:b}",
-			 "name", v->name, "state", volume_state_names[v->state], "device_spec",
-			 v->device_spec, "device", v->device, "uuid", v->uuid, "key_id",
-			 v->token_key_id[0] ? v->token_key_id
-			 : v->key_id	    ? v->key_id
-					    : "",
-			 "required", v->required, "discovered", v->discovered, "kms", v->kms->name,
-			 "key_version", v->key_version, "error", v->error, "keyslot", v->keyslot,
-			 "attempts", (int)v->attempts, "since", since, "revoked", v->revoked,
-			 "shredded", v->shredded);
+			 "name", v->name, "state", volume_state_names[st->state], "device_spec",
+			 v->device_spec, "device", st->device, "uuid", st->uuid, "key_id",
+			 registry_key_id_locked(v), "required", v->required, "discovered",
+			 v->discovered, "kms", v->kms->name, "key_version", st->key_version,
+			 "error", st->error, "keyslot", st->keyslot, "attempts", (int)st->attempts,
+			 "since", since, "revoked", st->revoked, "shredded", st->shredded);
 }
 
-static void handle_status(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+static void handle_status(struct api *a, struct evhttp_request *req, const struct peer *p,
 			  const char *arg)
 {
+	struct registry *reg = a->env.reg;
 	json_t *vols = json_array();
 
 	(void)p;
 	(void)arg;
-	pthread_mutex_lock(&k->lock);
-	for (size_t i = 0; i < k->n_volumes; i++)
-		json_array_append_new(vols, api_volume_json(k, &k->volumes[i]));
-	pthread_mutex_unlock(&k->lock);
+	pthread_mutex_lock(&reg->lock);
+	for (size_t i = 0; i < reg->n; i++)
+		json_array_append_new(vols, volume_json(&reg->volumes[i]));
+	pthread_mutex_unlock(&reg->lock);
 	reply_json(req, HTTP_OK,
 		   json_pack("{s:s, s:b, s:{s:b, s:s?}, s:o}", "version", KEYD_VERSION, "ready",
-			     k->ready, "device_mapper", "available", k->dm, "reason",
-			     k->dm ? NULL : k->dm_why, "volumes", vols));
+			     *a->env.ready, "device_mapper", "available", a->env.dm, "reason",
+			     a->env.dm ? NULL : a->env.dm_why, "volumes", vols));
 }
 
-/* The volume @name with k->lock held, or NULL after a 404 reply (lock not held). */
-static struct volume *volume_locked(struct keyd *k, struct evhttp_request *req, const char *name)
+/* The volume @name with the registry lock held, or NULL after a 404 reply (lock not held). */
+static struct volume *volume_locked(struct api *a, struct evhttp_request *req, const char *name)
 {
 	struct volume *v;
 
-	pthread_mutex_lock(&k->lock);
-	v = keyd_find_volume(k, name);
+	pthread_mutex_lock(&a->env.reg->lock);
+	v = registry_find(a->env.reg, name);
 	if (!v) {
-		pthread_mutex_unlock(&k->lock);
+		pthread_mutex_unlock(&a->env.reg->lock);
 		reply_error(req, HTTP_NOTFOUND, "no volume named '%s'", name);
 	}
 	return v;
 }
 
-static void pending_drop(struct evhttp_connection *conn, void *u)
+static void waiting_drop(struct evhttp_connection *conn, void *u)
 {
-	struct keyd *k = u;
+	struct api *a = u;
+	struct waiting_reply **pp = &a->waiting;
 
 	/* The client went away: forget its requests before evhttp frees them. */
-	pthread_mutex_lock(&k->lock);
-	for (size_t i = 0; i < k->n_volumes; i++) {
-		struct pending_reply **pp = &k->volumes[i].replies;
+	while (*pp) {
+		if (evhttp_request_get_connection((*pp)->req) == conn) {
+			struct waiting_reply *dead = *pp;
 
-		while (*pp) {
-			if (evhttp_request_get_connection((*pp)->req) == conn) {
-				struct pending_reply *dead = *pp;
-
-				*pp = dead->next;
-				free(dead);
-			} else {
-				pp = &(*pp)->next;
-			}
+			*pp = dead->next;
+			free(dead);
+		} else {
+			pp = &(*pp)->next;
 		}
 	}
-	pthread_mutex_unlock(&k->lock);
 }
 
-static void handle_unlock(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+/* The reply to @req goes out when @v's worker ends (api_answer_waiting). */
+static int waiting_add(struct api *a, struct evhttp_request *req, struct volume *v)
+{
+	struct waiting_reply *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	*w = (struct waiting_reply){.req = req, .v = v, .next = a->waiting};
+	a->waiting = w;
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), waiting_drop, a);
+	return 0;
+}
+
+static void handle_unlock(struct api *a, struct evhttp_request *req, const struct peer *p,
 			  const char *name)
 {
+	struct registry *reg = a->env.reg;
 	struct volume *v;
-	struct pending_reply *pr;
 	int r;
 
-	v = volume_locked(k, req, name);
+	v = volume_locked(a, req, name);
 	if (!v)
 		return;
-	if (v->state == VOLUME_OPEN) {
-		reply_json(req, HTTP_OK, api_volume_json(k, v));
-		pthread_mutex_unlock(&k->lock);
+	if (v->st.state == VOLUME_OPEN) {
+		reply_json(req, HTTP_OK, volume_json(v));
+		pthread_mutex_unlock(&reg->lock);
 		return;
 	}
 	log_info("%s: unlock requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
-	if (v->state == VOLUME_RELEASED) {
+	if (v->st.state == VOLUME_RELEASED) {
 		/* Only the main thread releases: the volume cannot be released meanwhile. */
-		pthread_mutex_unlock(&k->lock);
-		audit_request(k, "control.unlock", "refused", p, v, "released (decommissioned)");
+		pthread_mutex_unlock(&reg->lock);
+		audit_request(a, "control.unlock", "refused", p, v, NULL,
+			      "released (decommissioned)");
 		return reply_error(req, 409,
 				   "'%s' was released (decommissioned): keyd will not "
 				   "unlock it again; restart keyd to start over",
 				   name);
 	}
-	pthread_mutex_unlock(&k->lock);
-	audit_request(k, "control.unlock", "success", p, v, NULL);
-	pthread_mutex_lock(&k->lock);
-	r = keyd_unlock_start(k, v);
+	pthread_mutex_unlock(&reg->lock);
+	audit_request(a, "control.unlock", "success", p, v, NULL, NULL);
+	pthread_mutex_lock(&reg->lock);
+	r = worker_start(a->env.workers, v);
 	if (r < 0) {
-		pthread_mutex_unlock(&k->lock);
+		pthread_mutex_unlock(&reg->lock);
 		return reply_error(req, HTTP_INTERNAL, "cannot start unlock of '%s': %s", name,
 				   strerror(-r));
 	}
-	/* The reply goes out when the worker finishes (api_finish_replies). */
-	pr = calloc(1, sizeof(*pr));
-	if (pr) {
-		pr->req = req;
-		pr->next = v->replies;
-		v->replies = pr;
-		evhttp_connection_set_closecb(evhttp_request_get_connection(req), pending_drop, k);
-	}
-	pthread_mutex_unlock(&k->lock);
-	if (!pr)
+	r = waiting_add(a, req, v);
+	pthread_mutex_unlock(&reg->lock);
+	if (r < 0)
 		reply_error(req, HTTP_INTERNAL, "out of memory");
 }
 
-void api_finish_replies(struct keyd *k, struct volume *v)
+void api_answer_waiting(struct api *a)
 {
-	bool ok = v->state == VOLUME_OPEN || v->state == VOLUME_VERIFIED;
+	struct waiting_reply **pp = &a->waiting;
 
-	while (v->replies) {
-		struct pending_reply *pr = v->replies;
+	while (*pp) {
+		struct waiting_reply *w = *pp;
+		const struct volume *v = w->v;
 
-		v->replies = pr->next;
-		evhttp_connection_set_closecb(evhttp_request_get_connection(pr->req), NULL, NULL);
-		if (ok)
-			reply_json(pr->req, HTTP_OK, api_volume_json(k, v));
+		if (v->worker_running) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		evhttp_connection_set_closecb(evhttp_request_get_connection(w->req), NULL, NULL);
+		if (v->st.state == VOLUME_OPEN || v->st.state == VOLUME_VERIFIED)
+			reply_json(w->req, HTTP_OK, volume_json(v));
 		else
-			reply_json(pr->req, HTTP_INTERNAL,
-				   json_pack("{s:s, s:o}", "error", v->error, "volume",
-					     api_volume_json(k, v)));
-		free(pr);
+			reply_json(w->req, HTTP_INTERNAL,
+				   json_pack("{s:s, s:o}", "error", v->st.error, "volume",
+					     volume_json(v)));
+		free(w);
 	}
 }
 
-static void handle_lock(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+static void handle_lock(struct api *a, struct evhttp_request *req, const struct peer *p,
 			const char *name)
 {
+	struct registry *reg = a->env.reg;
 	struct error err;
 	struct volume *v;
 	int r;
 
-	v = volume_locked(k, req, name);
+	v = volume_locked(a, req, name);
 	if (!v)
 		return;
 	log_info("%s: lock requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
-	r = keyd_lock_volume(k, v, &err);
+	r = registry_lock_volume(reg, v, &err);
 	if (r < 0)
 		reply_error(req, r == -EBUSY || r == -ESTALE ? 409 : HTTP_INTERNAL, "%s", err.msg);
 	else
-		reply_json(req, HTTP_OK, api_volume_json(k, v));
-	pthread_mutex_unlock(&k->lock);
-	audit_request(k, "volume.lock",
+		reply_json(req, HTTP_OK, volume_json(v));
+	pthread_mutex_unlock(&reg->lock);
+	audit_request(a, "volume.lock",
 		      r == -ESTALE ? "refused"
 		      : r < 0	   ? "failure"
 				   : "success",
-		      p, v, r < 0 ? err.msg : NULL);
-	event_active(k->wake, EV_READ, 0);
+		      p, v, NULL, r < 0 ? err.msg : NULL);
+	registry_wake(reg);
 }
 
-static void lifecycle_action(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+static void lifecycle_action(struct api *a, struct evhttp_request *req, const struct peer *p,
 			     const char *name, enum lifecycle_job_kind kind, const char *what)
 {
 	char msg[256], type[32];
 	int r;
 
 	log_info("%s: %s requested by uid %u (pid %d)", name, what, p->uid, (int)p->pid);
-	r = lifecycle_submit(k, kind, NULL, name, msg, sizeof(msg));
+	r = lifecycle_submit(a->env.lifecycle, kind, NULL, name, msg, sizeof(msg));
 	snprintf(type, sizeof(type), "control.%s", what);
 	/* As for unlock, lock and release: a volume keyd does not have is a 404, not a record. */
 	if (r != -ENOENT)
-		audit_request(k, type, r < 0 ? "failure" : "success", p, keyd_find_volume(k, name),
-			      r < 0 ? msg : NULL);
+		audit_request(a, type, r < 0 ? "failure" : "success", p,
+			      registry_find(a->env.reg, name), NULL, r < 0 ? msg : NULL);
 	if (r < 0)
 		return reply_error(req, r == -ENOENT ? HTTP_NOTFOUND : 503, "%s", msg);
 	reply_json(req, 202, json_pack("{s:s, s:s}", "volume", name, "result", msg));
 }
 
-static void handle_suspend(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+static void handle_suspend(struct api *a, struct evhttp_request *req, const struct peer *p,
 			   const char *name)
 {
-	lifecycle_action(k, req, p, name, LIFECYCLE_SUSPEND, "suspend");
+	lifecycle_action(a, req, p, name, LIFECYCLE_SUSPEND, "suspend");
 }
 
-static void handle_resume(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+static void handle_resume(struct api *a, struct evhttp_request *req, const struct peer *p,
 			  const char *name)
 {
-	lifecycle_action(k, req, p, name, LIFECYCLE_RESUME, "resume");
+	lifecycle_action(a, req, p, name, LIFECYCLE_RESUME, "resume");
 }
 
-static void handle_release(struct keyd *k, struct evhttp_request *req, const struct peer *p,
+static void handle_release(struct api *a, struct evhttp_request *req, const struct peer *p,
 			   const char *name)
 {
+	struct registry *reg = a->env.reg;
 	json_t *report = NULL;
 	struct error err;
 	struct volume *v;
 	int r;
 
-	v = volume_locked(k, req, name);
+	v = volume_locked(a, req, name);
 	if (!v)
 		return;
 	log_info("%s: release requested by uid %u (pid %d)", v->name, p->uid, (int)p->pid);
-	r = keyd_release_volume(k, v, &err, &report);
+	r = registry_release(reg, v, &err, &report);
 	if (r < 0)
 		reply_error(req, r == -EBUSY ? 409 : HTTP_INTERNAL, "%s", err.msg);
 	else
 		reply_json(req, HTTP_OK,
-			   json_pack("{s:o, s:O}", "volume", api_volume_json(k, v), "released",
-				     report));
-	pthread_mutex_unlock(&k->lock);
-	{
-		json_auto_t *subject = peer_subject(p);
-
-		keyd_audit(k, "volume.release", r < 0 ? "failure" : "success", subject, v, report,
-			   r < 0 ? err.msg : NULL);
-	}
+			   json_pack("{s:o, s:O}", "volume", volume_json(v), "released", report));
+	pthread_mutex_unlock(&reg->lock);
+	audit_request(a, "volume.release", r < 0 ? "failure" : "success", p, v, report,
+		      r < 0 ? err.msg : NULL);
 	json_decref(report);
-	event_active(k->wake, EV_READ, 0);
+	registry_wake(reg);
 }
 
 static const struct route routes[] = {
@@ -406,17 +413,18 @@ static bool peer_in_group(const struct peer *p, gid_t g)
 }
 
 /* Root may do everything; the control group may read status; policy rules grant the rest. */
-static bool peer_may(struct keyd *k, const struct peer *p, enum control_op op, const char *volume)
+static bool peer_may(const struct keyd_config *cfg, const struct peer *p, enum control_op op,
+		     const char *volume)
 {
 	struct group *g;
 
 	if (p->uid == 0)
 		return true;
-	g = getgrnam(k->cfg->control_group);
+	g = getgrnam(cfg->control_group);
 	if (op == CONTROL_STATUS && g && peer_in_group(p, g->gr_gid))
 		return true;
-	for (size_t i = 0; i < k->cfg->n_policy; i++) {
-		const struct policy_rule *r = &k->cfg->policy[i];
+	for (size_t i = 0; i < cfg->n_policy; i++) {
+		const struct policy_rule *r = &cfg->policy[i];
 		bool who = false, which = !r->volumes || !volume;
 
 		for (size_t j = 0; j < r->n_uids; j++)
@@ -431,9 +439,27 @@ static bool peer_may(struct keyd *k, const struct peer *p, enum control_op op, c
 	return false;
 }
 
+/* A caller whose credentials do not grant @r: 403, logged and audited. */
+static void refuse(struct api *a, struct evhttp_request *req, const struct peer *p,
+		   const struct route *r, const char *path, const char *arg)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "%s%s%s not granted to uid %u", control_op_names[r->op],
+		 r->suffix ? " of " : "", r->suffix ? arg : "", p->uid);
+	log_notice("control API: refused %s from uid %u (pid %d): %s", path, p->uid, (int)p->pid,
+		   why);
+	audit_request(a, "control.refused", "refused", p,
+		      r->suffix ? registry_find(a->env.reg, arg) : NULL, NULL, why);
+	reply_error(req, 403,
+		    "permission denied: %s (root, or a control.policy rule, may; group '%s' may "
+		    "read status)",
+		    why, a->env.cfg->control_group);
+}
+
 static void on_request(struct evhttp_request *req, void *u)
 {
-	struct keyd *k = u;
+	struct api *a = u;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
@@ -451,29 +477,24 @@ static void on_request(struct evhttp_request *req, void *u)
 		path_known = true;
 		if (r->method != method)
 			continue;
-		if (!peer_may(k, &p, r->op, r->suffix ? arg : NULL)) {
-			char why[128];
-
-			snprintf(why, sizeof(why), "%s%s%s not granted to uid %u",
-				 control_op_names[r->op], r->suffix ? " of " : "",
-				 r->suffix ? arg : "", p.uid);
-			log_notice("control API: refused %s from uid %u (pid %d): %s", path, p.uid,
-				   (int)p.pid, why);
-			audit_request(k, "control.refused", "refused", &p,
-				      r->suffix ? keyd_find_volume(k, arg) : NULL, why);
-			return reply_error(req, 403,
-					   "permission denied: %s (root, or a control.policy "
-					   "rule, may; group '%s' may read status)",
-					   why, k->cfg->control_group);
-		}
-		return r->handler(k, req, &p, arg);
+		if (!peer_may(a->env.cfg, &p, r->op, r->suffix ? arg : NULL))
+			return refuse(a, req, &p, r, path, arg);
+		return r->handler(a, req, &p, arg);
 	}
 	if (path_known)
 		return reply_error(req, 405, "method not allowed on %s", path);
 	reply_error(req, HTTP_NOTFOUND, "no such endpoint: %s", path ? path : "(none)");
 }
 
-static int socket_create(const char *path, const char *group, bool open_to_all)
+/* A system call on @path failed: -errno, and err says "cannot @what @path: why". */
+static int fail_errno(struct error *err, const char *what, const char *path)
+{
+	int r = negative_errno();
+
+	return error_set(err, r, "cannot %s %s: %s", what, path, strerror(-r));
+}
+
+static int socket_create(const char *path, const char *group, bool open_to_all, struct error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	_cleanup_free_ char *dir = strdup(path);
@@ -482,77 +503,83 @@ static int socket_create(const char *path, const char *group, bool open_to_all)
 	char *slash;
 
 	if (!dir || strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
+		return error_set(err, -ENAMETOOLONG, "control socket %s: path too long", path);
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = 0;
 		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return log_error_errno(negative_errno(), "cannot create %s: %m", dir);
+			return fail_errno(err, "create", dir);
 	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return negative_errno();
+		return fail_errno(err, "create a socket for", path);
 	/* A stale socket from a previous run would make bind fail. */
 	if (unlink(path) < 0 && errno != ENOENT)
-		return log_error_errno(negative_errno(), "cannot remove old %s: %m", path);
+		return fail_errno(err, "remove old", path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return log_error_errno(negative_errno(), "cannot bind %s: %m", path);
+		return fail_errno(err, "bind", path);
 	g = getgrnam(group);
 	if (g && chown(path, 0, g->gr_gid) < 0)
-		return log_error_errno(negative_errno(), "cannot chown %s: %m", path);
+		return fail_errno(err, "chown", path);
 	/* With a policy, callers outside the group may be granted something: keyd checks every
 	 * caller's credentials itself, so the file mode need not keep them out. */
 	if (chmod(path, open_to_all ? 0666 : g ? 0660 : 0600) < 0)
-		return log_error_errno(negative_errno(), "cannot chmod %s: %m", path);
+		return fail_errno(err, "chmod", path);
 	if (!g)
 		log_notice("group '%s' does not exist: the control socket is root-only", group);
 	if (listen(fd, 64) < 0)
-		return negative_errno();
+		return fail_errno(err, "listen on", path);
 	return TAKE_FD(fd);
 }
 
-int api_setup(struct keyd *k)
+int api_setup(const struct api_env *env, struct api **ret, struct error *err)
 {
+	const struct keyd_config *cfg = env->cfg;
 	struct api *a = calloc(1, sizeof(*a));
 	int fd;
 
 	if (!a)
-		return -ENOMEM;
-	k->api = a;
+		return error_set(err, -ENOMEM, "control API: out of memory");
+	*ret = a;
+	a->env = *env;
 	a->fd = -1;
-	fd = socket_create(k->cfg->socket_path, k->cfg->control_group, k->cfg->n_policy > 0);
+	fd = socket_create(cfg->socket_path, cfg->control_group, cfg->n_policy > 0, err);
 	if (fd < 0)
 		return fd;
 	a->fd = fd;
-	a->path = strdup(k->cfg->socket_path);
-	a->http = evhttp_new(k->base);
+	a->path = strdup(cfg->socket_path);
+	a->http = evhttp_new(env->base);
 	if (!a->http || !a->path)
-		return -ENOMEM;
+		return error_set(err, -ENOMEM, "control API: out of memory");
 	evhttp_set_max_body_size(a->http, API_BODY_MAX);
 	evhttp_set_max_headers_size(a->http, 16 * 1024);
 	evhttp_set_timeout(a->http, 600);
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
-	evhttp_set_gencb(a->http, on_request, k);
+	evhttp_set_gencb(a->http, on_request, a);
 	if (!evhttp_accept_socket_with_handle(a->http, fd))
-		return -EIO;
-	log_info("control API listening on %s", k->cfg->socket_path);
+		return error_set(err, -EIO, "control API: cannot serve on %s", cfg->socket_path);
+	log_info("control API listening on %s", cfg->socket_path);
 	return 0;
 }
 
-void api_done(struct keyd *k)
+void api_done(struct api *a)
 {
-	struct api *a = k->api;
-
 	if (!a)
 		return;
+	/* Freeing the connections drops their waiting requests (waiting_drop). */
 	if (a->http)
 		evhttp_free(a->http);
 	else if (a->fd >= 0)
 		close(a->fd);
+	while (a->waiting) {
+		struct waiting_reply *w = a->waiting;
+
+		a->waiting = w->next;
+		free(w);
+	}
 	if (a->path)
 		unlink(a->path);
 	free(a->path);
 	free(a);
-	k->api = NULL;
 }

@@ -1,17 +1,37 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The control API: JSON over HTTP on a Unix socket, routes in one table, access decided by
- * the peer's credentials (SO_PEERCRED): read-only for the control group, changes for root. */
+ * the peer's credentials (SO_PEERCRED): read-only for the control group, changes for root.
+ * Owns the requests that wait for an unlock worker. */
 #pragma once
 
-#include <jansson.h>
+#include <event2/event.h>
+#include <stdbool.h>
 
-struct keyd;
-struct volume;
+#include "config.h"
+#include "error.h"
+#include "lifecycle.h"
+#include "registry.h"
+#include "worker.h"
 
-/* Creates the socket (mode 0660, root:control group) and registers the routes. */
-int api_setup(struct keyd *k);
-void api_done(struct keyd *k);
-/* Answers requests that waited for @v's worker; main thread, k->lock held. */
-void api_finish_replies(struct keyd *k, struct volume *v);
-/* The public description of a volume (never key material); k->lock held. */
-json_t *api_volume_json(struct keyd *k, struct volume *v);
+struct api;
+
+/* What the API acts on; every pointer must outlive the API. */
+struct api_env {
+	struct event_base *base;
+	const struct keyd_config *cfg; /* socket, control group, policy */
+	struct registry *reg;
+	const struct worker_env *workers; /* unlock starts a worker */
+	struct lifecycle *lifecycle;	  /* suspend and resume are its jobs */
+	const bool *ready;		  /* READY=1 was sent (main thread) */
+	bool dm;			  /* device-mapper is there, */
+	const char *dm_why;		  /* ... and if not, why */
+};
+
+/* Creates the socket (mode 0660, root:control group) and registers the routes. err says what
+ * failed: -ENAMETOOLONG, -ENOMEM, -EIO, or the socket calls' -errno. */
+int api_setup(const struct api_env *env, struct api **ret, struct error *err);
+/* Closes the socket; requests still waiting are dropped with their connections. */
+void api_done(struct api *a);
+/* Answers the requests that waited for an unlock worker that has ended since. Main thread,
+ * registry lock held. */
+void api_answer_waiting(struct api *a);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The lifecycle thread: applies events to volumes (rewrap, on_revoke, restore), polls key
- * state, enforces max_key_cache_age, acknowledges events. Works under each volume's op_lock;
- * never holds k->lock across a KMS call, a hook or a device-mapper call. */
+ * state, enforces max_key_cache_age, acknowledges events. Works under each volume's op_lock and
+ * changes its state only through the registry, never across a KMS, hook or dm call. */
 #include <errno.h>
 #include <signal.h>
 #include <spawn.h>
@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "daemon.h"
+#include "cryptsetup_util.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "rotate.h"
@@ -40,6 +40,7 @@ struct key_watch {
 };
 
 struct lifecycle {
+	struct lifecycle_env env;
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t lock;
@@ -52,36 +53,6 @@ struct lifecycle {
 	uint64_t next_poll_us;
 	uint64_t next_schedule_us;
 };
-
-static const char *volume_key_id(struct keyd *k, struct volume *v, char *buf, size_t size)
-{
-	pthread_mutex_lock(&k->lock);
-	snprintf(buf, size, "%s",
-		 v->token_key_id[0] ? v->token_key_id
-		 : v->key_id	    ? v->key_id
-				    : "");
-	pthread_mutex_unlock(&k->lock);
-	return buf;
-}
-
-/* The volume's device node, if it has one to act on (known, and not released). */
-static bool volume_device(struct keyd *k, struct volume *v, char *buf, size_t size)
-{
-	pthread_mutex_lock(&k->lock);
-	snprintf(buf, size, "%s", v->state == VOLUME_RELEASED ? "" : v->device);
-	pthread_mutex_unlock(&k->lock);
-	return buf[0] != 0;
-}
-
-static enum volume_state volume_state_get(struct keyd *k, struct volume *v)
-{
-	enum volume_state s;
-
-	pthread_mutex_lock(&k->lock);
-	s = v->state;
-	pthread_mutex_unlock(&k->lock);
-	return s;
-}
 
 /* Runs each hook (argv, no shell) to completion, killing one that outlives HOOK_TIMEOUT_US. */
 static void run_hooks(const struct volume *v, const struct hook *hooks, size_t n, const char *what)
@@ -114,29 +85,27 @@ static void run_hooks(const struct volume *v, const struct hook *hooks, size_t n
 }
 
 /* Destroys the keyd keyslot and token: without its root key the volume has no way back. */
-static void erase_keyslot(struct keyd *k, struct volume *v)
+static void erase_keyslot(struct lifecycle *l, struct volume *v)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct volume_status st;
 	struct keyd_token tok;
 	struct error je;
-	char dev[256];
 	int r;
 
-	pthread_mutex_lock(&k->lock);
-	snprintf(dev, sizeof(dev), "%s", v->device);
-	pthread_mutex_unlock(&k->lock);
-	r = cryptsetup_load(dev, &cd);
+	registry_status(l->env.reg, v, &st);
+	r = cryptsetup_load(st.device, &cd);
 	if (r >= 0)
 		r = token_find(cd, &tok, &je);
 	if (r <= 0 || tok.id < 0) {
-		log_error("%s: erase_on_delete: no keyd token to erase on %s", v->name, dev);
+		log_error("%s: erase_on_delete: no keyd token to erase on %s", v->name, st.device);
 		return;
 	}
 	r = crypt_keyslot_destroy(cd, tok.keyslot);
 	if (r >= 0)
 		r = crypt_token_json_set(cd, tok.id, NULL);
-	keyd_audit(k, "volume.erase", r < 0 ? "failure" : "success", NULL, v, NULL,
-		   r < 0 ? strerror(-r) : NULL);
+	registry_audit(l->env.reg, "volume.erase", r < 0 ? "failure" : "success", NULL, v, NULL,
+		       r < 0 ? strerror(-r) : NULL);
 	if (r < 0)
 		log_error_errno(r, "%s: erase_on_delete: destroying keyslot %d failed: %m", v->name,
 				tok.keyslot);
@@ -146,213 +115,184 @@ static void erase_keyslot(struct keyd *k, struct volume *v)
 	token_done(&tok);
 }
 
-/* on_revoke: what a disabled or deleted root key, or a KMS silent for too long, does. */
-static void act_revoke(struct keyd *k, struct volume *v, const char *why, bool shred, bool by_age)
+/* What on_revoke does to a volume in state @s: the state it leaves it in, and @msg says so. */
+static enum volume_state revoke_step(struct lifecycle *l, struct volume *v, enum volume_state s,
+				     enum on_revoke policy, const char *why, char *msg, size_t size)
 {
-	enum on_revoke policy = v->cfg ? v->cfg->on_revoke : ON_REVOKE_CLOSE;
-	enum volume_state s, next;
-	char msg[ERROR_MAX];
 	struct error err = {.msg = ""};
 	int r;
 
+	if (policy == ON_REVOKE_AUDIT_ONLY) {
+		snprintf(msg, size, "%s; on_revoke=audit-only: left %s", why,
+			 volume_state_names[s]);
+		return s;
+	}
+	if (s == VOLUME_SUSPENDED) {
+		snprintf(msg, size, "%s: stays suspended", why);
+		return s;
+	}
+	if (s != VOLUME_OPEN) {
+		snprintf(msg, size,
+			 "%s: not mapped; will not be unlocked until the key is "
+			 "back (on_revoke=%s)",
+			 why, on_revoke_names[policy]);
+		return VOLUME_REVOKED;
+	}
+	if (policy == ON_REVOKE_CLOSE && v->cfg)
+		run_hooks(v, v->cfg->stop_hooks, v->cfg->n_stop_hooks, "stop");
+	r = policy == ON_REVOKE_CLOSE ? registry_close_mapping(l->env.reg, v, &err) : -EBUSY;
+	if (r >= 0) {
+		snprintf(msg, size, "%s: closed (on_revoke=close)", why);
+		return VOLUME_REVOKED;
+	}
+	r = luks_suspend(v->name);
+	if (r >= 0) {
+		snprintf(msg, size, "%s: suspended (on_revoke=%s%s)", why, on_revoke_names[policy],
+			 policy == ON_REVOKE_CLOSE ? "; still in use, so suspended" : "");
+		return VOLUME_SUSPENDED;
+	}
+	snprintf(msg, size, "%s: could not close nor suspend: %s", why, strerror(-r));
+	return s;
+}
+
+/* on_revoke: what a disabled or deleted root key, or a KMS silent for too long, does. */
+static void act_revoke(struct lifecycle *l, struct volume *v, const char *why, bool shred,
+		       bool by_age)
+{
+	struct registry *reg = l->env.reg;
+	enum on_revoke policy = v->cfg ? v->cfg->on_revoke : ON_REVOKE_CLOSE;
+	enum volume_state s, next;
+	char msg[ERROR_MAX];
+
 	pthread_mutex_lock(&v->op_lock);
-	s = volume_state_get(k, v);
-	next = s;
+	s = registry_state(reg, v);
 	if (s == VOLUME_RELEASED) {
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
-	if (policy == ON_REVOKE_AUDIT_ONLY) {
-		snprintf(msg, sizeof(msg), "%s; on_revoke=audit-only: left %s", why,
-			 volume_state_names[s]);
-	} else if (s == VOLUME_OPEN) {
-		if (policy == ON_REVOKE_CLOSE && v->cfg)
-			run_hooks(v, v->cfg->stop_hooks, v->cfg->n_stop_hooks, "stop");
-		r = policy == ON_REVOKE_CLOSE ? keyd_close_mapping(k, v, &err) : -EBUSY;
-		if (r >= 0) {
-			next = VOLUME_REVOKED;
-			snprintf(msg, sizeof(msg), "%s: closed (on_revoke=close)", why);
-		} else if ((r = luks_suspend(v->name)) >= 0) {
-			next = VOLUME_SUSPENDED;
-			snprintf(msg, sizeof(msg), "%s: suspended (on_revoke=%s%s)", why,
-				 on_revoke_names[policy],
-				 policy == ON_REVOKE_CLOSE ? "; still in use, so suspended" : "");
-		} else {
-			snprintf(msg, sizeof(msg), "%s: could not close nor suspend: %s", why,
-				 strerror(-r));
-		}
-	} else if (s == VOLUME_SUSPENDED) {
-		snprintf(msg, sizeof(msg), "%s: stays suspended", why);
-	} else {
-		next = VOLUME_REVOKED;
-		snprintf(msg, sizeof(msg),
-			 "%s: not mapped; will not be unlocked until the key is "
-			 "back (on_revoke=%s)",
-			 why, on_revoke_names[policy]);
-	}
-	pthread_mutex_lock(&k->lock);
-	v->was_open |= s == VOLUME_OPEN;
-	v->revoked = true;
-	v->revoked_by_age = by_age;
-	v->shredded |= shred;
-	pthread_mutex_unlock(&k->lock);
+	next = revoke_step(l, v, s, policy, why, msg, sizeof(msg));
+	registry_set_revoked(reg, v, s == VOLUME_OPEN, by_age, shred);
 	log_warning("%s: %s", v->name, msg);
-	keyd_set_state(k, v, next, msg);
+	registry_set_state(reg, v, next, msg);
 	{
 		json_auto_t *what = json_pack("{s:s, s:s}", "action", msg, "on_revoke",
 					      on_revoke_names[policy]);
 
-		keyd_audit(k, shred ? "volume.shred" : "volume.revoke", "success", NULL, v, what,
-			   NULL);
+		registry_audit(reg, shred ? "volume.shred" : "volume.revoke", "success", NULL, v,
+			       what, NULL);
 	}
 	if (shred && v->cfg && v->cfg->erase_on_delete)
-		erase_keyslot(k, v);
+		erase_keyslot(l, v);
 	pthread_mutex_unlock(&v->op_lock);
 }
 
 /* The key is back: unwrap again, resume a suspended mapping or open a closed one. */
-static void act_restore(struct keyd *k, struct volume *v, const char *why)
+static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 {
+	struct registry *reg = l->env.reg;
+	struct volume_status st;
 	struct unlock_result res;
 	struct error err;
-	char dev[256], what[128];
-	enum volume_state s;
-	bool was_open;
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
-	s = volume_state_get(k, v);
-	pthread_mutex_lock(&k->lock);
-	snprintf(dev, sizeof(dev), "%s", v->device);
-	was_open = v->was_open;
-	pthread_mutex_unlock(&k->lock);
-	if (s == VOLUME_OPEN || s == VOLUME_RELEASED || !dev[0]) {
+	registry_status(reg, v, &st);
+	if (st.state == VOLUME_OPEN || st.state == VOLUME_RELEASED || !st.device[0]) {
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
-	r = volume_unlock(&(struct unlock_request){.device = dev,
+	r = volume_unlock(&(struct unlock_request){.device = st.device,
 						   .kms = v->kms,
 						   .expect_key_id = v->key_id,
-						   .name = k->dm ? v->name : NULL,
+						   .name = l->env.dm ? v->name : NULL,
 						   .converge = true,
-						   .resume = s == VOLUME_SUSPENDED,
-						   .stop = &k->stop},
+						   .resume = st.state == VOLUME_SUSPENDED,
+						   .stop = l->env.stop},
 			  &res, &err);
-	for (int i = 0; i < res.converged.n; i++)
-		log_info("%s: %s", dev,
-			 token_change_describe(&res.converged.c[i], what, sizeof(what)));
+	registry_log_changes(st.device, &res.converged);
 	kms_wrapped_done(&res.rewrapped);
 	{
 		json_auto_t *reason = json_pack("{s:s}", "reason", why);
 
-		keyd_audit(k, "volume.restore", r < 0 ? "failure" : "success", NULL, v, reason,
-			   r < 0 ? err.msg : NULL);
+		registry_audit(reg, "volume.restore", r < 0 ? "failure" : "success", NULL, v,
+			       reason, r < 0 ? err.msg : NULL);
 	}
 	if (r < 0) {
 		log_error("%s: %s, but unlocking failed: %s", v->name, why, err.msg);
-		keyd_set_state(k, v, s, err.msg);
+		registry_set_state(reg, v, st.state, err.msg);
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
-	pthread_mutex_lock(&k->lock);
-	v->revoked = v->revoked_by_age = v->was_open = false;
-	pthread_mutex_unlock(&k->lock);
+	registry_set_restored(reg, v);
 	log_info("%s: %s: %s", v->name, why,
-		 s == VOLUME_SUSPENDED ? "resumed"
-		 : k->dm	       ? "reopened"
-				       : "key verified again");
-	keyd_set_state(k, v, k->dm ? VOLUME_OPEN : VOLUME_VERIFIED, NULL);
-	if (was_open && k->dm && v->cfg)
+		 st.state == VOLUME_SUSPENDED ? "resumed"
+		 : l->env.dm		      ? "reopened"
+					      : "key verified again");
+	registry_set_state(reg, v, l->env.dm ? VOLUME_OPEN : VOLUME_VERIFIED, NULL);
+	if (st.was_open && l->env.dm && v->cfg)
 		run_hooks(v, v->cfg->start_hooks, v->cfg->n_start_hooks, "start");
 	pthread_mutex_unlock(&v->op_lock);
 }
 
-static void act_rewrap(struct keyd *k, struct volume *v, const char *why)
+static void act_rewrap(struct lifecycle *l, struct volume *v, const char *why)
 {
 	struct rotate_result rr;
 	struct error err;
-	char dev[256], what[128];
-	int r;
+	char dev[VOLUME_DEVICE_MAX];
 
 	pthread_mutex_lock(&v->op_lock);
-	if (!volume_device(k, v, dev, sizeof(dev))) {
-		pthread_mutex_unlock(&v->op_lock);
-		return;
-	}
-	r = volume_rewrap(dev, v->kms, NULL, &rr, &err);
-	for (int i = 0; i < rr.changes.n; i++)
-		log_info("%s: %s", dev,
-			 token_change_describe(&rr.changes.c[i], what, sizeof(what)));
-	if (r >= 0) {
-		json_auto_t *versions =
-			json_pack("{s:s, s:s, s:s}", "old_key_version", rr.old_version,
-				  "new_key_version", rr.new_version, "reason", why);
-
-		pthread_mutex_lock(&k->lock);
-		snprintf(v->key_version, sizeof(v->key_version), "%s", rr.new_version);
-		pthread_mutex_unlock(&k->lock);
-		keyd_audit(k, "volume.rewrap", "success", NULL, v, versions, NULL);
-	} else {
-		keyd_audit(k, "volume.rewrap", "failure", NULL, v, NULL, err.msg);
-	}
-	if (r < 0) {
+	if (registry_device(l->env.reg, v, dev, sizeof(dev)) &&
+	    registry_rewrap(l->env.reg, v, dev, NULL, why, &rr, &err) < 0)
 		log_error("%s: %s, but rewrap failed: %s", v->name, why, err.msg);
-	} else {
-		log_info("%s: %s: token rewrapped from key version %s to %s", v->name, why,
-			 rr.old_version[0] ? rr.old_version : "-",
-			 rr.new_version[0] ? rr.new_version : "-");
-	}
 	pthread_mutex_unlock(&v->op_lock);
 }
 
-static void act_rekey(struct keyd *k, struct volume *v, const char *why)
+static void act_rekey(struct lifecycle *l, struct volume *v, const char *why)
 {
+	struct registry *reg = l->env.reg;
 	struct rotate_result rr;
 	struct error err;
-	char dev[256], what[128];
+	char dev[VOLUME_DEVICE_MAX];
 	int r;
 
 	pthread_mutex_lock(&v->op_lock);
-	if (!volume_device(k, v, dev, sizeof(dev))) {
+	if (!registry_device(reg, v, dev, sizeof(dev))) {
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
 	r = volume_rekey(dev, v->kms, NULL, &rr, &err);
-	for (int i = 0; i < rr.changes.n; i++)
-		log_info("%s: %s", dev,
-			 token_change_describe(&rr.changes.c[i], what, sizeof(what)));
+	registry_log_changes(dev, &rr.changes);
 	if (r < 0) {
 		log_error("%s: %s, but re-key failed: %s", v->name, why, err.msg);
-		keyd_audit(k, "volume.rekey", "failure", NULL, v, NULL, err.msg);
+		registry_audit(reg, "volume.rekey", "failure", NULL, v, NULL, err.msg);
 	} else {
 		json_auto_t *what = json_pack("{s:i, s:i, s:s}", "old_keyslot", rr.old_keyslot,
 					      "new_keyslot", rr.new_keyslot, "reason", why);
 
 		log_info("%s: %s: re-keyed (keyslot %d -> %d)", v->name, why, rr.old_keyslot,
 			 rr.new_keyslot);
-		pthread_mutex_lock(&k->lock);
-		v->keyslot = rr.new_keyslot;
-		snprintf(v->key_version, sizeof(v->key_version), "%s", rr.new_version);
-		pthread_mutex_unlock(&k->lock);
-		keyd_audit(k, "volume.rekey", "success", NULL, v, what, NULL);
+		registry_set_key(reg, v, rr.new_keyslot, rr.new_version);
+		registry_audit(reg, "volume.rekey", "success", NULL, v, what, NULL);
 	}
 	pthread_mutex_unlock(&v->op_lock);
 }
 
 /* rekey_every_days: the active token's last re-key (or enrollment) decides. */
-static void check_rekey_schedule(struct keyd *k)
+static void check_rekey_schedule(struct lifecycle *l)
 {
-	for (size_t i = 0; i < k->n_volumes && !k->stop; i++) {
-		struct volume *v = &k->volumes[i];
+	struct registry *reg = l->env.reg;
+
+	for (size_t i = 0; i < reg->n && !*l->env.stop; i++) {
+		struct volume *v = &reg->volumes[i];
 		_cleanup_crypt_ struct crypt_device *cd = NULL;
 		struct keyd_token tok;
 		struct error je;
 		uint64_t since = 0, every;
-		char dev[256];
+		char dev[VOLUME_DEVICE_MAX];
 
 		if (!v->cfg || !v->cfg->rekey_every_days)
 			continue;
-		if (!volume_device(k, v, dev, sizeof(dev)) || cryptsetup_load(dev, &cd) < 0 ||
+		if (!registry_device(reg, v, dev, sizeof(dev)) || cryptsetup_load(dev, &cd) < 0 ||
 		    token_find(cd, &tok, &je) <= 0)
 			continue;
 		if (tok.id >= 0 &&
@@ -361,17 +301,17 @@ static void check_rekey_schedule(struct keyd *k)
 		token_done(&tok);
 		every = v->cfg->rekey_every_days * 86400 * 1000000ULL;
 		if (since && now_real_us() - since >= every)
-			act_rekey(k, v, "scheduled re-key (rekey_every_days)");
+			act_rekey(l, v, "scheduled re-key (rekey_every_days)");
 	}
 }
 
-static bool volume_matches(struct keyd *k, struct volume *v, const struct key_event *ev)
+static bool volume_matches(struct lifecycle *l, struct volume *v, const struct key_event *ev)
 {
 	char key[KMS_KEY_ID_MAX + 1];
 
 	if (ev->kms[0] && strcmp(ev->kms, v->kms->name) != 0)
 		return false;
-	return strcmp(volume_key_id(k, v, key, sizeof(key)), ev->key_id) == 0;
+	return strcmp(registry_key_id(l->env.reg, v, key, sizeof(key)), ev->key_id) == 0;
 }
 
 static const char *const origin_names[] = {
@@ -380,72 +320,74 @@ static const char *const origin_names[] = {
 	[KEY_EVENT_FROM_CONTROL] = "keydctl",
 };
 
-static void run_event(struct keyd *k, const struct key_event *ev)
+/* Key Protect's rule for adopters: acknowledge after acting. */
+static void acknowledge(struct kms *kms, const struct key_event *ev)
 {
+	static const enum kms_key_state held[] = {
+		[KEY_EVENT_ROTATE] = KMS_KEY_ACTIVE,  [KEY_EVENT_DISABLE] = KMS_KEY_SUSPENDED,
+		[KEY_EVENT_ENABLE] = KMS_KEY_ACTIVE,  [KEY_EVENT_DELETE] = KMS_KEY_DESTROYED,
+		[KEY_EVENT_RESTORE] = KMS_KEY_ACTIVE,
+	};
+	struct error e = {.retry_after_s = -1};
+	int r = kms->provider->event_ack(kms, ev->key_id, ev->id, held[ev->type], &e);
+
+	if (r < 0)
+		log_warning("event %s: acknowledgement to KMS '%s' failed: %s", ev->id, kms->name,
+			    e.msg);
+	else
+		log_info("event %s: acknowledged to KMS '%s'", ev->id, kms->name);
+}
+
+static void run_event(struct lifecycle *l, const struct key_event *ev)
+{
+	struct registry *reg = l->env.reg;
 	struct kms *acked_by = NULL;
 	char why[512];
 
 	snprintf(why, sizeof(why), "root key %s: %s (%s%s%s)", ev->key_id,
 		 key_event_type_names[ev->type], origin_names[ev->origin],
 		 ev->id[0] ? ", event " : "", ev->id);
-	for (size_t i = 0; i < k->n_volumes; i++) {
-		struct volume *v = &k->volumes[i];
+	for (size_t i = 0; i < reg->n; i++) {
+		struct volume *v = &reg->volumes[i];
 
-		if (!volume_matches(k, v, ev))
+		if (!volume_matches(l, v, ev))
 			continue;
 		acked_by = v->kms;
 		switch (ev->type) {
 		case KEY_EVENT_ROTATE:
-			act_rewrap(k, v, why);
+			act_rewrap(l, v, why);
 			break;
 		case KEY_EVENT_DISABLE:
 		case KEY_EVENT_DELETE:
-			act_revoke(k, v, why, ev->type == KEY_EVENT_DELETE, false);
+			act_revoke(l, v, why, ev->type == KEY_EVENT_DELETE, false);
 			break;
 		case KEY_EVENT_ENABLE:
 		case KEY_EVENT_RESTORE:
-			act_restore(k, v, why);
+			act_restore(l, v, why);
 			break;
 		case _KEY_EVENT_TYPE_MAX:
 			break;
 		}
 	}
-	/* Key Protect's rule for adopters: acknowledge after acting. */
-	if (acked_by && ev->id[0] && acked_by->provider->event_ack) {
-		static const enum kms_key_state held[] = {
-			[KEY_EVENT_ROTATE] = KMS_KEY_ACTIVE,
-			[KEY_EVENT_DISABLE] = KMS_KEY_SUSPENDED,
-			[KEY_EVENT_ENABLE] = KMS_KEY_ACTIVE,
-			[KEY_EVENT_DELETE] = KMS_KEY_DESTROYED,
-			[KEY_EVENT_RESTORE] = KMS_KEY_ACTIVE,
-		};
-		struct error e = {.retry_after_s = -1};
-		int r = acked_by->provider->event_ack(acked_by, ev->key_id, ev->id, held[ev->type],
-						      &e);
-
-		if (r < 0)
-			log_warning("event %s: acknowledgement to KMS '%s' failed: %s", ev->id,
-				    acked_by->name, e.msg);
-		else
-			log_info("event %s: acknowledged to KMS '%s'", ev->id, acked_by->name);
-	}
+	if (acked_by && ev->id[0] && acked_by->provider->event_ack)
+		acknowledge(acked_by, ev);
 }
 
-static void run_job(struct keyd *k, const struct job *j)
+static void run_job(struct lifecycle *l, const struct job *j)
 {
-	struct volume *v = j->kind == LIFECYCLE_EVENT ? NULL : keyd_find_volume(k, j->volume);
+	struct volume *v = j->kind == LIFECYCLE_EVENT ? NULL : registry_find(l->env.reg, j->volume);
 
 	switch (j->kind) {
 	case LIFECYCLE_EVENT:
-		run_event(k, &j->ev);
+		run_event(l, &j->ev);
 		break;
 	case LIFECYCLE_SUSPEND:
 		if (v)
-			act_revoke(k, v, "suspended by keydctl", false, false);
+			act_revoke(l, v, "suspended by keydctl", false, false);
 		break;
 	case LIFECYCLE_RESUME:
 		if (v)
-			act_restore(k, v, "resumed by keydctl");
+			act_restore(l, v, "resumed by keydctl");
 		break;
 	}
 }
@@ -464,23 +406,23 @@ static struct key_watch *watch_for(struct lifecycle *l, struct kms *kms, const c
 	return NULL;
 }
 
-/* Asks the KMS about every root key in use and turns what changed into events. */
-static void poll_keys(struct keyd *k, struct lifecycle *l)
+/* The keys in use now, each once, keeping what was seen of those already watched; a key no
+ * volume uses any more (re-keyed to another) is no longer polled. */
+static void watch_keys_in_use(struct lifecycle *l)
 {
-	struct key_watch *now = calloc(k->n_volumes + 1, sizeof(*now));
+	struct registry *reg = l->env.reg;
+	struct key_watch *now = calloc(reg->n + 1, sizeof(*now));
 	char key[KMS_KEY_ID_MAX + 1];
 	size_t n = 0;
 
-	/* The keys in use now, each once, keeping what was seen of those already watched; a key
-	 * no volume uses any more (re-keyed to another) is no longer polled. */
 	if (!now)
 		return;
-	for (size_t i = 0; i < k->n_volumes; i++) {
-		struct volume *v = &k->volumes[i];
+	for (size_t i = 0; i < reg->n; i++) {
+		struct volume *v = &reg->volumes[i];
 		const struct key_watch *seen;
 		bool dup = false;
 
-		if (!volume_key_id(k, v, key, sizeof(key))[0])
+		if (!registry_key_id(reg, v, key, sizeof(key))[0])
 			continue;
 		for (size_t j = 0; j < n; j++)
 			dup |= now[j].kms == v->kms && strcmp(now[j].key_id, key) == 0;
@@ -494,7 +436,37 @@ static void poll_keys(struct keyd *k, struct lifecycle *l)
 	free(l->watch);
 	l->watch = now;
 	l->n_watch = n;
-	for (size_t i = 0; i < l->n_watch && !k->stop; i++) {
+}
+
+/* The key @w is active at version @version: a newer version than a volume's token has, or the
+ * KMS answering again after a silence that revoked. */
+static void follow_active_key(struct lifecycle *l, const struct key_watch *w, const char *version)
+{
+	struct registry *reg = l->env.reg;
+	char key[KMS_KEY_ID_MAX + 1];
+
+	for (size_t j = 0; j < reg->n; j++) {
+		struct volume *v = &reg->volumes[j];
+		struct volume_status st;
+		bool stale;
+
+		if (v->kms != w->kms ||
+		    strcmp(registry_key_id(reg, v, key, sizeof(key)), w->key_id))
+			continue;
+		registry_status(reg, v, &st);
+		stale = version[0] && st.key_version[0] && strcmp(version, st.key_version) != 0;
+		if (st.revoked_by_age)
+			act_restore(l, v, "KMS reachable again");
+		if (stale)
+			act_rewrap(l, v, "root key rotated (polling)");
+	}
+}
+
+/* Asks the KMS about every root key in use and turns what changed into events. */
+static void poll_keys(struct lifecycle *l)
+{
+	watch_keys_in_use(l);
+	for (size_t i = 0; i < l->n_watch && !*l->env.stop; i++) {
 		struct key_watch *w = &l->watch[i];
 		struct key_event ev = {.origin = KEY_EVENT_FROM_POLL, .time_us = now_real_us()};
 		struct kms_key_info info;
@@ -521,45 +493,28 @@ static void poll_keys(struct keyd *k, struct lifecycle *l)
 		if (state_revoked(info.state) && !state_revoked(before)) {
 			ev.type = info.state == KMS_KEY_DESTROYED ? KEY_EVENT_DELETE
 								  : KEY_EVENT_DISABLE;
-			run_event(k, &ev);
+			run_event(l, &ev);
 		} else if (!state_revoked(info.state) && state_revoked(before)) {
 			ev.type =
 				before == KMS_KEY_DESTROYED ? KEY_EVENT_RESTORE : KEY_EVENT_ENABLE;
-			run_event(k, &ev);
+			run_event(l, &ev);
 		}
-		if (info.state != KMS_KEY_ACTIVE)
-			continue;
-		/* A newer version, or the KMS answering again after a silence that revoked. */
-		for (size_t j = 0; j < k->n_volumes; j++) {
-			struct volume *v = &k->volumes[j];
-			bool stale, by_age;
-
-			if (v->kms != w->kms ||
-			    strcmp(volume_key_id(k, v, key, sizeof(key)), w->key_id))
-				continue;
-			pthread_mutex_lock(&k->lock);
-			stale = info.version[0] && v->key_version[0] &&
-				strcmp(info.version, v->key_version) != 0;
-			by_age = v->revoked_by_age;
-			pthread_mutex_unlock(&k->lock);
-			if (by_age)
-				act_restore(k, v, "KMS reachable again");
-			if (stale)
-				act_rewrap(k, v, "root key rotated (polling)");
-		}
+		if (info.state == KMS_KEY_ACTIVE)
+			follow_active_key(l, w, info.version);
 	}
 }
 
 /* Key Protect's rule for adopters: a key may be used at most max_key_cache_age after the
  * last successful contact with the KMS. */
-static void check_cache_age(struct keyd *k)
+static void check_cache_age(struct lifecycle *l)
 {
-	uint64_t max_us = k->cfg->max_key_cache_age_s * 1000000;
+	struct registry *reg = l->env.reg;
+	uint64_t max_us = l->env.cfg->max_key_cache_age_s * 1000000;
 
-	for (size_t i = 0; i < k->n_volumes; i++) {
-		struct volume *v = &k->volumes[i];
+	for (size_t i = 0; i < reg->n; i++) {
+		struct volume *v = &reg->volumes[i];
 		uint64_t silent = kms_silence_us(v->kms);
-		enum volume_state s = volume_state_get(k, v);
+		enum volume_state s = registry_state(reg, v);
 		char why[128];
 
 		if ((s != VOLUME_OPEN && s != VOLUME_VERIFIED) || silent <= max_us ||
@@ -568,90 +523,96 @@ static void check_cache_age(struct keyd *k)
 		snprintf(why, sizeof(why),
 			 "KMS '%s' unreachable for %llu s (max_key_cache_age_s %llu)", v->kms->name,
 			 (unsigned long long)(silent / 1000000),
-			 (unsigned long long)k->cfg->max_key_cache_age_s);
-		act_revoke(k, v, why, false, true);
+			 (unsigned long long)l->env.cfg->max_key_cache_age_s);
+		act_revoke(l, v, why, false, true);
 	}
 }
 
-static uint64_t next_wakeup(struct keyd *k, struct lifecycle *l)
+static uint64_t next_wakeup(struct lifecycle *l)
 {
-	uint64_t age = k->cfg->max_key_cache_age_s * 1000000 / 4;
+	const struct keyd_config *cfg = l->env.cfg;
+	uint64_t age = cfg->max_key_cache_age_s * 1000000 / 4;
 	uint64_t t = now_mono_us() + (age < AGE_CHECK_MAX_US ? age : AGE_CHECK_MAX_US);
 
-	if (k->cfg->poll_interval_s && l->next_poll_us < t)
+	if (cfg->poll_interval_s && l->next_poll_us < t)
 		t = l->next_poll_us;
 	if (l->next_schedule_us < t)
 		t = l->next_schedule_us;
 	return t;
 }
 
+/* The next job, waiting for one until the next timed check is due; false once stopped. */
+static bool next_job(struct lifecycle *l, struct job *j, bool *have)
+{
+	*have = false;
+	pthread_mutex_lock(&l->lock);
+	while (!l->stop && l->n == 0) {
+		uint64_t until = next_wakeup(l), now = now_mono_us();
+		struct timespec ts;
+
+		if (now >= until)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)((until - now) / 1000000);
+		ts.tv_nsec += (long)((until - now) % 1000000) * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+	}
+	if (l->stop) {
+		pthread_mutex_unlock(&l->lock);
+		return false;
+	}
+	if (l->n) {
+		*j = l->queue[l->head];
+		l->head = (l->head + 1) % LIFECYCLE_QUEUE_MAX;
+		l->n--;
+		*have = true;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return true;
+}
+
 static void *lifecycle_main(void *u)
 {
-	struct keyd *k = u;
-	struct lifecycle *l = k->lifecycle;
+	struct lifecycle *l = u;
+	const struct keyd_config *cfg = l->env.cfg;
+	struct job j;
+	bool have;
 
-	for (;;) {
-		struct job j;
-		bool have = false;
-
-		pthread_mutex_lock(&l->lock);
-		while (!l->stop && l->n == 0) {
-			uint64_t until = next_wakeup(k, l), now = now_mono_us();
-			struct timespec ts;
-
-			if (now >= until)
-				break;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)((until - now) / 1000000);
-			ts.tv_nsec += (long)((until - now) % 1000000) * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&l->cond, &l->lock, &ts);
-		}
-		if (l->stop) {
-			pthread_mutex_unlock(&l->lock);
-			break;
-		}
-		if (l->n) {
-			j = l->queue[l->head];
-			l->head = (l->head + 1) % LIFECYCLE_QUEUE_MAX;
-			l->n--;
-			have = true;
-		}
-		pthread_mutex_unlock(&l->lock);
-
+	while (next_job(l, &j, &have)) {
 		if (have)
-			run_job(k, &j);
-		if (k->cfg->poll_interval_s && now_mono_us() >= l->next_poll_us) {
-			poll_keys(k, l);
-			l->next_poll_us = now_mono_us() + k->cfg->poll_interval_s * 1000000;
+			run_job(l, &j);
+		if (cfg->poll_interval_s && now_mono_us() >= l->next_poll_us) {
+			poll_keys(l);
+			l->next_poll_us = now_mono_us() + cfg->poll_interval_s * 1000000;
 		}
-		check_cache_age(k);
+		check_cache_age(l);
 		if (now_mono_us() >= l->next_schedule_us) {
-			check_rekey_schedule(k);
+			check_rekey_schedule(l);
 			l->next_schedule_us = now_mono_us() + SCHEDULE_CHECK_US;
 		}
 	}
 	return NULL;
 }
 
-int lifecycle_submit(struct keyd *k, enum lifecycle_job_kind kind, const struct key_event *ev,
+int lifecycle_submit(struct lifecycle *l, enum lifecycle_job_kind kind, const struct key_event *ev,
 		     const char *volume, char *msg, size_t msgsize)
 {
-	struct lifecycle *l = k->lifecycle;
+	struct registry *reg = l->env.reg;
 	size_t matched = 0;
 	struct job *j;
 
 	if (kind == LIFECYCLE_EVENT) {
-		for (size_t i = 0; i < k->n_volumes; i++)
-			matched += volume_matches(k, &k->volumes[i], ev);
+		for (size_t i = 0; i < reg->n; i++)
+			matched += volume_matches(l, &reg->volumes[i], ev);
 		if (matched == 0)
 			return snprintf(msg, msgsize, "no volume uses key %s%s%s", ev->key_id,
 					ev->kms[0] ? " of KMS " : "", ev->kms),
 			       -ENOENT;
-	} else if (!keyd_find_volume(k, volume)) {
+	} else if (!registry_find(reg, volume)) {
 		return snprintf(msg, msgsize, "no volume named '%s'", volume), -ENOENT;
 	}
 	pthread_mutex_lock(&l->lock);
@@ -675,7 +636,7 @@ int lifecycle_submit(struct keyd *k, enum lifecycle_job_kind kind, const struct 
 	return 0;
 }
 
-int lifecycle_start(struct keyd *k)
+int lifecycle_start(const struct lifecycle_env *env, struct lifecycle **ret)
 {
 	struct lifecycle *l = calloc(1, sizeof(*l));
 	pthread_condattr_t ca;
@@ -683,7 +644,8 @@ int lifecycle_start(struct keyd *k)
 
 	if (!l)
 		return -ENOMEM;
-	l->watch = calloc(k->n_volumes + 1, sizeof(*l->watch));
+	l->env = *env;
+	l->watch = calloc(env->reg->n + 1, sizeof(*l->watch));
 	if (!l->watch) {
 		free(l);
 		return -ENOMEM;
@@ -693,21 +655,21 @@ int lifecycle_start(struct keyd *k)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	l->next_poll_us = now_mono_us() + k->cfg->poll_interval_s * 1000000;
+	l->next_poll_us = now_mono_us() + env->cfg->poll_interval_s * 1000000;
 	/* The first look at the re-key schedule, once the first unlock pass has found devices. */
 	l->next_schedule_us = now_mono_us() + 2 * 1000000;
-	k->lifecycle = l;
-	r = -pthread_create(&l->thread, NULL, lifecycle_main, k);
-	if (r < 0)
+	r = -pthread_create(&l->thread, NULL, lifecycle_main, l);
+	if (r < 0) {
+		lifecycle_stop(l);
 		return r;
+	}
 	l->started = true;
+	*ret = l;
 	return 0;
 }
 
-void lifecycle_stop(struct keyd *k)
+void lifecycle_stop(struct lifecycle *l)
 {
-	struct lifecycle *l = k->lifecycle;
-
 	if (!l)
 		return;
 	pthread_mutex_lock(&l->lock);
@@ -720,5 +682,4 @@ void lifecycle_stop(struct keyd *k)
 	pthread_mutex_destroy(&l->lock);
 	free(l->watch);
 	free(l);
-	k->lifecycle = NULL;
 }

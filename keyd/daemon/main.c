@@ -85,12 +85,12 @@ int main(int argc, char **argv)
 		log_error("%s: %s", config_path, je.msg);
 		return 1;
 	}
-	r = keyd_setup(&k, cfg);
+	r = keyd_setup(&k, cfg, &je);
 	if (r < 0) {
-		log_error_errno(r, "cannot start: %m");
+		log_error("cannot start: %s", je.msg);
 		goto out;
 	}
-	log_info("keyd %s started: %zu volume(s)", KEYD_VERSION, k.n_volumes);
+	log_info("keyd %s started: %zu volume(s)", KEYD_VERSION, k.reg.n);
 	r = keyd_run(&k);
 out:
 	keyd_done(&k);

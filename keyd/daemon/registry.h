@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The daemon's volumes: which there are, their state and every change of it (each wakes the
+ * main loop), the per-volume audit record, close/lock/release and rewrap-and-record. The only
+ * writer of per-volume state; never holds its lock across a KMS call or a hook. */
+#pragma once
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "config.h"
+#include "error.h"
+#include "kms.h"
+#include "luks.h"
+#include "rotate.h"
+#include "token.h"
+#include "unlock.h"
+
+#define VOLUME_DEVICE_MAX 256
+#define VOLUME_STEP_MAX	  32
+/* Discovered volumes keyd takes beyond the configured ones. */
+#define REGISTRY_DISCOVERED_MAX 64
+
+enum volume_state {
+	VOLUME_PENDING,	 /* not tried yet */
+	VOLUME_WAITING,	 /* waiting for its device or its KMS */
+	VOLUME_OPEN,	 /* mapping active */
+	VOLUME_VERIFIED, /* key unwrapped and keyslot checked, but no device-mapper to map it */
+	VOLUME_FAILED,
+	VOLUME_LOCKED,
+	VOLUME_SUSPENDED, /* I/O frozen and the key dropped from the kernel (revocation) */
+	VOLUME_REVOKED,	  /* closed, or never opened, because its root key was revoked */
+	VOLUME_RELEASED,  /* decommissioned: closed, key material dropped, never unlocked again */
+	_VOLUME_STATE_MAX,
+};
+extern const char *const volume_state_names[];
+
+/* What changes over a volume's life. */
+struct volume_status {
+	enum volume_state state;
+	char device[VOLUME_DEVICE_MAX];
+	char uuid[LUKS_UUID_MAX];
+	int keyslot;
+	char key_version[KMS_VERSION_MAX + 1];
+	char token_key_id[KMS_KEY_ID_MAX + 1]; /* the key the token names (set by unlock) */
+	bool revoked;			       /* on_revoke applied; cleared when the key is back */
+	bool revoked_by_age; /* ... because the KMS was silent past max_key_cache_age */
+	bool was_open;	     /* open when revoked: start hooks run when it comes back */
+	bool shredded;	     /* its root key was deleted */
+	char error[ERROR_MAX];
+	char step[VOLUME_STEP_MAX];
+	unsigned attempts;
+	uint64_t since_us; /* wall clock of the last state change */
+};
+
+struct volume {
+	/* Who it is: set when added, never changed. */
+	char *name;
+	char *device_spec;
+	struct kms *kms;
+	char *key_id; /* NULL for discovered volumes: the token's */
+	bool required;
+	bool discovered;
+	const struct volume_config *cfg; /* NULL for discovered volumes: defaults apply */
+	/* Held for the whole of any operation on the volume (unlock, rotation, revocation), so
+	 * the unlock workers and the lifecycle thread never act on one volume at once. */
+	pthread_mutex_t op_lock;
+
+	/* Under the registry's lock, written through registry_* only: */
+	struct volume_status st;
+	/* Under the registry's lock, written by worker.c only: */
+	bool worker_running;
+	bool worker_joinable; /* finished or running thread not yet joined */
+	pthread_t worker;
+};
+
+struct registry {
+	struct volume *volumes;
+	size_t n, max;
+	pthread_mutex_t lock; /* guards each volume's st and worker fields */
+	struct audit *audit;  /* NULL: no audit records */
+	struct event *wake;   /* activated after each change of state; NULL: nobody to wake */
+};
+
+/* Room for @max volumes. -ENOMEM. */
+int registry_init(struct registry *reg, size_t max);
+/* Frees the volumes; their workers must have been joined. */
+void registry_done(struct registry *reg);
+/* Adds the configured volume @vc (which must outlive the registry). -ENOSPC, -ENOMEM. */
+int registry_add(struct registry *reg, const struct volume_config *vc);
+/* Adds the LUKS2 devices that carry a keyd token whose KMS @cfg configures and that no
+ * configured volume names, as volumes that are never required, while there is room; logs what
+ * it added and what it skipped, and why. -ENOMEM. */
+int registry_discover(struct registry *reg, const struct keyd_config *cfg);
+/* The volume named @name, or NULL. Names never change: no lock needed. */
+struct volume *registry_find(struct registry *reg, const char *name);
+/* Pokes the main loop (readiness, replies that wait for a worker). */
+void registry_wake(struct registry *reg);
+
+/* Reading: each takes the lock. */
+void registry_status(struct registry *reg, struct volume *v, struct volume_status *ret);
+enum volume_state registry_state(struct registry *reg, struct volume *v);
+/* The key the volume's token names, else the configured one, else "". */
+const char *registry_key_id(struct registry *reg, struct volume *v, char *buf, size_t size);
+/* The volume's device node, if it has one to act on (known, and not released). */
+bool registry_device(struct registry *reg, struct volume *v, char *buf, size_t size);
+/* registry_key_id with the lock held: a pointer into @v. */
+const char *registry_key_id_locked(const struct volume *v);
+
+/* Changes of state: each takes the lock; none may be called with it held. */
+/* A new state and its message (NULL: none); wakes the main loop. */
+void registry_set_state(struct registry *reg, struct volume *v, enum volume_state s,
+			const char *msg);
+void registry_set_attempts(struct registry *reg, struct volume *v, unsigned attempts);
+void registry_set_device(struct registry *reg, struct volume *v, const char *device);
+/* What an unlock read from the header: its UUID and the key its token names. */
+void registry_set_token(struct registry *reg, struct volume *v, const char *uuid,
+			const char *key_id);
+/* What an unlock found: key version, keyslot, the step it reached; @ok clears a revocation. */
+void registry_set_unlocked(struct registry *reg, struct volume *v, const struct unlock_result *res,
+			   bool ok);
+/* on_revoke was applied: @was_open says it was open then, @by_age that the KMS was silent too
+ * long, @shred that its root key was deleted. */
+void registry_set_revoked(struct registry *reg, struct volume *v, bool was_open, bool by_age,
+			  bool shred);
+/* The root key is back: the revocation is over. */
+void registry_set_restored(struct registry *reg, struct volume *v);
+/* A re-key gave the volume a new keyslot and key version. */
+void registry_set_key(struct registry *reg, struct volume *v, int keyslot, const char *key_version);
+
+/* With the lock held: an unlock is about to start (pending, attempts counted afresh). */
+void registry_set_pending_locked(struct volume *v);
+
+/* One audit record about @v (may be NULL), @extra's members added to its object (may be NULL;
+ * not stolen); @subject NULL means keyd itself. Never key material. Takes the lock. Logs a
+ * record that cannot be written. */
+void registry_audit(struct registry *reg, const char *type, const char *result, json_t *subject,
+		    struct volume *v, json_t *extra, const char *error);
+
+/* Closes @v's mapping if it has one (open or suspended); a missing one is no error. Takes no
+ * lock. -EBUSY if in use, else luks_deactivate's -errno; err says what. */
+int registry_close_mapping(struct registry *reg, struct volume *v, struct error *err);
+/* keydctl lock: closes the mapping (or forgets a verified-only volume); the volume is locked.
+ * Registry lock held. -ESTALE for a released volume, -EBUSY when in use or busy. */
+int registry_lock_volume(struct registry *reg, struct volume *v, struct error *err);
+/* The memory half of decommissioning: closes the mapping (-EBUSY if in use), removes kernel
+ * keyring entries for the volume, flushes the device's buffers, and marks the volume released
+ * so it is never unlocked again by this daemon. Registry lock held; *ret_report says what was
+ * done. */
+int registry_release(struct registry *reg, struct volume *v, struct error *err,
+		     json_t **ret_report);
+
+/* Logs what an operation's convergence changed on @device's header (the volume operations
+ * leave telling the operator to their caller). */
+void registry_log_changes(const char *device, const struct token_changes *changes);
+
+/* Rewraps @v's token on @device (@rewrapped: the ciphertext the KMS already returned while
+ * unwrapping; NULL: ask the KMS), records the new key version and writes the volume.rewrap
+ * record (with @reason when given). Logs the success; a failure is the caller's to log, with
+ * err saying why. Holds no lock across the KMS call; the caller holds the op_lock. */
+int registry_rewrap(struct registry *reg, struct volume *v, const char *device,
+		    const struct kms_wrapped *rewrapped, const char *reason,
+		    struct rotate_result *rr, struct error *err);

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The unlock worker of one volume: waits for the device (udev may be late at boot), unlocks it
+ * through volume_unlock, keeps a ciphertext the KMS rewrapped meanwhile, and sets the volume's
+ * state. Talks to the daemon only through the registry; never touches another volume. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+#include "worker.h"
+
+struct worker_arg {
+	const struct worker_env *env;
+	struct volume *v;
+};
+
+/* Called by the KMS retry loop before each pause: tell the log, status and systemd. */
+static void on_kms_wait(void *u, unsigned attempt, uint64_t pause_ms, const struct error *e)
+{
+	struct worker_arg *a = u;
+	char msg[ERROR_MAX + 128];
+
+	snprintf(msg, sizeof(msg), "KMS '%s' not answering (attempt %u): %s; retrying in %.1f s",
+		 a->v->kms->name, attempt, e->msg, (double)pause_ms / 1000);
+	log_warning("%s: %s", a->v->name, msg);
+	registry_set_attempts(a->env->reg, a->v, attempt);
+	registry_set_state(a->env->reg, a->v, VOLUME_WAITING, msg);
+}
+
+/* Waits for the device to appear (udev may not have it yet at boot), within the deadline. */
+static int wait_for_device(const struct worker_env *env, struct volume *v, char **ret)
+{
+	uint64_t deadline = now_mono_us() + v->kms->retry.deadline_ms * 1000;
+	uint64_t pause = v->kms->retry.backoff_min_ms;
+
+	for (;;) {
+		char msg[ERROR_MAX];
+		int r = luks_resolve_device(v->device_spec, ret);
+
+		if (r == 0 && access(*ret, F_OK) == 0)
+			return 0;
+		if (r == 0)
+			free(*ret);
+		if (*env->stop || now_mono_us() + pause * 1000 > deadline)
+			return -ENODEV;
+		snprintf(msg, sizeof(msg), "waiting for device %s to appear", v->device_spec);
+		registry_set_state(env->reg, v, VOLUME_WAITING, msg);
+		sleep_us(pause * 1000, env->stop);
+		if (pause < v->kms->retry.backoff_max_ms)
+			pause *= 2;
+	}
+}
+
+/* The KMS rewrapped the WDEK to a newer root key version while unwrapping (Key Protect after
+ * a rotation): keep that ciphertext, so the token follows the key without a separate call. */
+static void store_rewrapped(const struct worker_env *env, struct volume *v, const char *dev,
+			    struct unlock_result *res)
+{
+	struct rotate_result rr;
+	struct error err;
+
+	if (registry_rewrap(env->reg, v, dev, &res->rewrapped, NULL, &rr, &err) < 0) {
+		/* The unlock stands: the old ciphertext still unwraps. */
+		log_warning("%s: could not store the rewrapped key the KMS returned: %s", v->name,
+			    err.msg);
+		return;
+	}
+	snprintf(res->key_version, sizeof(res->key_version), "%s", rr.new_version);
+}
+
+/* The state an unlock ends in, and what the log says about it. */
+static void record_outcome(const struct worker_env *env, struct volume *v, int r, const char *dev,
+			   const struct unlock_result *res, struct error *err, uint64_t t0)
+{
+	if (r < 0) {
+		log_error("%s: %s failed: %s", v->name, res->step, err->msg);
+		registry_set_state(env->reg, v, VOLUME_FAILED, err->msg);
+	} else if (strcmp(res->step, "adopted") == 0) {
+		log_info("%s: /dev/mapper/%s was already open (keyd restarted): adopted", v->name,
+			 v->name);
+		registry_set_state(env->reg, v, VOLUME_OPEN, NULL);
+	} else if (env->dm) {
+		log_info("%s: unlocked %s as /dev/mapper/%s in %.3f s", v->name, dev, v->name,
+			 (double)(now_mono_us() - t0) / 1e6);
+		registry_set_state(env->reg, v, VOLUME_OPEN, NULL);
+	} else {
+		error_set(err, -EIO, "key unwrapped and keyslot %d verified, but not activated: %s",
+			  res->keyslot, env->dm_why);
+		log_warning("%s: %s", v->name, err->msg);
+		registry_set_state(env->reg, v, VOLUME_VERIFIED, err->msg);
+	}
+}
+
+static void unlock_volume(struct worker_arg *a)
+{
+	const struct worker_env *env = a->env;
+	struct volume *v = a->v;
+	_cleanup_free_ char *dev = NULL;
+	struct unlock_result res;
+	struct error err;
+	uint64_t t0 = now_mono_us();
+	int r;
+
+	r = wait_for_device(env, v, &dev);
+	if (r < 0) {
+		error_set(&err, -EIO, "device %s not found", v->device_spec);
+		log_error("%s: %s", v->name, err.msg);
+		registry_set_state(env->reg, v, VOLUME_FAILED, err.msg);
+		return;
+	}
+	registry_set_device(env->reg, v, dev);
+	r = volume_unlock(&(struct unlock_request){.device = dev,
+						   .kms = v->kms,
+						   .expect_key_id = v->key_id,
+						   .name = env->dm ? v->name : NULL,
+						   .converge = true,
+						   .wait = on_kms_wait,
+						   .userdata = a,
+						   .stop = env->stop},
+			  &res, &err);
+	registry_log_changes(dev, &res.converged);
+	/* The volume's UUID and key first: the rewrap record names them. Its key version waits
+	 * for the rewrap, so that polling never sees the old one as stale meanwhile. */
+	registry_set_token(env->reg, v, res.uuid, res.key_id);
+	if (r >= 0 && res.rewrapped.wdek)
+		store_rewrapped(env, v, dev, &res);
+	kms_wrapped_done(&res.rewrapped);
+	registry_set_unlocked(env->reg, v, &res, r >= 0);
+	registry_audit(env->reg, "volume.unlock", r < 0 ? "failure" : "success", NULL, v, NULL,
+		       r < 0 ? err.msg : NULL);
+	record_outcome(env, v, r, dev, &res, &err, t0);
+}
+
+static void *worker_main(void *u)
+{
+	struct worker_arg *a = u;
+	struct registry *reg = a->env->reg;
+	struct volume *v = a->v;
+
+	pthread_mutex_lock(&v->op_lock);
+	unlock_volume(a);
+	pthread_mutex_unlock(&v->op_lock);
+	pthread_mutex_lock(&reg->lock);
+	v->worker_running = false;
+	pthread_mutex_unlock(&reg->lock);
+	registry_wake(reg);
+	free(a);
+	return NULL;
+}
+
+int worker_start(const struct worker_env *env, struct volume *v)
+{
+	struct worker_arg *a;
+	int r;
+
+	if (v->worker_running || v->st.state == VOLUME_OPEN)
+		return 0;
+	if (v->st.state == VOLUME_RELEASED)
+		return -ESTALE;
+	worker_reap(v);
+	a = malloc(sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*a = (struct worker_arg){.env = env, .v = v};
+	registry_set_pending_locked(v);
+	v->worker_running = true;
+	r = -pthread_create(&v->worker, NULL, worker_main, a);
+	if (r < 0) {
+		v->worker_running = false;
+		free(a);
+		return r;
+	}
+	v->worker_joinable = true;
+	return 0;
+}
+
+void worker_reap(struct volume *v)
+{
+	if (!v->worker_running && v->worker_joinable) {
+		pthread_join(v->worker, NULL);
+		v->worker_joinable = false;
+	}
+}
+
+void worker_join(struct volume *v)
+{
+	if (v->worker_joinable)
+		pthread_join(v->worker, NULL);
+	v->worker_joinable = false;
+}
