@@ -20,6 +20,10 @@ int parse_u32(const char *s, uint32_t *ret);
 int b64_encode(const uint8_t *p, size_t n, char **ret);
 int b64_decode(const char *s, uint8_t **ret, size_t *ret_n);
 
+/* @n hex digits of @s (either case; @n even) into the @n / 2 bytes at @out. -EINVAL on an odd
+ * @n or a character that is not a hex digit (@out may then hold part of the bytes). */
+int hex_decode(const char *s, size_t n, uint8_t *out);
+
 /* Monotonic and wall clocks in microseconds. */
 uint64_t now_mono_us(void);
 uint64_t now_real_us(void);

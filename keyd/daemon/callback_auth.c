@@ -43,17 +43,6 @@ static int hmac_sha256(const uint8_t *key, size_t key_len, const char *timestamp
 	return r;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int callback_signature_make(const uint8_t *secret, size_t secret_len, const char *timestamp,
 			    const void *body, size_t body_len, char *buf, size_t size)
 {
@@ -82,16 +71,9 @@ int callback_signature_check(const uint8_t *secret, size_t secret_len, const cha
 	if (!timestamp || !signature)
 		return -ENOKEY;
 	if (strncmp(signature, CALLBACK_SIG_PREFIX, pl) != 0 ||
-	    strlen(signature) != pl + 2 * CALLBACK_MAC_LEN)
+	    strlen(signature) != pl + 2 * CALLBACK_MAC_LEN ||
+	    hex_decode(signature + pl, 2 * CALLBACK_MAC_LEN, got) < 0)
 		return -EBADMSG;
-	for (size_t i = 0; i < CALLBACK_MAC_LEN; i++) {
-		int hi = hex_value(signature[pl + 2 * i]),
-		    lo = hex_value(signature[pl + 2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -EBADMSG;
-		got[i] = (uint8_t)(hi << 4 | lo);
-	}
 	r = hmac_sha256(secret, secret_len, timestamp, body, body_len, want);
 	if (r < 0)
 		return r;

@@ -77,29 +77,11 @@ const char *p11_mech_config_names(void)
 	return list;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* @n hex digits (even, at most 2 * P11_ID_MAX) into @id. */
 static int hex_parse(const char *s, size_t n, uint8_t *id, size_t *ret_len)
 {
-	if (n % 2 || n > 2 * P11_ID_MAX)
+	if (n > 2 * P11_ID_MAX || hex_decode(s, n, id) < 0)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i += 2) {
-		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		id[i / 2] = (uint8_t)(hi << 4 | lo);
-	}
 	*ret_len = n / 2;
 	return 0;
 }

@@ -154,6 +154,26 @@ static void test_rfc3339_parse(void **state)
 	}
 }
 
+static void test_hex_decode(void **state)
+{
+	static const char *const bad[] = {"0", "abc", "0g", "g0", " 0", "0x", "+1"};
+	uint8_t out[8];
+
+	(void)state;
+	assert_int_equal(hex_decode("00ff7Fa0", 8, out), 0);
+	assert_int_equal(out[0], 0x00);
+	assert_int_equal(out[1], 0xff);
+	assert_int_equal(out[2], 0x7f);
+	assert_int_equal(out[3], 0xa0);
+	/* Only @n digits are read: what follows does not matter. */
+	assert_int_equal(hex_decode("12zz", 2, out), 0);
+	assert_int_equal(out[0], 0x12);
+	assert_int_equal(hex_decode("", 0, out), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (hex_decode(bad[i], strlen(bad[i]), out) != -EINVAL)
+			fail_msg("\"%s\" was accepted as hex", bad[i]);
+}
+
 static void test_secbuf_cap(void **state)
 {
 	struct secbuf b = {.max = 10};
@@ -171,7 +191,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_u64),     cmocka_unit_test(test_b64),
 		cmocka_unit_test(test_b64_rejects),   cmocka_unit_test(test_rfc3339),
-		cmocka_unit_test(test_rfc3339_parse), cmocka_unit_test(test_secbuf_cap),
+		cmocka_unit_test(test_rfc3339_parse), cmocka_unit_test(test_hex_decode),
+		cmocka_unit_test(test_secbuf_cap),
 	};
 
 	if (secmem_init(1 << 20) < 0)
