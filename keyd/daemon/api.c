@@ -494,6 +494,9 @@ static int fail_errno(struct error *err, const char *what, const char *path)
 	return error_set(err, r, "cannot %s %s: %s", what, path, strerror(-r));
 }
 
+/* The socket is bound under a temporary name and renamed into place once it listens, so a
+ * client that sees the path can always connect (never ECONNREFUSED between bind and listen)
+ * and never meets the wrong owner or mode. */
 static int socket_create(const char *path, const char *group, bool open_to_all, struct error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -501,8 +504,12 @@ static int socket_create(const char *path, const char *group, bool open_to_all, 
 	_cleanup_close_ int fd = -1;
 	struct group *g;
 	char *slash;
+	int n;
 
-	if (!dir || strlen(path) >= sizeof(sa.sun_path))
+	if (!dir)
+		return error_set(err, -ENOMEM, "control API: out of memory");
+	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
 		return error_set(err, -ENAMETOOLONG, "control socket %s: path too long", path);
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
@@ -510,26 +517,27 @@ static int socket_create(const char *path, const char *group, bool open_to_all, 
 		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 			return fail_errno(err, "create", dir);
 	}
-	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return fail_errno(err, "create a socket for", path);
-	/* A stale socket from a previous run would make bind fail. */
-	if (unlink(path) < 0 && errno != ENOENT)
-		return fail_errno(err, "remove old", path);
+	/* A stale socket from a run that died here would make bind fail. */
+	if (unlink(sa.sun_path) < 0 && errno != ENOENT)
+		return fail_errno(err, "remove old", sa.sun_path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return fail_errno(err, "bind", path);
+		return fail_errno(err, "bind", sa.sun_path);
 	g = getgrnam(group);
-	if (g && chown(path, 0, g->gr_gid) < 0)
-		return fail_errno(err, "chown", path);
 	/* With a policy, callers outside the group may be granted something: keyd checks every
 	 * caller's credentials itself, so the file mode need not keep them out. */
-	if (chmod(path, open_to_all ? 0666 : g ? 0660 : 0600) < 0)
-		return fail_errno(err, "chmod", path);
+	if ((g && chown(sa.sun_path, 0, g->gr_gid) < 0) ||
+	    chmod(sa.sun_path, open_to_all ? 0666 : g ? 0660 : 0600) < 0 || listen(fd, 64) < 0 ||
+	    rename(sa.sun_path, path) < 0) {
+		int r = fail_errno(err, "set up", path);
+
+		unlink(sa.sun_path);
+		return r;
+	}
 	if (!g)
 		log_notice("group '%s' does not exist: the control socket is root-only", group);
-	if (listen(fd, 64) < 0)
-		return fail_errno(err, "listen on", path);
 	return TAKE_FD(fd);
 }
 
