@@ -178,8 +178,8 @@ install: all
 	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/
 	install -m 0644 docs/man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
-	install -m 0644 dist/sysusers.d/keyd.conf $(DESTDIR)$(SYSUSERSDIR)/keyd.conf
-	install -m 0644 dist/tmpfiles.d/keyd.conf $(DESTDIR)$(TMPFILESDIR)/keyd.conf
+	install -m 0644 dist/sysusers/keyd.conf $(DESTDIR)$(SYSUSERSDIR)/keyd.conf
+	install -m 0644 dist/tmpfiles/keyd.conf $(DESTDIR)$(TMPFILESDIR)/keyd.conf
 	install -m 0644 dist/bash-completion/keydctl dist/bash-completion/wipe \
 		$(DESTDIR)$(BASHCOMPDIR)/
 	test -e $(DESTDIR)$(SYSCONFDIR)/keyd/keyd.json || \
