@@ -384,7 +384,10 @@ static void on_wake(evutil_socket_t fd, short what, void *u)
 {
 	struct keyd *k = u;
 	size_t open = 0, required = 0, required_open = 0, waiting = 0, failed = 0, verified = 0;
-	char status[512];
+	/* The event loop's thread only: what systemd was last told, so the journal gets each
+	 * change once (systemd itself does not log STATUS=). */
+	static char last[512];
+	char status[512], why[VOLUME_ERR_MAX + 72] = "";
 
 	(void)fd;
 	(void)what;
@@ -397,6 +400,9 @@ static void on_wake(evutil_socket_t fd, short what, void *u)
 		waiting += v->state == VOLUME_WAITING || v->state == VOLUME_PENDING;
 		failed += v->state == VOLUME_FAILED;
 		verified += v->state == VOLUME_VERIFIED;
+		/* What the first waiting volume waits for, so that STATUS= says it. */
+		if (v->state == VOLUME_WAITING && !why[0] && v->error[0])
+			snprintf(why, sizeof(why), " (%s: %s)", v->name, v->error);
 		if (v->required) {
 			required++;
 			required_open += v->state == VOLUME_OPEN;
@@ -410,9 +416,14 @@ static void on_wake(evutil_socket_t fd, short what, void *u)
 	}
 	pthread_mutex_unlock(&k->lock);
 
-	snprintf(status, sizeof(status), "STATUS=%zu/%zu volumes open, %zu waiting, %zu failed%s%s",
-		 open, k->n_volumes, waiting, failed, k->dm ? "" : "; ",
+	snprintf(status, sizeof(status),
+		 "STATUS=%zu/%zu volumes open, %zu waiting%s, %zu failed%s%s", open, k->n_volumes,
+		 waiting, why, failed, k->dm ? "" : "; ",
 		 k->dm ? "" : "no device-mapper: keys verified only");
+	if (strcmp(status, last)) {
+		log_info("status: %s", status + strlen("STATUS="));
+		snprintf(last, sizeof(last), "%s", status);
+	}
 	if (!k->pass_done && waiting == 0) {
 		k->pass_done = true;
 		log_info("first unlock pass done in %.3f s: %zu open, %zu verified, %zu failed",
