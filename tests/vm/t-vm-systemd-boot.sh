@@ -1,0 +1,66 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# test-timeout: 1800
+# The systemd-boot scenario (tests/vm/scenarios/systemd-boot.sh): five boots of one guest with
+# systemd as PID 1 over the same disks (the root's upper layer and four data disks), the
+# host's .debs installed in the first. Builds the packages (scripts/build-deb) and a "newer"
+# keyd package for the upgrade (the same build, repacked with a higher version), then boots
+# install, kms-up, kms-down, crypttab and one-vol in order; a failing boot stops the run.
+# Prints the boot figures and the units' exposure scores that the guest measured.
+set -eu
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
+export BUILD
+
+for t in dpkg-buildpackage dh lintian fakeroot debugfs; do
+	command -v "$t" >/dev/null ||
+		{ echo "SKIP: needs $t (scripts/install-deps installs it)"; exit 77; }
+done
+[ -x /lib/systemd/systemd ] && [ -x /lib/systemd/systemd-udevd ] ||
+	{ echo "SKIP: needs systemd and udev on the host (the guest boots the host's)"; exit 77; }
+rc=0
+"$TOP/tests/vm/setup" || rc=$?
+case $rc in 0) ;; 77) exit 77 ;; *) echo "FAIL: tests/vm/setup failed (exit $rc)"; exit 1 ;; esac
+
+DEBS=$BUILD/deb
+"$TOP/scripts/build-deb" "$DEBS" || { echo "FAIL: scripts/build-deb"; exit 1; }
+keyd_deb=$(ls "$DEBS"/keyd_*_*.deb | head -n1)
+if [ ! -s "$DEBS/upgrade/.from" ] || [ "$(cat "$DEBS/upgrade/.from")" != "$(cat "$DEBS/.stamp")" ]; then
+	rm -rf "$DEBS/upgrade" && mkdir -p "$DEBS/upgrade/x"
+	dpkg-deb -R "$keyd_deb" "$DEBS/upgrade/x"
+	sed -i 's/^Version: \(.*\)$/Version: \1+vmtest1/' "$DEBS/upgrade/x/DEBIAN/control"
+	dpkg-deb -b "$DEBS/upgrade/x" "$DEBS/upgrade/" >/dev/null
+	rm -rf "$DEBS/upgrade/x"
+	cat "$DEBS/.stamp" >"$DEBS/upgrade/.from"
+fi
+
+RUN=$(mktemp -d "$BUILD/vm/systemd-boot.XXXXXX")
+trap 'rm -rf "$RUN"' EXIT
+truncate -s 2G "$RUN/upper.img"
+mkfs.ext4 -q -F -E lazy_itable_init=0 "$RUN/upper.img"
+truncate -s 160M "$RUN/pgdata.img"
+for v in v2 v3 v4; do truncate -s 64M "$RUN/$v.img"; done
+disks=(--disk "$RUN/upper.img" --disk "$RUN/pgdata.img:pgdata" --disk "$RUN/v2.img:v2"
+	--disk "$RUN/v3.img:v3" --disk "$RUN/v4.img:v4")
+
+start=$(date +%s)
+for phase in install kms-up kms-down crypttab one-vol; do
+	if ! "$TOP/tests/vm/run-vm" --systemd --timeout "${VM_TIMEOUT:-600}" "${disks[@]}" \
+		--env "VM_PHASE=$phase" systemd-boot; then
+		echo "FAIL: boot '$phase' of the systemd-boot scenario"
+		exit 1
+	fi
+done
+echo "systemd-boot: 5 boots in $(($(date +%s) - start)) s"
+get() { debugfs -R "cat /upper/var/lib/keyd-vm/$1" "$RUN/upper.img" 2>/dev/null; }
+echo "--- boot figures (guest clock, TCG):"
+get figures
+echo "--- systemd-analyze security, in the guest:"
+get security-keyd.txt | grep 'Overall'
+get security-wipe.txt | grep 'Overall'
+if [ -n "${SYSTEMD_BOOT_RESULTS:-}" ]; then
+	mkdir -p "$SYSTEMD_BOOT_RESULTS"
+	for f in figures security-keyd.txt security-wipe.txt; do get "$f" >"$SYSTEMD_BOOT_RESULTS/$f"; done
+fi
+echo "PASS: systemd-boot"
