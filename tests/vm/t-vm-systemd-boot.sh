@@ -56,7 +56,7 @@ disks=(--disk "$RUN/upper.img" --disk "$RUN/pgdata.img:pgdata" --disk "$RUN/v2.i
 
 start=$(date +%s)
 for phase in $PHASES; do
-	if ! "$TOP/tests/vm/run-vm" --systemd --timeout "${VM_TIMEOUT:-600}" "${disks[@]}" \
+	if ! "$TOP/tests/vm/run-vm" --systemd --timeout "${VM_TIMEOUT:-900}" "${disks[@]}" \
 		--env "VM_PHASE=$phase" systemd-boot; then
 		echo "FAIL: boot '$phase' of the systemd-boot scenario"
 		exit 1
