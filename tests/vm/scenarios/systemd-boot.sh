@@ -272,13 +272,15 @@ kms-up)
 	keydctl resume v2 >/dev/null
 	assert_eq "$(dm_state v2)" ACTIVE "v2 after keydctl resume"
 
-	step "rewrap v3 to its root key's new version"
+	step "rewrap: v3's root key rotated in the KMS; keyd rewraps the token"
 	k3=$(key_of v3)
 	emu POST "/_emu/keys/$k3/rotate" '{}' >/dev/null
 	newest=$(kp_newest_version "$k3")
-	keydctl --json rotate --rewrap v3 >"$T/rewrap.json" 2>&1 || { cat "$T/rewrap.json"; fail "rotate --rewrap v3"; }
+	wait_until 60 "keyd's polling rewrapping v3 to key version $newest" \
+		eval '[ "$(volume_field v3 key_version)" = "$newest" ]'
+	assert_contains "$(keyd_journal)" "token rewrapped from key version" "keyd's journal"
 	v=$(keydctl --json inspect /dev/disk/by-id/virtio-v3 | jq -r '[.tokens[] | select(.type == "keyd")][0].key_version')
-	assert_eq "$v" "$newest" "v3's token key version after the rewrap"
+	assert_eq "$v" "$newest" "v3's token key version on disk after the rewrap"
 
 	step "release v4, then wipe it through systemctl start wipe@"
 	keydctl release v4 >/dev/null
