@@ -64,9 +64,7 @@ grep -n 'systemd-sysusers' "$post" >/dev/null || fail "postinst does not run sys
 [ "$(grep -n 'systemd-sysusers' "$post" | cut -d: -f1 | head -n1)" -lt \
 	"$(grep -n 'deb-systemd-invoke' "$post" | cut -d: -f1 | head -n1)" ] ||
 	fail "postinst starts keyd before it creates the group"
-grep -q 'job-mode=ignore-dependencies try-restart keyd.service' "$post" ||
-	fail "postinst does not restart keyd alone on upgrade"
-grep -q '_dh_action' "$post" && fail "postinst has debhelper's plain restart too"
+grep -q '_dh_action=restart' "$post" || fail "postinst does not restart keyd on upgrade"
 grep -q "\"\$1\" = remove" "$x/DEBIAN-keyd/prerm" || fail "prerm: $(cat "$x/DEBIAN-keyd/prerm")"
 grep -q 'upgrade' "$x/DEBIAN-keyd/prerm" && fail "prerm stops keyd on upgrade: $(cat "$x/DEBIAN-keyd/prerm")"
 grep -q 'rm -rf /etc/keyd' "$x/DEBIAN-keyd/postrm" || fail "purge does not remove /etc/keyd"
