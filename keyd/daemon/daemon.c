@@ -387,7 +387,7 @@ static void on_wake(evutil_socket_t fd, short what, void *u)
 	/* The event loop's thread only: what systemd was last told, so the journal gets each
 	 * change once (systemd itself does not log STATUS=). */
 	static char last[512];
-	char status[512], why[VOLUME_ERR_MAX + 72] = "";
+	char status[512], why[ERROR_MAX + 72] = "";
 
 	(void)fd;
 	(void)what;

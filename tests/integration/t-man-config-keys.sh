@@ -19,7 +19,7 @@ mapfile -t files < <(grep -rl --include='*.c' 'jx_only_keys(' "$TOP/keyd" | sort
 keys=()
 for f in "${files[@]}"; do
 	case " $NOT_CONFIG " in *" $(basename "$f") "*) continue ;; esac
-	mapfile -t k < <(awk '/keys\[\] *= *\{/ { on = 1 } on { print } on && /NULL *\}/ { on = 0 }' "$f" |
+	mapfile -t k < <(awk '/keys\[\] *= *\{/ { on = 1 } on { print } on && /NULL/ { on = 0 }' "$f" |
 		grep -o '"[a-z_]*"' | tr -d '"')
 	[ ${#k[@]} -gt 0 ] || fail "$f calls jx_only_keys but no keys[] list was found in it"
 	echo "$(basename "$f"): ${k[*]}"
