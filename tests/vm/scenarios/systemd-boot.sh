@@ -271,9 +271,10 @@ kms-up)
 
 	step "suspend and resume v2 (on_revoke: suspend)"
 	keydctl suspend v2 >/dev/null
-	assert_eq "$(dm_state v2)" SUSPENDED "v2 after keydctl suspend"
+	wait_until 30 "v2 SUSPENDED after keydctl suspend (it is $(dm_state v2))" eval '[ "$(dm_state v2)" = SUSPENDED ]'
 	keydctl resume v2 >/dev/null
-	assert_eq "$(dm_state v2)" ACTIVE "v2 after keydctl resume"
+	wait_until 30 "v2 ACTIVE after keydctl resume" eval '[ "$(dm_state v2)" = ACTIVE ]'
+	assert_eq "$(volume_field v2 state)" open "keydctl status v2 after the resume"
 
 	step "rewrap: v3's root key rotated in the KMS; keyd rewraps the token"
 	k3=$(key_of v3)
