@@ -287,6 +287,9 @@ kms-up)
 	score=$(sed -n 's/.*Overall exposure level for wipe@.*: \([0-9.]*\).*/\1/p' "$STATE/security-wipe.txt")
 	echo "    wipe@.service exposure $score"
 	[ -n "$score" ] && [ "$(echo "$score <= 2.5" | bc)" = 1 ] || fail "wipe@.service exposure '$score' > 2.5"
+	# The decommissioned volume leaves keyd's configuration (runbooks.md), effective at the
+	# next start (the upgrade's restart below).
+	keyd_config pgdata v2 v3
 
 	step "revocation: pgdata's root key disabled; the stop hooks run through systemctl"
 	kp_key_state "$(key_of pgdata)" 2
@@ -316,7 +319,7 @@ kms-up)
 	assert_contains "$(dpkg-query -W -f='${Version}' keyd)" "+vmtest" "the installed keyd version"
 	assert_eq "$(dmsetup info -c --noheadings -o name,major,minor pgdata)" "$dm_before" "pgdata's mapping (never closed)"
 	assert_contains "$(keyd_journal)" "pgdata: /dev/mapper/pgdata was already open (keyd restarted): adopted" "keyd's journal"
-	for v in $VOLS; do [ -b "/dev/mapper/$v" ] || fail "/dev/mapper/$v gone after the upgrade"; done
+	for v in pgdata v2 v3; do [ -b "/dev/mapper/$v" ] || fail "/dev/mapper/$v gone after the upgrade"; done
 	active "$MOUNT_UNIT" || fail "the mount after the upgrade: $(unit_state "$MOUNT_UNIT")"
 	echo "    PostgreSQL pid $pg_pid -> $(prop "$PG_UNIT" MainPID), mount $( [ "$(mono "$MOUNT_UNIT" ActiveEnterTimestampMonotonic)" = "$mnt_t" ] && echo kept || echo remounted)"
 	assert_eq "$(rows "$marker")" 100 "rows after the upgrade"
