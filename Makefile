@@ -4,7 +4,12 @@ VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 SBINDIR   ?= $(PREFIX)/sbin
 MANDIR    ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
 UNITDIR   ?= /lib/systemd/system
+# systemd reads sysusers.d and tmpfiles.d from /usr/lib, /etc and /run only (not /usr/local).
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 # Where libcryptsetup looks for token plugins (`cryptsetup --help` prints it).
 TOKENDIR  ?= $(shell pkg-config --variable=libdir libcryptsetup)/cryptsetup
 DESTDIR   ?=
@@ -59,9 +64,13 @@ OBJS      := $(addprefix $(OBJ)/,$(COMMON) $(KMS) $(VOLUME) $(CONFIG) $(DAEMON) 
              keyd/daemon/main.o $(CTL) keyd/plugin/token_plugin.o $(WIPE) wipe/main.o)
 # Link order: a library before the ones it uses.
 LIBS      := $(BUILD)/libdaemon.a $(BUILD)/libkeyd.a $(BUILD)/libwipe.a $(BUILD)/libcommon.a
+# Units are generated from units/*.in with the install paths (SBINDIR) filled in.
+UNIT_INS  := $(wildcard units/*.in)
+UNITS     := $(patsubst units/%.in,$(BUILD)/units/%,$(UNIT_INS))
+UNIT_SED  := sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 
-.PHONY: all deps check check-asan fuzz install clean format format-check
-all: $(BINS) $(TOKEN_SO)
+.PHONY: all deps check check-asan fuzz install clean format format-check deb
+all: $(BINS) $(TOKEN_SO) $(UNITS)
 
 # Objects are rebuilt when the compiler or its flags change: an object built with other flags
 # (say -fPIE before the plugin needed -fPIC) is a wrong build, not a cached one.
@@ -114,6 +123,16 @@ $(TOKEN_SO): $(OBJ)/keyd/plugin/token_plugin.o $(BUILD)/libkeyd.a $(BUILD)/libco
 	$(CC) -shared -Wl,--version-script=$(PLUGIN_SYM) -Wl,-z,relro,-z,now,-z,defs \
 		-Wl,--as-needed -pthread $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(PLUGIN_LIBS)
 
+# Rebuilt when the paths change: a unit naming another prefix than the binaries is broken.
+UNITS_STAMP := $(BUILD)/units/.paths
+ifneq ($(UNIT_SED),$(file <$(UNITS_STAMP)))
+$(shell mkdir -p $(BUILD)/units)
+$(file >$(UNITS_STAMP),$(UNIT_SED))
+endif
+$(BUILD)/units/%: units/%.in $(UNITS_STAMP)
+	@mkdir -p $(dir $@)
+	$(UNIT_SED) $< >$@.tmp && mv $@.tmp $@
+
 # Unit tests (cmocka) link the module objects, never include .c files.
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -148,13 +167,27 @@ fuzz:
 	cd build-fuzz && ./fuzz-parsers -max_total_time=$(FUZZ_SECONDS) -runs=$(if $(filter 0,$(FUZZ_SECONDS)),0,-1) \
 		corpus ../tests/fuzz/corpus
 
+# The example configuration is installed only where there is none (it has no volumes: keyd
+# starts with it and `keydctl check` says what to fill in).
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(TOKENDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(TOKENDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSCONFDIR)/keyd
 	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
 	install -m 0644 $(TOKEN_SO) $(DESTDIR)$(TOKENDIR)/
-	install -m 0644 units/keyd.service units/wipe@.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/
+	install -m 0644 docs/man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 dist/sysusers/keyd.conf $(DESTDIR)$(SYSUSERSDIR)/keyd.conf
+	install -m 0644 dist/tmpfiles/keyd.conf $(DESTDIR)$(TMPFILESDIR)/keyd.conf
+	install -m 0644 dist/bash-completion/keydctl dist/bash-completion/wipe \
+		$(DESTDIR)$(BASHCOMPDIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/keyd/keyd.json || \
+		install -m 0644 dist/keyd.json $(DESTDIR)$(SYSCONFDIR)/keyd/keyd.json
+
+# Debian packages (debian/) into $(BUILD)/deb/, then lintian over them.
+deb:
+	scripts/build-deb $(BUILD)/deb
 
 FORMAT_SRCS := $(wildcard common/*.[ch] keyd/*.[ch] keyd/*/*.[ch] wipe/*.[ch] tests/unit/*.c \
                tests/fuzz/*.c)

@@ -354,6 +354,14 @@ int cmd_inspect(struct ctl *c)
 	return 0;
 }
 
+#define CHECK_TODO_KMS                                                                             \
+	"no KMS configured: add one under \"kms\" (provider, endpoints, credentials; "             \
+	"keyd.json(5))"
+#define CHECK_TODO_VOLUMES                                                                         \
+	"no volumes configured: enroll each data disk (keydctl enroll DEVICE --kms NAME "          \
+	"--key-id ID --name VOLUME [--format]) and add it under \"volumes\" (name, device, "       \
+	"kms, key_id), then restart keyd"
+
 int cmd_check(struct ctl *c)
 {
 	json_auto_t *out = json_pack("{s:s, s:[], s:[], s:{}}", "config", c->config_path, "kms",
@@ -368,6 +376,20 @@ int cmd_check(struct ctl *c)
 	if (!c->json)
 		printf("Config %s: valid (%zu KMS, %zu volumes)\n", c->config_path, c->cfg->n_kms,
 		       c->cfg->n_volumes);
+	/* The packaged example has neither: say what to fill in. No KMS means nothing can ever
+	 * unlock (not ok); no volumes is a discover-only host (ok, but said). */
+	if (c->cfg->n_kms == 0 || c->cfg->n_volumes == 0) {
+		json_t *todo = json_array();
+
+		if (c->cfg->n_kms == 0)
+			json_array_append_new(todo, json_string(CHECK_TODO_KMS));
+		if (c->cfg->n_volumes == 0)
+			json_array_append_new(todo, json_string(CHECK_TODO_VOLUMES));
+		for (size_t i = 0; !c->json && i < json_array_size(todo); i++)
+			printf("To do: %s\n", json_string_value(json_array_get(todo, i)));
+		json_object_set_new(out, "todo", todo);
+		ok &= c->cfg->n_kms > 0;
+	}
 	for (size_t i = 0; i < c->cfg->n_kms; i++) {
 		struct kms *kms = c->cfg->kms[i];
 		const char *key_id = NULL;

@@ -529,8 +529,10 @@ static int socket_create(const char *path, const char *group, bool open_to_all, 
 	/* With a policy, callers outside the group may be granted something: keyd checks every
 	 * caller's credentials itself, so the file mode need not keep them out. */
 	if ((g && chown(sa.sun_path, 0, g->gr_gid) < 0) ||
-	    chmod(sa.sun_path, open_to_all ? 0666 : g ? 0660 : 0600) < 0 || listen(fd, 64) < 0 ||
-	    rename(sa.sun_path, path) < 0) {
+	    chmod(sa.sun_path, open_to_all ? 0666
+			       : g	   ? 0660
+					   : 0600) < 0 ||
+	    listen(fd, 64) < 0 || rename(sa.sun_path, path) < 0) {
 		int r = fail_errno(err, "set up", path);
 
 		unlink(sa.sun_path);

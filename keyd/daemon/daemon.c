@@ -17,6 +17,7 @@
 /* Volumes by state, for STATUS= and readiness. */
 struct tally {
 	size_t open, waiting, failed, verified, required, required_open;
+	char why[ERROR_MAX + 72]; /* what the first waiting volume waits for, for STATUS= */
 };
 
 /* Counts the volumes, joins the workers that ended and answers the requests that waited for
@@ -32,6 +33,8 @@ static void tally_and_reap(struct keyd *k, struct tally *t)
 		t->waiting += s == VOLUME_WAITING || s == VOLUME_PENDING;
 		t->failed += s == VOLUME_FAILED;
 		t->verified += s == VOLUME_VERIFIED;
+		if (s == VOLUME_WAITING && !t->why[0] && v->st.error[0])
+			snprintf(t->why, sizeof(t->why), " (%s: %s)", v->name, v->st.error);
 		if (v->required) {
 			t->required++;
 			t->required_open += s == VOLUME_OPEN;
@@ -46,8 +49,11 @@ static void tally_and_reap(struct keyd *k, struct tally *t)
 static void on_wake(evutil_socket_t fd, short what, void *u)
 {
 	struct keyd *k = u;
+	/* The event loop's thread only: what systemd was last told, so the journal gets each
+	 * change once (systemd itself does not log STATUS=). */
+	static char last[sizeof(((struct tally *)0)->why) + 160];
 	struct tally t = {0};
-	char status[512];
+	char status[sizeof(last)];
 
 	(void)fd;
 	(void)what;
@@ -55,9 +61,14 @@ static void on_wake(evutil_socket_t fd, short what, void *u)
 	tally_and_reap(k, &t);
 	pthread_mutex_unlock(&k->reg.lock);
 
-	snprintf(status, sizeof(status), "STATUS=%zu/%zu volumes open, %zu waiting, %zu failed%s%s",
-		 t.open, k->reg.n, t.waiting, t.failed, k->dm ? "" : "; ",
+	snprintf(status, sizeof(status),
+		 "STATUS=%zu/%zu volumes open, %zu waiting%s, %zu failed%s%s", t.open, k->reg.n,
+		 t.waiting, t.why, t.failed, k->dm ? "" : "; ",
 		 k->dm ? "" : "no device-mapper: keys verified only");
+	if (strcmp(status, last)) {
+		log_info("status: %s", status + strlen("STATUS="));
+		snprintf(last, sizeof(last), "%s", status);
+	}
 	if (!k->pass_done && t.waiting == 0) {
 		k->pass_done = true;
 		log_info("first unlock pass done in %.3f s: %zu open, %zu verified, %zu failed",

@@ -46,7 +46,7 @@ vm_local_volume() {
 vm_install_keyd() {
 	[ -x "$KEYD" ] && [ -x "$KEYDCTL" ] || fail "no $KEYD or $KEYDCTL: build first (make)"
 	install -m 0755 "$KEYD" "$KEYDCTL" /usr/local/sbin/
-	install -D -m 0644 "$TOP/units/keyd.service" /lib/systemd/system/keyd.service
+	install -D -m 0644 "$BUILD/units/keyd.service" /lib/systemd/system/keyd.service
 	KEYD=/usr/local/sbin/keyd
 	KEYDCTL=/usr/local/sbin/keydctl
 }
