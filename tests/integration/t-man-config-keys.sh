@@ -9,8 +9,8 @@
 
 MAN=$TOP/docs/man/keyd.json.5
 [ -f "$MAN" ] || fail "no $MAN"
-# Not keyd.json: the LUKS2 token's fields (token.c) and the callback request body (callback.c).
-NOT_CONFIG="token.c callback.c"
+# Not keyd.json: the LUKS2 token's fields (token.c) and the callback request body (event.c).
+NOT_CONFIG="token.c event.c"
 
 # The key lists: `keys[] = { "a", "b", ..., NULL }` in every keyd/ source that calls
 # jx_only_keys (the files move around; the lists stay greppable).
