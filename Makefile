@@ -40,6 +40,8 @@ OBJ       := $(BUILD)/obj
 # layers below it, so an include that runs the wrong way does not compile:
 #   keyd/daemon, keyd/ctl, keyd/plugin -> keyd (config) -> keyd/volume -> keyd/kms -> common
 #   wipe -> common
+# Providers of more than one file have a room of their own under keyd/kms/.
+KMS_ROOMS  := cloud kmip pkcs11 vault
 INC_common := -Icommon
 INC_kms    := $(INC_common) -Ikeyd/kms
 INC_volume := $(INC_kms) -Ikeyd/volume
@@ -48,11 +50,12 @@ INC_daemon := $(INC_volume) -Ikeyd -Ikeyd/daemon
 INC_ctl    := $(INC_volume) -Ikeyd -Ikeyd/ctl
 INC_plugin := $(INC_volume) -Ikeyd -Ikeyd/plugin
 INC_wipe   := $(INC_common) -Iwipe
-INC_tests  := $(INC_daemon) -Iwipe
+# The tests reach into the providers' own modules (TTLV, TC3, PKCS#11 WDEKs) too.
+INC_tests  := $(INC_daemon) -Iwipe $(addprefix -Ikeyd/kms/,$(KMS_ROOMS))
 
 srcs = $(patsubst %.c,%.o,$(wildcard $(1)/*.c))
 COMMON    := $(call srcs,common)
-KMS       := $(call srcs,keyd/kms)
+KMS       := $(call srcs,keyd/kms) $(foreach r,$(KMS_ROOMS),$(call srcs,keyd/kms/$(r)))
 VOLUME    := $(call srcs,keyd/volume)
 CONFIG    := $(call srcs,keyd)
 DAEMON    := $(filter-out keyd/daemon/main.o,$(call srcs,keyd/daemon))
@@ -189,7 +192,7 @@ install: all
 deb:
 	scripts/build-deb $(BUILD)/deb
 
-FORMAT_SRCS := $(wildcard common/*.[ch] keyd/*.[ch] keyd/*/*.[ch] wipe/*.[ch] tests/unit/*.c \
+FORMAT_SRCS := $(wildcard common/*.[ch] keyd/*.[ch] keyd/*/*.[ch] keyd/*/*/*.[ch] wipe/*.[ch] tests/unit/*.c \
                tests/fuzz/*.c)
 format:
 	clang-format -i $(FORMAT_SRCS)
