@@ -141,6 +141,20 @@ int kms_rest_ca_file(const char *kms, const char *ca_file, struct error *e)
 			strerror(-r));
 }
 
+int kms_rest_open(const char *kms, const char *ca_file, struct http_client *http, struct error *e)
+{
+	int r;
+
+	r = kms_rest_ca_file(kms, ca_file, e);
+	if (r < 0)
+		return r;
+	r = http_client_init(http);
+	if (r < 0)
+		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s", kms,
+				strerror(-r));
+	return 0;
+}
+
 int kms_rest_perform(struct http_client *http, const struct http_request *req, const char *where,
 		     struct http_response *resp, struct error *e)
 {
