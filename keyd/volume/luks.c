@@ -2,12 +2,14 @@
 /* keyd's LUKS2 volume glue: finding devices, the keyd keyslot's PBKDF, activation (or a
  * check-only activation without device-mapper). Holds no key material beyond a call. */
 #include <blkid/blkid.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "luks.h"
 
@@ -61,15 +63,61 @@ bool luks_same_device(const char *a, const char *b)
 	       S_ISBLK(sb.st_mode) && sa.st_rdev == sb.st_rdev;
 }
 
+/* Whether block device @upper holds @lower directly (/sys/dev/block/LOWER/holders/). */
+static bool holds(const char *upper, const char *lower)
+{
+	struct stat su, sl;
+	char path[64], want[32], dev[32] = "";
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	if (stat(upper, &su) < 0 || stat(lower, &sl) < 0 || su.st_rdev == sl.st_rdev)
+		return false;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/holders", major(sl.st_rdev),
+		 minor(sl.st_rdev));
+	snprintf(want, sizeof(want), "%u:%u\n", major(su.st_rdev), minor(su.st_rdev));
+	d = opendir(path);
+	while (d && !found && (e = readdir(d))) {
+		char p[320];
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "/sys/class/block/%s/dev", e->d_name);
+		f = fopen(p, "re");
+		found = f && fgets(dev, sizeof(dev), f) && strcmp(dev, want) == 0;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* Device @i of @l is one more carrier of @uuid: not @except, and not a device another carrier
+ * is stacked on (a multipath map over its paths, dm-linear over a disk: one header shows on
+ * each, and the top one is the volume). */
+static bool uuid_carrier(const struct luks_device *l, int n, int i, const char *uuid,
+			 const char *except)
+{
+	if (!uuid[0] || strcasecmp(l[i].uuid, uuid) != 0 ||
+	    (except && luks_same_device(l[i].node, except)))
+		return false;
+	for (int j = 0; j < n; j++)
+		if (j != i && strcasecmp(l[j].uuid, uuid) == 0 && holds(l[j].node, l[i].node))
+			return false;
+	return true;
+}
+
 int luks_uuid_find(const struct luks_device *l, int n, const char *uuid, const char *except,
 		   char *buf, size_t size)
 {
 	int found = 0;
 
 	buf[0] = 0;
-	for (int i = 0; uuid[0] && i < n; i++)
-		if (strcasecmp(l[i].uuid, uuid) == 0 &&
-		    !(except && luks_same_device(l[i].node, except))) {
+	for (int i = 0; i < n; i++)
+		if (uuid_carrier(l, n, i, uuid, except)) {
 			size_t len = strlen(buf);
 
 			snprintf(buf + len, size - len, "%s%s", len ? ", " : "", l[i].node);
@@ -110,7 +158,7 @@ static int resolve_uuid(const char *uuid, char **ret, struct error *e)
 			      "such as /dev/disk/by-id/...)",
 			      uuid, found, names);
 	for (int i = 0; found == 1 && i < n; i++)
-		if (strcasecmp(l[i].uuid, uuid) == 0)
+		if (uuid_carrier(l, n, i, uuid, NULL))
 			*ret = l[i].node, l[i].node = NULL;
 	luks_devices_free(l, n);
 	return r < 0 ? r : found > 0;

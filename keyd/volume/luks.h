@@ -36,7 +36,9 @@ void luks_devices_free(struct luks_device *l, int n);
 bool luks_same_device(const char *a, const char *b);
 
 /* The devices of @l (from luks_devices) other than @except (may be NULL) whose UUID is
- * @uuid, joined by ", " into @buf; returns how many there are. */
+ * @uuid, joined by ", " into @buf; returns how many there are. A device that another carrier
+ * of the UUID holds (the paths under a multipath map, a disk under dm-linear) is not counted:
+ * the device stacked on it shows the same header and is the one to open. */
 int luks_uuid_find(const struct luks_device *l, int n, const char *uuid, const char *except,
 		   char *buf, size_t size);
 /* luks_uuid_find over the devices probed afresh, except @device (a path or a link to it). */
