@@ -2,7 +2,6 @@
 /* The registry of the daemon's volumes (configured and discovered), their state, the audit
  * record that names one, and close/lock/release/rewrap. The lock guards state only: KMS calls
  * run outside it, under the volume's op_lock. */
-#include <blkid/blkid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
