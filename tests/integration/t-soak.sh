@@ -4,7 +4,8 @@
 # A soak: keyd with two volumes under root-key rotations (each announced by a signed callback
 # event), disable/enable cycles (the KMS's state and a signed event), key-state polling every
 # 2 s and control calls at 10 per second, for SOAK_SECONDS (150 in make check; the documented
-# long run: SOAK_SECONDS=3600 ROTATE_S=60, docs/testing.md). keyd's resident memory, open
+# long run, docs/testing.md: TEST_TIMEOUT=4000 SOAK_SECONDS=3600 ROTATE_S=60 tests/run-tests
+# soak). keyd's resident memory, open
 # descriptors and threads must stay flat after the warm-up (within 5%), every control call
 # must be answered, the audit chain must verify, and both volumes must end unlocked.
 . "$(dirname "$0")/../lib.sh"
