@@ -3,6 +3,7 @@
  * JSON. Opens devices read-only; writes nothing and audits nothing. */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cmd_probe.h"
 #include "log.h"
@@ -10,7 +11,7 @@
 #include "signatures.h"
 #include "util.h"
 
-static json_t *probe_one(const char *path, int *rc)
+static json_t *probe_one(struct cli *c, const char *path)
 {
 	struct device_info d;
 	struct safety_report rep;
@@ -22,8 +23,13 @@ static json_t *probe_one(const char *path, int *rc)
 
 	r = device_probe(path, &d);
 	if (r < 0) {
-		*rc = log_error_errno(r, "%s: %m", path);
-		return NULL;
+		int status = exitcode_of_open_error(r);
+		char msg[CLI_ERROR_MAX];
+
+		snprintf(msg, sizeof(msg), "%s: %s", path,
+			 r == -ENOTBLK ? "not a block device" : strerror(-r));
+		cli_error(c, status, "%s", msg);
+		return json_pack("{s:s, s:o}", "path", path, "error", cli_error_json(status, msg));
 	}
 	o = device_json(&d);
 	r = signatures_probe(d.path, &sigs, luks);
@@ -119,19 +125,20 @@ static void probe_print(json_t *o)
 
 int cmd_probe(struct cli *c)
 {
-	json_auto_t *all = json_array();
-	int rc = 0;
+	json_t *all = json_array();
+	int rc = EXIT_OK;
 
+	cli_out_set(c, "devices", all);
 	for (int i = 0; i < c->n_args; i++) {
-		json_t *o = probe_one(c->args[i], &rc);
+		json_t *o = probe_one(c, c->args[i]);
 
-		if (!o)
-			continue;
-		if (!c->json)
+		if (json_object_get(o, "error"))
+			rc = exitcode_worst(rc,
+					    (int)json_integer_value(json_object_get(
+						    json_object_get(o, "error"), "exit_status")));
+		else if (!c->json)
 			probe_print(o);
 		json_array_append_new(all, o);
 	}
-	if (c->json)
-		cli_print_json(all);
-	return rc < 0 ? EXIT_FAILED : EXIT_OK;
+	return rc;
 }

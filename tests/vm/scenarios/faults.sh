@@ -103,7 +103,7 @@ plant() { dd if="$T/pattern" of="$1" bs=1M oflag=direct conv=fsync status=none; 
 # wipe_zero DEVICE CERTDIR: wipe run with the zero method, full verification; WIPE_RC, WIPE_OUT.
 wipe_zero() {
 	local id
-	read -r id confirm <<<"$("$WIPE" probe --json "$1" | jq -r '.[0] | "\(.id) \(.confirm_with[0])"')"
+	read -r id confirm <<<"$("$WIPE" probe --json "$1" | jq -r '.devices[0] | "\(.id) \(.confirm_with[0])"')"
 	assert_eq "$confirm" "$id" "what confirms $1 (no serial, no WWN: wipe's device id)"
 	WIPE_RC=0
 	WIPE_OUT=$("$WIPE" run "$1" --method zero --verify full --confirm "$id" --no-progress \
