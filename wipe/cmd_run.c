@@ -13,6 +13,7 @@
 
 #include "cmd_run.h"
 #include "log.h"
+#include "metrics.h"
 #include "progress.h"
 #include "safety.h"
 #include "util.h"
@@ -251,6 +252,24 @@ static void run_report(struct cli *c, struct wipe_job **jobs, size_t n)
 	cli_out_set(c, "devices", all);
 }
 
+/* --metrics-textfile: each device's outcome for node_exporter. The certificate is the record;
+ * a file that cannot be written is said, and changes no exit status. */
+static void run_metrics(struct cli *c, struct wipe_job **jobs, size_t n)
+{
+	char path[PATH_MAX];
+
+	for (size_t i = 0; c->metrics_dir && i < n; i++) {
+		int r;
+
+		if (!jobs[i]->dev.id[0])
+			continue; /* never probed: nothing names it across runs */
+		r = metrics_write(c->metrics_dir, jobs[i], path, sizeof(path));
+		if (r < 0)
+			log_warning_errno(r, "%s: cannot write the metrics file %s: %m",
+					  jobs[i]->dev.path, path);
+	}
+}
+
 /* A device already planned under another name: the first job holds it exclusively, so the
  * second could only be refused as busy; say what really happened. */
 static bool named_before(struct wipe_job **jobs, size_t n, const char *path)
@@ -281,6 +300,9 @@ int cmd_run(struct cli *c)
 			c, EXIT_USAGE,
 			"run: at most %d devices, and --checkpoint FILE names one device's",
 			WIPE_DEVICES_MAX);
+	if (c->metrics_dir && (rc = metrics_check_dir(c->metrics_dir)) < 0)
+		return cli_error(c, EXIT_USAGE, "--metrics-textfile %s: %s", c->metrics_dir,
+				 strerror(-rc));
 	if (!c->opt.dry_run && cli_setup_signing(c) < 0)
 		return EXIT_FAILED;
 	io_throttle_init(&throttle, c->rate_limit);
@@ -303,6 +325,7 @@ int cmd_run(struct cli *c)
 			if (jobs[i]->result == JOB_PENDING)
 				run_confirm(c, jobs[i]);
 		run_jobs(c, jobs, n);
+		run_metrics(c, jobs, n);
 	}
 	run_report(c, jobs, n);
 	rc = run_exit_code(c, jobs, n);
