@@ -589,7 +589,7 @@ static int pick_command(struct cli *c, int argc, char **argv, const struct comma
 
 	cmd = find_command(argv + optind, argc - optind, &consumed);
 	if (c->help) {
-		if (cmd && cmd->mask != CMD_HELP)
+		if (cmd)
 			help_command(cmd);
 		else
 			help();
