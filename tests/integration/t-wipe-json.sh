@@ -57,6 +57,17 @@ check usage 2 --bogus-option methods
 check usage 2 frobnicate
 check usage 2 run --method
 
+log "open exclusively by another process: busy"
+$PY -c 'import os, sys, time; os.open(sys.argv[1], os.O_RDONLY | os.O_EXCL); print("held", flush=True); time.sleep(60)' \
+	"$dev" >"$T/held" &
+holder=$!
+_pids+=($holder)
+for _ in $(seq 50); do [ -s "$T/held" ] && break; sleep 0.1; done
+check run 4 run "$dev" --method zero --confirm "$file"
+assert_eq "$(jq -r .devices[0].error.code "$T/out")" busy "a device another process holds"
+kill $holder
+wait $holder 2>/dev/null || true
+
 log "in use: mounted, so refused; and a flipped byte fails the verification"
 mkfs.ext4 -q "$dev"
 mkdir -p "$T/mnt"
