@@ -243,6 +243,9 @@ static void run_report(struct cli *c, struct wipe_job **jobs, size_t n)
 				print_result(jobs[i]);
 			continue;
 		}
+		/* The document is for scripts; people still read why on stderr. */
+		if (status != EXIT_OK)
+			log_error("%s", jobs[i]->message);
 		o = c->opt.dry_run ? job_plan_json(jobs[i]) : job_result_json(jobs[i]);
 		if (o && status != EXIT_OK)
 			json_object_set_new(o, "error", cli_error_json(status, jobs[i]->message));

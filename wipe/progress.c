@@ -47,7 +47,7 @@ static double progress_sample(struct progress *p, size_t i, int phase, uint64_t 
 
 	if (p->seen[i].phase < 0 || done < p->seen[i].done) {
 		p->seen[i].rate = 0;
-	} else if (now > p->seen[i].at_us && done > p->seen[i].done) {
+	} else if (now > p->seen[i].at_us) {
 		double inst =
 			(double)(done - p->seen[i].done) * 1e6 / (double)(now - p->seen[i].at_us);
 

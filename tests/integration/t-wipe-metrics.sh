@@ -23,7 +23,8 @@ id=$(W probe --json "$dev" | jq -r '.devices[0].id')
 
 log "a verified zero wipe"
 t0=$(date +%s)
-W run "$dev" --method zero --verify full --confirm "$file" --metrics-textfile "$T/prom" >/dev/null
+# Under wipe@.service's UMask=0077: the file must still be readable by node_exporter.
+(umask 077; W run "$dev" --method zero --verify full --confirm "$file" --metrics-textfile "$T/prom" >/dev/null)
 t1=$(date +%s)
 f=$T/prom/wipe-$id.prom
 [ -f "$f" ] || fail "no metrics file $f: $(ls -la "$T/prom")"
