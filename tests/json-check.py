@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Checks one `wipe --json` run against docs/json/wipe/NAME.schema.json with Debian's
 # python3-jsonschema: stdout must be exactly one JSON document that validates, carry an
-# "error" exactly when the exit status is not 0, and that error's exit_status must be the
+# "error" exactly when the exit status is not 0, and that error's exit must be the
 # status. Usage: json-check.py SCHEMA_DIR NAME STATUS FILE. Prints what is wrong; exits 1 then.
 import json
 import os
@@ -31,7 +31,7 @@ for e in errors:
 if ("error" in doc) != (status != 0):
     errors.append(1)
     print(f"{name}: exit status {status} but error is {json.dumps(doc.get('error'))}")
-elif status and doc["error"]["exit_status"] != status:
+elif status and doc["error"]["exit"] != status:
     errors.append(1)
-    print(f"{name}: exit status {status}, error.exit_status {doc['error']['exit_status']}")
+    print(f"{name}: exit status {status}, error.exit {doc['error']['exit']}")
 sys.exit(1 if errors else 0)

@@ -39,7 +39,7 @@ json_t *cli_error_json(int status, const char *message)
 {
 	const struct exitcode *e = exitcode_find(status);
 
-	return json_pack("{s:s, s:i, s:s}", "code", e ? e->name : "failed", "exit_status", status,
+	return json_pack("{s:s, s:i, s:s}", "code", e ? e->name : "failed", "exit", status,
 			 "message",
 			 message && message[0] ? message
 			 : e		       ? e->summary

@@ -47,7 +47,7 @@ int cli_error(struct cli *c, int status, const char *fmt, ...) _printf_(3, 4);
 /* Records, without logging, what a device's outcome means for the exit status. */
 void cli_record(struct cli *c, int status, const char *message);
 
-/* {"code", "exit_status", "message"}: one error as every --json document carries it. */
+/* {"code", "exit", "message"}: one error as every --json document carries it. */
 json_t *cli_error_json(int status, const char *message);
 
 /* Sets "key" of the command's document to @v (stolen). */

@@ -135,7 +135,7 @@ int cmd_probe(struct cli *c)
 		if (json_object_get(o, "error"))
 			rc = exitcode_worst(rc,
 					    (int)json_integer_value(json_object_get(
-						    json_object_get(o, "error"), "exit_status")));
+						    json_object_get(o, "error"), "exit")));
 		else if (!c->json)
 			probe_print(o);
 		json_array_append_new(all, o);

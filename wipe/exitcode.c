@@ -20,7 +20,7 @@ const struct exitcode exitcodes[] = {
 	 "verification failed: the device holds other than the method leaves", 80},
 	{EXIT_CERT_INVALID, "certificate-invalid",
 	 "certificate invalid, or signed by no trusted key", 50},
-	{EXIT_NO_DEVICE, "no-device", "no such device, or not a block device", 10},
+	{EXIT_NO_DEVICE, "not-found", "no such device, or not a block device", 10},
 	{EXIT_INTERRUPTED, "interrupted", "interrupted by SIGINT or SIGTERM (resumable)", 40},
 };
 const size_t exitcodes_count = ELEMENTSOF(exitcodes);

@@ -33,7 +33,7 @@ set -e
 assert_eq "$rc" 2 "exit status of wipe help frobnicate"
 assert_contains "$out" "help: no command 'frobnicate'"
 assert_eq "$rcj" 2 "exit status of wipe --json frobnicate"
-assert_eq "$(jq -c '{schema, code: .error.code, exit: .error.exit_status}' <<<"$j")" \
+assert_eq "$(jq -c '{schema, code: .error.code, exit: .error.exit}' <<<"$j")" \
 	'{"schema":1,"code":"usage","exit":2}' "the JSON error of an unknown command"
 assert_contains "$(jq -r .error.message <<<"$j")" "unknown command 'frobnicate'"
 echo "all help checks passed"
