@@ -11,7 +11,8 @@
 #include "signatures.h"
 #include "util.h"
 
-static json_t *probe_one(struct cli *c, const char *path)
+/* One device's report; @status: what it means for the exit status. */
+static json_t *probe_one(struct cli *c, const char *path, int *status)
 {
 	struct device_info d;
 	struct safety_report rep;
@@ -23,13 +24,13 @@ static json_t *probe_one(struct cli *c, const char *path)
 
 	r = device_probe(path, &d);
 	if (r < 0) {
-		int status = exitcode_of_open_error(r);
 		char msg[CLI_ERROR_MAX];
 
+		*status = exitcode_of_open_error(r);
 		snprintf(msg, sizeof(msg), "%s: %s", path,
 			 r == -ENOTBLK ? "not a block device" : strerror(-r));
-		cli_error(c, status, "%s", msg);
-		return json_pack("{s:s, s:o}", "path", path, "error", cli_error_json(status, msg));
+		cli_error(c, *status, "%s", msg);
+		return json_pack("{s:s, s:o}", "path", path, "error", cli_error_json(*status, msg));
 	}
 	o = device_json(&d);
 	r = signatures_probe(d.path, &sigs, luks);
@@ -130,13 +131,11 @@ int cmd_probe(struct cli *c)
 
 	cli_out_set(c, "devices", all);
 	for (int i = 0; i < c->n_args; i++) {
-		json_t *o = probe_one(c, c->args[i]);
+		int status = EXIT_OK;
+		json_t *o = probe_one(c, c->args[i], &status);
 
-		if (json_object_get(o, "error"))
-			rc = exitcode_worst(rc,
-					    (int)json_integer_value(json_object_get(
-						    json_object_get(o, "error"), "exit")));
-		else if (!c->json)
+		rc = exitcode_worst(rc, status);
+		if (status == EXIT_OK && !c->json)
 			probe_print(o);
 		json_array_append_new(all, o);
 	}
