@@ -13,8 +13,17 @@ $PY -c 'import prometheus_client' 2>/dev/null || skip "needs python3-prometheus-
 W() { "$BUILD/wipe" --key "$T/node.key" --audit-log "$T/audit.jsonl" --cert-dir "$T/certs" \
 	--checkpoint-dir "$T/cp" --no-progress "$@"; }
 prom() { $PY "$TOP/tests/prom-parse.py" "$1"; }
-# sample NAME FIELD FILE: FIELD (.value, .labels.result, ...) of the one sample called NAME.
-sample() { prom "$3" | jq -r --arg n "$1" "select(.name == \$n) | $2"; }
+# sample NAME FIELD FILE [LABEL VALUE]: FIELD (.value, .type, ...) of the sample called NAME
+# (with LABEL=VALUE, for the one-hot and per-pass families).
+sample() {
+	prom "$3" | jq -r --arg n "$1" --arg l "${4:-}" --arg v "${5:-}" \
+		"select(.name == \$n and (\$l == \"\" or .labels[\$l] == \$v)) | $2"
+}
+# onehot NAME LABEL FILE: the LABEL value whose series is 1, and how many series there are.
+onehot() {
+	prom "$3" | jq -rs --arg n "$1" --arg l "$2" \
+		'[.[] | select(.name == $n)] | "\(map(select(.value == 1) | .labels[$l]) | join(",")) of \(length)"'
+}
 
 dev=$(mkloop 32)
 file=$(backing "$dev")
@@ -32,16 +41,17 @@ sed 's/^/    /' "$f"
 assert_eq "$(ls "$T/prom")" "wipe-$id.prom" "files in the textfile directory (no temp file left)"
 assert_eq "$(stat -c %a "$f")" 644 "mode (node_exporter reads it as its own user)"
 cert=$(ls -t "$T"/certs/*.json | head -n1)
-assert_eq "$(sample wipe_run_success .value "$f")" 1 "wipe_run_success"
-assert_eq "$(sample wipe_run_success .type "$f")" gauge "type of wipe_run_success"
-assert_eq "$(sample wipe_run_info '.labels | [.device, .device_id, .method, .result, .verification, .nist_level, .certificate_id] | join(" ")' "$f")" \
-	"$dev $id zero success passed clear $(jq -r .id "$cert")" "wipe_run_info labels"
-assert_eq "$(sample wipe_run_written_bytes .value "$f")" "$((32 << 20))" "bytes written"
-assert_eq "$(sample wipe_run_written_bytes .value "$f")" "$(jq -r .bytes_written "$cert")" \
+assert_eq "$(onehot wipe_run_result result "$f")" "success of 4" "wipe_run_result (one-hot)"
+assert_eq "$(sample wipe_run_result .type "$f" result success)" gauge "type of wipe_run_result"
+assert_eq "$(onehot wipe_run_verification verification "$f")" "passed of 5" "wipe_run_verification"
+assert_eq "$(sample wipe_run_info '.labels | [.device, .device_id, .method, .nist_level, .certificate_id] | join(" ")' "$f")" \
+	"$dev $id zero clear $(jq -r .id "$cert")" "wipe_run_info labels"
+assert_eq "$(sample wipe_run_bytes .value "$f" pass write)" "$((32 << 20))" "bytes written"
+assert_eq "$(sample wipe_run_bytes .value "$f" pass write)" "$(jq -r .bytes_written "$cert")" \
 	"bytes written agree with the certificate"
-assert_eq "$(sample wipe_run_verified_bytes .value "$f")" "$((32 << 20))" "bytes verified (full)"
+assert_eq "$(sample wipe_run_bytes .value "$f" pass verify)" "$((32 << 20))" "bytes verified (full)"
 assert_eq "$(sample wipe_run_failed_blocks .value "$f")" 0 "failed blocks"
-dur=$(sample wipe_run_duration_seconds .value "$f")
+dur=$(sample wipe_run_seconds .value "$f")
 ts=$(sample wipe_run_timestamp_seconds .value "$f")
 [ "$(echo "$dur > 0 && $dur <= $t1 - $t0 + 1" | bc)" -eq 1 ] || fail "duration $dur s (run took $((t1 - t0)) s)"
 [ "$(echo "$ts >= $t0 && $ts <= $t1 + 1" | bc)" -eq 1 ] || fail "timestamp $ts not within $t0..$t1"
@@ -59,10 +69,11 @@ set -e
 umount "$T/mnt"
 assert_eq "$rc" 3 "exit status of the refused run"
 assert_eq "$(ls "$T/prom")" "wipe-$id.prom" "still one file for the device"
-assert_eq "$(sample wipe_run_success .value "$f")" 0 "wipe_run_success after a refusal"
-assert_eq "$(sample wipe_run_info '.labels | [.result, .verification, .nist_level] | join(" ")' "$f")" \
-	"refused not-requested none" "the refusal's outcome"
-assert_eq "$(sample wipe_run_written_bytes .value "$f")" 0 "nothing written"
+assert_eq "$(onehot wipe_run_result result "$f")" "refused of 4" "wipe_run_result after a refusal"
+assert_eq "$(sample wipe_run_result .value "$f" result success)" 0 "the alert's series: not a success"
+assert_eq "$(onehot wipe_run_verification verification "$f")" "not-requested of 5" "verification of a refusal"
+assert_eq "$(sample wipe_run_info .labels.nist_level "$f")" none "no NIST level for a refusal"
+assert_eq "$(sample wipe_run_bytes .value "$f" pass write)" 0 "nothing written"
 
 log "a textfile directory that is not there: usage error, nothing written"
 sum=$(head -c 1M "$dev" | sha256sum)

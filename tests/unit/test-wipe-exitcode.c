@@ -114,10 +114,14 @@ static void test_metrics_labels_escaped(void **state)
 	j.write.bytes = 4096;
 	assert_int_equal(metrics_format(&j, text, sizeof(text)), 0);
 	printf("%s", text);
-	assert_non_null(strstr(text, "wipe_run_success{device=\"/dev/disk/by-label/a\\\"b\\\\c\","
-				     "device_id=\"x\",method=\"zero\"} 1\n"));
-	assert_non_null(strstr(text, "wipe_run_written_bytes{device=\"/dev/disk/by-label/"
-				     "a\\\"b\\\\c\",device_id=\"x\",method=\"zero\"} 4096\n"));
+	assert_non_null(strstr(text, "wipe_run_result{device=\"/dev/disk/by-label/a\\\"b\\\\c\","
+				     "device_id=\"x\",method=\"zero\",result=\"success\"} 1\n"));
+	assert_non_null(strstr(text, "wipe_run_result{device=\"/dev/disk/by-label/a\\\"b\\\\c\","
+				     "device_id=\"x\",method=\"zero\",result=\"refused\"} 0\n"));
+	assert_non_null(strstr(text,
+			       "wipe_run_bytes{device=\"/dev/disk/by-label/"
+			       "a\\\"b\\\\c\",device_id=\"x\",method=\"zero\",pass=\"write\"} "
+			       "4096\n"));
 	assert_non_null(strstr(text, "# TYPE wipe_run_info gauge\n"));
 	assert_int_equal(metrics_format(&j, text, 64), -ENOBUFS);
 }
