@@ -58,7 +58,11 @@ int atomicfile_write(const char *path, const void *data, size_t n, mode_t mode, 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return negative_errno();
-	r = write_full(fd, data, n);
+	/* The mode asked for, whatever the umask (wipe@.service runs with 0077, and
+	 * node_exporter, as its own user, must read a metrics file). */
+	r = fchmod(fd, mode) < 0 ? negative_errno() : 0;
+	if (r == 0)
+		r = write_full(fd, data, n);
 	if (r == 0 && fsync(fd) < 0)
 		r = negative_errno();
 	if (close(fd) < 0 && r == 0)

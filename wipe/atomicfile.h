@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Writes @n bytes to @path with @mode, creating missing directories with @dir_mode. -errno. */
+/* Writes @n bytes to @path with exactly @mode (the umask does not apply), creating missing
+ * directories with @dir_mode. -errno. */
 int atomicfile_write(const char *path, const void *data, size_t n, mode_t mode, mode_t dir_mode);
 /* Overwrites @path with zeros, syncs, unlinks it and syncs its directory. 0 also when there
  * is no such file. (A journaling or copy-on-write file system may keep old blocks.) */

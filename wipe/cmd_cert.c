@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <openssl/pem.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cert.h"
@@ -14,6 +15,7 @@
 
 int cmd_cert_show(struct cli *c)
 {
+	json_t *all = json_array();
 	int rc = EXIT_OK;
 
 	for (int i = 0; i < c->n_args; i++) {
@@ -21,15 +23,22 @@ int cmd_cert_show(struct cli *c)
 		int r = cert_load(c->args[i], &cert);
 
 		if (r < 0) {
-			log_error_errno(r, "%s: %m", c->args[i]);
-			rc = EXIT_FAILED;
+			char msg[CLI_ERROR_MAX];
+
+			snprintf(msg, sizeof(msg), "%s: %s", c->args[i], strerror(-r));
+			rc = cli_error(c, EXIT_FAILED, "%s", msg);
+			json_array_append_new(all,
+					      json_pack("{s:s, s:o}", "file", c->args[i], "error",
+							cli_error_json(EXIT_FAILED, msg)));
 			continue;
 		}
 		if (c->json)
-			cli_print_json(cert);
+			json_array_append_new(all, json_pack("{s:s, s:O}", "file", c->args[i],
+							     "certificate", cert));
 		else
 			cert_print(cert, stdout);
 	}
+	cli_out_set(c, "certificates", all);
 	return rc;
 }
 
@@ -67,20 +76,41 @@ static int verify_one(const struct trust *t, json_t *cert, const struct trusted_
 	return cert_check(cert, (*by)->key, err);
 }
 
+/* The report of one certificate for --json; "error" only if not valid. */
+static json_t *verify_json(const char *file, json_t *cert, int r, const struct trust *t,
+			   const struct trusted_key *by, const struct error *err)
+{
+	json_t *sig = json_object_get(cert, "signature");
+	json_t *o = json_pack(
+		"{s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:b, s:s?}", "file", file, "valid", r >= 0,
+		"id", json_string_value(json_object_get(cert, "id")), "result",
+		json_string_value(json_object_get(cert, "result")), "device",
+		json_string_value(json_object_get(json_object_get(cert, "device"), "path")),
+		"signer", json_string_value(json_object_get(sig, "key")), "trusted_key", t->n > 0,
+		"trusted_by", by ? by->from : NULL);
+
+	if (o && r < 0)
+		json_object_set_new(
+			o, "error",
+			cli_error_json(r == -EIO ? EXIT_FAILED : EXIT_CERT_INVALID, err->msg));
+	return o;
+}
+
 int cmd_cert_verify(struct cli *c)
 {
-	json_auto_t *report = json_array();
+	json_t *report = json_array();
 	struct trust t;
 	int rc = EXIT_OK, r;
 
+	cli_out_set(c, "certificates", report);
 	r = trust_load(&t, c->key_path, SIGN_KEY_PATH_DEFAULT,
 		       c->trust_dir ? c->trust_dir : TRUST_DIR_DEFAULT);
 	if (r < 0) {
 		trust_done(&t);
-		return log_error_errno(r, "cannot read the trusted key%s %s: %m",
-				       c->key_path ? "" : "s",
-				       c->key_path ? c->key_path : "(node key, trust directory)"),
-		       EXIT_FAILED;
+		return cli_error(c, EXIT_FAILED, "cannot read the trusted key%s %s: %s",
+				 c->key_path ? "" : "s",
+				 c->key_path ? c->key_path : "(node key, trust directory)",
+				 strerror(-r));
 	}
 	if (t.skipped[0])
 		log_warning("trust directory: not trusted: %s", t.skipped);
@@ -89,56 +119,71 @@ int cmd_cert_verify(struct cli *c)
 		struct error err = {.msg = ""};
 		const struct trusted_key *by = NULL;
 		const char *signer, *result, *id, *path;
+		int status;
 
 		r = cert_load(c->args[i], &cert);
 		if (r == 0)
 			r = verify_one(&t, cert, &by, &err);
 		else
-			error_set(&err, -EIO, "%s", strerror(-r));
+			r = error_set(&err, -EIO, "%s", strerror(-r));
 		signer = json_string_value(
 			json_object_get(json_object_get(cert, "signature"), "key"));
 		result = json_string_value(json_object_get(cert, "result"));
 		id = json_string_value(json_object_get(cert, "id"));
 		path = json_string_value(json_object_get(json_object_get(cert, "device"), "path"));
-		if (r < 0)
-			rc = EXIT_FAILED;
-		if (c->json) {
-			/* One object per certificate, in the order given; "error" only if not
-			 * valid. */
-			json_auto_t *o =
-				json_pack("{s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:b, s:s?}", "file",
-					  c->args[i], "valid", r >= 0, "id", id, "result", result,
-					  "device", path, "signer", signer, "trusted_key", t.n > 0,
-					  "trusted_by", by ? by->from : NULL);
-
-			if (o && r < 0)
-				json_object_set_new(o, "error", json_string(err.msg));
-			if (o)
-				json_array_append(report, o);
-		} else if (r == -ENOKEY) {
-			log_error("%s: NOT VERIFIED: %s", c->args[i], err.msg);
-		} else if (r < 0) {
-			log_error("%s: INVALID: %s", c->args[i], err.msg);
-		} else {
+		json_array_append_new(report, verify_json(c->args[i], cert, r, &t, by, &err));
+		status = r == -EIO ? EXIT_FAILED : r < 0 ? EXIT_CERT_INVALID : EXIT_OK;
+		rc = exitcode_worst(rc, status);
+		if (r == -ENOKEY)
+			cli_error(c, status, "%s: NOT VERIFIED: %s", c->args[i], err.msg);
+		else if (r < 0)
+			cli_error(c, status, "%s: %s: %s", c->args[i],
+				  r == -EIO ? "cannot read it" : "INVALID", err.msg);
+		else if (!c->json)
 			printf("%s: valid: %s certificate %s for %s, signed by key %s (trusted: %s)\n",
 			       c->args[i], result, id, path, signer, by->from);
-		}
 	}
-	if (c->json)
-		cli_print_json(report);
 	trust_done(&t);
 	return rc;
 }
 
+/* The public half as PEM text. NULL when OpenSSL cannot write it. */
+static char *pubkey_pem(EVP_PKEY *key)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *pem = NULL;
+	long n;
+
+	if (b && PEM_write_bio_PUBKEY(b, key) == 1 && (n = BIO_get_mem_data(b, &data)) > 0)
+		pem = strndup(data, (size_t)n);
+	BIO_free(b);
+	return pem;
+}
+
 int cmd_cert_pubkey(struct cli *c)
 {
+	const char *path = c->key_path ? c->key_path : SIGN_KEY_PATH_DEFAULT;
 	EVP_PKEY *key = NULL;
+	char fp[65], *pem;
 	int r;
 
-	r = sign_key_load(c->key_path ? c->key_path : SIGN_KEY_PATH_DEFAULT, &key);
+	r = sign_key_load(path, &key);
 	if (r < 0)
-		return log_error_errno(r, "cannot load the node key: %m"), EXIT_FAILED;
-	r = PEM_write_PUBKEY(stdout, key);
+		return cli_error(c, EXIT_FAILED, "cannot load the node key %s: %s", path,
+				 strerror(-r));
+	pem = pubkey_pem(key);
+	r = sign_key_fingerprint(key, fp);
 	EVP_PKEY_free(key);
-	return r == 1 ? EXIT_OK : EXIT_FAILED;
+	if (!pem || r < 0) {
+		free(pem);
+		return cli_error(c, EXIT_FAILED, "cannot write the public key of %s", path);
+	}
+	if (c->json) {
+		cli_out_set(c, "key", json_string(fp));
+		cli_out_set(c, "public_key_pem", json_string(pem));
+	} else {
+		fputs(pem, stdout);
+	}
+	free(pem);
+	return EXIT_OK;
 }

@@ -3,6 +3,7 @@
  * JSON. Opens devices read-only; writes nothing and audits nothing. */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cmd_probe.h"
 #include "log.h"
@@ -10,7 +11,8 @@
 #include "signatures.h"
 #include "util.h"
 
-static json_t *probe_one(const char *path, int *rc)
+/* One device's report; @status: what it means for the exit status. */
+static json_t *probe_one(struct cli *c, const char *path, int *status)
 {
 	struct device_info d;
 	struct safety_report rep;
@@ -22,8 +24,13 @@ static json_t *probe_one(const char *path, int *rc)
 
 	r = device_probe(path, &d);
 	if (r < 0) {
-		*rc = log_error_errno(r, "%s: %m", path);
-		return NULL;
+		char msg[CLI_ERROR_MAX];
+
+		*status = exitcode_of_open_error(r);
+		snprintf(msg, sizeof(msg), "%s: %s", path,
+			 r == -ENOTBLK ? "not a block device" : strerror(-r));
+		cli_error(c, *status, "%s", msg);
+		return json_pack("{s:s, s:o}", "path", path, "error", cli_error_json(*status, msg));
 	}
 	o = device_json(&d);
 	r = signatures_probe(d.path, &sigs, luks);
@@ -119,19 +126,18 @@ static void probe_print(json_t *o)
 
 int cmd_probe(struct cli *c)
 {
-	json_auto_t *all = json_array();
-	int rc = 0;
+	json_t *all = json_array();
+	int rc = EXIT_OK;
 
+	cli_out_set(c, "devices", all);
 	for (int i = 0; i < c->n_args; i++) {
-		json_t *o = probe_one(c->args[i], &rc);
+		int status = EXIT_OK;
+		json_t *o = probe_one(c, c->args[i], &status);
 
-		if (!o)
-			continue;
-		if (!c->json)
+		rc = exitcode_worst(rc, status);
+		if (status == EXIT_OK && !c->json)
 			probe_print(o);
 		json_array_append_new(all, o);
 	}
-	if (c->json)
-		cli_print_json(all);
-	return rc < 0 ? EXIT_FAILED : EXIT_OK;
+	return rc;
 }

@@ -13,6 +13,7 @@
 
 #include "cmd_run.h"
 #include "log.h"
+#include "metrics.h"
 #include "progress.h"
 #include "safety.h"
 #include "util.h"
@@ -95,19 +96,22 @@ static int confirm_uuid_unique(struct wipe_job *j)
  * identity the answer matched, or NULL. */
 static const char *confirm_by_prompt(struct wipe_job *j)
 {
-	char line[WIPE_INPUT_MAX], size[32], sigs[1024];
+	char line[WIPE_INPUT_MAX], size[32], sigs[1024], what[2 * DEVICE_FIELD_MAX + 4];
 
 	format_bytes((double)j->dev.size, size, sizeof(size));
 	signatures_format(json_object_get(j->before, "signatures"), sigs, sizeof(sigs));
+	/* "vendor model, " with what sysfs has; a loop device has neither. */
+	snprintf(what, sizeof(what), "%s%s%s%s", j->dev.vendor,
+		 j->dev.vendor[0] && j->dev.model[0] ? " " : "", j->dev.model,
+		 j->dev.vendor[0] || j->dev.model[0] ? ", " : "");
 	fprintf(stderr,
-		"\nAbout to wipe %s: %s %s, %s, serial %s, WWN %s%s%s\n"
+		"\nAbout to wipe %s: %s%s, serial %s, WWN %s%s%s\n"
 		"  signatures: %s\n  method %s (%s), verification %s%s\n"
 		"Type the device's serial, WWN or LUKS UUID%s to confirm: ",
-		j->dev.path, j->dev.vendor, j->dev.model, size,
-		j->dev.serial[0] ? j->dev.serial : "-", j->dev.wwn[0] ? j->dev.wwn : "-",
-		j->dev.loop_file[0] ? ", backing file " : "", j->dev.loop_file, sigs,
-		j->method->name, nist_level_name(j->level), pass_verify_name(j->verify),
-		j->resuming ? " (resuming)" : "",
+		j->dev.path, what, size, j->dev.serial[0] ? j->dev.serial : "-",
+		j->dev.wwn[0] ? j->dev.wwn : "-", j->dev.loop_file[0] ? ", backing file " : "",
+		j->dev.loop_file, sigs, j->method->name, nist_level_name(j->level),
+		pass_verify_name(j->verify), j->resuming ? " (resuming)" : "",
 		j->dev.serial[0] || j->dev.wwn[0] ? "" : " (or its backing file / device id)");
 	if (!fgets(line, sizeof(line), stdin))
 		return NULL;
@@ -177,19 +181,18 @@ static int run_jobs(struct cli *c, struct wipe_job **jobs, size_t n)
 	return 0;
 }
 
-static int run_exit_code(struct wipe_job **jobs, size_t n)
+/* The worst outcome of the run, recorded for the JSON error. */
+static int run_exit_code(struct cli *c, struct wipe_job **jobs, size_t n)
 {
-	bool failed = false, interrupted = false, refused = false;
+	int rc = EXIT_OK;
 
 	for (size_t i = 0; i < n; i++) {
-		failed |= jobs[i]->result == JOB_FAILURE;
-		interrupted |= jobs[i]->result == JOB_INTERRUPTED;
-		refused |= jobs[i]->result == JOB_REFUSED;
+		int status = exitcode_of_job(jobs[i]);
+
+		cli_record(c, status, jobs[i]->message);
+		rc = exitcode_worst(rc, status);
 	}
-	return failed	     ? EXIT_FAILED
-	       : interrupted ? EXIT_INTERRUPTED
-	       : refused     ? EXIT_REFUSED
-			     : EXIT_OK;
+	return rc;
 }
 
 /* --dry-run for people: what would run on each device, or why it would not. */
@@ -227,19 +230,47 @@ static void print_result(const struct wipe_job *j)
 
 static void run_report(struct cli *c, struct wipe_job **jobs, size_t n)
 {
-	json_auto_t *all = json_array();
+	json_t *all = json_array();
 
 	for (size_t i = 0; i < n; i++) {
-		if (c->json)
-			json_array_append_new(all, c->opt.dry_run ? job_plan_json(jobs[i])
-								  : job_result_json(jobs[i]));
-		else if (c->opt.dry_run)
-			print_plan(jobs[i]);
-		else
-			print_result(jobs[i]);
+		int status = exitcode_of_job(jobs[i]);
+		json_t *o;
+
+		if (!c->json) {
+			if (c->opt.dry_run)
+				print_plan(jobs[i]);
+			else
+				print_result(jobs[i]);
+			continue;
+		}
+		/* The document is for scripts; people still read why on stderr. */
+		if (status != EXIT_OK)
+			log_error("%s", jobs[i]->message);
+		o = c->opt.dry_run ? job_plan_json(jobs[i]) : job_result_json(jobs[i]);
+		if (o && status != EXIT_OK)
+			json_object_set_new(o, "error", cli_error_json(status, jobs[i]->message));
+		json_array_append_new(all, o);
 	}
-	if (c->json)
-		cli_print_json(all);
+	cli_out_set(c, "dry_run", json_boolean(c->opt.dry_run));
+	cli_out_set(c, "devices", all);
+}
+
+/* --metrics-textfile: each device's outcome for node_exporter. The certificate is the record;
+ * a file that cannot be written is said, and changes no exit status. */
+static void run_metrics(struct cli *c, struct wipe_job **jobs, size_t n)
+{
+	char path[PATH_MAX];
+
+	for (size_t i = 0; c->metrics_dir && i < n; i++) {
+		int r;
+
+		if (!jobs[i]->dev.id[0])
+			continue; /* never probed: nothing names it across runs */
+		r = metrics_write(c->metrics_dir, jobs[i], path, sizeof(path));
+		if (r < 0)
+			log_warning_errno(r, "%s: cannot write the metrics file %s: %m",
+					  jobs[i]->dev.path, path);
+	}
 }
 
 /* A device already planned under another name: the first job holds it exclusively, so the
@@ -263,15 +294,18 @@ int cmd_run(struct cli *c)
 	struct io_throttle throttle;
 	int rc;
 
-	if (!c->opt.method && !c->opt.profile && !c->opt.resume) {
-		log_error("run: give --method M or --profile clear|purge (see wipe methods)");
-		return EXIT_USAGE;
-	}
-	if (n > WIPE_DEVICES_MAX || (c->opt.checkpoint_file && n > 1)) {
-		log_error("run: at most %d devices, and --checkpoint FILE names one device's",
-			  WIPE_DEVICES_MAX);
-		return EXIT_USAGE;
-	}
+	if (!c->opt.method && !c->opt.profile && !c->opt.resume)
+		return cli_error(
+			c, EXIT_USAGE,
+			"run: give --method M or --profile clear|purge (see wipe methods)");
+	if (n > WIPE_DEVICES_MAX || (c->opt.checkpoint_file && n > 1))
+		return cli_error(
+			c, EXIT_USAGE,
+			"run: at most %d devices, and --checkpoint FILE names one device's",
+			WIPE_DEVICES_MAX);
+	if (c->metrics_dir && (rc = metrics_check_dir(c->metrics_dir)) < 0)
+		return cli_error(c, EXIT_USAGE, "--metrics-textfile %s: %s", c->metrics_dir,
+				 strerror(-rc));
 	if (!c->opt.dry_run && cli_setup_signing(c) < 0)
 		return EXIT_FAILED;
 	io_throttle_init(&throttle, c->rate_limit);
@@ -279,10 +313,8 @@ int cmd_run(struct cli *c)
 
 	for (size_t i = 0; i < n; i++) {
 		jobs[i] = calloc(1, sizeof(*jobs[i]));
-		if (!jobs[i]) {
-			log_error("out of memory");
-			return EXIT_FAILED;
-		}
+		if (!jobs[i])
+			return cli_error(c, EXIT_FAILED, "out of memory");
 		if (named_before(jobs, i, c->args[i])) {
 			job_init(jobs[i], c->args[i], &c->opt);
 			job_refuse(jobs[i], -EINVAL, "%s is named twice", c->args[i]);
@@ -296,9 +328,10 @@ int cmd_run(struct cli *c)
 			if (jobs[i]->result == JOB_PENDING)
 				run_confirm(c, jobs[i]);
 		run_jobs(c, jobs, n);
+		run_metrics(c, jobs, n);
 	}
 	run_report(c, jobs, n);
-	rc = run_exit_code(jobs, n);
+	rc = run_exit_code(c, jobs, n);
 	for (size_t i = 0; i < n; i++) {
 		job_done(jobs[i]);
 		free(jobs[i]);

@@ -311,6 +311,7 @@ static int plan_safety(struct wipe_job *j)
 {
 	char msg[JOB_MSG_MAX] = "";
 	struct safety_report rep;
+	bool busy_only = true;
 	int r;
 
 	r = safety_check(&j->dev, j->held, NULL, &rep);
@@ -320,8 +321,11 @@ static int plan_safety(struct wipe_job *j)
 	for (size_t i = 0; i < rep.n; i++)
 		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), "%s%s", i ? "; " : "",
 			 rep.items[i].msg);
+	/* Only "open elsewhere" is busy (it may pass); the rest is a safety refusal. */
+	for (size_t i = 0; i < rep.n; i++)
+		busy_only &= rep.items[i].reason == SAFETY_BUSY;
 	if (rep.n)
-		return job_refuse(j, -EBUSY, "refusing to wipe: %s", msg);
+		return job_refuse(j, busy_only ? -EBUSY : -EPERM, "refusing to wipe: %s", msg);
 	if (!j->held)
 		return job_refuse(j, j->open_error, "%s: cannot open it exclusively%s: %s",
 				  j->dev.path, j->opt->dry_run ? "" : " for writing",
@@ -373,6 +377,8 @@ static int plan_managed(struct wipe_job *j)
 	return 0;
 }
 
+static void plan_progress(struct wipe_job *j);
+
 int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *opt)
 {
 	json_auto_t *sigs = NULL;
@@ -402,6 +408,7 @@ int job_plan(struct wipe_job *j, const char *path, const struct wipe_options *op
 	if (r < 0)
 		return r;
 	j->phase = JOB_PLANNED;
+	plan_progress(j);
 	return 0;
 }
 
@@ -502,11 +509,32 @@ static struct pass job_pass(struct wipe_job *j, struct io_dev *dev, uint64_t sta
 	};
 }
 
+/* What the verify pass will read, for the progress display's ETA. */
+static uint64_t verify_bytes(struct wipe_job *j, struct io_dev *dev)
+{
+	struct pass p = job_pass(j, dev, 0);
+
+	return j->verify == PASS_VERIFY_NONE ? 0 : pass_verify_bytes(&p, j->verify);
+}
+
+/* The whole run's work before it starts, so the display's first line shows the real total. */
+static void plan_progress(struct wipe_job *j)
+{
+	bool written = j->resuming && j->cp.phase != CHECKPOINT_WRITE;
+
+	atomic_store(&j->base, written ? j->end : 0);
+	atomic_store(&j->done, written ? 0 : j->resuming ? j->cp.offset : 0);
+	atomic_store(&j->total, written ? verify_bytes(j, &j->io) : j->end);
+	atomic_store(&j->later, written ? 0 : verify_bytes(j, &j->io));
+}
+
 static int write_phase(struct wipe_job *j, struct io_dev *dev)
 {
 	struct pass p = job_pass(j, dev, j->cp.offset);
 	int r;
 
+	atomic_store(&j->base, 0);
+	atomic_store(&j->later, verify_bytes(j, dev));
 	atomic_store(&j->total, j->end);
 	atomic_store(&j->done, j->cp.offset);
 	atomic_store(&j->phase, JOB_WRITING);
@@ -623,7 +651,9 @@ static int run_phases(struct wipe_job *j)
 	if (r == 0 && j->verify != PASS_VERIFY_NONE) {
 		p = job_pass(j, dev, 0);
 		p.on_synced = NULL;
+		atomic_store(&j->later, 0);
 		atomic_store(&j->done, 0);
+		atomic_store(&j->base, j->end);
 		atomic_store(&j->total, pass_verify_bytes(&p, j->verify));
 		atomic_store(&j->phase, JOB_VERIFYING);
 		pass_stats_init(&j->check);

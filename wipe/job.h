@@ -93,9 +93,12 @@ struct wipe_job {
 	struct pattern pattern;
 	json_t *notes; /* caveats and fallbacks, for the certificate */
 
-	/* Read by the progress display while the job runs. */
+	/* Read by the progress display while the job runs: bytes done and to do in the current
+	 * phase, and of the phases before it (base) and after it (later: a verify pass to come),
+	 * so an ETA covers the whole run. */
 	_Atomic int phase;
 	_Atomic uint64_t done, total;
+	_Atomic uint64_t base, later;
 
 	/* Outcome. */
 	enum job_result result;

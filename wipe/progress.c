@@ -28,14 +28,24 @@ static void format_eta(double s, char *buf, size_t size)
 		snprintf(buf, size, "%" PRIu64 ":%02" PRIu64, t / 60, t % 60);
 }
 
-/* Updates the smoothed rate of job @i; returns its ETA in seconds (< 0 unknown). */
+/* Job @j's bytes over every phase: done so far, and what the whole run has to do (a verify
+ * pass to come counts, so the ETA is the run's, not the phase's). */
+static void job_work(struct wipe_job *j, uint64_t *done, uint64_t *total)
+{
+	uint64_t base = atomic_load(&j->base);
+
+	*done = base + atomic_load(&j->done);
+	*total = base + atomic_load(&j->total) + atomic_load(&j->later);
+}
+
+/* Updates the smoothed rate of job @i over all its work; returns the ETA of the whole run in
+ * seconds, < 0 while no rate is known yet (the first sample of a run). */
 static double progress_sample(struct progress *p, size_t i, int phase, uint64_t done,
 			      uint64_t total)
 {
 	uint64_t now = now_mono_us();
 
-	if (phase != p->seen[i].phase || done < p->seen[i].done) {
-		p->seen[i].phase = phase;
+	if (p->seen[i].phase < 0 || done < p->seen[i].done) {
 		p->seen[i].rate = 0;
 	} else if (now > p->seen[i].at_us) {
 		double inst =
@@ -43,9 +53,11 @@ static double progress_sample(struct progress *p, size_t i, int phase, uint64_t 
 
 		p->seen[i].rate = p->seen[i].rate ? 0.7 * p->seen[i].rate + 0.3 * inst : inst;
 	}
+	p->seen[i].phase = phase;
 	p->seen[i].done = done;
 	p->seen[i].at_us = now;
-	return p->seen[i].rate > 0 ? (double)(total - done) / p->seen[i].rate : -1;
+	return p->seen[i].rate > 0 ? (double)(total > done ? total - done : 0) / p->seen[i].rate
+				   : -1;
 }
 
 static void progress_draw(struct progress *p, bool final)
@@ -55,11 +67,13 @@ static void progress_draw(struct progress *p, bool final)
 	for (size_t i = 0; i < p->n; i++) {
 		struct wipe_job *j = p->jobs[i];
 		int phase = atomic_load(&j->phase);
-		uint64_t done = atomic_load(&j->done), total = atomic_load(&j->total);
-		double frac = total ? (double)done / (double)total : 0, eta;
+		uint64_t done, total;
+		double frac, eta;
 		char bar[BAR_WIDTH + 1], a[32], b[32], rate[32], t[32];
 		size_t fill;
 
+		job_work(j, &done, &total);
+		frac = total ? (double)done / (double)total : 0;
 		eta = progress_sample(p, i, phase, done, total);
 		frac = frac > 1 ? 1 : frac;
 		fill = (size_t)(frac * BAR_WIDTH);
@@ -73,6 +87,9 @@ static void progress_draw(struct progress *p, bool final)
 		if (phase == JOB_DONE || final)
 			fprintf(p->out, "\r\033[K%-12s %-8s %s\n", j->dev.name,
 				job_result_name(j->result), j->message);
+		else if (eta < 0) /* no rate yet: nothing to say about it */
+			fprintf(p->out, "\r\033[K%-12s %-7s [%s] %5.1f%% %s/%s\n", j->dev.name,
+				job_phase_name(phase), bar, frac * 100, a, b);
 		else
 			fprintf(p->out, "\r\033[K%-12s %-7s [%s] %5.1f%% %s/%s %s/s ETA %s\n",
 				j->dev.name, job_phase_name(phase), bar, frac * 100, a, b, rate, t);
@@ -81,25 +98,31 @@ static void progress_draw(struct progress *p, bool final)
 	fflush(p->out);
 }
 
+/* One line per device: "done"/"total" of the current phase; "eta_s" and "left" cover every
+ * phase still to come; "rate_bps" and "eta_s" are null until a rate is known. */
 static void progress_emit_json(struct progress *p)
 {
 	for (size_t i = 0; i < p->n; i++) {
 		struct wipe_job *j = p->jobs[i];
 		int phase = atomic_load(&j->phase);
 		uint64_t done = atomic_load(&j->done), total = atomic_load(&j->total);
+		uint64_t all_done, all_total;
 		double eta;
 		json_auto_t *o = NULL;
 		char *s;
 
 		if ((phase == JOB_DONE && p->seen[i].phase == JOB_DONE) || j->result == JOB_REFUSED)
 			continue; /* said once, or never started */
-		eta = progress_sample(p, i, phase, done, total);
-		o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I}", "type", "progress",
+		job_work(j, &all_done, &all_total);
+		eta = progress_sample(p, i, phase, all_done, all_total);
+		o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:o, s:o}", "type", "progress",
 			      "device", j->dev.path, "phase", job_phase_name(phase), "done",
 			      (json_int_t)done, "total", (json_int_t)total, "percent",
-			      total ? (double)done * 100 / (double)total : 0.0, "rate_bps",
-			      (json_int_t)p->seen[i].rate, "eta_s",
-			      (json_int_t)(eta < 0 ? -1 : eta));
+			      total ? (double)done * 100 / (double)total : 0.0, "left",
+			      (json_int_t)(all_total > all_done ? all_total - all_done : 0),
+			      "rate_bps",
+			      eta < 0 ? json_null() : json_integer((json_int_t)p->seen[i].rate),
+			      "eta_s", eta < 0 ? json_null() : json_integer((json_int_t)eta));
 		s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		if (s)
 			fprintf(p->out, "%s\n", s);

@@ -182,7 +182,7 @@ W run "$w" --method zero --verify full --confirm "$wfile" >/dev/null
 expect "wipe" wipe.start:success wipe.run:success
 expect_fail out W run "$w" --method zero --confirm not-this-disk
 expect "refused wipe" wipe.run:refused
-id=$(W probe --json "$w" | jq -r '.[0].id')
+id=$(W probe --json "$w" | jq -r '.devices[0].id')
 WX run "$w" --method zero --verify none --confirm "$wfile" --rate-limit 8M \
 	--checkpoint-every 4 >"$T/int.out" 2>&1 &
 pid=$!

@@ -42,7 +42,7 @@ for c in good forged; do
 	rc=$?
 	set -e
 	echo "    $out"
-	assert_eq "$rc" 1 "exit status of verify ($c, no trusted key)"
+	assert_eq "$rc" 7 "exit status of verify ($c, no trusted key: certificate-invalid)"
 	case $out in *valid:*) fail "called valid without a trusted key: $out" ;; esac
 	assert_contains "$out" "NOT VERIFIED" "verify ($c, no trusted key)"
 	fp=$good_fp; [ $c = forged ] && fp=$evil_fp
@@ -51,7 +51,7 @@ done
 set +e
 out=$(bare "$BUILD/wipe" --json cert verify "$T/good.json" 2>/dev/null)
 set -e
-assert_eq "$(jq -c '.[0] | {valid, trusted_key, signer}' <<<"$out")" \
+assert_eq "$(jq -c '.certificates[0] | {valid, trusted_key, signer}' <<<"$out")" \
 	"{\"valid\":false,\"trusted_key\":false,\"signer\":\"$good_fp\"}" "verify --json without a trusted key"
 
 log "--key names the trusted public key"
@@ -68,7 +68,7 @@ set +e
 out=$(bare "$BUILD/wipe" cert verify --trusted-keys "$T/trust" "$T/forged.json" 2>&1)
 rc=$?
 set -e
-assert_eq "$rc" 1 "exit status of verify (forged, trust directory)"
+assert_eq "$rc" 7 "exit status of verify (forged, trust directory)"
 assert_contains "$out" "INVALID: signed by key $evil_fp, which is not a trusted key"
 
 log "a key file others may write is not trusted"
@@ -78,7 +78,7 @@ out=$(bare "$BUILD/wipe" cert verify --trusted-keys "$T/trust" "$T/good.json" 2>
 rc=$?
 set -e
 echo "$out" | sed 's/^/    /'
-assert_eq "$rc" 1 "exit status with a writable trusted key"
+assert_eq "$rc" 7 "exit status with a writable trusted key"
 assert_contains "$out" "not trusted: node.pem (writable by others)"
 assert_contains "$out" "NOT VERIFIED"
 echo "certificate trust checks passed"

@@ -14,7 +14,7 @@ WX() { exec "$BUILD/wipe" --key "$T/node.key" --audit-log "$T/audit.jsonl" --cer
 dev=$(mkloop 256)
 
 # mkloop runs in $(...), a subshell: its device must be registered for cleanup here.
-id=$("$BUILD/wipe" probe --json "$dev" | jq -r '.[0].id')
+id=$("$BUILD/wipe" probe --json "$dev" | jq -r '.devices[0].id')
 WX run "$dev" --method random --verify full --confirm "$(backing "$dev")" --rate-limit 64M \
 	--checkpoint-every 16 >"$T/out" 2>&1 &
 pid=$!
@@ -28,7 +28,7 @@ wait "$pid"
 rc=$?
 set -e
 blockdev --setrw "$dev"
-assert_eq "$rc" 1 "exit status after write errors"
+assert_eq "$rc" 5 "exit status after write errors (io-error)"
 out=$(cat "$T/out")
 assert_contains "$out" "random failed"
 assert_contains "$out" "could not be written"

@@ -10,7 +10,7 @@ need_cmd cryptsetup jq
 
 W() { "$BUILD/wipe" --key "$T/node.key" --audit-log "$T/audit.jsonl" --cert-dir "$T/certs" \
 	--checkpoint-dir "$T/cp" --no-progress --keyd-socket "$T/keyd.sock" "$@"; }
-REFUSED=3
+BUSY=4 # keyd still manages it: wipe(8) "busy"
 mkrootkey "$T/root.key"
 pg=$(mkloop 32)
 wal=$(mkloop 32)
@@ -37,7 +37,7 @@ start_keyd "$T/keyd.json"
 wait_state "$T/keyd.json" pgdata "$unlocked"
 wait_state "$T/keyd.json" wal "$unlocked"
 
-# refused DEVICE EXPECTED [OPTION...]: wipe run must exit 3, say EXPECTED, leave the header.
+# refused DEVICE EXPECTED [OPTION...]: wipe run must exit 4 (busy), say EXPECTED, leave the header.
 refused() {
 	local dev=$1 want=$2 out rc before
 	shift 2
@@ -47,7 +47,7 @@ refused() {
 	rc=$?
 	set -e
 	echo "    $out"
-	assert_eq "$rc" $REFUSED "exit status of wipe run $dev $*"
+	assert_eq "$rc" $BUSY "exit status of wipe run $dev $*"
 	assert_contains "$out" "$want" "wipe run $dev $*"
 	assert_eq "$(header_sum "$dev")" "$before" "$dev after the refusal"
 }

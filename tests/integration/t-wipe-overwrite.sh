@@ -61,7 +61,7 @@ expect_fail out W verify "$dev" --method zero
 assert_contains "$out" "1 block(s) are not zero"
 assert_contains "$out" "first at byte $((40 * 1048576 + 4321))"
 j=$(W verify --json "$dev" --method zero 2>/dev/null || true)
-assert_eq "$(jq -r '.[0].mismatched_blocks' <<<"$j")" 1 "mismatched blocks (json)"
+assert_eq "$(jq -r '.devices[0].mismatched_blocks' <<<"$j")" 1 "mismatched blocks (json)"
 expect_fail out W verify "$dev" --method random
 assert_contains "$out" "verified during the run"
 

@@ -19,9 +19,9 @@ W run "$a" "$b" --method random --verify none --rate-limit 64M --json \
 secs=$(echo "$(date +%s.%N) - $start" | bc)
 log "2 x 96 MiB at 64 MiB/s together took $secs s"
 [ "$(echo "$secs >= 2.7" | bc)" -eq 1 ] || fail "the rate limit was not shared: $secs s"
-assert_eq "$(jq -r '[.[].result] | join(",")' "$T/out")" "success,success" "results"
-assert_eq "$(jq -r '[.[].certificate] | map(select(. != null)) | length' "$T/out")" 2 "certificates"
-for c in $(jq -r '.[].certificate' "$T/out"); do
+assert_eq "$(jq -r '[.devices[].result] | join(",")' "$T/out")" "success,success" "results"
+assert_eq "$(jq -r '[.devices[].certificate] | map(select(. != null)) | length' "$T/out")" 2 "certificates"
+for c in $(jq -r '.devices[].certificate' "$T/out"); do
 	W cert verify "$c" --key "$T/node.key" >/dev/null
 done
 

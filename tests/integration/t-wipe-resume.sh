@@ -31,7 +31,7 @@ for i in $(seq 0 255); do
 	printf 'TENANT-SECRET-%04d' "$i" | dd of="$dev" bs=1 seek=$((i * 1048576 + 99)) conv=notrunc status=none
 done
 sync
-id=$(W probe --json "$dev" | jq -r '.[0].id')
+id=$(W probe --json "$dev" | jq -r '.devices[0].id')
 cp=$T/cp/$id.json
 
 log "SIGKILL in the middle of a random wipe"

@@ -119,15 +119,15 @@ dev=$(mkloop 64)
 mkfs.ext4 -q "$dev"
 before=$(sum "$dev")
 j=$(W run "$dev" --method random --dry-run --json)
-assert_eq "$(jq -r '.[0].method' <<<"$j")" random "planned method"
-assert_eq "$(jq -r '.[0].verify' <<<"$j")" sample "planned verification"
-assert_eq "$(jq -r '.[0].range_end' <<<"$j")" $((64 << 20)) "planned range"
-assert_eq "$(jq -r '.[0].before.signatures[0].type' <<<"$j")" ext4 "signature in the plan"
-assert_eq "$(jq -r '.[0].confirm_with[0]' <<<"$j")" "$(backing "$dev")" "what confirms a loop device"
+assert_eq "$(jq -r '.devices[0].method' <<<"$j")" random "planned method"
+assert_eq "$(jq -r '.devices[0].verify' <<<"$j")" sample "planned verification"
+assert_eq "$(jq -r '.devices[0].range_end' <<<"$j")" $((64 << 20)) "planned range"
+assert_eq "$(jq -r '.devices[0].before.signatures[0].type' <<<"$j")" ext4 "signature in the plan"
+assert_eq "$(jq -r '.devices[0].confirm_with[0]' <<<"$j")" "$(backing "$dev")" "what confirms a loop device"
 out=$(W run "$dev" --method random --dry-run)
 assert_contains "$out" "would run random (clear)"
 assert_eq "$(sum "$dev")" "$before" "device after --dry-run"
-id=$(W probe --json "$dev" | jq -r '.[0].id')
+id=$(W probe --json "$dev" | jq -r '.devices[0].id')
 for c in "$T"/certs/"$id"-*.json; do
 	[ -e "$c" ] && fail "--dry-run wrote a certificate: $c"
 done

@@ -54,9 +54,9 @@ sync
 b=$(losetup -f --show "$a")
 stacked+=("$b")
 j=$(W probe --json "$b")
-jq -c '.[0].in_use' <<<"$j"
-assert_eq "$(jq -r '.[0].in_use[0].reason' <<<"$j")" mounted "probe of $b: why in use"
-assert_contains "$(jq -r '.[0].in_use[0].message' <<<"$j")" "writes onto $(basename "$a")" \
+jq -c '.devices[0].in_use' <<<"$j"
+assert_eq "$(jq -r '.devices[0].in_use[0].reason' <<<"$j")" mounted "probe of $b: why in use"
+assert_contains "$(jq -r '.devices[0].in_use[0].message' <<<"$j")" "writes onto $(basename "$a")" \
 	"probe of $b"
 assert_contains "$(W probe "$b")" "which holds the mount $T/mnt" "probe of $b for people"
 refused "loop on a mounted device" "writes onto $(basename "$a"), which holds the mount $T/mnt" \

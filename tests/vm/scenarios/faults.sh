@@ -103,7 +103,7 @@ plant() { dd if="$T/pattern" of="$1" bs=1M oflag=direct conv=fsync status=none; 
 # wipe_zero DEVICE CERTDIR: wipe run with the zero method, full verification; WIPE_RC, WIPE_OUT.
 wipe_zero() {
 	local id
-	read -r id confirm <<<"$("$WIPE" probe --json "$1" | jq -r '.[0] | "\(.id) \(.confirm_with[0])"')"
+	read -r id confirm <<<"$("$WIPE" probe --json "$1" | jq -r '.devices[0] | "\(.id) \(.confirm_with[0])"')"
 	assert_eq "$confirm" "$id" "what confirms $1 (no serial, no WWN: wipe's device id)"
 	WIPE_RC=0
 	WIPE_OUT=$("$WIPE" run "$1" --method zero --verify full --confirm "$id" --no-progress \
@@ -142,7 +142,7 @@ out=$("$WIPE" run "$disk" --method zero --confirm "$(losetup -nO BACK-FILE "$dis
 echo "    wipe run $disk (under faulty): exit $rc: $out"
 assert_eq "$rc" 3 "wipe of the device that faulty holds (refused)"
 wipe_zero /dev/mapper/faulty "$T/certs-error"
-assert_eq "$WIPE_RC" 1 "wipe run exit status over dm-error"
+assert_eq "$WIPE_RC" 5 "wipe run exit status over dm-error (io-error)"
 cert=$(the_cert "$T/certs-error")
 jq -c '{result, errors, verification: .verification.result, bytes_written, nist: .nist.level}' \
 	"$cert" | sed 's/^/    certificate: /'
@@ -167,7 +167,7 @@ plant "$disk"
 dmsetup create flaky --table "0 $((mib * 2048)) flakey $disk 0 0 5 1 drop_writes"
 dmsetup mknodes flaky
 wipe_zero /dev/mapper/flaky "$T/certs-flakey"
-assert_eq "$WIPE_RC" 1 "wipe run exit status over dm-flakey"
+assert_eq "$WIPE_RC" 6 "wipe run exit status over dm-flakey (verification-failed)"
 cert=$(the_cert "$T/certs-flakey")
 jq -c '{result, errors, verification, nist: .nist.level}' "$cert" | sed 's/^/    certificate: /'
 assert_eq "$(jq -r .result "$cert")" failure "certificate result"

@@ -283,7 +283,7 @@ kms-up)
 	keydctl release v4 >/dev/null
 	[ ! -e /dev/mapper/v4 ] || fail "v4 still mapped after release"
 	dev=$(readlink -f /dev/disk/by-id/virtio-v4)
-	confirm=$(wipe probe --json "$dev" | jq -r '.[0].confirm_with | if type == "array" then .[0] else . end')
+	confirm=$(wipe probe --json "$dev" | jq -r '.devices[0].confirm_with | if type == "array" then .[0] else . end')
 	[ -n "$confirm" ] && [ "$confirm" != null ] || fail "wipe probe gives no confirmation id for $dev"
 	inst=$(systemd-escape --path "$dev")
 	install -d /etc/wipe
