@@ -440,10 +440,16 @@ static void watch_keys_in_use(struct lifecycle *l)
 
 /* The key @w is active at version @version: a newer version than a volume's token has, or the
  * KMS answering again after a silence that revoked. */
-static void follow_active_key(struct lifecycle *l, const struct key_watch *w, const char *version)
+static void follow_active_key(struct lifecycle *l, const struct key_watch *w,
+			      const struct kms_key_info *info)
 {
 	struct registry *reg = l->env.reg;
+	const char *version = info->version;
 	char key[KMS_KEY_ID_MAX + 1];
+	uint64_t rotated = 0;
+
+	if (info->last_rotated[0] && parse_rfc3339_us(info->last_rotated, &rotated) < 0)
+		rotated = 0;
 
 	for (size_t j = 0; j < reg->n; j++) {
 		struct volume *v = &reg->volumes[j];
@@ -453,6 +459,7 @@ static void follow_active_key(struct lifecycle *l, const struct key_watch *w, co
 		if (v->kms != w->kms ||
 		    strcmp(registry_key_id(reg, v, key, sizeof(key)), w->key_id))
 			continue;
+		registry_set_key_rotated(reg, v, rotated);
 		registry_status(reg, v, &st);
 		stale = version[0] && st.key_version[0] && strcmp(version, st.key_version) != 0;
 		if (st.revoked_by_age)
@@ -500,7 +507,7 @@ static void poll_keys(struct lifecycle *l)
 			run_event(l, &ev);
 		}
 		if (info.state == KMS_KEY_ACTIVE)
-			follow_active_key(l, w, info.version);
+			follow_active_key(l, w, &info);
 	}
 }
 

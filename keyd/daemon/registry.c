@@ -265,6 +265,13 @@ void registry_set_key(struct registry *reg, struct volume *v, int keyslot, const
 	pthread_mutex_unlock(&reg->lock);
 }
 
+void registry_set_key_rotated(struct registry *reg, struct volume *v, uint64_t rotated_us)
+{
+	pthread_mutex_lock(&reg->lock);
+	v->st.key_rotated_us = rotated_us;
+	pthread_mutex_unlock(&reg->lock);
+}
+
 void registry_set_pending_locked(struct volume *v)
 {
 	v->st.attempts = 0;
@@ -277,6 +284,8 @@ void registry_audit(struct registry *reg, const char *type, const char *result, 
 	json_auto_t *object = NULL;
 	int r;
 
+	/* Each operation writes its record once: that is where it is counted too. */
+	metrics_count_operation(reg->metrics, type, result);
 	if (!reg->audit)
 		return;
 	if (v) {

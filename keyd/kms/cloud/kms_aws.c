@@ -391,6 +391,7 @@ static int fail_status(struct error *e, const struct http_response *resp, const 
 		     "%s: HTTP %ld %s%s%s%s%s%s", where, resp->status, type[0] ? type : "error",
 		     m[0] ? ": " : "", m, t && t->hint ? " (" : "", t && t->hint ? t->hint : "",
 		     t && t->hint ? ")" : "");
+	e->http_status = resp->status;
 	if (e->retryable)
 		e->retry_after_s = resp->retry_after_s;
 	return r;
