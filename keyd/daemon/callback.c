@@ -24,6 +24,7 @@
 #include "callback.h"
 #include "callback_auth.h"
 #include "log.h"
+#include "messages.h"
 #include "secmem.h"
 #include "util.h"
 
@@ -388,7 +389,10 @@ static bool refuse(struct attempt *a, enum refusal why, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	sanitize(msg);
-	log_notice("callback: refused %s%s%s: %s", a->peer_str, a->have_id ? " event " : "",
+	log_struct(LOG_NOTICE, 0, MESSAGE_CALLBACK_REFUSED,
+		   (const char *const[]){"KMS", a->have_event && a->ev.kms[0] ? a->ev.kms : NULL,
+					 "KEY_ID", a->have_event ? a->ev.key_id : NULL, NULL},
+		   "callback: refused %s%s%s: %s", a->peer_str, a->have_id ? " event " : "",
 		   a->have_id ? a->ev.id : "", msg);
 	metrics_count_callback(a->cb->metrics, refusals[why].outcome);
 	audit_attempt(a->cb, a->peer_str, a->client_cert, a,

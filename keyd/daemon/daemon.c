@@ -10,6 +10,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "messages.h"
 #include "notify.h"
 #include "sign.h"
 #include "util.h"
@@ -78,7 +79,8 @@ static void on_wake(evutil_socket_t fd, short what, void *u)
 	if (!k->ready && t.required_open == t.required) {
 		k->ready = true;
 		strncat(status, "\nREADY=1", sizeof(status) - strlen(status) - 1);
-		log_info("ready: all %zu required volumes are open", t.required);
+		log_struct(LOG_INFO, 0, MESSAGE_KEYD_READY, NULL,
+			   "ready: all %zu required volumes are open", t.required);
 	}
 	notify_send(status);
 }
@@ -124,8 +126,26 @@ static int setup_volumes(struct keyd *k, struct error *err)
 	return 0;
 }
 
+/* libevent's own warnings (evhttp, bufferevent_openssl) into our log, rate-limited: a peer
+ * that misbehaves in a loop must not flood the journal. */
+static void on_libevent_log(int severity, const char *msg)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT("libevent", 30 * 1000000ULL, 100);
+	static const int levels[] = {
+		[EVENT_LOG_DEBUG] = LOG_DEBUG,
+		[EVENT_LOG_MSG] = LOG_INFO,
+		[EVENT_LOG_WARN] = LOG_WARNING,
+		[EVENT_LOG_ERR] = LOG_ERR,
+	};
+	int level = severity >= 0 && severity <= EVENT_LOG_ERR ? levels[severity] : LOG_ERR;
+
+	if (level <= log_get_max_level() && log_ratelimit_pass(&rl))
+		log_internal(level, 0, "libevent: %s", msg);
+}
+
 static int setup_loop(struct keyd *k, struct error *err)
 {
+	event_set_log_callback(on_libevent_log);
 	if (evthread_use_pthreads() < 0 || !(k->base = event_base_new()))
 		return error_set(err, -ENOMEM, "cannot set up the event loop");
 	k->wake = event_new(k->base, -1, EV_PERSIST, on_wake, k);

@@ -159,6 +159,12 @@ int registry_lock_volume(struct registry *reg, struct volume *v, struct error *e
 int registry_release(struct registry *reg, struct volume *v, struct error *err,
 		     json_t **ret_report);
 
+/* Makes @v's journal fields (VOLUME, KMS, DEVICE, KEY_ID, KEY_VERSION as they are now) the
+ * calling thread's log context (log_context_set) until registry_log_context_end; call again
+ * to refresh them. Takes the lock. */
+void registry_log_context(struct registry *reg, struct volume *v);
+void registry_log_context_end(void);
+
 /* Logs what an operation's convergence changed on @device's header (the volume operations
  * leave telling the operator to their caller). */
 void registry_log_changes(const char *device, const struct token_changes *changes);
