@@ -2,7 +2,8 @@
 /* Logging: under systemd each entry goes to journald's native socket with its fields (as
  * sd_journal_send does; libsystemd is not linked for this one datagram); on a terminal or a
  * plain pipe it is "ident: message" on stderr, and "<N>message" when stderr is the journal
- * stream but its socket cannot be used. Never logs key material. */
+ * stream but its socket cannot be used. Each message is one line with unsafe characters
+ * escaped (text.c), wherever it goes. Never logs key material. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "text.h"
 #include "util.h"
 
 static const char *log_ident = "keyd";
@@ -115,7 +117,7 @@ static int log_journal(int level, int error, const char *message_id, const char 
 int log_structv(int level, int error, const char *message_id, const char *const *fields,
 		const char *fmt, va_list ap)
 {
-	char buf[2048];
+	char buf[2048], safe[4 * sizeof(buf)];
 	int saved = errno;
 
 	if (level > log_max_level)
@@ -124,13 +126,15 @@ int log_structv(int level, int error, const char *message_id, const char *const 
 	/* %m means the error passed in, not whatever errno happens to be. */
 	errno = abs(error);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
+	/* Messages quote disks and peers: one line per message, nothing a terminal acts on. */
+	text_escape(buf, safe, sizeof(safe));
 
-	if (log_journal_fd >= 0 && log_journal(level, error, message_id, fields, buf) >= 0)
+	if (log_journal_fd >= 0 && log_journal(level, error, message_id, fields, safe) >= 0)
 		;
 	else if (log_stream)
-		fprintf(stderr, "<%d>%s\n", level, buf);
+		fprintf(stderr, "<%d>%s\n", level, safe);
 	else
-		fprintf(stderr, "%s: %s\n", log_ident, buf);
+		fprintf(stderr, "%s: %s\n", log_ident, safe);
 	errno = saved;
 	return error < 0 ? error : -abs(error);
 }

@@ -35,6 +35,7 @@ static int enroll_args(struct ctl *c, struct enroll_args *a)
 {
 	struct volume_config *vc = NULL;
 	const char *spec = c->n_args ? c->args[0] : NULL, *kms_name = c->kms;
+	struct error e;
 	int r;
 
 	a->name = c->name;
@@ -67,9 +68,9 @@ static int enroll_args(struct ctl *c, struct enroll_args *a)
 	if (strlen(a->key_id) > KMS_KEY_ID_MAX)
 		return log_error("enroll: --key-id is longer than %d characters", KMS_KEY_ID_MAX),
 		       -EINVAL;
-	r = luks_resolve_device(spec, &a->dev);
+	r = luks_resolve_device(spec, &a->dev, &e);
 	if (r < 0)
-		return log_error("enroll: no device matches %s", spec), r;
+		return log_error("enroll: %s", e.msg), r;
 	if (!a->name)
 		a->name = basename(a->dev);
 	if (!volume_name_valid(a->name))
@@ -155,7 +156,9 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 	struct error je;
 	int r;
 
-	r = luks_resolve_device(vc ? vc->device : arg, ret_dev);
+	r = luks_resolve_device(vc ? vc->device : arg, ret_dev, &je);
+	if (r == -ENOTUNIQ)
+		return log_error("%s: %s", arg, je.msg), r;
 	if (r < 0)
 		return log_error("no volume or device matches '%s'", arg), r;
 	if (vc) {
@@ -172,6 +175,8 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 		return log_error("%s: %s", *ret_dev,
 				 r < 0 ? je.msg : "not enrolled (no keyd token)"),
 		       r < 0 ? r : -ENOKEY;
+	if (tok.id < 0)
+		return log_error("%s: %s", *ret_dev, TOKEN_UNFINISHED), -ENOKEY;
 	*ret_kms = config_find_kms(c->cfg, tok.kms);
 	if (!*ret_kms)
 		log_error("%s: its token names KMS '%s', which %s does not configure", *ret_dev,
@@ -341,9 +346,9 @@ int cmd_inspect(struct ctl *c)
 	struct error err;
 	int r;
 
-	r = luks_resolve_device(c->args[0], &dev);
+	r = luks_resolve_device(c->args[0], &dev, &err);
 	if (r < 0)
-		return log_error("inspect: no device matches %s", c->args[0]), r;
+		return log_error("inspect: %s", err.msg), r;
 	r = inspect_device(dev, &info, &err);
 	if (r < 0)
 		return log_error("inspect: %s", err.msg), r;
@@ -417,13 +422,17 @@ int cmd_check(struct ctl *c)
 		struct error je;
 		char problem[ERROR_MAX + 64] = "";
 
-		if (luks_resolve_device(v->device, &dev) < 0 || access(dev, F_OK) < 0)
+		if ((r = luks_resolve_device(v->device, &dev, &je)) == -ENOTUNIQ)
+			snprintf(problem, sizeof(problem), "%s", je.msg);
+		else if (r < 0 || access(dev, F_OK) < 0)
 			snprintf(problem, sizeof(problem), "device not found");
 		else if (cryptsetup_load(dev, &cd) < 0)
 			snprintf(problem, sizeof(problem), "no LUKS2 header (not enrolled yet?)");
 		else if ((r = token_find(cd, &tok, &je)) <= 0)
 			snprintf(problem, sizeof(problem), "%s",
 				 r == 0 ? "LUKS2 but not enrolled (no keyd token)" : je.msg);
+		else if (tok.id < 0)
+			snprintf(problem, sizeof(problem), "%s", TOKEN_UNFINISHED);
 		else if (strcmp(tok.kms, v->kms->name) || strcmp(tok.key_id, v->key_id))
 			snprintf(
 				problem, sizeof(problem),
