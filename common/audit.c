@@ -38,6 +38,7 @@ struct audit {
 	uid_t uid;
 	char user[LOGIN_NAME_MAX + 1];
 	char host[HOST_NAME_MAX + 1];
+	uint64_t checkpoint_us; /* wall clock of the newest checkpoint seen; 0: none yet */
 	/* The last record read back, then the lines of one append (a record and its checkpoint). */
 	char buf[2 * AUDIT_LINE_MAX];
 };
@@ -181,6 +182,14 @@ static int audit_read_tail(struct audit *a, struct audit_tail *t)
 		return -EBADMSG;
 	t->seq = (uint64_t)seq;
 	t->checkpoint = strcmp(type, AUDIT_TYPE_CHECKPOINT) == 0;
+	/* Another writer (or our last run) may have closed the log with a checkpoint. */
+	if (t->checkpoint) {
+		const char *time = json_string_value(json_object_get(rec, "time"));
+		uint64_t us;
+
+		if (time && parse_rfc3339_us(time, &us) == 0 && us > a->checkpoint_us)
+			a->checkpoint_us = us;
+	}
 	return audit_line_hash(line, n, t->hash);
 }
 
@@ -301,6 +310,8 @@ static int audit_append_locked(struct audit *a, const struct audit_entry *e, str
 	r = audit_commit(a, &before, used);
 	if (r < 0)
 		return r;
+	if (t->checkpoint)
+		a->checkpoint_us = now_real_us();
 	*written = used;
 	return 0;
 }
@@ -350,6 +361,19 @@ int audit_write(struct audit *a, const char *type, const char *result, json_t *s
 		audit_journal(a->buf, written);
 	pthread_mutex_unlock(&a->lock);
 	return r;
+}
+
+int audit_stats(struct audit *a, struct audit_stats *ret)
+{
+	struct stat st;
+
+	if (stat(a->path, &st) < 0)
+		return negative_errno();
+	pthread_mutex_lock(&a->lock);
+	*ret = (struct audit_stats){.size = (uint64_t)st.st_size,
+				    .last_checkpoint_us = a->checkpoint_us};
+	pthread_mutex_unlock(&a->lock);
+	return 0;
 }
 
 int audit_open(const char *path, EVP_PKEY *key, struct audit **ret)

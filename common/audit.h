@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define AUDIT_PATH_DEFAULT "/var/log/keyd/audit.jsonl"
 
@@ -24,6 +25,15 @@ void audit_close(struct audit *a);
  * Steals neither json reference. Durable (fsync) before it returns. */
 int audit_write(struct audit *a, const char *type, const char *result, json_t *subject,
 		json_t *object, const char *error);
+
+/* What an operator watches of the log (keyd's metrics): its size now, and when the newest
+ * checkpoint this handle saw (written, or found closing the log at open) was made. */
+struct audit_stats {
+	uint64_t size;
+	uint64_t last_checkpoint_us; /* wall clock; 0: none seen since open */
+};
+/* -errno from stat(2) of the log's path. */
+int audit_stats(struct audit *a, struct audit_stats *ret);
 
 /* Rotates the log keeping the chain: closes the file with a checkpoint, keeps it as @archive
  * (same filesystem, must not exist), and puts a new file at the path whose first record,

@@ -9,19 +9,26 @@
 #include "cryptsetup_util.h"
 #include "log.h"
 
+/* A device that fails in a loop must not flood the journal: journald's own default burst. */
+static struct log_ratelimit cryptsetup_ratelimit =
+	LOG_RATELIMIT_INIT("libcryptsetup", 30 * 1000000ULL, 100);
+
 static void cryptsetup_log(int level, const char *msg, void *u)
 {
+	int ours = level == CRYPT_LOG_ERROR ? LOG_INFO : LOG_DEBUG;
 	char line[1024];
 	size_t n;
 
 	(void)u;
+	if (ours > log_get_max_level() || !log_ratelimit_pass(&cryptsetup_ratelimit))
+		return;
 	snprintf(line, sizeof(line), "%s", msg);
 	n = strlen(line);
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = 0;
 	/* Our callers report each failure once in their own words; libcryptsetup's own
 	 * messages are detail for whoever looks closer. */
-	log_internal(level == CRYPT_LOG_ERROR ? LOG_INFO : LOG_DEBUG, 0, "libcryptsetup: %s", line);
+	log_internal(ours, 0, "libcryptsetup: %s", line);
 }
 
 void cryptsetup_setup(void)

@@ -12,6 +12,7 @@ int error_setv(struct error *e, int r, const char *fmt, va_list ap)
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 		e->retryable = false;
 		e->retry_after_s = -1;
+		e->http_status = 0;
 	}
 	return r < 0 ? r : -EIO;
 }
@@ -42,5 +43,6 @@ int error_prefix(struct error *e, int r, const char *fmt, ...)
 	error_set(e, r, "%s: %s", what, inner);
 	e->retryable = hints.retryable;
 	e->retry_after_s = hints.retry_after_s;
+	e->http_status = hints.http_status;
 	return r < 0 ? r : -EIO;
 }

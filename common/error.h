@@ -15,6 +15,7 @@ struct error {
 	char msg[ERROR_MAX];
 	bool retryable; /* a later attempt may succeed (a KMS's 429 or 5xx, a lost connection) */
 	long retry_after_s; /* the peer's Retry-After; -1: none given */
+	long http_status;   /* the peer's HTTP status when a reply said why; 0: none (metrics) */
 };
 
 /* Formats e->msg (not retryable) and returns r (a negative errno; -EIO if r >= 0). @e may be

@@ -387,10 +387,33 @@ static int parse_audit(json_t *obj, struct keyd_config *cfg, struct error *e)
 	return cfg->audit_path && cfg->node_key_file ? 0 : -ENOMEM;
 }
 
+/* node_exporter's textfile collector: keyd writes DIR/keyd.prom every interval_s. */
+static int parse_metrics(json_t *obj, struct keyd_config *cfg, struct error *e)
+{
+	static const char *const keys[] = {"textfile_dir", "interval_s", NULL};
+	const char *dir = NULL;
+	int r;
+
+	cfg->metrics_interval_s = 15;
+	if (!obj)
+		return 0;
+	if ((r = jx_only_keys(obj, "metrics", keys, e)) < 0 ||
+	    (r = jx_string(obj, "metrics", "textfile_dir", false, 4000, &dir, e)) < 0 ||
+	    (r = jx_uint(obj, "metrics", "interval_s", 1, 3600, &cfg->metrics_interval_s, e)) < 0)
+		return r;
+	if (!dir)
+		return 0;
+	if (dir[0] != '/')
+		return jx_fail(e, "metrics.textfile_dir: must be an absolute path");
+	cfg->metrics_textfile_dir = strdup(dir);
+	return cfg->metrics_textfile_dir ? 0 : -ENOMEM;
+}
+
 static int config_parse(json_t *root, struct keyd_config *cfg, struct error *e)
 {
-	static const char *const keys[] = {"kms",	"volumes",  "control", "unlock", "discover",
-					   "lifecycle", "callback", "audit",   NULL};
+	static const char *const keys[] = {"kms",      "volumes",   "control",	"unlock",
+					   "discover", "lifecycle", "callback", "audit",
+					   "metrics",  NULL};
 	struct kms_retry retry = {.try_timeout_ms = 10000,
 				  .backoff_min_ms = 500,
 				  .backoff_max_ms = 30000,
@@ -405,7 +428,8 @@ static int config_parse(json_t *root, struct keyd_config *cfg, struct error *e)
 	    (r = parse_control(json_object_get(root, "control"), cfg, e)) < 0 ||
 	    (r = parse_unlock(json_object_get(root, "unlock"), cfg, &retry, e)) < 0 ||
 	    (r = parse_lifecycle(json_object_get(root, "lifecycle"), cfg, e)) < 0 ||
-	    (r = parse_audit(json_object_get(root, "audit"), cfg, e)) < 0)
+	    (r = parse_audit(json_object_get(root, "audit"), cfg, e)) < 0 ||
+	    (r = parse_metrics(json_object_get(root, "metrics"), cfg, e)) < 0)
 		return r;
 	if (json_object_get(root, "callback") &&
 	    (r = callback_config_parse(json_object_get(root, "callback"), "callback",
@@ -500,6 +524,7 @@ void config_free(struct keyd_config *cfg)
 	free(cfg->policy);
 	callback_config_free(cfg->callback);
 	free(cfg->audit_path);
+	free(cfg->metrics_textfile_dir);
 	free(cfg->node_key_file);
 	free(cfg);
 }

@@ -90,6 +90,8 @@ struct keyd_config {
 	struct callback_config *callback; /* NULL: no event endpoint */
 	char *audit_path;		  /* the tamper-evident audit log */
 	char *node_key_file;		  /* Ed25519 key that signs its checkpoints */
+	char *metrics_textfile_dir;	  /* NULL: no textfile for node_exporter */
+	uint64_t metrics_interval_s;	  /* ... written this often */
 };
 
 /* Loads and validates. On any failure e->msg says why; for a bad value it names the JSON

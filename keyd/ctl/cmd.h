@@ -19,3 +19,4 @@ int cmd_lock(struct ctl *c);
 int cmd_release(struct ctl *c);
 int cmd_suspend(struct ctl *c);
 int cmd_resume(struct ctl *c);
+int cmd_metrics(struct ctl *c);

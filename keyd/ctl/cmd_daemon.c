@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* The subcommands the daemon carries out: status, unlock, lock, suspend, resume, release. Each
- * is one control-API request (ctl_client.c) and the rendering of its reply; none holds a key. */
+/* The subcommands the daemon carries out: status, unlock, lock, suspend, resume, release,
+ * metrics. Each is one control-API request (ctl_client.c) and the rendering of its reply; none
+ * holds a key. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,5 +126,27 @@ int cmd_release(struct ctl *c)
 	       json_is_true(json_object_get(rep, "mapping_closed")) ? "closed" : "was not open",
 	       json_integer_value(json_object_get(rep, "keyring_keys_removed")),
 	       json_is_true(json_object_get(rep, "buffers_flushed")) ? "flushed" : "NOT flushed");
+	return 0;
+}
+
+/* The page the daemon serves at /v1/metrics, as it is: Prometheus text, or with --json the
+ * one document {"metrics": TEXT}. */
+int cmd_metrics(struct ctl *c)
+{
+	json_auto_t *j = NULL;
+	const char *text;
+	int r;
+
+	r = ctl_client_call(c, "GET", "/v1/metrics?format=json", &j);
+	if (r < 0)
+		return r;
+	if (c->json) {
+		ctl_print_json(j);
+		return 0;
+	}
+	text = json_string_value(json_object_get(j, "metrics"));
+	if (!text)
+		return log_error("keyd sent metrics without a \"metrics\" member"), -EBADMSG;
+	fputs(text, stdout);
 	return 0;
 }

@@ -30,6 +30,8 @@ struct command {
 
 static const struct command commands[] = {
 	{"status", "status", "show every volume and its state", 0, 0, cmd_status},
+	{"metrics", "metrics",
+	 "print keyd's metrics in the Prometheus text format (docs/metrics.md)", 0, 0, cmd_metrics},
 	{"unlock", "unlock VOLUME", "unlock a volume through its KMS now", 1, 1, cmd_unlock},
 	{"lock", "lock VOLUME", "close a volume's mapping", 1, 1, cmd_lock},
 	{"release", "release VOLUME",

@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "prom.h"
 #include "secmem.h"
 #include "util.h"
 
@@ -140,6 +141,34 @@ static void handle_status(struct api *a, struct evhttp_request *req, const struc
 		   json_pack("{s:s, s:b, s:{s:b, s:s?}, s:o}", "version", KEYD_VERSION, "ready",
 			     *a->env.ready, "device_mapper", "available", a->env.dm, "reason",
 			     a->env.dm ? NULL : a->env.dm_why, "volumes", vols));
+}
+
+/* Prometheus text by default (a scraper, curl); ?format=json wraps the same text in keydctl's
+ * one JSON document. */
+static void handle_metrics(struct api *a, struct evhttp_request *req, const struct peer *p,
+			   const char *arg)
+{
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	_cleanup_free_ char *text = NULL;
+	struct evbuffer *b;
+	int r;
+
+	(void)p;
+	(void)arg;
+	r = metrics_report(a->env.metrics, &text);
+	if (r < 0)
+		return reply_error(req, HTTP_INTERNAL, "cannot build the metrics: %s",
+				   strerror(-r));
+	if (q && strcmp(q, "format=json") == 0)
+		return reply_json(req, HTTP_OK, json_pack("{s:s}", "metrics", text));
+	b = evbuffer_new();
+	if (!b)
+		return reply_error(req, HTTP_INTERNAL, "out of memory");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  PROM_CONTENT_TYPE);
+	evbuffer_add(b, text, strlen(text));
+	evhttp_send_reply(req, HTTP_OK, NULL, b);
+	evbuffer_free(b);
 }
 
 /* The volume @name with the registry lock held, or NULL after a 404 reply (lock not held). */
@@ -339,6 +368,10 @@ static const struct route routes[] = {
 	 .prefix = "/v1/status",
 	 .op = CONTROL_STATUS,
 	 .handler = handle_status},
+	{.method = EVHTTP_REQ_GET,
+	 .prefix = "/v1/metrics",
+	 .op = CONTROL_STATUS,
+	 .handler = handle_metrics},
 	{.method = EVHTTP_REQ_POST,
 	 .prefix = "/v1/volumes/",
 	 .suffix = "/unlock",

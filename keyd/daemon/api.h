@@ -10,6 +10,7 @@
 #include "config.h"
 #include "error.h"
 #include "lifecycle.h"
+#include "metrics_report.h"
 #include "registry.h"
 #include "worker.h"
 
@@ -20,11 +21,12 @@ struct api_env {
 	struct event_base *base;
 	const struct keyd_config *cfg; /* socket, control group, policy */
 	struct registry *reg;
-	const struct worker_env *workers; /* unlock starts a worker */
-	struct lifecycle *lifecycle;	  /* suspend and resume are its jobs */
-	const bool *ready;		  /* READY=1 was sent (main thread) */
-	bool dm;			  /* device-mapper is there, */
-	const char *dm_why;		  /* ... and if not, why */
+	const struct worker_env *workers;  /* unlock starts a worker */
+	struct lifecycle *lifecycle;	   /* suspend and resume are its jobs */
+	const bool *ready;		   /* READY=1 was sent (main thread) */
+	const struct metrics_env *metrics; /* GET /v1/metrics */
+	bool dm;			   /* device-mapper is there, */
+	const char *dm_why;		   /* ... and if not, why */
 };
 
 /* Creates the socket (mode 0660, root:control group) and registers the routes. err says what

@@ -24,6 +24,7 @@
 #include "callback.h"
 #include "callback_auth.h"
 #include "log.h"
+#include "messages.h"
 #include "secmem.h"
 #include "util.h"
 
@@ -52,6 +53,7 @@ struct callback {
 	void *userdata;
 	struct callback_replay *replay;
 	struct callback_lockout *lockout;
+	struct metrics *metrics; /* NULL: nobody counts */
 	uint16_t port;
 };
 
@@ -95,19 +97,20 @@ static const struct {
 	int status;
 	const char *phrase;
 	bool counts;
+	enum metrics_callback outcome; /* keyd_callback_requests_total */
 } refusals[_REFUSE_MAX] = {
-	[REFUSE_LOCKED] = {429, "Too Many Requests", false},
-	[REFUSE_NOT_FOUND] = {404, "Not Found", true},
-	[REFUSE_METHOD] = {405, "Method Not Allowed", true},
-	[REFUSE_TOO_BIG] = {413, "Payload Too Large", true},
-	[REFUSE_HEADER] = {400, "Bad Request", true},
-	[REFUSE_UNSIGNED] = {401, "Unauthorized", true},
-	[REFUSE_FORGED] = {403, "Forbidden", true},
-	[REFUSE_TIMESTAMP] = {400, "Bad Request", false},
-	[REFUSE_EXPIRED] = {400, "Bad Request", false},
-	[REFUSE_MALFORMED] = {400, "Bad Request", false},
-	[REFUSE_REPLAY] = {409, "Conflict", false},
-	[REFUSE_INTERNAL] = {500, "Internal Server Error", false},
+	[REFUSE_LOCKED] = {429, "Too Many Requests", false, METRICS_CALLBACK_LOCKED_OUT},
+	[REFUSE_NOT_FOUND] = {404, "Not Found", true, METRICS_CALLBACK_NOT_FOUND},
+	[REFUSE_METHOD] = {405, "Method Not Allowed", true, METRICS_CALLBACK_NOT_FOUND},
+	[REFUSE_TOO_BIG] = {413, "Payload Too Large", true, METRICS_CALLBACK_TOO_BIG},
+	[REFUSE_HEADER] = {400, "Bad Request", true, METRICS_CALLBACK_MALFORMED},
+	[REFUSE_UNSIGNED] = {401, "Unauthorized", true, METRICS_CALLBACK_UNSIGNED},
+	[REFUSE_FORGED] = {403, "Forbidden", true, METRICS_CALLBACK_FORGED},
+	[REFUSE_TIMESTAMP] = {400, "Bad Request", false, METRICS_CALLBACK_EXPIRED},
+	[REFUSE_EXPIRED] = {400, "Bad Request", false, METRICS_CALLBACK_EXPIRED},
+	[REFUSE_MALFORMED] = {400, "Bad Request", false, METRICS_CALLBACK_MALFORMED},
+	[REFUSE_REPLAY] = {409, "Conflict", false, METRICS_CALLBACK_REPLAYED},
+	[REFUSE_INTERNAL] = {500, "Internal Server Error", false, METRICS_CALLBACK_INTERNAL},
 };
 
 /* One request on its way through the checks; what the audit record and the reply say. */
@@ -215,6 +218,9 @@ static void conn_end(struct callback_conn *conn)
 		else
 			handshake_failure(conn, why, sizeof(why));
 		log_notice("callback: refused %s: %s", conn->peer_str, why);
+		metrics_count_callback(cb->metrics, conn->handshake_done
+							    ? METRICS_CALLBACK_MALFORMED
+							    : METRICS_CALLBACK_TLS);
 		audit_attempt(cb, conn->peer_str, NULL, NULL, "refused", why);
 		lockout_count(cb, (const struct sockaddr *)&conn->peer, conn->peer_str);
 	}
@@ -294,6 +300,7 @@ static int on_client_hello(SSL *ssl, int *alert, void *u)
 	if (conn->allowed)
 		return SSL_CLIENT_HELLO_SUCCESS;
 	log_debug("callback: refused %s: not in the allow-list", conn->peer_str);
+	metrics_count_callback(cb->metrics, METRICS_CALLBACK_NOT_ALLOWED);
 	audit_attempt(cb, conn->peer_str, NULL, NULL, "refused", "peer not in callback.allow");
 	*alert = SSL_AD_ACCESS_DENIED;
 	return SSL_CLIENT_HELLO_ERROR;
@@ -382,8 +389,12 @@ static bool refuse(struct attempt *a, enum refusal why, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	sanitize(msg);
-	log_notice("callback: refused %s%s%s: %s", a->peer_str, a->have_id ? " event " : "",
+	log_struct(LOG_NOTICE, 0, MESSAGE_CALLBACK_REFUSED,
+		   (const char *const[]){"KMS", a->have_event && a->ev.kms[0] ? a->ev.kms : NULL,
+					 "KEY_ID", a->have_event ? a->ev.key_id : NULL, NULL},
+		   "callback: refused %s%s%s: %s", a->peer_str, a->have_id ? " event " : "",
 		   a->have_id ? a->ev.id : "", msg);
+	metrics_count_callback(a->cb->metrics, refusals[why].outcome);
 	audit_attempt(a->cb, a->peer_str, a->client_cert, a,
 		      why == REFUSE_INTERNAL ? "failure" : "refused", msg);
 	if (refusals[why].counts)
@@ -425,6 +436,7 @@ static void deliver(struct attempt *a)
 		log_info("callback: %s event %s for key %s from %s accepted%s%s",
 			 key_event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str,
 			 msg[0] ? ": " : "", msg);
+		metrics_count_callback(cb->metrics, METRICS_CALLBACK_ACCEPTED);
 		audit_attempt(cb, a->peer_str, a->client_cert, a, "success", NULL);
 		reply(a->req, 202, "Accepted",
 		      json_pack("{s:s, s:s, s:s}", "id", a->ev.id, "result", "accepted", "message",
@@ -436,6 +448,7 @@ static void deliver(struct attempt *a)
 	status = r == -EAGAIN || r == -EBUSY ? 503 : 500;
 	log_error("callback: %s event %s for key %s from %s failed: %s",
 		  key_event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str, msg);
+	metrics_count_callback(cb->metrics, METRICS_CALLBACK_FAILED);
 	audit_attempt(cb, a->peer_str, a->client_cert, a, "failure", msg);
 	reply(a->req, status, status == 503 ? "Service Unavailable" : "Internal Server Error",
 	      json_pack("{s:s, s:s, s:s}", "id", a->ev.id, "result", "failed", "error", msg));
@@ -451,6 +464,7 @@ static void refuse_without_tls(struct callback *cb, struct evhttp_request *req)
 	if (sa)
 		callback_addr_format(sa, peer, sizeof(peer));
 	log_error("callback: refused %s: no TLS state (out of memory)", peer);
+	metrics_count_callback(cb->metrics, METRICS_CALLBACK_INTERNAL);
 	audit_attempt(cb, peer, NULL, NULL, "failure", "no TLS state (out of memory)");
 	reply(req, 500, "Internal Server Error", NULL);
 }
@@ -780,4 +794,9 @@ void callback_stop(struct callback *cb)
 uint16_t callback_port(const struct callback *cb)
 {
 	return cb->port;
+}
+
+void callback_set_metrics(struct callback *cb, struct metrics *m)
+{
+	cb->metrics = m;
 }

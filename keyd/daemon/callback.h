@@ -13,6 +13,7 @@
 #include "callback_config.h"
 #include "error.h"
 #include "event.h"
+#include "metrics.h"
 
 struct callback;
 
@@ -32,5 +33,7 @@ int callback_start(struct event_base *base, const struct callback_config *cfg, s
 /* Stops listening and drops open connections; the handler is not called again. Not to be
  * called from inside the handler. */
 void callback_stop(struct callback *cb);
+/* Counts every request's outcome in @m from now on (NULL: stop counting). */
+void callback_set_metrics(struct callback *cb, struct metrics *m);
 /* The bound TCP port (useful when "listen" asked for port 0). */
 uint16_t callback_port(const struct callback *cb);

@@ -10,6 +10,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "messages.h"
 #include "notify.h"
 #include "sign.h"
 #include "util.h"
@@ -78,7 +79,8 @@ static void on_wake(evutil_socket_t fd, short what, void *u)
 	if (!k->ready && t.required_open == t.required) {
 		k->ready = true;
 		strncat(status, "\nREADY=1", sizeof(status) - strlen(status) - 1);
-		log_info("ready: all %zu required volumes are open", t.required);
+		log_struct(LOG_INFO, 0, MESSAGE_KEYD_READY, NULL,
+			   "ready: all %zu required volumes are open", t.required);
 	}
 	notify_send(status);
 }
@@ -124,8 +126,26 @@ static int setup_volumes(struct keyd *k, struct error *err)
 	return 0;
 }
 
+/* libevent's own warnings (evhttp, bufferevent_openssl) into our log, rate-limited: a peer
+ * that misbehaves in a loop must not flood the journal. */
+static void on_libevent_log(int severity, const char *msg)
+{
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT("libevent", 30 * 1000000ULL, 100);
+	static const int levels[] = {
+		[EVENT_LOG_DEBUG] = LOG_DEBUG,
+		[EVENT_LOG_MSG] = LOG_INFO,
+		[EVENT_LOG_WARN] = LOG_WARNING,
+		[EVENT_LOG_ERR] = LOG_ERR,
+	};
+	int level = severity >= 0 && severity <= EVENT_LOG_ERR ? levels[severity] : LOG_ERR;
+
+	if (level <= log_get_max_level() && log_ratelimit_pass(&rl))
+		log_internal(level, 0, "libevent: %s", msg);
+}
+
 static int setup_loop(struct keyd *k, struct error *err)
 {
+	event_set_log_callback(on_libevent_log);
 	if (evthread_use_pthreads() < 0 || !(k->base = event_base_new()))
 		return error_set(err, -ENOMEM, "cannot set up the event loop");
 	k->wake = event_new(k->base, -1, EV_PERSIST, on_wake, k);
@@ -136,6 +156,45 @@ static int setup_loop(struct keyd *k, struct error *err)
 	event_add(k->sigterm, NULL);
 	event_add(k->sigint, NULL);
 	k->reg.wake = k->wake;
+	return 0;
+}
+
+/* node_exporter's textfile: written now, then every metrics.interval_s, on the main thread. */
+static void on_textfile(evutil_socket_t fd, short what, void *u)
+{
+	struct keyd *k = u;
+	/* Main thread only: a failure is logged when it starts, not every interval. */
+	static bool failing;
+	struct error err;
+
+	(void)fd;
+	(void)what;
+	if (metrics_report_textfile(&k->metrics_env, k->cfg->metrics_textfile_dir, &err) < 0) {
+		if (!failing)
+			log_warning("%s", err.msg);
+		failing = true;
+	} else if (failing) {
+		log_info("metrics: writing %s/" METRICS_TEXTFILE_NAME " again",
+			 k->cfg->metrics_textfile_dir);
+		failing = false;
+	}
+}
+
+static int setup_metrics(struct keyd *k, struct error *err)
+{
+	const struct keyd_config *cfg = k->cfg;
+	struct timeval every = {.tv_sec = (time_t)cfg->metrics_interval_s};
+
+	if (metrics_new(cfg, &k->metrics) < 0)
+		return error_set(err, -ENOMEM, "out of memory");
+	k->reg.metrics = k->metrics;
+	k->metrics_env = (struct metrics_env){
+		.cfg = cfg, .reg = &k->reg, .metrics = k->metrics, .ready = &k->ready};
+	if (!cfg->metrics_textfile_dir)
+		return 0;
+	k->textfile = event_new(k->base, -1, EV_PERSIST, on_textfile, k);
+	if (!k->textfile || event_add(k->textfile, &every) < 0)
+		return error_set(err, -ENOMEM, "cannot set up the metrics textfile timer");
 	return 0;
 }
 
@@ -155,6 +214,7 @@ static int setup_audit(struct keyd *k, struct error *err)
 		return error_set(err, r, "cannot open the audit log %s: %s", cfg->audit_path,
 				 strerror(-r));
 	k->reg.audit = k->audit;
+	k->metrics_env.audit = k->audit;
 	return 0;
 }
 
@@ -167,7 +227,7 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg, struct error *err)
 	if (!k->dm)
 		log_warning("%s: volumes will be verified but not activated", k->dm_why);
 	if ((r = setup_volumes(k, err)) < 0 || (r = setup_loop(k, err)) < 0 ||
-	    (r = setup_audit(k, err)) < 0)
+	    (r = setup_metrics(k, err)) < 0 || (r = setup_audit(k, err)) < 0)
 		return r;
 	k->workers = (struct worker_env){
 		.reg = &k->reg, .dm = k->dm, .dm_why = k->dm_why, .stop = &k->stop};
@@ -182,13 +242,17 @@ int keyd_setup(struct keyd *k, struct keyd_config *cfg, struct error *err)
 					.workers = &k->workers,
 					.lifecycle = k->lifecycle,
 					.ready = &k->ready,
+					.metrics = &k->metrics_env,
 					.dm = k->dm,
 					.dm_why = k->dm_why},
 		      &k->api, err);
 	if (r < 0 || !cfg->callback)
 		return r;
-	return callback_start(k->base, cfg->callback, k->audit, on_callback_event, k, &k->callback,
-			      err);
+	r = callback_start(k->base, cfg->callback, k->audit, on_callback_event, k, &k->callback,
+			   err);
+	if (r >= 0)
+		callback_set_metrics(k->callback, k->metrics);
+	return r;
 }
 
 int keyd_run(struct keyd *k)
@@ -206,6 +270,8 @@ int keyd_run(struct keyd *k)
 	pthread_mutex_unlock(&k->reg.lock);
 	/* With nothing to wait for, readiness is immediate. */
 	event_active(k->wake, EV_READ, 0);
+	if (k->textfile)
+		event_active(k->textfile, EV_TIMEOUT, 0);
 	return event_base_dispatch(k->base) < 0 ? -EIO : 0;
 }
 
@@ -223,6 +289,9 @@ void keyd_done(struct keyd *k)
 		audit_write(k->audit, "keyd.stop", "success", NULL, NULL, NULL);
 		audit_close(k->audit);
 	}
+	if (k->textfile)
+		event_free(k->textfile);
+	metrics_free(k->metrics);
 	if (k->wake)
 		event_free(k->wake);
 	if (k->sigterm)

@@ -14,6 +14,8 @@
 #include "config.h"
 #include "error.h"
 #include "lifecycle.h"
+#include "metrics.h"
+#include "metrics_report.h"
 #include "registry.h"
 #include "worker.h"
 
@@ -28,6 +30,9 @@ struct keyd {
 	struct lifecycle *lifecycle;
 	struct callback *callback;
 	struct audit *audit;
+	struct metrics *metrics;
+	struct metrics_env metrics_env;
+	struct event *textfile; /* writes metrics.textfile_dir's file; NULL: not configured */
 	bool dm;
 	char dm_why[256];
 	bool ready;

@@ -13,6 +13,7 @@
 #include "cryptsetup_util.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "messages.h"
 #include "rotate.h"
 #include "token.h"
 #include "unlock.h"
@@ -155,6 +156,20 @@ static enum volume_state revoke_step(struct lifecycle *l, struct volume *v, enum
 	return s;
 }
 
+/* An action on @v: its op_lock, and its fields on every line this thread logs meanwhile (the
+ * journal's VOLUME=, DEVICE=, KMS=, KEY_ID=, KEY_VERSION=). */
+static void volume_begin(struct lifecycle *l, struct volume *v)
+{
+	pthread_mutex_lock(&v->op_lock);
+	registry_log_context(l->env.reg, v);
+}
+
+static void volume_end(struct volume *v)
+{
+	registry_log_context_end();
+	pthread_mutex_unlock(&v->op_lock);
+}
+
 /* on_revoke: what a disabled or deleted root key, or a KMS silent for too long, does. */
 static void act_revoke(struct lifecycle *l, struct volume *v, const char *why, bool shred,
 		       bool by_age)
@@ -164,15 +179,15 @@ static void act_revoke(struct lifecycle *l, struct volume *v, const char *why, b
 	enum volume_state s, next;
 	char msg[ERROR_MAX];
 
-	pthread_mutex_lock(&v->op_lock);
+	volume_begin(l, v);
 	s = registry_state(reg, v);
 	if (s == VOLUME_RELEASED) {
-		pthread_mutex_unlock(&v->op_lock);
+		volume_end(v);
 		return;
 	}
 	next = revoke_step(l, v, s, policy, why, msg, sizeof(msg));
 	registry_set_revoked(reg, v, s == VOLUME_OPEN, by_age, shred);
-	log_warning("%s: %s", v->name, msg);
+	log_struct(LOG_WARNING, 0, MESSAGE_REVOKED, NULL, "%s: %s", v->name, msg);
 	registry_set_state(reg, v, next, msg);
 	{
 		json_auto_t *what = json_pack("{s:s, s:s}", "action", msg, "on_revoke",
@@ -183,7 +198,7 @@ static void act_revoke(struct lifecycle *l, struct volume *v, const char *why, b
 	}
 	if (shred && v->cfg && v->cfg->erase_on_delete)
 		erase_keyslot(l, v);
-	pthread_mutex_unlock(&v->op_lock);
+	volume_end(v);
 }
 
 /* The key is back: unwrap again, resume a suspended mapping or open a closed one. */
@@ -195,10 +210,10 @@ static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 	struct error err;
 	int r;
 
-	pthread_mutex_lock(&v->op_lock);
+	volume_begin(l, v);
 	registry_status(reg, v, &st);
 	if (st.state == VOLUME_OPEN || st.state == VOLUME_RELEASED || !st.device[0]) {
-		pthread_mutex_unlock(&v->op_lock);
+		volume_end(v);
 		return;
 	}
 	r = volume_unlock(&(struct unlock_request){.device = st.device,
@@ -220,18 +235,18 @@ static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 	if (r < 0) {
 		log_error("%s: %s, but unlocking failed: %s", v->name, why, err.msg);
 		registry_set_state(reg, v, st.state, err.msg);
-		pthread_mutex_unlock(&v->op_lock);
+		volume_end(v);
 		return;
 	}
 	registry_set_restored(reg, v);
-	log_info("%s: %s: %s", v->name, why,
-		 st.state == VOLUME_SUSPENDED ? "resumed"
-		 : l->env.dm		      ? "reopened"
-					      : "key verified again");
+	log_struct(LOG_INFO, 0, MESSAGE_RESTORED, NULL, "%s: %s: %s", v->name, why,
+		   st.state == VOLUME_SUSPENDED ? "resumed"
+		   : l->env.dm			? "reopened"
+						: "key verified again");
 	registry_set_state(reg, v, l->env.dm ? VOLUME_OPEN : VOLUME_VERIFIED, NULL);
 	if (st.was_open && l->env.dm && v->cfg)
 		run_hooks(v, v->cfg->start_hooks, v->cfg->n_start_hooks, "start");
-	pthread_mutex_unlock(&v->op_lock);
+	volume_end(v);
 }
 
 static void act_rewrap(struct lifecycle *l, struct volume *v, const char *why)
@@ -240,11 +255,11 @@ static void act_rewrap(struct lifecycle *l, struct volume *v, const char *why)
 	struct error err;
 	char dev[VOLUME_DEVICE_MAX];
 
-	pthread_mutex_lock(&v->op_lock);
+	volume_begin(l, v);
 	if (registry_device(l->env.reg, v, dev, sizeof(dev)) &&
 	    registry_rewrap(l->env.reg, v, dev, NULL, why, &rr, &err) < 0)
 		log_error("%s: %s, but rewrap failed: %s", v->name, why, err.msg);
-	pthread_mutex_unlock(&v->op_lock);
+	volume_end(v);
 }
 
 static void act_rekey(struct lifecycle *l, struct volume *v, const char *why)
@@ -255,9 +270,9 @@ static void act_rekey(struct lifecycle *l, struct volume *v, const char *why)
 	char dev[VOLUME_DEVICE_MAX];
 	int r;
 
-	pthread_mutex_lock(&v->op_lock);
+	volume_begin(l, v);
 	if (!registry_device(reg, v, dev, sizeof(dev))) {
-		pthread_mutex_unlock(&v->op_lock);
+		volume_end(v);
 		return;
 	}
 	r = volume_rekey(dev, v->kms, NULL, &rr, &err);
@@ -269,12 +284,15 @@ static void act_rekey(struct lifecycle *l, struct volume *v, const char *why)
 		json_auto_t *what = json_pack("{s:i, s:i, s:s}", "old_keyslot", rr.old_keyslot,
 					      "new_keyslot", rr.new_keyslot, "reason", why);
 
-		log_info("%s: %s: re-keyed (keyslot %d -> %d)", v->name, why, rr.old_keyslot,
-			 rr.new_keyslot);
+		log_struct(LOG_INFO, 0, MESSAGE_REKEYED,
+			   (const char *const[]){"KEY_VERSION",
+						 rr.new_version[0] ? rr.new_version : NULL, NULL},
+			   "%s: %s: re-keyed (keyslot %d -> %d)", v->name, why, rr.old_keyslot,
+			   rr.new_keyslot);
 		registry_set_key(reg, v, rr.new_keyslot, rr.new_version);
 		registry_audit(reg, "volume.rekey", "success", NULL, v, what, NULL);
 	}
-	pthread_mutex_unlock(&v->op_lock);
+	volume_end(v);
 }
 
 /* rekey_every_days: the active token's last re-key (or enrollment) decides. */
@@ -440,10 +458,16 @@ static void watch_keys_in_use(struct lifecycle *l)
 
 /* The key @w is active at version @version: a newer version than a volume's token has, or the
  * KMS answering again after a silence that revoked. */
-static void follow_active_key(struct lifecycle *l, const struct key_watch *w, const char *version)
+static void follow_active_key(struct lifecycle *l, const struct key_watch *w,
+			      const struct kms_key_info *info)
 {
 	struct registry *reg = l->env.reg;
+	const char *version = info->version;
 	char key[KMS_KEY_ID_MAX + 1];
+	uint64_t rotated = 0;
+
+	if (info->last_rotated[0] && parse_rfc3339_us(info->last_rotated, &rotated) < 0)
+		rotated = 0;
 
 	for (size_t j = 0; j < reg->n; j++) {
 		struct volume *v = &reg->volumes[j];
@@ -453,6 +477,7 @@ static void follow_active_key(struct lifecycle *l, const struct key_watch *w, co
 		if (v->kms != w->kms ||
 		    strcmp(registry_key_id(reg, v, key, sizeof(key)), w->key_id))
 			continue;
+		registry_set_key_rotated(reg, v, rotated);
 		registry_status(reg, v, &st);
 		stale = version[0] && st.key_version[0] && strcmp(version, st.key_version) != 0;
 		if (st.revoked_by_age)
@@ -500,7 +525,7 @@ static void poll_keys(struct lifecycle *l)
 			run_event(l, &ev);
 		}
 		if (info.state == KMS_KEY_ACTIVE)
-			follow_active_key(l, w, info.version);
+			follow_active_key(l, w, &info);
 	}
 }
 

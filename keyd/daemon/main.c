@@ -11,6 +11,7 @@
 #include "http.h"
 #include "log.h"
 #include "luks.h"
+#include "messages.h"
 #include "secmem.h"
 
 #define KEYD_SECURE_HEAP (8 * 1024 * 1024)
@@ -90,7 +91,8 @@ int main(int argc, char **argv)
 		log_error("cannot start: %s", je.msg);
 		goto out;
 	}
-	log_info("keyd %s started: %zu volume(s)", KEYD_VERSION, k.reg.n);
+	log_struct(LOG_INFO, 0, MESSAGE_KEYD_STARTED, NULL, "keyd %s started: %zu volume(s)",
+		   KEYD_VERSION, k.reg.n);
 	r = keyd_run(&k);
 out:
 	keyd_done(&k);

@@ -16,9 +16,16 @@
 
 #include "cryptsetup_util.h"
 #include "log.h"
+#include "messages.h"
 #include "registry.h"
 #include "token.h"
 #include "util.h"
+
+/* An empty value is no journal field: journalctl DEVICE= would match nothing useful. */
+static const char *nonempty(const char *s)
+{
+	return s[0] ? s : NULL;
+}
 
 const char *const volume_state_names[] = {
 	[VOLUME_PENDING] = "pending",	  [VOLUME_WAITING] = "waiting",
@@ -297,6 +304,13 @@ void registry_set_key(struct registry *reg, struct volume *v, int keyslot, const
 	pthread_mutex_unlock(&reg->lock);
 }
 
+void registry_set_key_rotated(struct registry *reg, struct volume *v, uint64_t rotated_us)
+{
+	pthread_mutex_lock(&reg->lock);
+	v->st.key_rotated_us = rotated_us;
+	pthread_mutex_unlock(&reg->lock);
+}
+
 void registry_set_pending_locked(struct volume *v)
 {
 	v->st.attempts = 0;
@@ -309,6 +323,8 @@ void registry_audit(struct registry *reg, const char *type, const char *result, 
 	json_auto_t *object = NULL;
 	int r;
 
+	/* Each operation writes its record once: that is where it is counted too. */
+	metrics_count_operation(reg->metrics, type, result);
 	if (!reg->audit)
 		return;
 	if (v) {
@@ -433,10 +449,29 @@ int registry_release(struct registry *reg, struct volume *v, struct error *err, 
 	*ret_report = json_pack("{s:b, s:i, s:b}", "mapping_closed", was_mapped,
 				"keyring_keys_removed", keys, "buffers_flushed", flushed);
 	pthread_mutex_unlock(&v->op_lock);
-	log_notice("%s: released (mapping %s, %d keyring key(s) removed, buffers %s)", v->name,
+	log_struct(LOG_NOTICE, 0, MESSAGE_RELEASED,
+		   (const char *const[]){"VOLUME", v->name, "DEVICE", nonempty(v->st.device), "KMS",
+					 v->kms->name, NULL},
+		   "%s: released (mapping %s, %d keyring key(s) removed, buffers %s)", v->name,
 		   was_mapped ? "closed" : "was not open", keys,
 		   flushed ? "flushed" : "not flushed");
 	return 0;
+}
+
+void registry_log_context(struct registry *reg, struct volume *v)
+{
+	/* Copied by log_context_set, under the lock. */
+	pthread_mutex_lock(&reg->lock);
+	log_context_set((const char *const[]){"VOLUME", v->name, "KMS", v->kms->name, "DEVICE",
+					      nonempty(v->st.device), "KEY_ID",
+					      nonempty(registry_key_id_locked(v)), "KEY_VERSION",
+					      nonempty(v->st.key_version), NULL});
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void registry_log_context_end(void)
+{
+	log_context_set(NULL);
 }
 
 void registry_log_changes(const char *device, const struct token_changes *changes)
@@ -467,13 +502,13 @@ int registry_rewrap(struct registry *reg, struct volume *v, const char *device,
 	versions = json_pack("{s:s, s:s, s:s*}", "old_key_version", rr->old_version,
 			     "new_key_version", rr->new_version, "reason", reason);
 	registry_audit(reg, "volume.rewrap", "success", NULL, v, versions, NULL);
-	if (reason)
-		log_info("%s: %s: token rewrapped from key version %s to %s", v->name, reason,
-			 rr->old_version[0] ? rr->old_version : "-",
-			 rr->new_version[0] ? rr->new_version : "-");
-	else
-		log_info("%s: token rewrapped from key version %s to %s (returned by unwrap)",
-			 v->name, rr->old_version[0] ? rr->old_version : "-",
-			 rr->new_version[0] ? rr->new_version : "-");
+	log_struct(LOG_INFO, 0, MESSAGE_REWRAPPED,
+		   (const char *const[]){"VOLUME", v->name, "DEVICE", device, "KMS", v->kms->name,
+					 "KEY_VERSION", nonempty(rr->new_version), NULL},
+		   "%s: %s%stoken rewrapped from key version %s to %s%s", v->name,
+		   reason ? reason : "", reason ? ": " : "",
+		   rr->old_version[0] ? rr->old_version : "-",
+		   rr->new_version[0] ? rr->new_version : "-",
+		   reason ? "" : " (returned by unwrap)");
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "kms.h"
 #include "luks.h"
+#include "metrics.h"
 #include "rotate.h"
 #include "token.h"
 #include "unlock.h"
@@ -54,7 +55,9 @@ struct volume_status {
 	char error[ERROR_MAX];
 	char step[VOLUME_STEP_MAX];
 	unsigned attempts;
-	uint64_t since_us; /* wall clock of the last state change */
+	uint64_t since_us;	 /* wall clock of the last state change */
+	uint64_t key_rotated_us; /* wall clock the root key's newest version was made (the KMS
+				  * says, when polled); 0: unknown */
 };
 
 struct volume {
@@ -81,9 +84,10 @@ struct volume {
 struct registry {
 	struct volume *volumes;
 	size_t n, max;
-	pthread_mutex_t lock; /* guards each volume's st and worker fields */
-	struct audit *audit;  /* NULL: no audit records */
-	struct event *wake;   /* activated after each change of state; NULL: nobody to wake */
+	pthread_mutex_t lock;	 /* guards each volume's st and worker fields */
+	struct audit *audit;	 /* NULL: no audit records */
+	struct event *wake;	 /* activated after each change of state; NULL: nobody to wake */
+	struct metrics *metrics; /* counts each operation's outcome; NULL: nobody counts */
 };
 
 /* Room for @max volumes. -ENOMEM. */
@@ -133,13 +137,15 @@ void registry_set_revoked(struct registry *reg, struct volume *v, bool was_open,
 void registry_set_restored(struct registry *reg, struct volume *v);
 /* A re-key gave the volume a new keyslot and key version. */
 void registry_set_key(struct registry *reg, struct volume *v, int keyslot, const char *key_version);
+/* When the root key's newest version was made, as polling heard from the KMS (0: unknown). */
+void registry_set_key_rotated(struct registry *reg, struct volume *v, uint64_t rotated_us);
 
 /* With the lock held: an unlock is about to start (pending, attempts counted afresh). */
 void registry_set_pending_locked(struct volume *v);
 
 /* One audit record about @v (may be NULL), @extra's members added to its object (may be NULL;
  * not stolen); @subject NULL means keyd itself. Never key material. Takes the lock. Logs a
- * record that cannot be written. */
+ * record that cannot be written. Counts the operation in reg->metrics. */
 void registry_audit(struct registry *reg, const char *type, const char *result, json_t *subject,
 		    struct volume *v, json_t *extra, const char *error);
 
@@ -155,6 +161,12 @@ int registry_lock_volume(struct registry *reg, struct volume *v, struct error *e
  * done. */
 int registry_release(struct registry *reg, struct volume *v, struct error *err,
 		     json_t **ret_report);
+
+/* Makes @v's journal fields (VOLUME, KMS, DEVICE, KEY_ID, KEY_VERSION as they are now) the
+ * calling thread's log context (log_context_set) until registry_log_context_end; call again
+ * to refresh them. Takes the lock. */
+void registry_log_context(struct registry *reg, struct volume *v);
+void registry_log_context_end(void);
 
 /* Logs what an operation's convergence changed on @device's header (the volume operations
  * leave telling the operator to their caller). */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "messages.h"
 #include "util.h"
 #include "worker.h"
 
@@ -25,7 +26,7 @@ static void on_kms_wait(void *u, unsigned attempt, uint64_t pause_ms, const stru
 
 	snprintf(msg, sizeof(msg), "KMS '%s' not answering (attempt %u): %s; retrying in %.1f s",
 		 a->v->kms->name, attempt, e->msg, (double)pause_ms / 1000);
-	log_warning("%s: %s", a->v->name, msg);
+	log_struct(LOG_WARNING, 0, MESSAGE_KMS_WAITING, NULL, "%s: %s", a->v->name, msg);
 	registry_set_attempts(a->env->reg, a->v, attempt);
 	registry_set_state(a->env->reg, a->v, VOLUME_WAITING, msg);
 }
@@ -79,21 +80,26 @@ static void store_rewrapped(const struct worker_env *env, struct volume *v, cons
 static void record_outcome(const struct worker_env *env, struct volume *v, int r, const char *dev,
 			   const struct unlock_result *res, struct error *err, uint64_t t0)
 {
+	/* The thread's log context names the volume, its device and key. */
 	if (r < 0) {
-		log_error("%s: %s failed: %s", v->name, res->step, err->msg);
+		log_struct(LOG_ERR, r, MESSAGE_UNLOCK_FAILED, NULL, "%s: %s failed: %s", v->name,
+			   res->step, err->msg);
 		registry_set_state(env->reg, v, VOLUME_FAILED, err->msg);
 	} else if (strcmp(res->step, "adopted") == 0) {
-		log_info("%s: /dev/mapper/%s was already open (keyd restarted): adopted", v->name,
-			 v->name);
+		log_struct(LOG_INFO, 0, MESSAGE_VOLUME_OPENED, NULL,
+			   "%s: /dev/mapper/%s was already open (keyd restarted): adopted", v->name,
+			   v->name);
 		registry_set_state(env->reg, v, VOLUME_OPEN, NULL);
 	} else if (env->dm) {
-		log_info("%s: unlocked %s as /dev/mapper/%s in %.3f s", v->name, dev, v->name,
-			 (double)(now_mono_us() - t0) / 1e6);
+		log_struct(LOG_INFO, 0, MESSAGE_VOLUME_OPENED, NULL,
+			   "%s: unlocked %s as /dev/mapper/%s in %.3f s", v->name, dev, v->name,
+			   (double)(now_mono_us() - t0) / 1e6);
 		registry_set_state(env->reg, v, VOLUME_OPEN, NULL);
 	} else {
 		error_set(err, -EIO, "key unwrapped and keyslot %d verified, but not activated: %s",
 			  res->keyslot, env->dm_why);
-		log_warning("%s: %s", v->name, err->msg);
+		log_struct(LOG_WARNING, 0, MESSAGE_VOLUME_VERIFIED, NULL, "%s: %s", v->name,
+			   err->msg);
 		registry_set_state(env->reg, v, VOLUME_VERIFIED, err->msg);
 	}
 }
@@ -123,11 +129,12 @@ static void unlock_volume(struct worker_arg *a)
 
 	r = wait_for_device(env, v, &dev, &err);
 	if (r < 0) {
-		log_error("%s: %s", v->name, err.msg);
+		log_struct(LOG_ERR, r, MESSAGE_UNLOCK_FAILED, NULL, "%s: %s", v->name, err.msg);
 		registry_set_state(env->reg, v, VOLUME_FAILED, err.msg);
 		return;
 	}
 	registry_set_device(env->reg, v, dev);
+	registry_log_context(env->reg, v);
 	r = volume_unlock(&(struct unlock_request){.device = dev,
 						   .kms = v->kms,
 						   .expect_key_id = v->key_id,
@@ -146,6 +153,7 @@ static void unlock_volume(struct worker_arg *a)
 		store_rewrapped(env, v, dev, &res);
 	kms_wrapped_done(&res.rewrapped);
 	registry_set_unlocked(env->reg, v, &res, r >= 0);
+	registry_log_context(env->reg, v); /* with the key version the unlock found */
 	registry_audit(env->reg, "volume.unlock", r < 0 ? "failure" : "success", NULL, v, NULL,
 		       r < 0 ? err.msg : NULL);
 	record_outcome(env, v, r, dev, &res, &err, t0);
@@ -157,9 +165,11 @@ static void *worker_main(void *u)
 	struct registry *reg = a->env->reg;
 	struct volume *v = a->v;
 
+	registry_log_context(reg, v);
 	pthread_mutex_lock(&v->op_lock);
 	unlock_volume(a);
 	pthread_mutex_unlock(&v->op_lock);
+	registry_log_context_end();
 	pthread_mutex_lock(&reg->lock);
 	v->worker_running = false;
 	pthread_mutex_unlock(&reg->lock);

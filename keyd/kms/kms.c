@@ -17,6 +17,21 @@ const char *const kms_key_state_names[] = {
 	[KMS_KEY_DEACTIVATED] = "deactivated", [KMS_KEY_DESTROYED] = "destroyed",
 };
 
+const char *const kms_action_names[] = {
+	[KMS_ACTION_WRAP] = "wrap",	[KMS_ACTION_UNWRAP] = "unwrap",
+	[KMS_ACTION_REWRAP] = "rewrap", [KMS_ACTION_KEY_INFO] = "key_info",
+	[KMS_ACTION_PROBE] = "probe",
+};
+
+const char *const kms_outcome_names[] = {
+	[KMS_OUTCOME_OK] = "ok",
+	[KMS_OUTCOME_RATE_LIMITED] = "429",
+	[KMS_OUTCOME_SERVER] = "5xx",
+	[KMS_OUTCOME_CLIENT] = "4xx",
+	[KMS_OUTCOME_TRANSPORT] = "transport",
+	[KMS_OUTCOME_ERROR] = "error",
+};
+
 static const struct kms_provider *const providers[] = {
 	&kms_provider_file,    &kms_provider_keyprotect, &kms_provider_vault, &kms_provider_aws,
 	&kms_provider_tencent, &kms_provider_pkcs11,	 &kms_provider_kmip,
@@ -98,15 +113,21 @@ static uint64_t backoff_ms(const struct kms_retry *rp, unsigned attempt)
 	return b / 2 + (b / 2 ? rnd % (b / 2 + 1) : 0);
 }
 
-enum kms_op {
-	KMS_OP_WRAP,
-	KMS_OP_UNWRAP,
-	KMS_OP_REWRAP,
-	KMS_OP_KEY_INFO
-};
+enum kms_outcome kms_outcome_of(int r, const struct error *e)
+{
+	if (r >= 0)
+		return KMS_OUTCOME_OK;
+	if (e->http_status == 429)
+		return KMS_OUTCOME_RATE_LIMITED;
+	if (e->http_status >= 500)
+		return KMS_OUTCOME_SERVER;
+	if (e->http_status > 0)
+		return KMS_OUTCOME_CLIENT;
+	return e->retryable ? KMS_OUTCOME_TRANSPORT : KMS_OUTCOME_ERROR;
+}
 
 struct kms_call {
-	enum kms_op op;
+	enum kms_action op;
 	const char *key_id;
 	const uint8_t *dek;
 	size_t dek_len;
@@ -121,24 +142,46 @@ struct kms_call {
 static int kms_call_once(struct kms *kms, const struct kms_call *c, struct error *e)
 {
 	switch (c->op) {
-	case KMS_OP_WRAP:
+	case KMS_ACTION_WRAP:
 		return kms->provider->wrap(kms, c->key_id, c->dek, c->dek_len, c->aad, c->wrapped,
 					   e);
-	case KMS_OP_UNWRAP:
+	case KMS_ACTION_UNWRAP:
 		return kms->provider->unwrap(kms, c->key_id, c->wdek, c->aad, c->ret_dek,
 					     c->ret_len, c->wrapped, e);
-	case KMS_OP_REWRAP:
+	case KMS_ACTION_REWRAP:
 		if (!kms->provider->rewrap)
 			return kms_fail(e, -EOPNOTSUPP, false, "provider %s cannot rewrap",
 					kms->provider->name);
 		return kms->provider->rewrap(kms, c->key_id, c->wdek, c->aad, c->wrapped, e);
-	case KMS_OP_KEY_INFO:
+	case KMS_ACTION_KEY_INFO:
 		if (!kms->provider->key_info)
 			return kms_fail(e, -EOPNOTSUPP, false,
 					"provider %s cannot report key state", kms->provider->name);
 		return kms->provider->key_info(kms, c->key_id, c->info, e);
+	case KMS_ACTION_PROBE:
+		return kms->provider->probe ? kms->provider->probe(kms, c->key_id, e) : 0;
+	case _KMS_ACTION_MAX:
+		break;
 	}
 	return -EINVAL;
+}
+
+/* One attempt: open the provider if needed, call it, note a success, tell whoever counts. */
+static int kms_attempt(struct kms *kms, const struct kms_call *c, struct error *e)
+{
+	uint64_t t0 = now_mono_us(), t1;
+	int r;
+
+	*e = (struct error){.retry_after_s = -1};
+	r = kms_ensure_open(kms, e);
+	if (r >= 0)
+		r = kms_call_once(kms, c, e);
+	t1 = now_mono_us();
+	if (r >= 0)
+		__atomic_store_n(&kms->last_ok_us, t1, __ATOMIC_RELAXED);
+	if (kms->report)
+		kms->report(kms->report_data, kms, c->op, kms_outcome_of(r, e), t1 - t0);
+	return r;
 }
 
 static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct error *e,
@@ -150,12 +193,7 @@ static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct e
 	for (unsigned attempt = 1;; attempt++) {
 		uint64_t pause, now;
 
-		*e = (struct error){.retry_after_s = -1};
-		r = kms_ensure_open(kms, e);
-		if (r >= 0)
-			r = kms_call_once(kms, c, e);
-		if (r >= 0)
-			__atomic_store_n(&kms->last_ok_us, now_mono_us(), __ATOMIC_RELAXED);
+		r = kms_attempt(kms, c, e);
 		if (r >= 0 || !e->retryable)
 			return r;
 
@@ -180,7 +218,7 @@ int kms_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek
 	     const char *aad, struct kms_wrapped *ret, struct error *e, kms_wait_fn wait,
 	     void *userdata, const volatile bool *stop)
 {
-	struct kms_call c = {.op = KMS_OP_WRAP,
+	struct kms_call c = {.op = KMS_ACTION_WRAP,
 			     .key_id = key_id,
 			     .dek = dek,
 			     .dek_len = dek_len,
@@ -194,7 +232,7 @@ int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char
 	       uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped, struct error *e,
 	       kms_wait_fn wait, void *userdata, const volatile bool *stop)
 {
-	struct kms_call c = {.op = KMS_OP_UNWRAP,
+	struct kms_call c = {.op = KMS_ACTION_UNWRAP,
 			     .key_id = key_id,
 			     .wdek = wdek,
 			     .aad = aad,
@@ -209,40 +247,29 @@ int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char
 	       struct kms_wrapped *ret, struct error *e, kms_wait_fn wait, void *userdata,
 	       const volatile bool *stop)
 {
-	struct kms_call c = {
-		.op = KMS_OP_REWRAP, .key_id = key_id, .wdek = wdek, .aad = aad, .wrapped = ret};
+	struct kms_call c = {.op = KMS_ACTION_REWRAP,
+			     .key_id = key_id,
+			     .wdek = wdek,
+			     .aad = aad,
+			     .wrapped = ret};
 
 	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
 }
 
 int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret, struct error *e)
 {
-	struct kms_call c = {.op = KMS_OP_KEY_INFO, .key_id = key_id, .info = ret};
-	int r;
+	struct kms_call c = {.op = KMS_ACTION_KEY_INFO, .key_id = key_id, .info = ret};
 
 	/* One attempt: polling asks again at its next tick anyway. */
 	*ret = (struct kms_key_info){.state = KMS_KEY_UNKNOWN};
-	*e = (struct error){.retry_after_s = -1};
-	r = kms_ensure_open(kms, e);
-	if (r >= 0)
-		r = kms_call_once(kms, &c, e);
-	if (r >= 0)
-		__atomic_store_n(&kms->last_ok_us, now_mono_us(), __ATOMIC_RELAXED);
-	return r;
+	return kms_attempt(kms, &c, e);
 }
 
 int kms_probe(struct kms *kms, const char *key_id, struct error *e)
 {
-	int r;
+	struct kms_call c = {.op = KMS_ACTION_PROBE, .key_id = key_id};
 
-	*e = (struct error){.retry_after_s = -1};
-	r = kms_ensure_open(kms, e);
-	if (r < 0)
-		return r;
-	r = kms->provider->probe ? kms->provider->probe(kms, key_id, e) : 0;
-	if (r >= 0)
-		__atomic_store_n(&kms->last_ok_us, now_mono_us(), __ATOMIC_RELAXED);
-	return r;
+	return kms_attempt(kms, &c, e);
 }
 
 uint64_t kms_silence_us(struct kms *kms)

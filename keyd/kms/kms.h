@@ -49,6 +49,34 @@ struct kms_key_info {
 
 struct kms;
 
+/* What one attempt asked of the KMS, and how it ended: the labels of keyd's request metrics
+ * (docs/metrics.md). The outcome is read off the failure the provider classified. */
+enum kms_action {
+	KMS_ACTION_WRAP,
+	KMS_ACTION_UNWRAP,
+	KMS_ACTION_REWRAP,
+	KMS_ACTION_KEY_INFO,
+	KMS_ACTION_PROBE,
+	_KMS_ACTION_MAX,
+};
+extern const char *const kms_action_names[];
+
+enum kms_outcome {
+	KMS_OUTCOME_OK,
+	KMS_OUTCOME_RATE_LIMITED, /* HTTP 429 */
+	KMS_OUTCOME_SERVER,	  /* HTTP 5xx */
+	KMS_OUTCOME_CLIENT,	  /* another HTTP status: authentication, unknown key, ... */
+	KMS_OUTCOME_TRANSPORT,	  /* no reply: connection, timeout (retryable, no status) */
+	KMS_OUTCOME_ERROR,	  /* anything else: TLS verification, a malformed reply, ... */
+	_KMS_OUTCOME_MAX,
+};
+extern const char *const kms_outcome_names[];
+
+/* Told after every attempt (each try of a retried call counts once): set by whoever counts
+ * them (keyd's metrics), called from the thread that made the attempt. */
+typedef void (*kms_report_fn)(void *userdata, const struct kms *kms, enum kms_action action,
+			      enum kms_outcome outcome, uint64_t duration_us);
+
 struct kms_provider {
 	const char *name;
 	const char *summary;
@@ -90,8 +118,10 @@ struct kms {
 	const struct kms_provider *provider;
 	struct kms_retry retry;
 	bool opened;
-	uint64_t last_ok_us; /* monotonic time of the last successful call (atomic) */
-	void *data;	     /* provider state */
+	uint64_t last_ok_us;  /* monotonic time of the last successful call (atomic) */
+	void *data;	      /* provider state */
+	kms_report_fn report; /* NULL: nobody counts the attempts */
+	void *report_data;
 };
 
 extern const struct kms_provider kms_provider_file;
@@ -127,6 +157,9 @@ int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char
 int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret, struct error *e);
 int kms_probe(struct kms *kms, const char *key_id, struct error *e);
 void kms_free(struct kms *kms);
+
+/* The outcome an attempt that returned @r with @e (filled on failure) counts as. */
+enum kms_outcome kms_outcome_of(int r, const struct error *e);
 
 /* Microseconds since the KMS last answered a call successfully; UINT64_MAX if never. */
 uint64_t kms_silence_us(struct kms *kms);

@@ -246,6 +246,7 @@ static int fail_status(struct error *e, const struct http_response *resp, bool i
 			   : s->error,
 		     s ? s->retryable : resp->status >= 500, "%s: HTTP %ld%s%s", where,
 		     resp->status, detail[0] ? " " : "", detail);
+	e->http_status = resp->status;
 	if (e->retryable)
 		e->retry_after_s = resp->retry_after_s;
 	return r;

@@ -12,7 +12,11 @@ $PY -c 'import prometheus_client' 2>/dev/null || skip "needs python3-prometheus-
 
 W() { "$BUILD/wipe" --key "$T/node.key" --audit-log "$T/audit.jsonl" --cert-dir "$T/certs" \
 	--checkpoint-dir "$T/cp" --no-progress "$@"; }
-prom() { $PY "$TOP/tests/prom-parse.py" "$1"; }
+# prom FILE: one JSON object per sample (name, labels, value, and its family's type and help).
+prom() {
+	$PY "$TOP/tests/prom-parse.py" "$1" |
+		jq -c 'to_entries[] | .value as $f | $f.samples[] | . + {type: $f.type, help: $f.help}'
+}
 # sample NAME FIELD FILE [LABEL VALUE]: FIELD (.value, .type, ...) of the sample called NAME
 # (with LABEL=VALUE, for the one-hot and per-pass families).
 sample() {

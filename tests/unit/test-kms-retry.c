@@ -2,7 +2,8 @@
 /* The one retry policy (kms.c) against a scripted provider: a non-retryable failure is final, a
  * retryable one is tried again after an exponential pause with equal jitter (half fixed, half
  * random, capped), the KMS's Retry-After wins over our own pause, the deadline and the stop
- * flag end the waiting, and polling's key_info makes exactly one attempt. */
+ * flag end the waiting, and polling's key_info makes exactly one attempt. Each attempt is
+ * reported through kms->report with the outcome its failure counts as (keyd's metrics). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@ struct step {
 	int r;		/* 0: success */
 	bool retryable; /* for a failure */
 	long retry_after_s;
+	long http_status; /* the reply's, for a failure the KMS answered */
 };
 
 struct fake {
@@ -43,7 +45,9 @@ static int fake_answer(struct kms *kms, struct error *e)
 	if (s.r == 0)
 		return 0;
 	e->retry_after_s = s.retry_after_s;
-	return kms_fail(e, s.r, s.retryable, "fake KMS: attempt %d failed", f->calls);
+	s.r = kms_fail(e, s.r, s.retryable, "fake KMS: attempt %d failed", f->calls);
+	e->http_status = s.http_status;
+	return s.r;
 }
 
 static int fake_open(struct kms *kms, struct error *e)
@@ -170,7 +174,7 @@ static void test_exponential_backoff_with_equal_jitter(void **state)
 
 	(void)state;
 	for (int i = 0; i < N; i++)
-		f.script[i] = (struct step){-EAGAIN, true, -1};
+		f.script[i] = (struct step){-EAGAIN, true, -1, 0};
 	assert_int_equal(unwrap(k, &f, &e), 0);
 	assert_int_equal(f.calls, N + 1);
 	assert_int_equal(f.n_pauses, N);
@@ -226,7 +230,7 @@ static void test_deadline(void **state)
 
 	(void)state;
 	for (int i = 0; i < SCRIPT_MAX; i++)
-		f.script[i] = (struct step){-EIO, true, -1};
+		f.script[i] = (struct step){-EIO, true, -1, 0};
 	assert_int_equal(unwrap(k, &f, &e), -EIO);
 	took = now_mono_us() - t0;
 	if (took > 150000 + 1000000) /* the deadline, and room for a loaded machine */
@@ -313,6 +317,61 @@ static void test_key_info_makes_one_attempt(void **state)
 	assert_int_equal(f.calls, 1); /* no rewrap in the table: never called, never retried */
 }
 
+struct reports {
+	int n;
+	enum kms_action action[SCRIPT_MAX];
+	enum kms_outcome outcome[SCRIPT_MAX];
+};
+
+static void on_report(void *u, const struct kms *kms, enum kms_action action,
+		      enum kms_outcome outcome, uint64_t duration_us)
+{
+	struct reports *rp = u;
+
+	assert_string_equal(kms->name, "fake");
+	assert_true(duration_us < 10 * 1000000);
+	rp->action[rp->n] = action;
+	rp->outcome[rp->n++] = outcome;
+}
+
+/* Every attempt of a retried call is reported once, with what its failure was. */
+static void test_each_attempt_is_reported(void **state)
+{
+	struct fake f = {.n_script = 3,
+			 .script = {{-EBUSY, true, 0, 429},
+				    {-EIO, true, 0, 503},
+				    {-ECONNRESET, true, 0, 0}}};
+	struct kms *k = fake_kms(&f, 1, 2, 10000);
+	static const enum kms_outcome want[] = {KMS_OUTCOME_RATE_LIMITED, KMS_OUTCOME_SERVER,
+						KMS_OUTCOME_TRANSPORT,	  KMS_OUTCOME_OK,
+						KMS_OUTCOME_CLIENT,	  KMS_OUTCOME_ERROR};
+	struct reports rp = {0};
+	struct kms_key_info info;
+	struct error e;
+
+	(void)state;
+	k->report = on_report;
+	k->report_data = &rp;
+	assert_int_equal(unwrap(k, &f, &e), 0);
+	f = (struct fake){.n_script = 2,
+			  .script = {{-EACCES, false, -1, 403}, {-EPROTO, false, -1, 0}}};
+	assert_int_equal(kms_key_info(k, "key", &info, &e), -EACCES);
+	assert_int_equal(kms_probe(k, "key", &e), 0); /* the fake has no probe: no call made */
+	assert_int_equal(unwrap(k, &f, &e), -EPROTO);
+	assert_int_equal(rp.n, 7);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(rp.action[i], KMS_ACTION_UNWRAP);
+	assert_int_equal(rp.action[4], KMS_ACTION_KEY_INFO);
+	assert_int_equal(rp.action[5], KMS_ACTION_PROBE);
+	assert_int_equal(rp.outcome[5], KMS_OUTCOME_OK);
+	assert_int_equal(rp.action[6], KMS_ACTION_UNWRAP);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(rp.outcome[i], want[i]);
+	assert_int_equal(rp.outcome[6], want[5]);
+	assert_string_equal(kms_outcome_names[KMS_OUTCOME_RATE_LIMITED], "429");
+	assert_string_equal(kms_action_names[KMS_ACTION_KEY_INFO], "key_info");
+}
+
 /* kms_fail keeps the reply's Retry-After only with a retryable failure. */
 static void test_kms_fail(void **state)
 {
@@ -340,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_open_is_retried_then_kept),
 		cmocka_unit_test(test_key_info_makes_one_attempt),
 		cmocka_unit_test(test_kms_fail),
+		cmocka_unit_test(test_each_attempt_is_reported),
 	};
 
 	if (secmem_init(1 << 20) < 0)

@@ -285,6 +285,7 @@ static int fail_status(struct error *e, const struct http_response *resp, const 
 	*ret_refresh = t && t->new_credentials;
 	snprintf(what, sizeof(what), "HTTP %ld %s", resp->status, type[0] ? type : "error");
 	r = cloud_fail_code(e, t, resp->status >= 500, where, what, m);
+	e->http_status = resp->status;
 	if (e->retryable)
 		e->retry_after_s = resp->retry_after_s;
 	return r;

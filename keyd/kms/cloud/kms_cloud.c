@@ -324,6 +324,7 @@ int cloud_metadata_call(struct http_client *http, const char *method, const char
 		     resp->status == 404   ? " (no such role, or no role attached to this instance)"
 		     : resp->status == 401 ? " (the IMDSv2 session token was refused)"
 					   : "");
+	e->http_status = resp->status;
 	http_response_done(resp);
 	return r;
 }

@@ -331,6 +331,7 @@ static int tc_send(struct kms *kms, size_t i, const char *action, const char *bo
 	if (resp.status != 200) {
 		r = kms_fail(e, -EIO, resp.status >= 500 || resp.status == 429, "%s: HTTP %ld",
 			     where, resp.status);
+		e->http_status = resp.status;
 		if (e->retryable)
 			e->retry_after_s = resp.retry_after_s;
 		return r;

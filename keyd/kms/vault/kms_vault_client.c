@@ -101,6 +101,7 @@ static int fail_status(struct error *e, const struct http_response *resp, const 
 			 : resp->status >= 500,
 		     "%s: HTTP %ld%s%s%s%s%s%s", where, resp->status, e0[0] ? " " : "", e0,
 		     e1[0] ? "; " : "", e1, hint ? ": " : "", hint ? hint : "");
+	e->http_status = resp->status;
 	if (e->retryable)
 		e->retry_after_s = resp->retry_after_s;
 	return r;
