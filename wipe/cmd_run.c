@@ -13,7 +13,7 @@
 
 #include "cmd_run.h"
 #include "log.h"
-#include "metrics.h"
+#include "textfile.h"
 #include "progress.h"
 #include "safety.h"
 #include "util.h"
@@ -266,7 +266,7 @@ static void run_metrics(struct cli *c, struct wipe_job **jobs, size_t n)
 
 		if (!jobs[i]->dev.id[0])
 			continue; /* never probed: nothing names it across runs */
-		r = metrics_write(c->metrics_dir, jobs[i], path, sizeof(path));
+		r = textfile_write(c->metrics_dir, jobs[i], path, sizeof(path));
 		if (r < 0)
 			log_warning_errno(r, "%s: cannot write the metrics file %s: %m",
 					  jobs[i]->dev.path, path);
@@ -303,7 +303,7 @@ int cmd_run(struct cli *c)
 			c, EXIT_USAGE,
 			"run: at most %d devices, and --checkpoint FILE names one device's",
 			WIPE_DEVICES_MAX);
-	if (c->metrics_dir && (rc = metrics_check_dir(c->metrics_dir)) < 0)
+	if (c->metrics_dir && (rc = textfile_check_dir(c->metrics_dir)) < 0)
 		return cli_error(c, EXIT_USAGE, "--metrics-textfile %s: %s", c->metrics_dir,
 				 strerror(-rc));
 	if (!c->opt.dry_run && cli_setup_signing(c) < 0)

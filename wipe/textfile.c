@@ -12,10 +12,9 @@
 #include <unistd.h>
 
 #include "atomicfile.h"
-#include "metrics.h"
+#include "prom.h"
+#include "textfile.h"
 #include "util.h"
-
-#define METRICS_LABELS_MAX 2048
 
 /* One family. With @label, @n series, the k-th labelled @label=@label_value(k) (@value gets
  * k): one-hot for the result and the verification, by pass for the bytes. */
@@ -25,8 +24,7 @@ struct metric {
 	size_t n;
 	const char *(*label_value)(size_t k);
 	double (*value)(const struct wipe_job *j, size_t k);
-	bool info;    /* carries the NIST level and the certificate id too */
-	bool integer; /* a count, printed without a fraction */
+	bool info; /* carries the NIST level and the certificate id too */
 };
 
 static const enum job_result result_of[] = {JOB_SUCCESS, JOB_FAILURE, JOB_INTERRUPTED, JOB_REFUSED};
@@ -93,112 +91,56 @@ static double value_failed_blocks(const struct wipe_job *j, size_t k)
 
 static const struct metric metrics[] = {
 	{"wipe_run_result", "the last wipe run of this device ended so (one-hot by result)",
-	 "result", ELEMENTSOF(result_of), result_label, value_result, false, true},
+	 "result", ELEMENTSOF(result_of), result_label, value_result, false},
 	{"wipe_run_verification", "what the last run's verification found (one-hot)",
-	 "verification", ELEMENTSOF(verification_of), verification_label, value_verification, false,
-	 true},
+	 "verification", ELEMENTSOF(verification_of), verification_label, value_verification,
+	 false},
 	{"wipe_run_info", "the last wipe run of this device: NIST level reached, certificate", NULL,
-	 1, NULL, value_one, true, true},
+	 1, NULL, value_one, true},
 	{"wipe_run_bytes", "bytes the last run wrote (or the firmware sanitized) and read back",
-	 "pass", ELEMENTSOF(passes), pass_label, value_bytes, false, true},
+	 "pass", ELEMENTSOF(passes), pass_label, value_bytes, false},
 	{"wipe_run_failed_blocks",
 	 "blocks not written, not read or read back wrong in the last run", NULL, 1, NULL,
-	 value_failed_blocks, false, true},
+	 value_failed_blocks, false},
 	{"wipe_run_seconds", "how long the last wipe run took (0 when refused)", NULL, 1, NULL,
-	 value_seconds, false, false},
+	 value_seconds, false},
 	{"wipe_run_timestamp_seconds", "when the last wipe run of this device ended (Unix time)",
-	 NULL, 1, NULL, value_end, false, false},
+	 NULL, 1, NULL, value_end, false},
 };
 
-/* A label value as the exposition format quotes it: backslash, double quote and newline
- * escaped. */
-static int label_append(char *buf, size_t size, size_t *at, const char *name, const char *v)
+/* One series: the job's labels, then @m's own (@value: NULL for none), then the info's. */
+static void series(struct prom *p, const struct wipe_job *j, const struct metric *m, size_t k)
 {
-	int n = snprintf(buf + *at, size - *at, "%s%s=\"", *at ? "," : "", name);
+	const char *l[16] = {"device",	j->dev.path, "device_id",
+			     j->dev.id, "method",    j->method ? j->method->name : ""};
+	size_t n = 6;
 
-	if (n < 0 || (size_t)n >= size - *at)
-		return -ENOBUFS;
-	*at += (size_t)n;
-	for (; *v; v++) {
-		const char *esc = *v == '\\'   ? "\\\\"
-				  : *v == '"'  ? "\\\""
-				  : *v == '\n' ? "\\n"
-					       : NULL;
-		size_t len = esc ? strlen(esc) : 1;
-
-		if (*at + len + 2 >= size)
-			return -ENOBUFS;
-		memcpy(buf + *at, esc ? esc : v, len);
-		*at += len;
+	if (m->label) {
+		l[n++] = m->label;
+		l[n++] = m->label_value(k);
 	}
-	buf[(*at)++] = '"';
-	buf[*at] = 0;
-	return 0;
+	if (m->info) {
+		l[n++] = "nist_level";
+		l[n++] = j->result == JOB_SUCCESS ? nist_level_name(j->level) : "none";
+		l[n++] = "certificate_id";
+		l[n++] = j->cert_id;
+	}
+	prom_sample(p, m->name, l, m->value(j, k));
 }
 
-/* The labels of one series: the job's, then @label=@value (NULL: none), then the info's. */
-static int labels(const struct wipe_job *j, const struct metric *m, const char *value, char *buf,
-		  size_t size)
+int textfile_format(const struct wipe_job *j, char **ret)
 {
-	size_t at = 0;
-	int r;
-
-	buf[0] = 0;
-	r = label_append(buf, size, &at, "device", j->dev.path);
-	if (r == 0)
-		r = label_append(buf, size, &at, "device_id", j->dev.id);
-	if (r == 0)
-		r = label_append(buf, size, &at, "method", j->method ? j->method->name : "");
-	if (r == 0 && value)
-		r = label_append(buf, size, &at, m->label, value);
-	if (r < 0 || !m->info)
-		return r;
-	r = label_append(buf, size, &at, "nist_level",
-			 j->result == JOB_SUCCESS ? nist_level_name(j->level) : "none");
-	if (r == 0)
-		r = label_append(buf, size, &at, "certificate_id", j->cert_id);
-	return r;
-}
-
-static int series_append(const struct wipe_job *j, const struct metric *m, size_t k, char *buf,
-			 size_t size, size_t *at)
-{
-	char l[METRICS_LABELS_MAX];
-	int r = labels(j, m, m->label ? m->label_value(k) : NULL, l, sizeof(l)), n;
-
-	if (r < 0)
-		return r;
-	n = snprintf(buf + *at, size - *at, "%s{%s} %.*f\n", m->name, l, m->integer ? 0 : 6,
-		     m->value(j, k));
-	if (n < 0 || (size_t)n >= size - *at)
-		return -ENOBUFS;
-	*at += (size_t)n;
-	return 0;
-}
-
-int metrics_format(const struct wipe_job *j, char *buf, size_t size)
-{
-	size_t at = 0;
+	struct prom p = {0};
 
 	for (size_t i = 0; i < ELEMENTSOF(metrics); i++) {
-		const struct metric *m = &metrics[i];
-		int n = snprintf(buf + at, size - at, "# HELP %s %s\n# TYPE %s gauge\n", m->name,
-				 m->help, m->name);
-
-		if (n < 0 || (size_t)n >= size - at)
-			return -ENOBUFS;
-		at += (size_t)n;
-		for (size_t k = 0; k < m->n; k++) {
-			int r = series_append(j, m, k, buf, size, &at);
-
-			if (r < 0)
-				return r;
-		}
+		prom_family(&p, metrics[i].name, "gauge", metrics[i].help);
+		for (size_t k = 0; k < metrics[i].n; k++)
+			series(&p, j, &metrics[i], k);
 	}
-	return 0;
+	return prom_finish(&p, ret);
 }
 
-int metrics_check_dir(const char *dir)
+int textfile_check_dir(const char *dir)
 {
 	struct stat st;
 
@@ -211,9 +153,9 @@ int metrics_check_dir(const char *dir)
 	return 0;
 }
 
-int metrics_write(const char *dir, const struct wipe_job *j, char *path, size_t size)
+int textfile_write(const char *dir, const struct wipe_job *j, char *path, size_t size)
 {
-	char text[8 * METRICS_LABELS_MAX];
+	_cleanup_free_ char *text = NULL;
 	int r;
 
 	path[0] = 0;
@@ -221,7 +163,7 @@ int metrics_write(const char *dir, const struct wipe_job *j, char *path, size_t 
 		return -EINVAL;
 	if (snprintf(path, size, "%s/wipe-%s.prom", dir, j->dev.id) >= (int)size)
 		return -ENAMETOOLONG;
-	r = metrics_format(j, text, sizeof(text));
+	r = textfile_format(j, &text);
 	if (r < 0)
 		return r;
 	/* 0644: node_exporter runs as its own user and only reads. */

@@ -10,11 +10,11 @@
 #include "job.h"
 
 /* 0 when @dir is a directory wipe may write into; -ENOTDIR, -errno of stat/access. */
-int metrics_check_dir(const char *dir);
+int textfile_check_dir(const char *dir);
 
-/* The text of @j's metrics into @buf (NUL-terminated). -ENOBUFS when it does not fit. */
-int metrics_format(const struct wipe_job *j, char *buf, size_t size);
+/* The text of @j's metrics, allocated into *ret (free()). -ENOMEM. */
+int textfile_format(const struct wipe_job *j, char **ret);
 
 /* Writes @j's file into @dir; its path into @path. -EINVAL for a job without a device id,
  * -errno of the write. */
-int metrics_write(const char *dir, const struct wipe_job *j, char *path, size_t size);
+int textfile_write(const char *dir, const struct wipe_job *j, char *path, size_t size);
