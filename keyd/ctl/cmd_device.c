@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The subcommands that work on the device and the config in keydctl's own process: enroll,
- * rotate, inspect, check, audit verify. Each logs its outcome once and writes the audit record
+ * rotate, unbind, inspect, check, audit verify. Each logs its outcome once and writes the audit record
  * of a change; secrets (existing passphrases) come from files or stdin, never argv. */
 #include <errno.h>
 #include <libgen.h>
@@ -21,6 +21,7 @@
 #include "secmem.h"
 #include "sign.h"
 #include "token.h"
+#include "unbind.h"
 #include "util.h"
 
 /* What enroll works on: the command line, completed by the config's volume of that name or
@@ -166,7 +167,7 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 	if (r < 0)
 		return ctl_fail(c, r, "%s: %s", *ret_dev, cryptsetup_load_strerror(r));
 	r = token_find(cd, &tok, &je);
-	if (r <= 0)
+	if (r <= 0 || tok.id < 0) /* keyd tokens, but none that unlocks */
 		return ctl_fail(c, r < 0 ? r : -ENOKEY, "%s: %s", *ret_dev,
 				r < 0 ? je.msg : "not enrolled (no keyd token)");
 	*ret_kms = config_find_kms(c->cfg, tok.kms);
@@ -197,8 +198,11 @@ static json_t *volume_object(struct ctl *c, const char *arg, const char *dev, st
 		      vc	 ? vc->name
 		      : tok.name ? tok.name
 				 : "",
-		      "device", dev, "luks_uuid", uuid ? uuid : "", "kms", kms->name, "key_id",
-		      tok.key_id ? tok.key_id : "", "key_version",
+		      "device", dev, "luks_uuid", uuid ? uuid : "", "kms",
+		      kms	? kms->name
+		      : tok.kms ? tok.kms
+				: "",
+		      "key_id", tok.key_id ? tok.key_id : "", "key_version",
 		      tok.key_version ? tok.key_version : "");
 	token_done(&tok);
 	return o;
@@ -378,6 +382,75 @@ int cmd_inspect(struct ctl *c)
 		ctl_print_json(info);
 	else
 		inspect_ui_print(info);
+	return 0;
+}
+
+/* unbind's device: the config's volume of that name, or the device itself; its KMS (NULL when
+ * the config has none for it: unbinding needs no KMS). */
+static int unbind_target(struct ctl *c, char **dev, struct kms **kms)
+{
+	struct volume_config *vc = config_find_volume(c->cfg, c->args[0]);
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct keyd_token tok = {.id = -1};
+	struct error je;
+	int r;
+
+	r = luks_resolve_device(vc ? vc->device : c->args[0], dev);
+	if (r < 0)
+		return ctl_fail(c, r, "unbind: no volume or device matches '%s'", c->args[0]);
+	*kms = vc ? vc->kms : NULL;
+	if (!*kms && cryptsetup_load(*dev, &cd) >= 0 && token_find(cd, &tok, &je) > 0 &&
+	    tok.id >= 0)
+		*kms = config_find_kms(c->cfg, tok.kms);
+	token_done(&tok);
+	return 0;
+}
+
+int cmd_unbind(struct ctl *c)
+{
+	_cleanup_free_ char *dev = NULL;
+	struct unbind_result res;
+	struct kms *kms = NULL;
+	struct error err;
+	json_auto_t *o = NULL;
+	int r;
+
+	r = ctl_load_config(c);
+	if (r >= 0)
+		r = unbind_target(c, &dev, &kms);
+	if (r < 0)
+		return r;
+	if (c->force)
+		log_warning(
+			"unbind --force: %s loses keyd's keyslot even if no other keyslot opens "
+			"it; without another passphrase or a header backup its data is GONE",
+			dev);
+	o = volume_object(c, c->args[0], dev, kms);
+	r = volume_unbind(dev, kms, c->force, &res, &err);
+	ctl_log_changes(dev, &res.changes);
+	if (o)
+		json_object_update_new(o, json_pack("{s:i, s:i, s:i, s:b}", "token", res.token,
+						    "keyslot", res.keyslot, "other_keyslots",
+						    res.other_keyslots, "forced", c->force));
+	ctl_audit(c, "volume.unbind", r, o, r < 0 ? err.msg : NULL);
+	if (r == -ENOTRECOVERABLE)
+		return ctl_fail_code(c, CTL_EXIT_UNSAFE, r, "unbind %s refused: %s", dev, err.msg);
+	if (r < 0)
+		return ctl_fail(c, r, "unbind %s failed: %s", dev, err.msg);
+	if (c->json) {
+		json_auto_t *j = json_pack("{s:s, s:s, s:i, s:i, s:i, s:b, s:i}", "device", dev,
+					   "uuid", res.uuid, "token", res.token, "keyslot",
+					   res.keyslot, "other_keyslots", res.other_keyslots,
+					   "forced", c->force, "converged", res.converged);
+
+		ctl_print_json(j);
+	} else {
+		printf("Unbound %s from its KMS: keyslot %d and keyd token %d removed; %d other "
+		       "keyslot(s) still open it.\n",
+		       dev, res.keyslot, res.token, res.other_keyslots);
+	}
+	if (!res.other_keyslots)
+		log_warning("%s: no keyslot is left: nothing opens this volume any more", dev);
 	return 0;
 }
 

@@ -52,6 +52,7 @@ static const struct {
 	{EKEYEXPIRED, CTL_EXIT_KEY_REVOKED},
 	{EBUSY, CTL_EXIT_BUSY},
 	{EALREADY, CTL_EXIT_NOTHING_TO_DO},
+	{ENOTRECOVERABLE, CTL_EXIT_UNSAFE},
 };
 
 enum ctl_exit ctl_exit_from_errno(int r)

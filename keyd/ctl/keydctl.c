@@ -64,6 +64,9 @@ static const struct command commands[] = {
 	 "validate the config, reach every KMS, say each volume's root key state, check "
 	 "device-mapper",
 	 0, 0, cmd_check},
+	{"unbind", "unbind [--force] VOLUME|DEVICE",
+	 "remove keyd's keyslot and token (refused if no other keyslot opens the volume)", 1, 1,
+	 cmd_unbind},
 	{"help", "help [COMMAND]", "this help, or a command's", 0, 1, cmd_help},
 };
 
@@ -97,6 +100,8 @@ static const struct ctl_option options[] = {
 	 "print nothing, only the exit code", "status"},
 	{"no-wait", 0, NULL, OPT_TRUE, offsetof(struct ctl, no_wait), NULL,
 	 "return once keyd accepted the request, without waiting for its result", "suspend resume"},
+	{"force", 0, NULL, OPT_TRUE, offsetof(struct ctl, force), NULL,
+	 "even if no other keyslot opens the volume (its data is then lost)", "unbind"},
 	{"kms", 0, "NAME", OPT_STRING, offsetof(struct ctl, kms), NULL, "the KMS", "enroll"},
 	{"key-id", 0, "ID", OPT_STRING, offsetof(struct ctl, key_id), NULL,
 	 "the root key (rotate: with --rekey only)", "enroll rotate"},

@@ -12,6 +12,10 @@ out=$("$PY" "$TOP/tests/man-keydctl.py" "$TOP/docs/man/keydctl.8" <"$T/tables.js
 	fail "keydctl(8) and keydctl --help disagree:
 $out"
 
+log "bash completion offers exactly keydctl's commands"
+comp=$(sed -n 's/^\s*local commands="\(.*\)"$/\1/p' "$TOP/dist/bash-completion/keydctl" | tr ' ' '\n' | sort)
+assert_eq "$comp" "$(jq -r '.commands[].name' "$T/tables.json" | sort)" "commands in dist/bash-completion/keydctl"
+
 log "per-command help"
 for cmd in $(jq -r '.commands[].name' "$T/tables.json"); do
 	a=$("$KEYDCTL" "$cmd" --help) || fail "keydctl $cmd --help exited $?"

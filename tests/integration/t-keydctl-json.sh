@@ -98,4 +98,7 @@ if id nobody >/dev/null 2>&1; then
 fi
 js volume 0 unlock vol
 js release 0 release vol
+jerr 12 unsafe unbind vol
+js unbind 0 unbind --force vol
+jerr 5 not-found unbind vol
 echo "every keydctl --json document matched its schema"
