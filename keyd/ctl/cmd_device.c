@@ -36,6 +36,7 @@ static int enroll_args(struct ctl *c, struct enroll_args *a)
 {
 	struct volume_config *vc = NULL;
 	const char *spec = c->n_args ? c->args[0] : NULL, *kms_name = c->kms;
+	struct error e;
 	int r;
 
 	a->name = c->name;
@@ -70,9 +71,9 @@ static int enroll_args(struct ctl *c, struct enroll_args *a)
 		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
 				     "enroll: --key-id is longer than %d characters",
 				     KMS_KEY_ID_MAX);
-	r = luks_resolve_device(spec, &a->dev);
+	r = luks_resolve_device(spec, &a->dev, &e);
 	if (r < 0)
-		return ctl_fail(c, r, "enroll: no device matches %s", spec);
+		return ctl_fail(c, r, "enroll: %s", e.msg);
 	if (!a->name)
 		a->name = basename(a->dev);
 	if (!volume_name_valid(a->name))
@@ -156,7 +157,9 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 	struct error je;
 	int r;
 
-	r = luks_resolve_device(vc ? vc->device : arg, ret_dev);
+	r = luks_resolve_device(vc ? vc->device : arg, ret_dev, &je);
+	if (r == -ENOTUNIQ)
+		return ctl_fail(c, r, "%s: %s", arg, je.msg);
 	if (r < 0)
 		return ctl_fail(c, r, "no volume or device matches '%s'", arg);
 	if (vc) {
@@ -167,9 +170,11 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 	if (r < 0)
 		return ctl_fail(c, r, "%s: %s", *ret_dev, cryptsetup_load_strerror(r));
 	r = token_find(cd, &tok, &je);
-	if (r <= 0 || tok.id < 0) /* keyd tokens, but none that unlocks */
+	if (r <= 0)
 		return ctl_fail(c, r < 0 ? r : -ENOKEY, "%s: %s", *ret_dev,
 				r < 0 ? je.msg : "not enrolled (no keyd token)");
+	if (tok.id < 0)
+		return ctl_fail(c, -ENOKEY, "%s: %s", *ret_dev, TOKEN_UNFINISHED);
 	*ret_kms = config_find_kms(c->cfg, tok.kms);
 	if (!*ret_kms)
 		ctl_fail(c, -ENOENT, "%s: its token names KMS '%s', which %s does not configure",
@@ -372,9 +377,9 @@ int cmd_inspect(struct ctl *c)
 	struct error err;
 	int r;
 
-	r = luks_resolve_device(c->args[0], &dev);
+	r = luks_resolve_device(c->args[0], &dev, &err);
 	if (r < 0)
-		return ctl_fail(c, r, "inspect: no device matches %s", c->args[0]);
+		return ctl_fail(c, r, "inspect: %s", err.msg);
 	r = inspect_device(dev, &info, &err);
 	if (r < 0)
 		return ctl_fail(c, r, "inspect: %s", err.msg);
@@ -395,7 +400,9 @@ static int unbind_target(struct ctl *c, char **dev, struct kms **kms)
 	struct error je;
 	int r;
 
-	r = luks_resolve_device(vc ? vc->device : c->args[0], dev);
+	r = luks_resolve_device(vc ? vc->device : c->args[0], dev, &je);
+	if (r == -ENOTUNIQ)
+		return ctl_fail(c, r, "unbind: %s: %s", c->args[0], je.msg);
 	if (r < 0)
 		return ctl_fail(c, r, "unbind: no volume or device matches '%s'", c->args[0]);
 	*kms = vc ? vc->kms : NULL;
@@ -508,7 +515,9 @@ static void check_volume_device(struct volume_config *v, struct keyd_token *tok,
 	struct error je;
 	int r;
 
-	if (luks_resolve_device(v->device, dev) < 0 || access(*dev, F_OK) < 0)
+	if ((r = luks_resolve_device(v->device, dev, &je)) == -ENOTUNIQ)
+		snprintf(problem, size, "%s", je.msg);
+	else if (r < 0 || access(*dev, F_OK) < 0)
 		snprintf(problem, size, "device not found");
 	else if ((r = cryptsetup_load(*dev, &cd)) < 0)
 		snprintf(problem, size, "%s",
@@ -517,6 +526,8 @@ static void check_volume_device(struct volume_config *v, struct keyd_token *tok,
 	else if ((r = token_find(cd, tok, &je)) <= 0)
 		snprintf(problem, size, "%s",
 			 r == 0 ? "LUKS2 but not enrolled (no keyd token)" : je.msg);
+	else if (tok->id < 0)
+		snprintf(problem, size, "%s", TOKEN_UNFINISHED);
 	else if (strcmp(tok->kms, v->kms->name) || strcmp(tok->key_id, v->key_id))
 		snprintf(problem, size,
 			 "enrolled with KMS '%s' key %s, the configuration says '%s' key %s",

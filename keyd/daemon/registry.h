@@ -46,6 +46,7 @@ struct volume_status {
 	int keyslot;
 	char key_version[KMS_VERSION_MAX + 1];
 	char token_key_id[KMS_KEY_ID_MAX + 1]; /* the key the token names (set by unlock) */
+	char uuid_also_on[VOLUME_DEVICE_MAX];  /* other devices with this UUID: a header clone */
 	bool revoked;			       /* on_revoke applied; cleared when the key is back */
 	bool revoked_by_age; /* ... because the KMS was silent past max_key_cache_age */
 	bool was_open;	     /* open when revoked: start hooks run when it comes back */
@@ -119,6 +120,8 @@ void registry_set_device(struct registry *reg, struct volume *v, const char *dev
 /* What an unlock read from the header: its UUID and the key its token names. */
 void registry_set_token(struct registry *reg, struct volume *v, const char *uuid,
 			const char *key_id);
+/* The other devices that carry the volume's LUKS UUID, ", "-joined ("" for none). */
+void registry_set_clones(struct registry *reg, struct volume *v, const char *others);
 /* What an unlock found: key version, keyslot, the step it reached; @ok clears a revocation. */
 void registry_set_unlocked(struct registry *reg, struct volume *v, const struct unlock_result *res,
 			   bool ok);

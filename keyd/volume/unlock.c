@@ -56,11 +56,7 @@ static int unlock_find_token(struct crypt_device *cd, const struct unlock_reques
 		return error_set(err, -ENOKEY, "%s carries no keyd token (not enrolled)",
 				 req->device);
 	if (tok->id < 0)
-		return error_set(
-			err, -ENOKEY,
-			"%s has only an unfinished keyd token (an enrollment or re-key was "
-			"interrupted; keyd finishes or rolls it back before unlocking)",
-			req->device);
+		return error_set(err, -ENOKEY, "%s has %s", req->device, TOKEN_UNFINISHED);
 	res->keyslot = tok->keyslot;
 	res->token = tok->id;
 	snprintf(res->key_id, sizeof(res->key_id), "%s", tok->key_id);
