@@ -2,9 +2,11 @@
 /* libcryptsetup glue shared by keyd, keydctl, the token plugin and wipe: logging, header
  * loading, the device-mapper lock. Never unlocks, never writes a header. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cryptsetup_util.h"
 #include "log.h"
@@ -42,8 +44,13 @@ void cryptsetup_setup(void)
 int cryptsetup_load(const char *path, struct crypt_device **ret)
 {
 	struct crypt_device *cd = NULL;
-	int r;
+	int fd, r;
 
+	/* libcryptsetup reports a missing or unreadable device as -ENOTBLK: find out first. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	close(fd);
 	r = crypt_init(&cd, path);
 	if (r < 0)
 		return r;
@@ -54,6 +61,25 @@ int cryptsetup_load(const char *path, struct crypt_device **ret)
 	}
 	*ret = cd;
 	return 0;
+}
+
+const char *cryptsetup_load_strerror(int r)
+{
+	static const struct {
+		int r;
+		const char *msg;
+	} words[] = {
+		{-ENOENT, "no such device"},
+		{-EACCES, "permission denied (reading a LUKS2 header needs root)"},
+		{-EPERM, "permission denied (reading a LUKS2 header needs root)"},
+		{-EMEDIUMTYPE, "no LUKS2 header"},
+		{-ENOTBLK, "not a block device or LUKS2 image"},
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(words); i++)
+		if (words[i].r == r)
+			return words[i].msg;
+	return strerror(-r);
 }
 
 static pthread_mutex_t dm_lock = PTHREAD_MUTEX_INITIALIZER;

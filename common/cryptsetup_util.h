@@ -13,9 +13,12 @@
  * holds keys. */
 void cryptsetup_setup(void);
 
-/* crypt_init + crypt_load(LUKS2). -EMEDIUMTYPE if the device holds no LUKS2 header
- * (LUKS1 included), other -errno from libcryptsetup. */
+/* crypt_init + crypt_load(LUKS2). -ENOENT if @path does not exist, -EACCES if it cannot be
+ * opened for reading (libcryptsetup calls both "Block device required"), -EMEDIUMTYPE if the
+ * device holds no LUKS2 header (LUKS1 included), other -errno from libcryptsetup. */
 int cryptsetup_load(const char *path, struct crypt_device **ret);
+/* What cryptsetup_load's @r means, in words for an error message. */
+const char *cryptsetup_load_strerror(int r);
 
 /* libdevmapper keeps process-wide, unlocked state (its list of pending /dev/mapper node
  * operations): two threads creating mappings at once corrupt it. Every call that reaches

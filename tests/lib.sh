@@ -139,7 +139,8 @@ grep -q device-mapper /proc/misc && unlocked=open
 first_pass() {
 	start_keyd "$1"
 	for _ in $(seq 200); do
-		KEYD_STATUS=$("$KEYDCTL" --config "$1" --json status)
+		# keydctl(8): status exits 3 while a required volume is not open (yet).
+		KEYD_STATUS=$("$KEYDCTL" --config "$1" --json status) || [ $? -eq 3 ]
 		KEYD_STATE=$(jq -r '.volumes[0].state' <<<"$KEYD_STATUS")
 		case $KEYD_STATE in "$unlocked" | failed) break ;; esac
 		sleep 0.05

@@ -11,6 +11,7 @@ int cmd_rotate(struct ctl *c);
 int cmd_audit(struct ctl *c);
 int cmd_inspect(struct ctl *c);
 int cmd_check(struct ctl *c);
+int cmd_unbind(struct ctl *c);
 
 /* cmd_daemon.c */
 int cmd_status(struct ctl *c);

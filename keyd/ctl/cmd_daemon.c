@@ -33,19 +33,41 @@ static void print_volume_line(json_t *v)
 				   detail, sizeof(detail)));
 }
 
+/* Whether a required volume is not as usable as this host allows: open, or (without
+ * device-mapper, where nothing can be mapped) verified. */
+static bool status_required_down(json_t *j)
+{
+	bool dm = json_is_true(json_object_get(json_object_get(j, "device_mapper"), "available"));
+	json_t *v;
+	size_t i;
+
+	json_array_foreach (json_object_get(j, "volumes"), i, v) {
+		const char *state = json_string_value(json_object_get(v, "state"));
+
+		if (!json_is_true(json_object_get(v, "required")) || !state)
+			continue;
+		if (strcmp(state, "open") != 0 && (dm || strcmp(state, "verified") != 0))
+			return true;
+	}
+	return false;
+}
+
 int cmd_status(struct ctl *c)
 {
 	json_auto_t *j = NULL;
 	json_t *v, *dm;
 	size_t i;
-	int r;
+	int r, code;
 
 	r = ctl_client_call(c, "GET", "/v1/status", &j);
 	if (r < 0)
 		return r;
+	code = status_required_down(j) ? CTL_EXIT_NOT_OPEN : CTL_EXIT_OK;
+	if (c->quiet)
+		return code;
 	if (c->json) {
 		ctl_print_json(j);
-		return 0;
+		return code;
 	}
 	dm = json_object_get(j, "device_mapper");
 	printf("keyd %s: %s; device-mapper %s\n", json_string_value(json_object_get(j, "version")),
@@ -54,18 +76,22 @@ int cmd_status(struct ctl *c)
 	printf("%-16s %-9s %-20s %-10s %s\n", "VOLUME", "STATE", "DEVICE", "KMS", "DETAIL");
 	json_array_foreach (json_object_get(j, "volumes"), i, v)
 		print_volume_line(v);
-	return 0;
+	if (code)
+		printf("A required volume is not open.\n");
+	return code;
 }
 
-/* POST /v1/volumes/VOLUME/ACTION for the command's one argument. */
+/* POST /v1/volumes/VOLUME/ACTION for the command's one argument ("?wait=0" with
+ * --no-wait). */
 static int volume_post(struct ctl *c, const char *action, json_t **ret)
 {
 	char path[128];
 
 	if (!volume_name_valid(c->args[0]))
-		return log_error("%s: '%s' is not a valid volume name", action, c->args[0]),
-		       -EINVAL;
-	snprintf(path, sizeof(path), "/v1/volumes/%s/%s", c->args[0], action);
+		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
+				     "%s: '%s' is not a valid volume name", action, c->args[0]);
+	snprintf(path, sizeof(path), "/v1/volumes/%s/%s%s", c->args[0], action,
+		 c->no_wait ? "?wait=0" : "");
 	return ctl_client_call(c, "POST", path, ret);
 }
 
@@ -146,7 +172,7 @@ int cmd_metrics(struct ctl *c)
 	}
 	text = json_string_value(json_object_get(j, "metrics"));
 	if (!text)
-		return log_error("keyd sent metrics without a \"metrics\" member"), -EBADMSG;
+		return ctl_fail(c, -EBADMSG, "keyd sent metrics without a \"metrics\" member");
 	fputs(text, stdout);
 	return 0;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The subcommands that work on the device and the config in keydctl's own process: enroll,
- * rotate, inspect, check, audit verify. Each logs its outcome once and writes the audit record
+ * rotate, unbind, inspect, check, audit verify. Each logs its outcome once and writes the audit record
  * of a change; secrets (existing passphrases) come from files or stdin, never argv. */
 #include <errno.h>
 #include <libgen.h>
@@ -21,6 +21,7 @@
 #include "secmem.h"
 #include "sign.h"
 #include "token.h"
+#include "unbind.h"
 #include "util.h"
 
 /* What enroll works on: the command line, completed by the config's volume of that name or
@@ -55,29 +56,31 @@ static int enroll_args(struct ctl *c, struct enroll_args *a)
 		a->key_id = a->key_id ? a->key_id : vc->key_id;
 	}
 	if (!spec)
-		return log_error("enroll: name a DEVICE (or a --name of the config)"), -EINVAL;
+		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
+				     "enroll: name a DEVICE (or a --name of the config)");
 	if (!kms_name || !a->key_id)
-		return log_error("enroll: --kms and --key-id are required for %s (it is not a "
-				 "volume of %s)",
-				 spec, c->config_path),
-		       -EINVAL;
+		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
+				     "enroll: --kms and --key-id are required for %s (it is not a "
+				     "volume of %s)",
+				     spec, c->config_path);
 	a->kms = config_find_kms(c->cfg, kms_name);
 	if (!a->kms)
-		return log_error("enroll: no KMS named '%s' in %s", kms_name, c->config_path),
-		       -ENOENT;
+		return ctl_fail(c, -ENOENT, "enroll: no KMS named '%s' in %s", kms_name,
+				c->config_path);
 	if (strlen(a->key_id) > KMS_KEY_ID_MAX)
-		return log_error("enroll: --key-id is longer than %d characters", KMS_KEY_ID_MAX),
-		       -EINVAL;
+		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
+				     "enroll: --key-id is longer than %d characters",
+				     KMS_KEY_ID_MAX);
 	r = luks_resolve_device(spec, &a->dev, &e);
 	if (r < 0)
-		return log_error("enroll: %s", e.msg), r;
+		return ctl_fail(c, r, "enroll: %s", e.msg);
 	if (!a->name)
 		a->name = basename(a->dev);
 	if (!volume_name_valid(a->name))
-		return log_error(
-			       "enroll: volume name '%s' must be 1-%d characters of A-Z a-z 0-9 . _ -",
-			       a->name, VOLUME_NAME_MAX),
-		       -EINVAL;
+		return ctl_fail_code(
+			c, CTL_EXIT_USAGE, -EINVAL,
+			"enroll: volume name '%s' must be 1-%d characters of A-Z a-z 0-9 . _ -",
+			a->name, VOLUME_NAME_MAX);
 	return 0;
 }
 
@@ -105,8 +108,7 @@ int cmd_enroll(struct ctl *c)
 	if (c->key_file) {
 		r = ctl_read_key_file(c->key_file, &auth, &auth_len);
 		if (r < 0)
-			return log_error_errno(r, "enroll: cannot read key file %s: %m",
-					       c->key_file);
+			return ctl_fail(c, r, "enroll: cannot read key file %s: %m", c->key_file);
 	}
 
 	r = enroll(&(struct enroll_request){.device = dev,
@@ -127,9 +129,8 @@ int cmd_enroll(struct ctl *c)
 		ctl_audit(c, "volume.enroll", r, o, r < 0 ? err.msg : NULL);
 	}
 	if (r < 0)
-		return log_error("enroll %s failed at step %s; the device is unchanged", dev,
-				 err.msg),
-		       r;
+		return ctl_fail(c, r, "enroll %s failed at step %s; the device is unchanged", dev,
+				err.msg);
 	if (c->json) {
 		json_auto_t *j =
 			json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b}", "device", dev,
@@ -158,29 +159,26 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 
 	r = luks_resolve_device(vc ? vc->device : arg, ret_dev, &je);
 	if (r == -ENOTUNIQ)
-		return log_error("%s: %s", arg, je.msg), r;
+		return ctl_fail(c, r, "%s: %s", arg, je.msg);
 	if (r < 0)
-		return log_error("no volume or device matches '%s'", arg), r;
+		return ctl_fail(c, r, "no volume or device matches '%s'", arg);
 	if (vc) {
 		*ret_kms = vc->kms;
 		return 0;
 	}
 	r = cryptsetup_load(*ret_dev, &cd);
 	if (r < 0)
-		return log_error("%s: %s", *ret_dev,
-				 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r)),
-		       r;
+		return ctl_fail(c, r, "%s: %s", *ret_dev, cryptsetup_load_strerror(r));
 	r = token_find(cd, &tok, &je);
 	if (r <= 0)
-		return log_error("%s: %s", *ret_dev,
-				 r < 0 ? je.msg : "not enrolled (no keyd token)"),
-		       r < 0 ? r : -ENOKEY;
+		return ctl_fail(c, r < 0 ? r : -ENOKEY, "%s: %s", *ret_dev,
+				r < 0 ? je.msg : "not enrolled (no keyd token)");
 	if (tok.id < 0)
-		return log_error("%s: %s", *ret_dev, TOKEN_UNFINISHED), -ENOKEY;
+		return ctl_fail(c, -ENOKEY, "%s: %s", *ret_dev, TOKEN_UNFINISHED);
 	*ret_kms = config_find_kms(c->cfg, tok.kms);
 	if (!*ret_kms)
-		log_error("%s: its token names KMS '%s', which %s does not configure", *ret_dev,
-			  tok.kms, c->config_path);
+		ctl_fail(c, -ENOENT, "%s: its token names KMS '%s', which %s does not configure",
+			 *ret_dev, tok.kms, c->config_path);
 	token_done(&tok);
 	return *ret_kms ? 0 : -ENOENT;
 }
@@ -205,8 +203,11 @@ static json_t *volume_object(struct ctl *c, const char *arg, const char *dev, st
 		      vc	 ? vc->name
 		      : tok.name ? tok.name
 				 : "",
-		      "device", dev, "luks_uuid", uuid ? uuid : "", "kms", kms->name, "key_id",
-		      tok.key_id ? tok.key_id : "", "key_version",
+		      "device", dev, "luks_uuid", uuid ? uuid : "", "kms",
+		      kms	? kms->name
+		      : tok.kms ? tok.kms
+				: "",
+		      "key_id", tok.key_id ? tok.key_id : "", "key_version",
 		      tok.key_version ? tok.key_version : "");
 	token_done(&tok);
 	return o;
@@ -224,11 +225,11 @@ static int rotate_reencrypt(struct ctl *c, const char *dev, struct kms *kms)
 	int r;
 
 	if (c->key_file && (r = ctl_read_key_file(c->key_file, &keep, &keep_len)) < 0)
-		return log_error_errno(r, "rotate: cannot read key file %s: %m", c->key_file);
-	r = reencrypt_ui_run(
-		&(struct reencrypt_request){
-			.device = dev, .kms = kms, .keep = keep, .keep_len = keep_len},
-		c->json, &rres, &err);
+		return ctl_fail(c, r, "rotate: cannot read key file %s: %m", c->key_file);
+	r = reencrypt_ui_run(c,
+			     &(struct reencrypt_request){
+				     .device = dev, .kms = kms, .keep = keep, .keep_len = keep_len},
+			     &rres, &err);
 	o = volume_object(c, c->args[0], dev, kms);
 	if (o)
 		json_object_update_new(o, json_pack("{s:s, s:i, s:i, s:b}", "mode", c->rotate_mode,
@@ -238,22 +239,46 @@ static int rotate_reencrypt(struct ctl *c, const char *dev, struct kms *kms)
 	return r;
 }
 
+/* rotate --rewrap found the token already wrapped by the newest key version. */
+static int rotate_nothing(struct ctl *c, const char *dev, const struct rotate_result *res)
+{
+	char why[KMS_VERSION_MAX + 64];
+
+	snprintf(why, sizeof(why), "%s%s",
+		 res->old_version[0] ? "the key is already at its newest version "
+				     : "the KMS keeps no key versions",
+		 res->old_version);
+	if (c->json) {
+		json_auto_t *j = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:i}", "device", dev,
+					   "mode", c->rotate_mode, "uuid", res->uuid, "rewrapped",
+					   false, "reason", why, "key_version", res->old_version,
+					   "converged", res->converged);
+
+		ctl_print_json(j);
+	} else {
+		printf("Nothing to rewrap on %s: %s; the header is unchanged.\n", dev, why);
+	}
+	return CTL_EXIT_NOTHING_TO_DO;
+}
+
 int cmd_rotate(struct ctl *c)
 {
 	_cleanup_free_ char *dev = NULL;
 	struct rotate_result res;
 	struct error err;
-	struct kms *kms;
+	struct kms *kms = NULL;
 	bool rekey;
 	int r;
 
 	if (!c->rotate_mode)
-		return log_error("rotate: say --rewrap, --rekey or --reencrypt"), -EINVAL;
+		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
+				     "rotate: say --rewrap, --rekey or --reencrypt");
 	rekey = strcmp(c->rotate_mode, "rekey") == 0;
 	if (c->key_id && !rekey)
-		return log_error("rotate: --key-id moves a volume to another root key, which needs "
-				 "--rekey"),
-		       -EINVAL;
+		return ctl_fail_code(
+			c, CTL_EXIT_USAGE, -EINVAL,
+			"rotate: --key-id moves a volume to another root key, which needs "
+			"--rekey");
 	r = ctl_load_config(c);
 	if (r < 0)
 		return r;
@@ -278,7 +303,9 @@ int cmd_rotate(struct ctl *c)
 			  r < 0 ? err.msg : NULL);
 	}
 	if (r < 0)
-		return log_error("rotate --%s %s failed: %s", c->rotate_mode, dev, err.msg), r;
+		return ctl_fail(c, r, "rotate --%s %s failed: %s", c->rotate_mode, dev, err.msg);
+	if (r > 0)
+		return rotate_nothing(c, dev, &res);
 	if (c->json) {
 		json_auto_t *j = json_pack(
 			"{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:i}", "device", dev, "mode",
@@ -311,7 +338,8 @@ int cmd_audit(struct ctl *c)
 	int r;
 
 	if (strcmp(c->args[0], "verify") != 0)
-		return log_error("audit: the only subcommand is 'verify'"), -EINVAL;
+		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
+				     "audit: the only subcommand is 'verify'");
 	r = ctl_load_config(c);
 	if (r < 0)
 		return r;
@@ -323,13 +351,16 @@ int cmd_audit(struct ctl *c)
 		key = NULL;
 	r = audit_verify(path, key, &report, &err);
 	EVP_PKEY_free(key);
-	if (c->json && report)
+	if (r < 0) {
+		/* The report says where the chain broke: it goes into the one error document. */
+		if (report)
+			c->error_detail = json_pack("{s:O}", "report", report);
+		return ctl_fail(c, r, "audit log %s does not verify: %s", path,
+				err.msg[0] ? err.msg : strerror(-r));
+	}
+	if (c->json)
 		ctl_print_json(report);
-	if (r < 0)
-		return log_error("audit log %s does not verify: %s", path,
-				 err.msg[0] ? err.msg : strerror(-r)),
-		       r;
-	if (!c->json)
+	else
 		printf("%s: %lld records, %lld signed checkpoints, chain intact%s\n", path,
 		       json_integer_value(json_object_get(report, "records")),
 		       json_integer_value(json_object_get(report, "checkpoints")),
@@ -348,14 +379,85 @@ int cmd_inspect(struct ctl *c)
 
 	r = luks_resolve_device(c->args[0], &dev, &err);
 	if (r < 0)
-		return log_error("inspect: %s", err.msg), r;
+		return ctl_fail(c, r, "inspect: %s", err.msg);
 	r = inspect_device(dev, &info, &err);
 	if (r < 0)
-		return log_error("inspect: %s", err.msg), r;
+		return ctl_fail(c, r, "inspect: %s", err.msg);
 	if (c->json)
 		ctl_print_json(info);
 	else
 		inspect_ui_print(info);
+	return 0;
+}
+
+/* unbind's device: the config's volume of that name, or the device itself; its KMS (NULL when
+ * the config has none for it: unbinding needs no KMS). */
+static int unbind_target(struct ctl *c, char **dev, struct kms **kms)
+{
+	struct volume_config *vc = config_find_volume(c->cfg, c->args[0]);
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct keyd_token tok = {.id = -1};
+	struct error je;
+	int r;
+
+	r = luks_resolve_device(vc ? vc->device : c->args[0], dev, &je);
+	if (r == -ENOTUNIQ)
+		return ctl_fail(c, r, "unbind: %s: %s", c->args[0], je.msg);
+	if (r < 0)
+		return ctl_fail(c, r, "unbind: no volume or device matches '%s'", c->args[0]);
+	*kms = vc ? vc->kms : NULL;
+	if (!*kms && cryptsetup_load(*dev, &cd) >= 0 && token_find(cd, &tok, &je) > 0 &&
+	    tok.id >= 0)
+		*kms = config_find_kms(c->cfg, tok.kms);
+	token_done(&tok);
+	return 0;
+}
+
+int cmd_unbind(struct ctl *c)
+{
+	_cleanup_free_ char *dev = NULL;
+	struct unbind_result res;
+	struct kms *kms = NULL;
+	struct error err;
+	json_auto_t *o = NULL;
+	int r;
+
+	r = ctl_load_config(c);
+	if (r >= 0)
+		r = unbind_target(c, &dev, &kms);
+	if (r < 0)
+		return r;
+	if (c->force)
+		log_warning(
+			"unbind --force: %s loses keyd's keyslot even if no other keyslot opens "
+			"it; without another passphrase or a header backup its data is GONE",
+			dev);
+	o = volume_object(c, c->args[0], dev, kms);
+	r = volume_unbind(dev, kms, c->force, &res, &err);
+	ctl_log_changes(dev, &res.changes);
+	if (o)
+		json_object_update_new(o, json_pack("{s:i, s:i, s:i, s:b}", "token", res.token,
+						    "keyslot", res.keyslot, "other_keyslots",
+						    res.other_keyslots, "forced", c->force));
+	ctl_audit(c, "volume.unbind", r, o, r < 0 ? err.msg : NULL);
+	if (r == -ENOTRECOVERABLE)
+		return ctl_fail_code(c, CTL_EXIT_UNSAFE, r, "unbind %s refused: %s", dev, err.msg);
+	if (r < 0)
+		return ctl_fail(c, r, "unbind %s failed: %s", dev, err.msg);
+	if (c->json) {
+		json_auto_t *j = json_pack("{s:s, s:s, s:i, s:i, s:i, s:b, s:i}", "device", dev,
+					   "uuid", res.uuid, "token", res.token, "keyslot",
+					   res.keyslot, "other_keyslots", res.other_keyslots,
+					   "forced", c->force, "converged", res.converged);
+
+		ctl_print_json(j);
+	} else {
+		printf("Unbound %s from its KMS: keyslot %d and keyd token %d removed; %d other "
+		       "keyslot(s) still open it.\n",
+		       dev, res.keyslot, res.token, res.other_keyslots);
+	}
+	if (!res.other_keyslots)
+		log_warning("%s: no keyslot is left: nothing opens this volume any more", dev);
 	return 0;
 }
 
@@ -366,6 +468,102 @@ int cmd_inspect(struct ctl *c)
 	"no volumes configured: enroll each data disk (keydctl enroll DEVICE --kms NAME "          \
 	"--key-id ID --name VOLUME [--format]) and add it under \"volumes\" (name, device, "       \
 	"kms, key_id), then restart keyd"
+
+/* Reaches @kms with the first key a volume uses, so "reachable" also means "usable". */
+static bool check_kms(struct ctl *c, struct kms *kms, json_t *out)
+{
+	const char *key_id = NULL;
+	struct error e;
+	int r;
+
+	for (size_t j = 0; j < c->cfg->n_volumes && !key_id; j++)
+		if (c->cfg->volumes[j].kms == kms)
+			key_id = c->cfg->volumes[j].key_id;
+	r = kms_probe(kms, key_id, &e);
+	json_array_append_new(json_object_get(out, "kms"),
+			      json_pack("{s:s, s:s, s:b, s:s?}", "name", kms->name, "provider",
+					kms->provider->name, "ok", r >= 0, "error",
+					r < 0 ? e.msg : NULL));
+	if (!c->json)
+		printf("KMS %s (%s): %s%s\n", kms->name, kms->provider->name,
+		       r >= 0 ? "reachable" : "FAILED: ", r >= 0 ? "" : e.msg);
+	return r >= 0;
+}
+
+/* The root key's state as @v's KMS reports it now in *state: "active", "suspended"
+ * (disabled), "deactivated", "destroyed", ...; "unknown" and the reason in @why when it
+ * cannot say. Returns kms_key_info's result (-EOPNOTSUPP: the provider keeps no state). */
+static int check_key_state(struct volume_config *v, const char **state, char *why, size_t size)
+{
+	struct kms_key_info info;
+	struct error e;
+	int r;
+
+	why[0] = 0;
+	r = kms_key_info(v->kms, v->key_id, &info, &e);
+	if (r < 0)
+		snprintf(why, size, "%s", e.msg);
+	*state = kms_key_state_names[r < 0 ? KMS_KEY_UNKNOWN : info.state];
+	return r;
+}
+
+/* Finds @v's device, header and token; the problem, if any, in @problem. */
+static void check_volume_device(struct volume_config *v, struct keyd_token *tok, char **dev,
+				char *problem, size_t size)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct error je;
+	int r;
+
+	if ((r = luks_resolve_device(v->device, dev, &je)) == -ENOTUNIQ)
+		snprintf(problem, size, "%s", je.msg);
+	else if (r < 0 || access(*dev, F_OK) < 0)
+		snprintf(problem, size, "device not found");
+	else if ((r = cryptsetup_load(*dev, &cd)) < 0)
+		snprintf(problem, size, "%s",
+			 r == -EMEDIUMTYPE ? "no LUKS2 header (not enrolled yet?)"
+					   : cryptsetup_load_strerror(r));
+	else if ((r = token_find(cd, tok, &je)) <= 0)
+		snprintf(problem, size, "%s",
+			 r == 0 ? "LUKS2 but not enrolled (no keyd token)" : je.msg);
+	else if (tok->id < 0)
+		snprintf(problem, size, "%s", TOKEN_UNFINISHED);
+	else if (strcmp(tok->kms, v->kms->name) || strcmp(tok->key_id, v->key_id))
+		snprintf(problem, size,
+			 "enrolled with KMS '%s' key %s, the configuration says '%s' key %s",
+			 tok->kms, tok->key_id, v->kms->name, v->key_id);
+}
+
+static bool check_volume(struct ctl *c, struct volume_config *v, json_t *out)
+{
+	_cleanup_free_ char *dev = NULL;
+	struct keyd_token tok = {.id = -1};
+	char problem[ERROR_MAX + 64] = "", why[ERROR_MAX];
+	const char *state;
+	bool usable;
+	int r;
+
+	check_volume_device(v, &tok, &dev, problem, sizeof(problem));
+	r = check_key_state(v, &state, why, sizeof(why));
+	/* A key the KMS would refuse to unwrap with is a problem even if the disk is fine. */
+	usable = r == -EOPNOTSUPP || strcmp(state, kms_key_state_names[KMS_KEY_ACTIVE]) == 0;
+	json_array_append_new(json_object_get(out, "volumes"),
+			      json_pack("{s:s, s:s, s:s?, s:b, s:s, s:s?, s:s?}", "name", v->name,
+					"device_spec", v->device, "device", dev, "ok",
+					!problem[0] && usable, "key_state", state,
+					"key_state_error", why[0] ? why : NULL, "error",
+					problem[0] ? problem : NULL));
+	if (!c->json) {
+		if (problem[0])
+			printf("Volume %s (%s): %s", v->name, v->device, problem);
+		else
+			printf("Volume %s (%s): enrolled (token %d, keyslot %d)", v->name,
+			       v->device, tok.id, tok.keyslot);
+		printf("; root key %s: %s%s%s\n", v->key_id, state, why[0] ? " - " : "", why);
+	}
+	token_done(&tok);
+	return !problem[0] && usable;
+}
 
 int cmd_check(struct ctl *c)
 {
@@ -395,61 +593,10 @@ int cmd_check(struct ctl *c)
 		json_object_set_new(out, "todo", todo);
 		ok &= c->cfg->n_kms > 0;
 	}
-	for (size_t i = 0; i < c->cfg->n_kms; i++) {
-		struct kms *kms = c->cfg->kms[i];
-		const char *key_id = NULL;
-		struct error e;
-
-		/* Probe with the first key a volume uses, so "reachable" also means "usable". */
-		for (size_t j = 0; j < c->cfg->n_volumes && !key_id; j++)
-			if (c->cfg->volumes[j].kms == kms)
-				key_id = c->cfg->volumes[j].key_id;
-		r = kms_probe(kms, key_id, &e);
-		ok &= r >= 0;
-		json_array_append_new(json_object_get(out, "kms"),
-				      json_pack("{s:s, s:s, s:b, s:s?}", "name", kms->name,
-						"provider", kms->provider->name, "ok", r >= 0,
-						"error", r < 0 ? e.msg : NULL));
-		if (!c->json)
-			printf("KMS %s (%s): %s%s\n", kms->name, kms->provider->name,
-			       r >= 0 ? "reachable" : "FAILED: ", r >= 0 ? "" : e.msg);
-	}
-	for (size_t i = 0; i < c->cfg->n_volumes; i++) {
-		struct volume_config *v = &c->cfg->volumes[i];
-		_cleanup_free_ char *dev = NULL;
-		_cleanup_crypt_ struct crypt_device *cd = NULL;
-		struct keyd_token tok = {.id = -1};
-		struct error je;
-		char problem[ERROR_MAX + 64] = "";
-
-		if ((r = luks_resolve_device(v->device, &dev, &je)) == -ENOTUNIQ)
-			snprintf(problem, sizeof(problem), "%s", je.msg);
-		else if (r < 0 || access(dev, F_OK) < 0)
-			snprintf(problem, sizeof(problem), "device not found");
-		else if (cryptsetup_load(dev, &cd) < 0)
-			snprintf(problem, sizeof(problem), "no LUKS2 header (not enrolled yet?)");
-		else if ((r = token_find(cd, &tok, &je)) <= 0)
-			snprintf(problem, sizeof(problem), "%s",
-				 r == 0 ? "LUKS2 but not enrolled (no keyd token)" : je.msg);
-		else if (tok.id < 0)
-			snprintf(problem, sizeof(problem), "%s", TOKEN_UNFINISHED);
-		else if (strcmp(tok.kms, v->kms->name) || strcmp(tok.key_id, v->key_id))
-			snprintf(
-				problem, sizeof(problem),
-				"enrolled with KMS '%s' key %s, the configuration says '%s' key %s",
-				tok.kms, tok.key_id, v->kms->name, v->key_id);
-		ok &= !problem[0];
-		json_array_append_new(json_object_get(out, "volumes"),
-				      json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "name", v->name,
-						"device_spec", v->device, "device", dev, "ok",
-						!problem[0], "error", problem[0] ? problem : NULL));
-		if (!c->json && problem[0])
-			printf("Volume %s (%s): %s\n", v->name, v->device, problem);
-		else if (!c->json)
-			printf("Volume %s (%s): enrolled (token %d, keyslot %d)\n", v->name,
-			       v->device, tok.id, tok.keyslot);
-		token_done(&tok);
-	}
+	for (size_t i = 0; i < c->cfg->n_kms; i++)
+		ok &= check_kms(c, c->cfg->kms[i], out);
+	for (size_t i = 0; i < c->cfg->n_volumes; i++)
+		ok &= check_volume(c, &c->cfg->volumes[i], out);
 	dm = luks_dm_available(why, sizeof(why));
 	json_object_set_new(json_object_get(out, "device_mapper"), "available", json_boolean(dm));
 	if (!dm)
@@ -460,5 +607,7 @@ int cmd_check(struct ctl *c)
 		ctl_print_json(out);
 	else
 		printf("device-mapper: %s\n", dm ? "available" : why);
-	return ok ? 0 : -EIO;
+	if (!ok && !c->json)
+		return ctl_fail(c, -EIO, "check: not everything is in order (see above)");
+	return ok ? 0 : CTL_EXIT_FAILURE;
 }

@@ -3,6 +3,7 @@
  * the log of convergence. Secrets (key files) only in secure memory, never in a message. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,7 +22,8 @@ int ctl_load_config(struct ctl *c)
 		return 0;
 	r = config_load(c->config_path, &c->cfg, &je);
 	if (r < 0)
-		return log_error("%s: %s", c->config_path, je.msg), r;
+		return ctl_fail_code(c, r == -EACCES ? CTL_EXIT_PERMISSION : CTL_EXIT_CONFIG, r,
+				     "%s: %s", c->config_path, je.msg);
 	return 0;
 }
 
@@ -43,11 +45,63 @@ void ctl_audit(struct ctl *c, const char *type, int r, json_t *object, const cha
 
 void ctl_print_json(json_t *j)
 {
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_auto_t *doc = json_pack("{s:i}", "schema", CTL_JSON_SCHEMA);
+	char *s;
 
+	if (!doc)
+		return;
+	json_object_update(doc, j);
+	s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	if (s)
 		printf("%s\n", s);
 	secmem_free(s);
+}
+
+static int ctl_failv(struct ctl *c, enum ctl_exit code, int r, const char *fmt, va_list ap)
+{
+	char msg[ERROR_MAX];
+	int saved = errno;
+
+	errno = r < 0 ? -r : EIO; /* %m is @r, as in log_error_errno */
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	errno = saved;
+	log_error("%s", msg);
+	if (!c->error[0]) {
+		snprintf(c->error, sizeof(c->error), "%s", msg);
+		c->exit_code = code;
+	}
+	return r < 0 ? r : -EIO;
+}
+
+int ctl_fail(struct ctl *c, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	r = ctl_failv(c, ctl_exit_from_errno(r < 0 ? r : -EIO), r, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int ctl_fail_code(struct ctl *c, enum ctl_exit code, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	r = ctl_failv(c, code, r, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+void ctl_print_error(const struct ctl *c, enum ctl_exit code)
+{
+	const struct ctl_exit_row *row = ctl_exit_row(code);
+	json_auto_t *j = json_pack("{s:{s:s, s:i, s:s}}", "error", "code", row->name, "exit",
+				   (int)code, "message", c->error[0] ? c->error : row->meaning);
+
+	if (j && c->error_detail)
+		json_object_update(j, c->error_detail);
+	ctl_print_json(j);
 }
 
 int ctl_read_key_file(const char *path, uint8_t **ret, size_t *ret_n)

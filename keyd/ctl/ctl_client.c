@@ -10,6 +10,23 @@
 #include "http.h"
 #include "log.h"
 
+/* A refused or failed request's -errno: 403 and 404 say it, 409 is a volume busy or in the
+ * wrong state, and a failed unlock says through its volume whether the key was revoked. */
+static int client_status_errno(long status, json_t *volume)
+{
+	static const struct {
+		long status;
+		int r;
+	} map[] = {{403, -EACCES}, {404, -ENOENT}, {409, -EBUSY}};
+
+	for (size_t i = 0; i < ELEMENTSOF(map); i++)
+		if (map[i].status == status)
+			return map[i].r;
+	if (json_is_true(json_object_get(volume, "revoked")))
+		return -EKEYREVOKED;
+	return -EIO;
+}
+
 int ctl_client_call(struct ctl *c, const char *method, const char *path, json_t **ret)
 {
 	struct http_response resp;
@@ -36,23 +53,39 @@ int ctl_client_call(struct ctl *c, const char *method, const char *path, json_t 
 			.headers = (const char *const[]){"Content-Type: application/json", NULL}},
 		&resp, &err);
 	if (r < 0 && access(c->socket, W_OK) < 0 && errno == EACCES)
-		return log_error("permission denied on %s: root or keyd's control group needed",
-				 c->socket),
-		       -EACCES;
+		return ctl_fail(c, -EACCES,
+				"permission denied on %s: root or keyd's control group needed",
+				c->socket);
+	/* No socket, or nobody listening on it: say that, not libcurl's words for it. */
+	if (r == -ECONNREFUSED || (r < 0 && access(c->socket, F_OK) < 0))
+		return ctl_fail(c, -EHOSTDOWN,
+				"keyd is not running: nothing listens on %s (systemctl status "
+				"keyd; or name another socket with --socket)",
+				c->socket);
+	if (r == -ETIMEDOUT)
+		return ctl_fail_code(c, CTL_EXIT_FAILURE, r,
+				     "keyd at %s did not answer in time (it may be stuck: see "
+				     "journalctl -u keyd)",
+				     c->socket);
 	if (r < 0)
-		return log_error("cannot reach keyd at %s: %s (is keyd running?)", c->socket,
-				 err.msg),
-		       r;
+		return ctl_fail(c, -EHOSTDOWN, "cannot talk to keyd at %s: %s", c->socket, err.msg);
 	j = json_loadb((const char *)resp.body.data, resp.body.len, 0, NULL);
 	http_response_done(&resp);
 	if (!j)
-		return log_error("keyd sent an unreadable reply (HTTP %ld)", resp.status), -EBADMSG;
+		return ctl_fail(c, -EBADMSG, "keyd sent an unreadable reply (HTTP %ld)",
+				resp.status);
 	if (resp.status < 200 || resp.status > 299) {
-		if (c->json)
-			ctl_print_json(j);
-		log_error("%s", json_string_value(json_object_get(j, "error")) ?: "request failed");
+		const char *msg = json_string_value(json_object_get(j, "error"));
+		json_t *v = json_object_get(j, "volume");
+
+		r = ctl_fail(c, client_status_errno(resp.status, v), "%s",
+			     msg ? msg : "request failed");
+		if (json_is_object(v)) {
+			json_decref(c->error_detail);
+			c->error_detail = json_pack("{s:O}", "volume", v);
+		}
 		json_decref(j);
-		return resp.status == 403 ? -EACCES : resp.status == 404 ? -ENOENT : -EIO;
+		return r;
 	}
 	*ret = j;
 	return 0;

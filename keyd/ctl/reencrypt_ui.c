@@ -91,15 +91,12 @@ static void reencrypt_ui_print(const char *device, const struct reencrypt_result
 			(json_int_t)res->run_bytes, "run_seconds", secs, "converged",
 			res->converged);
 		json_t *a = o ? json_object_get(o, "removed_keyslots") : NULL;
-		char *s;
 
 		for (int k = 0; a && k < LUKS_KEYSLOTS_MAX; k++)
 			if (res->removed & (UINT32_C(1) << k))
 				json_array_append_new(a, json_integer(k));
-		s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-		if (s)
-			printf("%s\n", s);
-		secmem_free(s);
+		if (o)
+			ctl_print_json(o);
 		return;
 	}
 	if (res->resumed && !res->run_bytes)
@@ -141,8 +138,8 @@ static void reencrypt_ui_log_tidy(const char *device, const struct reencrypt_res
 				 device, s);
 }
 
-int reencrypt_ui_run(const struct reencrypt_request *base, bool json, struct reencrypt_result *res,
-		     struct error *err)
+int reencrypt_ui_run(struct ctl *c, const struct reencrypt_request *base,
+		     struct reencrypt_result *res, struct error *err)
 {
 	struct reencrypt_request req = *base;
 	struct ui ui = {.device = base->device, .tty = isatty(STDERR_FILENO)};
@@ -165,9 +162,9 @@ int reencrypt_ui_run(const struct reencrypt_request *base, bool json, struct ree
 		fputc('\n', stderr);
 	reencrypt_ui_log_tidy(base->device, res);
 	if (r == -EINTR)
-		return log_error("rotate --reencrypt %s: %s", base->device, err->msg), r;
+		return ctl_fail(c, r, "rotate --reencrypt %s: %s", base->device, err->msg);
 	if (r < 0)
-		return log_error("rotate --reencrypt %s failed: %s", base->device, err->msg), r;
-	reencrypt_ui_print(base->device, res, json);
+		return ctl_fail(c, r, "rotate --reencrypt %s failed: %s", base->device, err->msg);
+	reencrypt_ui_print(base->device, res, c->json);
 	return 0;
 }

@@ -6,10 +6,11 @@
 
 #include <stdbool.h>
 
+#include "ctl.h"
 #include "reencrypt.h"
 
 /* Runs volume_reencrypt(@req) with the progress display and signal handling above; prints the
- * result (JSON with @json) and logs a failure once. @res and @err are left for the caller's
- * audit record. Returns -errno as volume_reencrypt. */
-int reencrypt_ui_run(const struct reencrypt_request *req, bool json, struct reencrypt_result *res,
-		     struct error *err);
+ * result (JSON with c->json) and reports a failure once (ctl_fail). @res and @err are left for
+ * the caller's audit record. Returns -errno as volume_reencrypt. */
+int reencrypt_ui_run(struct ctl *c, const struct reencrypt_request *req,
+		     struct reencrypt_result *res, struct error *err);

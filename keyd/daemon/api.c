@@ -33,10 +33,13 @@ struct peer {
 	size_t n_groups;
 };
 
-/* An unlock request answered when the volume's worker ends. */
+/* A request answered when the volume's unlock worker ends (ticket 0), or when the lifecycle
+ * job of @ticket (a suspend or resume of kind @kind) has run. */
 struct waiting_reply {
 	struct evhttp_request *req;
 	struct volume *v;
+	uint64_t ticket;
+	enum lifecycle_job_kind kind;
 	struct waiting_reply *next;
 };
 
@@ -203,14 +206,17 @@ static void waiting_drop(struct evhttp_connection *conn, void *u)
 	}
 }
 
-/* The reply to @req goes out when @v's worker ends (api_answer_waiting). */
-static int waiting_add(struct api *a, struct evhttp_request *req, struct volume *v)
+/* The reply to @req goes out when @v's worker ends, or the job of @ticket has run
+ * (api_answer_waiting). */
+static int waiting_add(struct api *a, struct evhttp_request *req, struct volume *v, uint64_t ticket,
+		       enum lifecycle_job_kind kind)
 {
 	struct waiting_reply *w = calloc(1, sizeof(*w));
 
 	if (!w)
 		return -ENOMEM;
-	*w = (struct waiting_reply){.req = req, .v = v, .next = a->waiting};
+	*w = (struct waiting_reply){
+		.req = req, .v = v, .ticket = ticket, .kind = kind, .next = a->waiting};
 	a->waiting = w;
 	evhttp_connection_set_closecb(evhttp_request_get_connection(req), waiting_drop, a);
 	return 0;
@@ -251,10 +257,22 @@ static void handle_unlock(struct api *a, struct evhttp_request *req, const struc
 		return reply_error(req, HTTP_INTERNAL, "cannot start unlock of '%s': %s", name,
 				   strerror(-r));
 	}
-	r = waiting_add(a, req, v);
+	r = waiting_add(a, req, v, 0, LIFECYCLE_EVENT);
 	pthread_mutex_unlock(&reg->lock);
 	if (r < 0)
 		reply_error(req, HTTP_INTERNAL, "out of memory");
+}
+
+/* Whether what @w waited for came out as asked: unlock and resume leave the volume usable,
+ * suspend leaves it not. */
+static bool waiting_succeeded(const struct waiting_reply *w)
+{
+	enum volume_state s = w->v->st.state;
+	bool usable = s == VOLUME_OPEN || s == VOLUME_VERIFIED;
+
+	if (w->ticket && w->kind == LIFECYCLE_SUSPEND)
+		return !usable && s != VOLUME_RELEASED;
+	return usable;
 }
 
 void api_answer_waiting(struct api *a)
@@ -265,14 +283,20 @@ void api_answer_waiting(struct api *a)
 		struct waiting_reply *w = *pp;
 		const struct volume *v = w->v;
 
-		if (v->worker_running) {
+		if (w->ticket ? !lifecycle_finished(a->env.lifecycle, w->ticket)
+			      : v->worker_running) {
 			pp = &w->next;
 			continue;
 		}
 		*pp = w->next;
 		evhttp_connection_set_closecb(evhttp_request_get_connection(w->req), NULL, NULL);
-		if (v->st.state == VOLUME_OPEN || v->st.state == VOLUME_VERIFIED)
+		if (waiting_succeeded(w))
 			reply_json(w->req, HTTP_OK, volume_json(v));
+		else if (v->st.state == VOLUME_RELEASED)
+			reply_json(w->req, 409,
+				   json_pack("{s:s, s:o}", "error",
+					     "released (decommissioned): keyd will not act on it",
+					     "volume", volume_json(v)));
 		else
 			reply_json(w->req, HTTP_INTERNAL,
 				   json_pack("{s:s, s:o}", "error", v->st.error, "volume",
@@ -307,14 +331,26 @@ static void handle_lock(struct api *a, struct evhttp_request *req, const struct 
 	registry_wake(reg);
 }
 
+/* Whether the request's query asks not to wait for the result ("?wait=0"). */
+static bool request_no_wait(struct evhttp_request *req)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+
+	return q && strcmp(q, "wait=0") == 0;
+}
+
+/* Suspend and resume run on the lifecycle thread; the reply waits for it (as unlock waits
+ * for its worker) unless the caller asked not to. */
 static void lifecycle_action(struct api *a, struct evhttp_request *req, const struct peer *p,
 			     const char *name, enum lifecycle_job_kind kind, const char *what)
 {
 	char msg[256], type[32];
+	uint64_t ticket = 0;
 	int r;
 
 	log_info("%s: %s requested by uid %u (pid %d)", name, what, p->uid, (int)p->pid);
-	r = lifecycle_submit(a->env.lifecycle, kind, NULL, name, msg, sizeof(msg));
+	r = lifecycle_submit(a->env.lifecycle, kind, NULL, name, msg, sizeof(msg), &ticket);
 	snprintf(type, sizeof(type), "control.%s", what);
 	/* As for unlock, lock and release: a volume keyd does not have is a 404, not a record. */
 	if (r != -ENOENT)
@@ -322,7 +358,13 @@ static void lifecycle_action(struct api *a, struct evhttp_request *req, const st
 			      registry_find(a->env.reg, name), NULL, r < 0 ? msg : NULL);
 	if (r < 0)
 		return reply_error(req, r == -ENOENT ? HTTP_NOTFOUND : 503, "%s", msg);
-	reply_json(req, 202, json_pack("{s:s, s:s}", "volume", name, "result", msg));
+	if (request_no_wait(req))
+		return reply_json(req, 202, json_pack("{s:s, s:s}", "volume", name, "result", msg));
+	pthread_mutex_lock(&a->env.reg->lock);
+	r = waiting_add(a, req, registry_find(a->env.reg, name), ticket, kind);
+	pthread_mutex_unlock(&a->env.reg->lock);
+	if (r < 0)
+		reply_error(req, HTTP_INTERNAL, "out of memory");
 }
 
 static void handle_suspend(struct api *a, struct evhttp_request *req, const struct peer *p,

@@ -100,7 +100,7 @@ static void on_signal(evutil_socket_t sig, short what, void *u)
 static int on_callback_event(void *u, const struct key_event *ev, char *msg, size_t msgsize)
 {
 	struct keyd *k = u;
-	int r = lifecycle_submit(k->lifecycle, LIFECYCLE_EVENT, ev, NULL, msg, msgsize);
+	int r = lifecycle_submit(k->lifecycle, LIFECYCLE_EVENT, ev, NULL, msg, msgsize, NULL);
 
 	/* A key no volume here uses is not the sender's error: acknowledge, do nothing. */
 	return r == -ENOENT ? 0 : r;

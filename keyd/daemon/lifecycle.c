@@ -28,6 +28,7 @@ extern char **environ;
 
 struct job {
 	enum lifecycle_job_kind kind;
+	uint64_t ticket; /* its place in the queue's history, for lifecycle_finished */
 	struct key_event ev;
 	char volume[VOLUME_NAME_MAX + 1];
 };
@@ -48,6 +49,8 @@ struct lifecycle {
 	pthread_cond_t cond;
 	struct job queue[LIFECYCLE_QUEUE_MAX];
 	size_t head, n;
+	uint64_t submitted,
+		finished; /* tickets: jobs run in order, so finished covers all before */
 	bool stop;
 	struct key_watch *watch;
 	size_t n_watch;
@@ -608,8 +611,13 @@ static void *lifecycle_main(void *u)
 	bool have;
 
 	while (next_job(l, &j, &have)) {
-		if (have)
+		if (have) {
 			run_job(l, &j);
+			pthread_mutex_lock(&l->lock);
+			l->finished = j.ticket;
+			pthread_mutex_unlock(&l->lock);
+			registry_wake(l->env.reg); /* a request may wait for this job */
+		}
 		if (cfg->poll_interval_s && now_mono_us() >= l->next_poll_us) {
 			poll_keys(l);
 			l->next_poll_us = now_mono_us() + cfg->poll_interval_s * 1000000;
@@ -623,8 +631,18 @@ static void *lifecycle_main(void *u)
 	return NULL;
 }
 
+bool lifecycle_finished(struct lifecycle *l, uint64_t ticket)
+{
+	bool done;
+
+	pthread_mutex_lock(&l->lock);
+	done = l->finished >= ticket;
+	pthread_mutex_unlock(&l->lock);
+	return done;
+}
+
 int lifecycle_submit(struct lifecycle *l, enum lifecycle_job_kind kind, const struct key_event *ev,
-		     const char *volume, char *msg, size_t msgsize)
+		     const char *volume, char *msg, size_t msgsize, uint64_t *ret_ticket)
 {
 	struct registry *reg = l->env.reg;
 	size_t matched = 0;
@@ -646,7 +664,9 @@ int lifecycle_submit(struct lifecycle *l, enum lifecycle_job_kind kind, const st
 		return snprintf(msg, msgsize, "too many lifecycle events queued"), -EBUSY;
 	}
 	j = &l->queue[(l->head + l->n++) % LIFECYCLE_QUEUE_MAX];
-	*j = (struct job){.kind = kind};
+	*j = (struct job){.kind = kind, .ticket = ++l->submitted};
+	if (ret_ticket)
+		*ret_ticket = j->ticket;
 	if (ev)
 		j->ev = *ev;
 	if (volume)

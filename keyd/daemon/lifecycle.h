@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "event.h"
@@ -33,7 +34,10 @@ int lifecycle_start(const struct lifecycle_env *env, struct lifecycle **ret);
 void lifecycle_stop(struct lifecycle *l);
 
 /* Queues work for the lifecycle thread; returns at once. For LIFECYCLE_EVENT, @ev says what
- * happened; otherwise @volume names the volume. msg says what will happen (no secrets).
- * -ENOENT if no volume is concerned, -EBUSY if the queue is full. Main thread. */
+ * happened; otherwise @volume names the volume. msg says what will happen (no secrets); the
+ * job's ticket goes to *ret_ticket (may be NULL). -ENOENT if no volume is concerned, -EBUSY
+ * if the queue is full. Main thread. */
 int lifecycle_submit(struct lifecycle *l, enum lifecycle_job_kind kind, const struct key_event *ev,
-		     const char *volume, char *msg, size_t msgsize);
+		     const char *volume, char *msg, size_t msgsize, uint64_t *ret_ticket);
+/* Whether the job of @ticket has run (the registry is woken after each job). */
+bool lifecycle_finished(struct lifecycle *l, uint64_t ticket);

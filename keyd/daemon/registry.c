@@ -496,6 +496,11 @@ int registry_rewrap(struct registry *reg, struct volume *v, const char *device,
 		registry_audit(reg, "volume.rewrap", "failure", NULL, v, NULL, err->msg);
 		return r;
 	}
+	if (r > 0) {
+		log_info("%s: nothing to rewrap: key version %s is the newest", v->name,
+			 rr->old_version[0] ? rr->old_version : "-");
+		return 0;
+	}
 	pthread_mutex_lock(&reg->lock);
 	snprintf(v->st.key_version, sizeof(v->st.key_version), "%s", rr->new_version);
 	pthread_mutex_unlock(&reg->lock);

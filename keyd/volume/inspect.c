@@ -101,8 +101,7 @@ int inspect_device(const char *path, json_t **ret, struct error *err)
 
 	r = cryptsetup_load(path, &cd);
 	if (r < 0) {
-		return error_set(err, r, "%s: %s", path,
-				 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
+		return error_set(err, r, "%s: %s", path, cryptsetup_load_strerror(r));
 	}
 	r = crypt_dump_json(cd, &dump, 0);
 	if (r < 0 || !(hdr = json_loads(dump, 0, NULL))) {

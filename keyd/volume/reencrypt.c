@@ -487,7 +487,7 @@ static int reencrypt_open(struct reencrypt_run *x, struct error *err)
 	r = cryptsetup_load(req->device, &x->cd);
 	if (r < 0)
 		return error_set(err, r, "read header of %s: %s", req->device,
-				 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
+				 cryptsetup_load_strerror(r));
 	snprintf(x->res->uuid, sizeof(x->res->uuid), "%s", crypt_get_uuid(x->cd));
 	x->ri = crypt_reencrypt_status(x->cd, NULL);
 	if (x->ri == CRYPT_REENCRYPT_INVALID ||

@@ -89,7 +89,7 @@ static int rotation_begin(const char *device, struct kms *kms, struct rotation *
 	r = cryptsetup_load(device, &x->cd);
 	if (r < 0)
 		return error_set(err, r, "read header of %s: %s", device,
-				 r == -EMEDIUMTYPE ? "no LUKS2 header" : strerror(-r));
+				 cryptsetup_load_strerror(r));
 	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(x->cd));
 	r = token_converge(x->cd, kms, &res->changes, err);
 	if (r < 0)
@@ -240,9 +240,19 @@ int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped 
 		}
 		use = &w;
 	}
+	res->new_token = res->old_token;
+	res->new_keyslot = res->old_keyslot = tok->keyslot;
 	r = verify_wdek(x.cd, kms, tok->key_id, use->wdek, tok->keyslot, NULL, err);
 	if (r < 0)
 		goto out;
+	/* The same version (or a provider without versions): the token already says all a
+	 * rewrap could, so nothing is written. The check above still proved the key works. */
+	if (strcmp(use->key_version ? use->key_version : "",
+		   tok->key_version ? tok->key_version : "") == 0) {
+		snprintf(res->new_version, sizeof(res->new_version), "%s", res->old_version);
+		r = 1;
+		goto out;
+	}
 	/* One header write swaps the WDEK: no keyslot changes, nothing to converge. */
 	format_rfc3339_us(now_real_us(), now, sizeof(now));
 	old_wdek = tok->wdek;

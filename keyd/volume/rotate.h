@@ -32,6 +32,8 @@ int volume_rekey(const char *device, struct kms *kms, const char *key_id, struct
 
 /* Rewraps the WDEK to the root key's newest version (KMS rewrap; the DEK never leaves the KMS
  * for providers that support it) and rewrites the token in one header write. With @wrapped
- * (a rewrapped ciphertext the KMS already handed back on unwrap), stores that instead. */
+ * (a rewrapped ciphertext the KMS already handed back on unwrap), stores that instead.
+ * Returns 0 when rewritten, 1 when there was nothing to rewrap (the key is at its newest
+ * version already, or the provider has no versions): the header is left as it was. */
 int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped *wrapped,
 		  struct rotate_result *res, struct error *err);

@@ -47,5 +47,5 @@ assert_contains "$out" "cannot open $T/missing.json: No such file or directory"
 jq . <<<"$good" >"$T/good.json"
 expect_fail out "$KEYDCTL" --config "$T/good.json" check
 assert_contains "$out" "Config $T/good.json: valid"
-assert_contains "$out" "Volume pg (/dev/null): no LUKS2 header (not enrolled yet?)"
+assert_contains "$out" "Volume pg (/dev/null): not a block device or LUKS2 image"
 echo "config errors named their JSON paths"

@@ -85,13 +85,19 @@ assert_contains "$out" "409"
 out=$(send --type rotate --key-id nobody-uses-this --id ev-3)
 assert_contains "$out" "202"
 
-log "keydctl suspend and resume"
+log "keydctl suspend and resume wait for the result and say what happened"
 out=$(ctl suspend va)
-assert_contains "$out" "queued"
-until_true 10 is va revoked true || fail "va not suspended"
-ctl resume va >/dev/null
-until_true 10 is va revoked false || fail "va not resumed"
+is va revoked true || fail "va not suspended when keydctl suspend returned: $out"
+assert_contains "$out" "suspended by keydctl"
+out=$(ctl --json resume va)
+is va revoked false || fail "va not resumed when keydctl resume returned: $out"
+assert_eq "$(jq -r .state <<<"$out")" "$unlocked" "keydctl --json resume's state"
 assert_eq "$(vol va state)" "$unlocked" "va after resume"
+out=$(ctl suspend --no-wait va)
+assert_contains "$out" "queued"
+until_true 10 is va revoked true || fail "va not suspended after suspend --no-wait"
+ctl resume va >/dev/null
+is va revoked false || fail "va not resumed"
 
 log "a KMS silent past max_key_cache_age revokes; its return restores"
 emu POST /_emu/faults '{"path_prefix": "/api/v2/keys", "kind": "drop", "count": 100000}' >/dev/null

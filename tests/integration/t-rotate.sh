@@ -47,11 +47,20 @@ assert_eq "$(ctl --json inspect "$dev" | jq -r '.tokens[0].key_id')" k2 "key id 
 jq '.volumes[0].key_id = "k2"' "$T/keyd.json" >"$T/k2.json" && mv "$T/k2.json" "$T/keyd.json"
 slots0=$(ctl --json inspect "$dev" | jq -r '[.keyslots[].slot] | join(",")')
 w0=$(cryptsetup token export --token-id "$(ctl --json inspect "$dev" | jq '.tokens[0].id')" "$dev" | jq -r .wdek)
-out=$(ctl rotate --rewrap vol)
-assert_contains "$out" "Rewrapped"
+# The file provider keeps no key versions: a rewrap has nothing to do, says so, exits 11
+# (keydctl(8)) and leaves the header alone.
+before=$(header_sum "$dev")
+rc=0; out=$(ctl rotate --rewrap vol) || rc=$?
+assert_eq "$rc" 11 "exit of rotate --rewrap with nothing to rewrap"
+assert_contains "$out" "Nothing to rewrap on $dev: the KMS keeps no key versions"
+[[ $out != *"-> -"* ]] || fail "rewrap claimed a version change: $out"
+rc=0; out=$(ctl --json rotate --rewrap vol) || rc=$?
+assert_eq "$rc" 11 "exit of rotate --json --rewrap with nothing to rewrap"
+assert_eq "$(jq -r .rewrapped <<<"$out")" false "rotate --json .rewrapped"
+assert_eq "$(header_sum "$dev")" "$before" "header after a rewrap with nothing to do"
 j2=$(ctl --json inspect "$dev")
 w1=$(cryptsetup token export --token-id "$(jq '.tokens[0].id' <<<"$j2")" "$dev" | jq -r .wdek)
-[ "$w0" != "$w1" ] || fail "rewrap left the same WDEK"
+assert_eq "$w1" "$w0" "WDEK after a rewrap with nothing to do"
 assert_eq "$(jq -r '[.keyslots[].slot] | join(",")' <<<"$j2")" "$slots0" "keyslots kept by rewrap"
 check_one "$dev" 0
 expect_fail out ctl rotate --rewrap --key-id k3 vol

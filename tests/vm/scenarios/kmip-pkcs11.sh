@@ -159,7 +159,7 @@ p11 set --label pg-root decrypt=false
 wait_vol pkcs11 revoked 60
 [ -b /dev/mapper/pkcs11 ] && fail "/dev/mapper/pkcs11 is still there after the revocation"
 assert_contains "$(volume_field pkcs11 error)" "disable (polling)"
-j=$(keydctl --json status)
+j=$(keydctl --json status) || [ $? -eq 3 ] # 3: a required volume is not open
 for v in kmip-crypto kmip-get; do
 	assert_eq "$(jq -r --arg v "$v" '.volumes[] | select(.name == $v) | .state' <<<"$j")" open "$v's state"
 done
@@ -180,7 +180,7 @@ assert_eq "$(kc state "$k1") $(kc state "$k2")" "DEACTIVATED DEACTIVATED" "the k
 wait_vol kmip-crypto revoked 60
 wait_vol kmip-get suspended 60
 [ -b /dev/mapper/kmip-crypto ] && fail "/dev/mapper/kmip-crypto is still there after the Revoke"
-j=$(keydctl --json status)
+j=$(keydctl --json status) || [ $? -eq 3 ] # 3: a required volume is not open
 field() { jq -r --arg v "$1" ".volumes[] | select(.name == \$v) | .$2" <<<"$j"; }
 assert_contains "$(field kmip-crypto error)" "disable (polling)"
 assert_contains "$(field kmip-get error)" "suspended (on_revoke=suspend)"
