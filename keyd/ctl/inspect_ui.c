@@ -37,15 +37,24 @@ void inspect_ui_print(json_t *info)
 
 		printf("  %2lld  %s", json_integer_value(json_object_get(v, "id")), type);
 		if (type && strcmp(type, TOKEN_TYPE) == 0) {
-			const char *ver = json_string_value(json_object_get(v, "key_version"));
+			json_t *wraps = json_object_get(v, "wraps"), *w;
+			size_t j;
 
-			printf("  volume %s, KMS %s (%s), key %s%s%s, created %s",
+			printf("  volume %s, created %s",
 			       json_string_value(json_object_get(v, "name")),
-			       json_string_value(json_object_get(v, "kms")),
-			       json_string_value(json_object_get(v, "provider")),
-			       json_string_value(json_object_get(v, "key_id")),
-			       ver ? " version " : "", ver ? ver : "",
 			       json_string_value(json_object_get(v, "created")));
+			if (json_array_size(wraps) > 1)
+				printf(", any of %zu KMS", json_array_size(wraps));
+			json_array_foreach (wraps, j, w) {
+				const char *ver =
+					json_string_value(json_object_get(w, "key_version"));
+
+				printf("\n      KMS %s (%s), key %s%s%s",
+				       json_string_value(json_object_get(w, "kms")),
+				       json_string_value(json_object_get(w, "provider")),
+				       json_string_value(json_object_get(w, "key_id")),
+				       ver ? " version " : "", ver ? ver : "");
+			}
 		}
 		printf("\n");
 	}

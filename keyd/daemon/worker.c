@@ -18,13 +18,15 @@ struct worker_arg {
 };
 
 /* Called by the KMS retry loop before each pause: tell the log, status and systemd. */
-static void on_kms_wait(void *u, unsigned attempt, uint64_t pause_ms, const struct error *e)
+static void on_kms_wait(void *u, const struct kms *kms, unsigned attempt, uint64_t pause_ms,
+			const struct error *e)
 {
 	struct worker_arg *a = u;
 	char msg[ERROR_MAX + 128];
 
-	snprintf(msg, sizeof(msg), "KMS '%s' not answering (attempt %u): %s; retrying in %.1f s",
-		 a->v->kms->name, attempt, e->msg, (double)pause_ms / 1000);
+	snprintf(msg, sizeof(msg), "KMS '%s' not answering (attempt %u): %s; retrying in %.1f s%s",
+		 kms->name, attempt, e->msg, (double)pause_ms / 1000,
+		 a->v->n_keys > 1 ? " (and waiting for the volume's other KMS)" : "");
 	log_warning("%s: %s", a->v->name, msg);
 	registry_set_attempts(a->env->reg, a->v, attempt);
 	registry_set_state(a->env->reg, a->v, VOLUME_WAITING, msg);
@@ -33,8 +35,8 @@ static void on_kms_wait(void *u, unsigned attempt, uint64_t pause_ms, const stru
 /* Waits for the device to appear (udev may not have it yet at boot), within the deadline. */
 static int wait_for_device(const struct worker_env *env, struct volume *v, char **ret)
 {
-	uint64_t deadline = now_mono_us() + v->kms->retry.deadline_ms * 1000;
-	uint64_t pause = v->kms->retry.backoff_min_ms;
+	uint64_t deadline = now_mono_us() + v->keys[0].kms->retry.deadline_ms * 1000;
+	uint64_t pause = v->keys[0].kms->retry.backoff_min_ms;
 
 	for (;;) {
 		char msg[ERROR_MAX];
@@ -49,7 +51,7 @@ static int wait_for_device(const struct worker_env *env, struct volume *v, char 
 		snprintf(msg, sizeof(msg), "waiting for device %s to appear", v->device_spec);
 		registry_set_state(env->reg, v, VOLUME_WAITING, msg);
 		sleep_us(pause * 1000, env->stop);
-		if (pause < v->kms->retry.backoff_max_ms)
+		if (pause < v->keys[0].kms->retry.backoff_max_ms)
 			pause *= 2;
 	}
 }
@@ -62,7 +64,12 @@ static void store_rewrapped(const struct worker_env *env, struct volume *v, cons
 	struct rotate_result rr;
 	struct error err;
 
-	if (registry_rewrap(env->reg, v, dev, &res->rewrapped, NULL, &rr, &err) < 0) {
+	int k = registry_key_index(v, res->kms);
+
+	if (k < 0)
+		error_set(&err, -EXDEV, "KMS '%s' is not the volume's", res->kms);
+	if (k < 0 || registry_rewrap(env->reg, v, v->keys[k].kms, dev, &res->rewrapped, NULL, &rr,
+				     &err) < 0) {
 		/* The unlock stands: the old ciphertext still unwraps. */
 		log_warning("%s: could not store the rewrapped key the KMS returned: %s", v->name,
 			    err.msg);
@@ -113,8 +120,8 @@ static void unlock_volume(struct worker_arg *a)
 	}
 	registry_set_device(env->reg, v, dev);
 	r = volume_unlock(&(struct unlock_request){.device = dev,
-						   .kms = v->kms,
-						   .expect_key_id = v->key_id,
+						   .keys = v->keys,
+						   .n_keys = v->n_keys,
 						   .name = env->dm ? v->name : NULL,
 						   .converge = true,
 						   .wait = on_kms_wait,
@@ -124,7 +131,7 @@ static void unlock_volume(struct worker_arg *a)
 	registry_log_changes(dev, &res.converged);
 	/* The volume's UUID and key first: the rewrap record names them. Its key version waits
 	 * for the rewrap, so that polling never sees the old one as stale meanwhile. */
-	registry_set_token(env->reg, v, res.uuid, res.key_id);
+	registry_set_token(env->reg, v, &res);
 	if (r >= 0 && res.rewrapped.wdek)
 		store_rewrapped(env, v, dev, &res);
 	kms_wrapped_done(&res.rewrapped);

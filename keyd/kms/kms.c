@@ -171,7 +171,7 @@ static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct e
 			return r;
 		}
 		if (wait)
-			wait(userdata, attempt, pause, e);
+			wait(userdata, kms, attempt, pause, e);
 		sleep_us(pause * 1000, stop);
 	}
 }
