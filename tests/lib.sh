@@ -102,20 +102,23 @@ emu_tenant() {
 }
 emu_key() { emu POST /_emu/keys '{"instance": "inst"}' | jq -r .id; }
 
-# emu_dek DEVICE APIKEY INSTANCE: the DEK of DEVICE's newest active keyd token, in hex, asked of
-# the emulator the way keyd asks (IAM token, unwrap with the volume's AAD). For memory scans.
+# emu_dek DEVICE APIKEY INSTANCE [KMS]: the DEK of DEVICE's newest active keyd token, in hex,
+# asked of the emulator the way keyd asks (IAM token, unwrap with the volume's AAD); of a
+# multi-KMS token, the wrap of KMS (default: the first). For memory scans.
 emu_dek() {
-	local meta id w tok
+	local meta id w tok wrap
 	meta=$(cryptsetup luksDump --dump-json-metadata "$1")
 	id=$(jq -r '[.tokens | to_entries[] | select(.value.type == "keyd" and .value.state != "pending")]
 		| max_by(.value.generation).key' <<<"$meta")
-	w=$(jq -r --arg id "$id" '.tokens[$id].wdek' <<<"$meta")
+	wrap=$(jq -c --arg id "$id" --arg kms "${4:-}" '.tokens[$id] | if .wraps then
+		[.wraps[] | select($kms == "" or .kms == $kms)][0] else . end' <<<"$meta")
+	w=$(jq -r .wdek <<<"$wrap")
 	tok=$(curl -sS --cacert "$EMU_CA" -d "grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey=$2" \
 		"$EMU_URL/identity/token" | jq -r .access_token)
 	curl -sS --cacert "$EMU_CA" -H "Authorization: Bearer $tok" -H "bluemix-instance: $3" \
 		-H 'Content-Type: application/vnd.ibm.kms.key_action+json' \
 		-d "{\"ciphertext\": \"$w\", \"aad\": [\"keyd:v1:$(cryptsetup luksUUID "$1")\"]}" \
-		"$EMU_URL/api/v2/keys/$(jq -r --arg id "$id" '.tokens[$id].key_id' <<<"$meta")/actions/unwrap" |
+		"$EMU_URL/api/v2/keys/$(jq -r .key_id <<<"$wrap")/actions/unwrap" |
 		jq -r .plaintext | base64 -d | od -An -tx1 | tr -d ' \n'
 }
 
@@ -168,6 +171,15 @@ start_notify_listener() {
 	_pids+=($!)
 	for _ in $(seq 50); do [ -S "$NOTIFY_SOCKET" ] && return 0; sleep 0.05; done
 	fail "notify listener did not start"
+}
+
+# until_true SECONDS CMD...: retries CMD every 0.1 s until it succeeds, at most SECONDS; the
+# last try's status is the result.
+until_true() {
+	local n=$(($1 * 10))
+	shift
+	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	"$@"
 }
 
 # wait_state CONFIG VOLUME STATE... : waits (10 s) until the volume is in one of the states.

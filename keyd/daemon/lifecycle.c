@@ -593,11 +593,11 @@ static void check_cache_age(struct lifecycle *l)
 			continue;
 		for (size_t k = 0; k < v->n_keys; k++)
 			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s'%s'",
-				 k ? (k + 1 == v->n_keys ? " nor " : ", ") : "",
+				 k ? (k + 1 == v->n_keys ? " and " : ", ") : "",
 				 v->keys[k].kms->name);
 		snprintf(why, sizeof(why),
 			 "%s %s unreachable for %llu s (max_key_cache_age_s %llu)",
-			 v->n_keys > 1 ? "neither KMS" : "KMS", names,
+			 v->n_keys > 1 ? "every KMS of the volume," : "KMS", names,
 			 (unsigned long long)(silent / 1000000),
 			 (unsigned long long)l->env.cfg->max_key_cache_age_s);
 		act_revoke(l, v, why, false, true);

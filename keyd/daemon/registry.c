@@ -534,13 +534,13 @@ int registry_rewrap(struct registry *reg, struct volume *v, struct kms *kms, con
 			     rr->old_version, "new_key_version", rr->new_version, "reason", reason);
 	registry_audit(reg, "volume.rewrap", "success", NULL, v, versions, NULL);
 	if (reason)
-		log_info("%s: %s: token rewrapped (KMS '%s') from key version %s to %s", v->name,
-			 reason, kms->name, rr->old_version[0] ? rr->old_version : "-",
-			 rr->new_version[0] ? rr->new_version : "-");
+		log_info("%s: %s: token rewrapped from key version %s to %s (KMS '%s')", v->name,
+			 reason, rr->old_version[0] ? rr->old_version : "-",
+			 rr->new_version[0] ? rr->new_version : "-", kms->name);
 	else
-		log_info("%s: token rewrapped (KMS '%s') from key version %s to %s (returned by "
-			 "unwrap)",
-			 v->name, kms->name, rr->old_version[0] ? rr->old_version : "-",
-			 rr->new_version[0] ? rr->new_version : "-");
+		log_info("%s: token rewrapped from key version %s to %s (returned by unwrap, KMS "
+			 "'%s')",
+			 v->name, rr->old_version[0] ? rr->old_version : "-",
+			 rr->new_version[0] ? rr->new_version : "-", kms->name);
 	return 0;
 }

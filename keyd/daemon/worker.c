@@ -90,12 +90,14 @@ static void record_outcome(const struct worker_env *env, struct volume *v, int r
 			 v->name);
 		registry_set_state(env->reg, v, VOLUME_OPEN, NULL);
 	} else if (env->dm) {
-		log_info("%s: unlocked %s as /dev/mapper/%s in %.3f s", v->name, dev, v->name,
-			 (double)(now_mono_us() - t0) / 1e6);
+		log_info("%s: unlocked %s as /dev/mapper/%s through KMS '%s' in %.3f s", v->name,
+			 dev, v->name, res->kms, (double)(now_mono_us() - t0) / 1e6);
 		registry_set_state(env->reg, v, VOLUME_OPEN, NULL);
 	} else {
-		error_set(err, -EIO, "key unwrapped and keyslot %d verified, but not activated: %s",
-			  res->keyslot, env->dm_why);
+		error_set(err, -EIO,
+			  "key unwrapped through KMS '%s' and keyslot %d verified, but not "
+			  "activated: %s",
+			  res->kms, res->keyslot, env->dm_why);
 		log_warning("%s: %s", v->name, err->msg);
 		registry_set_state(env->reg, v, VOLUME_VERIFIED, err->msg);
 	}
