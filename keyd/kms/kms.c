@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http.h"
 #include "kms.h"
 #include "secmem.h"
 #include "util.h"
@@ -151,9 +152,13 @@ static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct e
 		uint64_t pause, now;
 
 		*e = (struct error){.retry_after_s = -1};
+		/* @stop also abandons a request in flight: a KMS that hangs costs nothing
+		 * once another has answered (unwrap_any) or keyd is stopping. */
+		http_set_stop(stop);
 		r = kms_ensure_open(kms, e);
 		if (r >= 0)
 			r = kms_call_once(kms, c, e);
+		http_set_stop(NULL);
 		if (r >= 0)
 			__atomic_store_n(&kms->last_ok_us, now_mono_us(), __ATOMIC_RELAXED);
 		if (r >= 0 || !e->retryable)

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # One volume, two KMS (two Key Protect instances in the emulator, each its own root key): the
 # token carries one WDEK per KMS; with one KMS blackholed at boot keyd unlocks through the
-# other within one per-try timeout; with both down it waits and says for which; a rotation of
+# other in less than one per-try timeout (both are asked at once, and the hanging request is
+# abandoned as soon as the other answered); with both down it waits and says for which; a rotation of
 # one rewraps that wrap only; a revoked root key closes nothing while the other is usable and
 # status says what the volume depends on; both revoked apply on_revoke, both deleted shred it;
 # max_key_cache_age counts the last contact with either; keyd's memory holds no key after it.
@@ -89,8 +90,9 @@ start_keyd "$T/down-a.json"
 wait_state "$T/down-a.json" mv "$unlocked"
 secs=$(echo "$(date +%s.%N) - $t0" | bc)
 echo "time to unlock with kp-a blackholed: ${secs} s (try_timeout_s $TRY_S)"
-[ "$(echo "$secs < $TRY_S + 1.5" | bc)" = 1 ] ||
-	fail "unlock took ${secs} s with one KMS down, more than one per-try timeout ($TRY_S s)"
+# Asked one after the other, the blackholed KMS alone would cost a whole per-try timeout.
+[ "$(echo "$secs < $TRY_S" | bc)" = 1 ] ||
+	fail "unlock took ${secs} s with one KMS down: not under one per-try timeout ($TRY_S s)"
 assert_contains "$(cat "$T/keyd.log")" "through KMS 'kp-b'"
 stop_keyd
 # The control: a volume wrapped by the blackholed KMS alone never opens meanwhile.
