@@ -173,6 +173,40 @@ start_notify_listener() {
 	fail "notify listener did not start"
 }
 
+# kill_at N CMD...: runs CMD with SIGKILL injected before its Nth write(2)/pwrite64(2) (strace
+# fault injection, no test hooks in the code). Returns 0 if the command finished (N beyond its
+# last write), 1 if it was killed, 2 if it failed otherwise.
+kill_at() {
+	local n=$1
+	shift
+	local rc
+	# An inner shell reaps the killed command, so ours prints no "Killed" notice.
+	rc=$(sh -c 'strace -f -qq -o /dev/null -e trace=write,pwrite64,pwritev \
+		-e inject=write,pwrite64,pwritev:signal=SIGKILL:when="$0" "$@" >/dev/null 2>&1
+		echo $?' "$n" "$@" 2>/dev/null)
+	case $rc in 0) return 0 ;; 137) return 1 ;; *) return 2 ;; esac
+}
+
+# enroll_format_killed N CONFIG DEVICE: enroll --format of volume "vol" killed before its Nth
+# write (kill_at), then what an operator does: enroll again, and a header torn mid-write (which
+# keydctl refuses, never overwrites) wiped first. Returns 0 if the enroll was not killed, 1 if
+# it was, 2 if it was and left a torn header; fails the test on any other outcome.
+enroll_format_killed() {
+	local n=$1 cfg=$2 dev=$3 rc=0 out
+	kill_at "$n" "$KEYDCTL" --config "$cfg" enroll --name vol --format || rc=$?
+	[ $rc -eq 2 ] && { "$KEYDCTL" --config "$cfg" enroll --name vol --format; fail "enroll --format failed without a kill at write $n"; }
+	[ $rc -eq 0 ] && return 0
+	out=$("$KEYDCTL" --config "$cfg" enroll --name vol --format 2>&1) && return 1
+	case $out in
+	*"already enrolled"*) return 1 ;; # the kill came after the keyslot: enroll finished it
+	esac
+	# No keyslot existed yet, so no data can be behind a torn header.
+	assert_contains "$out" "LUKS signature that libcryptsetup cannot read"
+	wipefs -qa "$dev"
+	"$KEYDCTL" --config "$cfg" enroll --name vol --format >/dev/null
+	return 2
+}
+
 # until_true SECONDS CMD...: retries CMD every 0.1 s until it succeeds, at most SECONDS; the
 # last try's status is the result.
 until_true() {
