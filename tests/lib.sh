@@ -207,6 +207,29 @@ enroll_format_killed() {
 	return 2
 }
 
+# need_plugin: the token plugin as built, where a private mount namespace can put it for
+# libcryptsetup (with_plugin); skips where this cryptsetup loads no plugins or the build is
+# instrumented (an ASan plugin cannot load into Debian's uninstrumented cryptsetup).
+need_plugin() {
+	local so=$BUILD/libcryptsetup-token-keyd.so
+	need_cmd unshare
+	[ -f "$so" ] || fail "$so is not built"
+	ldd "$so" | grep -q libasan && skip "needs a plugin built without AddressSanitizer (run make check)"
+	plugdir=$(cryptsetup --help | sed -n 's/^LUKS2 external token plugin path: \(.*\)\.$/\1/p')
+	[ -d "$plugdir" ] || skip "this cryptsetup loads no external token plugins"
+	mkdir -p "$T/tokens"
+	cp "$so" "$T/tokens/"
+}
+# with_plugin CMD...: CMD in a private mount namespace where libcryptsetup's plugin directory
+# holds our plugin (need_plugin); the host's own directory is never touched. KEYD_CONFIG
+# (default $T/keyd.json) is the plugin's configuration.
+with_plugin() {
+	KEYD_CONFIG=${KEYD_CONFIG:-$T/keyd.json} unshare -m sh -c \
+		'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh "$T/tokens" "$plugdir" "$@"
+}
+topen() { with_plugin cryptsetup open --test-passphrase --token-only "$@"; }
+topen_with() { KEYD_CONFIG=$1 topen "${@:2}"; } # topen_with CONFIG ARGS...
+
 # until_true SECONDS CMD...: retries CMD every 0.1 s until it succeeds, at most SECONDS; the
 # last try's status is the result.
 until_true() {
