@@ -466,6 +466,29 @@ int cmd_inspect(struct ctl *c)
 	"--key-id ID --name VOLUME [--format]) and add it under \"volumes\" (name, device, "       \
 	"kms, key_id), then restart keyd"
 
+/* The token of volume @v against its configuration: a wrap for each configured KMS, of the
+ * configured key. A KMS listed but not in the token (added to the list after enrollment)
+ * needs a re-key to be wrapped by it. */
+static void check_wraps(const struct volume_config *v, const struct keyd_token *tok, char *problem,
+			size_t size)
+{
+	for (size_t k = 0; k < v->n_keys && !problem[0]; k++) {
+		int w = token_wrap_index(tok, v->keys[k].kms->name);
+
+		if (w < 0)
+			snprintf(problem, size,
+				 "not wrapped by KMS '%s' (key %s), which the configuration lists: "
+				 "keydctl rotate --rekey %s wraps it with every listed KMS",
+				 v->keys[k].kms->name, v->keys[k].key_id, v->name);
+		else if (strcmp(tok->wrap[w].key_id, v->keys[k].key_id) != 0)
+			snprintf(
+				problem, size,
+				"enrolled with KMS '%s' key %s, the configuration says '%s' key %s",
+				tok->wrap[w].kms, tok->wrap[w].key_id, v->keys[k].kms->name,
+				v->keys[k].key_id);
+	}
+}
+
 int cmd_check(struct ctl *c)
 {
 	json_auto_t *out = json_pack("{s:s, s:[], s:[], s:{}}", "config", c->config_path, "kms",
@@ -501,8 +524,9 @@ int cmd_check(struct ctl *c)
 
 		/* Probe with the first key a volume uses, so "reachable" also means "usable". */
 		for (size_t j = 0; j < c->cfg->n_volumes && !key_id; j++)
-			if (c->cfg->volumes[j].kms == kms)
-				key_id = c->cfg->volumes[j].key_id;
+			for (size_t k = 0; k < c->cfg->volumes[j].n_keys && !key_id; k++)
+				if (c->cfg->volumes[j].keys[k].kms == kms)
+					key_id = c->cfg->volumes[j].keys[k].key_id;
 		r = kms_probe(kms, key_id, &e);
 		ok &= r >= 0;
 		json_array_append_new(json_object_get(out, "kms"),
@@ -528,11 +552,8 @@ int cmd_check(struct ctl *c)
 		else if ((r = token_find(cd, &tok, &je)) <= 0)
 			snprintf(problem, sizeof(problem), "%s",
 				 r == 0 ? "LUKS2 but not enrolled (no keyd token)" : je.msg);
-		else if (strcmp(tok.kms, v->kms->name) || strcmp(tok.key_id, v->key_id))
-			snprintf(
-				problem, sizeof(problem),
-				"enrolled with KMS '%s' key %s, the configuration says '%s' key %s",
-				tok.kms, tok.key_id, v->kms->name, v->key_id);
+		else
+			check_wraps(v, &tok, problem, sizeof(problem));
 		ok &= !problem[0];
 		json_array_append_new(json_object_get(out, "volumes"),
 				      json_pack("{s:s, s:s, s:s?, s:b, s:s?}", "name", v->name,
