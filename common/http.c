@@ -146,10 +146,11 @@ static int curl_to_errno(CURLcode c)
 	case CURLE_PARTIAL_FILE:
 		return -ECONNRESET;
 	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
 		return -EPROTO;
+	case CURLE_SSL_CONNECT_ERROR:
+		return -ECONNABORTED;
 	case CURLE_WRITE_ERROR:
 		return -E2BIG;
 	case CURLE_OUT_OF_MEMORY:
@@ -253,6 +254,15 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 	}
 	cc = curl_easy_perform(h);
 	r = curl_to_errno(cc);
+	if (r == -ECONNABORTED) {
+		long os_errno = 0;
+
+		/* A handshake cut off by the network (reset, EOF) is a transport failure; one the
+		 * server refused (an alert, no common version or cipher) is not. */
+		curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+		if (os_errno != 0 || strstr(ebuf, "unexpected eof") || strstr(ebuf, "SYSCALL"))
+			r = -ECONNRESET;
+	}
 	if (r < 0) {
 		error_set(e, r, "%s", ebuf[0] ? ebuf : curl_easy_strerror(cc));
 		if (e)

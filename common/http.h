@@ -47,7 +47,9 @@ int http_client_init(struct http_client *c);
 void http_client_done(struct http_client *c);
 
 /* Performs one request. On transport failure returns -errno (-ECONNREFUSED, -ETIMEDOUT,
- * -ECONNRESET, -EHOSTUNREACH, -EPROTO for TLS failures, -E2BIG for an oversized reply) and
+ * -ECONNRESET (also a TLS handshake cut off by the network), -EHOSTUNREACH, -EPROTO for a
+ * certificate that does not verify, -ECONNABORTED for a handshake the server refused, -E2BIG
+ * for an oversized reply) and
  * fills @e with libcurl's reason (and whether another try may help). Any HTTP status is
  * success here (resp->status). */
 int http_perform(struct http_client *c, const struct http_request *req, struct http_response *resp,

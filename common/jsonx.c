@@ -107,3 +107,18 @@ int jx_enum(json_t *obj, const char *path, const char *key, const char *const *c
 	}
 	return jx_fail(e, "%s.%s: \"%s\" is not one of: %s", path, key, s, list);
 }
+
+json_t *jx_list(const char *list)
+{
+	json_t *a = json_array();
+	const char *p = list;
+
+	while (a && *p) {
+		const char *end = strstr(p, ", ");
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+
+		json_array_append_new(a, json_stringn(p, n));
+		p += n + (end ? 2 : 0);
+	}
+	return a;
+}

@@ -26,3 +26,6 @@ int jx_uint(json_t *obj, const char *path, const char *key, uint64_t min, uint64
 /* One value of NULL-terminated @choices; *ret is its index. */
 int jx_enum(json_t *obj, const char *path, const char *key, const char *const *choices, int *ret,
 	    struct error *e);
+/* A JSON array of the items of @list, a ", "-joined list (as luks_uuid_find writes). NULL on
+ * ENOMEM. */
+json_t *jx_list(const char *list);

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* Logging to stderr with "<N>" priority prefixes when stderr is the journal, so journald
- * keeps levels; plain "ident: message" on a terminal. Never logs key material. */
+ * keeps levels; plain "ident: message" on a terminal. Each message is one line with unsafe
+ * characters escaped (text.c). Never logs key material. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "text.h"
 
 static const char *log_ident = "keyd";
 static int log_max_level = LOG_INFO;
@@ -36,7 +38,7 @@ int log_get_max_level(void)
 
 int log_internal(int level, int error, const char *fmt, ...)
 {
-	char buf[2048];
+	char buf[2048], safe[4 * sizeof(buf)];
 	va_list ap;
 	int saved = errno;
 
@@ -48,11 +50,13 @@ int log_internal(int level, int error, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	/* Messages quote disks and peers: one line per message, nothing a terminal acts on. */
+	text_escape(buf, safe, sizeof(safe));
 
 	if (log_journal > 0)
-		fprintf(stderr, "<%d>%s\n", level, buf);
+		fprintf(stderr, "<%d>%s\n", level, safe);
 	else
-		fprintf(stderr, "%s: %s\n", log_ident, buf);
+		fprintf(stderr, "%s: %s\n", log_ident, safe);
 	errno = saved;
 	return error < 0 ? error : -abs(error);
 }

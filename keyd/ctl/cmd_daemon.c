@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "ctl_client.h"
 #include "log.h"
+#include "text.h"
 
 /* A volume of several KMS: each root key's state, what it depends on now, and what
  * crypto-shredding it takes, under its line. */
@@ -28,13 +29,23 @@ static void print_volume_keys(json_t *v)
 static void print_volume_line(json_t *v)
 {
 	const char *err = json_string_value(json_object_get(v, "error"));
+	/* The detail quotes disks (token fields, device names): escaped like the log. */
+	char detail[4 * ERROR_MAX];
+	json_t *clone;
+	size_t i;
 
 	printf("%-16s %-9s %-20s %-10s %s\n", json_string_value(json_object_get(v, "name")),
 	       json_string_value(json_object_get(v, "state")),
 	       json_string_value(json_object_get(v, "device"))[0]
 		       ? json_string_value(json_object_get(v, "device"))
 		       : json_string_value(json_object_get(v, "device_spec")),
-	       json_string_value(json_object_get(v, "kms")), err ? err : "");
+	       json_string_value(json_object_get(v, "kms")),
+	       text_escape(err ? err : "", detail, sizeof(detail)));
+	json_array_foreach (json_object_get(v, "uuid_also_on"), i, clone)
+		printf("%-16s WARNING: its LUKS UUID is also on %s (a cloned or restored header)\n",
+		       "",
+		       text_escape(json_string_value(clone) ? json_string_value(clone) : "?",
+				   detail, sizeof(detail)));
 	print_volume_keys(v);
 }
 

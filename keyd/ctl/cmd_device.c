@@ -72,6 +72,7 @@ static int enroll_args(struct ctl *c, struct enroll_args *a)
 {
 	struct volume_config *vc = NULL;
 	const char *spec = c->n_args ? c->args[0] : NULL;
+	struct error e;
 	int r;
 
 	a->name = c->name;
@@ -92,9 +93,9 @@ static int enroll_args(struct ctl *c, struct enroll_args *a)
 	r = enroll_keys(c, vc, a);
 	if (r < 0)
 		return r;
-	r = luks_resolve_device(spec, &a->dev);
+	r = luks_resolve_device(spec, &a->dev, &e);
 	if (r < 0)
-		return log_error("enroll: no device matches %s", spec), r;
+		return log_error("enroll: %s", e.msg), r;
 	if (!a->name)
 		a->name = basename(a->dev);
 	if (!volume_name_valid(a->name))
@@ -196,7 +197,9 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 	int r;
 
 	*n_keys = 0;
-	r = luks_resolve_device(vc ? vc->device : arg, ret_dev);
+	r = luks_resolve_device(vc ? vc->device : arg, ret_dev, &je);
+	if (r == -ENOTUNIQ)
+		return log_error("%s: %s", arg, je.msg), r;
 	if (r < 0)
 		return log_error("no volume or device matches '%s'", arg), r;
 	if (vc) {
@@ -213,6 +216,8 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 			return log_error("%s: %s", *ret_dev,
 					 r < 0 ? je.msg : "not enrolled (no keyd token)"),
 			       r < 0 ? r : -ENOKEY;
+		if (tok.id < 0)
+			return log_error("%s: %s", *ret_dev, TOKEN_UNFINISHED), -ENOKEY;
 		for (unsigned i = 0; i < tok.n_wraps; i++)
 			if ((keys[*n_keys].kms = config_find_kms(c->cfg, tok.wrap[i].kms)))
 				keys[(*n_keys)++].key_id = NULL;
@@ -445,9 +450,9 @@ int cmd_inspect(struct ctl *c)
 	struct error err;
 	int r;
 
-	r = luks_resolve_device(c->args[0], &dev);
+	r = luks_resolve_device(c->args[0], &dev, &err);
 	if (r < 0)
-		return log_error("inspect: no device matches %s", c->args[0]), r;
+		return log_error("inspect: %s", err.msg), r;
 	r = inspect_device(dev, &info, &err);
 	if (r < 0)
 		return log_error("inspect: %s", err.msg), r;
@@ -545,13 +550,17 @@ int cmd_check(struct ctl *c)
 		struct error je;
 		char problem[ERROR_MAX + 64] = "";
 
-		if (luks_resolve_device(v->device, &dev) < 0 || access(dev, F_OK) < 0)
+		if ((r = luks_resolve_device(v->device, &dev, &je)) == -ENOTUNIQ)
+			snprintf(problem, sizeof(problem), "%s", je.msg);
+		else if (r < 0 || access(dev, F_OK) < 0)
 			snprintf(problem, sizeof(problem), "device not found");
 		else if (cryptsetup_load(dev, &cd) < 0)
 			snprintf(problem, sizeof(problem), "no LUKS2 header (not enrolled yet?)");
 		else if ((r = token_find(cd, &tok, &je)) <= 0)
 			snprintf(problem, sizeof(problem), "%s",
 				 r == 0 ? "LUKS2 but not enrolled (no keyd token)" : je.msg);
+		else if (tok.id < 0)
+			snprintf(problem, sizeof(problem), "%s", TOKEN_UNFINISHED);
 		else
 			check_wraps(v, &tok, problem, sizeof(problem));
 		ok &= !problem[0];

@@ -151,13 +151,14 @@ static json_t *volume_json(const struct volume *v)
 
 	format_rfc3339_us(st->since_us, since, sizeof(since));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:s, s:i, s:i, s:s, "
-		      "s:b, s:b}",
+		      "s:b, s:b, s:o}",
 		      "name", v->name, "state", volume_state_names[st->state], "device_spec",
 		      v->device_spec, "device", st->device, "uuid", st->uuid, "key_id",
 		      registry_key_id_locked(v), "required", v->required, "discovered",
 		      v->discovered, "kms", v->keys[0].kms->name, "key_version", st->key_version,
 		      "error", st->error, "keyslot", st->keyslot, "attempts", (int)st->attempts,
-		      "since", since, "revoked", st->revoked, "shredded", st->shredded);
+		      "since", since, "revoked", st->revoked, "shredded", st->shredded,
+		      "uuid_also_on", jx_list(st->uuid_also_on));
 	if (o)
 		volume_keys_json(v, o);
 	return o;

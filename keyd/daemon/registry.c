@@ -2,7 +2,6 @@
 /* The registry of the daemon's volumes (configured and discovered), their state, the audit
  * record that names one, and close/lock/release/rewrap. The lock guards state only: KMS calls
  * run outside it, under the volume's op_lock. */
-#include <blkid/blkid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -10,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -113,67 +113,91 @@ static size_t discovered_keys(const struct keyd_config *cfg, const struct keyd_t
 	return n;
 }
 
-static bool device_is_configured(const struct keyd_config *cfg, const char *devname,
-				 const char *uuid)
+/* A configured volume's own device is not discovered a second time, whichever name the
+ * configuration gives it. */
+static bool device_is_configured(const struct keyd_config *cfg, const struct luks_device *d)
 {
 	for (size_t i = 0; i < cfg->n_volumes; i++) {
 		const char *spec = cfg->volumes[i].device;
+		_cleanup_free_ char *node = NULL;
 
-		if (strcmp(spec, devname) == 0)
+		if (strncmp(spec, "UUID=", 5) == 0) {
+			if (strcasecmp(spec + 5, d->uuid) == 0)
+				return true;
+		} else if (luks_resolve_device(spec, &node, NULL) == 0 &&
+			   luks_same_device(node, d->node)) {
 			return true;
-		if (uuid && strncmp(spec, "UUID=", 5) == 0 && strcmp(spec + 5, uuid) == 0)
-			return true;
+		}
 	}
 	return false;
 }
 
+/* One LUKS device that no configured volume names: a volume if its token is whole and names
+ * a configured KMS. Every field of the token is input from the disk: whatever is wrong with
+ * it is logged naming the device and the field, and only this device is skipped. */
+static void discover_device(struct registry *reg, const struct keyd_config *cfg, const char *node)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct keyd_token tok = {.id = -1, .keyslot = -1};
+	struct kms_key keys[KMS_KEYS_MAX];
+	struct error je = {.msg = ""};
+	size_t n_keys;
+	int r;
+
+	if (cryptsetup_load(node, &cd) < 0)
+		return; /* LUKS1, or a header libcryptsetup cannot read: carries no keyd token */
+	r = token_find(cd, &tok, &je);
+	if (r < 0) {
+		log_warning("%s: bad keyd token, device not discovered: %s", node,
+			    r == -EINVAL ? je.msg : strerror(-r));
+		return;
+	}
+	if (r == 0)
+		return;
+	if (tok.id < 0) {
+		log_notice("%s: %s; not discovered", node, TOKEN_UNFINISHED);
+		return;
+	}
+	n_keys = discovered_keys(cfg, &tok, keys);
+	if (!n_keys)
+		log_warning("%s: keyd token %d names KMS '%s'%s, which is not configured; skipped",
+			    node, tok.id, tok.kms, tok.n_wraps > 1 ? " and others" : "");
+	else if (registry_find(reg, tok.name) || !volume_name_valid(tok.name))
+		log_warning("%s: volume name '%s' is taken or invalid; skipped", node, tok.name);
+	else if (add_volume(reg, tok.name, node, keys, n_keys, false, NULL) == 0) {
+		struct volume *v = &reg->volumes[reg->n - 1];
+
+		for (size_t k = 0; k < n_keys; k++)
+			snprintf(v->st.keys[k].key_id, sizeof(v->st.keys[k].key_id), "%s",
+				 tok.wrap[token_wrap_index(&tok, keys[k].kms->name)].key_id);
+		log_info("%s: discovered keyd volume '%s'", node, tok.name);
+	}
+	token_done(&tok);
+}
+
 /* Discovered volumes are never required: only the config can make a volume a boot
- * dependency. */
+ * dependency. A UUID on two devices is a cloned or restored header: neither is discovered,
+ * since nothing on the disks says which one is the volume. */
 int registry_discover(struct registry *reg, const struct keyd_config *cfg)
 {
-	blkid_dev_iterate it;
-	blkid_cache cache;
-	blkid_dev dev;
+	struct luks_device *l;
+	char clones[VOLUME_DEVICE_MAX];
+	int n;
 
-	if (blkid_get_cache(&cache, "/dev/null") < 0)
-		return -ENOMEM;
-	blkid_probe_all(cache);
-	it = blkid_dev_iterate_begin(cache);
-	blkid_dev_set_search(it, "TYPE", "crypto_LUKS");
-	while (reg->n < reg->max && blkid_dev_next(it, &dev) == 0) {
-		const char *devname = blkid_dev_devname(dev);
-		_cleanup_crypt_ struct crypt_device *cd = NULL;
-		struct keyd_token tok;
-		struct kms_key keys[KMS_KEYS_MAX];
-		struct error je;
-		size_t n_keys;
-
-		if (cryptsetup_load(devname, &cd) < 0 ||
-		    device_is_configured(cfg, devname, crypt_get_uuid(cd)))
+	n = luks_devices(&l);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n && reg->n < reg->max; i++) {
+		if (device_is_configured(cfg, &l[i]))
 			continue;
-		if (token_find(cd, &tok, &je) <= 0)
-			continue;
-		n_keys = tok.id >= 0 ? discovered_keys(cfg, &tok, keys) : 0;
-		if (tok.id >= 0 && !n_keys)
-			log_warning("%s: keyd token names KMS '%s'%s, which is not configured; "
-				    "skipped",
-				    devname, tok.kms, tok.n_wraps > 1 ? " and others" : "");
-		else if (registry_find(reg, tok.name) || !volume_name_valid(tok.name))
-			log_warning("%s: volume name '%s' is taken or invalid; skipped", devname,
-				    tok.name);
-		else if (add_volume(reg, tok.name, devname, keys, n_keys, false, NULL) == 0) {
-			struct volume *v = &reg->volumes[reg->n - 1];
-
-			for (size_t k = 0; k < n_keys; k++)
-				snprintf(
-					v->st.keys[k].key_id, sizeof(v->st.keys[k].key_id), "%s",
-					tok.wrap[token_wrap_index(&tok, keys[k].kms->name)].key_id);
-			log_info("%s: discovered keyd volume '%s'", devname, tok.name);
-		}
-		token_done(&tok);
+		if (luks_uuid_find(l, n, l[i].uuid, l[i].node, clones, sizeof(clones)) > 0)
+			log_warning("%s: LUKS UUID %s is also on %s (a cloned or restored header); "
+				    "not discovered: configure the volume by a stable path",
+				    l[i].node, l[i].uuid, clones);
+		else
+			discover_device(reg, cfg, l[i].node);
 	}
-	blkid_dev_iterate_end(it);
-	blkid_put_cache(cache);
+	luks_devices_free(l, n);
 	return 0;
 }
 
@@ -315,6 +339,13 @@ size_t registry_set_key_revoked(struct registry *reg, struct volume *v, size_t k
 	if (n_destroyed)
 		*n_destroyed = gone;
 	return usable;
+}
+
+void registry_set_clones(struct registry *reg, struct volume *v, const char *others)
+{
+	pthread_mutex_lock(&reg->lock);
+	snprintf(v->st.uuid_also_on, sizeof(v->st.uuid_also_on), "%s", others);
+	pthread_mutex_unlock(&reg->lock);
 }
 
 void registry_set_unlocked(struct registry *reg, struct volume *v, const struct unlock_result *res,

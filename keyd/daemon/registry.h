@@ -53,7 +53,8 @@ struct volume_status {
 		bool revoked;	/* disabled or deleted at its KMS */
 		bool destroyed; /* deleted */
 	} keys[KMS_KEYS_MAX];
-	bool revoked;	     /* on_revoke applied; cleared when the key is back */
+	char uuid_also_on[VOLUME_DEVICE_MAX]; /* other devices with this UUID: a header clone */
+	bool revoked;			      /* on_revoke applied; cleared when the key is back */
 	bool revoked_by_age; /* ... because the KMS was silent past max_key_cache_age */
 	bool was_open;	     /* open when revoked: start hooks run when it comes back */
 	bool shredded;	     /* its root key was deleted */
@@ -139,6 +140,8 @@ void registry_set_token(struct registry *reg, struct volume *v, const struct unl
  * many are deleted. */
 size_t registry_set_key_revoked(struct registry *reg, struct volume *v, size_t k, bool revoked,
 				bool destroyed, size_t *n_destroyed);
+/* The other devices that carry the volume's LUKS UUID, ", "-joined ("" for none). */
+void registry_set_clones(struct registry *reg, struct volume *v, const char *others);
 /* What an unlock found: key version, keyslot, the step it reached; @ok clears a revocation. */
 void registry_set_unlocked(struct registry *reg, struct volume *v, const struct unlock_result *res,
 			   bool ok);

@@ -32,22 +32,26 @@ static void on_kms_wait(void *u, const struct kms *kms, unsigned attempt, uint64
 	registry_set_state(a->env->reg, a->v, VOLUME_WAITING, msg);
 }
 
-/* Waits for the device to appear (udev may not have it yet at boot), within the deadline. */
-static int wait_for_device(const struct worker_env *env, struct volume *v, char **ret)
+/* Waits for the device to appear (udev may not have it yet at boot), within the deadline. A
+ * UUID on several devices fails at once (@err names them): waiting cannot make it one. */
+static int wait_for_device(const struct worker_env *env, struct volume *v, char **ret,
+			   struct error *err)
 {
 	uint64_t deadline = now_mono_us() + v->keys[0].kms->retry.deadline_ms * 1000;
 	uint64_t pause = v->keys[0].kms->retry.backoff_min_ms;
 
 	for (;;) {
 		char msg[ERROR_MAX];
-		int r = luks_resolve_device(v->device_spec, ret);
+		int r = luks_resolve_device(v->device_spec, ret, err);
 
+		if (r == -ENOTUNIQ)
+			return r;
 		if (r == 0 && access(*ret, F_OK) == 0)
 			return 0;
 		if (r == 0)
 			free(*ret);
 		if (*env->stop || now_mono_us() + pause * 1000 > deadline)
-			return -ENODEV;
+			return error_set(err, -ENODEV, "device %s not found", v->device_spec);
 		snprintf(msg, sizeof(msg), "waiting for device %s to appear", v->device_spec);
 		registry_set_state(env->reg, v, VOLUME_WAITING, msg);
 		sleep_us(pause * 1000, env->stop);
@@ -103,6 +107,19 @@ static void record_outcome(const struct worker_env *env, struct volume *v, int r
 	}
 }
 
+/* A volume configured by path opens even when a clone of its header is on another device
+ * (the path says which one is the volume), but status shows the clone and the log says so. */
+static void note_clones(const struct worker_env *env, struct volume *v, const char *dev,
+			const char *uuid)
+{
+	char others[VOLUME_DEVICE_MAX] = "";
+
+	if (uuid[0] && luks_uuid_others(uuid, dev, others, sizeof(others)) > 0)
+		log_warning("%s: LUKS UUID %s of %s is also on %s (a cloned or restored header)",
+			    v->name, uuid, dev, others);
+	registry_set_clones(env->reg, v, others);
+}
+
 static void unlock_volume(struct worker_arg *a)
 {
 	const struct worker_env *env = a->env;
@@ -113,9 +130,8 @@ static void unlock_volume(struct worker_arg *a)
 	uint64_t t0 = now_mono_us();
 	int r;
 
-	r = wait_for_device(env, v, &dev);
+	r = wait_for_device(env, v, &dev, &err);
 	if (r < 0) {
-		error_set(&err, -EIO, "device %s not found", v->device_spec);
 		log_error("%s: %s", v->name, err.msg);
 		registry_set_state(env->reg, v, VOLUME_FAILED, err.msg);
 		return;
@@ -134,6 +150,7 @@ static void unlock_volume(struct worker_arg *a)
 	/* The volume's UUID and key first: the rewrap record names them. Its key version waits
 	 * for the rewrap, so that polling never sees the old one as stale meanwhile. */
 	registry_set_token(env->reg, v, &res);
+	note_clones(env, v, dev, res.uuid);
 	if (r >= 0 && res.rewrapped.wdek)
 		store_rewrapped(env, v, dev, &res);
 	kms_wrapped_done(&res.rewrapped);

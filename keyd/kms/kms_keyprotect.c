@@ -206,13 +206,9 @@ static int kp_open(struct kms *kms, struct error *e)
 	r = kms_rest_credential(kms->name, "api_key_file", kp->api_key_file, &key, &n, e);
 	if (r < 0)
 		return r;
-	r = kms_rest_ca_file(kms->name, kp->ca_file, e);
+	r = kms_rest_open(kms->name, kp->ca_file, &kp->http, e);
 	if (r < 0)
 		return r;
-	r = http_client_init(&kp->http);
-	if (r < 0)
-		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s", kms->name,
-				strerror(-r));
 	kp->api_key = TAKE_PTR(key);
 	kp->api_key_len = n;
 	return 0;

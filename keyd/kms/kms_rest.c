@@ -141,6 +141,31 @@ int kms_rest_ca_file(const char *kms, const char *ca_file, struct error *e)
 			strerror(-r));
 }
 
+int kms_rest_open(const char *kms, const char *ca_file, struct http_client *http, struct error *e)
+{
+	int r;
+
+	r = kms_rest_ca_file(kms, ca_file, e);
+	if (r < 0)
+		return r;
+	r = http_client_init(http);
+	if (r < 0)
+		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s", kms,
+				strerror(-r));
+	return 0;
+}
+
+/* Transport failures in keyd's words; libcurl's follow in parentheses. */
+static const struct transport_failure {
+	int error;
+	const char *what;
+} transport_failures[] = {
+	{-ETIMEDOUT, "no whole reply within the per-try timeout"},
+	{-ECONNRESET, "the connection broke before a whole reply arrived"},
+	{-ECONNREFUSED, "nothing accepts connections there"},
+	{-EHOSTUNREACH, "the host cannot be resolved or reached"},
+};
+
 int kms_rest_perform(struct http_client *http, const struct http_request *req, const char *where,
 		     struct http_response *resp, struct error *e)
 {
@@ -156,9 +181,22 @@ int kms_rest_perform(struct http_client *http, const struct http_request *req, c
 				"against %s%s: %s",
 				where, req->ca_file ? "ca_file " : "the system trust store",
 				req->ca_file ? req->ca_file : "", why.msg);
+	if (r == -ECONNABORTED)
+		return kms_fail(
+			e, r, false,
+			"%s: the TLS handshake failed: the server refused it (no common TLS "
+			"version or cipher, or not a TLS server): %s",
+			where, why.msg);
 	if (r == -E2BIG)
 		return kms_fail(e, r, false, "%s: reply larger than %d bytes", where,
 				HTTP_RESPONSE_MAX);
+	for (size_t i = 0; i < ELEMENTSOF(transport_failures); i++)
+		if (transport_failures[i].error == r) {
+			r = kms_fail(e, r, why.retryable, "%s: %s (%s)", where,
+				     transport_failures[i].what, why.msg);
+			e->retry_after_s = -1;
+			return r;
+		}
 	r = kms_fail(e, r, why.retryable, "%s: %s", where, why.msg);
 	e->retry_after_s = -1;
 	return r;

@@ -41,6 +41,8 @@ int kms_rest_credential(const char *kms, const char *key, const char *file, uint
 			size_t *ret_n, struct error *e);
 /* kms.KMS.ca_file must be readable when set. */
 int kms_rest_ca_file(const char *kms, const char *ca_file, struct error *e);
+/* A REST provider's open: the ca_file check, then @http set up. */
+int kms_rest_open(const char *kms, const char *ca_file, struct http_client *http, struct error *e);
 
 /* Performs @req; a transport failure becomes a message starting with @where (TLS failures
  * name @req->ca_file or the system trust store). Any HTTP status is success here. */

@@ -7,6 +7,7 @@
  * re-key or storing a rewrapped WDEK stays keyd's job. Each open is audited when the log can
  * be written. Only the cryptsetup_token_* symbols are exported (token-plugin.sym). */
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "kms.h"
 #include "luks.h"
 #include "secmem.h"
+#include "text.h"
 #include "token.h"
 #include "unwrap_any.h"
 
@@ -50,13 +52,28 @@ static const char *config_path(void)
 	return p && p[0] ? p : CONFIG_PATH_DEFAULT;
 }
 
+/* One line to libcryptsetup's log (luksDump, cryptsetup's terminal): @lead as given, the rest
+ * with unsafe characters escaped, since it quotes the token and the KMS. */
+static void plugin_say(struct crypt_device *cd, int level, const char *lead, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void plugin_say(struct crypt_device *cd, int level, const char *lead, const char *fmt, ...)
+{
+	char msg[ERROR_MAX + 256], safe[4 * sizeof(msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	crypt_logf(cd, level, "%s%s\n", lead, text_escape(msg, safe, sizeof(safe)));
+}
+
 static void say_wait(void *userdata, const struct kms *kms, unsigned attempt, uint64_t pause_ms,
 		     const struct error *e)
 {
 	struct crypt_device *cd = userdata;
 
-	crypt_logf(cd, CRYPT_LOG_NORMAL,
-		   "keyd: KMS '%s' attempt %u failed (%s); retrying in %.1f s\n", kms->name,
+	plugin_say(cd, CRYPT_LOG_NORMAL,
+		   "keyd: ", "KMS '%s' attempt %u failed (%s); retrying in %.1f s", kms->name,
 		   attempt, e->msg, (double)pause_ms / 1000);
 }
 
@@ -106,8 +123,8 @@ static void plugin_audit(struct crypt_device *cd, const struct keyd_config *cfg,
 		q = audit_write(a, "token.open", r < 0 ? "failure" : "success", NULL, o, error);
 	audit_close(a);
 	if (q < 0)
-		crypt_logf(cd, CRYPT_LOG_ERROR,
-			   "keyd: this unlock is not in the audit log %s: %s\n", cfg->audit_path,
+		plugin_say(cd, CRYPT_LOG_ERROR,
+			   "keyd: ", "this unlock is not in the audit log %s: %s", cfg->audit_path,
 			   strerror(-q));
 }
 
@@ -129,13 +146,13 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 	/* Key material goes to locked memory only, and a process that held it dumps no core. */
 	r = secmem_init(PLUGIN_SECURE_HEAP);
 	if (r < 0) {
-		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: no secure memory for the key: %s\n",
+		plugin_say(cd, CRYPT_LOG_ERROR, "keyd: ", "no secure memory for the key: %s",
 			   strerror(-r));
 		return r;
 	}
 	pthread_once(&http_once, http_init_once);
 	if (http_status < 0) {
-		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: cannot initialise libcurl\n");
+		plugin_say(cd, CRYPT_LOG_ERROR, "keyd: ", "cannot initialise libcurl");
 		return http_status;
 	}
 	r = crypt_token_json_get(cd, token, &json);
@@ -143,13 +160,13 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 		return r;
 	r = token_from_json(json, token, &t, &je);
 	if (r < 0) {
-		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: %s\n", je.msg);
+		plugin_say(cd, CRYPT_LOG_ERROR, "keyd: ", "%s", je.msg);
 		return r;
 	}
 	if (t.state != TOKEN_ACTIVE || t.keyslot < 0) {
-		crypt_logf(cd, CRYPT_LOG_NORMAL,
-			   "keyd: token %d belongs to an interrupted enrollment or re-key; "
-			   "keyd finishes or rolls it back at its next start\n",
+		plugin_say(cd, CRYPT_LOG_NORMAL, "keyd: ",
+			   "token %d belongs to an interrupted enrollment or re-key; "
+			   "keyd finishes or rolls it back at its next start",
 			   token);
 		token_done(&t);
 		return -ENOENT;
@@ -158,7 +175,7 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 	r = config_load(path, &cfg, &je);
 	if (r < 0) {
 		/* No configuration, no audit log to write to: stderr is all there is. */
-		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: %s: %s\n", path, je.msg);
+		plugin_say(cd, CRYPT_LOG_ERROR, "keyd: ", "%s: %s", path, je.msg);
 		token_done(&t);
 		return r;
 	}
@@ -177,7 +194,7 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 	r = 0;
 out:
 	if (r < 0)
-		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: %s: %s\n", crypt_get_device_name(cd),
+		plugin_say(cd, CRYPT_LOG_ERROR, "keyd: ", "%s: %s", crypt_get_device_name(cd),
 			   err.msg);
 	/* Success means the KMS released the key; whether it opens the keyslot, libcryptsetup
 	 * says next (and a wrong key cannot come back: the AEAD tag binds it to this header). */
@@ -202,7 +219,7 @@ int cryptsetup_token_validate(struct crypt_device *cd, const char *json)
 
 	r = token_from_json(json, -1, &t, &je);
 	if (r < 0)
-		crypt_logf(cd, CRYPT_LOG_ERROR, "keyd: invalid token: %s\n", je.msg);
+		plugin_say(cd, CRYPT_LOG_ERROR, "keyd: ", "invalid token: %s", je.msg);
 	token_done(&t);
 	return r;
 }
@@ -214,28 +231,28 @@ void cryptsetup_token_dump(struct crypt_device *cd, const char *json)
 	struct error je;
 
 	if (token_from_json(json, -1, &t, &je) < 0) {
-		crypt_logf(cd, CRYPT_LOG_NORMAL, "\tinvalid keyd token: %s\n", je.msg);
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "invalid keyd token: %s", je.msg);
 		return;
 	}
-	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tvolume:      %s\n", t.name);
-	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tstate:       %s (generation %u)\n",
+	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "volume:      %s", t.name);
+	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "state:       %s (generation %u)",
 		   t.state == TOKEN_ACTIVE ? "active" : "pending", t.generation);
 	for (unsigned i = 0; i < t.n_wraps; i++) {
 		const struct token_wrap *w = &t.wrap[i];
 
 		if (t.n_wraps > 1)
-			crypt_logf(cd, CRYPT_LOG_NORMAL, "\twrap %u of %u (any of them opens it)\n",
-				   i + 1, t.n_wraps);
-		crypt_logf(cd, CRYPT_LOG_NORMAL, "\tprovider:    %s\n", w->provider);
-		crypt_logf(cd, CRYPT_LOG_NORMAL, "\tkms:         %s\n", w->kms);
-		crypt_logf(cd, CRYPT_LOG_NORMAL, "\tkey id:      %s\n", w->key_id);
-		crypt_logf(cd, CRYPT_LOG_NORMAL, "\tkey version: %s\n",
+			plugin_say(cd, CRYPT_LOG_NORMAL, "\t",
+				   "wrap %u of %u (any of them opens it)", i + 1, t.n_wraps);
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "provider:    %s", w->provider);
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "kms:         %s", w->kms);
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "key id:      %s", w->key_id);
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "key version: %s",
 			   w->key_version ? w->key_version : "-");
-		crypt_logf(cd, CRYPT_LOG_NORMAL, "\twrapped key: %zu characters\n",
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "wrapped key: %zu characters",
 			   strlen(w->wdek));
 	}
-	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tcreated:     %s\n", t.created);
-	crypt_logf(cd, CRYPT_LOG_NORMAL, "\tupdated:     %s\n", t.updated ? t.updated : "-");
+	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "created:     %s", t.created);
+	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "updated:     %s", t.updated ? t.updated : "-");
 	token_done(&t);
 }
 

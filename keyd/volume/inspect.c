@@ -60,7 +60,9 @@ static void describe_keyd_token(json_t *o, json_t *t)
 	json_object_set_new(o, "wraps", shown);
 }
 
-static json_t *describe_token(const char *id, json_t *t)
+/* A keyd token as the header holds it, and, when the validator refuses it, why: the same
+ * message keyd logs when it skips the token. */
+static json_t *describe_token(struct crypt_device *cd, const char *id, json_t *t)
 {
 	json_t *o = json_pack("{s:i, s:O}", "id", id_num(id), "type", json_object_get(t, "type"));
 	const char *type = json_string_value(json_object_get(t, "type"));
@@ -68,8 +70,15 @@ static json_t *describe_token(const char *id, json_t *t)
 	if (!o)
 		return NULL;
 	json_object_set(o, "keyslots", json_object_get(t, "keyslots"));
-	if (type && strcmp(type, TOKEN_TYPE) == 0)
+	if (type && strcmp(type, TOKEN_TYPE) == 0) {
+		struct keyd_token kt;
+		struct error je;
+
 		describe_keyd_token(o, t);
+		if (token_read(cd, id_num(id), &kt, &je) == -EINVAL)
+			json_object_set_new(o, "invalid", json_string(je.msg));
+		token_done(&kt);
+	}
 	return o;
 }
 
@@ -91,6 +100,24 @@ static const char *slot_binding(json_t *tokens, const char *slot, const char **t
 		}
 	}
 	return NULL;
+}
+
+/* Other devices carrying this header's UUID: a cloned or restored header. keyd then unlocks
+ * neither by UUID nor by discovery (docs/security.md). */
+static void inspect_clones(const char *path, const char *uuid, json_t *info, json_t *warnings)
+{
+	char others[1024];
+	int n = luks_uuid_others(uuid ? uuid : "", path, others, sizeof(others));
+
+	json_object_set_new(info, "uuid_also_on", jx_list(n > 0 ? others : ""));
+	if (n > 0)
+		json_array_append_new(
+			warnings,
+			json_sprintf(
+				"LUKS UUID %s is also on %s (a cloned or restored header): keyd "
+				"opens neither by UUID= nor by discovery; configure the volume "
+				"by a stable path such as /dev/disk/by-id/...",
+				uuid, others));
 }
 
 int inspect_device(const char *path, json_t **ret, struct error *err)
@@ -156,8 +183,17 @@ int inspect_device(const char *path, json_t **ret, struct error *err)
 			json_array_append_new(warnings, json_string(w));
 		}
 	}
-	json_object_foreach (tokens, id, v)
-		json_array_append_new(out_tokens, describe_token(id, v));
+	json_object_foreach (tokens, id, v) {
+		json_t *d = describe_token(cd, id, v);
+		const char *bad = json_string_value(json_object_get(d, "invalid"));
+
+		if (bad)
+			json_array_append_new(warnings, json_sprintf("keyd token %s is invalid and "
+								     "skipped: %s",
+								     id, bad));
+		json_array_append_new(out_tokens, d);
+	}
+	inspect_clones(path, crypt_get_uuid(cd), info, warnings);
 	json_object_set_new(info, "unbound_keyslots", json_integer(unbound));
 	*ret = json_incref(info);
 	return 0;

@@ -2,15 +2,172 @@
 /* keyd's LUKS2 volume glue: finding devices, the keyd keyslot's PBKDF, activation (or a
  * check-only activation without device-mapper). Holds no key material beyond a call. */
 #include <blkid/blkid.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "luks.h"
 
-int luks_resolve_device(const char *spec, char **ret)
+void luks_devices_free(struct luks_device *l, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(l[i].node);
+	free(l);
+}
+
+int luks_devices(struct luks_device **ret)
+{
+	struct luks_device *l = calloc(LUKS_DEVICES_MAX, sizeof(*l));
+	blkid_dev_iterate it;
+	blkid_cache cache;
+	blkid_dev dev;
+	int n = 0;
+
+	/* "/dev/null" as the cache file: what the disks say now, not what a cache remembers. */
+	if (!l || blkid_get_cache(&cache, "/dev/null") < 0) {
+		free(l);
+		return -ENOMEM;
+	}
+	blkid_probe_all(cache);
+	it = blkid_dev_iterate_begin(cache);
+	blkid_dev_set_search(it, "TYPE", "crypto_LUKS");
+	while (n < LUKS_DEVICES_MAX && blkid_dev_next(it, &dev) == 0) {
+		const char *node = blkid_dev_devname(dev);
+		char *uuid = blkid_get_tag_value(cache, "UUID", node);
+
+		l[n].node = strdup(node);
+		snprintf(l[n].uuid, sizeof(l[n].uuid), "%s", uuid ? uuid : "");
+		free(uuid);
+		if (!l[n].node)
+			break;
+		n++;
+	}
+	blkid_dev_iterate_end(it);
+	blkid_put_cache(cache);
+	*ret = l;
+	return n;
+}
+
+bool luks_same_device(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (strcmp(a, b) == 0)
+		return true;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && S_ISBLK(sa.st_mode) &&
+	       S_ISBLK(sb.st_mode) && sa.st_rdev == sb.st_rdev;
+}
+
+/* Whether block device @upper holds @lower directly (/sys/dev/block/LOWER/holders/). */
+static bool holds(const char *upper, const char *lower)
+{
+	struct stat su, sl;
+	char path[64], want[32], dev[32] = "";
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	if (stat(upper, &su) < 0 || stat(lower, &sl) < 0 || su.st_rdev == sl.st_rdev)
+		return false;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/holders", major(sl.st_rdev),
+		 minor(sl.st_rdev));
+	snprintf(want, sizeof(want), "%u:%u\n", major(su.st_rdev), minor(su.st_rdev));
+	d = opendir(path);
+	while (d && !found && (e = readdir(d))) {
+		char p[320];
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "/sys/class/block/%s/dev", e->d_name);
+		f = fopen(p, "re");
+		found = f && fgets(dev, sizeof(dev), f) && strcmp(dev, want) == 0;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* Device @i of @l is one more carrier of @uuid: not @except, and not a device another carrier
+ * is stacked on (a multipath map over its paths, dm-linear over a disk: one header shows on
+ * each, and the top one is the volume). */
+static bool uuid_carrier(const struct luks_device *l, int n, int i, const char *uuid,
+			 const char *except)
+{
+	if (!uuid[0] || strcasecmp(l[i].uuid, uuid) != 0 ||
+	    (except && luks_same_device(l[i].node, except)))
+		return false;
+	for (int j = 0; j < n; j++)
+		if (j != i && strcasecmp(l[j].uuid, uuid) == 0 && holds(l[j].node, l[i].node))
+			return false;
+	return true;
+}
+
+int luks_uuid_find(const struct luks_device *l, int n, const char *uuid, const char *except,
+		   char *buf, size_t size)
+{
+	int found = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i < n; i++)
+		if (uuid_carrier(l, n, i, uuid, except)) {
+			size_t len = strlen(buf);
+
+			snprintf(buf + len, size - len, "%s%s", len ? ", " : "", l[i].node);
+			found++;
+		}
+	return found;
+}
+
+int luks_uuid_others(const char *uuid, const char *device, char *buf, size_t size)
+{
+	struct luks_device *l;
+	int n, found;
+
+	buf[0] = 0;
+	n = luks_devices(&l);
+	if (n < 0)
+		return n;
+	found = luks_uuid_find(l, n, uuid, device, buf, size);
+	luks_devices_free(l, n);
+	return found;
+}
+
+/* UUID=: the one LUKS device with that UUID (1), none (0), or -ENOTUNIQ naming them all. */
+static int resolve_uuid(const char *uuid, char **ret, struct error *e)
+{
+	struct luks_device *l;
+	char names[512];
+	int n, found, r = 0;
+
+	n = luks_devices(&l);
+	if (n < 0)
+		return n;
+	found = luks_uuid_find(l, n, uuid, NULL, names, sizeof(names));
+	if (found > 1)
+		r = error_set(e, -ENOTUNIQ,
+			      "LUKS UUID %s is on %d devices (%s): a cloned or restored header; "
+			      "refusing to guess which one is the volume (name it by a stable path "
+			      "such as /dev/disk/by-id/...)",
+			      uuid, found, names);
+	for (int i = 0; found == 1 && i < n; i++)
+		if (uuid_carrier(l, n, i, uuid, NULL))
+			*ret = l[i].node, l[i].node = NULL;
+	luks_devices_free(l, n);
+	return r < 0 ? r : found > 0;
+}
+
+int luks_resolve_device(const char *spec, char **ret, struct error *e)
 {
 	char *p;
+	int r;
 
 	if (spec[0] == '/') {
 		p = strdup(spec);
@@ -19,11 +176,16 @@ int luks_resolve_device(const char *spec, char **ret)
 		*ret = p;
 		return 0;
 	}
+	if (strncmp(spec, "UUID=", 5) == 0) {
+		r = resolve_uuid(spec + 5, ret, e);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
 	/* blkid_evaluate_spec understands UUID=, PARTUUID= and LABEL= (via udev links or a
 	 * probe of every device when udev has none). */
 	p = blkid_evaluate_spec(spec, NULL);
 	if (!p)
-		return -ENODEV;
+		return error_set(e, -ENODEV, "no device matches %s", spec);
 	*ret = p;
 	return 0;
 }

@@ -16,9 +16,37 @@
 #define LUKS_UUID_MAX	      40
 #define LUKS_KEYSLOTS_MAX     32 /* LUKS2 */
 
-/* Resolves a path, UUID=, PARTUUID= or LABEL= to a device node (malloc'd).
- * -ENODEV if nothing matches. */
-int luks_resolve_device(const char *spec, char **ret);
+#include "error.h"
+
+/* A LUKS header clone (luksHeaderRestore, dd, a cloned VM disk) makes two devices answer to one
+ * UUID: a UUID then names no device at all (as blkid and LVM treat duplicate UUIDs). */
+#define LUKS_DEVICES_MAX 256
+
+struct luks_device {
+	char *node; /* /dev/... as blkid names it */
+	char uuid[LUKS_UUID_MAX];
+};
+
+/* Every block device that carries a LUKS header, probed afresh (no blkid cache file), up to
+ * LUKS_DEVICES_MAX. Returns how many; -ENOMEM. */
+int luks_devices(struct luks_device **ret);
+void luks_devices_free(struct luks_device *l, int n);
+
+/* Whether paths @a and @b are one block device (links resolved, by device number). */
+bool luks_same_device(const char *a, const char *b);
+
+/* The devices of @l (from luks_devices) other than @except (may be NULL) whose UUID is
+ * @uuid, joined by ", " into @buf; returns how many there are. A device that another carrier
+ * of the UUID holds (the paths under a multipath map, a disk under dm-linear) is not counted:
+ * the device stacked on it shows the same header and is the one to open. */
+int luks_uuid_find(const struct luks_device *l, int n, const char *uuid, const char *except,
+		   char *buf, size_t size);
+/* luks_uuid_find over the devices probed afresh, except @device (a path or a link to it). */
+int luks_uuid_others(const char *uuid, const char *device, char *buf, size_t size);
+
+/* Resolves a path, UUID=, PARTUUID= or LABEL= to a device node (malloc'd). -ENODEV if nothing
+ * matches; -ENOTUNIQ if UUID= matches several LUKS devices (@e, may be NULL, names them). */
+int luks_resolve_device(const char *spec, char **ret, struct error *e);
 
 /* The keyd keyslot's KDF: PBKDF2-SHA512, 1000 iterations, no benchmark (the DEK is already
  * 256 bits of randomness). */

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "luks.h"
 #include "secmem.h"
+#include "text.h"
 #include "token.h"
 #include "util.h"
 
@@ -51,6 +52,36 @@ static int dup_field(json_t *o, const char *path, const char *key, bool required
 		return r;
 	*ret = strdup(s);
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* The token's one text validator: no key and no string (keyslots' included) may carry a
+ * character that would forge a log line or drive a terminal where it is shown (logs, luksDump,
+ * keydctl). The message names the field and the character, never the value. */
+static int token_check_text(json_t *o, const char *path, struct error *e)
+{
+	const char *key;
+	json_t *v, *s;
+	uint32_t cp;
+	size_t i;
+	long at;
+
+	json_object_foreach (o, key, v) {
+		if ((at = text_find_unsafe(key, &cp)) >= 0)
+			return jx_fail(e,
+				       "%s: a key holds the control character U+%04X at offset %ld",
+				       path, (unsigned)cp, at);
+		json_array_foreach (json_is_array(v) ? v : NULL, i, s)
+			if (json_is_string(s) &&
+			    (at = text_find_unsafe(json_string_value(s), &cp)) >= 0)
+				return jx_fail(e,
+					       "%s.%s[%zu]: holds the control character U+%04X at "
+					       "offset %ld",
+					       path, key, i, (unsigned)cp, at);
+		if (json_is_string(v) && (at = text_find_unsafe(json_string_value(v), &cp)) >= 0)
+			return jx_fail(e, "%s.%s: holds the control character U+%04X at offset %ld",
+				       path, key, (unsigned)cp, at);
+	}
+	return 0;
 }
 
 /* One wrap: at the top level of a version-1 token (@o is the token), or an element of a
@@ -105,7 +136,8 @@ static int token_parse_wraps(json_t *o, const char *path, uint64_t ver, struct k
 		snprintf(wpath, sizeof(wpath), "%s.wraps[%zu]", path, i);
 		if (!json_is_object(w))
 			return jx_fail(e, "%s: must be an object", wpath);
-		if ((r = jx_only_keys(w, wpath, wrap_keys, e)) < 0 ||
+		if ((r = token_check_text(w, wpath, e)) < 0 ||
+		    (r = jx_only_keys(w, wpath, wrap_keys, e)) < 0 ||
 		    (r = token_parse_wrap(w, wpath, &t->wrap[i], e)) < 0)
 			return r;
 		t->n_wraps = (unsigned)i + 1;
@@ -131,7 +163,8 @@ static int token_parse(json_t *o, int id, struct keyd_token *t, struct error *e)
 		snprintf(path, sizeof(path), "token %d", id);
 	else
 		snprintf(path, sizeof(path), "token");
-	if ((r = jx_uint(o, path, "keyd_version", 1, 1000, &ver, e)) < 0)
+	if ((r = token_check_text(o, path, e)) < 0 ||
+	    (r = jx_uint(o, path, "keyd_version", 1, 1000, &ver, e)) < 0)
 		return r;
 	if (ver != TOKEN_FORMAT_VERSION && ver != TOKEN_FORMAT_MULTI)
 		return jx_fail(

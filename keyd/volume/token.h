@@ -20,6 +20,12 @@
 /* Enrollment and re-key write a token before its keyslot exists (state pending, no keyslot),
  * then make it active with its keyslot in one header write: a crash at any instant leaves a
  * state that token_converge() finishes or rolls back. */
+/* What a header with keyd tokens but none to unlock with is: said the same way everywhere. */
+#define TOKEN_UNFINISHED                                                                           \
+	"only an unfinished keyd token (state pending, or no keyslot: an enrollment or re-key "    \
+	"was interrupted; keyd finishes or rolls it back before it unlocks a volume configured "   \
+	"for the device)"
+
 enum token_state {
 	TOKEN_ACTIVE,
 	TOKEN_PENDING,

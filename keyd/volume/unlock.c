@@ -66,11 +66,7 @@ static int unlock_find_token(struct crypt_device *cd, const struct unlock_reques
 		return error_set(err, -ENOKEY, "%s carries no keyd token (not enrolled)",
 				 req->device);
 	if (tok->id < 0)
-		return error_set(
-			err, -ENOKEY,
-			"%s has only an unfinished keyd token (an enrollment or re-key was "
-			"interrupted; keyd finishes or rolls it back before unlocking)",
-			req->device);
+		return error_set(err, -ENOKEY, "%s has %s", req->device, TOKEN_UNFINISHED);
 	res->keyslot = tok->keyslot;
 	res->token = tok->id;
 	unlock_record_wrap(res, &tok->wrap[0]);

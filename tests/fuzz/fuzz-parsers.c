@@ -22,6 +22,7 @@
 #include "managed.h"
 #include "p11_wdek.h"
 #include "secmem.h"
+#include "text.h"
 #include "token.h"
 #include "util.h"
 
@@ -110,8 +111,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct keyd_token t;
 		struct managed m = {0};
 
-		if (token_from_json(text, 0, &t, &je) == 0)
+		if (token_from_json(text, 0, &t, &je) == 0) {
+			/* The validator's promise: nothing it accepts can drive a terminal. */
+			const char *const f[] = {t.name,   t.provider,	  t.kms,
+						 t.key_id, t.key_version, t.wdek,
+						 t.aad,	   t.created,	  t.updated};
+
+			for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+				if (f[i] && text_find_unsafe(f[i], NULL) >= 0)
+					__builtin_trap();
 			token_done(&t);
+		}
 		/* wipe reads the same tokens, with its own small reader. */
 		managed_parse_token(text, &m);
 		break;

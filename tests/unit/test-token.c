@@ -279,6 +279,144 @@ static void test_not_json_not_keyd(void **state)
 	json_decref(o);
 }
 
+/* Issue 10 item 3: a token field that reaches a log line, luksDump or a terminal must not
+ * carry a newline (forged log lines), an ANSI sequence (a rewritten terminal) or a bidi
+ * override. Every string field, the keyslot strings and the keys themselves are refused by
+ * name, and the message never repeats the hostile value. */
+static void test_hostile_text(void **state)
+{
+	static const char *const fields[] = {"name",	    "provider", "kms", "key_id",
+					     "key_version", "wdek",	"aad", "created",
+					     "updated",	    "state"};
+	static const struct {
+		const char *text;
+		const char *code;
+		int offset;
+	} hostile[] = {
+		{"pg\nkeyd: volume pgdata unlocked", "U+000A", 2},
+		{"pg\r", "U+000D", 2},
+		{"\x1b[2J\x1b[1;1Hok", "U+001B", 0},
+		{"a\x07", "U+0007", 1},
+		{"a\tb", "U+0009", 1},
+		{"del\x7f", "U+007F", 3},
+		{"csi\xc2\x9b"
+		 "31m",
+		 "U+009B", 3}, /* C1 CSI: an ANSI sequence in one character */
+		{"ab\xe2\x80\xae"
+		 "cba",
+		 "U+202E", 2}, /* right-to-left override */
+		{"line\xe2\x80\xa8"
+		 "two",
+		 "U+2028", 4},
+		{"iso\xe2\x81\xa6", "U+2066", 3},
+	};
+	char want[128];
+
+	(void)state;
+	for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+		for (size_t h = 0; h < sizeof(hostile) / sizeof(hostile[0]); h++) {
+			struct keyd_token t;
+			struct error e;
+			json_t *o = full_token();
+			int r;
+
+			json_object_set_new(o, fields[f], json_string(hostile[h].text));
+			r = parse(o, &t, &e);
+			json_decref(o);
+			snprintf(want, sizeof(want),
+				 "token 3.%s: holds the control character %s at offset %d",
+				 fields[f], hostile[h].code, hostile[h].offset);
+			if (r != -EINVAL || !strstr(e.msg, want))
+				fail_msg("%s = hostile[%zu]: expected -EINVAL with \"%s\", got %d: "
+					 "\"%s\"",
+					 fields[f], h, want, r, e.msg);
+			if (strstr(e.msg, hostile[h].text) || strchr(e.msg, '\n') ||
+			    strchr(e.msg, '\x1b'))
+				fail_msg("the message repeats the hostile value: \"%s\"", e.msg);
+			assert_null(t.name);
+		}
+
+	/* In a keyslot string, and in a key (which "unknown key" would otherwise quote). */
+	{
+		json_t *o = full_token();
+
+		json_object_set_new(o, "keyslots", json_pack("[s]", "1\n"));
+		refused(o, "token 3.keyslots[0]: holds the control character U+000A at offset 1");
+		o = full_token();
+		json_object_set_new(o, "x\x1b[31m", json_string("y"));
+		refused(o, "token 3: a key holds the control character U+001B at offset 1");
+	}
+
+	/* Text that is only unusual stays accepted: UTF-8 letters, spaces, punctuation. */
+	{
+		struct keyd_token t;
+		json_t *o = full_token();
+
+		json_object_set_new(o, "key_id", json_string("Schlüssel – 鍵 / key 1"));
+		accepted(o, &t);
+		assert_string_equal(t.key_id, "Schlüssel – 鍵 / key 1");
+		token_done(&t);
+	}
+}
+
+/* Issue 10 item 1: every field of a token read from a disk may hold any JSON value. Each is
+ * refused with the field named, never crashes, and leaves nothing half-parsed. */
+static void test_wrong_types(void **state)
+{
+	static const char *const fields[] = {
+		"keyslots", "keyd_version", "name",  "provider", "kms",
+		"key_id",   "key_version",  "wdek",  "aad",	 "created",
+		"updated",  "generation",   "state",
+	};
+	static const char *const values[] = {
+		"null",
+		"true",
+		"-1",
+		"1.5",
+		"\"\"",
+		"[]",
+		"{}",
+		"[[\"1\"]]",
+		"{\"a\": {\"b\": []}}",
+		"1e300",
+		"9223372036854775807",
+	};
+
+	(void)state;
+	for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+		for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+			struct keyd_token t;
+			struct error e;
+			json_t *o = full_token(),
+			       *val = json_loads(values[v], JSON_DECODE_ANY, NULL);
+			char want[48];
+			int r;
+
+			/* An empty keyslot list is a pending token's, and valid. */
+			if (strcmp(fields[f], "keyslots") == 0 && strcmp(values[v], "[]") == 0) {
+				json_decref(val);
+				json_decref(o);
+				continue;
+			}
+			assert_non_null(val);
+			json_object_set_new(o, fields[f], val);
+			r = parse(o, &t, &e);
+			json_decref(o);
+			snprintf(want, sizeof(want), "token 3.%s", fields[f]);
+			if (r == 0 && strcmp(fields[f], "generation") != 0) {
+				token_done(&t);
+				fail_msg("%s = %s was accepted", fields[f], values[v]);
+			}
+			if (r == 0) /* generation may only be a number in its range */
+				fail_msg("generation = %s was accepted", values[v]);
+			if (r != -EINVAL || !strstr(e.msg, want))
+				fail_msg(
+					"%s = %s: expected -EINVAL naming the field, got %d: \"%s\"",
+					fields[f], values[v], r, e.msg);
+			assert_null(t.name);
+		}
+}
+
 /* A LUKS2 header in a temp file with one passphrase keyslot (slot 0). */
 static struct crypt_device *temp_header(const char *name, char *path, size_t size)
 {
@@ -523,6 +661,8 @@ int main(void)
 		cmocka_unit_test(test_versions_states_generations),
 		cmocka_unit_test(test_keyslots),
 		cmocka_unit_test(test_not_json_not_keyd),
+		cmocka_unit_test(test_hostile_text),
+		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_write_read_round_trip),
 		cmocka_unit_test(test_foreign_and_broken_tokens),
 		cmocka_unit_test(test_multi_kms_token),

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cloud.h"
 #include "http.h"
 #include "jsonx.h"
 #include "kms.h"
@@ -18,23 +19,18 @@
 #include "secmem.h"
 #include "util.h"
 
-#define AWS_REGION_MAX	  32
-#define AWS_PLAINTEXT_MAX 1024
-#define AWS_DEK_LEN	  32
-#define AWS_WHERE_MAX	  (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 64)
-#define AWS_IMDS_DEFAULT  "http://169.254.169.254"
-#define AWS_IMDS_TTL	  "21600" /* seconds an IMDSv2 session token lives (the maximum) */
-#define AWS_CT		  "Content-Type: application/x-amz-json-1.1"
-#define AWS_TARGET	  "X-Amz-Target: TrentService."
-#define AWS_TOKEN_HEADER  "X-Amz-Security-Token: "
+#define AWS_IMDS_DEFAULT "http://169.254.169.254"
+#define AWS_CREDS_PATH	 "/latest/meta-data/iam/security-credentials/"
+#define AWS_IMDS_TTL	 "21600" /* seconds an IMDSv2 session token lives (the maximum) */
+#define AWS_CT		 "Content-Type: application/x-amz-json-1.1"
+#define AWS_TARGET	 "X-Amz-Target: TrentService."
+#define AWS_TOKEN_HEADER "X-Amz-Security-Token: "
 /* DescribeKey of a key that does not exist: AWS checks the signature first, so the answer
  * NotFoundException proves the credentials work (a probe without a key). */
 #define AWS_PROBE_ALIAS "alias/keyd-probe-of-credentials"
 
-#define CHARS_REGION KMS_CHARS_ALNUM "-"
 /* Key ids, key ARNs, alias names and alias ARNs. */
 #define CHARS_KEY_ID KMS_CHARS_ALNUM "-_/:."
-#define CHARS_ROLE   KMS_CHARS_ALNUM "+=,.@_-"
 
 static const struct cloud_file_keys aws_file_keys = {
 	.id = "aws_access_key_id",
@@ -43,24 +39,12 @@ static const struct cloud_file_keys aws_file_keys = {
 };
 
 struct aws {
-	char *region;
-	char **endpoints; /* without trailing '/' */
-	size_t n_endpoints;
-	char *sigv4; /* "aws:amz:<region>:kms" */
-	char *ca_file;
-	char *imds; /* instance role: the metadata service; NULL with a credentials file */
-	char *role; /* NULL: the instance's one role, as IMDS lists it */
-	struct http_client http;
-	struct cloud_auth auth;
+	struct cloud c; /* first: what every cloud provider has */
+	char *sigv4;	/* "aws:amz:<region>:kms" */
 };
 
 /* KeyState (DescribeKey) and what it means here. */
-static const struct aws_state {
-	const char *name;
-	enum kms_key_state state;
-	int error; /* 0: usable */
-	const char *effect;
-} aws_states[] = {
+static const struct cloud_state aws_states[] = {
 	{"Enabled", KMS_KEY_ACTIVE, 0, NULL},
 	{"Updating", KMS_KEY_ACTIVE, 0, NULL},
 	{"Disabled", KMS_KEY_SUSPENDED, -EKEYREVOKED,
@@ -77,13 +61,7 @@ static const struct aws_state {
 
 /* Error __types (AWS KMS API Reference: each operation's errors and the common errors; the
  * JSON protocol's names for the signature errors) and what they mean here. */
-static const struct aws_error {
-	const char *type;
-	int error;
-	bool retryable;
-	bool new_credentials; /* fresh role credentials may help, once */
-	const char *hint;
-} aws_errors[] = {
+static const struct cloud_error aws_errors[] = {
 	{"ThrottlingException", -EBUSY, true, false,
 	 "AWS KMS throttled the request; keyd backs off and tries again"},
 	{"KeyUnavailableException", -EAGAIN, true, false, NULL},
@@ -133,14 +111,8 @@ static void aws_free(struct aws *a)
 {
 	if (!a)
 		return;
-	http_client_done(&a->http);
-	cloud_auth_done(&a->auth);
-	kms_rest_endpoints_free(a->endpoints, a->n_endpoints);
-	free(a->region);
+	cloud_done(&a->c);
 	free(a->sigv4);
-	free(a->ca_file);
-	free(a->imds);
-	free(a->role);
 	free(a);
 }
 
@@ -149,88 +121,51 @@ static void aws_freep(struct aws **a)
 	aws_free(*a);
 }
 
-static int parse_role(struct aws *a, json_t *obj, const char *path, struct error *e)
+/* The regional endpoint; FIPS and VPC endpoints are given in endpoints. */
+static void aws_endpoint(const char *region, char *buf, size_t size)
 {
-	static const char *const keys[] = {"imds_endpoint", "role", NULL};
-	const char *imds = AWS_IMDS_DEFAULT, *role = NULL;
-	char p[KMS_NAME_MAX + 64];
-	int r;
-
-	snprintf(p, sizeof(p), "%s.instance_role", path);
-	if (json_is_true(obj))
-		obj = NULL;
-	else if (!json_is_object(obj))
-		return jx_fail(e, "%s: must be true or an object {imds_endpoint, role}", p);
-	if (obj) {
-		if ((r = jx_only_keys(obj, p, keys, e)) < 0 ||
-		    (r = jx_string(obj, p, "imds_endpoint", false, KMS_REST_URL_MAX, &imds, e)) <
-			    0 ||
-		    (r = jx_string(obj, p, "role", false, CLOUD_ROLE_MAX, &role, e)) < 0)
-			return r;
-		if (role && (!role[0] || !kms_rest_charset(role, CHARS_ROLE)))
-			return jx_fail(e, "%s.role: must be an IAM role name", p);
-	}
-	snprintf(p, sizeof(p), "%s.instance_role.imds_endpoint", path);
-	r = cloud_metadata_url(imds, p, NULL, &a->imds, e);
-	if (r < 0)
-		return r;
-	a->role = role ? strdup(role) : NULL;
-	return role && !a->role ? -ENOMEM : 0;
+	snprintf(buf, size, "https://kms.%s.amazonaws.com%s", region,
+		 strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
 }
+
+static int aws_fetch_role(struct kms *kms, struct cloud_creds *ret, struct error *e);
+static int aws_send(struct kms *kms, size_t i, const char *op, const char *body,
+		    const struct cloud_creds *c, const char *where, json_t **ret, bool *ret_refresh,
+		    struct error *e);
+
+static const struct cloud_vendor aws_vendor = {
+	.label = "AWS KMS",
+	.region_hint = "an AWS region such as us-east-1",
+	.region_max = 32,
+	.role_key = "instance_role",
+	.metadata_key = "imds_endpoint",
+	.metadata_url = AWS_IMDS_DEFAULT,
+	.role_kind = "IAM",
+	.role_name_hint = "an IAM role name",
+	.key_noun = "key",
+	.usage_hint = "keyd needs a symmetric (SYMMETRIC_DEFAULT) ENCRYPT_DECRYPT key",
+	.key_id_chars = CHARS_KEY_ID,
+	.key_id_kinds = "a key ID, key ARN or alias",
+	.file_keys = &aws_file_keys,
+	.endpoint = aws_endpoint,
+	.fetch = aws_fetch_role,
+	.send = aws_send,
+};
 
 static int aws_parse(struct kms *kms, json_t *obj, const char *path, struct error *e)
 {
-	static const char *const keys[] = {
-		"provider",	 "region",  "endpoints", "credentials_file",
-		"instance_role", "ca_file", NULL};
-	_cleanup_(aws_freep) struct aws *a = NULL;
-	const char *region = NULL, *file = NULL, *ca_file = NULL;
-	json_t *role = json_object_get(obj, "instance_role");
-	char url[KMS_REST_URL_MAX + 1];
+	_cleanup_(aws_freep) struct aws *a = calloc(1, sizeof(*a));
 	int r;
 
-	if ((r = jx_only_keys(obj, path, keys, e)) < 0 ||
-	    (r = jx_string(obj, path, "region", true, AWS_REGION_MAX, &region, e)) < 0 ||
-	    (r = jx_string(obj, path, "credentials_file", false, PATH_MAX - 1, &file, e)) < 0 ||
-	    (r = jx_string(obj, path, "ca_file", false, PATH_MAX - 1, &ca_file, e)) < 0)
-		return r;
-	if (!region[0] || !kms_rest_charset(region, CHARS_REGION))
-		return jx_fail(e, "%s.region: must be an AWS region such as us-east-1", path);
-	if (!file == !role)
-		return jx_fail(e, "%s: give exactly one of credentials_file and instance_role",
-			       path);
-
-	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	cloud_auth_init(&a->auth);
-	if (json_object_get(obj, "endpoints")) {
-		r = kms_rest_endpoints(obj, path, &a->endpoints, &a->n_endpoints, e);
-		if (r < 0)
-			return r;
-	} else {
-		/* The regional endpoint; FIPS and VPC endpoints are given in endpoints. */
-		snprintf(url, sizeof(url), "https://kms.%s.amazonaws.com%s", region,
-			 strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
-		a->endpoints = calloc(1, sizeof(*a->endpoints));
-		if (!a->endpoints || !(a->endpoints[0] = strdup(url)))
-			return -ENOMEM;
-		a->n_endpoints = 1;
-	}
-	if (role) {
-		r = parse_role(a, role, path, e);
-		if (r < 0)
-			return r;
-	}
-	a->region = strdup(region);
-	a->ca_file = ca_file ? strdup(ca_file) : NULL;
-	a->auth.file = file ? strdup(file) : NULL;
-	a->auth.file_key = "credentials_file";
-	a->auth.keys = &aws_file_keys;
-	if (asprintf(&a->sigv4, "aws:amz:%s:kms", region) < 0)
+	r = cloud_parse(&a->c, &aws_vendor, obj, path, e);
+	if (r < 0)
+		return r;
+	if (asprintf(&a->sigv4, "aws:amz:%s:kms", a->c.region) < 0) {
 		a->sigv4 = NULL;
-	if (!a->region || !a->sigv4 || (ca_file && !a->ca_file) || (file && !a->auth.file))
 		return -ENOMEM;
+	}
 	kms->data = TAKE_PTR(a);
 	return 0;
 }
@@ -241,8 +176,8 @@ static int aws_fetch_role(struct kms *kms, struct cloud_creds *ret, struct error
 {
 	static const char *const put_headers[] = {
 		"X-aws-ec2-metadata-token-ttl-seconds: " AWS_IMDS_TTL, NULL};
-	struct aws *a = kms->data;
-	_cleanup_(http_response_done) struct http_response tok = {0}, list = {0}, cred = {0};
+	struct cloud *c = kms->data;
+	_cleanup_(http_response_done) struct http_response tok = {0}, cred = {0};
 	_cleanup_secure_ char *hdr = NULL;
 	json_auto_t *j = NULL;
 	const char *headers[2] = {NULL, NULL};
@@ -252,47 +187,27 @@ static int aws_fetch_role(struct kms *kms, struct cloud_creds *ret, struct error
 	struct error pe;
 	int r;
 
-	snprintf(url, sizeof(url), "%s/latest/api/token", a->imds);
+	snprintf(url, sizeof(url), "%s/latest/api/token", c->metadata);
 	snprintf(where, sizeof(where), "AWS IMDS %s", url);
-	r = cloud_metadata_call(&a->http, "PUT", url, put_headers, tmo, where, &tok, e);
+	r = cloud_metadata_call(&c->http, "PUT", url, put_headers, tmo, where, &tok, e);
 	if (r < 0)
 		return r;
 	if (tok.body.len == 0 || tok.body.len > CLOUD_TOKEN_MAX ||
 	    !kms_rest_charset(kms_rest_body(&tok), KMS_CHARS_BASE64 "-_"))
 		return kms_fail(e, -EPROTO, false, "%s: not an IMDSv2 session token", where);
-	if (asprintf(&hdr, "X-aws-ec2-metadata-token: %s", kms_rest_body(&tok)) < 0)
-		hdr = NULL;
-	/* asprintf allocates from the normal heap: move it to secure memory at once. */
-	if (hdr) {
-		char *s = secmem_strdup(hdr);
-
-		explicit_bzero(hdr, strlen(hdr));
-		free(hdr);
-		hdr = s;
-	}
+	hdr = cloud_token_header("X-aws-ec2-metadata-token: ", kms_rest_body(&tok));
 	if (!hdr)
 		return kms_fail(e, -ENOMEM, false, "AWS IMDS: out of memory");
 	headers[0] = hdr;
 
-	if (a->role)
-		snprintf(role, sizeof(role), "%s", a->role);
-	else {
-		snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/",
-			 a->imds);
-		snprintf(where, sizeof(where), "AWS IMDS %s", url);
-		r = cloud_metadata_call(&a->http, "GET", url, headers, tmo, where, &list, e);
-		if (r < 0)
-			return r;
-		snprintf(role, sizeof(role), "%.*s", (int)strcspn(kms_rest_body(&list), "\r\n"),
-			 kms_rest_body(&list));
-		if (!role[0] || !kms_rest_charset(role, CHARS_ROLE))
-			return kms_fail(e, -ENOENT, false,
-					"%s: no IAM role is attached to this instance", where);
-	}
-	snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/%s", a->imds,
-		 role);
+	snprintf(url, sizeof(url), "%s" AWS_CREDS_PATH, c->metadata);
 	snprintf(where, sizeof(where), "AWS IMDS %s", url);
-	r = cloud_metadata_call(&a->http, "GET", url, headers, tmo, where, &cred, e);
+	r = cloud_role_name(kms, c, url, headers, where, role, e);
+	if (r < 0)
+		return r;
+	snprintf(url, sizeof(url), "%s" AWS_CREDS_PATH "%s", c->metadata, role);
+	snprintf(where, sizeof(where), "AWS IMDS %s", url);
+	r = cloud_metadata_call(&c->http, "GET", url, headers, tmo, where, &cred, e);
 	if (r < 0)
 		return r;
 	r = kms_rest_json(&cred, where, &j, e);
@@ -307,6 +222,7 @@ static int aws_fetch_role(struct kms *kms, struct cloud_creds *ret, struct error
 int aws_parse_role_credentials(json_t *j, struct cloud_creds *ret, struct error *pe)
 {
 	const char *code = NULL, *id = NULL, *secret = NULL, *token = NULL, *exp = NULL;
+	uint64_t expires;
 	struct error jxe;
 	int r;
 
@@ -323,32 +239,14 @@ int aws_parse_role_credentials(json_t *j, struct cloud_creds *ret, struct error 
 				 kms_rest_charset(code, KMS_CHARS_ALNUM) ? code : "?");
 	if (!id[0] || !secret[0] || !token[0] || !kms_rest_charset(id, KMS_CHARS_ALNUM))
 		return error_set(pe, -EPROTO, "empty or malformed credentials");
-	if (parse_rfc3339_us(exp, &ret->expires_real_us) < 0)
+	if (parse_rfc3339_us(exp, &expires) < 0)
 		return error_set(pe, -EPROTO, "Expiration is not RFC 3339");
-	ret->id = secmem_strdup(id);
-	ret->secret = secmem_strdup(secret);
-	ret->token = secmem_strdup(token);
-	if (!ret->id || !ret->secret || !ret->token) {
-		cloud_creds_done(ret);
-		return error_set(pe, -ENOMEM, "out of secure memory");
-	}
-	return 0;
+	return cloud_creds_set(ret, id, secret, token, expires, pe);
 }
 
 static int aws_open(struct kms *kms, struct error *e)
 {
-	struct aws *a = kms->data;
-	int r;
-
-	r = kms_rest_ca_file(kms->name, a->ca_file, e);
-	if (r < 0)
-		return r;
-	r = http_client_init(&a->http);
-	if (r < 0)
-		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s", kms->name,
-				strerror(-r));
-	a->auth.fetch = aws_fetch_role;
-	return 0;
+	return cloud_open(kms, kms->data, e);
 }
 
 /* "<namespace>#Type:<url>" -> "Type", as the JSON protocol allows a __type to be written. */
@@ -378,33 +276,22 @@ void aws_parse_error(const char *body, size_t n, char *type, size_t type_size, c
 static int fail_status(struct error *e, const struct http_response *resp, const char *where,
 		       bool *ret_refresh)
 {
-	const struct aws_error *t = NULL;
-	char type[64], m[KMS_REST_DETAIL_MAX];
+	const struct cloud_error *t;
+	char type[64], what[96], m[KMS_REST_DETAIL_MAX];
 	int r;
 
 	aws_parse_error(kms_rest_body(resp), resp->body.len, type, sizeof(type), m, sizeof(m));
-	for (size_t i = 0; i < ELEMENTSOF(aws_errors); i++)
-		if (strcmp(aws_errors[i].type, type) == 0)
-			t = &aws_errors[i];
+	t = type[0] ? cloud_error_find(aws_errors, ELEMENTSOF(aws_errors), type) : NULL;
 	*ret_refresh = t && t->new_credentials;
-	r = kms_fail(e, t ? t->error : -EIO, t ? t->retryable : resp->status >= 500,
-		     "%s: HTTP %ld %s%s%s%s%s%s", where, resp->status, type[0] ? type : "error",
-		     m[0] ? ": " : "", m, t && t->hint ? " (" : "", t && t->hint ? t->hint : "",
-		     t && t->hint ? ")" : "");
+	snprintf(what, sizeof(what), "HTTP %ld %s", resp->status, type[0] ? type : "error");
+	r = cloud_fail_code(e, t, resp->status >= 500, where, what, m);
 	if (e->retryable)
 		e->retry_after_s = resp->retry_after_s;
 	return r;
 }
 
-static const char *aws_where(char *buf, size_t size, const char *endpoint, const char *op,
-			     const char *key_id)
-{
-	snprintf(buf, size, "AWS KMS %s: %s of key %s", endpoint, op, key_id);
-	return buf;
-}
-
-/* One signed request to one endpoint. */
-static int aws_send(struct kms *kms, const char *endpoint, const char *op, const char *body,
+/* One signed request to endpoint @i. */
+static int aws_send(struct kms *kms, size_t i, const char *op, const char *body,
 		    const struct cloud_creds *c, const char *where, json_t **ret, bool *ret_refresh,
 		    struct error *e)
 {
@@ -417,22 +304,20 @@ static int aws_send(struct kms *kms, const char *endpoint, const char *op, const
 
 	*ret_refresh = false;
 	snprintf(target, sizeof(target), AWS_TARGET "%s", op);
-	snprintf(url, sizeof(url), "%s/", endpoint);
+	snprintf(url, sizeof(url), "%s/", a->c.endpoints[i]);
 	if (c->token) {
-		tok = secmem_alloc(strlen(AWS_TOKEN_HEADER) + strlen(c->token) + 1);
+		tok = cloud_token_header(AWS_TOKEN_HEADER, c->token);
 		if (!tok)
 			return kms_fail(e, -ENOMEM, false, "AWS KMS: out of secure memory");
-		strcpy(tok, AWS_TOKEN_HEADER);
-		strcat(tok, c->token);
 		headers[2] = tok;
 	}
-	r = kms_rest_perform(&a->http,
+	r = kms_rest_perform(&a->c.http,
 			     &(struct http_request){.method = "POST",
 						    .url = url,
 						    .headers = headers,
 						    .body = body,
 						    .body_len = strlen(body),
-						    .ca_file = a->ca_file,
+						    .ca_file = a->c.ca_file,
 						    .timeout_ms = (long)kms->retry.try_timeout_ms,
 						    .aws_sigv4 = a->sigv4,
 						    .aws_key_id = c->id,
@@ -445,84 +330,10 @@ static int aws_send(struct kms *kms, const char *endpoint, const char *op, const
 	return kms_rest_json(&resp, where, ret, e);
 }
 
-/* Runs @op with @req against the endpoints in order, moving on only after a retryable
- * failure. Role credentials that AWS calls expired or unknown buy one fresh set and one more
- * try at the same endpoint. */
 static int aws_call(struct kms *kms, const char *op, const char *key_id, json_t *req, json_t **ret,
 		    char *where, size_t where_size, struct error *e)
 {
-	struct aws *a = kms->data;
-	_cleanup_secure_ char *body = NULL;
-	struct cloud_creds c = {0};
-	bool refresh, retried = false;
-	uint64_t gen;
-	int r;
-
-	if (!key_id[0] || strlen(key_id) > KMS_KEY_ID_MAX ||
-	    !kms_rest_charset(key_id, CHARS_KEY_ID))
-		return kms_fail(e, -EINVAL, false,
-				"AWS KMS: %s: the key id is not a key ID, key ARN or alias", op);
-	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	if (!body)
-		return kms_fail(e, -ENOMEM, false, "AWS KMS: out of secure memory for the request");
-	r = cloud_auth_get(kms, &a->auth, 0, &c, &gen, e);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < a->n_endpoints; i++) {
-		aws_where(where, where_size, a->endpoints[i], op, key_id);
-		r = aws_send(kms, a->endpoints[i], op, body, &c, where, ret, &refresh, e);
-		if (r < 0 && refresh && c.token && !retried) {
-			retried = true;
-			cloud_creds_done(&c);
-			r = cloud_auth_get(kms, &a->auth, gen, &c, &gen, e);
-			if (r >= 0)
-				r = aws_send(kms, a->endpoints[i], op, body, &c, where, ret,
-					     &refresh, e);
-		}
-		if (r >= 0 || !e->retryable)
-			break;
-	}
-	cloud_creds_done(&c);
-	return r;
-}
-
-static int fail_reply(struct error *e, const char *where, const char *why)
-{
-	return kms_fail(e, -EPROTO, false, "%s: unexpected reply: %s", where, why);
-}
-
-/* The volume's encryption context, {"keyd:luks-uuid": "<UUID>"}, from the AAD. */
-static json_t *context_for(const char *aad, struct error *e)
-{
-	char uuid[CLOUD_UUID_MAX + 1];
-
-	if (cloud_context_uuid(aad, uuid, sizeof(uuid)) < 0) {
-		kms_fail(e, -EINVAL, false, "AWS KMS: the associated data is not keyd:v1:<UUID>");
-		return NULL;
-	}
-	return json_pack("{s:s}", CLOUD_CONTEXT_KEY, uuid);
-}
-
-static int reply_blob(json_t *reply, const char *key, size_t max, const char **ret,
-		      struct error *jxe)
-{
-	int r = jx_string(reply, "reply", key, true, max, ret, jxe);
-
-	if (r >= 0 && (!(*ret)[0] || !kms_rest_charset(*ret, KMS_CHARS_BASE64)))
-		r = jx_fail(jxe, "reply.%s: not base64", key);
-	return r;
-}
-
-static int wrapped_set(struct kms_wrapped *w, const char *wdek, const char *version,
-		       struct error *e)
-{
-	w->wdek = strdup(wdek);
-	w->key_version = version && version[0] ? strdup(version) : NULL;
-	if (!w->wdek || (version && version[0] && !w->key_version)) {
-		kms_wrapped_done(w);
-		return kms_fail(e, -ENOMEM, false, "AWS KMS: out of memory");
-	}
-	return 0;
+	return cloud_call(kms, kms->data, op, key_id, req, ret, where, where_size, e);
 }
 
 int aws_parse_key_metadata(json_t *reply, struct aws_meta *m, struct error *pe)
@@ -543,9 +354,7 @@ int aws_parse_key_metadata(json_t *reply, struct aws_meta *m, struct error *pe)
 		return error_set(pe, -EPROTO, "%s", jxe.msg);
 	if (material && !kms_rest_charset(material, KMS_CHARS_ALNUM "-"))
 		return error_set(pe, -EPROTO, "reply.KeyMetadata.CurrentKeyMaterialId: not an id");
-	for (size_t i = 0; i < ELEMENTSOF(aws_states); i++)
-		if (strcmp(aws_states[i].name, state) == 0)
-			m->state = i;
+	m->state = cloud_state_find(aws_states, ELEMENTSOF(aws_states), state);
 	if (m->state == SIZE_MAX)
 		return error_set(pe, -EPROTO, "the key is in unknown state %s",
 				 kms_rest_charset(state, KMS_CHARS_ALNUM) ? state : "?");
@@ -566,26 +375,18 @@ static int aws_describe(struct kms *kms, const char *key_id, struct aws_meta *m,
 	if (r < 0)
 		return r;
 	r = aws_parse_key_metadata(reply, m, &pe);
-	return r < 0 ? fail_reply(e, where, pe.msg) : 0;
+	return r < 0 ? cloud_fail_reply(e, where, pe.msg) : 0;
 }
 
 /* DescribeKey, and a clear refusal unless the key can encrypt now. */
 static int aws_usable(struct kms *kms, const char *key_id, struct aws_meta *m, struct error *e)
 {
-	char where[AWS_WHERE_MAX];
+	char where[CLOUD_WHERE_MAX];
 	int r = aws_describe(kms, key_id, m, where, sizeof(where), e);
 
 	if (r < 0)
 		return r;
-	if (aws_states[m->state].error)
-		return kms_fail(e, aws_states[m->state].error, false, "%s: the key is %s: %s",
-				where, aws_states[m->state].name, aws_states[m->state].effect);
-	if (!m->symmetric)
-		return kms_fail(
-			e, -EOPNOTSUPP, false,
-			"%s: keyd needs a symmetric (SYMMETRIC_DEFAULT) ENCRYPT_DECRYPT key",
-			where);
-	return 0;
+	return cloud_state_usable(kms->data, &aws_states[m->state], m->symmetric, where, e);
 }
 
 static int aws_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
@@ -594,16 +395,15 @@ static int aws_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, siz
 	_cleanup_secure_ char *b64 = NULL;
 	json_auto_t *ctx = NULL, *req = NULL, *reply = NULL;
 	const char *ct = NULL;
-	char where[AWS_WHERE_MAX];
+	char where[CLOUD_WHERE_MAX];
 	struct aws_meta m;
 	struct error jxe;
 	int r;
 
-	if (dek_len != AWS_DEK_LEN)
-		return kms_fail(e, -EINVAL, false,
-				"AWS KMS: refusing to wrap a %zu-byte key, expected %d", dek_len,
-				AWS_DEK_LEN);
-	ctx = context_for(aad, e);
+	r = cloud_check_dek_len(kms->data, dek_len, e);
+	if (r < 0)
+		return r;
+	ctx = cloud_context(kms->data, aad, e);
 	if (!ctx)
 		return -EINVAL;
 	/* The key material current before Encrypt: a rotation in between makes the version
@@ -611,33 +411,31 @@ static int aws_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, siz
 	r = aws_usable(kms, key_id, &m, e);
 	if (r < 0)
 		return r;
-	if (b64_encode(dek, dek_len, &b64) < 0)
-		return kms_fail(e, -ENOMEM, false, "AWS KMS: out of secure memory for the key");
+	b64 = cloud_dek_b64(kms->data, dek, dek_len, e);
+	if (!b64)
+		return -ENOMEM;
 	req = json_pack("{s:s, s:s, s:O}", "KeyId", key_id, "Plaintext", b64, "EncryptionContext",
 			ctx);
 	r = aws_call(kms, "Encrypt", key_id, req, &reply, where, sizeof(where), e);
 	if (r < 0)
 		return r;
-	r = reply_blob(reply, "CiphertextBlob", KMS_WDEK_MAX, &ct, &jxe);
+	r = cloud_reply_b64(reply, "reply", "CiphertextBlob", KMS_CHARS_BASE64, KMS_WDEK_MAX, &ct,
+			    &jxe);
 	if (r < 0)
-		return fail_reply(e, where, jxe.msg);
-	return wrapped_set(ret, ct, m.material, e);
+		return cloud_fail_reply(e, where, jxe.msg);
+	return cloud_wrapped_set(kms->data, ret, ct, m.material, e);
 }
 
 static int aws_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 		      uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
 		      struct error *e)
 {
-	_cleanup_secure_ uint8_t *dek = NULL;
 	json_auto_t *ctx = NULL, *req = NULL, *reply = NULL;
-	const char *pt = NULL;
-	char where[AWS_WHERE_MAX];
-	struct error jxe;
-	size_t n;
+	char where[CLOUD_WHERE_MAX];
 	int r;
 
 	(void)rewrapped; /* AWS decrypts old key material without handing back a new WDEK */
-	ctx = context_for(aad, e);
+	ctx = cloud_context(kms->data, aad, e);
 	if (!ctx)
 		return -EINVAL;
 	/* KeyId too: AWS then refuses a WDEK made by any other key (IncorrectKeyException). */
@@ -646,20 +444,8 @@ static int aws_unwrap(struct kms *kms, const char *key_id, const char *wdek, con
 	r = aws_call(kms, "Decrypt", key_id, req, &reply, where, sizeof(where), e);
 	if (r < 0)
 		return r;
-	r = reply_blob(reply, "Plaintext", AWS_PLAINTEXT_MAX, &pt, &jxe);
-	if (r < 0)
-		return fail_reply(e, where, jxe.msg);
-	r = b64_decode(pt, &dek, &n);
-	if (r == -ENOMEM)
-		return kms_fail(e, r, false, "AWS KMS: out of secure memory for the key");
-	if (r < 0)
-		return fail_reply(e, where, "reply.Plaintext: not base64");
-	if (n != AWS_DEK_LEN)
-		return kms_fail(e, -EPROTO, false, "%s: KMS returned a %zu-byte key, expected %d",
-				where, n, AWS_DEK_LEN);
-	*ret_dek = TAKE_PTR(dek);
-	*ret_len = n;
-	return 0;
+	return cloud_reply_dek(kms->data, reply, "reply", "Plaintext", KMS_CHARS_BASE64, where,
+			       ret_dek, ret_len, e);
 }
 
 static int aws_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
@@ -667,12 +453,12 @@ static int aws_rewrap(struct kms *kms, const char *key_id, const char *wdek, con
 {
 	json_auto_t *ctx = NULL, *req = NULL, *reply = NULL;
 	const char *ct = NULL, *material = NULL;
-	char where[AWS_WHERE_MAX];
+	char where[CLOUD_WHERE_MAX];
 	struct aws_meta m;
 	struct error jxe;
 	int r;
 
-	ctx = context_for(aad, e);
+	ctx = cloud_context(kms->data, aad, e);
 	if (!ctx)
 		return -EINVAL;
 	r = aws_usable(kms, key_id, &m, e);
@@ -684,21 +470,22 @@ static int aws_rewrap(struct kms *kms, const char *key_id, const char *wdek, con
 	r = aws_call(kms, "ReEncrypt", key_id, req, &reply, where, sizeof(where), e);
 	if (r < 0)
 		return r;
-	r = reply_blob(reply, "CiphertextBlob", KMS_WDEK_MAX, &ct, &jxe);
+	r = cloud_reply_b64(reply, "reply", "CiphertextBlob", KMS_CHARS_BASE64, KMS_WDEK_MAX, &ct,
+			    &jxe);
 	if (r >= 0)
 		r = jx_string(reply, "reply", "DestinationKeyMaterialId", false, KMS_VERSION_MAX,
 			      &material, &jxe);
 	if (r >= 0 && material && !kms_rest_charset(material, KMS_CHARS_ALNUM "-"))
 		r = jx_fail(&jxe, "reply.DestinationKeyMaterialId: not an id");
 	if (r < 0)
-		return fail_reply(e, where, jxe.msg);
-	return wrapped_set(ret, ct, material ? material : m.material, e);
+		return cloud_fail_reply(e, where, jxe.msg);
+	return cloud_wrapped_set(kms->data, ret, ct, material ? material : m.material, e);
 }
 
 static int aws_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
 			struct error *e)
 {
-	char where[AWS_WHERE_MAX];
+	char where[CLOUD_WHERE_MAX];
 	struct aws_meta m;
 	int r;
 
@@ -713,7 +500,7 @@ static int aws_key_info(struct kms *kms, const char *key_id, struct kms_key_info
 static int aws_probe(struct kms *kms, const char *key_id, struct error *e)
 {
 	struct aws_meta m;
-	char where[AWS_WHERE_MAX];
+	char where[CLOUD_WHERE_MAX];
 	int r;
 
 	if (key_id)

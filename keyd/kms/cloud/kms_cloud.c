@@ -25,6 +25,20 @@ void cloud_creds_done(struct cloud_creds *c)
 	*c = (struct cloud_creds){0};
 }
 
+int cloud_creds_set(struct cloud_creds *ret, const char *id, const char *secret, const char *token,
+		    uint64_t expires_real_us, struct error *pe)
+{
+	*ret = (struct cloud_creds){.expires_real_us = expires_real_us};
+	ret->id = secmem_strdup(id);
+	ret->secret = secmem_strdup(secret);
+	ret->token = secmem_strdup(token);
+	if (!ret->id || !ret->secret || !ret->token) {
+		cloud_creds_done(ret);
+		return error_set(pe, -ENOMEM, "out of secure memory");
+	}
+	return 0;
+}
+
 static int creds_copy(const struct cloud_creds *from, struct cloud_creds *to)
 {
 	*to = (struct cloud_creds){.expires_real_us = from->expires_real_us};

@@ -32,6 +32,10 @@ struct cloud_creds {
 	uint64_t expires_real_us; /* 0: no expiry */
 };
 void cloud_creds_done(struct cloud_creds *c);
+/* Role credentials as a metadata service gave them, copied into secure memory. -ENOMEM with
+ * @pe. */
+int cloud_creds_set(struct cloud_creds *ret, const char *id, const char *secret, const char *token,
+		    uint64_t expires_real_us, struct error *pe);
 
 /* The names of a credentials file's three keys (token optional). */
 struct cloud_file_keys {

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cloud.h"
 #include "http.h"
 #include "jsonx.h"
 #include "kms.h"
@@ -21,24 +22,19 @@
 #include "tc3.h"
 #include "util.h"
 
-#define TC_REGION_MAX	 32
-#define TC_PLAINTEXT_MAX 1024
-#define TC_DEK_LEN	 32
-#define TC_VERSION	 "2019-01-18"
-#define TC_SERVICE	 "kms"
-#define TC_CT		 "application/json; charset=utf-8"
-#define TC_WHERE_MAX	 (KMS_REST_URL_MAX + KMS_KEY_ID_MAX + 64)
-#define TC_HEADER_MAX	 (TC3_AUTH_MAX + 64)
-#define TC_METADATA	 "http://metadata.tencentyun.com"
-#define TC_METADATA_DNS	 "metadata.tencentyun.com"
-#define TC_CREDS_PATH	 "/latest/meta-data/cam/security-credentials/"
+#define TC_VERSION	"2019-01-18"
+#define TC_SERVICE	"kms"
+#define TC_CT		"application/json; charset=utf-8"
+#define TC_HEADER_MAX	(TC3_AUTH_MAX + 64)
+#define TC_METADATA	"http://metadata.tencentyun.com"
+#define TC_METADATA_DNS "metadata.tencentyun.com"
+#define TC_CREDS_PATH	"/latest/meta-data/cam/security-credentials/"
 /* DescribeKey of a CMK that does not exist: the answer CmkNotFound proves the signature and
  * the credentials work (a probe without a key). */
 #define TC_PROBE_KEY "00000000-0000-0000-0000-000000000000"
 
-#define CHARS_REGION KMS_CHARS_ALNUM "-"
 #define CHARS_KEY_ID KMS_CHARS_ALNUM "-_/"
-#define CHARS_ROLE   KMS_CHARS_ALNUM "+=,.@_-"
+#define CHARS_B64    KMS_CHARS_BASE64 "-"
 
 static const struct cloud_file_keys tc_file_keys = {
 	.id = "secret_id",
@@ -47,24 +43,12 @@ static const struct cloud_file_keys tc_file_keys = {
 };
 
 struct tc {
-	char *region;
-	char **endpoints; /* without trailing '/' */
-	char **hosts;	  /* each endpoint's host[:port], as signed and sent */
-	size_t n_endpoints;
-	char *ca_file;
-	char *metadata; /* CAM role: the CVM metadata service; NULL with a credentials file */
-	char *role;	/* NULL: the instance's one role, as the metadata service lists it */
-	struct http_client http;
-	struct cloud_auth auth;
+	struct cloud c; /* first: what every cloud provider has */
+	char **hosts;	/* each endpoint's host[:port], as signed and sent */
 };
 
 /* KeyState (DescribeKey) and what it means here. */
-static const struct tc_state {
-	const char *name;
-	enum kms_key_state state;
-	int error; /* 0: usable for encryption */
-	const char *effect;
-} tc_states[] = {
+static const struct cloud_state tc_states[] = {
 	{"Enabled", KMS_KEY_ACTIVE, 0, NULL},
 	{"Disabled", KMS_KEY_SUSPENDED, -EKEYREVOKED,
 	 "it was disabled; encrypt and decrypt are refused until it is enabled (EnableKey)"},
@@ -78,13 +62,7 @@ static const struct tc_state {
 
 /* Error codes (API 3.0 common codes and KMS's own) and what they mean here. A code matches
  * an entry exactly, or as "<entry>.<more>" when the entry ends with '.'. */
-static const struct tc_error {
-	const char *code;
-	int error;
-	bool retryable;
-	bool new_credentials;
-	const char *hint;
-} tc_errors[] = {
+static const struct cloud_error tc_errors[] = {
 	{"RequestLimitExceeded", -EBUSY, true, false,
 	 "Tencent Cloud's per-account request rate limit; keyd backs off with jitter and tries "
 	 "again"},
@@ -137,14 +115,8 @@ static void tc_free(struct tc *t)
 {
 	if (!t)
 		return;
-	http_client_done(&t->http);
-	cloud_auth_done(&t->auth);
-	kms_rest_endpoints_free(t->endpoints, t->n_endpoints);
-	kms_rest_endpoints_free(t->hosts, t->n_endpoints);
-	free(t->region);
-	free(t->ca_file);
-	free(t->metadata);
-	free(t->role);
+	kms_rest_endpoints_free(t->hosts, t->c.n_endpoints);
+	cloud_done(&t->c);
 	free(t);
 }
 
@@ -153,75 +125,52 @@ static void tc_freep(struct tc **t)
 	tc_free(*t);
 }
 
-static int parse_role(struct tc *t, json_t *obj, const char *path, struct error *e)
+static void tc_endpoint(const char *region, char *buf, size_t size)
 {
-	static const char *const keys[] = {"metadata_endpoint", "role", NULL};
-	const char *md = TC_METADATA, *role = NULL;
-	char p[KMS_NAME_MAX + 64];
-	int r;
-
-	snprintf(p, sizeof(p), "%s.cam_role", path);
-	if (json_is_true(obj))
-		obj = NULL;
-	else if (!json_is_object(obj))
-		return jx_fail(e, "%s: must be true or an object {metadata_endpoint, role}", p);
-	if (obj) {
-		if ((r = jx_only_keys(obj, p, keys, e)) < 0 ||
-		    (r = jx_string(obj, p, "metadata_endpoint", false, KMS_REST_URL_MAX, &md, e)) <
-			    0 ||
-		    (r = jx_string(obj, p, "role", false, CLOUD_ROLE_MAX, &role, e)) < 0)
-			return r;
-		if (role && (!role[0] || !kms_rest_charset(role, CHARS_ROLE)))
-			return jx_fail(e, "%s.role: must be a CAM role name", p);
-	}
-	snprintf(p, sizeof(p), "%s.cam_role.metadata_endpoint", path);
-	r = cloud_metadata_url(md, p, TC_METADATA_DNS, &t->metadata, e);
-	if (r < 0)
-		return r;
-	t->role = role ? strdup(role) : NULL;
-	return role && !t->role ? -ENOMEM : 0;
+	snprintf(buf, size, "https://kms.%s.tencentcloudapi.com", region);
 }
+
+static int tc_fetch_role(struct kms *kms, struct cloud_creds *ret, struct error *e);
+static int tc_send(struct kms *kms, size_t i, const char *action, const char *body,
+		   const struct cloud_creds *c, const char *where, json_t **ret, bool *ret_refresh,
+		   struct error *e);
+
+static const struct cloud_vendor tc_vendor = {
+	.label = "Tencent Cloud KMS",
+	.region_hint = "a Tencent Cloud region such as ap-guangzhou",
+	.region_max = 32,
+	.role_key = "cam_role",
+	.metadata_key = "metadata_endpoint",
+	.metadata_url = TC_METADATA,
+	.metadata_dns = TC_METADATA_DNS,
+	.role_kind = "CAM",
+	.role_name_hint = "a CAM role name",
+	.key_noun = "CMK",
+	.usage_hint = "keyd needs an ENCRYPT_DECRYPT CMK",
+	.key_id_chars = CHARS_KEY_ID,
+	.key_id_kinds = "a CMK id or alias",
+	.file_keys = &tc_file_keys,
+	.endpoint = tc_endpoint,
+	.fetch = tc_fetch_role,
+	.send = tc_send,
+};
 
 static int tc_parse(struct kms *kms, json_t *obj, const char *path, struct error *e)
 {
-	static const char *const keys[] = {"provider", "region",  "endpoints", "credentials_file",
-					   "cam_role", "ca_file", NULL};
-	_cleanup_(tc_freep) struct tc *t = NULL;
-	const char *region = NULL, *file = NULL, *ca_file = NULL;
-	json_t *role = json_object_get(obj, "cam_role");
-	char url[KMS_REST_URL_MAX + 1];
+	_cleanup_(tc_freep) struct tc *t = calloc(1, sizeof(*t));
 	int r;
 
-	if ((r = jx_only_keys(obj, path, keys, e)) < 0 ||
-	    (r = jx_string(obj, path, "region", true, TC_REGION_MAX, &region, e)) < 0 ||
-	    (r = jx_string(obj, path, "credentials_file", false, PATH_MAX - 1, &file, e)) < 0 ||
-	    (r = jx_string(obj, path, "ca_file", false, PATH_MAX - 1, &ca_file, e)) < 0)
-		return r;
-	if (!region[0] || !kms_rest_charset(region, CHARS_REGION))
-		return jx_fail(e, "%s.region: must be a Tencent Cloud region such as ap-guangzhou",
-			       path);
-	if (!file == !role)
-		return jx_fail(e, "%s: give exactly one of credentials_file and cam_role", path);
-	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	cloud_auth_init(&t->auth);
-	if (json_object_get(obj, "endpoints")) {
-		r = kms_rest_endpoints(obj, path, &t->endpoints, &t->n_endpoints, e);
-		if (r < 0)
-			return r;
-	} else {
-		snprintf(url, sizeof(url), "https://kms.%s.tencentcloudapi.com", region);
-		t->endpoints = calloc(1, sizeof(*t->endpoints));
-		if (!t->endpoints || !(t->endpoints[0] = strdup(url)))
-			return -ENOMEM;
-		t->n_endpoints = 1;
-	}
-	t->hosts = calloc(t->n_endpoints, sizeof(*t->hosts));
+	r = cloud_parse(&t->c, &tc_vendor, obj, path, e);
+	if (r < 0)
+		return r;
+	/* TC3 signs the Host header: each endpoint's, as it is sent. */
+	t->hosts = calloc(t->c.n_endpoints, sizeof(*t->hosts));
 	if (!t->hosts)
 		return -ENOMEM;
-	for (size_t i = 0; i < t->n_endpoints; i++) {
-		const char *h = t->endpoints[i] + strlen("https://");
+	for (size_t i = 0; i < t->c.n_endpoints; i++) {
+		const char *h = t->c.endpoints[i] + strlen("https://");
 
 		t->hosts[i] = strndup(h, strcspn(h, "/"));
 		if (!t->hosts[i])
@@ -229,18 +178,6 @@ static int tc_parse(struct kms *kms, json_t *obj, const char *path, struct error
 		if (!t->hosts[i][0] || strlen(t->hosts[i]) > TC3_FIELD_MAX)
 			return jx_fail(e, "%s.endpoints[%zu]: no host", path, i);
 	}
-	if (role) {
-		r = parse_role(t, role, path, e);
-		if (r < 0)
-			return r;
-	}
-	t->region = strdup(region);
-	t->ca_file = ca_file ? strdup(ca_file) : NULL;
-	t->auth.file = file ? strdup(file) : NULL;
-	t->auth.file_key = "credentials_file";
-	t->auth.keys = &tc_file_keys;
-	if (!t->region || (ca_file && !t->ca_file) || (file && !t->auth.file))
-		return -ENOMEM;
 	kms->data = TAKE_PTR(t);
 	return 0;
 }
@@ -266,23 +203,15 @@ int tencent_parse_role_credentials(json_t *j, struct cloud_creds *ret, struct er
 		return error_set(pe, -EPROTO, "reply.ExpiredTime: missing");
 	if (!id[0] || !secret[0] || !token[0] || !kms_rest_charset(id, KMS_CHARS_ALNUM))
 		return error_set(pe, -EPROTO, "empty or malformed credentials");
-	ret->id = secmem_strdup(id);
-	ret->secret = secmem_strdup(secret);
-	ret->token = secmem_strdup(token);
-	ret->expires_real_us = expires * 1000000;
-	if (!ret->id || !ret->secret || !ret->token) {
-		cloud_creds_done(ret);
-		return error_set(pe, -ENOMEM, "out of secure memory");
-	}
-	return 0;
+	return cloud_creds_set(ret, id, secret, token, expires * 1000000, pe);
 }
 
 /* A CAM role's temporary credentials from the CVM metadata service (no session token is
  * needed there). Called with the auth lock held. */
 static int tc_fetch_role(struct kms *kms, struct cloud_creds *ret, struct error *e)
 {
-	struct tc *t = kms->data;
-	_cleanup_(http_response_done) struct http_response list = {0}, cred = {0};
+	struct cloud *c = kms->data;
+	_cleanup_(http_response_done) struct http_response cred = {0};
 	json_auto_t *j = NULL;
 	char url[KMS_REST_URL_MAX + CLOUD_ROLE_MAX + 64], where[sizeof(url) + 32],
 		role[CLOUD_ROLE_MAX + 1];
@@ -290,23 +219,14 @@ static int tc_fetch_role(struct kms *kms, struct cloud_creds *ret, struct error 
 	struct error pe;
 	int r;
 
-	if (t->role)
-		snprintf(role, sizeof(role), "%s", t->role);
-	else {
-		snprintf(url, sizeof(url), "%s" TC_CREDS_PATH, t->metadata);
-		snprintf(where, sizeof(where), "Tencent Cloud metadata %s", url);
-		r = cloud_metadata_call(&t->http, "GET", url, NULL, tmo, where, &list, e);
-		if (r < 0)
-			return r;
-		snprintf(role, sizeof(role), "%.*s", (int)strcspn(kms_rest_body(&list), "\r\n"),
-			 kms_rest_body(&list));
-		if (!role[0] || !kms_rest_charset(role, CHARS_ROLE))
-			return kms_fail(e, -ENOENT, false,
-					"%s: no CAM role is bound to this instance", where);
-	}
-	snprintf(url, sizeof(url), "%s" TC_CREDS_PATH "%s", t->metadata, role);
+	snprintf(url, sizeof(url), "%s" TC_CREDS_PATH, c->metadata);
 	snprintf(where, sizeof(where), "Tencent Cloud metadata %s", url);
-	r = cloud_metadata_call(&t->http, "GET", url, NULL, tmo, where, &cred, e);
+	r = cloud_role_name(kms, c, url, NULL, where, role, e);
+	if (r < 0)
+		return r;
+	snprintf(url, sizeof(url), "%s" TC_CREDS_PATH "%s", c->metadata, role);
+	snprintf(where, sizeof(where), "Tencent Cloud metadata %s", url);
+	r = cloud_metadata_call(&c->http, "GET", url, NULL, tmo, where, &cred, e);
 	if (r < 0)
 		return r;
 	r = kms_rest_json(&cred, where, &j, e);
@@ -320,30 +240,7 @@ static int tc_fetch_role(struct kms *kms, struct cloud_creds *ret, struct error 
 
 static int tc_open(struct kms *kms, struct error *e)
 {
-	struct tc *t = kms->data;
-	int r;
-
-	r = kms_rest_ca_file(kms->name, t->ca_file, e);
-	if (r < 0)
-		return r;
-	r = http_client_init(&t->http);
-	if (r < 0)
-		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s", kms->name,
-				strerror(-r));
-	t->auth.fetch = tc_fetch_role;
-	return 0;
-}
-
-static const struct tc_error *error_entry(const char *code)
-{
-	for (size_t i = 0; i < ELEMENTSOF(tc_errors); i++) {
-		const char *c = tc_errors[i].code;
-		size_t n = strlen(c);
-
-		if (c[n - 1] == '.' ? strncmp(code, c, n) == 0 && code[n] : strcmp(code, c) == 0)
-			return &tc_errors[i];
-	}
-	return NULL;
+	return cloud_open(kms, kms->data, e);
 }
 
 int tencent_parse_response(const char *body, size_t n, json_t **ret, char *code, size_t code_size,
@@ -370,13 +267,6 @@ int tencent_parse_response(const char *body, size_t n, json_t **ret, char *code,
 	return 0;
 }
 
-static const char *tc_where(char *buf, size_t size, const char *endpoint, const char *action,
-			    const char *key_id)
-{
-	snprintf(buf, size, "Tencent Cloud KMS %s: %s of key %s", endpoint, action, key_id);
-	return buf;
-}
-
 /* One signed request to endpoint @i; *ret is the reply's Response object. */
 static int tc_send(struct kms *kms, size_t i, const char *action, const char *body,
 		   const struct cloud_creds *c, const char *where, json_t **ret, bool *ret_refresh,
@@ -397,7 +287,7 @@ static int tc_send(struct kms *kms, size_t i, const char *action, const char *bo
 				 NULL,
 				 NULL};
 	uint64_t now = now_real_us() / 1000000;
-	const struct tc_error *te;
+	const struct cloud_error *te;
 	int r;
 
 	*ret_refresh = false;
@@ -417,25 +307,23 @@ static int tc_send(struct kms *kms, size_t i, const char *action, const char *bo
 				strerror(-r));
 	snprintf(host, sizeof(host), "Host: %s", t->hosts[i]);
 	snprintf(act, sizeof(act), "X-TC-Action: %s", action);
-	snprintf(region, sizeof(region), "X-TC-Region: %s", t->region);
+	snprintf(region, sizeof(region), "X-TC-Region: %s", t->c.region);
 	snprintf(ts, sizeof(ts), "X-TC-Timestamp: %llu", (unsigned long long)now);
 	if (c->token) {
-		tok = secmem_alloc(strlen("X-TC-Token: ") + strlen(c->token) + 1);
+		tok = cloud_token_header("X-TC-Token: ", c->token);
 		if (!tok)
 			return kms_fail(e, -ENOMEM, false,
 					"Tencent Cloud KMS: out of secure memory");
-		strcpy(tok, "X-TC-Token: ");
-		strcat(tok, c->token);
 		headers[7] = tok;
 	}
-	snprintf(url, sizeof(url), "%s/", t->endpoints[i]);
-	r = kms_rest_perform(&t->http,
+	snprintf(url, sizeof(url), "%s/", t->c.endpoints[i]);
+	r = kms_rest_perform(&t->c.http,
 			     &(struct http_request){.method = "POST",
 						    .url = url,
 						    .headers = headers,
 						    .body = body,
 						    .body_len = strlen(body),
-						    .ca_file = t->ca_file,
+						    .ca_file = t->c.ca_file,
 						    .timeout_ms = (long)kms->retry.try_timeout_ms},
 			     where, &resp, e);
 	if (r < 0)
@@ -460,92 +348,23 @@ static int tc_send(struct kms *kms, size_t i, const char *action, const char *bo
 	}
 	if (r >= 0)
 		return 0;
-	te = error_entry(code);
+	te = cloud_error_find(tc_errors, ELEMENTSOF(tc_errors), code);
 	*ret_refresh = te && te->new_credentials;
-	return kms_fail(e, te ? te->error : -EIO, te && te->retryable, "%s: %s%s%s%s%s%s", where,
-			code, msg[0] ? ": " : "", msg, te && te->hint ? " (" : "",
-			te && te->hint ? te->hint : "", te && te->hint ? ")" : "");
+	return cloud_fail_code(e, te, false, where, code, msg);
 }
 
 static int tc_call(struct kms *kms, const char *action, const char *key_id, json_t *req,
 		   json_t **ret, char *where, size_t where_size, struct error *e)
 {
-	struct tc *t = kms->data;
-	_cleanup_secure_ char *body = NULL;
-	struct cloud_creds c = {0};
-	bool refresh, retried = false;
-	uint64_t gen;
-	int r;
-
-	if (!key_id[0] || strlen(key_id) > KMS_KEY_ID_MAX ||
-	    !kms_rest_charset(key_id, CHARS_KEY_ID))
-		return kms_fail(e, -EINVAL, false,
-				"Tencent Cloud KMS: %s: the key id is not a CMK id or alias",
-				action);
-	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	if (!body)
-		return kms_fail(e, -ENOMEM, false,
-				"Tencent Cloud KMS: out of secure memory for the request");
-	r = cloud_auth_get(kms, &t->auth, 0, &c, &gen, e);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < t->n_endpoints; i++) {
-		tc_where(where, where_size, t->endpoints[i], action, key_id);
-		r = tc_send(kms, i, action, body, &c, where, ret, &refresh, e);
-		if (r < 0 && refresh && c.token && !retried) {
-			retried = true;
-			cloud_creds_done(&c);
-			r = cloud_auth_get(kms, &t->auth, gen, &c, &gen, e);
-			if (r >= 0)
-				r = tc_send(kms, i, action, body, &c, where, ret, &refresh, e);
-		}
-		if (r >= 0 || !e->retryable)
-			break;
-	}
-	cloud_creds_done(&c);
-	return r;
-}
-
-static int fail_reply(struct error *e, const char *where, const char *why)
-{
-	return kms_fail(e, -EPROTO, false, "%s: unexpected reply: %s", where, why);
+	return cloud_call(kms, kms->data, action, key_id, req, ret, where, where_size, e);
 }
 
 /* EncryptionContext is a JSON string: {"keyd:luks-uuid":"<UUID>"}, always written the same. */
-static char *context_for(const char *aad, struct error *e)
+static char *context_for(struct kms *kms, const char *aad, struct error *e)
 {
-	char uuid[CLOUD_UUID_MAX + 1];
-	json_auto_t *j = NULL;
+	json_auto_t *j = cloud_context(kms->data, aad, e);
 
-	if (cloud_context_uuid(aad, uuid, sizeof(uuid)) < 0) {
-		kms_fail(e, -EINVAL, false,
-			 "Tencent Cloud KMS: the associated data is not keyd:v1:<UUID>");
-		return NULL;
-	}
-	j = json_pack("{s:s}", CLOUD_CONTEXT_KEY, uuid);
 	return j ? json_dumps(j, JSON_COMPACT) : NULL;
-}
-
-static int reply_b64(json_t *reply, const char *key, size_t max, const char **ret,
-		     struct error *jxe)
-{
-	int r = jx_string(reply, "reply.Response", key, true, max, ret, jxe);
-
-	if (r >= 0 && (!(*ret)[0] || !kms_rest_charset(*ret, KMS_CHARS_BASE64 "-")))
-		r = jx_fail(jxe, "reply.Response.%s: not base64", key);
-	return r;
-}
-
-static int wrapped_set(struct kms_wrapped *w, const char *wdek, const char *version,
-		       struct error *e)
-{
-	w->wdek = strdup(wdek);
-	w->key_version = version ? strdup(version) : NULL;
-	if (!w->wdek || (version && !w->key_version)) {
-		kms_wrapped_done(w);
-		return kms_fail(e, -ENOMEM, false, "Tencent Cloud KMS: out of memory");
-	}
-	return 0;
 }
 
 int tencent_parse_key_metadata(json_t *resp, struct tencent_meta *m, struct error *pe)
@@ -564,10 +383,8 @@ int tencent_parse_key_metadata(json_t *resp, struct tencent_meta *m, struct erro
 	    (r = jx_string(md, "KeyMetadata", "KeyUsage", false, 64, &usage, &jxe)) < 0 ||
 	    (r = jx_uint(md, "KeyMetadata", "LastRotateTime", 0, UINT32_MAX, &rotated, &jxe)) < 0)
 		return error_set(pe, -EPROTO, "%s", jxe.msg);
-	for (size_t i = 0; i < ELEMENTSOF(tc_states); i++)
-		if (strcmp(tc_states[i].name, state) == 0)
-			m->state = i;
-	if (strcmp(tc_states[m->state].name, state) != 0)
+	m->state = cloud_state_find(tc_states, ELEMENTSOF(tc_states), state);
+	if (m->state == SIZE_MAX)
 		return error_set(pe, -EPROTO, "the key is in unknown state %s",
 				 kms_rest_charset(state, KMS_CHARS_ALNUM) ? state : "?");
 	m->symmetric = !usage || strcmp(usage, "ENCRYPT_DECRYPT") == 0;
@@ -587,7 +404,7 @@ static int tc_describe(struct kms *kms, const char *key_id, struct tencent_meta 
 	if (r < 0)
 		return r;
 	r = tencent_parse_key_metadata(reply, m, &pe);
-	return r < 0 ? fail_reply(e, where, pe.msg) : 0;
+	return r < 0 ? cloud_fail_reply(e, where, pe.msg) : 0;
 }
 
 /* The key's version as keyd records it: the time of its last rotation ("0": never). */
@@ -598,20 +415,12 @@ static void version_of(const struct tencent_meta *m, char *buf, size_t size)
 
 static int tc_usable(struct kms *kms, const char *key_id, struct tencent_meta *m, struct error *e)
 {
-	char where[TC_WHERE_MAX];
-	const struct tc_state *s;
+	char where[CLOUD_WHERE_MAX];
 	int r = tc_describe(kms, key_id, m, where, sizeof(where), e);
 
 	if (r < 0)
 		return r;
-	s = &tc_states[m->state];
-	if (s->error)
-		return kms_fail(e, s->error, false, "%s: the CMK is %s: %s", where, s->name,
-				s->effect);
-	if (!m->symmetric)
-		return kms_fail(e, -EOPNOTSUPP, false, "%s: keyd needs an ENCRYPT_DECRYPT CMK",
-				where);
-	return 0;
+	return cloud_state_usable(kms->data, &tc_states[m->state], m->symmetric, where, e);
 }
 
 static int tc_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
@@ -620,16 +429,15 @@ static int tc_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size
 	_cleanup_secure_ char *b64 = NULL, *ctx = NULL;
 	json_auto_t *req = NULL, *reply = NULL;
 	const char *ct = NULL;
-	char where[TC_WHERE_MAX], version[32];
+	char where[CLOUD_WHERE_MAX], version[32];
 	struct tencent_meta m;
 	struct error jxe;
 	int r;
 
-	if (dek_len != TC_DEK_LEN)
-		return kms_fail(e, -EINVAL, false,
-				"Tencent Cloud KMS: refusing to wrap a %zu-byte key, expected %d",
-				dek_len, TC_DEK_LEN);
-	ctx = context_for(aad, e);
+	r = cloud_check_dek_len(kms->data, dek_len, e);
+	if (r < 0)
+		return r;
+	ctx = context_for(kms, aad, e);
 	if (!ctx)
 		return -EINVAL;
 	/* The version before Encrypt: a rotation in between makes polling rewrap once. */
@@ -637,18 +445,19 @@ static int tc_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size
 	if (r < 0)
 		return r;
 	version_of(&m, version, sizeof(version));
-	if (b64_encode(dek, dek_len, &b64) < 0)
-		return kms_fail(e, -ENOMEM, false,
-				"Tencent Cloud KMS: out of secure memory for the key");
+	b64 = cloud_dek_b64(kms->data, dek, dek_len, e);
+	if (!b64)
+		return -ENOMEM;
 	req = json_pack("{s:s, s:s, s:s}", "KeyId", key_id, "Plaintext", b64, "EncryptionContext",
 			ctx);
 	r = tc_call(kms, "Encrypt", key_id, req, &reply, where, sizeof(where), e);
 	if (r < 0)
 		return r;
-	r = reply_b64(reply, "CiphertextBlob", KMS_WDEK_MAX, &ct, &jxe);
+	r = cloud_reply_b64(reply, "reply.Response", "CiphertextBlob", CHARS_B64, KMS_WDEK_MAX, &ct,
+			    &jxe);
 	if (r < 0)
-		return fail_reply(e, where, jxe.msg);
-	return wrapped_set(ret, ct, version, e);
+		return cloud_fail_reply(e, where, jxe.msg);
+	return cloud_wrapped_set(kms->data, ret, ct, version, e);
 }
 
 /* A reply naming the CMK that did the work: it must be key_id (or key_id names an alias). */
@@ -658,7 +467,7 @@ static int check_key(json_t *reply, const char *field, const char *key_id, const
 	const char *id = json_string_value(json_object_get(reply, field));
 
 	if (!id)
-		return fail_reply(e, where, "reply.Response: no KeyId");
+		return cloud_fail_reply(e, where, "reply.Response: no KeyId");
 	if (strchr(key_id, '/') || strcmp(id, key_id) == 0)
 		return 0;
 	return kms_fail(e, -EBADMSG, false,
@@ -670,17 +479,13 @@ static int tc_unwrap(struct kms *kms, const char *key_id, const char *wdek, cons
 		     uint8_t **ret_dek, size_t *ret_len, struct kms_wrapped *rewrapped,
 		     struct error *e)
 {
-	_cleanup_secure_ uint8_t *dek = NULL;
 	_cleanup_secure_ char *ctx = NULL;
 	json_auto_t *req = NULL, *reply = NULL;
-	const char *pt = NULL;
-	char where[TC_WHERE_MAX];
-	struct error jxe;
-	size_t n;
+	char where[CLOUD_WHERE_MAX];
 	int r;
 
 	(void)rewrapped;
-	ctx = context_for(aad, e);
+	ctx = context_for(kms, aad, e);
 	if (!ctx)
 		return -EINVAL;
 	req = json_pack("{s:s, s:s}", "CiphertextBlob", wdek, "EncryptionContext", ctx);
@@ -690,20 +495,8 @@ static int tc_unwrap(struct kms *kms, const char *key_id, const char *wdek, cons
 	r = check_key(reply, "KeyId", key_id, where, e);
 	if (r < 0)
 		return r;
-	r = reply_b64(reply, "Plaintext", TC_PLAINTEXT_MAX, &pt, &jxe);
-	if (r < 0)
-		return fail_reply(e, where, jxe.msg);
-	r = b64_decode(pt, &dek, &n);
-	if (r == -ENOMEM)
-		return kms_fail(e, r, false, "Tencent Cloud KMS: out of secure memory for the key");
-	if (r < 0)
-		return fail_reply(e, where, "reply.Response.Plaintext: not base64");
-	if (n != TC_DEK_LEN)
-		return kms_fail(e, -EPROTO, false, "%s: KMS returned a %zu-byte key, expected %d",
-				where, n, TC_DEK_LEN);
-	*ret_dek = TAKE_PTR(dek);
-	*ret_len = n;
-	return 0;
+	return cloud_reply_dek(kms->data, reply, "reply.Response", "Plaintext", CHARS_B64, where,
+			       ret_dek, ret_len, e);
 }
 
 static int tc_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
@@ -712,12 +505,12 @@ static int tc_rewrap(struct kms *kms, const char *key_id, const char *wdek, cons
 	_cleanup_secure_ char *ctx = NULL;
 	json_auto_t *req = NULL, *reply = NULL;
 	const char *ct = NULL;
-	char where[TC_WHERE_MAX], version[32];
+	char where[CLOUD_WHERE_MAX], version[32];
 	struct tencent_meta m;
 	struct error jxe;
 	int r;
 
-	ctx = context_for(aad, e);
+	ctx = context_for(kms, aad, e);
 	if (!ctx)
 		return -EINVAL;
 	r = tc_usable(kms, key_id, &m, e);
@@ -732,16 +525,17 @@ static int tc_rewrap(struct kms *kms, const char *key_id, const char *wdek, cons
 	r = check_key(reply, "SourceKeyId", key_id, where, e);
 	if (r < 0)
 		return r;
-	r = reply_b64(reply, "CiphertextBlob", KMS_WDEK_MAX, &ct, &jxe);
+	r = cloud_reply_b64(reply, "reply.Response", "CiphertextBlob", CHARS_B64, KMS_WDEK_MAX, &ct,
+			    &jxe);
 	if (r < 0)
-		return fail_reply(e, where, jxe.msg);
-	return wrapped_set(ret, ct, version, e);
+		return cloud_fail_reply(e, where, jxe.msg);
+	return cloud_wrapped_set(kms->data, ret, ct, version, e);
 }
 
 static int tc_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,
 		       struct error *e)
 {
-	char where[TC_WHERE_MAX];
+	char where[CLOUD_WHERE_MAX];
 	struct tencent_meta m;
 	int r;
 
@@ -759,7 +553,7 @@ static int tc_key_info(struct kms *kms, const char *key_id, struct kms_key_info 
 static int tc_probe(struct kms *kms, const char *key_id, struct error *e)
 {
 	struct tencent_meta m;
-	char where[TC_WHERE_MAX];
+	char where[CLOUD_WHERE_MAX];
 	int r;
 
 	if (key_id)

@@ -177,13 +177,9 @@ static int vault_open(struct kms *kms, struct error *e)
 		if (r < 0)
 			return r;
 	}
-	r = kms_rest_ca_file(kms->name, v->ca_file, e);
+	r = kms_rest_open(kms->name, v->ca_file, &v->http, e);
 	if (r < 0)
 		return r;
-	r = http_client_init(&v->http);
-	if (r < 0)
-		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s", kms->name,
-				strerror(-r));
 	v->role_id = TAKE_PTR(role);
 	v->role_id_len = role_len;
 	v->secret_id = TAKE_PTR(secret);
