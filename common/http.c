@@ -155,6 +155,8 @@ static int curl_to_errno(CURLcode c)
 		return -E2BIG;
 	case CURLE_OUT_OF_MEMORY:
 		return -ENOMEM;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return -ECANCELED;
 	case CURLE_URL_MALFORMAT:
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		return -EINVAL;
@@ -166,6 +168,23 @@ static int curl_to_errno(CURLcode c)
 bool http_errno_retryable(int r)
 {
 	return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET || r == -EHOSTUNREACH;
+}
+
+/* The calling thread's stop flag: a request in flight is abandoned once it is set. */
+static __thread const volatile bool *http_stop;
+
+void http_set_stop(const volatile bool *stop)
+{
+	http_stop = stop;
+}
+
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	const volatile bool *stop = userdata;
+
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return *stop ? 1 : 0;
 }
 
 int http_perform(struct http_client *c, const struct http_request *req, struct http_response *resp,
@@ -213,6 +232,11 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "keyd/" KEYD_VERSION);
+	if (http_stop) {
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)http_stop);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	if (req->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_file);
 	if (!req->unix_socket)

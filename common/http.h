@@ -55,6 +55,9 @@ void http_client_done(struct http_client *c);
 int http_perform(struct http_client *c, const struct http_request *req, struct http_response *resp,
 		 struct error *e);
 void http_response_done(struct http_response *resp);
+/* Requests this thread performs from now on are abandoned (-ECANCELED) soon after *@stop is
+ * set (libcurl looks at least about once a second); NULL: never. */
+void http_set_stop(const volatile bool *stop);
 
 /* Transport errors worth another try (the connection may work next time). */
 bool http_errno_retryable(int r);

@@ -176,6 +176,65 @@ static void free_hooks(struct hook *h, size_t n)
 	free(h);
 }
 
+/* @path.@key: a string, or a list of 1..KMS_KEYS_MAX distinct strings of at most @max chars,
+ * into @ret (borrowed from @obj); the count in *n. */
+static int parse_name_list(json_t *obj, const char *path, const char *key, size_t max,
+			   const char **ret, size_t *n, struct error *e)
+{
+	json_t *v = json_object_get(obj, key), *x;
+	size_t i;
+
+	if (!v || json_is_string(v))
+		return *n = 1, jx_string(obj, path, key, true, max, &ret[0], e);
+	if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > KMS_KEYS_MAX)
+		return jx_fail(e, "%s.%s: must be a string or a list of 1 to %d strings", path, key,
+			       KMS_KEYS_MAX);
+	json_array_foreach (v, i, x) {
+		ret[i] = json_string_value(x);
+		if (!ret[i] || !ret[i][0] || strlen(ret[i]) > max)
+			return jx_fail(e, "%s.%s[%zu]: must be a string of 1 to %zu characters",
+				       path, key, i, max);
+	}
+	*n = json_array_size(v);
+	return 0;
+}
+
+/* "kms" and "key_id": one KMS, or a list of them (any-of); one key id for all, or one per KMS
+ * in the same order. */
+static int parse_volume_keys(json_t *obj, const char *path, struct keyd_config *cfg,
+			     struct volume_config *vol, struct error *e)
+{
+	const char *kms[KMS_KEYS_MAX], *ids[KMS_KEYS_MAX];
+	size_t n_kms = 0, n_ids = 0;
+	int r;
+
+	if ((r = parse_name_list(obj, path, "kms", KMS_NAME_MAX, kms, &n_kms, e)) < 0 ||
+	    (r = parse_name_list(obj, path, "key_id", KMS_KEY_ID_MAX, ids, &n_ids, e)) < 0)
+		return r;
+	if (n_ids != 1 && n_ids != n_kms)
+		return jx_fail(
+			e, "%s.key_id: %zu key ids for %zu KMS (give one for all, or one per KMS)",
+			path, n_ids, n_kms);
+	for (size_t k = 0; k < n_kms; k++) {
+		vol->keys[k].kms = config_find_kms(cfg, kms[k]);
+		char at[16] = "";
+
+		if (n_kms > 1)
+			snprintf(at, sizeof(at), "[%zu]", k);
+		if (!vol->keys[k].kms)
+			return jx_fail(e, "%s.kms%s: no KMS named \"%s\" under \"kms\"", path, at,
+				       kms[k]);
+		for (size_t j = 0; j < k; j++)
+			if (vol->keys[j].kms == vol->keys[k].kms)
+				return jx_fail(e, "%s.kms: \"%s\" is listed twice", path, kms[k]);
+		vol->keys[k].key_id = strdup(ids[n_ids == 1 ? 0 : k]);
+		vol->n_keys = k + 1;
+		if (!vol->keys[k].key_id)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct error *e)
 {
 	static const char *const keys[] = {
@@ -183,7 +242,7 @@ static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct e
 		"on_revoke", "stop_hooks", "start_hooks", "erase_on_delete", "rekey_every_days",
 		NULL};
 	struct volume_config *vol = &cfg->volumes[i];
-	const char *name = NULL, *device = NULL, *kms = NULL, *key_id = NULL;
+	const char *name = NULL, *device = NULL;
 	char path[32];
 	int revoke = ON_REVOKE_CLOSE, r;
 
@@ -192,8 +251,7 @@ static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct e
 	if ((r = jx_only_keys(obj, path, keys, e)) < 0 ||
 	    (r = jx_string(obj, path, "name", true, VOLUME_NAME_MAX, &name, e)) < 0 ||
 	    (r = jx_string(obj, path, "device", true, DEVICE_SPEC_MAX, &device, e)) < 0 ||
-	    (r = jx_string(obj, path, "kms", true, KMS_NAME_MAX, &kms, e)) < 0 ||
-	    (r = jx_string(obj, path, "key_id", true, KMS_KEY_ID_MAX, &key_id, e)) < 0 ||
+	    (r = parse_volume_keys(obj, path, cfg, vol, e)) < 0 ||
 	    (r = jx_bool(obj, path, "required", &vol->required, e)) < 0 ||
 	    (r = jx_enum(obj, path, "on_revoke", on_revoke_names, &revoke, e)) < 0 ||
 	    (r = jx_bool(obj, path, "erase_on_delete", &vol->erase_on_delete, e)) < 0 ||
@@ -211,9 +269,6 @@ static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct e
 		return jx_fail(e,
 			       "%s.device: \"%s\" must be a path, UUID=, PARTUUID= or LABEL=", path,
 			       device);
-	vol->kms = config_find_kms(cfg, kms);
-	if (!vol->kms)
-		return jx_fail(e, "%s.kms: no KMS named \"%s\" under \"kms\"", path, kms);
 	for (size_t j = 0; j < i; j++) {
 		if (strcmp(cfg->volumes[j].name, name) == 0)
 			return jx_fail(e, "%s.name: \"%s\" is also volumes[%zu].name", path, name,
@@ -225,8 +280,7 @@ static int parse_volume(json_t *obj, size_t i, struct keyd_config *cfg, struct e
 	vol->on_revoke = (enum on_revoke)revoke;
 	vol->name = strdup(name);
 	vol->device = strdup(device);
-	vol->key_id = strdup(key_id);
-	return vol->name && vol->device && vol->key_id ? 0 : -ENOMEM;
+	return vol->name && vol->device ? 0 : -ENOMEM;
 }
 
 /* A JSON array of names at @path.@key, each resolved by @lookup (user or group name -> id). */
@@ -504,7 +558,8 @@ void config_free(struct keyd_config *cfg)
 	for (size_t i = 0; i < cfg->n_volumes; i++) {
 		free(cfg->volumes[i].name);
 		free(cfg->volumes[i].device);
-		free(cfg->volumes[i].key_id);
+		for (size_t k = 0; k < cfg->volumes[i].n_keys; k++)
+			free(cfg->volumes[i].keys[k].key_id);
 		free_hooks(cfg->volumes[i].stop_hooks, cfg->volumes[i].n_stop_hooks);
 		free_hooks(cfg->volumes[i].start_hooks, cfg->volumes[i].n_start_hooks);
 	}

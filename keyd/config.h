@@ -35,8 +35,16 @@ struct hook {
 struct volume_config {
 	char *name;   /* also the device-mapper name */
 	char *device; /* path, UUID=, PARTUUID= or LABEL=; NULL for discovered volumes */
-	struct kms *kms;
-	char *key_id;
+	/* The root keys that wrap its DEK, any of which opens it (config "kms" and "key_id",
+	 * each a string or a list). kms and key_id name keys[0], the first listed. */
+	union {
+		struct kms_key keys[KMS_KEYS_MAX];
+		struct {
+			struct kms *kms;
+			char *key_id;
+		};
+	};
+	size_t n_keys;
 	bool required;
 	enum on_revoke on_revoke;
 	struct hook *stop_hooks; /* before a revocation closes the mapping (stop PostgreSQL) */

@@ -102,20 +102,23 @@ emu_tenant() {
 }
 emu_key() { emu POST /_emu/keys '{"instance": "inst"}' | jq -r .id; }
 
-# emu_dek DEVICE APIKEY INSTANCE: the DEK of DEVICE's newest active keyd token, in hex, asked of
-# the emulator the way keyd asks (IAM token, unwrap with the volume's AAD). For memory scans.
+# emu_dek DEVICE APIKEY INSTANCE [KMS]: the DEK of DEVICE's newest active keyd token, in hex,
+# asked of the emulator the way keyd asks (IAM token, unwrap with the volume's AAD); of a
+# multi-KMS token, the wrap of KMS (default: the first). For memory scans.
 emu_dek() {
-	local meta id w tok
+	local meta id w tok wrap
 	meta=$(cryptsetup luksDump --dump-json-metadata "$1")
 	id=$(jq -r '[.tokens | to_entries[] | select(.value.type == "keyd" and .value.state != "pending")]
 		| max_by(.value.generation).key' <<<"$meta")
-	w=$(jq -r --arg id "$id" '.tokens[$id].wdek' <<<"$meta")
+	wrap=$(jq -c --arg id "$id" --arg kms "${4:-}" '.tokens[$id] | if .wraps then
+		[.wraps[] | select($kms == "" or .kms == $kms)][0] else . end' <<<"$meta")
+	w=$(jq -r .wdek <<<"$wrap")
 	tok=$(curl -sS --cacert "$EMU_CA" -d "grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey=$2" \
 		"$EMU_URL/identity/token" | jq -r .access_token)
 	curl -sS --cacert "$EMU_CA" -H "Authorization: Bearer $tok" -H "bluemix-instance: $3" \
 		-H 'Content-Type: application/vnd.ibm.kms.key_action+json' \
 		-d "{\"ciphertext\": \"$w\", \"aad\": [\"keyd:v1:$(cryptsetup luksUUID "$1")\"]}" \
-		"$EMU_URL/api/v2/keys/$(jq -r --arg id "$id" '.tokens[$id].key_id' <<<"$meta")/actions/unwrap" |
+		"$EMU_URL/api/v2/keys/$(jq -r .key_id <<<"$wrap")/actions/unwrap" |
 		jq -r .plaintext | base64 -d | od -An -tx1 | tr -d ' \n'
 }
 
@@ -169,6 +172,72 @@ start_notify_listener() {
 	_pids+=($!)
 	for _ in $(seq 50); do [ -S "$NOTIFY_SOCKET" ] && return 0; sleep 0.05; done
 	fail "notify listener did not start"
+}
+
+# kill_at N CMD...: runs CMD with SIGKILL injected before its Nth write(2)/pwrite64(2) (strace
+# fault injection, no test hooks in the code). Returns 0 if the command finished (N beyond its
+# last write), 1 if it was killed, 2 if it failed otherwise.
+kill_at() {
+	local n=$1
+	shift
+	local rc
+	# An inner shell reaps the killed command, so ours prints no "Killed" notice.
+	rc=$(sh -c 'strace -f -qq -o /dev/null -e trace=write,pwrite64,pwritev \
+		-e inject=write,pwrite64,pwritev:signal=SIGKILL:when="$0" "$@" >/dev/null 2>&1
+		echo $?' "$n" "$@" 2>/dev/null)
+	case $rc in 0) return 0 ;; 137) return 1 ;; *) return 2 ;; esac
+}
+
+# enroll_format_killed N CONFIG DEVICE: enroll --format of volume "vol" killed before its Nth
+# write (kill_at), then what an operator does: enroll again, and a header torn mid-write (which
+# keydctl refuses, never overwrites) wiped first. Returns 0 if the enroll was not killed, 1 if
+# it was, 2 if it was and left a torn header; fails the test on any other outcome.
+enroll_format_killed() {
+	local n=$1 cfg=$2 dev=$3 rc=0 out
+	kill_at "$n" "$KEYDCTL" --config "$cfg" enroll --name vol --format || rc=$?
+	[ $rc -eq 2 ] && { "$KEYDCTL" --config "$cfg" enroll --name vol --format; fail "enroll --format failed without a kill at write $n"; }
+	[ $rc -eq 0 ] && return 0
+	out=$("$KEYDCTL" --config "$cfg" enroll --name vol --format 2>&1) && return 1
+	case $out in
+	*"already enrolled"*) return 1 ;; # the kill came after the keyslot: enroll finished it
+	esac
+	# No keyslot existed yet, so no data can be behind a torn header.
+	assert_contains "$out" "LUKS signature that libcryptsetup cannot read"
+	wipefs -qa "$dev"
+	"$KEYDCTL" --config "$cfg" enroll --name vol --format >/dev/null
+	return 2
+}
+
+# need_plugin: the token plugin as built, where a private mount namespace can put it for
+# libcryptsetup (with_plugin); skips where this cryptsetup loads no plugins or the build is
+# instrumented (an ASan plugin cannot load into Debian's uninstrumented cryptsetup).
+need_plugin() {
+	local so=$BUILD/libcryptsetup-token-keyd.so
+	need_cmd unshare
+	[ -f "$so" ] || fail "$so is not built"
+	ldd "$so" | grep -q libasan && skip "needs a plugin built without AddressSanitizer (run make check)"
+	plugdir=$(cryptsetup --help | sed -n 's/^LUKS2 external token plugin path: \(.*\)\.$/\1/p')
+	[ -d "$plugdir" ] || skip "this cryptsetup loads no external token plugins"
+	mkdir -p "$T/tokens"
+	cp "$so" "$T/tokens/"
+}
+# with_plugin CMD...: CMD in a private mount namespace where libcryptsetup's plugin directory
+# holds our plugin (need_plugin); the host's own directory is never touched. KEYD_CONFIG
+# (default $T/keyd.json) is the plugin's configuration.
+with_plugin() {
+	KEYD_CONFIG=${KEYD_CONFIG:-$T/keyd.json} unshare -m sh -c \
+		'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh "$T/tokens" "$plugdir" "$@"
+}
+topen() { with_plugin cryptsetup open --test-passphrase --token-only "$@"; }
+topen_with() { KEYD_CONFIG=$1 topen "${@:2}"; } # topen_with CONFIG ARGS...
+
+# until_true SECONDS CMD...: retries CMD every 0.1 s until it succeeds, at most SECONDS; the
+# last try's status is the result.
+until_true() {
+	local n=$(($1 * 10))
+	shift
+	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	"$@"
 }
 
 # wait_state CONFIG VOLUME STATE... : waits (10 s) until the volume is in one of the states.

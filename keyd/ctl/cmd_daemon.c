@@ -11,6 +11,22 @@
 #include "log.h"
 #include "text.h"
 
+/* A volume of several KMS: each root key's state, what it depends on now, and what
+ * crypto-shredding it takes, under its line. */
+static void print_volume_keys(json_t *v)
+{
+	json_t *keys = json_object_get(v, "keys"), *k;
+	size_t i;
+
+	if (json_array_size(keys) < 2)
+		return;
+	printf("%-16s   root keys (any of them opens it):", "");
+	json_array_foreach (keys, i, k)
+		printf("%s %s %s", i ? "," : "", json_string_value(json_object_get(k, "kms")),
+		       json_string_value(json_object_get(k, "state")));
+	printf("\n%-16s   %s\n", "", json_string_value(json_object_get(v, "shredding")));
+}
+
 static void print_volume_line(json_t *v)
 {
 	const char *err = json_string_value(json_object_get(v, "error"));
@@ -31,6 +47,7 @@ static void print_volume_line(json_t *v)
 		       "",
 		       text_escape(json_string_value(clone) ? json_string_value(clone) : "?",
 				   detail, sizeof(detail)));
+	print_volume_keys(v);
 }
 
 /* Whether a required volume is not as usable as this host allows: open, or (without

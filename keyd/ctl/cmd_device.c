@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The subcommands that work on the device and the config in keydctl's own process: enroll,
- * rotate, unbind, inspect, check, audit verify. Each logs its outcome once and writes the audit record
- * of a change; secrets (existing passphrases) come from files or stdin, never argv. */
+ * rotate, unbind, inspect, check, audit verify. Each logs its outcome once and writes the audit
+ * record of a change; secrets (existing passphrases) come from files or stdin, never argv. */
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -25,22 +25,59 @@
 #include "util.h"
 
 /* What enroll works on: the command line, completed by the config's volume of that name or
- * device. @dev is malloc'd; @name may point into it. */
+ * device. @dev is malloc'd; @name may point into it; @keys borrow from the config. */
 struct enroll_args {
 	char *dev;
-	const char *name, *key_id;
-	struct kms *kms;
+	const char *name;
+	struct kms_key keys[KMS_KEYS_MAX];
+	size_t n_keys;
 };
+
+/* The root keys to wrap with: --kms (with --key-id, or the volume's key for that KMS) names
+ * one; else every one the config's volume lists; --key-id alone replaces a single one's. */
+static int enroll_keys(struct ctl *c, const struct volume_config *vc, struct enroll_args *a)
+{
+	const char *key_id = c->key_id;
+
+	if (!c->kms && vc && vc->n_keys > 1) {
+		if (key_id)
+			return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
+					     "enroll: volume '%s' lists %zu KMS; --key-id needs "
+					     "--kms to say whose key it is",
+					     vc->name, vc->n_keys);
+		memcpy(a->keys, vc->keys, vc->n_keys * sizeof(vc->keys[0]));
+		a->n_keys = vc->n_keys;
+		return 0;
+	}
+	a->n_keys = 1;
+	a->keys[0].kms = c->kms ? config_find_kms(c->cfg, c->kms) : vc ? vc->kms : NULL;
+	if (c->kms && !a->keys[0].kms)
+		return ctl_fail(c, -ENOENT, "enroll: no KMS named '%s' in %s", c->kms,
+				c->config_path);
+	for (size_t k = 0; !key_id && vc && k < vc->n_keys; k++)
+		if (vc->keys[k].kms == a->keys[0].kms)
+			key_id = vc->keys[k].key_id;
+	if (!a->keys[0].kms || !key_id)
+		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
+				     "enroll: --kms and --key-id are required for %s (it is not a "
+				     "volume of %s)",
+				     c->n_args ? c->args[0] : a->name, c->config_path);
+	if (strlen(key_id) > KMS_KEY_ID_MAX)
+		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
+				     "enroll: --key-id is longer than %d characters",
+				     KMS_KEY_ID_MAX);
+	a->keys[0].key_id = (char *)key_id;
+	return 0;
+}
 
 static int enroll_args(struct ctl *c, struct enroll_args *a)
 {
 	struct volume_config *vc = NULL;
-	const char *spec = c->n_args ? c->args[0] : NULL, *kms_name = c->kms;
+	const char *spec = c->n_args ? c->args[0] : NULL;
 	struct error e;
 	int r;
 
 	a->name = c->name;
-	a->key_id = c->key_id;
 	/* A volume of the config supplies what the command line leaves out. */
 	for (size_t i = 0; i < c->cfg->n_volumes; i++) {
 		struct volume_config *v = &c->cfg->volumes[i];
@@ -52,25 +89,13 @@ static int enroll_args(struct ctl *c, struct enroll_args *a)
 	if (vc) {
 		spec = spec ? spec : vc->device;
 		a->name = a->name ? a->name : vc->name;
-		kms_name = kms_name ? kms_name : vc->kms->name;
-		a->key_id = a->key_id ? a->key_id : vc->key_id;
 	}
 	if (!spec)
 		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
 				     "enroll: name a DEVICE (or a --name of the config)");
-	if (!kms_name || !a->key_id)
-		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
-				     "enroll: --kms and --key-id are required for %s (it is not a "
-				     "volume of %s)",
-				     spec, c->config_path);
-	a->kms = config_find_kms(c->cfg, kms_name);
-	if (!a->kms)
-		return ctl_fail(c, -ENOENT, "enroll: no KMS named '%s' in %s", kms_name,
-				c->config_path);
-	if (strlen(a->key_id) > KMS_KEY_ID_MAX)
-		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
-				     "enroll: --key-id is longer than %d characters",
-				     KMS_KEY_ID_MAX);
+	r = enroll_keys(c, vc, a);
+	if (r < 0)
+		return r;
 	r = luks_resolve_device(spec, &a->dev, &e);
 	if (r < 0)
 		return ctl_fail(c, r, "enroll: %s", e.msg);
@@ -84,6 +109,16 @@ static int enroll_args(struct ctl *c, struct enroll_args *a)
 	return 0;
 }
 
+/* "'a' key K1, 'b' key K2" for the messages. */
+static const char *keys_describe(const struct kms_key *keys, size_t n, char *buf, size_t size)
+{
+	buf[0] = 0;
+	for (size_t k = 0; k < n; k++)
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s'%s' key %s", k ? ", " : "",
+			 keys[k].kms->name, keys[k].key_id ? keys[k].key_id : "(the token's)");
+	return buf;
+}
+
 int cmd_enroll(struct ctl *c)
 {
 	_cleanup_secure_ uint8_t *auth = NULL;
@@ -91,9 +126,8 @@ int cmd_enroll(struct ctl *c)
 	_cleanup_free_ char *dev = NULL;
 	struct enroll_result res;
 	struct error err;
-	const char *name, *key_id;
+	char which[KMS_KEYS_MAX * (KMS_NAME_MAX + KMS_KEY_ID_MAX + 16)];
 	size_t auth_len = 0;
-	struct kms *kms;
 	int r;
 
 	r = ctl_load_config(c);
@@ -102,9 +136,6 @@ int cmd_enroll(struct ctl *c)
 	dev = a.dev;
 	if (r < 0)
 		return r;
-	name = a.name;
-	key_id = a.key_id;
-	kms = a.kms;
 	if (c->key_file) {
 		r = ctl_read_key_file(c->key_file, &auth, &auth_len);
 		if (r < 0)
@@ -112,19 +143,21 @@ int cmd_enroll(struct ctl *c)
 	}
 
 	r = enroll(&(struct enroll_request){.device = dev,
-					    .kms = kms,
-					    .key_id = key_id,
-					    .name = name,
+					    .keys = a.keys,
+					    .n_keys = a.n_keys,
+					    .name = a.name,
 					    .format = c->format,
 					    .auth = auth,
 					    .auth_len = auth_len},
 		   &res, &err);
 	ctl_log_changes(dev, &res.converged);
+	keys_describe(a.keys, a.n_keys, which, sizeof(which));
 	{
-		json_auto_t *o = json_pack(
-			"{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b}", "volume", name, "device", dev,
-			"luks_uuid", res.uuid, "kms", kms->name, "key_id", key_id, "key_version",
-			res.key_version, "keyslot", res.keyslot, "formatted", c->format);
+		json_auto_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:s}",
+					   "volume", a.name, "device", dev, "luks_uuid", res.uuid,
+					   "kms", a.keys[0].kms->name, "key_id", a.keys[0].key_id,
+					   "key_version", res.key_version, "keyslot", res.keyslot,
+					   "formatted", c->format, "wrapped_by", which);
 
 		ctl_audit(c, "volume.enroll", r, o, r < 0 ? err.msg : NULL);
 	}
@@ -132,24 +165,31 @@ int cmd_enroll(struct ctl *c)
 		return ctl_fail(c, r, "enroll %s failed at step %s; the device is unchanged", dev,
 				err.msg);
 	if (c->json) {
-		json_auto_t *j =
-			json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b}", "device", dev,
-				  "name", name, "uuid", res.uuid, "kms", kms->name, "key_id",
-				  key_id, "key_version", res.key_version, "keyslot", res.keyslot,
-				  "token", res.token, "formatted", c->format);
+		json_auto_t *j = json_pack(
+			"{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:b, s:[]}", "device", dev,
+			"name", a.name, "uuid", res.uuid, "kms", a.keys[0].kms->name, "key_id",
+			a.keys[0].key_id, "key_version", res.key_version, "keyslot", res.keyslot,
+			"token", res.token, "formatted", c->format, "wrapped_by");
+
+		for (size_t k = 0; j && k < a.n_keys; k++)
+			json_array_append_new(json_object_get(j, "wrapped_by"),
+					      json_pack("{s:s, s:s}", "kms", a.keys[k].kms->name,
+							"key_id", a.keys[k].key_id));
 		ctl_print_json(j);
 	} else {
-		printf("Enrolled %s as volume '%s': LUKS UUID %s, keyslot %d, token %d, KMS '%s' "
-		       "key %s%s%s.\nRound trip verified: the KMS unwraps the key and it opens the "
-		       "keyslot.\n",
-		       dev, name, res.uuid, res.keyslot, res.token, kms->name, key_id,
-		       res.key_version[0] ? " version " : "", res.key_version);
+		printf("Enrolled %s as volume '%s': LUKS UUID %s, keyslot %d, token %d, KMS %s%s%s."
+		       "\nRound trip verified: %s unwraps the key and it opens the keyslot.\n",
+		       dev, a.name, res.uuid, res.keyslot, res.token, which,
+		       res.key_version[0] && a.n_keys == 1 ? " version " : "",
+		       a.n_keys == 1 ? res.key_version : "", a.n_keys > 1 ? "each KMS" : "the KMS");
 	}
 	return 0;
 }
 
-/* A volume named in the config, or a device whose keyd token names a configured KMS. */
-static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct kms **ret_kms)
+/* A volume named in the config (its root keys), or a device whose keyd token names configured
+ * KMS (each of them, the token's keys). --kms narrows it to that one. */
+static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct kms_key *keys,
+			  size_t *n_keys)
 {
 	struct volume_config *vc = config_find_volume(c->cfg, arg);
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
@@ -157,30 +197,46 @@ static int resolve_volume(struct ctl *c, const char *arg, char **ret_dev, struct
 	struct error je;
 	int r;
 
+	*n_keys = 0;
 	r = luks_resolve_device(vc ? vc->device : arg, ret_dev, &je);
 	if (r == -ENOTUNIQ)
 		return ctl_fail(c, r, "%s: %s", arg, je.msg);
 	if (r < 0)
 		return ctl_fail(c, r, "no volume or device matches '%s'", arg);
 	if (vc) {
-		*ret_kms = vc->kms;
-		return 0;
+		memcpy(keys, vc->keys, vc->n_keys * sizeof(vc->keys[0]));
+		*n_keys = vc->n_keys;
+	} else {
+		r = cryptsetup_load(*ret_dev, &cd);
+		if (r < 0)
+			return ctl_fail(c, r, "%s: %s", *ret_dev, cryptsetup_load_strerror(r));
+		r = token_find(cd, &tok, &je);
+		if (r <= 0)
+			return ctl_fail(c, r < 0 ? r : -ENOKEY, "%s: %s", *ret_dev,
+					r < 0 ? je.msg : "not enrolled (no keyd token)");
+		if (tok.id < 0)
+			return ctl_fail(c, -ENOKEY, "%s: %s", *ret_dev, TOKEN_UNFINISHED);
+		for (unsigned i = 0; i < tok.n_wraps; i++)
+			if ((keys[*n_keys].kms = config_find_kms(c->cfg, tok.wrap[i].kms)))
+				keys[(*n_keys)++].key_id = NULL;
+		if (!*n_keys)
+			ctl_fail(c, -ENOENT,
+				 "%s: its token names KMS '%s'%s, which %s does not configure",
+				 *ret_dev, tok.kms, tok.n_wraps > 1 ? " and others" : "",
+				 c->config_path);
+		token_done(&tok);
+		if (!*n_keys)
+			return -ENOENT;
 	}
-	r = cryptsetup_load(*ret_dev, &cd);
-	if (r < 0)
-		return ctl_fail(c, r, "%s: %s", *ret_dev, cryptsetup_load_strerror(r));
-	r = token_find(cd, &tok, &je);
-	if (r <= 0)
-		return ctl_fail(c, r < 0 ? r : -ENOKEY, "%s: %s", *ret_dev,
-				r < 0 ? je.msg : "not enrolled (no keyd token)");
-	if (tok.id < 0)
-		return ctl_fail(c, -ENOKEY, "%s: %s", *ret_dev, TOKEN_UNFINISHED);
-	*ret_kms = config_find_kms(c->cfg, tok.kms);
-	if (!*ret_kms)
-		ctl_fail(c, -ENOENT, "%s: its token names KMS '%s', which %s does not configure",
-			 *ret_dev, tok.kms, c->config_path);
-	token_done(&tok);
-	return *ret_kms ? 0 : -ENOENT;
+	for (size_t k = 0; c->kms && k < *n_keys; k++)
+		if (strcmp(keys[k].kms->name, c->kms) == 0) {
+			keys[0] = keys[k];
+			*n_keys = 1;
+			return 0;
+		}
+	if (c->kms)
+		return ctl_fail(c, -ENOENT, "'%s' is not wrapped by a KMS named '%s'", arg, c->kms);
+	return 0;
 }
 
 /* What keyd's records say of a volume (daemon.c's keyd_audit), as the token on @dev says it
@@ -239,7 +295,25 @@ static int rotate_reencrypt(struct ctl *c, const char *dev, struct kms *kms)
 	return r;
 }
 
-/* rotate --rewrap found the token already wrapped by the newest key version. */
+/* rotate --rewrap: each KMS's wrap in turn (one header write each), so every WDEK follows
+ * its root key. Stops at the first failure; what is done stays done. 1: there was nothing to
+ * rewrap for any of them (every wrap at its key's newest version). */
+static int rotate_rewrap_all(const char *dev, const struct kms_key *keys, size_t n_keys,
+			     struct rotate_result *res, struct error *err)
+{
+	size_t nothing = 0;
+	int r = 0;
+
+	for (size_t k = 0; k < n_keys && r >= 0; k++) {
+		r = volume_rewrap(dev, keys[k].kms, NULL, &res[k], err);
+		if (r < 0)
+			error_prefix(err, r, "KMS '%s'", keys[k].kms->name);
+		nothing += r == 1;
+	}
+	return r < 0 ? r : nothing == n_keys ? 1 : 0;
+}
+
+/* rotate --rewrap found every wrap already at its key's newest version. */
 static int rotate_nothing(struct ctl *c, const char *dev, const struct rotate_result *res)
 {
 	char why[KMS_VERSION_MAX + 64];
@@ -261,12 +335,79 @@ static int rotate_nothing(struct ctl *c, const char *dev, const struct rotate_re
 	return CTL_EXIT_NOTHING_TO_DO;
 }
 
+static void rotate_audit(struct ctl *c, const char *dev, bool rekey, int r,
+			 const struct kms_key *key, const struct rotate_result *res,
+			 const struct error *err)
+{
+	json_auto_t *o = volume_object(c, c->args[0], dev, key->kms);
+
+	if (o)
+		json_object_update_new(
+			o, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s}", "old_key_version",
+				     res->old_version, "new_key_version", res->new_version, "mode",
+				     c->rotate_mode, "old_keyslot", res->old_keyslot, "new_keyslot",
+				     res->new_keyslot, "rotated_kms", key->kms->name));
+	ctl_audit(c, rekey ? "volume.rekey" : "volume.rewrap", r, o, r < 0 ? err->msg : NULL);
+}
+
+static void rotate_print(struct ctl *c, const char *dev, bool rekey, const struct kms_key *keys,
+			 size_t n, const struct rotate_result *res)
+{
+	json_auto_t *j = c->json ? json_array() : NULL;
+
+	for (size_t k = 0; k < n; k++) {
+		if (j)
+			json_array_append_new(
+				j,
+				json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:i}",
+					  "device", dev, "mode", c->rotate_mode, "kms",
+					  keys[k].kms->name, "uuid", res[k].uuid, "old_token",
+					  res[k].old_token, "new_token", res[k].new_token,
+					  "old_keyslot", res[k].old_keyslot, "new_keyslot",
+					  res[k].new_keyslot, "old_key_version", res[k].old_version,
+					  "new_key_version", res[k].new_version, "converged",
+					  res[k].converged));
+		else if (rekey)
+			printf("Re-keyed %s: new data key in keyslot %d (token %d), keyslot %d and "
+			       "token %d removed.\n",
+			       dev, res[k].new_keyslot, res[k].new_token, res[k].old_keyslot,
+			       res[k].old_token);
+		else if (n > 1 && strcmp(res[k].old_version, res[k].new_version) == 0)
+			printf("Nothing to rewrap on %s (KMS '%s'): the key is already at its "
+			       "newest version %s.\n",
+			       dev, keys[k].kms->name,
+			       res[k].old_version[0] ? res[k].old_version : "-");
+		else
+			printf("Rewrapped %s%s%s%s: key version %s -> %s (keyslot %d unchanged).\n",
+			       dev, n > 1 ? " (KMS '" : "", n > 1 ? keys[k].kms->name : "",
+			       n > 1 ? "')" : "", res[k].old_version[0] ? res[k].old_version : "-",
+			       res[k].new_version[0] ? res[k].new_version : "-",
+			       res[k].new_keyslot);
+		if (!j && res[k].converged)
+			printf("Finished an interrupted enrollment or re-key first (%d header "
+			       "changes).\n",
+			       res[k].converged);
+	}
+	/* One document: the (first) rotation's object; a rewrap of several KMS adds each one's
+	 * in "rotations". */
+	if (j) {
+		json_t *o = json_array_get(j, 0);
+
+		if (json_array_size(j) > 1)
+			json_object_set(o, "rotations", j);
+		ctl_print_json(o);
+		if (json_array_size(j) > 1)
+			json_object_del(o, "rotations");
+	}
+}
+
 int cmd_rotate(struct ctl *c)
 {
 	_cleanup_free_ char *dev = NULL;
-	struct rotate_result res;
+	struct rotate_result res[KMS_KEYS_MAX] = {0};
+	struct kms_key keys[KMS_KEYS_MAX];
 	struct error err;
-	struct kms *kms = NULL;
+	size_t n_keys, n_done;
 	bool rekey;
 	int r;
 
@@ -282,50 +423,30 @@ int cmd_rotate(struct ctl *c)
 	r = ctl_load_config(c);
 	if (r < 0)
 		return r;
-	r = resolve_volume(c, c->args[0], &dev, &kms);
+	r = resolve_volume(c, c->args[0], &dev, keys, &n_keys);
 	if (r < 0)
 		return r;
 	if (strcmp(c->rotate_mode, "reencrypt") == 0)
-		return rotate_reencrypt(c, dev, kms);
-	r = rekey ? volume_rekey(dev, kms, c->key_id, &res, &err)
-		  : volume_rewrap(dev, kms, NULL, &res, &err);
-	ctl_log_changes(dev, &res.changes);
-	{
-		json_auto_t *o = volume_object(c, c->args[0], dev, kms);
-
-		if (o)
-			json_object_update_new(
-				o, json_pack("{s:s, s:s, s:s, s:i, s:i}", "old_key_version",
-					     res.old_version, "new_key_version", res.new_version,
-					     "mode", c->rotate_mode, "old_keyslot", res.old_keyslot,
-					     "new_keyslot", res.new_keyslot));
-		ctl_audit(c, rekey ? "volume.rekey" : "volume.rewrap", r, o,
-			  r < 0 ? err.msg : NULL);
+		return rotate_reencrypt(c, dev, keys[0].kms);
+	if (rekey && c->key_id && n_keys > 1)
+		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
+				     "rotate: %s is wrapped by %zu KMS; --key-id needs --kms to "
+				     "say whose key it is",
+				     c->args[0], n_keys);
+	if (rekey && c->key_id)
+		keys[0].key_id = (char *)c->key_id;
+	r = rekey ? volume_rekey(dev, keys, n_keys, &res[0], &err)
+		  : rotate_rewrap_all(dev, keys, n_keys, res, &err);
+	n_done = rekey ? 1 : n_keys;
+	for (size_t k = 0; k < n_done; k++) {
+		ctl_log_changes(dev, &res[k].changes);
+		rotate_audit(c, dev, rekey, r, &keys[k], &res[k], &err);
 	}
 	if (r < 0)
 		return ctl_fail(c, r, "rotate --%s %s failed: %s", c->rotate_mode, dev, err.msg);
 	if (r > 0)
-		return rotate_nothing(c, dev, &res);
-	if (c->json) {
-		json_auto_t *j = json_pack(
-			"{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:i}", "device", dev, "mode",
-			c->rotate_mode, "uuid", res.uuid, "old_token", res.old_token, "new_token",
-			res.new_token, "old_keyslot", res.old_keyslot, "new_keyslot",
-			res.new_keyslot, "old_key_version", res.old_version, "new_key_version",
-			res.new_version, "converged", res.converged);
-		ctl_print_json(j);
-	} else if (rekey) {
-		printf("Re-keyed %s: new data key in keyslot %d (token %d), keyslot %d and token %d "
-		       "removed.\n",
-		       dev, res.new_keyslot, res.new_token, res.old_keyslot, res.old_token);
-	} else {
-		printf("Rewrapped %s: key version %s -> %s (keyslot %d unchanged).\n", dev,
-		       res.old_version[0] ? res.old_version : "-",
-		       res.new_version[0] ? res.new_version : "-", res.new_keyslot);
-	}
-	if (res.converged)
-		printf("Finished an interrupted enrollment or re-key first (%d header changes).\n",
-		       res.converged);
+		return rotate_nothing(c, dev, &res[0]);
+	rotate_print(c, dev, rekey, keys, n_done, res);
 	return 0;
 }
 
@@ -469,6 +590,29 @@ int cmd_unbind(struct ctl *c)
 	"--key-id ID --name VOLUME [--format]) and add it under \"volumes\" (name, device, "       \
 	"kms, key_id), then restart keyd"
 
+/* The token of volume @v against its configuration: a wrap for each configured KMS, of the
+ * configured key. A KMS listed but not in the token (added to the list after enrollment)
+ * needs a re-key to be wrapped by it. */
+static void check_wraps(const struct volume_config *v, const struct keyd_token *tok, char *problem,
+			size_t size)
+{
+	for (size_t k = 0; k < v->n_keys && !problem[0]; k++) {
+		int w = token_wrap_index(tok, v->keys[k].kms->name);
+
+		if (w < 0)
+			snprintf(problem, size,
+				 "not wrapped by KMS '%s' (key %s), which the configuration lists: "
+				 "keydctl rotate --rekey %s wraps it with every listed KMS",
+				 v->keys[k].kms->name, v->keys[k].key_id, v->name);
+		else if (strcmp(tok->wrap[w].key_id, v->keys[k].key_id) != 0)
+			snprintf(
+				problem, size,
+				"enrolled with KMS '%s' key %s, the configuration says '%s' key %s",
+				tok->wrap[w].kms, tok->wrap[w].key_id, v->keys[k].kms->name,
+				v->keys[k].key_id);
+	}
+}
+
 /* Reaches @kms with the first key a volume uses, so "reachable" also means "usable". */
 static bool check_kms(struct ctl *c, struct kms *kms, json_t *out)
 {
@@ -477,8 +621,9 @@ static bool check_kms(struct ctl *c, struct kms *kms, json_t *out)
 	int r;
 
 	for (size_t j = 0; j < c->cfg->n_volumes && !key_id; j++)
-		if (c->cfg->volumes[j].kms == kms)
-			key_id = c->cfg->volumes[j].key_id;
+		for (size_t k = 0; k < c->cfg->volumes[j].n_keys && !key_id; k++)
+			if (c->cfg->volumes[j].keys[k].kms == kms)
+				key_id = c->cfg->volumes[j].keys[k].key_id;
 	r = kms_probe(kms, key_id, &e);
 	json_array_append_new(json_object_get(out, "kms"),
 			      json_pack("{s:s, s:s, s:b, s:s?}", "name", kms->name, "provider",
@@ -490,17 +635,17 @@ static bool check_kms(struct ctl *c, struct kms *kms, json_t *out)
 	return r >= 0;
 }
 
-/* The root key's state as @v's KMS reports it now in *state: "active", "suspended"
+/* The state of root key @key as its KMS reports it now in *state: "active", "suspended"
  * (disabled), "deactivated", "destroyed", ...; "unknown" and the reason in @why when it
  * cannot say. Returns kms_key_info's result (-EOPNOTSUPP: the provider keeps no state). */
-static int check_key_state(struct volume_config *v, const char **state, char *why, size_t size)
+static int check_key_state(const struct kms_key *key, const char **state, char *why, size_t size)
 {
 	struct kms_key_info info;
 	struct error e;
 	int r;
 
 	why[0] = 0;
-	r = kms_key_info(v->kms, v->key_id, &info, &e);
+	r = kms_key_info(key->kms, key->key_id, &info, &e);
 	if (r < 0)
 		snprintf(why, size, "%s", e.msg);
 	*state = kms_key_state_names[r < 0 ? KMS_KEY_UNKNOWN : info.state];
@@ -528,39 +673,55 @@ static void check_volume_device(struct volume_config *v, struct keyd_token *tok,
 			 r == 0 ? "LUKS2 but not enrolled (no keyd token)" : je.msg);
 	else if (tok->id < 0)
 		snprintf(problem, size, "%s", TOKEN_UNFINISHED);
-	else if (strcmp(tok->kms, v->kms->name) || strcmp(tok->key_id, v->key_id))
-		snprintf(problem, size,
-			 "enrolled with KMS '%s' key %s, the configuration says '%s' key %s",
-			 tok->kms, tok->key_id, v->kms->name, v->key_id);
+	else
+		check_wraps(v, tok, problem, size);
 }
 
+/* A volume is usable while any of its root keys is (any-of): its key_state is the first
+ * usable key's, else the first key's. */
 static bool check_volume(struct ctl *c, struct volume_config *v, json_t *out)
 {
 	_cleanup_free_ char *dev = NULL;
 	struct keyd_token tok = {.id = -1};
-	char problem[ERROR_MAX + 64] = "", why[ERROR_MAX];
-	const char *state;
-	bool usable;
+	char problem[ERROR_MAX + 64] = "", why[ERROR_MAX] = "", kwhy[ERROR_MAX];
+	const char *state = NULL, *kstate;
+	bool usable = false;
 	int r;
 
 	check_volume_device(v, &tok, &dev, problem, sizeof(problem));
-	r = check_key_state(v, &state, why, sizeof(why));
-	/* A key the KMS would refuse to unwrap with is a problem even if the disk is fine. */
-	usable = r == -EOPNOTSUPP || strcmp(state, kms_key_state_names[KMS_KEY_ACTIVE]) == 0;
-	json_array_append_new(json_object_get(out, "volumes"),
-			      json_pack("{s:s, s:s, s:s?, s:b, s:s, s:s?, s:s?}", "name", v->name,
-					"device_spec", v->device, "device", dev, "ok",
-					!problem[0] && usable, "key_state", state,
-					"key_state_error", why[0] ? why : NULL, "error",
-					problem[0] ? problem : NULL));
 	if (!c->json) {
 		if (problem[0])
 			printf("Volume %s (%s): %s", v->name, v->device, problem);
 		else
 			printf("Volume %s (%s): enrolled (token %d, keyslot %d)", v->name,
 			       v->device, tok.id, tok.keyslot);
-		printf("; root key %s: %s%s%s\n", v->key_id, state, why[0] ? " - " : "", why);
 	}
+	for (size_t k = 0; k < v->n_keys; k++) {
+		bool ok;
+
+		r = check_key_state(&v->keys[k], &kstate, kwhy, sizeof(kwhy));
+		/* A key the KMS would refuse to unwrap with is a problem even if the disk is
+		 * fine. */
+		ok = r == -EOPNOTSUPP || strcmp(kstate, kms_key_state_names[KMS_KEY_ACTIVE]) == 0;
+		if (!state || (ok && !usable)) {
+			state = kstate;
+			snprintf(why, sizeof(why), "%s", kwhy);
+		}
+		usable |= ok;
+		if (!c->json)
+			printf("; root key %s%s%s%s: %s%s%s", v->keys[k].key_id,
+			       v->n_keys > 1 ? " (KMS '" : "",
+			       v->n_keys > 1 ? v->keys[k].kms->name : "", v->n_keys > 1 ? "')" : "",
+			       kstate, kwhy[0] ? " - " : "", kwhy);
+	}
+	if (!c->json)
+		printf("\n");
+	json_array_append_new(json_object_get(out, "volumes"),
+			      json_pack("{s:s, s:s, s:s?, s:b, s:s, s:s?, s:s?}", "name", v->name,
+					"device_spec", v->device, "device", dev, "ok",
+					!problem[0] && usable, "key_state", state,
+					"key_state_error", why[0] ? why : NULL, "error",
+					problem[0] ? problem : NULL));
 	token_done(&tok);
 	return !problem[0] && usable;
 }

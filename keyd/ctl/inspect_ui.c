@@ -36,21 +36,34 @@ static void print_keyslot(json_t *v)
 		printf("passphrase/key file  NOT BOUND TO THE KMS\n");
 }
 
+/* A keyd token: the volume, and each wrap (one per KMS) on a line of its own. */
+static void print_keyd_token(json_t *v)
+{
+	static char name[SHOW_MAX], kms[SHOW_MAX], prov[SHOW_MAX], key[SHOW_MAX], ver[SHOW_MAX],
+		created[SHOW_MAX];
+	json_t *wraps = json_object_get(v, "wraps"), *w;
+	size_t j;
+
+	printf("  volume %s, created %s", show(v, "name", name), show(v, "created", created));
+	if (json_array_size(wraps) > 1)
+		printf(", any of %zu KMS", json_array_size(wraps));
+	json_array_foreach (wraps, j, w)
+		printf("\n      KMS %s (%s), key %s%s%s", show(w, "kms", kms),
+		       show(w, "provider", prov), show(w, "key_id", key),
+		       json_object_get(w, "key_version") ? " version " : "",
+		       json_object_get(w, "key_version") ? show(w, "key_version", ver) : "");
+}
+
 static void print_token(json_t *v)
 {
-	static char type[SHOW_MAX], name[SHOW_MAX], kms[SHOW_MAX], prov[SHOW_MAX], key[SHOW_MAX],
-		ver[SHOW_MAX], created[SHOW_MAX], bad[SHOW_MAX];
+	static char type[SHOW_MAX], bad[SHOW_MAX];
 	const char *t = json_string_value(json_object_get(v, "type"));
 
 	printf("  %2lld  %s", json_integer_value(json_object_get(v, "id")), show(v, "type", type));
 	if (t && strcmp(t, TOKEN_TYPE) == 0 && json_is_string(json_object_get(v, "invalid")))
 		printf("  INVALID: %s", show(v, "invalid", bad));
 	else if (t && strcmp(t, TOKEN_TYPE) == 0)
-		printf("  volume %s, KMS %s (%s), key %s%s%s, created %s", show(v, "name", name),
-		       show(v, "kms", kms), show(v, "provider", prov), show(v, "key_id", key),
-		       json_object_get(v, "key_version") ? " version " : "",
-		       json_object_get(v, "key_version") ? show(v, "key_version", ver) : "",
-		       show(v, "created", created));
+		print_keyd_token(v);
 	printf("\n");
 }
 

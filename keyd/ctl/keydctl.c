@@ -52,7 +52,9 @@ static const struct command commands[] = {
 	 "enroll [DEVICE] --kms NAME --key-id ID [--name VOLUME] [--format] [--key-file F|-]",
 	 "bind a LUKS2 device to a KMS key (--format: make a blank device LUKS2 first)", 0, 1,
 	 cmd_enroll},
-	{"rotate", "rotate --rewrap|--rekey [--key-id ID]|--reencrypt [--key-file F] VOLUME|DEVICE",
+	{"rotate",
+	 "rotate --rewrap|--rekey [--key-id ID]|--reencrypt [--kms NAME] [--key-file F] "
+	 "VOLUME|DEVICE",
 	 "rewrap the data key to the root key's newest version, replace it (re-key), or "
 	 "re-encrypt the data with a new volume key (resumable)",
 	 1, 1, cmd_rotate},
@@ -104,7 +106,8 @@ static const struct ctl_option options[] = {
 	 "return once keyd accepted the request, without waiting for its result", "suspend resume"},
 	{"force", 0, NULL, OPT_TRUE, offsetof(struct ctl, force), NULL,
 	 "even if no other keyslot opens the volume (its data is then lost)", "unbind"},
-	{"kms", 0, "NAME", OPT_STRING, offsetof(struct ctl, kms), NULL, "the KMS", "enroll"},
+	{"kms", 0, "NAME", OPT_STRING, offsetof(struct ctl, kms), NULL,
+	 "the KMS (rotate: only that KMS's wrap of a volume of several)", "enroll rotate"},
 	{"key-id", 0, "ID", OPT_STRING, offsetof(struct ctl, key_id), NULL,
 	 "the root key (rotate: with --rekey only)", "enroll rotate"},
 	{"name", 0, "VOLUME", OPT_STRING, offsetof(struct ctl, name), NULL,

@@ -110,22 +110,62 @@ static void reply_error(struct evhttp_request *req, int code, const char *fmt, .
 	reply_json(req, code, json_pack("{s:s}", "error", msg));
 }
 
+/* Each root key of the volume and its state; "depends_on" the KMS it can still be opened
+ * through (any-of); "shredding" what crypto-shredding takes, said plainly. Lock held. */
+static void volume_keys_json(const struct volume *v, json_t *o)
+{
+	const struct volume_status *st = &v->st;
+	json_t *keys = json_array(), *on = json_array();
+	size_t destroyed = 0;
+	char say[256];
+
+	for (size_t k = 0; keys && on && k < v->n_keys; k++) {
+		const struct volume_key_status *ks = &st->keys[k];
+
+		json_array_append_new(keys,
+				      json_pack("{s:s, s:s, s:s, s:s}", "kms", v->keys[k].kms->name,
+						"key_id", registry_key_id_of_locked(v, k),
+						"key_version", ks->key_version, "state",
+						ks->destroyed ? "destroyed"
+						: ks->revoked ? "revoked"
+							      : "usable"));
+		if (!ks->revoked)
+			json_array_append_new(on, json_string(v->keys[k].kms->name));
+		destroyed += ks->destroyed;
+	}
+	if (v->n_keys > 1)
+		snprintf(say, sizeof(say),
+			 "any of %zu root keys opens it: crypto-shredding needs all %zu destroyed "
+			 "(%zu of %zu are)",
+			 v->n_keys, v->n_keys, destroyed, v->n_keys);
+	else
+		snprintf(say, sizeof(say), "crypto-shredding needs its root key destroyed (%s)",
+			 destroyed ? "it is" : "it is not");
+	json_object_set_new(o, "keys", keys);
+	json_object_set_new(o, "depends_on", on);
+	json_object_set_new(o, "shredding", json_string(say));
+}
+
 /* The public description of a volume (never key material); registry lock held. */
 static json_t *volume_json(const struct volume *v)
 {
 	const struct volume_status *st = &v->st;
 	char since[40];
+	json_t *o;
 
 	format_rfc3339_us(st->since_us, since, sizeof(since));
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:s, s:i, s:i, s:s, "
-			 "s:b, s:b, s:o}",
-			 "name", v->name, "state", volume_state_names[st->state], "device_spec",
-			 v->device_spec, "device", st->device, "uuid", st->uuid, "key_id",
-			 registry_key_id_locked(v), "required", v->required, "discovered",
-			 v->discovered, "kms", v->kms->name, "key_version", st->key_version,
-			 "error", st->error, "keyslot", st->keyslot, "attempts", (int)st->attempts,
-			 "since", since, "revoked", st->revoked, "shredded", st->shredded,
-			 "uuid_also_on", jx_list(st->uuid_also_on));
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:s, s:i, s:i, s:s, "
+		      "s:b, s:b, s:o}",
+		      "name", v->name, "state", volume_state_names[st->state], "device_spec",
+		      v->device_spec, "device", st->device, "uuid", st->uuid, "key_id",
+		      registry_key_id_locked(v), "required", v->required, "discovered",
+		      v->discovered, "kms", v->keys[0].kms->name, "key_version", st->key_version,
+		      "error", st->error, "keyslot", st->keyslot, "attempts", (int)st->attempts,
+		      "since", since, "revoked", st->revoked, "shredded", st->shredded,
+		      "uuid_also_on", jx_list(st->uuid_also_on));
+	if (o)
+		volume_keys_json(v, o);
+	return o;
 }
 
 static void handle_status(struct api *a, struct evhttp_request *req, const struct peer *p,

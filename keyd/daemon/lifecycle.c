@@ -220,8 +220,8 @@ static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 		return;
 	}
 	r = volume_unlock(&(struct unlock_request){.device = st.device,
-						   .kms = v->kms,
-						   .expect_key_id = v->key_id,
+						   .keys = v->keys,
+						   .n_keys = v->n_keys,
 						   .name = l->env.dm ? v->name : NULL,
 						   .converge = true,
 						   .resume = st.state == VOLUME_SUSPENDED,
@@ -252,7 +252,8 @@ static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 	volume_end(v);
 }
 
-static void act_rewrap(struct lifecycle *l, struct volume *v, const char *why)
+/* Rewraps the token's WDEK of root key @k: the other KMS's wraps are not touched. */
+static void act_rewrap(struct lifecycle *l, struct volume *v, size_t k, const char *why)
 {
 	struct rotate_result rr;
 	struct error err;
@@ -260,7 +261,7 @@ static void act_rewrap(struct lifecycle *l, struct volume *v, const char *why)
 
 	volume_begin(l, v);
 	if (registry_device(l->env.reg, v, dev, sizeof(dev)) &&
-	    registry_rewrap(l->env.reg, v, dev, NULL, why, &rr, &err) < 0)
+	    registry_rewrap(l->env.reg, v, v->keys[k].kms, dev, NULL, why, &rr, &err) < 0)
 		log_error("%s: %s, but rewrap failed: %s", v->name, why, err.msg);
 	volume_end(v);
 }
@@ -278,7 +279,7 @@ static void act_rekey(struct lifecycle *l, struct volume *v, const char *why)
 		volume_end(v);
 		return;
 	}
-	r = volume_rekey(dev, v->kms, NULL, &rr, &err);
+	r = volume_rekey(dev, v->keys, v->n_keys, &rr, &err);
 	registry_log_changes(dev, &rr.changes);
 	if (r < 0) {
 		log_error("%s: %s, but re-key failed: %s", v->name, why, err.msg);
@@ -326,13 +327,16 @@ static void check_rekey_schedule(struct lifecycle *l)
 	}
 }
 
-static bool volume_matches(struct lifecycle *l, struct volume *v, const struct key_event *ev)
+/* The index of the volume's root key the event is about, or -1. */
+static int volume_key_matching(struct lifecycle *l, struct volume *v, const struct key_event *ev)
 {
 	char key[KMS_KEY_ID_MAX + 1];
 
-	if (ev->kms[0] && strcmp(ev->kms, v->kms->name) != 0)
-		return false;
-	return strcmp(registry_key_id(l->env.reg, v, key, sizeof(key)), ev->key_id) == 0;
+	for (size_t k = 0; k < v->n_keys; k++)
+		if ((!ev->kms[0] || strcmp(ev->kms, v->keys[k].kms->name) == 0) &&
+		    strcmp(registry_key_id_of(l->env.reg, v, k, key, sizeof(key)), ev->key_id) == 0)
+			return (int)k;
+	return -1;
 }
 
 static const char *const origin_names[] = {
@@ -359,6 +363,50 @@ static void acknowledge(struct kms *kms, const struct key_event *ev)
 		log_info("event %s: acknowledged to KMS '%s'", ev->id, kms->name);
 }
 
+/* "KMS 'b' (key K)" for every root key of @v still usable, into @buf. */
+static void usable_keys(struct lifecycle *l, struct volume *v, char *buf, size_t size)
+{
+	struct volume_status st;
+	char key[KMS_KEY_ID_MAX + 1];
+	size_t n = 0;
+
+	buf[0] = 0;
+	registry_status(l->env.reg, v, &st);
+	for (size_t k = 0; k < v->n_keys; k++)
+		if (!st.keys[k].revoked)
+			snprintf(buf + strlen(buf), size - strlen(buf), "%sKMS '%s' (key %s)",
+				 n++ ? ", " : "", v->keys[k].kms->name,
+				 registry_key_id_of(l->env.reg, v, k, key, sizeof(key)));
+}
+
+/* Root key @k was disabled or deleted. Any-of: while another of the volume's root keys is
+ * usable nothing is closed or rewrapped, and the operator is told what the volume depends on
+ * now; only the last one applies on_revoke, and shredding needs every one destroyed. */
+static void act_key_revoked(struct lifecycle *l, struct volume *v, size_t k, const char *why,
+			    bool destroyed)
+{
+	struct registry *reg = l->env.reg;
+	size_t usable, n_destroyed;
+	char left[KMS_KEYS_MAX * (KMS_NAME_MAX + KMS_KEY_ID_MAX + 16)], msg[ERROR_MAX];
+
+	usable = registry_set_key_revoked(reg, v, k, true, destroyed, &n_destroyed);
+	if (usable == 0) {
+		act_revoke(l, v, why, n_destroyed == v->n_keys, false);
+		return;
+	}
+	usable_keys(l, v, left, sizeof(left));
+	snprintf(msg, sizeof(msg), "%s: nothing closed or rewrapped; the volume now depends on %s",
+		 why, left);
+	log_warning("%s: %s", v->name, msg);
+	{
+		json_auto_t *what =
+			json_pack("{s:s, s:s, s:b, s:s}", "revoked_kms", v->keys[k].kms->name,
+				  "action", msg, "destroyed", destroyed, "depends_on", left);
+
+		registry_audit(reg, "volume.key_revoked", "success", NULL, v, what, NULL);
+	}
+}
+
 static void run_event(struct lifecycle *l, const struct key_event *ev)
 {
 	struct registry *reg = l->env.reg;
@@ -370,20 +418,22 @@ static void run_event(struct lifecycle *l, const struct key_event *ev)
 		 ev->id[0] ? ", event " : "", ev->id);
 	for (size_t i = 0; i < reg->n; i++) {
 		struct volume *v = &reg->volumes[i];
+		int k = volume_key_matching(l, v, ev);
 
-		if (!volume_matches(l, v, ev))
+		if (k < 0)
 			continue;
-		acked_by = v->kms;
+		acked_by = v->keys[k].kms;
 		switch (ev->type) {
 		case KEY_EVENT_ROTATE:
-			act_rewrap(l, v, why);
+			act_rewrap(l, v, (size_t)k, why);
 			break;
 		case KEY_EVENT_DISABLE:
 		case KEY_EVENT_DELETE:
-			act_revoke(l, v, why, ev->type == KEY_EVENT_DELETE, false);
+			act_key_revoked(l, v, (size_t)k, why, ev->type == KEY_EVENT_DELETE);
 			break;
 		case KEY_EVENT_ENABLE:
 		case KEY_EVENT_RESTORE:
+			registry_set_key_revoked(reg, v, (size_t)k, false, false, NULL);
 			act_restore(l, v, why);
 			break;
 		case _KEY_EVENT_TYPE_MAX:
@@ -432,7 +482,7 @@ static struct key_watch *watch_for(struct lifecycle *l, struct kms *kms, const c
 static void watch_keys_in_use(struct lifecycle *l)
 {
 	struct registry *reg = l->env.reg;
-	struct key_watch *now = calloc(reg->n + 1, sizeof(*now));
+	struct key_watch *now = calloc(reg->n * KMS_KEYS_MAX + 1, sizeof(*now));
 	char key[KMS_KEY_ID_MAX + 1];
 	size_t n = 0;
 
@@ -440,19 +490,24 @@ static void watch_keys_in_use(struct lifecycle *l)
 		return;
 	for (size_t i = 0; i < reg->n; i++) {
 		struct volume *v = &reg->volumes[i];
-		const struct key_watch *seen;
-		bool dup = false;
 
-		if (!registry_key_id(reg, v, key, sizeof(key))[0])
-			continue;
-		for (size_t j = 0; j < n; j++)
-			dup |= now[j].kms == v->kms && strcmp(now[j].key_id, key) == 0;
-		if (dup)
-			continue;
-		seen = watch_for(l, v->kms, key);
-		now[n] = seen ? *seen : (struct key_watch){.kms = v->kms, .state = KMS_KEY_UNKNOWN};
-		snprintf(now[n].key_id, sizeof(now[n].key_id), "%s", key);
-		n++;
+		for (size_t k = 0; k < v->n_keys; k++) {
+			struct kms *kms = v->keys[k].kms;
+			const struct key_watch *seen;
+			bool dup = false;
+
+			if (!registry_key_id_of(reg, v, k, key, sizeof(key))[0])
+				continue;
+			for (size_t j = 0; j < n; j++)
+				dup |= now[j].kms == kms && strcmp(now[j].key_id, key) == 0;
+			if (dup)
+				continue;
+			seen = watch_for(l, kms, key);
+			now[n] = seen ? *seen
+				      : (struct key_watch){.kms = kms, .state = KMS_KEY_UNKNOWN};
+			snprintf(now[n].key_id, sizeof(now[n].key_id), "%s", key);
+			n++;
+		}
 	}
 	free(l->watch);
 	l->watch = now;
@@ -475,18 +530,20 @@ static void follow_active_key(struct lifecycle *l, const struct key_watch *w,
 	for (size_t j = 0; j < reg->n; j++) {
 		struct volume *v = &reg->volumes[j];
 		struct volume_status st;
+		int k = registry_key_index(v, w->kms->name);
 		bool stale;
 
-		if (v->kms != w->kms ||
-		    strcmp(registry_key_id(reg, v, key, sizeof(key)), w->key_id))
+		if (k < 0 ||
+		    strcmp(registry_key_id_of(reg, v, (size_t)k, key, sizeof(key)), w->key_id) != 0)
 			continue;
 		registry_set_key_rotated(reg, v, rotated);
 		registry_status(reg, v, &st);
-		stale = version[0] && st.key_version[0] && strcmp(version, st.key_version) != 0;
+		stale = version[0] && st.keys[k].key_version[0] &&
+			strcmp(version, st.keys[k].key_version) != 0;
 		if (st.revoked_by_age)
 			act_restore(l, v, "KMS reachable again");
 		if (stale)
-			act_rewrap(l, v, "root key rotated (polling)");
+			act_rewrap(l, v, (size_t)k, "root key rotated (polling)");
 	}
 }
 
@@ -532,8 +589,22 @@ static void poll_keys(struct lifecycle *l)
 	}
 }
 
+/* The time since any of the volume's KMS last answered (any-of: the freshest contact counts);
+ * UINT64_MAX if none ever did. */
+static uint64_t volume_silence_us(const struct volume *v)
+{
+	uint64_t least = UINT64_MAX;
+
+	for (size_t k = 0; k < v->n_keys; k++) {
+		uint64_t s = kms_silence_us(v->keys[k].kms);
+
+		least = s < least ? s : least;
+	}
+	return least;
+}
+
 /* Key Protect's rule for adopters: a key may be used at most max_key_cache_age after the
- * last successful contact with the KMS. */
+ * last successful contact with the KMS (with several, with any of them). */
 static void check_cache_age(struct lifecycle *l)
 {
 	struct registry *reg = l->env.reg;
@@ -541,15 +612,20 @@ static void check_cache_age(struct lifecycle *l)
 
 	for (size_t i = 0; i < reg->n; i++) {
 		struct volume *v = &reg->volumes[i];
-		uint64_t silent = kms_silence_us(v->kms);
+		uint64_t silent = volume_silence_us(v);
 		enum volume_state s = registry_state(reg, v);
-		char why[128];
+		char why[256], names[KMS_KEYS_MAX * (KMS_NAME_MAX + 4)] = "";
 
 		if ((s != VOLUME_OPEN && s != VOLUME_VERIFIED) || silent <= max_us ||
 		    silent == UINT64_MAX)
 			continue;
+		for (size_t k = 0; k < v->n_keys; k++)
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s'%s'",
+				 k ? (k + 1 == v->n_keys ? " and " : ", ") : "",
+				 v->keys[k].kms->name);
 		snprintf(why, sizeof(why),
-			 "KMS '%s' unreachable for %llu s (max_key_cache_age_s %llu)", v->kms->name,
+			 "%s %s unreachable for %llu s (max_key_cache_age_s %llu)",
+			 v->n_keys > 1 ? "every KMS of the volume," : "KMS", names,
 			 (unsigned long long)(silent / 1000000),
 			 (unsigned long long)l->env.cfg->max_key_cache_age_s);
 		act_revoke(l, v, why, false, true);
@@ -650,7 +726,7 @@ int lifecycle_submit(struct lifecycle *l, enum lifecycle_job_kind kind, const st
 
 	if (kind == LIFECYCLE_EVENT) {
 		for (size_t i = 0; i < reg->n; i++)
-			matched += volume_matches(l, &reg->volumes[i], ev);
+			matched += volume_key_matching(l, &reg->volumes[i], ev) >= 0;
 		if (matched == 0)
 			return snprintf(msg, msgsize, "no volume uses key %s%s%s", ev->key_id,
 					ev->kms[0] ? " of KMS " : "", ev->kms),

@@ -37,8 +37,8 @@ static void volume_state(struct prom *p, const char *family, const struct volume
 	(void)now_us;
 	for (int s = 0; s < _VOLUME_STATE_MAX; s++)
 		prom_sample(p, family,
-			    (const char *const[]){"volume", v->name, "kms", v->kms->name, "state",
-						  volume_state_names[s], NULL},
+			    (const char *const[]){"volume", v->name, "kms", v->keys[0].kms->name,
+						  "state", volume_state_names[s], NULL},
 			    v->st.state == (enum volume_state)s);
 }
 
@@ -46,20 +46,24 @@ static void volume_required(struct prom *p, const char *family, const struct vol
 			    uint64_t now_us)
 {
 	(void)now_us;
-	prom_sample(p, family, (const char *const[]){"volume", v->name, "kms", v->kms->name, NULL},
+	prom_sample(p, family,
+		    (const char *const[]){"volume", v->name, "kms", v->keys[0].kms->name, NULL},
 		    v->required);
 }
 
+/* One sample per root key: a volume of several KMS has a key version at each. */
 static void volume_key_version(struct prom *p, const char *family, const struct volume *v,
 			       uint64_t now_us)
 {
 	(void)now_us;
-	if (v->st.key_version[0])
-		prom_sample(p, family,
-			    (const char *const[]){"volume", v->name, "kms", v->kms->name, "key_id",
-						  registry_key_id_locked(v), "key_version",
-						  v->st.key_version, NULL},
-			    1);
+	for (size_t k = 0; k < v->n_keys; k++)
+		if (v->st.keys[k].key_version[0])
+			prom_sample(p, family,
+				    (const char *const[]){
+					    "volume", v->name, "kms", v->keys[k].kms->name,
+					    "key_id", registry_key_id_of_locked(v, k),
+					    "key_version", v->st.keys[k].key_version, NULL},
+				    1);
 }
 
 static void volume_key_age(struct prom *p, const char *family, const struct volume *v,
@@ -67,8 +71,8 @@ static void volume_key_age(struct prom *p, const char *family, const struct volu
 {
 	if (v->st.key_rotated_us)
 		prom_sample(p, family,
-			    (const char *const[]){"volume", v->name, "kms", v->kms->name, "key_id",
-						  registry_key_id_locked(v), NULL},
+			    (const char *const[]){"volume", v->name, "kms", v->keys[0].kms->name,
+						  "key_id", registry_key_id_locked(v), NULL},
 			    seconds_since(v->st.key_rotated_us, now_us));
 }
 

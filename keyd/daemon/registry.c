@@ -50,7 +50,8 @@ void registry_done(struct registry *reg)
 
 		free(v->name);
 		free(v->device_spec);
-		free(v->key_id);
+		for (size_t k = 0; k < v->n_keys; k++)
+			free(v->keys[k].key_id);
 		pthread_mutex_destroy(&v->op_lock);
 	}
 	free(reg->volumes);
@@ -59,27 +60,39 @@ void registry_done(struct registry *reg)
 	pthread_mutex_destroy(&reg->lock);
 }
 
-static int add_volume(struct registry *reg, const char *name, const char *device, struct kms *kms,
-		      const char *key_id, bool required, const struct volume_config *cfg)
+static void volume_free_keys(struct volume *v)
+{
+	for (size_t k = 0; k < v->n_keys; k++)
+		free(v->keys[k].key_id);
+}
+
+static int add_volume(struct registry *reg, const char *name, const char *device,
+		      const struct kms_key *keys, size_t n_keys, bool required,
+		      const struct volume_config *cfg)
 {
 	struct volume *v;
+	bool ok = true;
 
 	if (reg->n >= reg->max)
 		return -ENOSPC;
 	v = &reg->volumes[reg->n];
 	*v = (struct volume){.name = strdup(name),
 			     .device_spec = strdup(device),
-			     .kms = kms,
-			     .key_id = key_id ? strdup(key_id) : NULL,
+			     .n_keys = n_keys,
 			     .required = required,
 			     .discovered = !cfg,
 			     .cfg = cfg,
 			     .st = {.keyslot = -1, .since_us = now_real_us()}};
+	for (size_t k = 0; k < n_keys; k++) {
+		v->keys[k].kms = keys[k].kms;
+		v->keys[k].key_id = keys[k].key_id ? strdup(keys[k].key_id) : NULL;
+		ok &= !keys[k].key_id || v->keys[k].key_id;
+	}
 	pthread_mutex_init(&v->op_lock, NULL);
-	if (!v->name || !v->device_spec || (key_id && !v->key_id)) {
+	if (!v->name || !v->device_spec || !ok) {
 		free(v->name);
 		free(v->device_spec);
-		free(v->key_id);
+		volume_free_keys(v);
 		pthread_mutex_destroy(&v->op_lock);
 		return -ENOMEM;
 	}
@@ -89,7 +102,22 @@ static int add_volume(struct registry *reg, const char *name, const char *device
 
 int registry_add(struct registry *reg, const struct volume_config *vc)
 {
-	return add_volume(reg, vc->name, vc->device, vc->kms, vc->key_id, vc->required, vc);
+	return add_volume(reg, vc->name, vc->device, vc->keys, vc->n_keys, vc->required, vc);
+}
+
+/* A discovered volume's root keys: each wrap of its token whose KMS is configured. */
+static size_t discovered_keys(const struct keyd_config *cfg, const struct keyd_token *tok,
+			      struct kms_key *keys)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < tok->n_wraps; i++) {
+		struct kms *kms = config_find_kms(cfg, tok->wrap[i].kms);
+
+		if (kms)
+			keys[n++] = (struct kms_key){.kms = kms};
+	}
+	return n;
 }
 
 /* A configured volume's own device is not discovered a second time, whichever name the
@@ -118,8 +146,9 @@ static void discover_device(struct registry *reg, const struct keyd_config *cfg,
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	struct keyd_token tok = {.id = -1, .keyslot = -1};
+	struct kms_key keys[KMS_KEYS_MAX];
 	struct error je = {.msg = ""};
-	struct kms *kms;
+	size_t n_keys;
 	int r;
 
 	if (cryptsetup_load(node, &cd) < 0)
@@ -136,14 +165,20 @@ static void discover_device(struct registry *reg, const struct keyd_config *cfg,
 		log_notice("%s: %s; not discovered", node, TOKEN_UNFINISHED);
 		return;
 	}
-	kms = config_find_kms(cfg, tok.kms);
-	if (!kms)
-		log_warning("%s: keyd token %d names KMS '%s', which is not configured; skipped",
-			    node, tok.id, tok.kms);
+	n_keys = discovered_keys(cfg, &tok, keys);
+	if (!n_keys)
+		log_warning("%s: keyd token %d names KMS '%s'%s, which is not configured; skipped",
+			    node, tok.id, tok.kms, tok.n_wraps > 1 ? " and others" : "");
 	else if (registry_find(reg, tok.name) || !volume_name_valid(tok.name))
 		log_warning("%s: volume name '%s' is taken or invalid; skipped", node, tok.name);
-	else if (add_volume(reg, tok.name, node, kms, NULL, false, NULL) == 0)
+	else if (add_volume(reg, tok.name, node, keys, n_keys, false, NULL) == 0) {
+		struct volume *v = &reg->volumes[reg->n - 1];
+
+		for (size_t k = 0; k < n_keys; k++)
+			snprintf(v->st.keys[k].key_id, sizeof(v->st.keys[k].key_id), "%s",
+				 tok.wrap[token_wrap_index(&tok, keys[k].kms->name)].key_id);
 		log_info("%s: discovered keyd volume '%s'", node, tok.name);
+	}
 	token_done(&tok);
 }
 
@@ -204,9 +239,35 @@ enum volume_state registry_state(struct registry *reg, struct volume *v)
 	return s;
 }
 
+const char *registry_key_id_of_locked(const struct volume *v, size_t k)
+{
+	if (k >= v->n_keys)
+		return "";
+	return v->st.keys[k].key_id[0] ? v->st.keys[k].key_id
+	       : v->keys[k].key_id     ? v->keys[k].key_id
+				       : "";
+}
+
 const char *registry_key_id_locked(const struct volume *v)
 {
-	return v->st.token_key_id[0] ? v->st.token_key_id : v->key_id ? v->key_id : "";
+	return registry_key_id_of_locked(v, 0);
+}
+
+const char *registry_key_id_of(struct registry *reg, struct volume *v, size_t k, char *buf,
+			       size_t size)
+{
+	pthread_mutex_lock(&reg->lock);
+	snprintf(buf, size, "%s", registry_key_id_of_locked(v, k));
+	pthread_mutex_unlock(&reg->lock);
+	return buf;
+}
+
+int registry_key_index(const struct volume *v, const char *kms)
+{
+	for (size_t k = 0; k < v->n_keys; k++)
+		if (strcmp(v->keys[k].kms->name, kms) == 0)
+			return (int)k;
+	return -1;
 }
 
 const char *registry_key_id(struct registry *reg, struct volume *v, char *buf, size_t size)
@@ -250,13 +311,41 @@ void registry_set_device(struct registry *reg, struct volume *v, const char *dev
 	pthread_mutex_unlock(&reg->lock);
 }
 
-void registry_set_token(struct registry *reg, struct volume *v, const char *uuid,
-			const char *key_id)
+void registry_set_token(struct registry *reg, struct volume *v, const struct unlock_result *res)
 {
 	pthread_mutex_lock(&reg->lock);
-	snprintf(v->st.uuid, sizeof(v->st.uuid), "%s", uuid);
-	snprintf(v->st.token_key_id, sizeof(v->st.token_key_id), "%s", key_id);
+	snprintf(v->st.uuid, sizeof(v->st.uuid), "%s", res->uuid);
+	for (unsigned i = 0; i < res->n_wraps; i++) {
+		int k = registry_key_index(v, res->wraps[i].kms);
+
+		if (k < 0)
+			continue;
+		snprintf(v->st.keys[k].key_id, sizeof(v->st.keys[k].key_id), "%s",
+			 res->wraps[i].key_id);
+		snprintf(v->st.keys[k].key_version, sizeof(v->st.keys[k].key_version), "%s",
+			 res->wraps[i].key_version);
+	}
 	pthread_mutex_unlock(&reg->lock);
+}
+
+size_t registry_set_key_revoked(struct registry *reg, struct volume *v, size_t k, bool revoked,
+				bool destroyed, size_t *n_destroyed)
+{
+	size_t usable = 0, gone = 0;
+
+	pthread_mutex_lock(&reg->lock);
+	if (k < v->n_keys) {
+		v->st.keys[k].revoked = revoked || destroyed;
+		v->st.keys[k].destroyed = destroyed;
+	}
+	for (size_t i = 0; i < v->n_keys; i++) {
+		usable += !v->st.keys[i].revoked;
+		gone += v->st.keys[i].destroyed;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	if (n_destroyed)
+		*n_destroyed = gone;
+	return usable;
 }
 
 void registry_set_clones(struct registry *reg, struct volume *v, const char *others)
@@ -331,7 +420,7 @@ void registry_audit(struct registry *reg, const char *type, const char *result, 
 		pthread_mutex_lock(&reg->lock);
 		object = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "volume", v->name, "device",
 				   v->st.device[0] ? v->st.device : v->device_spec, "luks_uuid",
-				   v->st.uuid, "kms", v->kms->name, "key_id",
+				   v->st.uuid, "kms", v->keys[0].kms->name, "key_id",
 				   registry_key_id_locked(v), "key_version", v->st.key_version);
 		pthread_mutex_unlock(&reg->lock);
 	}
@@ -451,7 +540,7 @@ int registry_release(struct registry *reg, struct volume *v, struct error *err, 
 	pthread_mutex_unlock(&v->op_lock);
 	log_struct(LOG_NOTICE, 0, MESSAGE_RELEASED,
 		   (const char *const[]){"VOLUME", v->name, "DEVICE", nonempty(v->st.device), "KMS",
-					 v->kms->name, NULL},
+					 v->keys[0].kms->name, NULL},
 		   "%s: released (mapping %s, %d keyring key(s) removed, buffers %s)", v->name,
 		   was_mapped ? "closed" : "was not open", keys,
 		   flushed ? "flushed" : "not flushed");
@@ -462,8 +551,8 @@ void registry_log_context(struct registry *reg, struct volume *v)
 {
 	/* Copied by log_context_set, under the lock. */
 	pthread_mutex_lock(&reg->lock);
-	log_context_set((const char *const[]){"VOLUME", v->name, "KMS", v->kms->name, "DEVICE",
-					      nonempty(v->st.device), "KEY_ID",
+	log_context_set((const char *const[]){"VOLUME", v->name, "KMS", v->keys[0].kms->name,
+					      "DEVICE", nonempty(v->st.device), "KEY_ID",
 					      nonempty(registry_key_id_locked(v)), "KEY_VERSION",
 					      nonempty(v->st.key_version), NULL});
 	pthread_mutex_unlock(&reg->lock);
@@ -483,17 +572,21 @@ void registry_log_changes(const char *device, const struct token_changes *change
 			 token_change_describe(&changes->c[i], what, sizeof(what)));
 }
 
-int registry_rewrap(struct registry *reg, struct volume *v, const char *device,
+int registry_rewrap(struct registry *reg, struct volume *v, struct kms *kms, const char *device,
 		    const struct kms_wrapped *rewrapped, const char *reason,
 		    struct rotate_result *rr, struct error *err)
 {
 	json_auto_t *versions = NULL;
 	int r;
 
-	r = volume_rewrap(device, v->kms, rewrapped, rr, err);
+	int k = registry_key_index(v, kms->name);
+
+	r = volume_rewrap(device, kms, rewrapped, rr, err);
 	registry_log_changes(device, &rr->changes);
 	if (r < 0) {
-		registry_audit(reg, "volume.rewrap", "failure", NULL, v, NULL, err->msg);
+		json_auto_t *which = json_pack("{s:s}", "rewrap_kms", kms->name);
+
+		registry_audit(reg, "volume.rewrap", "failure", NULL, v, which, err->msg);
 		return r;
 	}
 	if (r > 0) {
@@ -502,18 +595,22 @@ int registry_rewrap(struct registry *reg, struct volume *v, const char *device,
 		return 0;
 	}
 	pthread_mutex_lock(&reg->lock);
-	snprintf(v->st.key_version, sizeof(v->st.key_version), "%s", rr->new_version);
+	if (k == 0)
+		snprintf(v->st.key_version, sizeof(v->st.key_version), "%s", rr->new_version);
+	if (k >= 0)
+		snprintf(v->st.keys[k].key_version, sizeof(v->st.keys[k].key_version), "%s",
+			 rr->new_version);
 	pthread_mutex_unlock(&reg->lock);
-	versions = json_pack("{s:s, s:s, s:s*}", "old_key_version", rr->old_version,
-			     "new_key_version", rr->new_version, "reason", reason);
+	versions = json_pack("{s:s, s:s, s:s, s:s*}", "rewrap_kms", kms->name, "old_key_version",
+			     rr->old_version, "new_key_version", rr->new_version, "reason", reason);
 	registry_audit(reg, "volume.rewrap", "success", NULL, v, versions, NULL);
 	log_struct(LOG_INFO, 0, MESSAGE_REWRAPPED,
-		   (const char *const[]){"VOLUME", v->name, "DEVICE", device, "KMS", v->kms->name,
+		   (const char *const[]){"VOLUME", v->name, "DEVICE", device, "KMS", kms->name,
 					 "KEY_VERSION", nonempty(rr->new_version), NULL},
-		   "%s: %s%stoken rewrapped from key version %s to %s%s", v->name,
+		   "%s: %s%stoken rewrapped from key version %s to %s (%sKMS '%s')", v->name,
 		   reason ? reason : "", reason ? ": " : "",
 		   rr->old_version[0] ? rr->old_version : "-",
-		   rr->new_version[0] ? rr->new_version : "-",
-		   reason ? "" : " (returned by unwrap)");
+		   rr->new_version[0] ? rr->new_version : "-", reason ? "" : "returned by unwrap, ",
+		   kms->name);
 	return 0;
 }

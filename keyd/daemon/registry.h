@@ -46,9 +46,16 @@ struct volume_status {
 	char uuid[LUKS_UUID_MAX];
 	int keyslot;
 	char key_version[KMS_VERSION_MAX + 1];
-	char token_key_id[KMS_KEY_ID_MAX + 1]; /* the key the token names (set by unlock) */
-	char uuid_also_on[VOLUME_DEVICE_MAX];  /* other devices with this UUID: a header clone */
-	bool revoked;			       /* on_revoke applied; cleared when the key is back */
+	/* Per root key (index as in struct volume's keys): any-of, so the volume is usable while
+	 * one of them is. */
+	struct volume_key_status {
+		char key_id[KMS_KEY_ID_MAX + 1]; /* the key the token names for this KMS */
+		char key_version[KMS_VERSION_MAX + 1];
+		bool revoked;	/* disabled or deleted at its KMS */
+		bool destroyed; /* deleted */
+	} keys[KMS_KEYS_MAX];
+	char uuid_also_on[VOLUME_DEVICE_MAX]; /* other devices with this UUID: a header clone */
+	bool revoked;			      /* on_revoke applied; cleared when the key is back */
 	bool revoked_by_age; /* ... because the KMS was silent past max_key_cache_age */
 	bool was_open;	     /* open when revoked: start hooks run when it comes back */
 	bool shredded;	     /* its root key was deleted */
@@ -64,8 +71,10 @@ struct volume {
 	/* Who it is: set when added, never changed. */
 	char *name;
 	char *device_spec;
-	struct kms *kms;
-	char *key_id; /* NULL for discovered volumes: the token's */
+	/* Its root keys, any of which unlocks it (keys[0] the first listed). A key_id is NULL
+	 * for discovered volumes: the token's. */
+	struct kms_key keys[KMS_KEYS_MAX];
+	size_t n_keys;
 	bool required;
 	bool discovered;
 	const struct volume_config *cfg; /* NULL for discovered volumes: defaults apply */
@@ -108,12 +117,18 @@ void registry_wake(struct registry *reg);
 /* Reading: each takes the lock. */
 void registry_status(struct registry *reg, struct volume *v, struct volume_status *ret);
 enum volume_state registry_state(struct registry *reg, struct volume *v);
-/* The key the volume's token names, else the configured one, else "". */
+/* The key the volume's token names, else the configured one, else "" (of its first KMS). */
 const char *registry_key_id(struct registry *reg, struct volume *v, char *buf, size_t size);
+/* The same for its root key @k (index into v->keys). */
+const char *registry_key_id_of(struct registry *reg, struct volume *v, size_t k, char *buf,
+			       size_t size);
 /* The volume's device node, if it has one to act on (known, and not released). */
 bool registry_device(struct registry *reg, struct volume *v, char *buf, size_t size);
-/* registry_key_id with the lock held: a pointer into @v. */
+/* registry_key_id(_of) with the lock held: a pointer into @v. */
 const char *registry_key_id_locked(const struct volume *v);
+const char *registry_key_id_of_locked(const struct volume *v, size_t k);
+/* The index into v->keys of KMS @kms, or -1. */
+int registry_key_index(const struct volume *v, const char *kms);
 
 /* Changes of state: each takes the lock; none may be called with it held. */
 /* A new state and its message (NULL: none); wakes the main loop. */
@@ -121,9 +136,14 @@ void registry_set_state(struct registry *reg, struct volume *v, enum volume_stat
 			const char *msg);
 void registry_set_attempts(struct registry *reg, struct volume *v, unsigned attempts);
 void registry_set_device(struct registry *reg, struct volume *v, const char *device);
-/* What an unlock read from the header: its UUID and the key its token names. */
-void registry_set_token(struct registry *reg, struct volume *v, const char *uuid,
-			const char *key_id);
+/* What an unlock read from the header: its UUID, and the key and version its token names for
+ * each KMS. */
+void registry_set_token(struct registry *reg, struct volume *v, const struct unlock_result *res);
+/* Root key @k was disabled (@revoked), deleted (@destroyed) or is back (both false). Returns
+ * how many of the volume's root keys are still usable, and in *@n_destroyed (may be NULL) how
+ * many are deleted. */
+size_t registry_set_key_revoked(struct registry *reg, struct volume *v, size_t k, bool revoked,
+				bool destroyed, size_t *n_destroyed);
 /* The other devices that carry the volume's LUKS UUID, ", "-joined ("" for none). */
 void registry_set_clones(struct registry *reg, struct volume *v, const char *others);
 /* What an unlock found: key version, keyslot, the step it reached; @ok clears a revocation. */
@@ -176,6 +196,6 @@ void registry_log_changes(const char *device, const struct token_changes *change
  * unwrapping; NULL: ask the KMS), records the new key version and writes the volume.rewrap
  * record (with @reason when given). Logs the success; a failure is the caller's to log, with
  * err saying why. Holds no lock across the KMS call; the caller holds the op_lock. */
-int registry_rewrap(struct registry *reg, struct volume *v, const char *device,
+int registry_rewrap(struct registry *reg, struct volume *v, struct kms *kms, const char *device,
 		    const struct kms_wrapped *rewrapped, const char *reason,
 		    struct rotate_result *rr, struct error *err);

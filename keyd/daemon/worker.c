@@ -19,13 +19,15 @@ struct worker_arg {
 };
 
 /* Called by the KMS retry loop before each pause: tell the log, status and systemd. */
-static void on_kms_wait(void *u, unsigned attempt, uint64_t pause_ms, const struct error *e)
+static void on_kms_wait(void *u, const struct kms *kms, unsigned attempt, uint64_t pause_ms,
+			const struct error *e)
 {
 	struct worker_arg *a = u;
 	char msg[ERROR_MAX + 128];
 
-	snprintf(msg, sizeof(msg), "KMS '%s' not answering (attempt %u): %s; retrying in %.1f s",
-		 a->v->kms->name, attempt, e->msg, (double)pause_ms / 1000);
+	snprintf(msg, sizeof(msg), "KMS '%s' not answering (attempt %u): %s; retrying in %.1f s%s",
+		 kms->name, attempt, e->msg, (double)pause_ms / 1000,
+		 a->v->n_keys > 1 ? " (and waiting for the volume's other KMS)" : "");
 	log_struct(LOG_WARNING, 0, MESSAGE_KMS_WAITING, NULL, "%s: %s", a->v->name, msg);
 	registry_set_attempts(a->env->reg, a->v, attempt);
 	registry_set_state(a->env->reg, a->v, VOLUME_WAITING, msg);
@@ -36,8 +38,8 @@ static void on_kms_wait(void *u, unsigned attempt, uint64_t pause_ms, const stru
 static int wait_for_device(const struct worker_env *env, struct volume *v, char **ret,
 			   struct error *err)
 {
-	uint64_t deadline = now_mono_us() + v->kms->retry.deadline_ms * 1000;
-	uint64_t pause = v->kms->retry.backoff_min_ms;
+	uint64_t deadline = now_mono_us() + v->keys[0].kms->retry.deadline_ms * 1000;
+	uint64_t pause = v->keys[0].kms->retry.backoff_min_ms;
 
 	for (;;) {
 		char msg[ERROR_MAX];
@@ -54,7 +56,7 @@ static int wait_for_device(const struct worker_env *env, struct volume *v, char 
 		snprintf(msg, sizeof(msg), "waiting for device %s to appear", v->device_spec);
 		registry_set_state(env->reg, v, VOLUME_WAITING, msg);
 		sleep_us(pause * 1000, env->stop);
-		if (pause < v->kms->retry.backoff_max_ms)
+		if (pause < v->keys[0].kms->retry.backoff_max_ms)
 			pause *= 2;
 	}
 }
@@ -67,7 +69,12 @@ static void store_rewrapped(const struct worker_env *env, struct volume *v, cons
 	struct rotate_result rr;
 	struct error err;
 
-	if (registry_rewrap(env->reg, v, dev, &res->rewrapped, NULL, &rr, &err) < 0) {
+	int k = registry_key_index(v, res->kms);
+
+	if (k < 0)
+		error_set(&err, -EXDEV, "KMS '%s' is not the volume's", res->kms);
+	if (k < 0 || registry_rewrap(env->reg, v, v->keys[k].kms, dev, &res->rewrapped, NULL, &rr,
+				     &err) < 0) {
 		/* The unlock stands: the old ciphertext still unwraps. */
 		log_warning("%s: could not store the rewrapped key the KMS returned: %s", v->name,
 			    err.msg);
@@ -92,12 +99,14 @@ static void record_outcome(const struct worker_env *env, struct volume *v, int r
 		registry_set_state(env->reg, v, VOLUME_OPEN, NULL);
 	} else if (env->dm) {
 		log_struct(LOG_INFO, 0, MESSAGE_VOLUME_OPENED, NULL,
-			   "%s: unlocked %s as /dev/mapper/%s in %.3f s", v->name, dev, v->name,
-			   (double)(now_mono_us() - t0) / 1e6);
+			   "%s: unlocked %s as /dev/mapper/%s through KMS '%s' in %.3f s", v->name,
+			   dev, v->name, res->kms, (double)(now_mono_us() - t0) / 1e6);
 		registry_set_state(env->reg, v, VOLUME_OPEN, NULL);
 	} else {
-		error_set(err, -EIO, "key unwrapped and keyslot %d verified, but not activated: %s",
-			  res->keyslot, env->dm_why);
+		error_set(err, -EIO,
+			  "key unwrapped through KMS '%s' and keyslot %d verified, but not "
+			  "activated: %s",
+			  res->kms, res->keyslot, env->dm_why);
 		log_struct(LOG_WARNING, 0, MESSAGE_VOLUME_VERIFIED, NULL, "%s: %s", v->name,
 			   err->msg);
 		registry_set_state(env->reg, v, VOLUME_VERIFIED, err->msg);
@@ -136,8 +145,8 @@ static void unlock_volume(struct worker_arg *a)
 	registry_set_device(env->reg, v, dev);
 	registry_log_context(env->reg, v);
 	r = volume_unlock(&(struct unlock_request){.device = dev,
-						   .kms = v->kms,
-						   .expect_key_id = v->key_id,
+						   .keys = v->keys,
+						   .n_keys = v->n_keys,
 						   .name = env->dm ? v->name : NULL,
 						   .converge = true,
 						   .wait = on_kms_wait,
@@ -147,7 +156,7 @@ static void unlock_volume(struct worker_arg *a)
 	registry_log_changes(dev, &res.converged);
 	/* The volume's UUID and key first: the rewrap record names them. Its key version waits
 	 * for the rewrap, so that polling never sees the old one as stale meanwhile. */
-	registry_set_token(env->reg, v, res.uuid, res.key_id);
+	registry_set_token(env->reg, v, &res);
 	note_clones(env, v, dev, res.uuid);
 	if (r >= 0 && res.rewrapped.wdek)
 		store_rewrapped(env, v, dev, &res);

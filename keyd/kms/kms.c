@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http.h"
 #include "kms.h"
 #include "secmem.h"
 #include "util.h"
@@ -193,7 +194,11 @@ static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct e
 	for (unsigned attempt = 1;; attempt++) {
 		uint64_t pause, now;
 
+		/* @stop also abandons a request in flight: a KMS that hangs costs nothing
+		 * once another has answered (unwrap_any) or keyd is stopping. */
+		http_set_stop(stop);
 		r = kms_attempt(kms, c, e);
+		http_set_stop(NULL);
 		if (r >= 0 || !e->retryable)
 			return r;
 
@@ -209,7 +214,7 @@ static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct e
 			return r;
 		}
 		if (wait)
-			wait(userdata, attempt, pause, e);
+			wait(userdata, kms, attempt, pause, e);
 		sleep_us(pause * 1000, stop);
 	}
 }

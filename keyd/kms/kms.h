@@ -124,6 +124,14 @@ struct kms {
 	void *report_data;
 };
 
+/* A root key: the KMS that holds it and its id there. A volume names 1..KMS_KEYS_MAX of them,
+ * any of which unwraps its DEK. */
+#define KMS_KEYS_MAX 4
+struct kms_key {
+	struct kms *kms;
+	char *key_id;
+};
+
 extern const struct kms_provider kms_provider_file;
 extern const struct kms_provider kms_provider_keyprotect;
 extern const struct kms_provider kms_provider_vault;
@@ -137,10 +145,11 @@ const struct kms_provider *kms_provider_find(const char *name);
 /* "file, keyprotect" for help and errors. */
 const char *kms_provider_names(void);
 
-/* Called before each pause between attempts: the attempt number, the pause, and the last
- * error, so the daemon can tell systemd (STATUS=) and the log what it waits for. */
-typedef void (*kms_wait_fn)(void *userdata, unsigned attempt, uint64_t pause_ms,
-			    const struct error *e);
+/* Called before each pause between attempts: the KMS, the attempt number, the pause, and the
+ * last error, so the daemon can tell systemd (STATUS=) and the log what it waits for. With
+ * several KMS per volume it is called from one thread per KMS, never two at once. */
+typedef void (*kms_wait_fn)(void *userdata, const struct kms *kms, unsigned attempt,
+			    uint64_t pause_ms, const struct error *e);
 
 /* Calls with retries: bounded time per try, exponential backoff with jitter (or the KMS's
  * Retry-After), until the deadline or a non-retryable error. @stop ends waiting early. */

@@ -21,6 +21,7 @@
 #include "secmem.h"
 #include "text.h"
 #include "token.h"
+#include "unwrap_any.h"
 
 /* The plugin's share of its host's secure heap: one DEK, KMS replies, jansson documents. */
 #define PLUGIN_SECURE_HEAP (1024 * 1024)
@@ -66,26 +67,56 @@ static void plugin_say(struct crypt_device *cd, int level, const char *lead, con
 	crypt_logf(cd, level, "%s%s\n", lead, text_escape(msg, safe, sizeof(safe)));
 }
 
-static void say_wait(void *userdata, unsigned attempt, uint64_t pause_ms, const struct error *e)
+static void say_wait(void *userdata, const struct kms *kms, unsigned attempt, uint64_t pause_ms,
+		     const struct error *e)
 {
 	struct crypt_device *cd = userdata;
 
-	plugin_say(cd, CRYPT_LOG_NORMAL, "keyd: ", "attempt %u failed (%s); retrying in %.1f s",
+	plugin_say(cd, CRYPT_LOG_NORMAL,
+		   "keyd: ", "KMS '%s' attempt %u failed (%s); retrying in %.1f s", kms->name,
 		   attempt, e->msg, (double)pause_ms / 1000);
+}
+
+/* The configured KMS of @t's wraps, of the provider that made each: any of them will do. */
+static int plugin_keys(const struct keyd_config *cfg, const struct keyd_token *t, const char *path,
+		       struct kms_key *keys, size_t *n, struct error *err)
+{
+	int r = -ENOENT;
+
+	*n = 0;
+	error_set(err, -EIO, "token %d names KMS '%s'%s, which %s does not define", t->id, t->kms,
+		  t->n_wraps > 1 ? " and others" : "", path);
+	for (unsigned i = 0; i < t->n_wraps; i++) {
+		const struct token_wrap *w = &t->wrap[i];
+		struct kms *kms = config_find_kms(cfg, w->kms);
+
+		if (!kms)
+			continue;
+		if (strcmp(kms->provider->name, w->provider) != 0) {
+			r = -EXDEV;
+			error_set(err, -EIO,
+				  "token %d was wrapped by a %s KMS, but KMS '%s' in %s is %s",
+				  t->id, w->provider, w->kms, path, kms->provider->name);
+			continue;
+		}
+		keys[(*n)++] = (struct kms_key){.kms = kms};
+	}
+	return *n ? 0 : r;
 }
 
 /* One audit record per open, success or not. An initramfs may have no writable log: then the
  * unlock goes on and the operator is told that it is not recorded. */
 static void plugin_audit(struct crypt_device *cd, const struct keyd_config *cfg,
-			 const struct keyd_token *t, int token, int r, const char *error)
+			 const struct keyd_token *t, const struct token_wrap *w, int token, int r,
+			 const char *error)
 {
 	json_auto_t *o = NULL;
 	struct audit *a = NULL;
 	int q;
 
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "volume", t->name, "device",
-		      crypt_get_device_name(cd), "luks_uuid", crypt_get_uuid(cd), "kms", t->kms,
-		      "key_id", t->key_id, "key_version", t->key_version ? t->key_version : "",
+		      crypt_get_device_name(cd), "luks_uuid", crypt_get_uuid(cd), "kms", w->kms,
+		      "key_id", w->key_id, "key_version", w->key_version ? w->key_version : "",
 		      "token", token, "via", "token plugin");
 	q = o ? audit_open(cfg->audit_path, NULL, &a) : -ENOMEM;
 	if (q >= 0)
@@ -103,11 +134,12 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 	_cleanup_secure_ uint8_t *dek = NULL;
 	struct keyd_config *cfg = NULL;
 	struct keyd_token t = {.id = -1, .keyslot = -1};
-	struct kms_wrapped rewrapped = {0};
+	struct unwrap_any_result any = {.key = -1, .wrap = -1};
+	struct kms_key keys[KMS_KEYS_MAX];
 	struct error err = {.msg = ""};
 	const char *json = NULL, *path = config_path();
 	struct error je;
-	struct kms *kms;
+	size_t n_keys = 0;
 	int r;
 
 	(void)usrptr;
@@ -147,23 +179,14 @@ int cryptsetup_token_open(struct crypt_device *cd, int token, char **buffer, siz
 		token_done(&t);
 		return r;
 	}
-	kms = config_find_kms(cfg, t.kms);
-	if (!kms) {
-		r = -ENOENT;
-		error_set(&err, -EIO, "token %d names KMS '%s', which %s does not define", token,
-			  t.kms, path);
+	r = plugin_keys(cfg, &t, path, keys, &n_keys, &err);
+	if (r < 0)
 		goto out;
-	}
-	if (strcmp(kms->provider->name, t.provider) != 0) {
-		r = -EXDEV;
-		error_set(&err, -EIO, "token %d was wrapped by a %s KMS, but KMS '%s' in %s is %s",
-			  token, t.provider, t.kms, path, kms->provider->name);
-		goto out;
-	}
-	/* Bound to this header's UUID, never the token's own "aad". A ciphertext Key Protect
-	 * rewrapped is keyd's to store; the plugin stays read-only. */
-	r = token_unwrap(kms, &t, crypt_get_uuid(cd), &dek, &rewrapped, say_wait, cd, NULL, &err);
-	kms_wrapped_done(&rewrapped);
+	/* Bound to this header's UUID, never the token's own "aad"; every KMS of the token asked
+	 * at once, the first to answer wins. A ciphertext Key Protect rewrapped is keyd's to
+	 * store; the plugin stays read-only. */
+	r = unwrap_any(keys, n_keys, &t, crypt_get_uuid(cd), &dek, &any, say_wait, cd, NULL, &err);
+	kms_wrapped_done(&any.rewrapped);
 	if (r < 0)
 		goto out;
 	*buffer = (char *)TAKE_PTR(dek);
@@ -175,7 +198,8 @@ out:
 			   err.msg);
 	/* Success means the KMS released the key; whether it opens the keyslot, libcryptsetup
 	 * says next (and a wrong key cannot come back: the AEAD tag binds it to this header). */
-	plugin_audit(cd, cfg, &t, token, r, r < 0 ? err.msg : NULL);
+	plugin_audit(cd, cfg, &t, any.wrap >= 0 ? &t.wrap[any.wrap] : &t.wrap[0], token, r,
+		     r < 0 ? err.msg : NULL);
 	token_done(&t);
 	config_free(cfg);
 	return r;
@@ -213,12 +237,20 @@ void cryptsetup_token_dump(struct crypt_device *cd, const char *json)
 	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "volume:      %s", t.name);
 	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "state:       %s (generation %u)",
 		   t.state == TOKEN_ACTIVE ? "active" : "pending", t.generation);
-	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "provider:    %s", t.provider);
-	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "kms:         %s", t.kms);
-	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "key id:      %s", t.key_id);
-	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "key version: %s",
-		   t.key_version ? t.key_version : "-");
-	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "wrapped key: %zu characters", strlen(t.wdek));
+	for (unsigned i = 0; i < t.n_wraps; i++) {
+		const struct token_wrap *w = &t.wrap[i];
+
+		if (t.n_wraps > 1)
+			plugin_say(cd, CRYPT_LOG_NORMAL, "\t",
+				   "wrap %u of %u (any of them opens it)", i + 1, t.n_wraps);
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "provider:    %s", w->provider);
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "kms:         %s", w->kms);
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "key id:      %s", w->key_id);
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "key version: %s",
+			   w->key_version ? w->key_version : "-");
+		plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "wrapped key: %zu characters",
+			   strlen(w->wdek));
+	}
 	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "created:     %s", t.created);
 	plugin_say(cd, CRYPT_LOG_NORMAL, "\t", "updated:     %s", t.updated ? t.updated : "-");
 	token_done(&t);

@@ -67,7 +67,8 @@ static int enroll_reuse_empty(const struct enroll_request *req, struct token_cha
 				 "(a format interrupted mid-write?); check it, and if it holds "
 				 "nothing, wipe it (wipefs -a %s) and enroll again",
 				 req->device, req->device);
-	if (token_converge(probe, req->kms, changes, err) >= 0 && luks_is_empty(req->device))
+	if (token_converge(probe, req->keys, req->n_keys, changes, err) >= 0 &&
+	    luks_is_empty(req->device))
 		return 1;
 	r = refuse_enrolled(probe, req->device, err);
 	return r == -EEXIST ? r : 0;
@@ -121,7 +122,7 @@ static int enroll_read_luks(const struct enroll_request *req, struct enroll_resu
 				 req->device);
 	if (r < 0)
 		return error_set(err, r, "read header of %s: %s", req->device, strerror(-r));
-	r = token_converge(*cd, req->kms, &res->converged, err);
+	r = token_converge(*cd, req->keys, req->n_keys, &res->converged, err);
 	if (r >= 0)
 		r = refuse_enrolled(*cd, req->device, err);
 	if (r < 0)
@@ -141,7 +142,9 @@ static int enroll_read_luks(const struct enroll_request *req, struct enroll_resu
 	return 0;
 }
 
-/* Step 2: the DEK, and its wrap by the KMS bound to @aad. */
+/* Step 2: the DEK, and its wrap by each KMS bound to @aad, into @w (one per key). All must
+ * wrap: a volume enrolled with fewer KMS than configured would not survive the loss of the
+ * ones it has. */
 static int enroll_wrap(const struct enroll_request *req, const char *aad, uint8_t **dek,
 		       struct kms_wrapped *w, struct error *err)
 {
@@ -153,10 +156,15 @@ static int enroll_wrap(const struct enroll_request *req, const char *aad, uint8_
 		return error_set(err, -ENOMEM, "generate key: out of secure memory");
 	if (RAND_priv_bytes(*dek, LUKS_DEK_LEN) != 1)
 		return error_set(err, -EIO, "generate key: RAND_priv_bytes failed");
-	r = kms_wrap(req->kms, req->key_id, *dek, LUKS_DEK_LEN, aad, w, &ke, NULL, NULL, NULL);
-	if (r < 0)
-		return error_set(err, r, "wrap with KMS '%s' (key %s): %s", req->kms->name,
-				 req->key_id, ke.msg);
+	for (size_t k = 0; k < req->n_keys; k++) {
+		const struct kms_key *key = &req->keys[k];
+
+		r = kms_wrap(key->kms, key->key_id, *dek, LUKS_DEK_LEN, aad, &w[k], &ke, NULL, NULL,
+			     NULL);
+		if (r < 0)
+			return error_set(err, r, "wrap with KMS '%s' (key %s): %s", key->kms->name,
+					 key->key_id, ke.msg);
+	}
 	return 0;
 }
 
@@ -192,13 +200,9 @@ static int enroll_write(struct crypt_device *cd, const struct enroll_request *re
 				  .state = TOKEN_PENDING,
 				  .generation = 1,
 				  .name = (char *)req->name,
-				  .provider = (char *)req->kms->provider->name,
-				  .kms = req->kms->name,
-				  .key_id = (char *)req->key_id,
-				  .key_version = w->key_version,
-				  .wdek = w->wdek,
 				  .aad = (char *)aad,
 				  .created = now};
+	token_set_wraps(&tok, req->keys, req->n_keys, w);
 	r = token_write(cd, &tok);
 	if (r < 0)
 		return error_set(err, r, "write token: %s", strerror(-r));
@@ -220,25 +224,29 @@ static int enroll_write(struct crypt_device *cd, const struct enroll_request *re
 	return r < 0 ? error_set(err, r, "activate token: %s", strerror(-r)) : 0;
 }
 
-/* Step 4, the proof: read the header back from disk, unwrap through the KMS, open the
- * keyslot, and find the very token and keyslot step 3 wrote. */
+/* Step 4, the proof: read the header back from disk, unwrap through each KMS in turn (every
+ * wrap must open the volume, not only the quickest), open the keyslot, and find the very token
+ * and keyslot step 3 wrote. */
 static int enroll_verify(const struct enroll_request *req, const struct enroll_undo *written,
 			 struct error *err)
 {
 	struct unlock_result ur;
 	int r;
 
-	r = volume_unlock(&(struct unlock_request){.device = req->device,
-						   .kms = req->kms,
-						   .expect_key_id = req->key_id},
-			  &ur, err);
-	if (r < 0)
-		return error_prefix(err, r, "verify round trip");
-	kms_wrapped_done(&ur.rewrapped);
-	if (ur.keyslot != written->keyslot || ur.token != written->token)
-		return error_set(err, -EIO,
-				 "verify round trip: found token %d/keyslot %d, wrote %d/%d",
-				 ur.token, ur.keyslot, written->token, written->keyslot);
+	for (size_t k = 0; k < req->n_keys; k++) {
+		r = volume_unlock(&(struct unlock_request){.device = req->device,
+							   .keys = &req->keys[k],
+							   .n_keys = 1},
+				  &ur, err);
+		if (r < 0)
+			return error_prefix(err, r, "verify round trip");
+		kms_wrapped_done(&ur.rewrapped);
+		if (ur.keyslot != written->keyslot || ur.token != written->token)
+			return error_set(
+				err, -EIO,
+				"verify round trip: found token %d/keyslot %d, wrote %d/%d",
+				ur.token, ur.keyslot, written->token, written->keyslot);
+	}
 	return 0;
 }
 
@@ -264,20 +272,23 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, struct e
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	_cleanup_secure_ uint8_t *dek = NULL;
 	struct enroll_undo undo = {.token = -1, .keyslot = -1};
-	struct kms_wrapped w = {0};
+	struct kms_wrapped w[KMS_KEYS_MAX] = {0};
 	char aad[KMS_AAD_MAX];
 	int r;
 
 	*res = (struct enroll_result){.keyslot = -1, .token = -1};
+	if (req->n_keys < 1 || req->n_keys > KMS_KEYS_MAX)
+		return error_set(err, -EINVAL, "enroll: 1 to %d KMS, not %zu", KMS_KEYS_MAX,
+				 req->n_keys);
 	r = req->format ? enroll_read_blank(req, res, &cd, err)
 			: enroll_read_luks(req, res, &cd, err);
 	if (r < 0)
 		return r;
 	if (kms_aad_for_uuid(res->uuid, aad, sizeof(aad)) < 0)
 		return error_set(err, -ENAMETOOLONG, "read header: LUKS UUID too long");
-	r = enroll_wrap(req, aad, &dek, &w, err);
+	r = enroll_wrap(req, aad, &dek, w, err);
 	if (r >= 0)
-		r = enroll_write(cd, req, res->uuid, aad, dek, &w, &undo, err);
+		r = enroll_write(cd, req, res->uuid, aad, dek, w, &undo, err);
 	if (r >= 0)
 		r = enroll_verify(req, &undo, err);
 	if (r < 0) {
@@ -286,8 +297,9 @@ int enroll(const struct enroll_request *req, struct enroll_result *res, struct e
 		res->keyslot = undo.keyslot;
 		res->token = undo.token;
 		snprintf(res->key_version, sizeof(res->key_version), "%s",
-			 w.key_version ? w.key_version : "");
+			 w[0].key_version ? w[0].key_version : "");
 	}
-	kms_wrapped_done(&w);
+	for (size_t k = 0; k < KMS_KEYS_MAX; k++)
+		kms_wrapped_done(&w[k]);
 	return r < 0 ? r : 0;
 }

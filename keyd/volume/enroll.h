@@ -12,9 +12,9 @@
 #include "token.h"
 
 struct enroll_request {
-	const char *device; /* resolved device node */
-	struct kms *kms;
-	const char *key_id;
+	const char *device;	    /* resolved device node */
+	const struct kms_key *keys; /* the DEK is wrapped by each, in this order (any-of) */
+	size_t n_keys;
 	const char *name; /* volume name for the token */
 	bool format;	  /* blank device: create LUKS2 first */
 	/* Existing LUKS2 device: a passphrase or key file content authorising the new slot. */
@@ -26,8 +26,8 @@ struct enroll_result {
 	char uuid[LUKS_UUID_MAX];
 	int keyslot;
 	int token;
-	char key_version[KMS_VERSION_MAX + 1];
-	struct token_changes converged; /* what convergence of an earlier run did first */
+	char key_version[KMS_VERSION_MAX + 1]; /* of the first key */
+	struct token_changes converged;	       /* what convergence of an earlier run did first */
 };
 
 /* Returns -errno; err says which step failed and why ("wrap with KMS 'x': ..."). -EEXIST: not

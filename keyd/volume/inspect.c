@@ -19,9 +19,46 @@ static int id_num(const char *s)
 }
 
 /* The keyd token fields shown to people; the WDEK is ciphertext but long: shown as length. */
-static const char *const token_fields[] = {"name",	  "provider", "kms",	    "key_id",
-					   "key_version", "state",    "generation", "aad",
-					   "created",	  "updated",  NULL};
+static const char *const token_fields[] = {"name", "keyd_version", "state",   "generation",
+					   "aad",  "created",	   "updated", NULL};
+static const char *const wrap_fields[] = {"provider", "kms", "key_id", "key_version", NULL};
+
+/* One wrap of a keyd token as shown: its KMS, key, version and the WDEK's length. */
+static json_t *describe_wrap(json_t *w)
+{
+	json_t *o = json_object(), *wdek = json_object_get(w, "wdek");
+
+	for (const char *const *f = wrap_fields; o && *f; f++)
+		if (json_object_get(w, *f))
+			json_object_set(o, *f, json_object_get(w, *f));
+	if (o && json_is_string(wdek))
+		json_object_set_new(o, "wdek_length",
+				    json_integer((json_int_t)json_string_length(wdek)));
+	return o;
+}
+
+/* A keyd token: its fields, "wraps" (one per KMS: the top level of a version-1 token, the
+ * elements of a version-2 one), and the first wrap's fields at the top as before. */
+static void describe_keyd_token(json_t *o, json_t *t)
+{
+	json_t *wraps = json_object_get(t, "wraps"), *shown = json_array(), *w;
+	size_t i;
+
+	for (const char *const *f = token_fields; *f; f++)
+		if (json_object_get(t, *f))
+			json_object_set(o, *f, json_object_get(t, *f));
+	if (!shown)
+		return;
+	if (json_is_array(wraps))
+		json_array_foreach (wraps, i, w)
+			json_array_append_new(shown, describe_wrap(w));
+	else
+		json_array_append_new(shown, describe_wrap(t));
+	w = json_array_get(shown, 0);
+	if (json_is_object(w))
+		json_object_update(o, w);
+	json_object_set_new(o, "wraps", shown);
+}
 
 /* A keyd token as the header holds it, and, when the validator refuses it, why: the same
  * message keyd logs when it skips the token. */
@@ -34,17 +71,10 @@ static json_t *describe_token(struct crypt_device *cd, const char *id, json_t *t
 		return NULL;
 	json_object_set(o, "keyslots", json_object_get(t, "keyslots"));
 	if (type && strcmp(type, TOKEN_TYPE) == 0) {
-		json_t *w = json_object_get(t, "wdek");
-
-		for (const char *const *f = token_fields; *f; f++)
-			if (json_object_get(t, *f))
-				json_object_set(o, *f, json_object_get(t, *f));
 		struct keyd_token kt;
 		struct error je;
 
-		if (json_is_string(w))
-			json_object_set_new(o, "wdek_length",
-					    json_integer((json_int_t)json_string_length(w)));
+		describe_keyd_token(o, t);
 		if (token_read(cd, id_num(id), &kt, &je) == -EINVAL)
 			json_object_set_new(o, "invalid", json_string(je.msg));
 		token_done(&kt);

@@ -501,14 +501,14 @@ static int reencrypt_open(struct reencrypt_run *x, struct error *err)
 		return 0;
 	if (req->resume_only)
 		return error_set(err, -ENOENT, "%s has no interrupted re-encryption", req->device);
-	r = token_converge(x->cd, req->kms, &x->res->changes, err);
+	r = token_converge(x->cd, &(struct kms_key){.kms = req->kms}, 1, &x->res->changes, err);
 	if (r < 0)
 		return r;
 	x->res->converged = r;
 	return 0;
 }
 
-/* The active token of the request's KMS, and its DEK. */
+/* The active token, and its DEK through the request's KMS. */
 static int reencrypt_unwrap(struct reencrypt_run *x, struct error *err)
 {
 	struct error je;
@@ -521,9 +521,7 @@ static int reencrypt_unwrap(struct reencrypt_run *x, struct error *err)
 		return error_set(err, -ENOKEY, "%s is not enrolled (no active keyd token)",
 				 x->req->device);
 	x->res->token = x->tok.id;
-	if (strcmp(x->tok.kms, x->req->kms->name) != 0)
-		return error_set(err, -EXDEV, "token names KMS '%s', not '%s'", x->tok.kms,
-				 x->req->kms->name);
+	/* Any one KMS of a multi-KMS token will do: -EXDEV if the token has no wrap for it. */
 	return token_unwrap(x->req->kms, &x->tok, x->res->uuid, &x->dek, NULL, NULL, NULL, NULL,
 			    err);
 }

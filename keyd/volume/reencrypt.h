@@ -34,7 +34,7 @@ typedef int (*reencrypt_progress_fn)(void *userdata, const struct reencrypt_prog
 
 struct reencrypt_request {
 	const char *device; /* resolved device node */
-	struct kms *kms;    /* must match the token's KMS name */
+	struct kms *kms;    /* one of the KMS the token is wrapped by */
 	/* Active dm-crypt mapping of @device (online); NULL: found through the device's holders,
 	 * offline when it has none. */
 	const char *name;

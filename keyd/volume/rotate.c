@@ -13,6 +13,7 @@
 #include "rotate.h"
 #include "secmem.h"
 #include "token.h"
+#include "unwrap_any.h"
 #include "util.h"
 
 int volume_lock_rotation(const char *device)
@@ -37,9 +38,11 @@ static int verify_wdek(struct crypt_device *cd, struct kms *kms, const char *key
 		       const char *wdek, int slot, const uint8_t *expect, struct error *err)
 {
 	_cleanup_secure_ uint8_t *dek = NULL;
-	struct keyd_token t = {.id = -1, .key_id = (char *)key_id, .wdek = (char *)wdek};
+	struct keyd_token t = {.id = -1, .n_wraps = 1};
 	int r;
 
+	t.wrap[0] = (struct token_wrap){
+		.kms = kms->name, .key_id = (char *)key_id, .wdek = (char *)wdek};
 	r = token_unwrap(kms, &t, crypt_get_uuid(cd), &dek, NULL, NULL, NULL, NULL, err);
 	if (r < 0)
 		return r;
@@ -74,9 +77,9 @@ static void rotation_end(struct rotation *x)
 		close(x->lock);
 }
 
-/* Locks @device, loads its header, converges it, and finds the active token of @kms. */
-static int rotation_begin(const char *device, struct kms *kms, struct rotation *x,
-			  struct rotate_result *res, struct error *err)
+/* Locks @device, loads its header, converges it (through @keys), and finds the active token. */
+static int rotation_begin(const char *device, const struct kms_key *keys, size_t n_keys,
+			  struct rotation *x, struct rotate_result *res, struct error *err)
 {
 	struct error je;
 	int r;
@@ -91,7 +94,7 @@ static int rotation_begin(const char *device, struct kms *kms, struct rotation *
 		return error_set(err, r, "read header of %s: %s", device,
 				 cryptsetup_load_strerror(r));
 	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(x->cd));
-	r = token_converge(x->cd, kms, &res->changes, err);
+	r = token_converge(x->cd, keys, n_keys, &res->changes, err);
 	if (r < 0)
 		return r;
 	res->converged = r;
@@ -100,9 +103,6 @@ static int rotation_begin(const char *device, struct kms *kms, struct rotation *
 		return error_set(err, r, "read tokens: %s", je.msg);
 	if (x->tok.id < 0)
 		return error_set(err, -ENOKEY, "%s is not enrolled (no keyd token)", device);
-	if (strcmp(x->tok.kms, kms->name) != 0)
-		return error_set(err, -EXDEV, "token names KMS '%s', not '%s'", x->tok.kms,
-				 kms->name);
 	res->old_token = x->tok.id;
 	res->old_keyslot = x->tok.keyslot;
 	snprintf(res->old_version, sizeof(res->old_version), "%s",
@@ -110,29 +110,59 @@ static int rotation_begin(const char *device, struct kms *kms, struct rotation *
 	return 0;
 }
 
-/* Re-key, before anything on disk changes: the old DEK unwrapped, the new one generated,
- * wrapped by @key_id and proven to unwrap again. */
-static int rekey_prepare(struct rotation *x, struct kms *kms, const char *key_id, uint8_t **old_dek,
-			 uint8_t **new_dek, struct kms_wrapped *w, struct error *err)
+/* The keys a re-key wraps with: @keys, each key_id NULL taken from the token's wrap of that
+ * KMS. -EINVAL if the token has none to take. */
+static int rekey_keys(const struct rotation *x, const struct kms_key *keys, size_t n_keys,
+		      struct kms_key *out, struct error *err)
 {
+	for (size_t k = 0; k < n_keys; k++) {
+		int w = token_wrap_index(&x->tok, keys[k].kms->name);
+
+		out[k] = keys[k];
+		if (out[k].key_id)
+			continue;
+		if (w < 0)
+			return error_set(err, -EINVAL,
+					 "KMS '%s' has no wrap in the token: give its key id",
+					 keys[k].kms->name);
+		out[k].key_id = x->tok.wrap[w].key_id;
+	}
+	return 0;
+}
+
+/* Re-key, before anything on disk changes: the old DEK unwrapped (any KMS of the token), the
+ * new one generated, wrapped by each of @keys and each wrap proven to unwrap again. */
+static int rekey_prepare(struct rotation *x, const struct kms_key *keys, size_t n_keys,
+			 uint8_t **old_dek, uint8_t **new_dek, struct kms_wrapped *w,
+			 struct error *err)
+{
+	struct kms_key any[KMS_KEYS_MAX];
+	struct unwrap_any_result ar;
 	struct error ke;
 	char aad[KMS_AAD_MAX];
 	int r;
 
-	r = token_unwrap(kms, &x->tok, crypt_get_uuid(x->cd), old_dek, NULL, NULL, NULL, NULL, err);
+	for (size_t k = 0; k < n_keys; k++)
+		any[k] = (struct kms_key){.kms = keys[k].kms};
+	r = unwrap_any(any, n_keys, &x->tok, crypt_get_uuid(x->cd), old_dek, &ar, NULL, NULL, NULL,
+		       err);
 	if (r < 0)
 		return r;
+	kms_wrapped_done(&ar.rewrapped);
 	*new_dek = secmem_alloc(LUKS_DEK_LEN);
 	if (!*new_dek || RAND_priv_bytes(*new_dek, LUKS_DEK_LEN) != 1)
 		return error_set(err, -ENOMEM, "generate key: no secure memory or randomness");
 	kms_aad_for_uuid(crypt_get_uuid(x->cd), aad, sizeof(aad));
-	r = kms_wrap(kms, key_id, *new_dek, LUKS_DEK_LEN, aad, w, &ke, NULL, NULL, NULL);
-	if (r < 0)
-		return error_set(err, r, "wrap with KMS '%s' (key %s): %s", kms->name, key_id,
-				 ke.msg);
-	r = verify_wdek(x->cd, kms, key_id, w->wdek, -1, *new_dek, err);
-	if (r < 0)
-		return r;
+	for (size_t k = 0; k < n_keys; k++) {
+		r = kms_wrap(keys[k].kms, keys[k].key_id, *new_dek, LUKS_DEK_LEN, aad, &w[k], &ke,
+			     NULL, NULL, NULL);
+		if (r < 0)
+			return error_set(err, r, "wrap with KMS '%s' (key %s): %s",
+					 keys[k].kms->name, keys[k].key_id, ke.msg);
+		r = verify_wdek(x->cd, keys[k].kms, keys[k].key_id, w[k].wdek, -1, *new_dek, err);
+		if (r < 0)
+			return r;
+	}
 	r = luks_set_keyd_pbkdf(x->cd);
 	return r < 0 ? error_set(err, r, "set PBKDF: %s", strerror(-r)) : 0;
 }
@@ -140,8 +170,8 @@ static int rekey_prepare(struct rotation *x, struct kms *kms, const char *key_id
 /* Re-key's header writes, each one write and each undone if a later one fails: (1) the new
  * token, pending, without keyslot; (2) the new keyslot, authorised by the old DEK; (3) the new
  * token active with its keyslot: from here the new DEK unlocks. */
-static int rekey_write(struct rotation *x, const char *key_id, const uint8_t *old_dek,
-		       const uint8_t *new_dek, const struct kms_wrapped *w,
+static int rekey_write(struct rotation *x, const struct kms_key *keys, size_t n_keys,
+		       const uint8_t *old_dek, const uint8_t *new_dek, const struct kms_wrapped *w,
 		       struct rotate_result *res, struct error *err)
 {
 	char aad[KMS_AAD_MAX], now[40];
@@ -155,14 +185,10 @@ static int rekey_write(struct rotation *x, const char *key_id, const uint8_t *ol
 				 .state = TOKEN_PENDING,
 				 .generation = x->tok.generation + 1,
 				 .name = x->tok.name,
-				 .provider = x->tok.provider,
-				 .kms = x->tok.kms,
-				 .key_id = (char *)key_id,
-				 .key_version = w->key_version,
-				 .wdek = w->wdek,
 				 .aad = aad,
 				 .created = x->tok.created,
 				 .updated = now};
+	token_set_wraps(&nt, keys, n_keys, w);
 	r = token_write(x->cd, &nt);
 	if (r < 0)
 		return error_set(err, r, "write new token: %s", strerror(-r));
@@ -188,30 +214,35 @@ static int rekey_write(struct rotation *x, const char *key_id, const uint8_t *ol
 	return 0;
 }
 
-int volume_rekey(const char *device, struct kms *kms, const char *key_id, struct rotate_result *res,
-		 struct error *err)
+int volume_rekey(const char *device, const struct kms_key *keys, size_t n_keys,
+		 struct rotate_result *res, struct error *err)
 {
 	_cleanup_(rotation_end) struct rotation x = ROTATION_INIT;
 	_cleanup_secure_ uint8_t *old_dek = NULL, *new_dek = NULL;
-	struct kms_wrapped w = {0};
+	struct kms_wrapped w[KMS_KEYS_MAX] = {0};
+	struct kms_key use[KMS_KEYS_MAX];
 	int r;
 
-	r = rotation_begin(device, kms, &x, res, err);
-	if (r < 0)
-		return r;
-	key_id = key_id ? key_id : x.tok.key_id;
-	r = rekey_prepare(&x, kms, key_id, &old_dek, &new_dek, &w, err);
+	if (n_keys < 1 || n_keys > KMS_KEYS_MAX)
+		return error_set(err, -EINVAL, "re-key: 1 to %d KMS, not %zu", KMS_KEYS_MAX,
+				 n_keys);
+	r = rotation_begin(device, keys, n_keys, &x, res, err);
 	if (r >= 0)
-		r = rekey_write(&x, key_id, old_dek, new_dek, &w, res, err);
+		r = rekey_keys(&x, keys, n_keys, use, err);
+	if (r >= 0)
+		r = rekey_prepare(&x, use, n_keys, &old_dek, &new_dek, w, err);
+	if (r >= 0)
+		r = rekey_write(&x, use, n_keys, old_dek, new_dek, w, res, err);
 	/* (4) The old keyslot, then the old token: what token_converge does after a crash. */
 	if (r >= 0)
-		r = token_converge(x.cd, kms, NULL, err);
+		r = token_converge(x.cd, use, n_keys, NULL, err);
 	if (r >= 0) {
 		snprintf(res->new_version, sizeof(res->new_version), "%s",
-			 w.key_version ? w.key_version : "");
+			 w[0].key_version ? w[0].key_version : "");
 		r = 0;
 	}
-	kms_wrapped_done(&w);
+	for (size_t k = 0; k < KMS_KEYS_MAX; k++)
+		kms_wrapped_done(&w[k]);
 	return r;
 }
 
@@ -220,50 +251,58 @@ int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped 
 {
 	_cleanup_(rotation_end) struct rotation x = ROTATION_INIT;
 	struct keyd_token *tok = &x.tok;
+	struct token_wrap *tw;
 	struct kms_wrapped w = {0};
 	struct error ke;
 	char aad[KMS_AAD_MAX], now[40];
 	const struct kms_wrapped *use = wrapped;
 	char *old_wdek, *old_version;
-	int r;
+	int r, i;
 
-	r = rotation_begin(device, kms, &x, res, err);
+	r = rotation_begin(device, &(struct kms_key){.kms = kms}, 1, &x, res, err);
 	if (r < 0)
 		return r;
+	i = token_wrap_index(tok, kms->name);
+	if (i < 0)
+		return error_set(err, -EXDEV, "token %d holds no key wrapped by KMS '%s'", tok->id,
+				 kms->name);
+	tw = &tok->wrap[i];
+	snprintf(res->old_version, sizeof(res->old_version), "%s",
+		 tw->key_version ? tw->key_version : "");
 	if (!use) {
 		kms_aad_for_uuid(res->uuid, aad, sizeof(aad));
-		r = kms_rewrap(kms, tok->key_id, tok->wdek, aad, &w, &ke, NULL, NULL, NULL);
+		r = kms_rewrap(kms, tw->key_id, tw->wdek, aad, &w, &ke, NULL, NULL, NULL);
 		if (r < 0) {
 			error_set(err, r, "rewrap with KMS '%s' (key %s): %s", kms->name,
-				  tok->key_id, ke.msg);
+				  tw->key_id, ke.msg);
 			goto out;
 		}
 		use = &w;
 	}
 	res->new_token = res->old_token;
 	res->new_keyslot = res->old_keyslot = tok->keyslot;
-	r = verify_wdek(x.cd, kms, tok->key_id, use->wdek, tok->keyslot, NULL, err);
+	r = verify_wdek(x.cd, kms, tw->key_id, use->wdek, tok->keyslot, NULL, err);
 	if (r < 0)
 		goto out;
 	/* The same version (or a provider without versions): the token already says all a
 	 * rewrap could, so nothing is written. The check above still proved the key works. */
 	if (strcmp(use->key_version ? use->key_version : "",
-		   tok->key_version ? tok->key_version : "") == 0) {
+		   tw->key_version ? tw->key_version : "") == 0) {
 		snprintf(res->new_version, sizeof(res->new_version), "%s", res->old_version);
 		r = 1;
 		goto out;
 	}
-	/* One header write swaps the WDEK: no keyslot changes, nothing to converge. */
+	/* One header write swaps this KMS's WDEK: no keyslot changes, nothing to converge. */
 	format_rfc3339_us(now_real_us(), now, sizeof(now));
-	old_wdek = tok->wdek;
-	old_version = tok->key_version;
+	old_wdek = tw->wdek;
+	old_version = tw->key_version;
 	free(tok->updated);
 	tok->updated = now;
-	tok->wdek = use->wdek;
-	tok->key_version = use->key_version;
+	tw->wdek = use->wdek;
+	tw->key_version = use->key_version;
 	r = token_write(x.cd, tok);
-	tok->wdek = old_wdek;
-	tok->key_version = old_version;
+	tw->wdek = old_wdek;
+	tw->key_version = old_version;
 	tok->updated = NULL;
 	if (r < 0) {
 		error_set(err, r, "write token: %s", strerror(-r));

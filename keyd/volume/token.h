@@ -12,8 +12,10 @@
 
 #define TOKEN_TYPE	     "keyd"
 #define TOKEN_JSON_MAX	     (16 * 1024)
-#define TOKEN_FORMAT_VERSION 1
-#define TOKENS_MAX	     32 /* LUKS2 tokens per header */
+#define TOKEN_FORMAT_VERSION 1		  /* one KMS: the wrap's fields at the top level */
+#define TOKEN_FORMAT_MULTI   2		  /* several KMS: "wraps", an array of them */
+#define TOKENS_MAX	     32		  /* LUKS2 tokens per header */
+#define TOKEN_WRAPS_MAX	     KMS_KEYS_MAX /* KMS per volume */
 
 /* Enrollment and re-key write a token before its keyslot exists (state pending, no keyslot),
  * then make it active with its keyslot in one header write: a crash at any instant leaves a
@@ -29,17 +31,34 @@ enum token_state {
 	TOKEN_PENDING,
 };
 
+/* The DEK wrapped by one KMS's root key. */
+struct token_wrap {
+	char *provider;
+	char *kms;
+	char *key_id;
+	char *key_version; /* may be NULL */
+	char *wdek;
+};
+
 struct keyd_token {
 	int id;	     /* LUKS2 token number */
 	int keyslot; /* the keyslot whose passphrase is the DEK; -1 if none (see token_parse) */
 	enum token_state state;
 	unsigned generation; /* +1 at every re-key: the highest active one unlocks */
 	char *name;	     /* volume name at enrollment */
-	char *provider;
-	char *kms;
-	char *key_id;
-	char *key_version; /* may be NULL */
-	char *wdek;
+	/* One wrap per KMS, any of which unwraps the same DEK (any-of). provider .. wdek name
+	 * wrap[0]: the only one of a single-KMS token, and the first-listed KMS of others. */
+	union {
+		struct token_wrap wrap[TOKEN_WRAPS_MAX];
+		struct {
+			char *provider;
+			char *kms;
+			char *key_id;
+			char *key_version;
+			char *wdek;
+		};
+	};
+	unsigned n_wraps; /* >= 1 in a token read or written */
 	char *aad;
 	char *created; /* RFC 3339 */
 	char *updated;
@@ -62,7 +81,14 @@ int token_dup(const struct keyd_token *src, struct keyd_token *dst);
 int token_write(struct crypt_device *cd, const struct keyd_token *t);
 void token_done(struct keyd_token *t);
 
-/* Unwraps @t's WDEK with @kms, bound to the header UUID @uuid: the AAD is recomputed from it,
+/* Sets @t's wraps to one per key of @keys with what its KMS returned in @w (@n_keys of each):
+ * pointers borrowed, for a token about to be written (never token_done it). */
+void token_set_wraps(struct keyd_token *t, const struct kms_key *keys, size_t n_keys,
+		     const struct kms_wrapped *w);
+/* The index of @t's wrap for the KMS named @kms, or -1. */
+int token_wrap_index(const struct keyd_token *t, const char *kms);
+
+/* Unwraps @t's WDEK of KMS @kms (-EXDEV if the token has none for it), bound to the header UUID @uuid: the AAD is recomputed from it,
  * never taken from the token's "aad", so a token copied onto another volume opens nothing.
  * *ret_dek (LUKS_DEK_LEN bytes) is secure memory for the caller to free. @rewrapped (may be
  * NULL), @wait, @userdata and @stop as for kms_unwrap. -EBADMSG if the KMS returns a key of
@@ -91,8 +117,9 @@ const char *token_change_describe(const struct token_change *c, char *buf, size_
 /* Finishes or rolls back an interrupted enrollment or re-key on the open header @cd: pending
  * tokens get their keyslot (found by trying the unwrapped DEK on keyslots no token claims) and
  * become active, or are removed; of several active tokens the highest generation with a keyslot
- * stays and the others go, keyslot first. Needs @kms only when a pending token has no keyslot
- * yet. Returns the number of header changes made and, in @changes (may be NULL), the ones to
- * tell the operator about. -ENOKEY if a pending token needs a KMS other than @kms. */
-int token_converge(struct crypt_device *cd, struct kms *kms, struct token_changes *changes,
-		   struct error *err);
+ * stays and the others go, keyslot first. Needs one of the @n_keys KMS of @keys only when a
+ * pending token has no keyslot yet (tried in order until one unwraps). Returns the number of
+ * header changes made and, in @changes (may be NULL), the ones to tell the operator about.
+ * -ENOKEY if a pending token needs a KMS none of @keys is. */
+int token_converge(struct crypt_device *cd, const struct kms_key *keys, size_t n_keys,
+		   struct token_changes *changes, struct error *err);

@@ -42,7 +42,7 @@ int volume_unbind(const char *device, struct kms *kms, bool force, struct unbind
 		goto out;
 	}
 	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
-	r = token_converge(cd, kms, &res->changes, err);
+	r = token_converge(cd, &(struct kms_key){.kms = kms}, kms ? 1 : 0, &res->changes, err);
 	if (r < 0)
 		goto out;
 	res->converged = r;

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "secmem.h"
 #include "unlock.h"
+#include "unwrap_any.h"
 #include "util.h"
 
 struct unlock_run {
@@ -41,6 +42,15 @@ static int unlock_adopt(const struct unlock_request *req, struct unlock_result *
 	return 1;
 }
 
+/* What the unlock went through: the KMS that answered, its key and version. */
+static void unlock_record_wrap(struct unlock_result *res, const struct token_wrap *w)
+{
+	snprintf(res->kms, sizeof(res->kms), "%s", w->kms);
+	snprintf(res->key_id, sizeof(res->key_id), "%s", w->key_id);
+	snprintf(res->key_version, sizeof(res->key_version), "%s",
+		 w->key_version ? w->key_version : "");
+}
+
 /* The token to unlock with, checked against what the caller expects. */
 static int unlock_find_token(struct crypt_device *cd, const struct unlock_request *req,
 			     struct unlock_result *res, struct keyd_token *tok, struct error *err)
@@ -59,18 +69,18 @@ static int unlock_find_token(struct crypt_device *cd, const struct unlock_reques
 		return error_set(err, -ENOKEY, "%s has %s", req->device, TOKEN_UNFINISHED);
 	res->keyslot = tok->keyslot;
 	res->token = tok->id;
-	snprintf(res->key_id, sizeof(res->key_id), "%s", tok->key_id);
-	snprintf(res->key_version, sizeof(res->key_version), "%s",
-		 tok->key_version ? tok->key_version : "");
-	if (strcmp(tok->kms, req->kms->name) != 0)
-		return error_set(err, -EXDEV,
-				 "%s: token names KMS '%s', the configuration says '%s'",
-				 req->device, tok->kms, req->kms->name);
-	if (req->expect_key_id && strcmp(tok->key_id, req->expect_key_id) != 0)
-		return error_set(err, -EXDEV,
-				 "%s: token is wrapped by key %s, the configuration says %s",
-				 req->device, tok->key_id, req->expect_key_id);
-	return 0;
+	unlock_record_wrap(res, &tok->wrap[0]);
+	res->n_wraps = tok->n_wraps;
+	for (unsigned i = 0; i < tok->n_wraps; i++) {
+		const struct token_wrap *w = &tok->wrap[i];
+
+		snprintf(res->wraps[i].kms, sizeof(res->wraps[i].kms), "%s", w->kms);
+		snprintf(res->wraps[i].key_id, sizeof(res->wraps[i].key_id), "%s", w->key_id);
+		snprintf(res->wraps[i].key_version, sizeof(res->wraps[i].key_version), "%s",
+			 w->key_version ? w->key_version : "");
+	}
+	r = unwrap_any_candidates(req->keys, req->n_keys, tok, (int[KMS_KEYS_MAX]){0}, err);
+	return r < 0 ? error_prefix(err, r, "%s", req->device) : 0;
 }
 
 /* Opens (or resumes, or only checks) the token's keyslot with @dek. */
@@ -96,6 +106,7 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, s
 	_cleanup_secure_ uint8_t *dek = NULL;
 	struct keyd_token tok = {.id = -1, .keyslot = -1};
 	struct unlock_run x = {.req = req, .res = res, .t0 = now_mono_us()};
+	struct unwrap_any_result any;
 	int r;
 
 	*res = (struct unlock_result){.keyslot = -1, .token = -1};
@@ -113,7 +124,7 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, s
 
 	if (req->converge) {
 		unlock_step(&x, "converge");
-		r = token_converge(cd, req->kms, &res->converged, err);
+		r = token_converge(cd, req->keys, req->n_keys, &res->converged, err);
 		if (r < 0)
 			return r;
 	}
@@ -122,8 +133,12 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, s
 	r = unlock_find_token(cd, req, res, &tok, err);
 	if (r >= 0) {
 		unlock_step(&x, "unwrap");
-		r = token_unwrap(req->kms, &tok, res->uuid, &dek, &res->rewrapped, req->wait,
-				 req->userdata, req->stop, err);
+		r = unwrap_any(req->keys, req->n_keys, &tok, res->uuid, &dek, &any, req->wait,
+			       req->userdata, req->stop, err);
+		if (r >= 0) {
+			unlock_record_wrap(res, &tok.wrap[any.wrap]);
+			res->rewrapped = any.rewrapped;
+		}
 	}
 	if (r >= 0) {
 		unlock_step(&x, req->resume ? "resume" : req->name ? "activate" : "check keyslot");

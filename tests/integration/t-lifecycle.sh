@@ -34,13 +34,6 @@ ctl() { "$KEYDCTL" --config "$T/keyd.json" "$@"; }
 vol() { ctl --json status | jq -r --arg v "$1" ".volumes[] | select(.name == \$v) | .$2"; }
 send() { "$PY" -I "$TOP/tests/callback-send.py" --url "https://127.0.0.1:$port/v1/events" \
 	--ca "$T/ca.pem" --secret-file "$T/callback.secret" --kms kp "$@"; }
-# until_true SECONDS CMD...: retries CMD until it succeeds.
-until_true() {
-	local n=$(($1 * 10))
-	shift
-	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-	"$@"
-}
 is() { [ "$(vol "$1" "$2")" = "$3" ]; }
 
 ctl enroll --name va --format >/dev/null

@@ -12,24 +12,8 @@ need_loop
 need_cmd cryptsetup jq curl unshare strace
 start_emulator
 
+need_plugin
 so=$BUILD/libcryptsetup-token-keyd.so
-[ -f "$so" ] || fail "$so is not built"
-# make check-asan: an instrumented plugin cannot load into Debian's uninstrumented cryptsetup
-# (the ASan runtime must come first); make check runs this test on the real build.
-ldd "$so" | grep -q libasan && skip "needs a plugin built without AddressSanitizer (run make check)"
-plugdir=$(cryptsetup --help | sed -n 's/^LUKS2 external token plugin path: \(.*\)\.$/\1/p')
-[ -d "$plugdir" ] || skip "this cryptsetup loads no external token plugins"
-mkdir "$T/tokens"
-cp "$so" "$T/tokens/"
-
-# with_plugin CMD...: CMD in a private mount namespace where libcryptsetup's plugin directory
-# holds our plugin; the host's own directory is never touched.
-with_plugin() {
-	KEYD_CONFIG=${KEYD_CONFIG:-$T/keyd.json} unshare -m sh -c \
-		'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh "$T/tokens" "$plugdir" "$@"
-}
-topen() { with_plugin cryptsetup open --test-passphrase --token-only "$@"; }
-topen_with() { KEYD_CONFIG=$1 topen "${@:2}"; } # topen_with CONFIG ARGS...
 
 log "the plugin exports libcryptsetup's token ABI and nothing else"
 syms=$(nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | sort | paste -sd' ')

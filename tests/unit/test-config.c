@@ -23,6 +23,11 @@ static char path[96];
 /* The smallest valid config: one file KMS. */
 #define KMS_LOCAL "\"kms\": {\"local\": {\"provider\": \"file\", \"root_key_file\": \"/k\"}}"
 
+/* Two file KMS, for volumes wrapped by several. */
+#define KMS2                                                                                       \
+	"{\"kms\": {\"local\": {\"provider\": \"file\", \"root_key_file\": \"/k\"},"               \
+	"         \"other\": {\"provider\": \"file\", \"root_key_file\": \"/k2\"}}"
+
 static int load(const char *json, struct keyd_config **cfg, struct error *e)
 {
 	FILE *f = fopen(path, "w");
@@ -247,6 +252,35 @@ static const struct {
 	 " \"key_id\": \"k\"}, {\"name\": \"b\", \"device\": \"/d\", \"kms\": \"local\","
 	 " \"key_id\": \"k\"}]}",
 	 "volumes[1].device: \"/d\" is also volumes[0].device"},
+	/* Several KMS per volume. */
+	{KMS2
+	 ", \"volumes\": [{\"name\": \"pg\", \"device\": \"/d\", \"kms\": [\"local\", \"nope\"],"
+	 " \"key_id\": \"k\"}]}",
+	 "volumes[0].kms[1]: no KMS named \"nope\" under \"kms\""},
+	{KMS2
+	 ", \"volumes\": [{\"name\": \"pg\", \"device\": \"/d\", \"kms\": [\"local\", \"local\"],"
+	 " \"key_id\": \"k\"}]}",
+	 "volumes[0].kms: \"local\" is listed twice"},
+	{KMS2
+	 ", \"volumes\": [{\"name\": \"pg\", \"device\": \"/d\", \"kms\": [\"local\", \"other\"],"
+	 " \"key_id\": [\"a\", \"b\", \"c\"]}]}",
+	 "volumes[0].key_id: 3 key ids for 2 KMS (give one for all, or one per KMS)"},
+	{KMS2 ", \"volumes\": [{\"name\": \"pg\", \"device\": \"/d\", \"kms\": [],"
+	      " \"key_id\": \"k\"}]}",
+	 "volumes[0].kms: must be a string or a list of 1 to 4 strings"},
+	{KMS2
+	 ", \"volumes\": [{\"name\": \"pg\", \"device\": \"/d\","
+	 " \"kms\": [\"local\", \"other\", \"local\", \"other\", \"local\"], \"key_id\": \"k\"}]}",
+	 "volumes[0].kms: must be a string or a list of 1 to 4 strings"},
+	{KMS2 ", \"volumes\": [{\"name\": \"pg\", \"device\": \"/d\", \"kms\": [\"local\", 3],"
+	      " \"key_id\": \"k\"}]}",
+	 "volumes[0].kms[1]: must be a string of 1 to 64 characters"},
+	{KMS2
+	 ", \"volumes\": [{\"name\": \"pg\", \"device\": \"/d\", \"kms\": [\"local\", \"other\"],"
+	 " \"key_id\": [\"a\", \"\"]}]}",
+	 "volumes[0].key_id[1]: must be a string of 1 to 256 characters"},
+	{KMS2 ", \"volumes\": [{\"name\": \"pg\", \"device\": \"/d\"}]}",
+	 "volumes[0].kms: missing"},
 };
 
 static void test_errors_name_the_path(void **state)
@@ -289,6 +323,37 @@ static void test_file_errors(void **state)
 	assert_null(cfg);
 }
 
+/* A volume of several KMS: one key id for all, or one per KMS in order; kms and key_id name
+ * the first. */
+static void test_multi_kms_volume(void **state)
+{
+	struct keyd_config *cfg = loaded(
+		KMS2
+		", \"volumes\": [{\"name\": \"a\", \"device\": \"/d\", \"kms\": [\"other\", \"local\"],"
+		" \"key_id\": [\"k-other\", \"k-local\"]},"
+		" {\"name\": \"b\", \"device\": \"/e\", \"kms\": [\"local\", \"other\"], \"key_id\": \"k\"},"
+		" {\"name\": \"c\", \"device\": \"/f\", \"kms\": \"local\", \"key_id\": \"k1\"}]}");
+	struct volume_config *v;
+
+	(void)state;
+	v = config_find_volume(cfg, "a");
+	assert_int_equal(v->n_keys, 2);
+	assert_ptr_equal(v->keys[0].kms, config_find_kms(cfg, "other"));
+	assert_string_equal(v->keys[0].key_id, "k-other");
+	assert_ptr_equal(v->keys[1].kms, config_find_kms(cfg, "local"));
+	assert_string_equal(v->keys[1].key_id, "k-local");
+	assert_ptr_equal(v->kms, v->keys[0].kms);
+	assert_string_equal(v->key_id, "k-other");
+	v = config_find_volume(cfg, "b");
+	assert_int_equal(v->n_keys, 2);
+	assert_string_equal(v->keys[0].key_id, "k");
+	assert_string_equal(v->keys[1].key_id, "k");
+	v = config_find_volume(cfg, "c");
+	assert_int_equal(v->n_keys, 1);
+	assert_string_equal(v->key_id, "k1");
+	config_free(cfg);
+}
+
 static void test_volume_names(void **state)
 {
 	static const char *const good[] = {"pg", "pg.data_1-a", "A", "0"};
@@ -318,6 +383,7 @@ int main(void)
 		cmocka_unit_test(test_errors_name_the_path),
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_volume_names),
+		cmocka_unit_test(test_multi_kms_volume),
 	};
 	char cmd[64];
 	int r;

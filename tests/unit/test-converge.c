@@ -96,7 +96,7 @@ static int write_token(struct crypt_device *cd, const struct enrolled *x, const 
 static int converge(struct crypt_device *cd, struct token_changes *ch)
 {
 	struct error e = {.msg = ""};
-	int r = token_converge(cd, kms, ch, &e);
+	int r = token_converge(cd, &(struct kms_key){.kms = kms}, 1, ch, &e);
 
 	if (r < 0)
 		fail_msg("token_converge: %d: %s", r, e.msg);
@@ -262,10 +262,10 @@ static void test_pending_of_another_kms_is_refused(void **state)
 	ids[0] = write_token(cd, &a, "local", TOKEN_ACTIVE, 1, a.keyslot);
 	make_dek(cd, false, &b);
 	ids[1] = write_token(cd, &b, "elsewhere", TOKEN_PENDING, 2, -1);
-	assert_int_equal(token_converge(cd, kms, &ch, &e), -ENOKEY);
+	assert_int_equal(token_converge(cd, &(struct kms_key){.kms = kms}, 1, &ch, &e), -ENOKEY);
 	if (!strstr(e.msg, "for KMS 'elsewhere'; it needs that KMS to finish"))
 		fail_msg("unexpected message: \"%s\"", e.msg);
-	assert_int_equal(token_converge(cd, NULL, &ch, &e), -ENOKEY);
+	assert_int_equal(token_converge(cd, NULL, 0, &ch, &e), -ENOKEY);
 	expect_tokens(cd, 2, ids, ids[0], a.keyslot);
 	kms_wrapped_done(&a.w);
 	kms_wrapped_done(&b.w);
@@ -326,7 +326,7 @@ static void test_keyslotless_active_tokens_go(void **state)
 static void test_unwrap_is_bound_to_the_header(void **state)
 {
 	struct crypt_device *cd = temp_header("unwrap"), *other = temp_header("unwrap-other");
-	struct keyd_token t = {.key_id = "key-1"};
+	struct keyd_token t = {.kms = "local", .key_id = "key-1"};
 	struct enrolled a;
 	struct error e;
 	uint8_t *dek = NULL;

@@ -104,10 +104,12 @@ static const struct kms_provider fake_provider = {
 	.key_info = fake_key_info,
 };
 
-static void on_wait(void *userdata, unsigned attempt, uint64_t pause_ms, const struct error *e)
+static void on_wait(void *userdata, const struct kms *kms, unsigned attempt, uint64_t pause_ms,
+		    const struct error *e)
 {
 	struct fake *f = userdata;
 
+	assert_string_equal(kms->name, "fake");
 	assert_int_equal(attempt, (unsigned)f->n_pauses + 1);
 	assert_non_null(strstr(e->msg, "fake KMS"));
 	if (f->n_pauses < SCRIPT_MAX)

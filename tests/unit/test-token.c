@@ -189,8 +189,8 @@ static void test_versions_states_generations(void **state)
 
 	(void)state;
 	o = full_token();
-	json_object_set_new(o, "keyd_version", json_integer(2));
-	refused(o, "token 3.keyd_version: 2 is not supported (this keyd reads 1)");
+	json_object_set_new(o, "keyd_version", json_integer(3));
+	refused(o, "token 3.keyd_version: 3 is not supported (this keyd reads 1 and 2)");
 	o = full_token();
 	json_object_del(o, "keyd_version");
 	refused(o, "token 3.keyd_version: 0 is not supported");
@@ -499,6 +499,131 @@ static void test_write_read_round_trip(void **state)
 	crypt_free(again);
 }
 
+/* A token of two KMS (version 2) as enroll writes it: one wrap per KMS under "wraps". */
+static json_t *multi_token(void)
+{
+	return json_pack("{s:s, s:[s], s:i, s:s, s:i, s:s, s:[{s:s, s:s, s:s, s:s, s:s}, "
+			 "{s:s, s:s, s:s, s:s}], s:s, s:s}",
+			 "type", "keyd", "keyslots", "1", "keyd_version", 2, "state", "active",
+			 "generation", 1, "name", "pgdata", "wraps", "provider", "keyprotect",
+			 "kms", "kp-us-south", "key_id", "k-south", "key_version", "1", "wdek",
+			 "AAAA", "provider", "file", "kms", "local", "key_id", "k-local", "wdek",
+			 "file:v1:BBBB", "aad", "keyd:v1:0d5c", "created", "2026-01-01T00:00:00Z");
+}
+
+static void test_multi_kms_token(void **state)
+{
+	struct keyd_token t;
+	json_t *o;
+
+	(void)state;
+	accepted(multi_token(), &t);
+	assert_int_equal(t.n_wraps, 2);
+	assert_string_equal(t.wrap[0].kms, "kp-us-south");
+	assert_string_equal(t.wrap[0].key_version, "1");
+	assert_string_equal(t.wrap[1].provider, "file");
+	assert_string_equal(t.wrap[1].key_id, "k-local");
+	assert_null(t.wrap[1].key_version);
+	assert_string_equal(t.wrap[1].wdek, "file:v1:BBBB");
+	/* The first wrap is the token's KMS for callers that name one. */
+	assert_string_equal(t.kms, "kp-us-south");
+	assert_int_equal(token_wrap_index(&t, "local"), 1);
+	assert_int_equal(token_wrap_index(&t, "elsewhere"), -1);
+	token_done(&t);
+
+	o = multi_token();
+	json_object_set_new(o, "wraps", json_array());
+	refused(o, "token 3.wraps: must be an array of 1 to 4 wrapped keys");
+	o = multi_token();
+	for (int i = 0; i < 3; i++)
+		json_array_append(json_object_get(o, "wraps"),
+				  json_array_get(json_object_get(o, "wraps"), 0));
+	refused(o, "token 3.wraps: must be an array of 1 to 4 wrapped keys");
+	o = multi_token();
+	json_array_append(json_object_get(o, "wraps"),
+			  json_array_get(json_object_get(o, "wraps"), 0));
+	refused(o, "token 3.wraps[2].kms: \"kp-us-south\" is also wraps[0].kms");
+	o = multi_token();
+	json_object_del(json_array_get(json_object_get(o, "wraps"), 1), "wdek");
+	refused(o, "token 3.wraps[1].wdek: missing");
+	o = multi_token();
+	json_object_set_new(json_array_get(json_object_get(o, "wraps"), 0), "aad",
+			    json_string("x"));
+	refused(o, "token 3.wraps[0].aad: unknown key");
+	o = multi_token();
+	json_array_set_new(json_object_get(o, "wraps"), 1, json_string("x"));
+	refused(o, "token 3.wraps[1]: must be an object");
+	/* Version 2 keeps the wraps in "wraps" only, version 1 has none. */
+	o = multi_token();
+	json_object_set_new(o, "kms", json_string("local"));
+	refused(o, "token 3.kms: unknown key");
+	o = full_token();
+	json_object_set(o, "wraps", json_object_get(multi_token(), "wraps"));
+	refused(o, "token 3.wraps: unknown key");
+}
+
+/* Two wraps go to disk as version 2 and come back; one stays version 1, which keyd before
+ * multi-KMS reads. */
+static void test_multi_kms_round_trip(void **state)
+{
+	struct crypt_device *cd, *again = NULL;
+	struct keyd_token t = {.id = CRYPT_ANY_TOKEN, .n_wraps = 2, .name = "pgdata"}, got, copy;
+	const char *json;
+	json_auto_t *raw = NULL;
+	struct error e;
+	char path[96];
+	int id, one;
+
+	(void)state;
+	t.aad = "keyd:v1:x";
+	t.created = "2026-01-01T00:00:00Z";
+	t.wrap[0] = (struct token_wrap){
+		.provider = "keyprotect", .kms = "kp-a", .key_id = "ka", .wdek = "W1"};
+	t.wrap[1] = (struct token_wrap){.provider = "file",
+					.kms = "local",
+					.key_id = "kb",
+					.key_version = "3",
+					.wdek = "file:v1:W2"};
+	cd = temp_header("multi-round-trip", path, sizeof(path));
+	id = token_write(cd, &t);
+	assert_true(id >= 0);
+	t.n_wraps = 1;
+	t.keyslot = -1;
+	t.state = TOKEN_PENDING;
+	one = token_write(cd, &t);
+	assert_true(one >= 0);
+	crypt_free(cd);
+
+	assert_int_equal(cryptsetup_load(path, &again), 0);
+	assert_true(crypt_token_json_get(again, id, &json) >= 0);
+	raw = json_loads(json, 0, NULL);
+	assert_int_equal(json_integer_value(json_object_get(raw, "keyd_version")), 2);
+	assert_null(json_object_get(raw, "kms"));
+	json_decref(raw);
+	assert_true(crypt_token_json_get(again, one, &json) >= 0);
+	raw = json_loads(json, 0, NULL);
+	assert_int_equal(json_integer_value(json_object_get(raw, "keyd_version")), 1);
+	assert_string_equal(json_string_value(json_object_get(raw, "kms")), "kp-a");
+	assert_null(json_object_get(raw, "wraps"));
+
+	assert_int_equal(token_read(again, id, &got, &e), 0);
+	assert_int_equal(got.n_wraps, 2);
+	assert_string_equal(got.wrap[0].wdek, "W1");
+	assert_string_equal(got.wrap[1].kms, "local");
+	assert_string_equal(got.wrap[1].key_version, "3");
+	assert_int_equal(token_dup(&got, &copy), 0);
+	assert_int_equal(copy.n_wraps, 2);
+	assert_ptr_not_equal(copy.wrap[1].wdek, got.wrap[1].wdek);
+	assert_string_equal(copy.wrap[1].wdek, "file:v1:W2");
+	token_done(&copy);
+	token_done(&got);
+	assert_int_equal(token_read(again, one, &got, &e), 0);
+	assert_int_equal(got.n_wraps, 1);
+	assert_string_equal(got.kms, "kp-a");
+	token_done(&got);
+	crypt_free(again);
+}
+
 /* Other tokens are not ours, and a malformed keyd token is named, not skipped. */
 static void test_foreign_and_broken_tokens(void **state)
 {
@@ -540,6 +665,8 @@ int main(void)
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_write_read_round_trip),
 		cmocka_unit_test(test_foreign_and_broken_tokens),
+		cmocka_unit_test(test_multi_kms_token),
+		cmocka_unit_test(test_multi_kms_round_trip),
 	};
 	char cmd[64];
 	int r;
