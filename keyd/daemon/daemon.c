@@ -7,8 +7,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "daemon.h"
+#include "evlog.h"
 #include "log.h"
 #include "notify.h"
 #include "sign.h"
@@ -124,8 +126,23 @@ static int setup_volumes(struct keyd *k, struct error *err)
 	return 0;
 }
 
+/* The soft descriptor limit up to the hard one (systemd's advice for programs that need many,
+ * and use no select()): the listeners' caps and conn_limit's reserve are counted within it. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_debug_errno(negative_errno(), "cannot raise the descriptor limit: %m");
+	}
+}
+
 static int setup_loop(struct keyd *k, struct error *err)
 {
+	evlog_setup();
+	raise_nofile();
 	if (evthread_use_pthreads() < 0 || !(k->base = event_base_new()))
 		return error_set(err, -ENOMEM, "cannot set up the event loop");
 	k->wake = event_new(k->base, -1, EV_PERSIST, on_wake, k);

@@ -392,36 +392,52 @@ static void test_lockout(void **state)
 	assert_int_equal(callback_lockout_new(&p, 8, &l), 0);
 
 	/* N failures within the window lock the source out for the duration, to the µs. */
-	assert_false(callback_lockout_fail(l, SA(a), t0));
-	assert_false(callback_lockout_fail(l, SA(a), t0 + 1 * S));
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 1 * S), 0);
-	assert_true(callback_lockout_fail(l, SA(a), t0 + 2 * S));
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 2 * S), 300 * S);
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 301 * S), 1 * S);
+	assert_false(callback_lockout_fail(l, SA(a), NULL, t0));
+	assert_false(callback_lockout_fail(l, SA(a), NULL, t0 + 1 * S));
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 1 * S), 0);
+	assert_true(callback_lockout_fail(l, SA(a), NULL, t0 + 2 * S));
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 2 * S), 300 * S);
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 301 * S), 1 * S);
 	/* The same host through a dual-stack socket. */
-	assert_int_equal(callback_lockout_remaining(l, SA(a6), t0 + 301 * S), 1 * S);
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 302 * S), 0);
+	assert_int_equal(callback_lockout_remaining(l, SA(a6), NULL, t0 + 301 * S), 1 * S);
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 302 * S), 0);
 	/* Others are not affected. */
-	assert_int_equal(callback_lockout_remaining(l, SA(b), t0 + 2 * S), 0);
+	assert_int_equal(callback_lockout_remaining(l, SA(b), NULL, t0 + 2 * S), 0);
 
 	/* After expiry the count starts from zero. */
-	assert_false(callback_lockout_fail(l, SA(a), t0 + 400 * S));
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 400 * S), 0);
+	assert_false(callback_lockout_fail(l, SA(a), NULL, t0 + 400 * S));
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 400 * S), 0);
 
 	/* Failures spread wider than the window do not add up. */
-	assert_false(callback_lockout_fail(l, SA(b), t0));
-	assert_false(callback_lockout_fail(l, SA(b), t0 + 30 * S));
-	assert_false(callback_lockout_fail(l, SA(b), t0 + 61 * S)); /* new window: 1 */
-	assert_false(callback_lockout_fail(l, SA(b), t0 + 62 * S)); /* 2 */
-	assert_true(callback_lockout_fail(l, SA(b), t0 + 63 * S));  /* 3 */
+	assert_false(callback_lockout_fail(l, SA(b), NULL, t0));
+	assert_false(callback_lockout_fail(l, SA(b), NULL, t0 + 30 * S));
+	assert_false(callback_lockout_fail(l, SA(b), NULL, t0 + 61 * S)); /* new window: 1 */
+	assert_false(callback_lockout_fail(l, SA(b), NULL, t0 + 62 * S)); /* 2 */
+	assert_true(callback_lockout_fail(l, SA(b), NULL, t0 + 63 * S));  /* 3 */
 
 	/* An authenticated request clears the count. */
-	assert_false(callback_lockout_fail(l, SA(c), t0));
-	assert_false(callback_lockout_fail(l, SA(c), t0 + 1));
-	callback_lockout_success(l, SA(c));
-	assert_false(callback_lockout_fail(l, SA(c), t0 + 2));
-	assert_false(callback_lockout_fail(l, SA(c), t0 + 3));
-	assert_true(callback_lockout_fail(l, SA(c), t0 + 4));
+	assert_false(callback_lockout_fail(l, SA(c), NULL, t0));
+	assert_false(callback_lockout_fail(l, SA(c), NULL, t0 + 1));
+	callback_lockout_success(l, SA(c), NULL);
+	assert_false(callback_lockout_fail(l, SA(c), NULL, t0 + 2));
+	assert_false(callback_lockout_fail(l, SA(c), NULL, t0 + 3));
+	assert_true(callback_lockout_fail(l, SA(c), NULL, t0 + 4));
+
+	/* Failures without a verified certificate never lock out the same address's client that
+	 * proved one, and the other way round. */
+	{
+		struct sockaddr_storage d = sa4("192.0.2.9");
+		uint8_t cert[CALLBACK_LOCKOUT_ID_LEN];
+
+		memset(cert, 0xc5, sizeof(cert));
+		assert_true(callback_lockout_remaining(l, SA(c), NULL, t0 + 4) > 0);
+		assert_int_equal(callback_lockout_remaining(l, SA(c), cert, t0 + 4), 0);
+		for (int i = 0; i < 2; i++)
+			assert_false(callback_lockout_fail(l, SA(d), cert, t0 + 100 * S));
+		assert_true(callback_lockout_fail(l, SA(d), cert, t0 + 100 * S));
+		assert_true(callback_lockout_remaining(l, SA(d), cert, t0 + 100 * S) > 0);
+		assert_int_equal(callback_lockout_remaining(l, SA(d), NULL, t0 + 100 * S), 0);
+	}
 	callback_lockout_free(l);
 
 	/* A full table gives up an idle source, never one that is locked out. */
@@ -430,20 +446,20 @@ static void test_lockout(void **state)
 	const struct callback_lockout_policy p2 = {
 		.failures = 2, .window_us = 60 * S, .duration_us = 300 * S};
 	assert_int_equal(callback_lockout_new(&p1, 2, &l), 0);
-	assert_true(callback_lockout_fail(l, SA(a), t0));
-	assert_true(callback_lockout_fail(l, SA(b), t0 + 1));
+	assert_true(callback_lockout_fail(l, SA(a), NULL, t0));
+	assert_true(callback_lockout_fail(l, SA(b), NULL, t0 + 1));
 	/* All locked out: the lockout that ends first is given up. */
-	assert_true(callback_lockout_fail(l, SA(c), t0 + 2));
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 3), 0);
-	assert_true(callback_lockout_remaining(l, SA(b), t0 + 3) > 0);
-	assert_true(callback_lockout_remaining(l, SA(c), t0 + 3) > 0);
+	assert_true(callback_lockout_fail(l, SA(c), NULL, t0 + 2));
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 3), 0);
+	assert_true(callback_lockout_remaining(l, SA(b), NULL, t0 + 3) > 0);
+	assert_true(callback_lockout_remaining(l, SA(c), NULL, t0 + 3) > 0);
 	callback_lockout_free(l);
 	assert_int_equal(callback_lockout_new(&p2, 2, &l), 0);
-	assert_false(callback_lockout_fail(l, SA(a), t0));
-	assert_true(callback_lockout_fail(l, SA(a), t0 + 1)); /* a locked */
-	assert_false(callback_lockout_fail(l, SA(b), t0 + 2));
-	assert_false(callback_lockout_fail(l, SA(c), t0 + 3)); /* evicts b, not a */
-	assert_true(callback_lockout_remaining(l, SA(a), t0 + 4) > 0);
+	assert_false(callback_lockout_fail(l, SA(a), NULL, t0));
+	assert_true(callback_lockout_fail(l, SA(a), NULL, t0 + 1)); /* a locked */
+	assert_false(callback_lockout_fail(l, SA(b), NULL, t0 + 2));
+	assert_false(callback_lockout_fail(l, SA(c), NULL, t0 + 3)); /* evicts b, not a */
+	assert_true(callback_lockout_remaining(l, SA(a), NULL, t0 + 4) > 0);
 	callback_lockout_free(l);
 }
 
