@@ -179,6 +179,20 @@ static void source_ip(const struct sockaddr *sa, char *buf, size_t size)
 		snprintf(buf, size, "?");
 }
 
+/* Whether a refusal is the first of its kind (outcome, address) in the noise interval: else it
+ * is only counted, for the summary. */
+static bool refusal_is_news(struct callback *cb, const struct sockaddr *sa, enum callback_outcome o,
+			    json_t *subject, const char *error)
+{
+	char key[NOISE_KEY_MAX + 1], ip[INET6_ADDRSTRLEN];
+
+	if (!cb->noise)
+		return false; /* stopped */
+	source_ip(sa, ip, sizeof(ip));
+	snprintf(key, sizeof(key), "%s %s", ip, outcomes[o].name);
+	return noise_note(cb->noise, key, CALLBACK_AUDIT_TYPE, subject, error, now_mono_us());
+}
+
 /* Writes one attempt's record; refusals go through the noise table, so that a repeat within
  * its interval is only counted. True when a record was written now (then the caller logs). */
 static bool audit_attempt(struct callback *cb, const struct sockaddr *sa, const char *peer,
@@ -199,23 +213,14 @@ static bool audit_attempt(struct callback *cb, const struct sockaddr *sa, const 
 				   a->have_event ? key_event_type_names[a->ev.type] : NULL,
 				   "key_id", a->have_event ? a->ev.key_id : NULL, "kms",
 				   a->have_event && a->ev.kms[0] ? a->ev.kms : NULL);
-	if (!subject) {
+	if (!subject)
 		r = -ENOMEM;
-	} else if (strcmp(result, "refused") == 0 && sa) {
-		if (!cb->noise)
-			goto out;
-		char key[NOISE_KEY_MAX + 1], ip[INET6_ADDRSTRLEN];
-
-		source_ip(sa, ip, sizeof(ip));
-		snprintf(key, sizeof(key), "%s %s", ip, outcomes[o].name);
-		written = noise_note(cb->noise, key, CALLBACK_AUDIT_TYPE, subject, object, error,
-				     now_mono_us());
-	} else if (cb->audit) {
+	else if (strcmp(result, "refused") == 0 && sa)
+		written = refusal_is_news(cb, sa, o, subject, error);
+	if (subject && written && cb->audit)
 		r = audit_write(cb->audit, CALLBACK_AUDIT_TYPE, result, subject, object, error);
-	}
 	if (r < 0)
 		log_error_errno(r, "callback: cannot write the audit record for %s: %m", peer);
-out:
 	json_decref(subject);
 	json_decref(object);
 	return written;

@@ -54,7 +54,7 @@ static struct conn_count *count_find(struct conn_limit *l, const struct conn_sou
 }
 
 /* Descriptors are handed out lowest first: @fd that high means all below it are taken. */
-static bool fd_in_reserve(int fd)
+bool conn_limit_fd_reserved(int fd)
 {
 	struct rlimit rl;
 
@@ -67,7 +67,7 @@ enum conn_verdict conn_limit_admit(struct conn_limit *l, const struct conn_sourc
 {
 	struct conn_count *c = count_find(l, s);
 
-	if (fd_in_reserve(fd))
+	if (conn_limit_fd_reserved(fd))
 		return CONN_NO_DESCRIPTORS;
 	if (l->open >= l->max)
 		return CONN_TOO_MANY;

@@ -37,6 +37,9 @@ enum conn_verdict conn_limit_admit(struct conn_limit *l, const struct conn_sourc
 void conn_limit_release(struct conn_limit *l, const struct conn_source *s);
 /* Connections admitted and still open. */
 unsigned conn_limit_open(const struct conn_limit *l);
+/* Whether a connection on @fd would eat into the descriptor reserve (conn_limit_admit checks
+ * it too). */
+bool conn_limit_fd_reserved(int fd);
 
 /* Pauses @bound's listener on EMFILE/ENFILE/ENOBUFS/ENOMEM instead of letting libevent retry
  * (and log) in a busy loop; conn_limit_resume() takes it up again. */

@@ -87,7 +87,7 @@ static void kind_take(struct noise_kind *k, const char *key, const char *type, j
 	k->subject = subject ? json_deep_copy(subject) : NULL;
 }
 
-bool noise_note(struct noise *n, const char *key, const char *type, json_t *subject, json_t *object,
+bool noise_note(struct noise *n, const char *key, const char *type, json_t *subject,
 		const char *error, uint64_t now_us)
 {
 	bool fresh;
@@ -105,8 +105,6 @@ bool noise_note(struct noise *n, const char *key, const char *type, json_t *subj
 	snprintf(k->error, sizeof(k->error), "%s", error ? error : "");
 	if (fresh || (k->count == 0 && now_us - k->start_us >= n->interval_us)) {
 		k->start_us = now_us;
-		if (n->audit)
-			audit_write(n->audit, type, "refused", subject, object, error);
 		return true;
 	}
 	if (k->count++ == 0)

@@ -3,7 +3,7 @@
  * the first refusal of a kind from a source is written at once, repeats within an interval are
  * counted and written as one summary record with the count. A bounded table: past its size,
  * new kinds share one overflow entry, so an attack costs at most a fixed number of records
- * (and fsyncs) per interval whatever its rate. Logs nothing; writes only through audit_write. */
+ * (and fsyncs) per interval whatever its rate. Logs nothing; writes only summaries. */
 #pragma once
 
 #include <jansson.h>
@@ -23,10 +23,10 @@ int noise_new(struct audit *audit, uint64_t interval_us, size_t kinds_max, struc
 /* Writes the summaries still due (noise_flush), then frees. */
 void noise_free(struct noise *n);
 
-/* One refusal of kind @key at monotonic @now_us: returns true when it was written now (the
- * caller logs it then; a repeat is only counted). @type, @subject, @object and @error are the
- * record's, as audit_write takes them (not stolen); @subject is also the summary's. */
-bool noise_note(struct noise *n, const char *key, const char *type, json_t *subject, json_t *object,
+/* One refusal of kind @key at monotonic @now_us: true when the caller is to write its record
+ * (and log it) now, false when it was only counted. @type and @subject are the summary's;
+ * @error the refusal's reason, which the summary quotes. */
+bool noise_note(struct noise *n, const char *key, const char *type, json_t *subject,
 		const char *error, uint64_t now_us);
 /* Writes a summary for each kind whose interval has ended with repeats counted; forgets kinds
  * quiet for two intervals. Returns the number of summaries written. Call it periodically. */

@@ -12,6 +12,9 @@
 #    plane's own address do not lock it out; forged signatures still do;
 #  - hundreds of refused connections cost one audit record while the attack lasts and one
 #    summary with their exact count afterwards.
+#  - the control socket, open to all (a policy grants "nobody" status): 1,100 idle connections
+#    of one unprivileged user keep at most 16, and root's keydctl still answers; 200 refused
+#    calls of that user cost one record and one summary with their count.
 # Timing assertions are relative to the configured timeout, with wide margins (a loaded
 # 2-core machine).
 . "$(dirname "$0")/../lib.sh"
@@ -25,7 +28,8 @@ port=$(free_port)
 AUD=$T/audit.jsonl
 cat >"$T/keyd.json" <<JSON
 { "kms": { "local": { "provider": "file", "root_key_file": "$T/root.key" } },
-  "control": { "socket": "$T/keyd.sock" },
+  "control": { "socket": "$T/keyd.sock",
+               "policy": [ { "users": ["nobody"], "operations": ["status"] } ] },
   "audit": { "path": "$AUD", "node_key_file": "$T/node.key" }, "discover": false,
   "callback": { "listen": "127.0.0.1:$port", "cert_file": "$T/server.pem",
                 "key_file": "$T/server.key", "hmac_secret_file": "$T/callback.secret",
@@ -94,6 +98,29 @@ control_answers "after the flood"
 toomany=$(grep -c 'Too many open files' "$T/keyd.log" || true)
 [ "$toomany" -le 10 ] || fail "\"Too many open files\" logged $toomany times"
 
+log "1,100 idle connections to the control socket by an unprivileged user"
+asnobody() { prlimit --nofile=2048:2048 setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+chmod 0755 "$T"
+asnobody "$PY" -I "$TOP/tests/net-abuse.py" unix-hold --path "$T/keyd.sock" --count 1100 \
+	--wait 4 >"$T/hold-unix.json" &
+holdu=$!
+sleep 2.5
+control_answers "as root while an unprivileged user holds 1,100 connections"
+wait "$holdu"
+unix=$(cat "$T/hold-unix.json")
+echo "control socket: $unix"
+[ "$(jq .open_after_connect <<<"$unix")" -le 16 ] ||
+	fail "one unprivileged user kept more than 16 control connections: $unix"
+log "200 refused control calls of an unprivileged user"
+for _ in $(seq 200); do
+	if asnobody "$KEYDCTL" --socket "$T/keyd.sock" lock nothing >/dev/null 2>&1; then
+		fail "nobody was allowed to lock"
+	fi
+done
+refusals_now=$(jq -c 'select(.type == "control.refused" and .subject.uid == 65534 and (.error | test("lock")))' "$AUD" | wc -l)
+[ "$refusals_now" -le 1 ] || fail "$refusals_now audit records for 200 refused calls"
+control_answers "after 200 refused calls"
+
 log "slow-loris: one byte a second is cut at request_timeout_s (10 s), not kept alive"
 out=$(abuse trickle --count 4 --every 1 --max 30)
 echo "$out"
@@ -131,6 +158,8 @@ total=$(from 127.0.0.2 | jq -s '[.[] | (.object.count // 1)] | add')
 want=$(($(jq .connected <<<"$stranger") + 300))
 from 127.0.0.2
 assert_eq "$total" "$want" "refusals of 127.0.0.2 counted in the audit log"
+total=$(jq -s '[.[] | select(.type == "control.refused" and .subject.uid == 65534 and (.error | test("lock"))) | (.object.count // 1)] | add' "$AUD")
+assert_eq "$total" 200 "refused control calls counted in the audit log"
 "$KEYDCTL" --config "$T/keyd.json" audit verify >"$T/verify.json" 2>&1 ||
 	{ cat "$T/verify.json"; fail "the audit log does not verify"; }
 echo "PASS"
