@@ -99,9 +99,10 @@ static const struct {
 	int status;
 	const char *phrase;
 	bool counts;
+	const char *result; /* the audit record's; NULL: "refused" */
 } outcomes[_CALLBACK_OUTCOME_MAX] = {
-	[CALLBACK_ACCEPTED] = {"accepted", 202, "Accepted", false},
-	[CALLBACK_FAILED] = {"failed", 500, "Internal Server Error", false},
+	[CALLBACK_ACCEPTED] = {"accepted", 202, "Accepted", false, "success"},
+	[CALLBACK_FAILED] = {"failed", 500, "Internal Server Error", false, "failure"},
 	[CALLBACK_NOT_ALLOWED] = {"not_allowed", 0, NULL, false},
 	[CALLBACK_TOO_MANY] = {"too_many_connections", 0, NULL, false},
 	[CALLBACK_HANDSHAKE_FAILED] = {"handshake_failed", 0, NULL, false},
@@ -119,7 +120,7 @@ static const struct {
 	[CALLBACK_EXPIRED] = {"expired", 400, "Bad Request", false},
 	[CALLBACK_MALFORMED] = {"malformed", 400, "Bad Request", false},
 	[CALLBACK_REPLAY] = {"replay", 409, "Conflict", false},
-	[CALLBACK_INTERNAL] = {"internal_error", 500, "Internal Server Error", false},
+	[CALLBACK_INTERNAL] = {"internal_error", 500, "Internal Server Error", false, "failure"},
 };
 
 const char *callback_outcome_name(enum callback_outcome o)
@@ -199,9 +200,7 @@ static bool audit_attempt(struct callback *cb, const struct sockaddr *sa, const 
 			  const char *client_cert, const struct attempt *a, enum callback_outcome o,
 			  const char *error)
 {
-	const char *result = o == CALLBACK_ACCEPTED			      ? "success"
-			     : o == CALLBACK_FAILED || o == CALLBACK_INTERNAL ? "failure"
-									      : "refused";
+	const char *result = outcomes[o].result ? outcomes[o].result : "refused";
 	json_t *subject, *object = NULL;
 	bool written = true;
 	int r = 0;
@@ -215,7 +214,7 @@ static bool audit_attempt(struct callback *cb, const struct sockaddr *sa, const 
 				   a->have_event && a->ev.kms[0] ? a->ev.kms : NULL);
 	if (!subject)
 		r = -ENOMEM;
-	else if (strcmp(result, "refused") == 0 && sa)
+	else if (!outcomes[o].result && sa)
 		written = refusal_is_news(cb, sa, o, subject, error);
 	if (subject && written && cb->audit)
 		r = audit_write(cb->audit, CALLBACK_AUDIT_TYPE, result, subject, object, error);

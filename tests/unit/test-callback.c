@@ -276,6 +276,12 @@ static void test_config(void **state)
 		 "callback.lockout.failures: must be"},
 		{"{" BASE ", \"max_body_bytes\": 2000000}", "callback.max_body_bytes: must be"},
 		{"{" BASE ", \"replay_window_s\": 0}", "callback.replay_window_s: must be"},
+		{"{" BASE ", \"request_timeout_s\": 0}", "callback.request_timeout_s: must be"},
+		{"{" BASE ", \"request_timeout_s\": 301}", "callback.request_timeout_s: must be"},
+		{"{" BASE ", \"max_connections\": 0}", "callback.max_connections: must be"},
+		{"{" BASE ", \"max_connections\": 1025}", "callback.max_connections: must be"},
+		{"{" BASE ", \"max_connections\": 4, \"max_connections_per_source\": 5}",
+		 "callback.max_connections_per_source: must not exceed max_connections (4)"},
 		{"{" BASE ", \"client_ca_file\": \"ca.pem\"}",
 		 "callback.client_ca_file: must be an absolute path"},
 		{"{\"listen\": \"localhost:8443\", \"cert_file\": \"/a\", \"key_file\": \"/b\", "
@@ -312,8 +318,11 @@ static void test_config(void **state)
 				 bad[i].err, e.msg);
 	}
 
-	/* Loopback only by default. */
+	/* Loopback only by default; the connection limits of docs/callback.md. */
 	assert_int_equal(parse("{" BASE "}", &c, &e), 0);
+	assert_int_equal(c->request_timeout_s, 10);
+	assert_int_equal(c->max_connections, 64);
+	assert_int_equal(c->max_connections_per_source, 8);
 	assert_true(callback_config_allows(c, SA(lo4)));
 	assert_true(callback_config_allows(c, SA(lo4b)));
 	assert_true(callback_config_allows(c, SA(lo6)));
@@ -328,9 +337,13 @@ static void test_config(void **state)
 		      "\"/b\", \"client_ca_file\": \"/ca\", \"hmac_secret_file\": \"/c\", "
 		      "\"allow\": [\"10.0.0.0/8\", \"2001:db8::/32\"], \"max_body_bytes\": "
 		      "4096, \"replay_window_s\": 60, \"lockout\": {\"failures\": 3, "
-		      "\"window_s\": 10, \"duration_s\": 20}}",
+		      "\"window_s\": 10, \"duration_s\": 20}, \"request_timeout_s\": 5, "
+		      "\"max_connections\": 100, \"max_connections_per_source\": 100}",
 		      &c, &e),
 		0);
+	assert_int_equal(c->request_timeout_s, 5);
+	assert_int_equal(c->max_connections, 100);
+	assert_int_equal(c->max_connections_per_source, 100);
 	assert_true(callback_config_allows(c, SA(ext)));
 	assert_true(callback_config_allows(c, SA(ext6)));
 	assert_false(callback_config_allows(c, SA(lo4)));
