@@ -40,7 +40,17 @@ def connect(port, src, timeout=2.0, family=socket.AF_INET, path=None):
     s.settimeout(timeout)
     try:
         if path:
-            s.connect(path)
+            # A full backlog fails a Unix connect at once (EAGAIN): retry until the timeout,
+            # as a blocking client would wait.
+            end = time.monotonic() + timeout
+            while True:
+                try:
+                    s.connect(path)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > end:
+                        raise
+                    time.sleep(0.01)
         else:
             s.bind((src, 0))
             s.connect(("127.0.0.1", port))
@@ -52,8 +62,9 @@ def connect(port, src, timeout=2.0, family=socket.AF_INET, path=None):
 
 def closed_by_peer(s):
     """True if the server closed (EOF or reset); never blocks."""
-    r, _, _ = select.select([s], [], [], 0)
-    if not r:
+    p = select.poll()
+    p.register(s, select.POLLIN | select.POLLHUP | select.POLLERR)
+    if not p.poll(0):
         return False
     try:
         s.setblocking(False)
