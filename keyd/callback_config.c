@@ -18,6 +18,7 @@
 #define CALLBACK_WINDOW_MAX	      3600
 #define CALLBACK_LOCKOUT_FAILURES_MAX 1000
 #define CALLBACK_LOCKOUT_S_MAX	      86400
+#define CALLBACK_TIMEOUT_S_MAX	      300
 
 /* ---- addresses ---- */
 
@@ -220,9 +221,19 @@ static int lockout_parse(json_t *obj, const char *path, struct callback_config *
 
 static int config_parse(json_t *obj, const char *path, struct callback_config *c, struct error *e)
 {
-	static const char *const keys[] = {
-		"listen", "cert_file",	    "key_file",	       "client_ca_file", "hmac_secret_file",
-		"allow",  "max_body_bytes", "replay_window_s", "lockout",	 NULL};
+	static const char *const keys[] = {"listen",
+					   "cert_file",
+					   "key_file",
+					   "client_ca_file",
+					   "hmac_secret_file",
+					   "allow",
+					   "max_body_bytes",
+					   "replay_window_s",
+					   "lockout",
+					   "request_timeout_s",
+					   "max_connections",
+					   "max_connections_per_source",
+					   NULL};
 	const char *listen = NULL;
 	json_t *allow;
 	int r;
@@ -238,8 +249,18 @@ static int config_parse(json_t *obj, const char *path, struct callback_config *c
 			 &c->max_body_bytes, e)) < 0 ||
 	    (r = jx_uint(obj, path, "replay_window_s", 1, CALLBACK_WINDOW_MAX, &c->replay_window_s,
 			 e)) < 0 ||
+	    (r = jx_uint(obj, path, "request_timeout_s", 1, CALLBACK_TIMEOUT_S_MAX,
+			 &c->request_timeout_s, e)) < 0 ||
+	    (r = jx_uint(obj, path, "max_connections", 1, CALLBACK_CONNECTIONS_MAX,
+			 &c->max_connections, e)) < 0 ||
+	    (r = jx_uint(obj, path, "max_connections_per_source", 1, CALLBACK_CONNECTIONS_MAX,
+			 &c->max_connections_per_source, e)) < 0 ||
 	    (r = lockout_parse(json_object_get(obj, "lockout"), path, c, e)) < 0)
 		return r;
+	if (c->max_connections_per_source > c->max_connections)
+		return jx_fail(
+			e, "%s.max_connections_per_source: must not exceed max_connections (%llu)",
+			path, (unsigned long long)c->max_connections);
 	if (listen_parse(listen, &c->addr, &c->addr_len) < 0)
 		return jx_fail(e, "%s.listen: \"%s\" must be IPv4:PORT or [IPv6]:PORT", path,
 			       listen);
@@ -270,6 +291,9 @@ int callback_config_parse(json_t *obj, const char *path, struct callback_config 
 		return -ENOMEM;
 	c->max_body_bytes = 65536;
 	c->replay_window_s = 300;
+	c->request_timeout_s = 10;
+	c->max_connections = 64;
+	c->max_connections_per_source = 8;
 	r = config_parse(obj, path, c, e);
 	if (r < 0) {
 		if (r == -ENOMEM)

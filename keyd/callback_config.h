@@ -20,6 +20,7 @@
 #define CALLBACK_ALLOW_MAX	  64		/* CIDRs in "allow" */
 #define CALLBACK_REPLAY_IDS_MAX	  4096		/* event ids remembered for replay detection */
 #define CALLBACK_SOURCES_MAX	  256		/* peer addresses tracked for lockout */
+#define CALLBACK_CONNECTIONS_MAX  1024		/* highest allowed max_connections */
 
 struct callback_cidr {
 	int family; /* AF_INET or AF_INET6 */
@@ -52,6 +53,9 @@ struct callback_config {
 	size_t n_allow;
 	uint64_t max_body_bytes;
 	uint64_t replay_window_s;
+	uint64_t request_timeout_s; /* one connection: handshake, request and reply, in all */
+	uint64_t max_connections;   /* open at once, and from one address */
+	uint64_t max_connections_per_source;
 	struct callback_lockout_policy lockout;
 };
 

@@ -51,6 +51,9 @@ def parse_args():
                    help="seconds added to the signed timestamp (freshness tests)")
     p.add_argument("--unsigned", action="store_true", help="send no signature headers")
     p.add_argument("--forge", action="store_true", help="sign with a wrong secret")
+    p.add_argument("--forge-first", type=int, default=0, metavar="N",
+                   help="sign the first N of --count requests with a wrong secret, the rest "
+                   "rightly (lockout tests: no process start between failures and the try)")
     p.add_argument("--count", type=int, default=1,
                    help="send the same event N times, each on a new connection")
     p.add_argument("--timeout", type=float, default=5.0)
@@ -90,11 +93,11 @@ def sign(secret, timestamp, body):
     return "sha256=" + mac.hexdigest()
 
 
-def send(a, url, ctx, secret, body):
+def send(a, url, ctx, secret, body, forge):
     headers = {"Content-Type": "application/json"}
     if not a.unsigned:
         ts = str(int(time.time()) + a.skew)
-        key = secret if not a.forge else hashlib.sha256(b"not the secret" + secret).digest()
+        key = secret if not forge else hashlib.sha256(b"not the secret" + secret).digest()
         headers["X-Keyd-Timestamp"] = ts
         headers["X-Keyd-Signature"] = sign(key, ts, body)
     conn = http.client.HTTPSConnection(url.hostname, url.port or 443, context=ctx,
@@ -121,8 +124,8 @@ def main():
     secret = read_secret(a.secret_file)
     body = make_body(a)
     ok = True
-    for _ in range(a.count):
-        line = send(a, url, ctx, secret, body)
+    for i in range(a.count):
+        line = send(a, url, ctx, secret, body, a.forge or i < a.forge_first)
         ok = ok and not line.startswith("error")
         print(line, flush=True)
     return 0 if ok else 1

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* Control API over evhttp on a Unix socket: no hand-written HTTP; every request is checked
+/* Control API over evhttp on a Unix socket: no hand-written HTTP; every connection is admitted
+ * at accept by its caller's uid (caps per uid and in all, root exempt), every request checked
  * against the route table and the peer's credentials before it acts (through the registry,
- * workers and lifecycle thread). Owns the requests that wait for a worker. */
+ * workers and lifecycle thread); refusals summarised (noise.c). Owns the requests that wait for
+ * a worker. */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -16,13 +18,20 @@
 #include <sys/un.h>
 
 #include "api.h"
+#include "conn_limit.h"
 #include "log.h"
 #include "prom.h"
+#include "noise.h"
 #include "secmem.h"
 #include "util.h"
 
 #define API_BODY_MAX   (64 * 1024)
 #define API_GROUPS_MAX 256
+/* Connections of callers other than root, open at once: in all, and of one uid. Root's are
+ * never refused, so the socket always has room for the operator. */
+#define API_CONNECTIONS_MAX	    64
+#define API_CONNECTIONS_PER_UID_MAX 16
+#define API_TICK_MS		    500
 
 /* Who is on the other end of the socket (SO_PEERCRED, SO_PEERGROUPS). */
 struct peer {
@@ -43,12 +52,26 @@ struct waiting_reply {
 	struct waiting_reply *next;
 };
 
+/* A connection of a caller other than root, admitted and (while its descriptor still names the
+ * same socket) open: evhttp tells no one when a connection ends, so the table is pruned by
+ * fstat() at each admission. */
+struct api_conn {
+	uid_t uid;
+	int fd;
+	ino_t ino;
+};
+
 struct api {
 	struct api_env env;
 	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
 	int fd;
 	char *path;
-	struct waiting_reply *waiting; /* main thread only */
+	struct waiting_reply *waiting;		    /* main thread only */
+	struct api_conn conns[API_CONNECTIONS_MAX]; /* callers other than root */
+	size_t n_conns;
+	struct noise *noise; /* refusals, summarised */
+	struct event *tick;
 };
 
 typedef void (*route_fn)(struct api *a, struct evhttp_request *req, const struct peer *p,
@@ -555,6 +578,18 @@ static bool peer_may(const struct keyd_config *cfg, const struct peer *p, enum c
 	return false;
 }
 
+/* Whether a refusal is the first of its kind (uid and reason) in the noise interval: else it is
+ * only counted, for the summary. */
+static bool refusal_is_news(struct api *a, const struct peer *p, const char *why)
+{
+	char key[NOISE_KEY_MAX + 1];
+	json_auto_t *subject = json_pack("{s:i, s:s}", "uid", (int)p->uid, "via", "control socket");
+
+	snprintf(key, sizeof(key), "uid %u %s", p->uid, why);
+	return !a->noise ||
+	       noise_note(a->noise, key, "control.refused", subject, why, now_mono_us());
+}
+
 /* A caller whose credentials do not grant @r: 403, logged and audited. */
 static void refuse(struct api *a, struct evhttp_request *req, const struct peer *p,
 		   const struct route *r, const char *path, const char *arg)
@@ -563,10 +598,12 @@ static void refuse(struct api *a, struct evhttp_request *req, const struct peer 
 
 	snprintf(why, sizeof(why), "%s%s%s not granted to uid %u", control_op_names[r->op],
 		 r->suffix ? " of " : "", r->suffix ? arg : "", p->uid);
-	log_notice("control API: refused %s from uid %u (pid %d): %s", path, p->uid, (int)p->pid,
-		   why);
-	audit_request(a, "control.refused", "refused", p,
-		      r->suffix ? registry_find(a->env.reg, arg) : NULL, NULL, why);
+	if (refusal_is_news(a, p, why)) {
+		log_notice("control API: refused %s from uid %u (pid %d): %s", path, p->uid,
+			   (int)p->pid, why);
+		audit_request(a, "control.refused", "refused", p,
+			      r->suffix ? registry_find(a->env.reg, arg) : NULL, NULL, why);
+	}
 	reply_error(req, 403,
 		    "permission denied: %s (root, or a control.policy rule, may; group '%s' may "
 		    "read status)",
@@ -600,6 +637,120 @@ static void on_request(struct evhttp_request *req, void *u)
 	if (path_known)
 		return reply_error(req, 405, "method not allowed on %s", path);
 	reply_error(req, HTTP_NOTFOUND, "no such endpoint: %s", path ? path : "(none)");
+}
+
+/* Forgets connections that ended: their descriptor is closed, or names another socket now. */
+static void conns_prune(struct api *a)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < a->n_conns; i++) {
+		struct stat st;
+
+		if (fstat(a->conns[i].fd, &st) == 0 && st.st_ino == a->conns[i].ino)
+			a->conns[j++] = a->conns[i];
+	}
+	a->n_conns = j;
+}
+
+/* Root always; others within API_CONNECTIONS_MAX in all and API_CONNECTIONS_PER_UID_MAX each,
+ * and never into the descriptor reserve. NULL when admitted, else why not. */
+static const char *conn_admit(struct api *a, int fd, uid_t uid)
+{
+	size_t mine = 0;
+	struct stat st;
+
+	if (uid == 0)
+		return NULL;
+	if (conn_limit_fd_reserved(fd))
+		return "file descriptors running out";
+	conns_prune(a);
+	for (size_t i = 0; i < a->n_conns; i++)
+		mine += a->conns[i].uid == uid;
+	if (a->n_conns >= API_CONNECTIONS_MAX)
+		return "too many connections";
+	if (mine >= API_CONNECTIONS_PER_UID_MAX)
+		return "too many connections of this uid";
+	if (fstat(fd, &st) < 0)
+		return "cannot identify the connection";
+	a->conns[a->n_conns++] = (struct api_conn){.uid = uid, .fd = fd, .ino = st.st_ino};
+	return NULL;
+}
+
+/* A connection just accepted, waiting for its admission. */
+struct api_new_conn {
+	struct api *a;
+	struct bufferevent *bev; /* referenced until the admission ran */
+};
+
+/* The admission, on the loop's next turn after accept, before a byte is read. A refused
+ * connection is shut; evhttp frees it on its end of file. */
+static void on_new_conn(evutil_socket_t unused, short what, void *u)
+{
+	struct api_new_conn *n = u;
+	int fd = bufferevent_getfd(n->bev);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	const char *refused;
+
+	(void)unused;
+	(void)what;
+	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+	    (refused = conn_admit(n->a, fd, cred.uid))) {
+		char why[128];
+		struct peer p = {.uid = cred.uid, .pid = cred.pid};
+
+		snprintf(why, sizeof(why), "connection closed at accept: %s", refused);
+		if (refusal_is_news(n->a, &p, why)) {
+			json_auto_t *subject =
+				json_pack("{s:i, s:i, s:s}", "uid", (int)cred.uid, "pid",
+					  (int)cred.pid, "via", "control socket");
+
+			log_warning("control API: uid %u (pid %d): %s", cred.uid, (int)cred.pid,
+				    why);
+			registry_audit(n->a->env.reg, "control.refused", "refused", subject, NULL,
+				       NULL, why);
+		}
+		shutdown(fd, SHUT_RDWR);
+	}
+	bufferevent_decref(n->bev);
+	free(n);
+}
+
+/* evhttp asks for each accepted connection's bufferevent (the one it would make itself). Its
+ * socket is set right after this returns, so the admission runs on the loop's next turn;
+ * until then a reference keeps the bufferevent, should the connection end first. (A pending
+ * admission runs only while the loop does, and api_done comes after the loop.) */
+static struct bufferevent *conn_new(struct event_base *base, void *u)
+{
+	static const struct timeval now = {0, 0};
+	struct api_new_conn *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->a = u;
+	n->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!n->bev || event_base_once(base, -1, EV_TIMEOUT, on_new_conn, n, &now) < 0) {
+		if (n->bev)
+			bufferevent_free(n->bev);
+		free(n);
+		return NULL;
+	}
+	bufferevent_incref(n->bev);
+	return n->bev;
+}
+
+/* Every API_TICK_MS: a listener paused for want of descriptors tries again, and refusals
+ * counted over an ended interval are written as summaries. */
+static void on_tick(evutil_socket_t fd, short what, void *u)
+{
+	struct api *a = u;
+
+	(void)fd;
+	(void)what;
+	if (a->bound)
+		conn_limit_resume(a->bound);
+	noise_tick(a->noise, now_mono_us());
 }
 
 /* A system call on @path failed: -errno, and err says "cannot @what @path: why". */
@@ -670,6 +821,9 @@ int api_setup(const struct api_env *env, struct api **ret, struct error *err)
 	*ret = a;
 	a->env = *env;
 	a->fd = -1;
+	if (noise_new(env->reg->audit, NOISE_INTERVAL_US, NOISE_KINDS_MAX, &a->noise) < 0 ||
+	    !(a->tick = event_new(env->base, -1, EV_PERSIST, on_tick, a)))
+		return error_set(err, -ENOMEM, "control API: out of memory");
 	fd = socket_create(cfg->socket_path, cfg->control_group, cfg->n_policy > 0, err);
 	if (fd < 0)
 		return fd;
@@ -683,8 +837,12 @@ int api_setup(const struct api_env *env, struct api **ret, struct error *err)
 	evhttp_set_timeout(a->http, 600);
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(a->http, on_request, a);
-	if (!evhttp_accept_socket_with_handle(a->http, fd))
+	evhttp_set_bevcb(a->http, conn_new, a);
+	a->bound = evhttp_accept_socket_with_handle(a->http, fd);
+	if (!a->bound)
 		return error_set(err, -EIO, "control API: cannot serve on %s", cfg->socket_path);
+	conn_limit_guard(a->bound);
+	event_add(a->tick, &(struct timeval){0, API_TICK_MS * 1000});
 	log_info("control API listening on %s", cfg->socket_path);
 	return 0;
 }
@@ -693,11 +851,17 @@ void api_done(struct api *a)
 {
 	if (!a)
 		return;
+	if (a->tick)
+		event_free(a->tick);
 	/* Freeing the connections drops their waiting requests (waiting_drop). */
 	if (a->http)
 		evhttp_free(a->http);
 	else if (a->fd >= 0)
 		close(a->fd);
+	a->http = NULL;
+	a->bound = NULL;
+	noise_free(a->noise); /* the summaries still due */
+	a->noise = NULL;
 	while (a->waiting) {
 		struct waiting_reply *w = a->waiting;
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* The event endpoint's listener (evhttp over OpenSSL): allow-list at the ClientHello, lockout,
- * route, size cap, signature, freshness, replay (callback_auth.c), schema (event.c), then the
- * daemon's handler; every attempt audited. No hand-written HTTP; no secret in any log. */
+/* The event endpoint's listener (evhttp over OpenSSL): allow-list and connection caps at
+ * accept (before TLS), one deadline for the whole connection, lockout, route, size cap,
+ * signature, freshness, replay (callback_auth.c), schema (event.c), then the daemon's handler;
+ * every attempt audited, repeated refusals summarised (noise.c). No hand-written HTTP; no
+ * secret in any log. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -20,16 +22,19 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include "callback.h"
 #include "callback_auth.h"
+#include "conn_limit.h"
 #include "log.h"
 #include "messages.h"
+#include "noise.h"
 #include "secmem.h"
 #include "util.h"
 
 #define CALLBACK_HEADERS_MAX (8 * 1024)
-#define CALLBACK_TIMEOUT_S   10 /* handshake, headers and body of one request */
+#define CALLBACK_TICK_MS     500 /* listener resumed, audit summaries written */
 #define CALLBACK_BACKLOG     64
 #define CALLBACK_REASON_MAX  512
 #define CALLBACK_DN_MAX	     256
@@ -53,6 +58,10 @@ struct callback {
 	void *userdata;
 	struct callback_replay *replay;
 	struct callback_lockout *lockout;
+	struct conn_limit *conns; /* admitted connections, in all and per address */
+	struct noise *noise;	  /* refusals, summarised */
+	struct event *tick;
+	struct evhttp_bound_socket *bound;
 	struct metrics *metrics; /* NULL: nobody counts */
 	uint16_t port;
 };
@@ -62,10 +71,16 @@ struct callback {
  * itself) are still audited. */
 struct callback_conn {
 	struct callback *cb;
+	SSL *ssl;
+	struct event *timer; /* first the admission (at once), then the deadline */
 	struct sockaddr_storage peer;
 	char peer_str[KEY_EVENT_SOURCE_MAX + 1];
-	bool hello;   /* a ClientHello arrived, so the peer is known */
-	bool allowed; /* ... and it is in the allow-list */
+	struct conn_source source;
+	bool admission_done; /* the peer is known and was checked (at accept) */
+	bool allowed;	     /* ... and admitted: allow-list, caps */
+	bool ended;	     /* an outcome was recorded: nothing more to audit at the end */
+	bool timed_out;
+	bool hello; /* a ClientHello arrived */
 	bool handshake_done;
 	bool answered;	/* a request reached on_request (which audits it) */
 	bool cert_seen; /* the peer presented a certificate */
@@ -74,44 +89,62 @@ struct callback_conn {
 	bool alert_sent; /* ... sent by us, else received */
 };
 
-/* Why a request is refused: status, and whether it counts towards the sender's lockout. Only
- * failures before a valid signature count: a sender that holds the secret gains nothing from
- * guessing, and locking it out would only drop real events. */
-enum refusal {
-	REFUSE_LOCKED,
-	REFUSE_NOT_FOUND,
-	REFUSE_METHOD,
-	REFUSE_TOO_BIG,
-	REFUSE_HEADER,
-	REFUSE_UNSIGNED,
-	REFUSE_FORGED,
-	REFUSE_TIMESTAMP,
-	REFUSE_EXPIRED,
-	REFUSE_MALFORMED,
-	REFUSE_REPLAY,
-	REFUSE_INTERNAL,
-	_REFUSE_MAX,
-};
-
+/* Every outcome: its name, the HTTP status it answers with (0: none, the connection is
+ * closed), and whether it counts towards the source's lockout. Only failures of authentication
+ * count (a signature that does not match, a client certificate that does not verify): they are
+ * what a lockout slows down, guessing. Transport noise (handshakes that fail or never happen,
+ * timeouts, malformed HTTP) costs an attacker at the control plane's address nothing, so
+ * counting it would let anyone there lock the control plane out. A sender that holds the secret
+ * gains nothing from guessing, so refusals after a valid signature do not count either. */
 static const struct {
+	const char *name;
 	int status;
 	const char *phrase;
 	bool counts;
-	enum metrics_callback outcome; /* keyd_callback_requests_total */
-} refusals[_REFUSE_MAX] = {
-	[REFUSE_LOCKED] = {429, "Too Many Requests", false, METRICS_CALLBACK_LOCKED_OUT},
-	[REFUSE_NOT_FOUND] = {404, "Not Found", true, METRICS_CALLBACK_NOT_FOUND},
-	[REFUSE_METHOD] = {405, "Method Not Allowed", true, METRICS_CALLBACK_NOT_FOUND},
-	[REFUSE_TOO_BIG] = {413, "Payload Too Large", true, METRICS_CALLBACK_TOO_BIG},
-	[REFUSE_HEADER] = {400, "Bad Request", true, METRICS_CALLBACK_MALFORMED},
-	[REFUSE_UNSIGNED] = {401, "Unauthorized", true, METRICS_CALLBACK_UNSIGNED},
-	[REFUSE_FORGED] = {403, "Forbidden", true, METRICS_CALLBACK_FORGED},
-	[REFUSE_TIMESTAMP] = {400, "Bad Request", false, METRICS_CALLBACK_EXPIRED},
-	[REFUSE_EXPIRED] = {400, "Bad Request", false, METRICS_CALLBACK_EXPIRED},
-	[REFUSE_MALFORMED] = {400, "Bad Request", false, METRICS_CALLBACK_MALFORMED},
-	[REFUSE_REPLAY] = {409, "Conflict", false, METRICS_CALLBACK_REPLAYED},
-	[REFUSE_INTERNAL] = {500, "Internal Server Error", false, METRICS_CALLBACK_INTERNAL},
+	const char *result;	      /* the audit record's; NULL: "refused" */
+	enum metrics_callback metric; /* keyd_callback_requests_total's outcome */
+} outcomes[_CALLBACK_OUTCOME_MAX] = {
+	[CALLBACK_ACCEPTED] = {"accepted", 202, "Accepted", false, "success",
+			       METRICS_CALLBACK_ACCEPTED},
+	[CALLBACK_FAILED] = {"failed", 500, "Internal Server Error", false, "failure",
+			     METRICS_CALLBACK_FAILED},
+	[CALLBACK_NOT_ALLOWED] = {"not_allowed", 0, NULL, false, NULL,
+				  METRICS_CALLBACK_NOT_ALLOWED},
+	[CALLBACK_TOO_MANY] = {"too_many_connections", 0, NULL, false, NULL,
+			       METRICS_CALLBACK_NOT_ALLOWED},
+	[CALLBACK_HANDSHAKE_FAILED] = {"handshake_failed", 0, NULL, false, NULL,
+				       METRICS_CALLBACK_TLS},
+	[CALLBACK_BAD_CLIENT_CERT] = {"bad_client_certificate", 0, NULL, true, NULL,
+				      METRICS_CALLBACK_TLS},
+	[CALLBACK_TIMEOUT] = {"timeout", 0, NULL, false, NULL, METRICS_CALLBACK_MALFORMED},
+	[CALLBACK_INCOMPLETE] = {"incomplete", 0, NULL, false, NULL, METRICS_CALLBACK_MALFORMED},
+	[CALLBACK_LOCKED_OUT] = {"locked_out", 429, "Too Many Requests", false, NULL,
+				 METRICS_CALLBACK_LOCKED_OUT},
+	[CALLBACK_NOT_FOUND] = {"not_found", 404, "Not Found", false, NULL,
+				METRICS_CALLBACK_NOT_FOUND},
+	[CALLBACK_METHOD] = {"method_not_allowed", 405, "Method Not Allowed", false, NULL,
+			     METRICS_CALLBACK_NOT_FOUND},
+	[CALLBACK_TOO_BIG] = {"too_big", 413, "Payload Too Large", false, NULL,
+			      METRICS_CALLBACK_TOO_BIG},
+	[CALLBACK_HEADER] = {"bad_header", 400, "Bad Request", false, NULL,
+			     METRICS_CALLBACK_MALFORMED},
+	[CALLBACK_UNSIGNED] = {"unsigned", 401, "Unauthorized", false, NULL,
+			       METRICS_CALLBACK_UNSIGNED},
+	[CALLBACK_FORGED] = {"forged", 403, "Forbidden", true, NULL, METRICS_CALLBACK_FORGED},
+	[CALLBACK_TIMESTAMP] = {"bad_timestamp", 400, "Bad Request", false, NULL,
+				METRICS_CALLBACK_EXPIRED},
+	[CALLBACK_EXPIRED] = {"expired", 400, "Bad Request", false, NULL, METRICS_CALLBACK_EXPIRED},
+	[CALLBACK_MALFORMED] = {"malformed", 400, "Bad Request", false, NULL,
+				METRICS_CALLBACK_MALFORMED},
+	[CALLBACK_REPLAY] = {"replay", 409, "Conflict", false, NULL, METRICS_CALLBACK_REPLAYED},
+	[CALLBACK_INTERNAL] = {"internal_error", 500, "Internal Server Error", false, "failure",
+			       METRICS_CALLBACK_INTERNAL},
 };
+
+const char *callback_outcome_name(enum callback_outcome o)
+{
+	return o < _CALLBACK_OUTCOME_MAX ? outcomes[o].name : "unknown";
+}
 
 /* One request on its way through the checks; what the audit record and the reply say. */
 struct attempt {
@@ -120,7 +153,9 @@ struct attempt {
 	const struct sockaddr *peer;
 	const char *peer_str;
 	char client_cert[CALLBACK_DN_MAX];
-	const void *body; /* the request's, len bytes */
+	uint8_t cert_id[CALLBACK_LOCKOUT_ID_LEN]; /* SHA-256 of the verified certificate ... */
+	bool have_cert_id;			  /* ... if there is one */
+	const void *body;			  /* the request's, len bytes */
 	size_t len;
 	const char *timestamp; /* the signed timestamp header */
 	uint64_t ts, now_s;    /* ... as Unix seconds, and this host's clock */
@@ -141,6 +176,7 @@ static void callback_unref(struct callback *cb)
 	secmem_free(cb->secret);
 	callback_replay_free(cb->replay);
 	callback_lockout_free(cb->lockout);
+	conn_limit_free(cb->conns);
 	free(cb);
 }
 
@@ -152,14 +188,43 @@ static void sanitize(char *s)
 			*s = '?';
 }
 
-static void audit_attempt(struct callback *cb, const char *peer, const char *client_cert,
-			  const struct attempt *a, const char *result, const char *error)
+/* The peer's address without its port, for the noise and lockout keys. */
+static void source_ip(const struct sockaddr *sa, char *buf, size_t size)
 {
-	json_t *subject, *object = NULL;
-	int r;
+	uint8_t a[16];
+	int family;
 
-	if (!cb->audit)
-		return;
+	if (callback_addr_key(sa, &family, a) < 0 || !inet_ntop(family, a, buf, (socklen_t)size))
+		snprintf(buf, size, "?");
+}
+
+/* Whether a refusal is the first of its kind (outcome, address) in the noise interval: else it
+ * is only counted, for the summary. */
+static bool refusal_is_news(struct callback *cb, const struct sockaddr *sa, enum callback_outcome o,
+			    json_t *subject, const char *error)
+{
+	char key[NOISE_KEY_MAX + 1], ip[INET6_ADDRSTRLEN];
+
+	if (!cb->noise)
+		return false; /* stopped */
+	source_ip(sa, ip, sizeof(ip));
+	snprintf(key, sizeof(key), "%s %s", ip, outcomes[o].name);
+	return noise_note(cb->noise, key, CALLBACK_AUDIT_TYPE, subject, error, now_mono_us());
+}
+
+/* Writes one attempt's record; refusals go through the noise table, so that a repeat within
+ * its interval is only counted. True when a record was written now (then the caller logs). */
+static bool audit_attempt(struct callback *cb, const struct sockaddr *sa, const char *peer,
+			  const char *client_cert, const struct attempt *a, enum callback_outcome o,
+			  const char *error)
+{
+	const char *result = outcomes[o].result ? outcomes[o].result : "refused";
+	json_t *subject, *object = NULL;
+	bool written = true;
+	int r = 0;
+
+	/* Every outcome passes here once: counted before the audit log summarises repeats. */
+	metrics_count_callback(cb->metrics, outcomes[o].metric);
 	subject = json_pack("{s:s, s:s*}", "peer", peer, "client_cert",
 			    client_cert && client_cert[0] ? client_cert : NULL);
 	if (a && a->have_id)
@@ -167,17 +232,23 @@ static void audit_attempt(struct callback *cb, const char *peer, const char *cli
 				   a->have_event ? key_event_type_names[a->ev.type] : NULL,
 				   "key_id", a->have_event ? a->ev.key_id : NULL, "kms",
 				   a->have_event && a->ev.kms[0] ? a->ev.kms : NULL);
-	r = subject ? audit_write(cb->audit, CALLBACK_AUDIT_TYPE, result, subject, object, error)
-		    : -ENOMEM;
+	if (!subject)
+		r = -ENOMEM;
+	else if (!outcomes[o].result && sa)
+		written = refusal_is_news(cb, sa, o, subject, error);
+	if (subject && written && cb->audit)
+		r = audit_write(cb->audit, CALLBACK_AUDIT_TYPE, result, subject, object, error);
 	if (r < 0)
 		log_error_errno(r, "callback: cannot write the audit record for %s: %m", peer);
 	json_decref(subject);
 	json_decref(object);
+	return written;
 }
 
-static void lockout_count(struct callback *cb, const struct sockaddr *peer, const char *peer_str)
+static void lockout_count(struct callback *cb, const struct sockaddr *peer, const uint8_t *id,
+			  const char *peer_str)
 {
-	if (callback_lockout_fail(cb->lockout, peer, now_mono_us()))
+	if (callback_lockout_fail(cb->lockout, peer, id, now_mono_us()))
 		log_warning("callback: %s locked out for %llu s after %u failures", peer_str,
 			    (unsigned long long)(cb->cfg->lockout.duration_us / 1000000),
 			    cb->cfg->lockout.failures);
@@ -205,25 +276,47 @@ static void handshake_failure(const struct callback_conn *c, char *buf, size_t s
 		snprintf(buf + n, size - n, "; no client certificate was presented");
 }
 
+/* Records how a connection that was admitted but never answered ended. */
+static void conn_record_end(struct callback_conn *conn)
+{
+	struct callback *cb = conn->cb;
+	const struct sockaddr *sa = (const struct sockaddr *)&conn->peer;
+	char why[CALLBACK_REASON_MAX];
+	enum callback_outcome o;
+
+	/* A TCP connect that sent nothing and went away (a health check) is no attempt. */
+	if (!conn->hello && !conn->timed_out)
+		return;
+	if (conn->timed_out) {
+		o = CALLBACK_TIMEOUT;
+		snprintf(why, sizeof(why),
+			 "request_timeout_s (%llu s) passed before the request was complete",
+			 (unsigned long long)cb->cfg->request_timeout_s);
+	} else if (conn->handshake_done) {
+		o = CALLBACK_INCOMPLETE;
+		snprintf(why, sizeof(why), "%s",
+			 "connection closed without a complete request (malformed HTTP, "
+			 "body over max_body_bytes, or timeout)");
+	} else {
+		o = conn->verify_err ? CALLBACK_BAD_CLIENT_CERT : CALLBACK_HANDSHAKE_FAILED;
+		handshake_failure(conn, why, sizeof(why));
+	}
+	if (audit_attempt(cb, sa, conn->peer_str, NULL, NULL, o, why))
+		log_notice("callback: refused %s: %s", conn->peer_str, why);
+	if (outcomes[o].counts)
+		lockout_count(cb, sa, NULL, conn->peer_str);
+}
+
 static void conn_end(struct callback_conn *conn)
 {
 	struct callback *cb = conn->cb;
-	char why[CALLBACK_REASON_MAX];
 
-	if (!cb->stopped && conn->hello && conn->allowed && !conn->answered) {
-		if (conn->handshake_done)
-			snprintf(why, sizeof(why), "%s",
-				 "connection closed without a complete request (malformed HTTP, "
-				 "body over max_body_bytes, or timeout)");
-		else
-			handshake_failure(conn, why, sizeof(why));
-		log_notice("callback: refused %s: %s", conn->peer_str, why);
-		metrics_count_callback(cb->metrics, conn->handshake_done
-							    ? METRICS_CALLBACK_MALFORMED
-							    : METRICS_CALLBACK_TLS);
-		audit_attempt(cb, conn->peer_str, NULL, NULL, "refused", why);
-		lockout_count(cb, (const struct sockaddr *)&conn->peer, conn->peer_str);
-	}
+	if (!cb->stopped && conn->allowed && !conn->ended)
+		conn_record_end(conn);
+	if (conn->allowed)
+		conn_limit_release(cb->conns, &conn->source);
+	if (conn->timer)
+		event_free(conn->timer);
 	callback_unref(cb);
 	free(conn);
 }
@@ -249,12 +342,92 @@ static struct callback_conn *conn_of_ssl(const SSL *ssl)
 	return ssl ? SSL_get_ex_data(ssl, conn_index) : NULL;
 }
 
-/* evhttp asks for each accepted connection's bufferevent: a TLS one in accepting state. */
+/* Ends a connection from outside libevent's callbacks: its next read sees end of file, and
+ * evhttp frees it (and with it the SSL and this conn) in its own time. */
+static void conn_shut(struct callback_conn *conn)
+{
+	int fd = SSL_get_fd(conn->ssl);
+
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+static const char *const too_many_why[] = {
+	[CONN_TOO_MANY] = "max_connections reached",
+	[CONN_TOO_MANY_FROM_SOURCE] = "max_connections_per_source reached",
+	[CONN_NO_DESCRIPTORS] = "file descriptors running out",
+};
+
+/* The allow-list and the connection caps, once the peer is known: at accept, before a byte
+ * is read. A refused connection is closed with no TLS and no HTTP; true if admitted. */
+static bool conn_admit(struct callback_conn *conn)
+{
+	struct callback *cb = conn->cb;
+	struct sockaddr *sa = (struct sockaddr *)&conn->peer;
+	socklen_t len = sizeof(conn->peer);
+	int fd = SSL_get_fd(conn->ssl), family;
+	enum conn_verdict v;
+	char why[128];
+
+	if (conn->admission_done || cb->stopped)
+		return conn->allowed;
+	conn->admission_done = true;
+	if (fd < 0 || getpeername(fd, sa, &len) < 0)
+		return false;
+	callback_addr_format(sa, conn->peer_str, sizeof(conn->peer_str));
+	if (!callback_config_allows(cb->cfg, sa)) {
+		conn->ended = true;
+		if (audit_attempt(cb, sa, conn->peer_str, NULL, NULL, CALLBACK_NOT_ALLOWED,
+				  "peer not in callback.allow"))
+			log_debug("callback: refused %s: not in the allow-list", conn->peer_str);
+		return false;
+	}
+	conn->source.len = 1 + 16;
+	if (callback_addr_key(sa, &family, conn->source.key + 1) < 0)
+		return false;
+	conn->source.key[0] = (uint8_t)family;
+	v = conn_limit_admit(cb->conns, &conn->source, fd);
+	if (v != CONN_ADMITTED) {
+		conn->ended = true;
+		snprintf(why, sizeof(why), "connection closed at accept: %s", too_many_why[v]);
+		if (audit_attempt(cb, sa, conn->peer_str, NULL, NULL, CALLBACK_TOO_MANY, why))
+			log_warning("callback: refused %s: %s", conn->peer_str, why);
+		return false;
+	}
+	conn->allowed = true;
+	return true;
+}
+
+/* First (at once, on the loop's next turn after accept) the admission; then the deadline of
+ * the whole connection, which no byte the peer sends postpones. */
+static void conn_on_timer(evutil_socket_t fd, short what, void *u)
+{
+	struct callback_conn *conn = u;
+	struct timeval deadline = {(time_t)conn->cb->cfg->request_timeout_s, 0};
+
+	(void)fd;
+	(void)what;
+	if (conn->cb->stopped)
+		return;
+	if (!conn->admission_done) {
+		if (conn_admit(conn))
+			evtimer_add(conn->timer, &deadline);
+		else
+			conn_shut(conn);
+		return;
+	}
+	conn->timed_out = !conn->answered;
+	conn_shut(conn);
+}
+
+/* evhttp asks for each accepted connection's bufferevent: a TLS one in accepting state. Its
+ * socket is set right after this returns, so the admission runs on the loop's next turn. */
 static struct bufferevent *conn_new(struct event_base *base, void *u)
 {
 	struct callback *cb = u;
 	struct callback_conn *conn = calloc(1, sizeof(*conn));
 	SSL *ssl = conn ? SSL_new(cb->ssl_ctx) : NULL;
+	const struct timeval now = {0, 0};
 
 	/* NULL makes evhttp fall back to plain TCP; on_request refuses such connections. */
 	if (!ssl) {
@@ -262,46 +435,44 @@ static struct bufferevent *conn_new(struct event_base *base, void *u)
 		return NULL;
 	}
 	conn->cb = cb;
+	conn->ssl = ssl;
 	conn->alert = -1;
+	conn->timer = evtimer_new(base, conn_on_timer, conn);
 	cb->refs++;
-	if (!SSL_set_ex_data(ssl, conn_index, conn)) {
+	if (!conn->timer || !SSL_set_ex_data(ssl, conn_index, conn)) {
+		if (conn->timer)
+			event_free(conn->timer);
 		callback_unref(cb);
 		free(conn);
 		SSL_free(ssl);
 		return NULL;
 	}
+	evtimer_add(conn->timer, &now);
 	/* On failure libevent frees the SSL (BEV_OPT_CLOSE_ON_FREE), and with it the conn. */
 	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					      BEV_OPT_CLOSE_ON_FREE);
 }
 
-/* The allow-list, at the first moment the peer is known to TLS: before the handshake does any
- * work and before a byte of HTTP is read. */
+/* The admission again, should the ClientHello be read before the timer ran: nothing is
+ * signed or answered for a peer that is not admitted. */
 static int on_client_hello(SSL *ssl, int *alert, void *u)
 {
-	struct callback *cb = u;
 	struct callback_conn *conn = conn_of_ssl(ssl);
-	socklen_t len = sizeof(conn->peer);
+	const struct timeval deadline = {conn ? (time_t)conn->cb->cfg->request_timeout_s : 0, 0};
+	bool first;
 
+	(void)u;
 	if (!conn) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
-	if (conn->hello) /* the second ClientHello after a HelloRetryRequest */
-		return conn->allowed ? SSL_CLIENT_HELLO_SUCCESS : SSL_CLIENT_HELLO_ERROR;
 	conn->hello = true;
-	if (getpeername(SSL_get_fd(ssl), (struct sockaddr *)&conn->peer, &len) < 0) {
-		*alert = SSL_AD_INTERNAL_ERROR;
-		return SSL_CLIENT_HELLO_ERROR;
-	}
-	callback_addr_format((struct sockaddr *)&conn->peer, conn->peer_str,
-			     sizeof(conn->peer_str));
-	conn->allowed = callback_config_allows(cb->cfg, (struct sockaddr *)&conn->peer);
-	if (conn->allowed)
+	first = !conn->admission_done;
+	if (conn_admit(conn)) {
+		if (first)
+			evtimer_add(conn->timer, &deadline);
 		return SSL_CLIENT_HELLO_SUCCESS;
-	log_debug("callback: refused %s: not in the allow-list", conn->peer_str);
-	metrics_count_callback(cb->metrics, METRICS_CALLBACK_NOT_ALLOWED);
-	audit_attempt(cb, conn->peer_str, NULL, NULL, "refused", "peer not in callback.allow");
+	}
 	*alert = SSL_AD_ACCESS_DENIED;
 	return SSL_CLIENT_HELLO_ERROR;
 }
@@ -358,6 +529,16 @@ static void client_dn(SSL *ssl, char *buf, size_t size)
 	BIO_free(b);
 }
 
+/* The SHA-256 of the verified client certificate: the identity the lockout keys on. */
+static bool client_cert_id(SSL *ssl, uint8_t id[CALLBACK_LOCKOUT_ID_LEN])
+{
+	X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	unsigned n = 0;
+
+	return x && SSL_get_verify_result(ssl) == X509_V_OK &&
+	       X509_digest(x, EVP_sha256(), id, &n) == 1 && n == CALLBACK_LOCKOUT_ID_LEN;
+}
+
 static void reply(struct evhttp_request *req, int status, const char *phrase, json_t *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -379,8 +560,9 @@ static void reply(struct evhttp_request *req, int status, const char *phrase, js
 }
 
 /* Answers, logs, audits and counts one refusal; false, so that a check can return it. */
-static bool refuse(struct attempt *a, enum refusal why, const char *fmt, ...) _printf_(3, 4);
-static bool refuse(struct attempt *a, enum refusal why, const char *fmt, ...)
+static bool refuse(struct attempt *a, enum callback_outcome why, const char *fmt, ...)
+	_printf_(3, 4);
+static bool refuse(struct attempt *a, enum callback_outcome why, const char *fmt, ...)
 {
 	char msg[CALLBACK_REASON_MAX];
 	va_list ap;
@@ -389,17 +571,16 @@ static bool refuse(struct attempt *a, enum refusal why, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	sanitize(msg);
-	log_struct(LOG_NOTICE, 0, MESSAGE_CALLBACK_REFUSED,
-		   (const char *const[]){"KMS", a->have_event && a->ev.kms[0] ? a->ev.kms : NULL,
-					 "KEY_ID", a->have_event ? a->ev.key_id : NULL, NULL},
-		   "callback: refused %s%s%s: %s", a->peer_str, a->have_id ? " event " : "",
-		   a->have_id ? a->ev.id : "", msg);
-	metrics_count_callback(a->cb->metrics, refusals[why].outcome);
-	audit_attempt(a->cb, a->peer_str, a->client_cert, a,
-		      why == REFUSE_INTERNAL ? "failure" : "refused", msg);
-	if (refusals[why].counts)
-		lockout_count(a->cb, a->peer, a->peer_str);
-	reply(a->req, refusals[why].status, refusals[why].phrase,
+	if (audit_attempt(a->cb, a->peer, a->peer_str, a->client_cert, a, why, msg))
+		log_struct(LOG_NOTICE, 0, MESSAGE_CALLBACK_REFUSED,
+			   (const char *const[]){
+				   "KMS", a->have_event && a->ev.kms[0] ? a->ev.kms : NULL,
+				   "KEY_ID", a->have_event ? a->ev.key_id : NULL, NULL},
+			   "callback: refused %s%s%s: %s", a->peer_str, a->have_id ? " event " : "",
+			   a->have_id ? a->ev.id : "", msg);
+	if (outcomes[why].counts)
+		lockout_count(a->cb, a->peer, a->have_cert_id ? a->cert_id : NULL, a->peer_str);
+	reply(a->req, outcomes[why].status, outcomes[why].phrase,
 	      json_pack("{s:s, s:s*}", "error", msg, "id", a->have_id ? a->ev.id : NULL));
 	return false;
 }
@@ -436,8 +617,7 @@ static void deliver(struct attempt *a)
 		log_info("callback: %s event %s for key %s from %s accepted%s%s",
 			 key_event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str,
 			 msg[0] ? ": " : "", msg);
-		metrics_count_callback(cb->metrics, METRICS_CALLBACK_ACCEPTED);
-		audit_attempt(cb, a->peer_str, a->client_cert, a, "success", NULL);
+		audit_attempt(cb, a->peer, a->peer_str, a->client_cert, a, CALLBACK_ACCEPTED, NULL);
 		reply(a->req, 202, "Accepted",
 		      json_pack("{s:s, s:s, s:s}", "id", a->ev.id, "result", "accepted", "message",
 				msg));
@@ -448,8 +628,7 @@ static void deliver(struct attempt *a)
 	status = r == -EAGAIN || r == -EBUSY ? 503 : 500;
 	log_error("callback: %s event %s for key %s from %s failed: %s",
 		  key_event_type_names[a->ev.type], a->ev.id, a->ev.key_id, a->peer_str, msg);
-	metrics_count_callback(cb->metrics, METRICS_CALLBACK_FAILED);
-	audit_attempt(cb, a->peer_str, a->client_cert, a, "failure", msg);
+	audit_attempt(cb, a->peer, a->peer_str, a->client_cert, a, CALLBACK_FAILED, msg);
 	reply(a->req, status, status == 503 ? "Service Unavailable" : "Internal Server Error",
 	      json_pack("{s:s, s:s, s:s}", "id", a->ev.id, "result", "failed", "error", msg));
 }
@@ -464,22 +643,23 @@ static void refuse_without_tls(struct callback *cb, struct evhttp_request *req)
 	if (sa)
 		callback_addr_format(sa, peer, sizeof(peer));
 	log_error("callback: refused %s: no TLS state (out of memory)", peer);
-	metrics_count_callback(cb->metrics, METRICS_CALLBACK_INTERNAL);
-	audit_attempt(cb, peer, NULL, NULL, "failure", "no TLS state (out of memory)");
+	audit_attempt(cb, sa, peer, NULL, NULL, CALLBACK_INTERNAL, "no TLS state (out of memory)");
 	reply(req, 500, "Internal Server Error", NULL);
 }
 
 /* A source that failed too often is refused before anything else is looked at. */
 static bool check_lockout(struct attempt *a)
 {
-	uint64_t left = callback_lockout_remaining(a->cb->lockout, a->peer, now_mono_us());
+	uint64_t left = callback_lockout_remaining(
+		a->cb->lockout, a->peer, a->have_cert_id ? a->cert_id : NULL, now_mono_us());
 	char after[24];
 
 	if (left == 0)
 		return true;
 	snprintf(after, sizeof(after), "%llu", (unsigned long long)(left + 999999) / 1000000);
 	evhttp_add_header(evhttp_request_get_output_headers(a->req), "Retry-After", after);
-	return refuse(a, REFUSE_LOCKED, "locked out after repeated failures; retry in %s s", after);
+	return refuse(a, CALLBACK_LOCKED_OUT, "locked out after repeated failures; retry in %s s",
+		      after);
 }
 
 /* POST to the one path, the body within max_body_bytes; the body goes to a->body. */
@@ -491,19 +671,20 @@ static bool check_request(struct attempt *a)
 	uint64_t max = a->cb->cfg->max_body_bytes;
 
 	if (!path || strcmp(path, CALLBACK_PATH) != 0)
-		return refuse(a, REFUSE_NOT_FOUND, "no such endpoint (only POST %s)",
+		return refuse(a, CALLBACK_NOT_FOUND, "no such endpoint (only POST %s)",
 			      CALLBACK_PATH);
 	if (evhttp_request_get_command(a->req) != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(a->req), "Allow", "POST");
-		return refuse(a, REFUSE_METHOD, "method not allowed (only POST %s)", CALLBACK_PATH);
+		return refuse(a, CALLBACK_METHOD, "method not allowed (only POST %s)",
+			      CALLBACK_PATH);
 	}
 	a->len = evbuffer_get_length(in);
 	if (a->len > max)
-		return refuse(a, REFUSE_TOO_BIG, "body larger than %llu bytes",
+		return refuse(a, CALLBACK_TOO_BIG, "body larger than %llu bytes",
 			      (unsigned long long)max);
 	a->body = a->len ? (const void *)evbuffer_pullup(in, -1) : "";
 	if (!a->body)
-		return refuse(a, REFUSE_INTERNAL, "out of memory");
+		return refuse(a, CALLBACK_INTERNAL, "out of memory");
 	return true;
 }
 
@@ -520,18 +701,18 @@ static bool check_signature(struct attempt *a)
 	a->timestamp = header_one(h, CALLBACK_HEADER_TIMESTAMP, &dup);
 	sig = header_one(h, CALLBACK_HEADER_SIGNATURE, &dup);
 	if (dup)
-		return refuse(a, REFUSE_HEADER, "%s or %s given more than once",
+		return refuse(a, CALLBACK_HEADER, "%s or %s given more than once",
 			      CALLBACK_HEADER_TIMESTAMP, CALLBACK_HEADER_SIGNATURE);
 	r = callback_signature_check(cb->secret, cb->secret_len, a->timestamp, a->body, a->len,
 				     sig);
 	if (r == -ENOKEY)
-		return refuse(a, REFUSE_UNSIGNED, "unsigned: %s and %s are required",
+		return refuse(a, CALLBACK_UNSIGNED, "unsigned: %s and %s are required",
 			      CALLBACK_HEADER_TIMESTAMP, CALLBACK_HEADER_SIGNATURE);
 	if (r == -EBADMSG)
-		return refuse(a, REFUSE_FORGED, "signature does not match");
+		return refuse(a, CALLBACK_FORGED, "signature does not match");
 	if (r < 0)
-		return refuse(a, REFUSE_INTERNAL, "cannot compute HMAC: %s", strerror(-r));
-	callback_lockout_success(cb->lockout, a->peer);
+		return refuse(a, CALLBACK_INTERNAL, "cannot compute HMAC: %s", strerror(-r));
+	callback_lockout_success(cb->lockout, a->peer, a->have_cert_id ? a->cert_id : NULL);
 	return true;
 }
 
@@ -544,11 +725,11 @@ static bool check_fresh(struct attempt *a)
 	a->now_s = now_real_us() / 1000000;
 	r = callback_timestamp_check(a->timestamp, a->now_s, window, &a->ts);
 	if (r == -ETIME)
-		return refuse(a, REFUSE_EXPIRED,
+		return refuse(a, CALLBACK_EXPIRED,
 			      "expired: %s is more than %llu s away from this host's clock",
 			      CALLBACK_HEADER_TIMESTAMP, (unsigned long long)window);
 	if (r < 0)
-		return refuse(a, REFUSE_TIMESTAMP, "%s must be Unix seconds",
+		return refuse(a, CALLBACK_TIMESTAMP, "%s must be Unix seconds",
 			      CALLBACK_HEADER_TIMESTAMP);
 	return true;
 }
@@ -563,19 +744,20 @@ static bool read_event(struct attempt *a)
 
 	root = json_loadb(a->body, a->len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
-		return refuse(a, REFUSE_MALFORMED, "body is not JSON: %d:%d: %s", jerr.line,
+		return refuse(a, CALLBACK_MALFORMED, "body is not JSON: %d:%d: %s", jerr.line,
 			      jerr.column, jerr.text);
 	if (!json_is_object(root))
-		return refuse(a, REFUSE_MALFORMED, "event: must be an object");
+		return refuse(a, CALLBACK_MALFORMED, "event: must be an object");
 	if (jx_string(root, "event", "id", true, KEY_EVENT_ID_MAX, &id, &je) < 0 ||
 	    key_event_id_check(id, &je) < 0)
-		return refuse(a, REFUSE_MALFORMED, "%s", je.msg);
+		return refuse(a, CALLBACK_MALFORMED, "%s", je.msg);
 	snprintf(a->ev.id, sizeof(a->ev.id), "%s", id);
 	a->have_id = true;
 	if (callback_replay_seen(a->cb->replay, a->ev.id, a->now_s))
-		return refuse(a, REFUSE_REPLAY, "replay: event %s was already accepted", a->ev.id);
+		return refuse(a, CALLBACK_REPLAY, "replay: event %s was already accepted",
+			      a->ev.id);
 	if (key_event_from_json(root, &a->ev, &je) < 0)
-		return refuse(a, REFUSE_MALFORMED, "%s", je.msg);
+		return refuse(a, CALLBACK_MALFORMED, "%s", je.msg);
 	a->have_event = true;
 	return true;
 }
@@ -591,9 +773,11 @@ static void on_request(struct evhttp_request *req, void *u)
 	if (!conn || !conn->allowed)
 		return refuse_without_tls(cb, req);
 	conn->answered = true;
+	conn->ended = true;
 	a.peer = (const struct sockaddr *)&conn->peer;
 	a.peer_str = conn->peer_str;
 	client_dn(ssl, a.client_cert, sizeof(a.client_cert));
+	a.have_cert_id = client_cert_id(ssl, a.cert_id);
 	if (check_lockout(&a) && check_request(&a) && check_signature(&a) && check_fresh(&a) &&
 	    read_event(&a))
 		deliver(&a);
@@ -720,18 +904,33 @@ static int serve(struct callback *cb, struct event_base *base, int fd, struct er
 	}
 	evhttp_set_max_body_size(cb->http, (ev_ssize_t)cb->cfg->max_body_bytes);
 	evhttp_set_max_headers_size(cb->http, CALLBACK_HEADERS_MAX);
-	evhttp_set_timeout(cb->http, CALLBACK_TIMEOUT_S);
+	evhttp_set_timeout(cb->http, (int)cb->cfg->request_timeout_s);
 	/* Other methods reach on_request too, so that their refusal is audited there. */
 	evhttp_set_allowed_methods(cb->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 						     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_bevcb(cb->http, conn_new, cb);
 	evhttp_set_gencb(cb->http, on_request, cb);
-	if (!evhttp_accept_socket_with_handle(cb->http, fd)) {
+	cb->bound = evhttp_accept_socket_with_handle(cb->http, fd);
+	if (!cb->bound) {
 		close(fd);
 		return error_set(err, -EIO, "callback: cannot serve on %s", cb->cfg->listen);
 	}
+	conn_limit_guard(cb->bound);
 	return 0;
+}
+
+/* Every CALLBACK_TICK_MS: a listener paused for want of descriptors tries again, and the
+ * refusals counted over an ended interval are written as summaries. */
+static void on_tick(evutil_socket_t fd, short what, void *u)
+{
+	struct callback *cb = u;
+
+	(void)fd;
+	(void)what;
+	if (cb->bound)
+		conn_limit_resume(cb->bound);
+	noise_tick(cb->noise, now_mono_us());
 }
 
 int callback_start(struct event_base *base, const struct callback_config *cfg, struct audit *audit,
@@ -753,7 +952,11 @@ int callback_start(struct event_base *base, const struct callback_config *cfg, s
 	if ((r = read_secret(cb, err)) < 0)
 		goto fail;
 	if ((r = callback_replay_new(CALLBACK_REPLAY_IDS_MAX, &cb->replay)) < 0 ||
-	    (r = callback_lockout_new(&cfg->lockout, CALLBACK_SOURCES_MAX, &cb->lockout)) < 0) {
+	    (r = callback_lockout_new(&cfg->lockout, CALLBACK_SOURCES_MAX, &cb->lockout)) < 0 ||
+	    (r = conn_limit_new((unsigned)cfg->max_connections,
+				(unsigned)cfg->max_connections_per_source, &cb->conns)) < 0 ||
+	    (r = noise_new(audit, NOISE_INTERVAL_US, NOISE_KINDS_MAX, &cb->noise)) < 0 ||
+	    (r = (cb->tick = event_new(base, -1, EV_PERSIST, on_tick, cb)) ? 0 : -ENOMEM) < 0) {
 		error_set(err, r, "callback: out of memory");
 		goto fail;
 	}
@@ -770,6 +973,7 @@ int callback_start(struct event_base *base, const struct callback_config *cfg, s
 	callback_addr_format((struct sockaddr *)&bound, where, sizeof(where));
 	if ((r = serve(cb, base, fd, err)) < 0)
 		goto fail;
+	event_add(cb->tick, &(struct timeval){0, CALLBACK_TICK_MS * 1000});
 	log_info("callback: event endpoint listening on %s%s", where,
 		 cfg->client_ca_file ? ", client certificates required" : "");
 	*ret = cb;
@@ -785,9 +989,15 @@ void callback_stop(struct callback *cb)
 		return;
 	/* Connections end later, when libevent finalises them; they find cb->stopped. */
 	cb->stopped = true;
+	if (cb->tick)
+		event_free(cb->tick);
+	cb->tick = NULL;
 	if (cb->http)
 		evhttp_free(cb->http);
 	cb->http = NULL;
+	cb->bound = NULL;
+	noise_free(cb->noise); /* the summaries still due */
+	cb->noise = NULL;
 	callback_unref(cb);
 }
 

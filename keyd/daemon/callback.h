@@ -17,6 +17,35 @@
 
 struct callback;
 
+/* What became of one connection or request: every outcome is one of these (metrics count
+ * them, the audit log names them). callback.c's table says, for each, its HTTP status (0: the
+ * connection is closed without one) and whether it counts towards the lockout. */
+enum callback_outcome {
+	CALLBACK_ACCEPTED,	   /* 202: the handler acted */
+	CALLBACK_FAILED,	   /* 500/503: the handler failed */
+	CALLBACK_NOT_ALLOWED,	   /* peer outside "allow": closed at accept */
+	CALLBACK_TOO_MANY,	   /* max_connections(_per_source), descriptors: at accept */
+	CALLBACK_HANDSHAKE_FAILED, /* no usable TLS handshake (no certificate, cipher, EOF) */
+	CALLBACK_BAD_CLIENT_CERT,  /* a client certificate that does not verify */
+	CALLBACK_TIMEOUT,	   /* request_timeout_s passed before the request was complete */
+	CALLBACK_INCOMPLETE,	   /* closed without a complete request (malformed, too big) */
+	CALLBACK_LOCKED_OUT,	   /* 429 */
+	CALLBACK_NOT_FOUND,	   /* 404 */
+	CALLBACK_METHOD,	   /* 405 */
+	CALLBACK_TOO_BIG,	   /* 413 */
+	CALLBACK_HEADER,	   /* 400: a signature header given twice */
+	CALLBACK_UNSIGNED,	   /* 401 */
+	CALLBACK_FORGED,	   /* 403: the signature does not match */
+	CALLBACK_TIMESTAMP,	   /* 400 */
+	CALLBACK_EXPIRED,	   /* 400 */
+	CALLBACK_MALFORMED,	   /* 400: not an event */
+	CALLBACK_REPLAY,	   /* 409 */
+	CALLBACK_INTERNAL,	   /* 500 before the handler */
+	_CALLBACK_OUTCOME_MAX,
+};
+/* "accepted", "not_allowed", ...: the outcome's name in audit summaries and metrics. */
+const char *callback_outcome_name(enum callback_outcome o);
+
 /* Called on the event loop thread for each authenticated, fresh, well-formed event. Returns
  * >= 0 when acted on (202), -EAGAIN/-EBUSY to ask the sender to retry (503), another -errno
  * when it failed (500). @msg (NUL-terminated, may stay empty) goes into the reply and the log;

@@ -175,8 +175,9 @@ int callback_replay_add(struct callback_replay *r, const char *id, uint64_t unti
 struct lockout_source {
 	int family;
 	uint8_t addr[16];
-	unsigned count;	   /* failures since first_us */
-	uint64_t first_us; /* first failure of the current window */
+	uint8_t id[CALLBACK_LOCKOUT_ID_LEN]; /* zeros: no verified certificate */
+	unsigned count;			     /* failures since first_us */
+	uint64_t first_us;		     /* first failure of the current window */
 	uint64_t last_us;
 	uint64_t until_us; /* locked out until then */
 };
@@ -208,24 +209,33 @@ void callback_lockout_free(struct callback_lockout *l)
 	free(l);
 }
 
-static struct lockout_source *lockout_find(const struct callback_lockout *l,
-					   const struct sockaddr *sa)
+static void lockout_id(const uint8_t *id, uint8_t out[CALLBACK_LOCKOUT_ID_LEN])
 {
-	uint8_t a[16] = {0};
+	memset(out, 0, CALLBACK_LOCKOUT_ID_LEN);
+	if (id)
+		memcpy(out, id, CALLBACK_LOCKOUT_ID_LEN);
+}
+
+static struct lockout_source *lockout_find(const struct callback_lockout *l,
+					   const struct sockaddr *sa, const uint8_t *id)
+{
+	uint8_t a[16] = {0}, want[CALLBACK_LOCKOUT_ID_LEN];
 	int family;
 
 	if (callback_addr_key(sa, &family, a) < 0)
 		return NULL;
+	lockout_id(id, want);
 	for (size_t i = 0; i < l->n; i++)
-		if (l->s[i].family == family && memcmp(l->s[i].addr, a, 16) == 0)
+		if (l->s[i].family == family && memcmp(l->s[i].addr, a, 16) == 0 &&
+		    memcmp(l->s[i].id, want, sizeof(want)) == 0)
 			return (struct lockout_source *)&l->s[i];
 	return NULL;
 }
 
 uint64_t callback_lockout_remaining(const struct callback_lockout *l, const struct sockaddr *sa,
-				    uint64_t now_us)
+				    const uint8_t *id, uint64_t now_us)
 {
-	const struct lockout_source *s = lockout_find(l, sa);
+	const struct lockout_source *s = lockout_find(l, sa, id);
 
 	return s && s->until_us > now_us ? s->until_us - now_us : 0;
 }
@@ -250,9 +260,10 @@ static struct lockout_source *lockout_evict(struct callback_lockout *l, uint64_t
 	return best;
 }
 
-bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa, uint64_t now_us)
+bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa, const uint8_t *id,
+			   uint64_t now_us)
 {
-	struct lockout_source *s = lockout_find(l, sa);
+	struct lockout_source *s = lockout_find(l, sa, id);
 
 	if (!s) {
 		uint8_t a[16] = {0};
@@ -263,6 +274,7 @@ bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa
 		s = l->n < l->max ? &l->s[l->n++] : lockout_evict(l, now_us);
 		*s = (struct lockout_source){.family = family};
 		memcpy(s->addr, a, 16);
+		lockout_id(id, s->id);
 	}
 	if (s->count == 0 || now_us - s->first_us > l->p.window_us) {
 		s->count = 0;
@@ -276,9 +288,10 @@ bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa
 	return true;
 }
 
-void callback_lockout_success(struct callback_lockout *l, const struct sockaddr *sa)
+void callback_lockout_success(struct callback_lockout *l, const struct sockaddr *sa,
+			      const uint8_t *id)
 {
-	struct lockout_source *s = lockout_find(l, sa);
+	struct lockout_source *s = lockout_find(l, sa, id);
 
 	if (s)
 		s->count = 0;

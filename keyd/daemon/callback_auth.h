@@ -32,15 +32,21 @@ bool callback_replay_seen(const struct callback_replay *r, const char *id, uint6
 /* Records @id as used until @until_s. -EINVAL on an empty or over-long id. */
 int callback_replay_add(struct callback_replay *r, const char *id, uint64_t until_s);
 
-/* Per-source lockout after repeated failures (policy: callback_config.h); monotonic µs. */
+/* Per-source lockout after repeated failures (policy: callback_config.h); monotonic µs. A
+ * source is the peer's address together with the identity it proved: @id is the SHA-256 of a
+ * verified client certificate, or NULL for none, so that failures made without a valid
+ * certificate never lock out a client that has one. */
+#define CALLBACK_LOCKOUT_ID_LEN 32
 struct callback_lockout;
 int callback_lockout_new(const struct callback_lockout_policy *p, size_t max_sources,
 			 struct callback_lockout **ret);
 void callback_lockout_free(struct callback_lockout *l);
-/* Microseconds left of @sa's lockout at @now_us; 0 when not locked out. */
+/* Microseconds left of the source's lockout at @now_us; 0 when not locked out. */
 uint64_t callback_lockout_remaining(const struct callback_lockout *l, const struct sockaddr *sa,
-				    uint64_t now_us);
+				    const uint8_t *id, uint64_t now_us);
 /* Counts a failure; true when it locked the source out. */
-bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa, uint64_t now_us);
+bool callback_lockout_fail(struct callback_lockout *l, const struct sockaddr *sa, const uint8_t *id,
+			   uint64_t now_us);
 /* An authenticated request: the source's failure count starts again. */
-void callback_lockout_success(struct callback_lockout *l, const struct sockaddr *sa);
+void callback_lockout_success(struct callback_lockout *l, const struct sockaddr *sa,
+			      const uint8_t *id);

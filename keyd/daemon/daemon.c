@@ -7,8 +7,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "daemon.h"
+#include "evlog.h"
 #include "log.h"
 #include "messages.h"
 #include "notify.h"
@@ -126,26 +128,23 @@ static int setup_volumes(struct keyd *k, struct error *err)
 	return 0;
 }
 
-/* libevent's own warnings (evhttp, bufferevent_openssl) into our log, rate-limited: a peer
- * that misbehaves in a loop must not flood the journal. */
-static void on_libevent_log(int severity, const char *msg)
+/* The soft descriptor limit up to the hard one (systemd's advice for programs that need many,
+ * and use no select()): the listeners' caps and conn_limit's reserve are counted within it. */
+static void raise_nofile(void)
 {
-	static struct log_ratelimit rl = LOG_RATELIMIT_INIT("libevent", 30 * 1000000ULL, 100);
-	static const int levels[] = {
-		[EVENT_LOG_DEBUG] = LOG_DEBUG,
-		[EVENT_LOG_MSG] = LOG_INFO,
-		[EVENT_LOG_WARN] = LOG_WARNING,
-		[EVENT_LOG_ERR] = LOG_ERR,
-	};
-	int level = severity >= 0 && severity <= EVENT_LOG_ERR ? levels[severity] : LOG_ERR;
+	struct rlimit rl;
 
-	if (level <= log_get_max_level() && log_ratelimit_pass(&rl))
-		log_internal(level, 0, "libevent: %s", msg);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_debug_errno(negative_errno(), "cannot raise the descriptor limit: %m");
+	}
 }
 
 static int setup_loop(struct keyd *k, struct error *err)
 {
-	event_set_log_callback(on_libevent_log);
+	evlog_setup();
+	raise_nofile();
 	if (evthread_use_pthreads() < 0 || !(k->base = event_base_new()))
 		return error_set(err, -ENOMEM, "cannot set up the event loop");
 	k->wake = event_new(k->base, -1, EV_PERSIST, on_wake, k);

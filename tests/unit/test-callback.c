@@ -276,6 +276,12 @@ static void test_config(void **state)
 		 "callback.lockout.failures: must be"},
 		{"{" BASE ", \"max_body_bytes\": 2000000}", "callback.max_body_bytes: must be"},
 		{"{" BASE ", \"replay_window_s\": 0}", "callback.replay_window_s: must be"},
+		{"{" BASE ", \"request_timeout_s\": 0}", "callback.request_timeout_s: must be"},
+		{"{" BASE ", \"request_timeout_s\": 301}", "callback.request_timeout_s: must be"},
+		{"{" BASE ", \"max_connections\": 0}", "callback.max_connections: must be"},
+		{"{" BASE ", \"max_connections\": 1025}", "callback.max_connections: must be"},
+		{"{" BASE ", \"max_connections\": 4, \"max_connections_per_source\": 5}",
+		 "callback.max_connections_per_source: must not exceed max_connections (4)"},
 		{"{" BASE ", \"client_ca_file\": \"ca.pem\"}",
 		 "callback.client_ca_file: must be an absolute path"},
 		{"{\"listen\": \"localhost:8443\", \"cert_file\": \"/a\", \"key_file\": \"/b\", "
@@ -312,8 +318,11 @@ static void test_config(void **state)
 				 bad[i].err, e.msg);
 	}
 
-	/* Loopback only by default. */
+	/* Loopback only by default; the connection limits of docs/callback.md. */
 	assert_int_equal(parse("{" BASE "}", &c, &e), 0);
+	assert_int_equal(c->request_timeout_s, 10);
+	assert_int_equal(c->max_connections, 64);
+	assert_int_equal(c->max_connections_per_source, 8);
 	assert_true(callback_config_allows(c, SA(lo4)));
 	assert_true(callback_config_allows(c, SA(lo4b)));
 	assert_true(callback_config_allows(c, SA(lo6)));
@@ -328,9 +337,13 @@ static void test_config(void **state)
 		      "\"/b\", \"client_ca_file\": \"/ca\", \"hmac_secret_file\": \"/c\", "
 		      "\"allow\": [\"10.0.0.0/8\", \"2001:db8::/32\"], \"max_body_bytes\": "
 		      "4096, \"replay_window_s\": 60, \"lockout\": {\"failures\": 3, "
-		      "\"window_s\": 10, \"duration_s\": 20}}",
+		      "\"window_s\": 10, \"duration_s\": 20}, \"request_timeout_s\": 5, "
+		      "\"max_connections\": 100, \"max_connections_per_source\": 100}",
 		      &c, &e),
 		0);
+	assert_int_equal(c->request_timeout_s, 5);
+	assert_int_equal(c->max_connections, 100);
+	assert_int_equal(c->max_connections_per_source, 100);
 	assert_true(callback_config_allows(c, SA(ext)));
 	assert_true(callback_config_allows(c, SA(ext6)));
 	assert_false(callback_config_allows(c, SA(lo4)));
@@ -392,36 +405,52 @@ static void test_lockout(void **state)
 	assert_int_equal(callback_lockout_new(&p, 8, &l), 0);
 
 	/* N failures within the window lock the source out for the duration, to the µs. */
-	assert_false(callback_lockout_fail(l, SA(a), t0));
-	assert_false(callback_lockout_fail(l, SA(a), t0 + 1 * S));
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 1 * S), 0);
-	assert_true(callback_lockout_fail(l, SA(a), t0 + 2 * S));
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 2 * S), 300 * S);
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 301 * S), 1 * S);
+	assert_false(callback_lockout_fail(l, SA(a), NULL, t0));
+	assert_false(callback_lockout_fail(l, SA(a), NULL, t0 + 1 * S));
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 1 * S), 0);
+	assert_true(callback_lockout_fail(l, SA(a), NULL, t0 + 2 * S));
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 2 * S), 300 * S);
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 301 * S), 1 * S);
 	/* The same host through a dual-stack socket. */
-	assert_int_equal(callback_lockout_remaining(l, SA(a6), t0 + 301 * S), 1 * S);
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 302 * S), 0);
+	assert_int_equal(callback_lockout_remaining(l, SA(a6), NULL, t0 + 301 * S), 1 * S);
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 302 * S), 0);
 	/* Others are not affected. */
-	assert_int_equal(callback_lockout_remaining(l, SA(b), t0 + 2 * S), 0);
+	assert_int_equal(callback_lockout_remaining(l, SA(b), NULL, t0 + 2 * S), 0);
 
 	/* After expiry the count starts from zero. */
-	assert_false(callback_lockout_fail(l, SA(a), t0 + 400 * S));
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 400 * S), 0);
+	assert_false(callback_lockout_fail(l, SA(a), NULL, t0 + 400 * S));
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 400 * S), 0);
 
 	/* Failures spread wider than the window do not add up. */
-	assert_false(callback_lockout_fail(l, SA(b), t0));
-	assert_false(callback_lockout_fail(l, SA(b), t0 + 30 * S));
-	assert_false(callback_lockout_fail(l, SA(b), t0 + 61 * S)); /* new window: 1 */
-	assert_false(callback_lockout_fail(l, SA(b), t0 + 62 * S)); /* 2 */
-	assert_true(callback_lockout_fail(l, SA(b), t0 + 63 * S));  /* 3 */
+	assert_false(callback_lockout_fail(l, SA(b), NULL, t0));
+	assert_false(callback_lockout_fail(l, SA(b), NULL, t0 + 30 * S));
+	assert_false(callback_lockout_fail(l, SA(b), NULL, t0 + 61 * S)); /* new window: 1 */
+	assert_false(callback_lockout_fail(l, SA(b), NULL, t0 + 62 * S)); /* 2 */
+	assert_true(callback_lockout_fail(l, SA(b), NULL, t0 + 63 * S));  /* 3 */
 
 	/* An authenticated request clears the count. */
-	assert_false(callback_lockout_fail(l, SA(c), t0));
-	assert_false(callback_lockout_fail(l, SA(c), t0 + 1));
-	callback_lockout_success(l, SA(c));
-	assert_false(callback_lockout_fail(l, SA(c), t0 + 2));
-	assert_false(callback_lockout_fail(l, SA(c), t0 + 3));
-	assert_true(callback_lockout_fail(l, SA(c), t0 + 4));
+	assert_false(callback_lockout_fail(l, SA(c), NULL, t0));
+	assert_false(callback_lockout_fail(l, SA(c), NULL, t0 + 1));
+	callback_lockout_success(l, SA(c), NULL);
+	assert_false(callback_lockout_fail(l, SA(c), NULL, t0 + 2));
+	assert_false(callback_lockout_fail(l, SA(c), NULL, t0 + 3));
+	assert_true(callback_lockout_fail(l, SA(c), NULL, t0 + 4));
+
+	/* Failures without a verified certificate never lock out the same address's client that
+	 * proved one, and the other way round. */
+	{
+		struct sockaddr_storage d = sa4("192.0.2.9");
+		uint8_t cert[CALLBACK_LOCKOUT_ID_LEN];
+
+		memset(cert, 0xc5, sizeof(cert));
+		assert_true(callback_lockout_remaining(l, SA(c), NULL, t0 + 4) > 0);
+		assert_int_equal(callback_lockout_remaining(l, SA(c), cert, t0 + 4), 0);
+		for (int i = 0; i < 2; i++)
+			assert_false(callback_lockout_fail(l, SA(d), cert, t0 + 100 * S));
+		assert_true(callback_lockout_fail(l, SA(d), cert, t0 + 100 * S));
+		assert_true(callback_lockout_remaining(l, SA(d), cert, t0 + 100 * S) > 0);
+		assert_int_equal(callback_lockout_remaining(l, SA(d), NULL, t0 + 100 * S), 0);
+	}
 	callback_lockout_free(l);
 
 	/* A full table gives up an idle source, never one that is locked out. */
@@ -430,20 +459,20 @@ static void test_lockout(void **state)
 	const struct callback_lockout_policy p2 = {
 		.failures = 2, .window_us = 60 * S, .duration_us = 300 * S};
 	assert_int_equal(callback_lockout_new(&p1, 2, &l), 0);
-	assert_true(callback_lockout_fail(l, SA(a), t0));
-	assert_true(callback_lockout_fail(l, SA(b), t0 + 1));
+	assert_true(callback_lockout_fail(l, SA(a), NULL, t0));
+	assert_true(callback_lockout_fail(l, SA(b), NULL, t0 + 1));
 	/* All locked out: the lockout that ends first is given up. */
-	assert_true(callback_lockout_fail(l, SA(c), t0 + 2));
-	assert_int_equal(callback_lockout_remaining(l, SA(a), t0 + 3), 0);
-	assert_true(callback_lockout_remaining(l, SA(b), t0 + 3) > 0);
-	assert_true(callback_lockout_remaining(l, SA(c), t0 + 3) > 0);
+	assert_true(callback_lockout_fail(l, SA(c), NULL, t0 + 2));
+	assert_int_equal(callback_lockout_remaining(l, SA(a), NULL, t0 + 3), 0);
+	assert_true(callback_lockout_remaining(l, SA(b), NULL, t0 + 3) > 0);
+	assert_true(callback_lockout_remaining(l, SA(c), NULL, t0 + 3) > 0);
 	callback_lockout_free(l);
 	assert_int_equal(callback_lockout_new(&p2, 2, &l), 0);
-	assert_false(callback_lockout_fail(l, SA(a), t0));
-	assert_true(callback_lockout_fail(l, SA(a), t0 + 1)); /* a locked */
-	assert_false(callback_lockout_fail(l, SA(b), t0 + 2));
-	assert_false(callback_lockout_fail(l, SA(c), t0 + 3)); /* evicts b, not a */
-	assert_true(callback_lockout_remaining(l, SA(a), t0 + 4) > 0);
+	assert_false(callback_lockout_fail(l, SA(a), NULL, t0));
+	assert_true(callback_lockout_fail(l, SA(a), NULL, t0 + 1)); /* a locked */
+	assert_false(callback_lockout_fail(l, SA(b), NULL, t0 + 2));
+	assert_false(callback_lockout_fail(l, SA(c), NULL, t0 + 3)); /* evicts b, not a */
+	assert_true(callback_lockout_remaining(l, SA(a), NULL, t0 + 4) > 0);
 	callback_lockout_free(l);
 }
 
