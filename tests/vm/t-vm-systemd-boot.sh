@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# test-timeout: 1800
+# test-timeout: 3600
 # The systemd-boot scenario (tests/vm/scenarios/systemd-boot.sh): four boots of one guest with
 # systemd as PID 1 over the same disks (the root's upper layer and four data disks), the
 # host's .debs installed in the first. Builds the packages (scripts/build-deb, cached) and a
@@ -83,7 +83,7 @@ disks=(--disk "$RUN/upper.img" --disk "$RUN/pgdata.img:pgdata" --disk "$RUN/v2.i
 
 start=$(date +%s)
 for phase in $PHASES; do
-	if ! "$TOP/tests/vm/run-vm" --systemd --timeout "${VM_TIMEOUT:-900}" "${disks[@]}" \
+	if ! "$TOP/tests/vm/run-vm" --systemd --timeout "${VM_TIMEOUT:-1500}" "${disks[@]}" \
 		--env "VM_PHASE=$phase" --env "VM_PGSEED=$RUN/pgseed.tar" systemd-boot; then
 		echo "FAIL: boot '$phase' of the systemd-boot scenario"
 		exit 1
