@@ -81,21 +81,8 @@ fi
 disks=(--disk "$RUN/upper.img" --disk "$RUN/pgdata.img:pgdata" --disk "$RUN/v2.img:v2"
 	--disk "$RUN/v3.img:v3" --disk "$RUN/v4.img:v4")
 
-# The fixture's unit as this tree has it, in the upper layer before each boot: systemd starts
-# kmsemu.service long before the scenario could replace an older copy.
-sed "s|@TOP@|$TOP|g" "$TOP/tests/vm/systemd/kmsemu.service" >"$RUN/kmsemu.service"
-fixture_refresh() {
-	local f=/upper/etc/systemd/system/kmsemu.service
-	debugfs -R "stat $f" "$RUN/upper.img" 2>/dev/null | grep -q '^Inode:' || return 0
-	printf 'rm %s\nwrite %s %s\n' "$f" "$RUN/kmsemu.service" "$f" >"$RUN/debugfs.cmd"
-	debugfs -w -f "$RUN/debugfs.cmd" "$RUN/upper.img" >/dev/null 2>&1
-	cmp -s <(debugfs -R "cat $f" "$RUN/upper.img" 2>/dev/null) "$RUN/kmsemu.service" ||
-		{ echo "FAIL: debugfs could not refresh $f in the upper layer"; exit 1; }
-}
-
 start=$(date +%s)
 for phase in $PHASES; do
-	fixture_refresh
 	if ! "$TOP/tests/vm/run-vm" --systemd --timeout "${VM_TIMEOUT:-1500}" "${disks[@]}" \
 		--env "VM_PHASE=$phase" --env "VM_PGSEED=$RUN/pgseed.tar" systemd-boot; then
 		echo "FAIL: boot '$phase' of the systemd-boot scenario"
