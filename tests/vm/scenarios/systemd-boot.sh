@@ -411,6 +411,12 @@ kms-down)
 	fsck_clean
 
 	step "prepare boot 3: crypttab and the token plugin instead of keyd"
+	# The volume leaves keyd's hands before crypttab names it: a mapping that keyd opened is
+	# not systemd-cryptsetup@'s to detach, and the generator's device without a timeout
+	# (JobTimeoutSec=0) would hold the shutdown forever waiting for it to go.
+	systemctl stop "$PG_UNIT" "$MOUNT_UNIT"
+	keydctl lock pgdata >/dev/null
+	[ ! -e /dev/mapper/pgdata ] || fail "pgdata still mapped after keydctl lock"
 	uuid=$(blkid -s UUID -o value /dev/disk/by-id/virtio-pgdata)
 	echo "pgdata  UUID=$uuid  none  luks,headless=true,_netdev" >/etc/crypttab
 	sed -i "\|^/dev/mapper/pgdata|c\\$FSTAB_CRYPTTAB" /etc/fstab
