@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* Unlock, step by step: read the header (adopting a mapping of this very volume), converge,
- * find the token, unwrap it bound to the header's UUID, open the keyslot. The DEK lives only
- * in secure memory and only for the call; each step's start is logged at debug level. */
+/* Unlock, step by step: read the header, converge, find the token (where a mapping of this
+ * very volume is adopted), unwrap it bound to the header's UUID, open the keyslot. The DEK
+ * lives only in secure memory and only for the call; each step's start is logged at debug
+ * level. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,9 +28,11 @@ static void unlock_step(struct unlock_run *x, const char *step)
 }
 
 /* keyd restarted while its volumes stay open: a mapping of this very volume is adopted (1),
- * one of another device refused. 0: no mapping of that name. */
-static int unlock_adopt(const struct unlock_request *req, struct unlock_result *res,
-			struct error *err)
+ * one of another device refused. 0: no mapping of that name. The caller still converges and
+ * reads the token, so that an adopted volume has its key version and keyslot like one keyd
+ * opened itself (polling rewraps it after a rotation). */
+static int unlock_adoptable(const struct unlock_request *req, const struct unlock_result *res,
+			    struct error *err)
 {
 	char uuid[LUKS_UUID_MAX];
 
@@ -38,7 +41,6 @@ static int unlock_adopt(const struct unlock_request *req, struct unlock_result *
 	if (strcmp(uuid, res->uuid) != 0)
 		return error_set(err, -EEXIST, "/dev/mapper/%s already exists and is not %s",
 				 req->name, req->device);
-	snprintf(res->step, sizeof(res->step), "adopted");
 	return 1;
 }
 
@@ -107,6 +109,7 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, s
 	struct keyd_token tok = {.id = -1, .keyslot = -1};
 	struct unlock_run x = {.req = req, .res = res, .t0 = now_mono_us()};
 	struct unwrap_any_result any;
+	bool adopt;
 	int r;
 
 	*res = (struct unlock_result){.keyslot = -1, .token = -1};
@@ -118,9 +121,10 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, s
 		return error_set(err, r, "cannot read the LUKS2 header of %s: %s", req->device,
 				 strerror(-r));
 	snprintf(res->uuid, sizeof(res->uuid), "%s", crypt_get_uuid(cd));
-	r = unlock_adopt(req, res, err);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	r = unlock_adoptable(req, res, err);
+	if (r < 0)
+		return r;
+	adopt = r > 0;
 
 	if (req->converge) {
 		unlock_step(&x, "converge");
@@ -131,6 +135,11 @@ int volume_unlock(const struct unlock_request *req, struct unlock_result *res, s
 
 	unlock_step(&x, "read token");
 	r = unlock_find_token(cd, req, res, &tok, err);
+	if (r >= 0 && adopt) {
+		snprintf(res->step, sizeof(res->step), "adopted");
+		token_done(&tok);
+		return 0;
+	}
 	if (r >= 0) {
 		unlock_step(&x, "unwrap");
 		r = unwrap_any(req->keys, req->n_keys, &tok, res->uuid, &dek, &any, req->wait,

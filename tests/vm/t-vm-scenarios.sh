@@ -1,13 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # VM tier: every guest scenario in tests/vm/scenarios/ that has no runner of its own
-# (t-vm-NAME.sh, or NAME-test for one that is not collected yet), so adding a scenario is
-# adding one guest script; one VM boot each.
+# (t-vm-NAME.sh), so adding a scenario is adding one guest script; one VM boot each.
 here=$(dirname "$0")
 list=()
 for s in "$here"/scenarios/*.sh; do
 	name=$(basename "$s" .sh)
-	[ -e "$here/t-vm-$name.sh" ] || [ -e "$here/$name-test" ] || list+=("$name")
+	[ -e "$here/t-vm-$name.sh" ] || list+=("$name")
 done
 [ ${#list[@]} -gt 0 ] || { echo "SKIP: no scenario without its own t-vm-NAME.sh"; exit 77; }
 echo "scenarios: ${list[*]}"

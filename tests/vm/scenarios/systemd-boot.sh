@@ -6,16 +6,16 @@
 #   install  dpkg -i (keyd starts on its example config; check says what to fill in), the KMS
 #            emulator as a unit, keyd.json, enroll 4 disks, ext4 + fstab, a PostgreSQL cluster
 #            on the volume with rows.
-#   kms-up   keyd, the mount and PostgreSQL come up by themselves (4 volumes; the figure); the
-#            rows of the last boot; STATUS=/READY in the journal; unit scores; an upgrade over
-#            the running keyd; suspend/resume, rewrap, release + wipe@; revocation runs the
-#            stop hook through systemctl and closes the mapping; re-enabled, back.
+#   kms-up   the install's shutdown order; keyd, the mount and PostgreSQL come up by themselves
+#            (4 volumes; the figure); the rows of the last boot; STATUS=/READY in the journal;
+#            unit scores; an upgrade over the running keyd that leaves the mount and
+#            PostgreSQL alone; suspend/resume, rewrap of an adopted volume, release + wipe@;
+#            revocation runs the stop hooks through systemctl and closes the mapping; back.
 #   kms-down boot 1's shutdown order; keyd waits (STATUS= says for what), the mount and
-#            PostgreSQL wait and never start on the empty mount point; the KMS comes up, all
-#            follows.
+#            PostgreSQL wait past systemd's default device timeout and never start on the empty
+#            mount point; the KMS comes up, all follows (the 1-volume figure).
 #   crypttab boot 2's shutdown; systemd-cryptsetup@pgdata (the real generator) opens the volume
 #            through the token plugin, keyd disabled.
-#   one-vol  boot 3's shutdown (the detach after the unmount); 1 volume under keyd (the figure).
 . "$(dirname "$0")/../guest-lib.sh"
 
 PHASE=${VM_PHASE:?VM_PHASE is not set: run this through tests/vm/t-vm-systemd-boot.sh}
@@ -26,9 +26,10 @@ KEYDCTL=/usr/sbin/keydctl
 MNT=/var/lib/postgresql
 PG_UNIT=postgresql@15-main.service
 MOUNT_UNIT=var-lib-postgresql.mount
-# The runbook's line. Known limit (docs/runbooks.md): the device job's default timeout (90 s)
-# fails the mount during a longer KMS outage; boot kms-down fails then.
-FSTAB_KEYD="/dev/mapper/pgdata  $MNT  ext4  _netdev,x-systemd.requires=keyd.service,nofail  0 2"
+# The runbook's line (docs/runbooks.md): ordered after keyd without requiring it (a keyd
+# restart leaves the mount alone), and no timeout on the device keyd makes (as
+# systemd-cryptsetup-generator does for a crypttab mapping): the mount waits out a KMS outage.
+FSTAB_KEYD="/dev/mapper/pgdata  $MNT  ext4  _netdev,x-systemd.after=keyd.service,x-systemd.device-timeout=0,nofail  0 2"
 FSTAB_CRYPTTAB="/dev/mapper/pgdata  $MNT  ext4  _netdev,nofail  0 2"
 EMU_URL=https://127.0.0.1:8443
 EMU_CA=/var/lib/kmsemu/pki/ca.pem
@@ -97,20 +98,45 @@ keyd_config() {
 	mv /etc/keyd/keyd.json.new /etc/keyd/keyd.json
 }
 
-# figure NAME: systemd's start to PostgreSQL accepting connections (postgresql@'s start job
-# ends when pg_ctl -w sees it accept), and keyd's part (its start to READY=1), from the
-# journal's monotonic clock; appended to the results share for the host's report.
+# The figures, from the journal's and systemd's monotonic clocks (microseconds): appended to
+# $FIG, which the host prints after the last boot. PostgreSQL "accepting" is the end of
+# postgresql@'s start job (pg_ctl -w returns once it accepts connections).
+secs() { echo "scale=1; ($2 - $1) / 1000000" | bc -l; } # secs FROM TO
+keyd_ready_mono() {
+	journalctl -b -u keyd.service -o json --no-pager |
+		jq -r 'select(.MESSAGE | test("^ready: all")) | .__MONOTONIC_TIMESTAMP' | head -n1
+}
+# figure NAME: systemd's start to PostgreSQL accepting, and keyd's part (its start to READY=1).
 figure() {
 	local t0 pg ks kr
 	t0=$(systemctl show -P UserspaceTimestampMonotonic)
 	pg=$(mono "$PG_UNIT" ActiveEnterTimestampMonotonic)
 	ks=$(mono keyd.service ExecMainStartTimestampMonotonic)
-	kr=$(journalctl -b -u keyd.service -o json --no-pager |
-		jq -r 'select(.MESSAGE | test("ready: all")) | .__MONOTONIC_TIMESTAMP' | head -n1)
+	kr=$(keyd_ready_mono)
 	[ -n "$kr" ] && [ "$pg" -gt 0 ] || fail "no timestamps: pg $pg keyd ready '$kr'"
-	printf '%s systemd->postgresql %.1f s; keyd start->ready %.1f s; systemd->keyd start %.1f s\n' \
-		"$1" "$(echo "($pg - $t0) / 1000000" | bc -l)" "$(echo "($kr - $ks) / 1000000" | bc -l)" \
-		"$(echo "($ks - $t0) / 1000000" | bc -l)" | tee -a "$FIG"
+	echo "$1 systemd->postgresql $(secs "$t0" "$pg") s; keyd start->ready $(secs "$ks" "$kr") s;" \
+		"systemd->keyd start $(secs "$t0" "$ks") s; keyd ready->postgresql $(secs "$kr" "$pg") s" | tee -a "$FIG"
+}
+# figure_from_kms NAME: a boot that waited for the KMS: from the KMS answering (kmsemu
+# active) to PostgreSQL accepting, and keyd's part (to READY=1).
+figure_from_kms() {
+	local k pg kr
+	k=$(mono kmsemu.service ActiveEnterTimestampMonotonic)
+	pg=$(mono "$PG_UNIT" ActiveEnterTimestampMonotonic)
+	kr=$(keyd_ready_mono)
+	[ -n "$kr" ] && [ "$pg" -gt 0 ] && [ "$k" -gt 0 ] || fail "no timestamps: kms $k pg $pg keyd ready '$kr'"
+	echo "$1 kms answering->postgresql $(secs "$k" "$pg") s; kms answering->keyd ready $(secs "$k" "$kr") s" | tee -a "$FIG"
+}
+# figure_crypttab NAME: systemd's start to PostgreSQL accepting with crypttab, and
+# systemd-cryptsetup@'s part (the token plugin's unlock).
+figure_crypttab() {
+	local t0 pg cs ce u=systemd-cryptsetup@pgdata.service
+	t0=$(systemctl show -P UserspaceTimestampMonotonic)
+	pg=$(mono "$PG_UNIT" ActiveEnterTimestampMonotonic)
+	cs=$(mono "$u" ExecMainStartTimestampMonotonic)
+	ce=$(mono "$u" ActiveEnterTimestampMonotonic)
+	echo "$1 systemd->postgresql $(secs "$t0" "$pg") s; systemd-cryptsetup@pgdata $(secs "$cs" "$ce") s;" \
+		"systemd->its start $(secs "$t0" "$cs") s" | tee -a "$FIG"
 }
 
 # prev_shutdown LAST_UNIT_TEXT: in the previous boot's journal, PostgreSQL stopped before the
@@ -212,16 +238,19 @@ install)
 	wait_until 180 "keyd ready with four volumes" active keyd.service
 	for v in $VOLS; do [ -b "/dev/mapper/$v" ] || fail "no /dev/mapper/$v"; done
 	mkfs.ext4 -q -L pgdata /dev/mapper/pgdata
-	# The host's own cluster config (if any) and the mount point's contents go: the volume
-	# holds the cluster, and the mount point stays empty underneath.
-	if [ -d /etc/postgresql/15/main ]; then pg_dropcluster --stop 15 main >/dev/null 2>&1 || rm -rf /etc/postgresql/15/main; fi
-	find "$MNT" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+	# The host runner made /etc/postgresql and /var/lib/postgresql opaque in the upper layer:
+	# no cluster of the host's shows, and the mount point is empty underneath.
+	assert_eq "$(find "$MNT" /etc/postgresql -mindepth 1 -maxdepth 1)" "" "the mount point and /etc/postgresql before the mount"
 	echo "$FSTAB_KEYD" >>/etc/fstab
 	systemctl daemon-reload
 	systemctl start "$MOUNT_UNIT"
 	mountpoint -q "$MNT" || fail "$MNT is not mounted"
 	chown postgres:postgres "$MNT"
-	pg_createcluster 15 main -- --no-sync >"$T/pgc.log" 2>&1 || { cat "$T/pgc.log"; fail "pg_createcluster"; }
+	# The data directory comes from initdb on the host (VM_PGSEED: seconds there, minutes
+	# under emulation); pg_createcluster configures it as it would its own.
+	tar -C "$MNT" --same-owner -xpf "${VM_PGSEED:?VM_PGSEED is not set}"
+	pg_createcluster 15 main >"$T/pgc.log" 2>&1 || { cat "$T/pgc.log"; fail "pg_createcluster"; }
+	grep -q "Configuring already existing cluster" "$T/pgc.log" || { cat "$T/pgc.log"; fail "pg_createcluster did not take the seeded data directory"; }
 	systemctl enable "$PG_UNIT" 2>&1 | sed 's/^/    /'
 	systemctl start "$PG_UNIT"
 	marker=m$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -236,6 +265,8 @@ install)
 	;;
 
 kms-up)
+	step "the install's shutdown: PostgreSQL, then the unmount, then keyd"
+	prev_shutdown "Stopped keyd.service\|Stopped keyd: unlock"
 	step "boot 1, KMS up: systemd brought up kmsemu, keyd (4 volumes), the mount, PostgreSQL"
 	wait_pg 420
 	for u in kmsemu.service keyd.service "$MOUNT_UNIT" "$PG_UNIT"; do
@@ -262,6 +293,29 @@ kms-up)
 	echo "    keyd.service exposure $score"
 	[ -n "$score" ] && [ "$(echo "$score <= 3.0" | bc)" = 1 ] || fail "keyd.service exposure '$score' > 3.0"
 
+	step "upgrade: dpkg -i a newer build over the running keyd; the mount and PostgreSQL stay"
+	keyd_pid=$(prop keyd.service MainPID)
+	pg_pid=$(prop "$PG_UNIT" MainPID)
+	mnt_t=$(mono "$MOUNT_UNIT" ActiveEnterTimestampMonotonic)
+	dm_before=$(dmsetup info -c --noheadings -o name,major,minor pgdata)
+	DEBIAN_FRONTEND=noninteractive dpkg -i "$DEBS"/upgrade/keyd_*.deb >"$T/dpkg.log" 2>&1 ||
+		{ cat "$T/dpkg.log"; fail "dpkg -i of the newer keyd"; }
+	wait_until 120 "keyd active again after the upgrade" active keyd.service
+	[ "$(prop keyd.service MainPID)" != "$keyd_pid" ] || fail "keyd was not restarted by the upgrade"
+	assert_contains "$(dpkg-query -W -f='${Version}' keyd)" "+vmtest" "the installed keyd version"
+	assert_eq "$(dmsetup info -c --noheadings -o name,major,minor pgdata)" "$dm_before" "pgdata's mapping (never closed)"
+	assert_contains "$(keyd_journal)" "pgdata: /dev/mapper/pgdata was already open (keyd restarted): adopted" "keyd's journal"
+	for v in $VOLS; do [ -b "/dev/mapper/$v" ] || fail "/dev/mapper/$v gone after the upgrade"; done
+	# The mount is ordered after keyd, not bound to it: a keyd restart is not the mount's.
+	assert_eq "$(prop "$PG_UNIT" MainPID)" "$pg_pid" "PostgreSQL's pid across the keyd upgrade"
+	assert_eq "$(mono "$MOUNT_UNIT" ActiveEnterTimestampMonotonic)" "$mnt_t" "the mount's start time across the upgrade (not remounted)"
+	assert_eq "$(rows "$marker")" 100 "rows after the upgrade"
+	# The adopted volumes carry their token's key version, as volumes keyd opened itself.
+	for v in $VOLS; do
+		[ -n "$(volume_field "$v" key_version)" ] && [ "$(volume_field "$v" key_version)" != null ] ||
+			fail "keydctl status: adopted $v has no key version"
+	done
+
 	step "suspend and resume v2 (on_revoke: suspend)"
 	keydctl suspend v2 >/dev/null
 	wait_until 30 "v2 SUSPENDED after keydctl suspend (it is $(dm_state v2))" eval '[ "$(dm_state v2)" = SUSPENDED ]'
@@ -269,11 +323,11 @@ kms-up)
 	wait_until 30 "v2 ACTIVE after keydctl resume" eval '[ "$(dm_state v2)" = ACTIVE ]'
 	assert_eq "$(volume_field v2 state)" open "keydctl status v2 after the resume"
 
-	step "rewrap: v3's root key rotated in the KMS; keyd rewraps the token"
+	step "rewrap of an adopted volume: v3's root key rotated in the KMS; keyd rewraps the token"
 	k3=$(key_of v3)
 	emu POST "/_emu/keys/$k3/rotate" '{}' >/dev/null
 	newest=$(kp_newest_version "$k3")
-	wait_until 60 "keyd's polling rewrapping v3 to key version $newest" \
+	wait_until 60 "keyd's polling rewrapping adopted v3 to key version $newest (status says '$(volume_field v3 key_version)')" \
 		eval '[ "$(volume_field v3 key_version)" = "$newest" ]'
 	assert_contains "$(keyd_journal)" "token rewrapped from key version" "keyd's journal"
 	v=$(keydctl --json inspect /dev/disk/by-id/virtio-v3 | jq -r '[.tokens[] | select(.type == "keyd")][0].key_version')
@@ -294,15 +348,12 @@ kms-up)
 	assert_eq "$(prop "wipe@$inst.service" Result)" success "wipe@$inst result"
 	cert=$(ls -t /var/lib/wipe/certs/*.json | head -n1)
 	wipe cert verify "$cert" >"$T/verify" 2>&1 || { cat "$T/verify"; fail "wipe cert verify $cert"; }
-	cat "$T/verify" | sed 's/^/    /'
+	sed 's/^/    /' "$T/verify"
 	! cryptsetup isLuks "$dev" || fail "a LUKS header is left on $dev after the wipe"
 	systemd-analyze security --no-pager "wipe@$inst.service" >"$STATE/security-wipe.txt" 2>&1
 	score=$(sed -n 's/.*Overall exposure level for wipe@.*: \([0-9.]*\).*/\1/p' "$STATE/security-wipe.txt")
 	echo "    wipe@.service exposure $score"
 	[ -n "$score" ] && [ "$(echo "$score <= 2.5" | bc)" = 1 ] || fail "wipe@.service exposure '$score' > 2.5"
-	# The decommissioned volume leaves keyd's configuration (runbooks.md), effective at the
-	# next start (the upgrade's restart below).
-	keyd_config pgdata v2 v3
 
 	step "revocation: pgdata's root key disabled; the stop hooks run through systemctl"
 	kp_key_state "$(key_of pgdata)" 2
@@ -318,26 +369,7 @@ kms-up)
 	assert_eq "$(rows "$marker")" 100 "rows after the key came back"
 	psql_q "INSERT INTO boot_rows (boot, marker) SELECT 'kms-up', '$marker-1' FROM generate_series(1, 10)"
 
-	step "upgrade: dpkg -i a newer build over the running keyd (last: adopted volumes are not rewrapped, see docs/packaging.md)"
-	keyd_pid=$(prop keyd.service MainPID)
-	pg_pid=$(prop "$PG_UNIT" MainPID)
-	mnt_t=$(mono "$MOUNT_UNIT" ActiveEnterTimestampMonotonic)
-	dm_before=$(dmsetup info -c --noheadings -o name,major,minor pgdata)
-	DEBIAN_FRONTEND=noninteractive dpkg -i "$DEBS"/upgrade/keyd_*.deb >"$T/dpkg.log" 2>&1 ||
-		{ cat "$T/dpkg.log"; fail "dpkg -i of the newer keyd"; }
-	# debhelper's restart: systemd restarts what requires keyd too (the mount, hence
-	# PostgreSQL); the mapping itself is never closed (docs/packaging.md).
-	wait_pg 120
-	[ "$(prop keyd.service MainPID)" != "$keyd_pid" ] || fail "keyd was not restarted by the upgrade"
-	assert_contains "$(dpkg-query -W -f='${Version}' keyd)" "+vmtest" "the installed keyd version"
-	assert_eq "$(dmsetup info -c --noheadings -o name,major,minor pgdata)" "$dm_before" "pgdata's mapping (never closed)"
-	assert_contains "$(keyd_journal)" "pgdata: /dev/mapper/pgdata was already open (keyd restarted): adopted" "keyd's journal"
-	for v in pgdata v2 v3; do [ -b "/dev/mapper/$v" ] || fail "/dev/mapper/$v gone after the upgrade"; done
-	active "$MOUNT_UNIT" || fail "the mount after the upgrade: $(unit_state "$MOUNT_UNIT")"
-	echo "    PostgreSQL pid $pg_pid -> $(prop "$PG_UNIT" MainPID), mount $( [ "$(mono "$MOUNT_UNIT" ActiveEnterTimestampMonotonic)" = "$mnt_t" ] && echo kept || echo remounted)"
-	assert_eq "$(rows "$marker")" 100 "rows after the upgrade"
-
-	step "prepare boot 2: the KMS down; keyd with pgdata only"
+	step "prepare boot 2: the KMS down; keyd with pgdata only (v4 was decommissioned)"
 	systemctl disable kmsemu.service 2>&1 | sed 's/^/    /'
 	keyd_config pgdata
 	;;
@@ -349,29 +381,42 @@ kms-down)
 	wait_until 180 "keyd's STATUS= saying it waits for the KMS" \
 		bash -c 'journalctl -b -o cat -u keyd.service | grep -q "waiting (pgdata: KMS .kp. not answering"'
 	assert_contains "$(prop keyd.service StatusText)" "1 waiting (pgdata: KMS 'kp' not answering" "keyd's StatusText"
-	sleep 5
+	# Past systemd's default device timeout (90 s from the boot's start jobs): the runbook's
+	# x-systemd.device-timeout=0 keeps the mount waiting.
+	t0=$(($(systemctl show -P UserspaceTimestampMonotonic) / 1000000))
+	until [ "$(cut -d. -f1 /proc/uptime)" -ge $((t0 + 100)) ]; do sleep 2; done
 	assert_eq "$(prop keyd.service ActiveState)" activating "keyd while the KMS is down"
 	for u in "$MOUNT_UNIT" "$PG_UNIT"; do
 		s=$(prop "$u" ActiveState)
 		[ "$s" = inactive ] || [ "$s" = activating ] || fail "$u is $s while keyd waits"
+		! systemctl is-failed -q "$u" || fail "$u failed while keyd waits"
 	done
 	! mountpoint -q "$MNT" || fail "$MNT mounted while keyd waits"
 	assert_eq "$(ls -A "$MNT")" "" "the mount point"
 	! pgrep -u postgres postgres >/dev/null || fail "PostgreSQL runs while keyd waits"
-	systemctl list-jobs --no-pager | grep -q "$MOUNT_UNIT" || fail "no start job waits for the mount"
+	jobs=$(systemctl list-jobs --no-pager)
+	assert_contains "$jobs" "$MOUNT_UNIT" "the start jobs waiting after $(( $(cut -d. -f1 /proc/uptime) - t0 )) s"
+	assert_contains "$jobs" "$PG_UNIT" "the start jobs waiting"
 
 	step "the KMS comes up: keyd, the mount and PostgreSQL follow by themselves"
 	t=$(cut -d' ' -f1 /proc/uptime)
 	systemctl start kmsemu.service
-	wait_pg 180
+	wait_pg 240
 	echo "    PostgreSQL up $(echo "$(cut -d' ' -f1 /proc/uptime) - $t" | bc) s after the KMS was started"
 	marker=$(cat "$STATE/marker")
 	assert_eq "$(rows "$marker")" 100 "rows of the install"
 	assert_eq "$(rows "$marker-1")" 10 "rows of boot 1"
 	assert_contains "$(keyd_journal)" "ready: all 1 required volumes are open" "keyd's journal"
+	figure_from_kms "1-volume"
 	fsck_clean
 
 	step "prepare boot 3: crypttab and the token plugin instead of keyd"
+	# The volume leaves keyd's hands before crypttab names it: a mapping that keyd opened is
+	# not systemd-cryptsetup@'s to detach, and the generator's device without a timeout
+	# (JobTimeoutSec=0) would hold the shutdown forever waiting for it to go.
+	systemctl stop "$PG_UNIT" "$MOUNT_UNIT"
+	keydctl lock pgdata >/dev/null
+	[ ! -e /dev/mapper/pgdata ] || fail "pgdata still mapped after keydctl lock"
 	uuid=$(blkid -s UUID -o value /dev/disk/by-id/virtio-pgdata)
 	echo "pgdata  UUID=$uuid  none  luks,headless=true,_netdev" >/etc/crypttab
 	sed -i "\|^/dev/mapper/pgdata|c\\$FSTAB_CRYPTTAB" /etc/fstab
@@ -393,24 +438,7 @@ crypttab)
 	marker=$(cat "$STATE/marker")
 	assert_eq "$(rows "$marker")" 100 "rows of the install"
 	assert_eq "$(rows "$marker-1")" 10 "rows of boot 1"
-	fsck_clean
-
-	step "prepare boot 4: back to keyd (one volume)"
-	rm /etc/crypttab
-	sed -i "\|^/dev/mapper/pgdata|c\\$FSTAB_KEYD" /etc/fstab
-	systemctl enable keyd.service 2>&1 | sed 's/^/    /'
-	;;
-
-one-vol)
-	step "boot 3's shutdown: PostgreSQL, then the unmount, then the detach"
-	prev_shutdown "Stopped systemd-cryptsetup@pgdata.service\|Stopped .*Cryptography Setup for pgdata"
-	step "boot 4: one volume under keyd"
-	wait_pg 420
-	for u in kmsemu.service keyd.service "$MOUNT_UNIT" "$PG_UNIT"; do
-		assert_eq "$(systemctl is-active "$u")" active "systemctl is-active $u"
-	done
-	assert_eq "$(rows "$(cat "$STATE/marker")")" 100 "rows of the install"
-	figure "1-volume"
+	figure_crypttab "1-volume-crypttab"
 	fsck_clean
 	;;
 *) fail "unknown phase $PHASE" ;;
