@@ -213,15 +213,13 @@ static int send_all(int fd, const char *p, size_t n, long deadline)
 	return 0;
 }
 
-static int request(int fd, const struct http_request *req, long deadline, struct error *e)
+static int request(int fd, const struct http_request *req, const char *path, long deadline,
+		   struct error *e)
 {
 	char head[HTTP_UNIX_REQ_HEAD_MAX];
-	const char *path = url_path(req->url);
 	size_t len;
 	int n, r;
 
-	if (!path)
-		return error_set(e, -EINVAL, "not an http:// URL: %s", req->url);
 	n = snprintf(head, sizeof(head),
 		     "%s %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: keyd/" KEYD_VERSION
 		     "\r\nConnection: close\r\n",
@@ -294,9 +292,17 @@ int http_unix_perform(const struct http_request *req, struct http_response *resp
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	long deadline = now_ms() + (req->timeout_ms > 0 ? req->timeout_ms : 30000L);
+	const char *path = url_path(req->url);
 	int fd, r;
 
 	*resp = (struct http_response){.retry_after_s = -1, .body.max = HTTP_RESPONSE_MAX};
+	if (!path)
+		return error_set(e, -EINVAL, "not an http:// URL: %s", req->url);
+	/* What the request line carries must not end it early (a space) or start a header. */
+	for (const char *c = path; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f)
+			return error_set(e, -EINVAL,
+					 "a space or control character in the URL path");
 	if (strlen(req->unix_socket) >= sizeof(sa.sun_path))
 		return error_set(e, -ENAMETOOLONG, "socket path too long: %s", req->unix_socket);
 	strcpy(sa.sun_path, req->unix_socket);
@@ -310,7 +316,7 @@ int http_unix_perform(const struct http_request *req, struct http_response *resp
 			e->retryable = true;
 		goto out;
 	}
-	r = request(fd, req, deadline, e);
+	r = request(fd, req, path, deadline, e);
 	if (r >= 0)
 		r = reply(fd, resp, deadline, e);
 	if (r < 0) {

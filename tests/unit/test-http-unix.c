@@ -177,6 +177,14 @@ static void test_round_trip(void **state)
 	    !strstr(s.request, "\r\nConnection: close\r\n") || !strstr(s.request, "\r\n\r\n{}"))
 		fail_msg("request as the server saw it:\n%s", s.request);
 
+	/* A path that would split the request line or add a header never leaves. */
+	assert_int_equal(http_unix_perform(&(struct http_request){.method = "GET",
+								  .url = "http://keyd/v1/a\r\nX: y",
+								  .unix_socket = sa.sun_path},
+					   &resp, &e),
+			 -EINVAL);
+	assert_non_null(strstr(e.msg, "control character"));
+
 	/* A server that closes without a word, then no server at all. */
 	s.pieces = (const char *const[]){NULL};
 	assert_int_equal(pthread_create(&t, NULL, serve, &s), 0);
