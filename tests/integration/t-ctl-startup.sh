@@ -3,6 +3,7 @@
 # What keydctl and keyd load at start (issue 17): talking to the control socket, and keyd with
 # only the file provider, never load libcurl and its dependency chain (gnutls, krb5, LDAP,
 # SASL, ssh2); a KMS over HTTPS still loads it on first use (t-keyprotect, t-token-plugin).
+# An unlock's header-clone scan reads other devices' LUKS header area only, not both ends.
 . "$(dirname "$0")/../lib.sh"
 need_loop
 
@@ -36,6 +37,29 @@ for cmd in "--json status" "lock vol1" "--json unlock vol1"; do
 	case $loaded in *libcurl*) fail "keydctl $cmd loaded libcurl: $loaded" ;; esac
 done
 assert_eq "$(jq -r .state <"$T/out")" "$done_state" "state after unlock"
+
+log "an unlock looks for header clones in each device's LUKS header area only"
+# The clone scan used to run every blkid superblock prober over every block device, reading
+# both ends of each disk, on every unlock. A 64 MiB device that is not LUKS: nothing past the
+# LUKS2 secondary header locations (up to 4 MiB) may be read from it.
+other=$(mkloop 64)
+if command -v strace >/dev/null; then
+	strace -f -y -e trace=lseek,pread64 -p "$KEYD_PID" -o "$T/keyd.strace" 2>/dev/null &
+	spid=$!
+	sleep 0.5
+	ctl lock vol1 >/dev/null
+	ctl unlock vol1 >/dev/null
+	sleep 0.2
+	kill "$spid"
+	wait "$spid" 2>/dev/null || true
+	grep -q "<$d>" "$T/keyd.strace" || fail "the trace saw no read of $d itself: $(head -c 600 "$T/keyd.strace")"
+	# lseek(FD<PATH>, OFFSET, ...) and pread64(FD<PATH>, BUF, COUNT, OFFSET)
+	far=$(grep -F "<$other>" "$T/keyd.strace" | grep -oE '(lseek\([0-9]+<[^>]*>, [0-9]+|pread64\(.*, [0-9]+\) )' |
+		grep -oE '[0-9]+\)? ?$|, [0-9]+$' | tr -dc '0-9\n' | awk '$1 > 4194304' | head -3 | tr '\n' ' ')
+	[ -z "$far" ] || fail "unlock read $other (not LUKS) at offsets $far"
+else
+	echo "strace missing: the clone scan's reads are not checked"
+fi
 
 log "keydctl's reply parser: an unreadable control socket is named, not a crash"
 kill "$KEYD_PID"
