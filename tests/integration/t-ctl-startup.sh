@@ -46,7 +46,11 @@ other=$(mkloop 64)
 if command -v strace >/dev/null; then
 	strace -f -y -e trace=lseek,pread64 -p "$KEYD_PID" -o "$T/keyd.strace" 2>/dev/null &
 	spid=$!
-	sleep 0.5
+	# Attached once the kernel names a tracer (a loaded machine can take a while).
+	for _ in $(seq 100); do
+		[ "$(awk '/^TracerPid:/ {print $2}' "/proc/$KEYD_PID/status")" != 0 ] && break
+		sleep 0.05
+	done
 	ctl lock vol1 >/dev/null
 	ctl unlock vol1 >/dev/null
 	sleep 0.2
