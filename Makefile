@@ -18,7 +18,9 @@ CC        ?= cc
 PKGS      := libcryptsetup openssl libcurl blkid jansson libevent libevent_pthreads libevent_openssl
 # p11-kit-1 for its pkcs11.h only: PKCS#11 modules are dlopen'd, libp11-kit is not linked.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) p11-kit-1)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# libcurl is dlopen'd by common/http.c on first HTTPS use (keydctl status never loads it): its
+# headers are used, it is not linked (debian/control depends on libcurl4 by name).
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)))
 
 WARN      := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 -Wvla \
              -Wimplicit-fallthrough -Wno-format-nonliteral
@@ -120,7 +122,7 @@ $(BUILD)/wipe: $(OBJ)/wipe/main.o $(BUILD)/libwipe.a $(BUILD)/libcommon.a
 	$(CC) $(KLDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The LUKS2 token plugin: our code linked in and kept local, only the ABI exported.
-PLUGIN_LIBS := $(shell pkg-config --libs libcryptsetup openssl libcurl jansson blkid)
+PLUGIN_LIBS := $(shell pkg-config --libs libcryptsetup openssl jansson blkid)
 PLUGIN_SYM  := keyd/plugin/token-plugin.sym
 $(TOKEN_SO): $(OBJ)/keyd/plugin/token_plugin.o $(BUILD)/libkeyd.a $(BUILD)/libcommon.a $(PLUGIN_SYM)
 	$(CC) -shared -Wl,--version-script=$(PLUGIN_SYM) -Wl,-z,relro,-z,now,-z,defs \

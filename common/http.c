@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* libcurl wrapper: one mapping of CURLcode to -errno, replies into capped secure buffers.
+ * libcurl is dlopen'd on the first HTTPS client or request, so a program that only speaks to
+ * keyd's control socket (http_unix.c) never pays for its dependency chain.
  * Never disables certificate verification and never logs request or reply bodies. */
+#define CURL_DISABLE_TYPECHECK /* calls go through the table below, not curl's macros */
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <stddef.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -11,7 +16,55 @@
 #include <strings.h>
 
 #include "http.h"
+#include "http_unix.h"
 #include "util.h"
+
+/* libcurl4's soname (libcurl4-openssl-dev links the same one; debian/control depends on it). */
+#define HTTP_LIBCURL "libcurl.so.4"
+
+/* The libcurl functions keyd calls, resolved once; one row per symbol. */
+static struct {
+	CURLcode (*global_init_mem)(long, curl_malloc_callback, curl_free_callback,
+				    curl_realloc_callback, curl_strdup_callback,
+				    curl_calloc_callback);
+	CURLSH *(*share_init)(void);
+	CURLSHcode (*share_setopt)(CURLSH *, CURLSHoption, ...);
+	CURLSHcode (*share_cleanup)(CURLSH *);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	const char *(*easy_strerror)(CURLcode);
+	void (*easy_cleanup)(CURL *);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+} curl;
+
+#define CURL_SYM(field, name)                                                                      \
+	{                                                                                          \
+		offsetof(__typeof__(curl), field), name                                            \
+	}
+static const struct {
+	size_t offset;
+	const char *name;
+} curl_syms[] = {
+	CURL_SYM(global_init_mem, "curl_global_init_mem"),
+	CURL_SYM(share_init, "curl_share_init"),
+	CURL_SYM(share_setopt, "curl_share_setopt"),
+	CURL_SYM(share_cleanup, "curl_share_cleanup"),
+	CURL_SYM(easy_init, "curl_easy_init"),
+	CURL_SYM(easy_setopt, "curl_easy_setopt"),
+	CURL_SYM(easy_perform, "curl_easy_perform"),
+	CURL_SYM(easy_getinfo, "curl_easy_getinfo"),
+	CURL_SYM(easy_strerror, "curl_easy_strerror"),
+	CURL_SYM(easy_cleanup, "curl_easy_cleanup"),
+	CURL_SYM(slist_append, "curl_slist_append"),
+	CURL_SYM(slist_free_all, "curl_slist_free_all"),
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_status = -EIO;
+static char curl_why[256];
 
 /* libcurl copies what passes through it (request bodies holding a DEK or an API key, the
  * bearer token header, reply buffers): every block it frees is wiped first. */
@@ -40,12 +93,47 @@ static void *wiping_realloc(void *p, size_t n)
 	return q;
 }
 
+/* Loads libcurl and sets up its global state, once. The handle is kept for the process. */
+static void curl_load(void)
+{
+	void *h = dlopen(HTTP_LIBCURL, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		snprintf(curl_why, sizeof(curl_why), "cannot load %s: %s", HTTP_LIBCURL, dlerror());
+		curl_status = -ELIBACC;
+		return;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(curl_syms); i++) {
+		void *f = dlsym(h, curl_syms[i].name);
+
+		if (!f) {
+			snprintf(curl_why, sizeof(curl_why), "%s has no %s", HTTP_LIBCURL,
+				 curl_syms[i].name);
+			curl_status = -ELIBBAD;
+			return;
+		}
+		memcpy((char *)&curl + curl_syms[i].offset, &f, sizeof(f));
+	}
+	if (curl.global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc, strdup,
+				 calloc) != CURLE_OK) {
+		snprintf(curl_why, sizeof(curl_why), "cannot initialise libcurl");
+		curl_status = -EIO;
+		return;
+	}
+	curl_status = 0;
+}
+
+static int curl_ready(struct error *e)
+{
+	pthread_once(&curl_once, curl_load);
+	return curl_status < 0 ? error_set(e, curl_status, "%s", curl_why) : 0;
+}
+
 int http_global_init(void)
 {
-	return curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc,
-				    strdup, calloc) == CURLE_OK
-		       ? 0
-		       : -EIO;
+	/* Nothing to do before threads: libcurl is loaded and set up under pthread_once on the
+	 * first HTTPS use, and the control socket needs no libcurl at all. */
+	return 0;
 }
 
 /* OpenSSL wipes decrypted TLS records once they are read: a KMS reply carries a DEK. */
@@ -74,18 +162,22 @@ static void share_unlock(CURL *h, curl_lock_data data, void *u)
 
 int http_client_init(struct http_client *c)
 {
-	CURLSH *sh = curl_share_init();
+	CURLSH *sh;
+	int r = curl_ready(NULL);
 
+	if (r < 0)
+		return r;
+	sh = curl.share_init();
 	if (!sh)
 		return -ENOMEM;
 	for (size_t i = 0; i < ELEMENTSOF(c->locks); i++)
 		pthread_mutex_init(&c->locks[i], NULL);
-	curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(sh, CURLSHOPT_USERDATA, c);
-	curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-	curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl.share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock);
+	curl.share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl.share_setopt(sh, CURLSHOPT_USERDATA, c);
+	curl.share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl.share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl.share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	c->share = sh;
 	return 0;
 }
@@ -94,7 +186,7 @@ void http_client_done(struct http_client *c)
 {
 	if (!c->share)
 		return;
-	curl_share_cleanup(c->share);
+	curl.share_cleanup(c->share);
 	c->share = NULL;
 	for (size_t i = 0; i < ELEMENTSOF(c->locks); i++)
 		pthread_mutex_destroy(&c->locks[i]);
@@ -196,12 +288,17 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 	CURL *h;
 	int r;
 
+	if (req->unix_socket)
+		return http_unix_perform(req, resp, e);
 	*resp = (struct http_response){.retry_after_s = -1, .body.max = HTTP_RESPONSE_MAX};
-	h = curl_easy_init();
+	r = curl_ready(e);
+	if (r < 0)
+		return r;
+	h = curl.easy_init();
 	if (!h)
 		return -ENOMEM;
 	for (const char *const *p = req->headers; p && *p; p++) {
-		struct curl_slist *n = curl_slist_append(hdrs, *p);
+		struct curl_slist *n = curl.slist_append(hdrs, *p);
 
 		if (!n) {
 			r = -ENOMEM;
@@ -210,70 +307,64 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 		hdrs = n;
 	}
 	if (c && c->share)
-		curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-	curl_easy_setopt(h, CURLOPT_URL, req->url);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR,
-			 req->unix_socket  ? "http"
-			 : req->plain_http ? "http,https"
-					   : "https");
-	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 30000L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+		curl.easy_setopt(h, CURLOPT_SHARE, c->share);
+	curl.easy_setopt(h, CURLOPT_URL, req->url);
+	curl.easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+	curl.easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl.easy_setopt(h, CURLOPT_PROTOCOLS_STR, req->plain_http ? "http,https" : "https");
+	curl.easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl.easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 30000L);
+	curl.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 req->timeout_ms > 0 && req->timeout_ms < 10000 ? req->timeout_ms : 10000L);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "keyd/" KEYD_VERSION);
+	curl.easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+	curl.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl.easy_setopt(h, CURLOPT_WRITEDATA, resp);
+	curl.easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl.easy_setopt(h, CURLOPT_HEADERDATA, resp);
+	curl.easy_setopt(h, CURLOPT_USERAGENT, "keyd/" KEYD_VERSION);
 	if (http_stop) {
-		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)http_stop);
-		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl.easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl.easy_setopt(h, CURLOPT_XFERINFODATA, (void *)http_stop);
+		curl.easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	}
 	if (req->ca_file)
-		curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_file);
-	if (!req->unix_socket)
-		curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-	if (req->unix_socket)
-		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket);
+		curl.easy_setopt(h, CURLOPT_CAINFO, req->ca_file);
+	curl.easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 	if (req->aws_sigv4) {
-		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, req->aws_sigv4);
-		curl_easy_setopt(h, CURLOPT_USERNAME, req->aws_key_id);
-		curl_easy_setopt(h, CURLOPT_PASSWORD, req->aws_secret);
+		curl.easy_setopt(h, CURLOPT_AWS_SIGV4, req->aws_sigv4);
+		curl.easy_setopt(h, CURLOPT_USERNAME, req->aws_key_id);
+		curl.easy_setopt(h, CURLOPT_PASSWORD, req->aws_secret);
 	}
 	if (req->body) {
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		curl.easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+		curl.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 	}
-	cc = curl_easy_perform(h);
+	cc = curl.easy_perform(h);
 	r = curl_to_errno(cc);
 	if (r == -ECONNABORTED) {
 		long os_errno = 0;
 
 		/* A handshake cut off by the network (reset, EOF) is a transport failure; one the
 		 * server refused (an alert, no common version or cipher) is not. */
-		curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+		curl.easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
 		if (os_errno != 0 || strstr(ebuf, "unexpected eof") || strstr(ebuf, "SYSCALL"))
 			r = -ECONNRESET;
 	}
 	if (r < 0) {
-		error_set(e, r, "%s", ebuf[0] ? ebuf : curl_easy_strerror(cc));
+		error_set(e, r, "%s", ebuf[0] ? ebuf : curl.easy_strerror(cc));
 		if (e)
 			e->retryable = http_errno_retryable(r);
 		secbuf_done(&resp->body);
 		goto out;
 	}
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+	curl.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 out:
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
+	curl.slist_free_all(hdrs);
+	curl.easy_cleanup(h);
 	return r;
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* HTTP(S) client over libcurl for KMS providers and keydctl (HTTP over a Unix socket).
- * Responses land in capped secure buffers; TLS >= 1.2 with verification always on. */
+/* HTTP(S) client for KMS providers (libcurl, loaded on first use) and for keydctl and wipe
+ * (HTTP over keyd's Unix socket, http_unix.c, no libcurl). Responses land in capped secure
+ * buffers; TLS >= 1.2 with verification always on. */
 #pragma once
 
 #include <pthread.h>
@@ -41,7 +42,9 @@ struct http_response {
 	long retry_after_s; /* -1 when absent */
 };
 
-/* Once per process, before threads: libcurl's global state. -EIO on failure. */
+/* Once per process, before threads. libcurl itself is loaded and initialised on the first
+ * http_client_init or HTTPS request (-ELIBACC when it cannot be loaded, -EIO when it will not
+ * initialise), so programs that only use the control socket never load it. */
 int http_global_init(void);
 int http_client_init(struct http_client *c);
 void http_client_done(struct http_client *c);

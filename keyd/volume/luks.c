@@ -20,35 +20,80 @@ void luks_devices_free(struct luks_device *l, int n)
 	free(l);
 }
 
+/* @name's LUKS UUID by libblkid's LUKS prober alone: the header area is read, not every
+ * superblock type at both ends of the disk as blkid_probe_all does (that took ~7 ms a device
+ * here, per volume per unlock: issue 17). 1: LUKS, 0: not, or unreadable. */
+static int probe_luks(const char *node, char *uuid, size_t size)
+{
+	static const char *const luks[] = {"crypto_LUKS", NULL};
+	blkid_probe pr = blkid_new_probe_from_filename(node);
+	const char *v;
+	int r = 0;
+
+	if (!pr)
+		return 0;
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_ONLYIN, (char **)luks);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID);
+	if (blkid_do_safeprobe(pr) == 0 && blkid_probe_lookup_value(pr, "UUID", &v, NULL) == 0) {
+		snprintf(uuid, size, "%s", v);
+		r = 1;
+	}
+	blkid_free_probe(pr);
+	return r;
+}
+
+/* The node blkid's cache would name: /dev/mapper/NAME for a device-mapper device. */
+static int device_node(const char *kname, char *buf, size_t size)
+{
+	char path[300], dm[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/block/%s/dm/name", kname);
+	f = fopen(path, "re");
+	if (f && fgets(dm, sizeof(dm), f)) {
+		dm[strcspn(dm, "\n")] = 0;
+		fclose(f);
+		return snprintf(buf, size, "/dev/mapper/%s", dm) < (int)size ? 0 : -ENAMETOOLONG;
+	}
+	if (f)
+		fclose(f);
+	return snprintf(buf, size, "/dev/%s", kname) < (int)size ? 0 : -ENAMETOOLONG;
+}
+
 int luks_devices(struct luks_device **ret)
 {
 	struct luks_device *l = calloc(LUKS_DEVICES_MAX, sizeof(*l));
-	blkid_dev_iterate it;
-	blkid_cache cache;
-	blkid_dev dev;
+	/* Every block device the kernel lists, as blkid_probe_all walks them. */
+	FILE *f = fopen("/proc/partitions", "re");
+	char line[256];
 	int n = 0;
 
-	/* "/dev/null" as the cache file: what the disks say now, not what a cache remembers. */
-	if (!l || blkid_get_cache(&cache, "/dev/null") < 0) {
-		free(l);
-		return -ENOMEM;
-	}
-	blkid_probe_all(cache);
-	it = blkid_dev_iterate_begin(cache);
-	blkid_dev_set_search(it, "TYPE", "crypto_LUKS");
-	while (n < LUKS_DEVICES_MAX && blkid_dev_next(it, &dev) == 0) {
-		const char *node = blkid_dev_devname(dev);
-		char *uuid = blkid_get_tag_value(cache, "UUID", node);
+	if (!l || !f) {
+		int r = !f ? -errno : -ENOMEM;
 
+		free(l);
+		if (f)
+			fclose(f);
+		return r;
+	}
+	while (n < LUKS_DEVICES_MAX && fgets(line, sizeof(line), f)) {
+		unsigned long long blocks;
+		char kname[128], node[300];
+		unsigned maj, mnr;
+
+		/* Empty devices (an unbound loop device) and 1-block extended partitions hold no
+		 * header. */
+		if (sscanf(line, " %u %u %llu %127s", &maj, &mnr, &blocks, kname) != 4 ||
+		    blocks <= 1 || device_node(kname, node, sizeof(node)) < 0 ||
+		    probe_luks(node, l[n].uuid, sizeof(l[n].uuid)) != 1)
+			continue;
 		l[n].node = strdup(node);
-		snprintf(l[n].uuid, sizeof(l[n].uuid), "%s", uuid ? uuid : "");
-		free(uuid);
 		if (!l[n].node)
 			break;
 		n++;
 	}
-	blkid_dev_iterate_end(it);
-	blkid_put_cache(cache);
+	fclose(f);
 	*ret = l;
 	return n;
 }

@@ -27,8 +27,9 @@ struct luks_device {
 	char uuid[LUKS_UUID_MAX];
 };
 
-/* Every block device that carries a LUKS header, probed afresh (no blkid cache file), up to
- * LUKS_DEVICES_MAX. Returns how many; -ENOMEM. */
+/* Every block device that carries a LUKS header, probed afresh by libblkid's LUKS prober (no
+ * cache file), up to LUKS_DEVICES_MAX. Returns how many; -ENOMEM, or -errno when
+ * /proc/partitions cannot be read. */
 int luks_devices(struct luks_device **ret);
 void luks_devices_free(struct luks_device *l, int n);
 

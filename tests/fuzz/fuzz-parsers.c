@@ -2,7 +2,8 @@
 /* libFuzzer harness for every parser of outside input: keyd.json, keyd tokens (keyd's and
  * wipe's reader), callback events, KMS replies (AWS and Tencent Cloud ones included) and keyd's
  * status as wipe reads it, cloud credentials files and metadata-service replies, KMIP TTLV
- * replies, base64, wipe checkpoints and certificates, pkcs11 WDEKs and key ids. The first input
+ * replies, base64, wipe checkpoints and certificates, pkcs11 WDEKs and key ids, HTTP replies on
+ * the control socket. The first input
  * byte picks the parser, so one corpus and one binary cover them all. Built by `make fuzz`. */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "event.h"
+#include "http_unix.h"
 #include "kmip.h"
 #include "kms_aws.h"
 #include "kms_cloud.h"
@@ -88,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1 || size > 65536)
 		return 0;
-	kind = data[0] % 11;
+	kind = data[0] % 12;
 	data++;
 	size--;
 	text = secmem_alloc(size + 1);
@@ -232,6 +234,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 10: /* KMIP: a TTLV reply from a server */
 		kmip_reply(data, size);
 		break;
+	case 11: { /* an HTTP reply on keyd's control socket, as keydctl and wipe read it */
+		struct http_response resp = {.retry_after_s = -1, .body.max = HTTP_RESPONSE_MAX};
+
+		http_unix_parse(text, size, &resp, &je);
+		http_response_done(&resp);
+		break;
+	}
 	}
 	secmem_free(text);
 	return 0;

@@ -36,6 +36,12 @@ for p in keyd libcryptsetup-token-keyd wipe; do
 	contents "$p" | grep -q '^/usr/local' && fail "$p installs under /usr/local"
 done
 contents keyd | grep -q 'wipe' && fail "keyd holds wipe's files"
+# libcurl is dlopen'd on first HTTPS use (common/http.c), so dh_shlibdeps cannot see it: keyd
+# and the plugin must name it, or an install without it fails only at the first KMS call.
+for p in keyd libcryptsetup-token-keyd; do
+	dep=$(dpkg-deb -f "$(deb $p)" Depends)
+	case $dep in *libcurl4*) ;; *) fail "$p does not depend on libcurl4, which it dlopens: $dep" ;; esac
+done
 
 x=$T/x
 for p in keyd wipe; do dpkg-deb -x "$(deb $p)" "$x"; dpkg-deb -e "$(deb $p)" "$x/DEBIAN-$p"; done
