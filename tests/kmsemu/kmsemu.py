@@ -49,7 +49,8 @@ Admin / test control (no auth; JSON bodies and replies)
   GET    /_emu/keys, GET /_emu/keys/<id>   (never the key material)
   POST   /_emu/keys/<id>/rotate  {"force"?: bool}  new key version
   POST   /_emu/keys/<id>/state   {"state": 1|2|3|5}
-  GET|POST /_emu/config  {"token_ttl": seconds}
+  GET|POST /_emu/config  {"token_ttl": seconds, "kp_rate_limit": r/s or null,
+                         "kp_burst": n}  (429 + Retry-After beyond it)
   GET|POST|DELETE /_emu/faults
          {"path_prefix": "/api/v2/keys", "kind": "status"|"delay"|"drop"|
           "garbage"|"truncated", "status": 503, "retry_after": 2,
@@ -82,6 +83,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import math
 import os
 import secrets
 import signal
@@ -342,6 +344,7 @@ class State:
             self.vault.reset()
             self.aws.reset()
             self.tencent.reset()
+            self.kp_throttle_reset()
             self.stats = {"tokens_issued": 0, "tokens_by_apikey": {},
                           "token_failures": 0, "requests": 0, "iam_requests": 0,
                           "kp_requests": 0, "vault_requests": 0, "aws_requests": 0,
@@ -351,6 +354,50 @@ class State:
                           "vault": {"encrypt": 0, "decrypt": 0, "rewrap": 0,
                                     "read": 0, "rotate": 0, "login": 0, "renew": 0,
                                     "lookup": 0, "tokens_issued": 0}}
+
+    # --- Key Protect throttling: a token bucket per instance on /api/v2 (README, "Rate limit")
+    def kp_throttle_reset(self):
+        self.kp_rate = None     # requests per second and instance; None = no limit
+        self.kp_burst = 0.0
+        self.kp_buckets = {}    # instance -> [tokens, last refill (monotonic)]
+        self.kp_throttled = 0
+
+    def kp_throttle_take(self, inst):
+        """-> None if the request may go ahead, else the seconds until a token is back."""
+        with self.lock:
+            if self.kp_rate is None:
+                return None
+            now = time.monotonic()
+            b = self.kp_buckets.setdefault(inst, [self.kp_burst, now])
+            b[0] = min(self.kp_burst, b[0] + (now - b[1]) * self.kp_rate)
+            b[1] = now
+            if b[0] >= 1.0:
+                b[0] -= 1.0
+                return None
+            self.kp_throttled += 1
+            return (1.0 - b[0]) / self.kp_rate
+
+    def kp_throttle_config(self, req):
+        """/_emu/config's kp_rate_limit (null = off) and kp_burst; -> an error text or None."""
+        if "kp_rate_limit" not in req and "kp_burst" not in req:
+            return None
+        rate = req.get("kp_rate_limit", self.kp_rate)
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                                 or rate <= 0):
+            return "kp_rate_limit must be a positive number or null"
+        burst = req.get("kp_burst", rate if "kp_rate_limit" in req else self.kp_burst)
+        if rate is not None and (isinstance(burst, bool) or not isinstance(burst, (int, float))
+                                 or burst < 1):
+            return "kp_burst must be a number >= 1"
+        with self.lock:
+            self.kp_rate = None if rate is None else float(rate)
+            self.kp_burst = 0.0 if rate is None else float(burst)
+            self.kp_buckets = {}
+        return None
+
+    def kp_throttle_view(self):
+        return {"kp_rate_limit": self.kp_rate, "kp_burst": self.kp_burst,
+                "kp_throttled": self.kp_throttled}
 
     # --- faults
     def take_fault(self, path):
@@ -1412,6 +1459,8 @@ class Handler(VaultHandlerMixin, http.server.BaseHTTPRequestHandler):
                     return
                 if kind == "delay":
                     time.sleep(max(0.0, float(fault.get("seconds", 1.0))))
+            if not iam and not vault and self.kp_throttled_reply(path, entry):
+                return
             if iam:
                 status, headers, out = self.iam(path, body, entry)
             elif vault:
@@ -1490,6 +1539,22 @@ class Handler(VaultHandlerMixin, http.server.BaseHTTPRequestHandler):
                 st.log.append(entry)
             self.log_message('"%s %s %s" %s fault=%s error=%s', self.command, kind, op,
                              entry["status"], entry["fault"], entry.get("error_code"))
+
+    def kp_throttled_reply(self, path, entry):
+        """Beyond the instance's rate: 429 with Key Protect's text and a Retry-After in whole
+        seconds (RFC 9110 delay-seconds, rounded up). -> True if it answered."""
+        if not path.startswith("/api/v2/"):
+            return False
+        wait = self.server.state.kp_throttle_take(self.headers.get("Bluemix-Instance") or "")
+        if wait is None:
+            return False
+        entry["status"] = 429
+        entry["throttled"] = True
+        self.send(429, {"Content-Type": "application/json",
+                        "Retry-After": str(max(1, math.ceil(wait)))},
+                  jdump(KPError(429, error_msg="Too Many Requests: Please wait a few minutes "
+                                "and try again.").body()))
+        return True
 
     def fault_reply(self, fault, iam, vault=False):
         status = int(fault.get("status") or 503)
@@ -1941,11 +2006,14 @@ class Handler(VaultHandlerMixin, http.server.BaseHTTPRequestHandler):
                         return fail(400, "token_ttl must be a positive number")
                     with st.lock:
                         st.token_ttl = float(ttl)
-                unknown = set(req) - {"token_ttl"}
+                unknown = set(req) - {"token_ttl", "kp_rate_limit", "kp_burst"}
                 if unknown:
                     return fail(400, "unknown config keys: %s" % sorted(unknown))
+                err = st.kp_throttle_config(req)
+                if err:
+                    return fail(400, err)
             if method in ("GET", "POST"):
-                return reply(200, {"token_ttl": st.token_ttl})
+                return reply(200, dict({"token_ttl": st.token_ttl}, **st.kp_throttle_view()))
             return fail(405, "GET or POST /_emu/config")
 
         if head == "faults":
