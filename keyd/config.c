@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "callback_config.h"
 #include "config.h"
+#include "jitter.h"
 #include "sign.h"
 
 const char *const on_revoke_names[] = {"close", "suspend", "audit-only", NULL};
@@ -408,16 +409,20 @@ static int parse_control(json_t *obj, struct keyd_config *cfg, struct error *e)
 
 static int parse_lifecycle(json_t *obj, struct keyd_config *cfg, struct error *e)
 {
-	static const char *const keys[] = {"poll_interval_s", "max_key_cache_age_s", NULL};
+	static const char *const keys[] = {"poll_interval_s", "poll_jitter_pct",
+					   "max_key_cache_age_s", NULL};
 	int r;
 
 	cfg->poll_interval_s = 300;
+	cfg->poll_jitter_pct = POLL_JITTER_PCT_DEFAULT;
 	cfg->max_key_cache_age_s = 4 * 3600; /* Key Protect's rule for adopting services */
 	if (!obj)
 		return 0;
 	if ((r = jx_only_keys(obj, "lifecycle", keys, e)) < 0 ||
 	    (r = jx_uint(obj, "lifecycle", "poll_interval_s", 0, 86400, &cfg->poll_interval_s, e)) <
 		    0 ||
+	    (r = jx_uint(obj, "lifecycle", "poll_jitter_pct", 0, JITTER_PCT_MAX,
+			 &cfg->poll_jitter_pct, e)) < 0 ||
 	    (r = jx_uint(obj, "lifecycle", "max_key_cache_age_s", 1, 7 * 86400,
 			 &cfg->max_key_cache_age_s, e)) < 0)
 		return r;

@@ -12,10 +12,12 @@
 #include "kms.h"
 
 #define CONFIG_PATH_DEFAULT "/etc/keyd/keyd.json"
-#define CONFIG_SIZE_MAX	    (1024 * 1024)
-#define VOLUME_NAME_MAX	    64
-#define VOLUMES_MAX	    1024
-#define DEVICE_SPEC_MAX	    1024
+/* Enough to spread a fleet that booted together over 40% of the poll interval at once. */
+#define POLL_JITTER_PCT_DEFAULT 20
+#define CONFIG_SIZE_MAX		(1024 * 1024)
+#define VOLUME_NAME_MAX		64
+#define VOLUMES_MAX		1024
+#define DEVICE_SPEC_MAX		1024
 
 enum on_revoke {
 	ON_REVOKE_CLOSE,
@@ -94,6 +96,7 @@ struct keyd_config {
 	size_t n_policy;
 	bool discover;			  /* also unlock LUKS2 devices carrying a keyd token */
 	uint64_t poll_interval_s;	  /* key state polling; 0 = off */
+	uint64_t poll_jitter_pct;	  /* each poll delay spread by ± this % (docs/fleet.md) */
 	uint64_t max_key_cache_age_s;	  /* on_revoke when the KMS was unreachable this long */
 	struct callback_config *callback; /* NULL: no event endpoint */
 	char *audit_path;		  /* the tamper-evident audit log */

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cryptsetup_util.h"
+#include "jitter.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "messages.h"
@@ -632,6 +633,13 @@ static void check_cache_age(struct lifecycle *l)
 	}
 }
 
+/* Each poll is its own draw, so daemons that booted together drift apart instead of
+ * polling the KMS in lockstep for ever (docs/fleet.md). */
+static uint64_t poll_delay_us(const struct keyd_config *cfg)
+{
+	return jitter_spread(cfg->poll_interval_s * 1000000, (unsigned)cfg->poll_jitter_pct);
+}
+
 static uint64_t next_wakeup(struct lifecycle *l)
 {
 	const struct keyd_config *cfg = l->env.cfg;
@@ -696,7 +704,7 @@ static void *lifecycle_main(void *u)
 		}
 		if (cfg->poll_interval_s && now_mono_us() >= l->next_poll_us) {
 			poll_keys(l);
-			l->next_poll_us = now_mono_us() + cfg->poll_interval_s * 1000000;
+			l->next_poll_us = now_mono_us() + poll_delay_us(cfg);
 		}
 		check_cache_age(l);
 		if (now_mono_us() >= l->next_schedule_us) {
@@ -776,7 +784,7 @@ int lifecycle_start(const struct lifecycle_env *env, struct lifecycle **ret)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	l->next_poll_us = now_mono_us() + env->cfg->poll_interval_s * 1000000;
+	l->next_poll_us = now_mono_us() + poll_delay_us(env->cfg);
 	/* The first look at the re-key schedule, once the first unlock pass has found devices. */
 	l->next_schedule_us = now_mono_us() + 2 * 1000000;
 	r = -pthread_create(&l->thread, NULL, lifecycle_main, l);

@@ -64,6 +64,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->control_group, "keyd");
 	assert_int_equal(cfg->n_policy, 0);
 	assert_int_equal(cfg->poll_interval_s, 300);
+	assert_int_equal(cfg->poll_jitter_pct, 20);
 	assert_int_equal(cfg->max_key_cache_age_s, 4 * 3600);
 	assert_null(cfg->callback);
 	assert_string_equal(cfg->audit_path, AUDIT_PATH_DEFAULT);
@@ -192,6 +193,8 @@ static const struct {
 	{"{" KMS_LOCAL ", \"unlock\": {\"retries\": 3}}", "unlock.retries: unknown key"},
 	{"{" KMS_LOCAL ", \"lifecycle\": {\"poll_interval_s\": 86401}}",
 	 "lifecycle.poll_interval_s: must be between 0 and 86400"},
+	{"{" KMS_LOCAL ", \"lifecycle\": {\"poll_jitter_pct\": 51}}",
+	 "lifecycle.poll_jitter_pct: must be between 0 and 50"},
 	{"{" KMS_LOCAL ", \"lifecycle\": {\"max_key_cache_age_s\": 0}}",
 	 "lifecycle.max_key_cache_age_s: must be between 1 and 604800"},
 	{"{" KMS_LOCAL ", \"lifecycle\": {\"poll\": 1}}", "lifecycle.poll: unknown key"},
