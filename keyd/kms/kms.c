@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "jitter.h"
 #include "kms.h"
 #include "secmem.h"
 #include "util.h"
@@ -127,6 +128,15 @@ enum kms_outcome kms_outcome_of(int r, const struct error *e)
 	return e->retryable ? KMS_OUTCOME_TRANSPORT : KMS_OUTCOME_ERROR;
 }
 
+/* The KMS's Retry-After, never cut short, plus up to as much again at random: every client
+ * throttled in the same second gets the same whole-second Retry-After, and retrying exactly
+ * then would arrive as one herd again (docs/fleet.md; AWS's and Google's client guidance add
+ * jitter to every retry). 0 stays 0: "now". */
+static uint64_t retry_after_ms(long s)
+{
+	return jitter_above((uint64_t)s * 1000, 100);
+}
+
 struct kms_call {
 	enum kms_action op;
 	const char *key_id;
@@ -202,7 +212,7 @@ static int kms_call_retrying(struct kms *kms, const struct kms_call *c, struct e
 		if (r >= 0 || !e->retryable)
 			return r;
 
-		pause = e->retry_after_s >= 0 ? (uint64_t)e->retry_after_s * 1000
+		pause = e->retry_after_s >= 0 ? retry_after_ms(e->retry_after_s)
 					      : backoff_ms(&kms->retry, attempt);
 		now = now_mono_us();
 		if ((stop && *stop) || now + pause * 1000 >= deadline) {

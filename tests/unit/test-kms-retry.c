@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The one retry policy (kms.c) against a scripted provider: a non-retryable failure is final, a
  * retryable one is tried again after an exponential pause with equal jitter (half fixed, half
- * random, capped), the KMS's Retry-After wins over our own pause, the deadline and the stop
+ * random, capped), the KMS's Retry-After wins over our own pause (never shorter, spread up to
+ * twice it so a throttled fleet does not come back as one herd), the deadline and the stop
  * flag end the waiting, and polling's key_info makes exactly one attempt. Each attempt is
  * reported through kms->report with the outcome its failure counts as (keyd's metrics). */
 #include <setjmp.h>
@@ -202,17 +203,36 @@ static void test_retry_after_wins(void **state)
 	struct fake f = {.n_script = 1, .script = {{-EBUSY, true, 3}}, .stop_in_wait = true};
 	struct kms *k = fake_kms(&f, 10, 100, 60000);
 	uint64_t t0 = now_mono_us();
+	uint64_t min = UINT64_MAX, max = 0;
 	struct error e;
 
 	(void)state;
-	/* The stop flag raised in the wait callback cuts the 3 s sleep short; the next attempt
-	 * still runs and succeeds. */
+	/* The stop flag raised in the wait callback cuts the 3..6 s sleep short; the next
+	 * attempt still runs and succeeds. */
 	assert_int_equal(unwrap(k, &f, &e), 0);
 	assert_int_equal(f.n_pauses, 1);
-	if (f.pause_ms[0] != 3000)
-		fail_msg("Retry-After 3 s, but the pause was %llu ms",
+	if (f.pause_ms[0] < 3000 || f.pause_ms[0] > 6000)
+		fail_msg("Retry-After 3 s, but the pause was %llu ms (want 3000..6000)",
 			 (unsigned long long)f.pause_ms[0]);
 	assert_true(now_mono_us() - t0 < 2000000);
+
+	/* Twenty hosts throttled in the same second, all told "Retry-After: 1": none comes back
+	 * early, and they do not come back together (20 uniform draws over 1 s span less than
+	 * 300 ms with a chance below 10^-8). */
+	for (int i = 0; i < 20; i++) {
+		f = (struct fake){
+			.n_script = 1, .script = {{-EBUSY, true, 1}}, .stop_in_wait = true};
+		k = fake_kms(&f, 10, 100, 60000);
+		assert_int_equal(unwrap(k, &f, &e), 0);
+		if (f.pause_ms[0] < 1000 || f.pause_ms[0] > 2000)
+			fail_msg("Retry-After 1 s, but the pause was %llu ms (want 1000..2000)",
+				 (unsigned long long)f.pause_ms[0]);
+		min = f.pause_ms[0] < min ? f.pause_ms[0] : min;
+		max = f.pause_ms[0] > max ? f.pause_ms[0] : max;
+	}
+	if (max - min < 300)
+		fail_msg("20 throttled retries all within %llu..%llu ms: a herd",
+			 (unsigned long long)min, (unsigned long long)max);
 
 	/* Retry-After 0: try again at once. */
 	f = (struct fake){.n_script = 1, .script = {{-EBUSY, true, 0}}};
