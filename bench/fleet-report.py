@@ -53,6 +53,8 @@ def phase(args):
         "first_request_s": round(times[0] - args.t_from, 2) if times else None,
         "last_unwrap_s": round(unwraps[-1] - args.t_from, 2) if unwraps else None,
         "unwraps_served": len(unwraps),
+        "rewraps_served": len([e for e in kp if e["path"].endswith("/actions/rewrap")
+                               and e["status"] == 200]),
         "series_t0": args.t_from,
         "offered_per_s": series(times, args.t_from, args.t_to),
         "served_per_s": series(ok, args.t_from, args.t_to),
@@ -63,6 +65,9 @@ def phase(args):
           % (args.kind, args.jitter, len(kp), len(ok), len(throttled), len(other), len(iam),
              fig["peak_offered_per_s"], fig["peak_served_per_s"], args.rate,
              args.rate * 1.1, fig["kp_ok_per_host"]))
+    if fig["rewraps_served"]:
+        print("%s: %d rewraps served (%.2f per host)" % (args.kind, fig["rewraps_served"],
+                                                         fig["rewraps_served"] / args.hosts))
     if unwraps:
         print("%s: first request at %.2f s, last of %d unwraps served at %.2f s: %.2f s of "
               "KMS time for a bound of %.2f s" % (args.kind, fig["first_request_s"],
