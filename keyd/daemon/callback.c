@@ -53,6 +53,9 @@ struct callback {
 	struct callback_replay *replay;
 	struct callback_lockout *lockout;
 	uint16_t port;
+	/* The replay cache lives in memory: whatever was signed before this start may have been
+	 * accepted by the keyd before, so it is refused. */
+	uint64_t started_s;
 };
 
 /* One TLS connection, hung on its SSL object: the SSL's end is the connection's end, which
@@ -536,6 +539,11 @@ static bool check_fresh(struct attempt *a)
 	if (r < 0)
 		return refuse(a, REFUSE_TIMESTAMP, "%s must be Unix seconds",
 			      CALLBACK_HEADER_TIMESTAMP);
+	if (a->ts < a->cb->started_s)
+		return refuse(a, REFUSE_EXPIRED,
+			      "expired: signed before keyd started (%llu < %llu), so a replay "
+			      "cannot be ruled out",
+			      (unsigned long long)a->ts, (unsigned long long)a->cb->started_s);
 	return true;
 }
 
@@ -734,8 +742,12 @@ int callback_start(struct event_base *base, const struct callback_config *cfg, s
 	cb = calloc(1, sizeof(*cb));
 	if (!cb)
 		return error_set(err, -ENOMEM, "callback: out of memory");
-	*cb = (struct callback){
-		.refs = 1, .cfg = cfg, .audit = audit, .fn = fn, .userdata = userdata};
+	*cb = (struct callback){.refs = 1,
+				.cfg = cfg,
+				.audit = audit,
+				.fn = fn,
+				.userdata = userdata,
+				.started_s = now_real_us() / 1000000};
 	if ((r = read_secret(cb, err)) < 0)
 		goto fail;
 	if ((r = callback_replay_new(CALLBACK_REPLAY_IDS_MAX, &cb->replay)) < 0 ||

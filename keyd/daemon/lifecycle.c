@@ -155,9 +155,10 @@ static enum volume_state revoke_step(struct lifecycle *l, struct volume *v, enum
 	return s;
 }
 
-/* on_revoke: what a disabled or deleted root key, or a KMS silent for too long, does. */
+/* on_revoke: what a disabled or deleted root key, or a KMS silent for too long, does. @shred:
+ * the KMS says the key is destroyed (erase_on_delete then erases the keyslot). */
 static void act_revoke(struct lifecycle *l, struct volume *v, const char *why, bool shred,
-		       bool by_age)
+		       enum revoke_cause cause)
 {
 	struct registry *reg = l->env.reg;
 	enum on_revoke policy = v->cfg ? v->cfg->on_revoke : ON_REVOKE_CLOSE;
@@ -171,7 +172,7 @@ static void act_revoke(struct lifecycle *l, struct volume *v, const char *why, b
 		return;
 	}
 	next = revoke_step(l, v, s, policy, why, msg, sizeof(msg));
-	registry_set_revoked(reg, v, s == VOLUME_OPEN, by_age, shred);
+	registry_set_revoked(reg, v, s == VOLUME_OPEN, cause, shred);
 	log_warning("%s: %s", v->name, msg);
 	registry_set_state(reg, v, next, msg);
 	{
@@ -197,7 +198,9 @@ static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 
 	pthread_mutex_lock(&v->op_lock);
 	registry_status(reg, v, &st);
-	if (st.state == VOLUME_OPEN || st.state == VOLUME_RELEASED || !st.device[0]) {
+	/* Already back (polling and an event may both say so): nothing to do, nothing to record. */
+	if (st.state == VOLUME_OPEN || (st.state == VOLUME_VERIFIED && !st.revoked) ||
+	    st.state == VOLUME_RELEASED || !st.device[0]) {
 		pthread_mutex_unlock(&v->op_lock);
 		return;
 	}
@@ -210,6 +213,9 @@ static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 						   .stop = l->env.stop},
 			  &res, &err);
 	registry_log_changes(st.device, &res.converged);
+	/* As at boot: a ciphertext rewrapped while the key was away is kept, not dropped. */
+	if (r >= 0)
+		registry_keep_rewrapped(reg, v, st.device, &res);
 	kms_wrapped_done(&res.rewrapped);
 	{
 		json_auto_t *reason = json_pack("{s:s}", "reason", why);
@@ -305,6 +311,68 @@ static void check_rekey_schedule(struct lifecycle *l)
 	}
 }
 
+/* The key states in which a volume's key cannot be used; an expired key still unwraps. */
+static bool state_revoked(enum kms_key_state s)
+{
+	return s == KMS_KEY_SUSPENDED || s == KMS_KEY_DEACTIVATED || s == KMS_KEY_DESTROYED ||
+	       s == KMS_KEY_PRE_ACTIVE;
+}
+
+/* What the KMS itself says of a key an event names. */
+enum key_verdict {
+	VERDICT_USABLE,	   /* active (or expired): the event is not acted on */
+	VERDICT_REVOKED,   /* disabled: on_revoke, nothing irreversible */
+	VERDICT_DESTROYED, /* deleted: on_revoke, shredded, erase_on_delete */
+	VERDICT_UNKNOWN,   /* the KMS could not be asked: on_revoke only, polling reconciles */
+};
+
+static enum key_verdict key_verdict(struct kms *kms, const char *key_id, char *note, size_t size)
+{
+	struct kms_key_info info;
+	struct error e;
+
+	if (kms_key_info(kms, key_id, &info, &e) < 0) {
+		snprintf(note, size, "KMS '%s' could not confirm it: %s", kms->name, e.msg);
+		return VERDICT_UNKNOWN;
+	}
+	snprintf(note, size, "KMS '%s' reports the key %s", kms->name,
+		 kms_key_state_names[info.state]);
+	if (info.state == KMS_KEY_DESTROYED)
+		return VERDICT_DESTROYED;
+	return state_revoked(info.state) ? VERDICT_REVOKED : VERDICT_USABLE;
+}
+
+/* A disable or delete event is a hint, whoever signed it: the KMS is asked before keyd acts,
+ * and only what it confirms is done (a KMS that cannot be asked gets on_revoke, never
+ * anything irreversible; polling reconciles). Returns whether on_revoke was applied. */
+static bool revoke_on_event(struct lifecycle *l, struct volume *v, const struct key_event *ev,
+			    const char *why)
+{
+	enum key_verdict verdict;
+	struct volume_status st;
+	char note[ERROR_MAX + 128], what[ERROR_MAX + 1024];
+
+	verdict = key_verdict(v->kms, ev->key_id, note, sizeof(note));
+	snprintf(what, sizeof(what), "%s; %s", why, note);
+	registry_status(l->env.reg, v, &st);
+	if (verdict != VERDICT_USABLE && st.revoked &&
+	    (st.shredded || verdict != VERDICT_DESTROYED)) {
+		log_info("%s: %s: already revoked", v->name, what);
+		return true; /* polling got there first: the same outcome, once */
+	}
+	if (verdict == VERDICT_USABLE) {
+		json_auto_t *reason = json_pack("{s:s}", "reason", why);
+
+		log_warning("%s: %s: not acted on", v->name, what);
+		registry_audit(l->env.reg,
+			       ev->type == KEY_EVENT_DELETE ? "volume.shred" : "volume.revoke",
+			       "refused", NULL, v, reason, note);
+		return false;
+	}
+	act_revoke(l, v, what, verdict == VERDICT_DESTROYED, REVOKE_BY_KEY);
+	return true;
+}
+
 static bool volume_matches(struct lifecycle *l, struct volume *v, const struct key_event *ev)
 {
 	char key[KMS_KEY_ID_MAX + 1];
@@ -352,14 +420,14 @@ static void run_event(struct lifecycle *l, const struct key_event *ev)
 
 		if (!volume_matches(l, v, ev))
 			continue;
-		acked_by = v->kms;
 		switch (ev->type) {
 		case KEY_EVENT_ROTATE:
 			act_rewrap(l, v, why);
 			break;
 		case KEY_EVENT_DISABLE:
 		case KEY_EVENT_DELETE:
-			act_revoke(l, v, why, ev->type == KEY_EVENT_DELETE, false);
+			if (!revoke_on_event(l, v, ev, why))
+				continue; /* nothing done, nothing to acknowledge */
 			break;
 		case KEY_EVENT_ENABLE:
 		case KEY_EVENT_RESTORE:
@@ -368,6 +436,7 @@ static void run_event(struct lifecycle *l, const struct key_event *ev)
 		case _KEY_EVENT_TYPE_MAX:
 			break;
 		}
+		acked_by = v->kms;
 	}
 	if (acked_by && ev->id[0] && acked_by->provider->event_ack)
 		acknowledge(acked_by, ev);
@@ -383,19 +452,13 @@ static void run_job(struct lifecycle *l, const struct job *j)
 		break;
 	case LIFECYCLE_SUSPEND:
 		if (v)
-			act_revoke(l, v, "suspended by keydctl", false, false);
+			act_revoke(l, v, "suspended by keydctl", false, REVOKE_BY_OPERATOR);
 		break;
 	case LIFECYCLE_RESUME:
 		if (v)
 			act_restore(l, v, "resumed by keydctl");
 		break;
 	}
-}
-
-static bool state_revoked(enum kms_key_state s)
-{
-	return s == KMS_KEY_SUSPENDED || s == KMS_KEY_DEACTIVATED || s == KMS_KEY_DESTROYED ||
-	       s == KMS_KEY_PRE_ACTIVE;
 }
 
 static struct key_watch *watch_for(struct lifecycle *l, struct kms *kms, const char *key_id)
@@ -438,40 +501,69 @@ static void watch_keys_in_use(struct lifecycle *l)
 	l->n_watch = n;
 }
 
-/* The key @w is active at version @version: a newer version than a volume's token has, or the
- * KMS answering again after a silence that revoked. */
-static void follow_active_key(struct lifecycle *l, const struct key_watch *w, const char *version)
+/* The reason polling gives for what it does to a volume of key @w. */
+static void poll_reason(const struct key_watch *w, const struct kms_key_info *info,
+			const char *what, char *buf, size_t size)
+{
+	snprintf(buf, size, "root key %s: %s (polling): KMS '%s' reports it %s", w->key_id, what,
+		 w->kms->name, kms_key_state_names[info->state]);
+}
+
+/* What polling learnt of key @w decides each volume that uses it: the KMS is the truth, an
+ * event only a hint. A key that cannot be used revokes a volume not revoked yet (one a manual
+ * unlock brought back included), and shreds one not marked yet when it is destroyed. A usable
+ * key (active, or expired, which still unwraps) brings back a volume the key or the KMS's
+ * silence revoked, and an active one rewraps a token behind its newest version. keydctl
+ * suspend stays until keydctl resume; a locked or released volume is the operator's. */
+static void reconcile_key(struct lifecycle *l, const struct key_watch *w,
+			  const struct kms_key_info *info)
 {
 	struct registry *reg = l->env.reg;
-	char key[KMS_KEY_ID_MAX + 1];
+	bool destroyed = info->state == KMS_KEY_DESTROYED;
+	char key[KMS_KEY_ID_MAX + 1], why[512];
 
-	for (size_t j = 0; j < reg->n; j++) {
+	for (size_t j = 0; j < reg->n && !*l->env.stop; j++) {
 		struct volume *v = &reg->volumes[j];
 		struct volume_status st;
-		bool stale;
 
 		if (v->kms != w->kms ||
 		    strcmp(registry_key_id(reg, v, key, sizeof(key)), w->key_id))
 			continue;
 		registry_status(reg, v, &st);
-		stale = version[0] && st.key_version[0] && strcmp(version, st.key_version) != 0;
-		if (st.revoked_by_age)
-			act_restore(l, v, "KMS reachable again");
-		if (stale)
+		if (st.state == VOLUME_RELEASED || st.state == VOLUME_LOCKED)
+			continue;
+		if (state_revoked(info->state)) {
+			if (st.revoked && (st.shredded || !destroyed))
+				continue;
+			poll_reason(w, info, destroyed ? "delete" : "disable", why, sizeof(why));
+			act_revoke(l, v, why, destroyed, REVOKE_BY_KEY);
+			continue;
+		}
+		if (st.revoked && st.revoked_by != REVOKE_BY_OPERATOR &&
+		    !(st.shredded && v->cfg && v->cfg->erase_on_delete)) {
+			if (st.revoked_by == REVOKE_BY_AGE)
+				snprintf(why, sizeof(why), "KMS '%s' reachable again",
+					 w->kms->name);
+			else
+				poll_reason(w, info, st.shredded ? "restore" : "enable", why,
+					    sizeof(why));
+			act_restore(l, v, why);
+			registry_status(reg, v, &st);
+		}
+		if (info->state == KMS_KEY_ACTIVE && info->version[0] && st.key_version[0] &&
+		    strcmp(info->version, st.key_version) != 0)
 			act_rewrap(l, v, "root key rotated (polling)");
 	}
 }
 
-/* Asks the KMS about every root key in use and turns what changed into events. */
+/* Asks the KMS about every root key in use and brings its volumes in line with the answer. */
 static void poll_keys(struct lifecycle *l)
 {
 	watch_keys_in_use(l);
 	for (size_t i = 0; i < l->n_watch && !*l->env.stop; i++) {
 		struct key_watch *w = &l->watch[i];
-		struct key_event ev = {.origin = KEY_EVENT_FROM_POLL, .time_us = now_real_us()};
 		struct kms_key_info info;
 		struct error e;
-		enum kms_key_state before = w->state == KMS_KEY_UNKNOWN ? KMS_KEY_ACTIVE : w->state;
 		int r;
 
 		if (w->unsupported)
@@ -486,21 +578,13 @@ static void poll_keys(struct lifecycle *l)
 				    e.msg);
 			continue;
 		}
+		if (info.state == KMS_KEY_EXPIRED && w->state != KMS_KEY_EXPIRED)
+			log_warning("root key %s at KMS '%s' expired: it still unwraps, so its "
+				    "volumes stay open, but it wraps nothing; re-key them to "
+				    "another key (keydctl rotate --rekey --key-id)",
+				    w->key_id, w->kms->name);
 		w->state = info.state;
-		snprintf(ev.kms, sizeof(ev.kms), "%s", w->kms->name);
-		snprintf(ev.key_id, sizeof(ev.key_id), "%s", w->key_id);
-		snprintf(ev.source, sizeof(ev.source), "poll");
-		if (state_revoked(info.state) && !state_revoked(before)) {
-			ev.type = info.state == KMS_KEY_DESTROYED ? KEY_EVENT_DELETE
-								  : KEY_EVENT_DISABLE;
-			run_event(l, &ev);
-		} else if (!state_revoked(info.state) && state_revoked(before)) {
-			ev.type =
-				before == KMS_KEY_DESTROYED ? KEY_EVENT_RESTORE : KEY_EVENT_ENABLE;
-			run_event(l, &ev);
-		}
-		if (info.state == KMS_KEY_ACTIVE)
-			follow_active_key(l, w, info.version);
+		reconcile_key(l, w, &info);
 	}
 }
 
@@ -524,7 +608,7 @@ static void check_cache_age(struct lifecycle *l)
 			 "KMS '%s' unreachable for %llu s (max_key_cache_age_s %llu)", v->kms->name,
 			 (unsigned long long)(silent / 1000000),
 			 (unsigned long long)l->env.cfg->max_key_cache_age_s);
-		act_revoke(l, v, why, false, true);
+		act_revoke(l, v, why, false, REVOKE_BY_AGE);
 	}
 }
 

@@ -56,12 +56,6 @@ token() {
 }
 dek_of() { kc dek "$(token "$1" | jq -r .wdek)" "keyd:v1:$(cryptsetup luksUUID "$1")"; }
 state_of() { ctl --json status | jq -r --arg v "$1" '.volumes[] | select(.name == $v) | .state'; }
-until_true() {
-	local n=$(($1 * 10))
-	shift
-	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-	"$@"
-}
 is_state() { [ "$(state_of "$1")" = "$2" ]; }
 
 log "keydctl check: TLS with the client certificate, Discover Versions, the key usable"

@@ -72,7 +72,7 @@ static const struct tc_state {
 	 "it is scheduled for deletion and refused; CancelKeyDeletion and EnableKey bring it "
 	 "back before the deletion date"},
 	{"PendingImport", KMS_KEY_PRE_ACTIVE, -ENOKEY, "its key material has not been imported"},
-	{"Archived", KMS_KEY_DEACTIVATED, -EKEYEXPIRED,
+	{"Archived", KMS_KEY_EXPIRED, -EKEYEXPIRED,
 	 "it is archived: decrypt still works, encrypt does not (CancelKeyArchive)"},
 };
 
