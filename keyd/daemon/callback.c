@@ -633,10 +633,9 @@ static int tls_setup(struct callback *cb, struct error *err)
 	SSL_CTX_set_session_cache_mode(cb->ssl_ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(cb->ssl_ctx, c->cert_file) != 1)
 		return tls_error(err, "cannot load cert_file", c->cert_file);
-	r = read_credential(c->key_file, false, &pem, &n);
+	r = read_credential(c->key_file, false, &pem, &n, err);
 	if (r < 0)
-		return error_set(err, r, "callback: cannot read key_file %s: %s", c->key_file,
-				 strerror(-r));
+		return error_prefix(err, r, "callback: cannot read key_file %s", c->key_file);
 	bio = BIO_new_mem_buf(pem, (int)n);
 	if (bio)
 		key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
@@ -692,10 +691,9 @@ static int read_secret(struct callback *cb, struct error *err)
 	const char *file = cb->cfg->hmac_secret_file;
 	int r;
 
-	r = read_credential(file, true, &cb->secret, &cb->secret_len);
+	r = read_credential(file, true, &cb->secret, &cb->secret_len, err);
 	if (r < 0)
-		return error_set(err, r, "callback: cannot read hmac_secret_file %s: %s", file,
-				 strerror(-r));
+		return error_prefix(err, r, "callback: cannot read hmac_secret_file %s", file);
 	if (cb->secret_len < CALLBACK_SECRET_MIN)
 		return error_set(err, -EINVAL,
 				 "callback: hmac_secret_file %s holds %zu bytes, at least %d are "

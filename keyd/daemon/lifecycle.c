@@ -14,6 +14,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "rotate.h"
+#include "safepath.h"
 #include "token.h"
 #include "unlock.h"
 #include "util.h"
@@ -59,9 +60,17 @@ static void run_hooks(const struct volume *v, const struct hook *hooks, size_t n
 {
 	for (size_t i = 0; i < n; i++) {
 		uint64_t deadline = now_mono_us() + HOOK_TIMEOUT_US;
+		char why[SAFEPATH_WHY_MAX];
 		int status = 0, r;
 		pid_t pid;
 
+		/* keyd runs it as root: a program someone else could change would be theirs. */
+		r = safepath_check_program(hooks[i].argv[0], why, sizeof(why));
+		if (r < 0) {
+			log_error("%s: %s hook %s refused: %s", v->name, what, hooks[i].argv[0],
+				  why);
+			continue;
+		}
 		r = -posix_spawn(&pid, hooks[i].argv[0], NULL, NULL, hooks[i].argv, environ);
 		if (r < 0) {
 			log_error_errno(r, "%s: %s hook %s: cannot start: %m", v->name, what,
