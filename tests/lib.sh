@@ -180,6 +180,7 @@ wait_state() {
 		for want; do [ "$st" = "$want" ] && return 0; done
 		sleep 0.05
 	done
+	[ -f "$T/keyd.log" ] && tail -n 20 "$T/keyd.log" >&2 # what keyd said, to see why
 	fail "volume $vol is '$st', expected one of: $*"
 }
 

@@ -324,7 +324,7 @@ static void check_rekey_schedule(struct lifecycle *l)
 static bool state_revoked(enum kms_key_state s)
 {
 	return s == KMS_KEY_SUSPENDED || s == KMS_KEY_DEACTIVATED || s == KMS_KEY_DESTROYED ||
-	       s == KMS_KEY_PRE_ACTIVE;
+	       s == KMS_KEY_PRE_ACTIVE || s == KMS_KEY_MISSING;
 }
 
 /* What the KMS itself says of a key an event names. */
@@ -544,7 +544,11 @@ static void reconcile_key(struct lifecycle *l, const struct key_watch *w,
 		if (state_revoked(info->state)) {
 			if (st.revoked && (st.shredded || !destroyed))
 				continue;
-			poll_reason(w, info, destroyed ? "delete" : "disable", why, sizeof(why));
+			poll_reason(w, info,
+				    destroyed			     ? "delete"
+				    : info->state == KMS_KEY_MISSING ? "gone"
+								     : "disable",
+				    why, sizeof(why));
 			act_revoke(l, v, why, destroyed, REVOKE_BY_KEY);
 			continue;
 		}

@@ -37,6 +37,8 @@ enum kms_key_state {
 	KMS_KEY_SUSPENDED,   /* disabled: unwrap refused until enabled again */
 	KMS_KEY_DEACTIVATED, /* revoked for good (KMIP Revoke): keyd unwraps nothing with it */
 	KMS_KEY_DESTROYED,
+	KMS_KEY_MISSING, /* the KMS has no such key (deleted, or never there): not usable, but no
+			  * proof it was destroyed, so never a shred */
 	KMS_KEY_EXPIRED, /* past its expiration (Key Protect's Deactivated, state 3; Tencent's
 			  * Archived): unwrap still works, wrap does not; not a revocation */
 	_KMS_KEY_STATE_MAX,
