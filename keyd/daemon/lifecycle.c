@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cryptsetup_util.h"
+#include "erase.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "rotate.h"
@@ -93,35 +94,27 @@ static void run_hooks(const struct volume *v, const struct hook *hooks, size_t n
 	}
 }
 
-/* Destroys the keyd keyslot and token: without its root key the volume has no way back. */
+/* erase_on_delete: the KMS confirmed the root key destroyed, so the volume has no way back;
+ * its keyd keyslot and token go too (keyd/volume/erase.c), recorded and logged here. */
 static void erase_keyslot(struct lifecycle *l, struct volume *v)
 {
-	_cleanup_crypt_ struct crypt_device *cd = NULL;
-	struct volume_status st;
-	struct keyd_token tok;
-	struct error je;
+	struct erase_result er;
+	struct error err;
+	char dev[VOLUME_DEVICE_MAX];
 	int r;
 
-	registry_status(l->env.reg, v, &st);
-	r = cryptsetup_load(st.device, &cd);
-	if (r >= 0)
-		r = token_find(cd, &tok, &je);
-	if (r <= 0 || tok.id < 0) {
-		log_error("%s: erase_on_delete: no keyd token to erase on %s", v->name, st.device);
+	if (!registry_device(l->env.reg, v, dev, sizeof(dev))) {
+		log_error("%s: erase_on_delete: no device to erase", v->name);
 		return;
 	}
-	r = crypt_keyslot_destroy(cd, tok.keyslot);
-	if (r >= 0)
-		r = crypt_token_json_set(cd, tok.id, NULL);
+	r = volume_erase(dev, &er, &err);
 	registry_audit(l->env.reg, "volume.erase", r < 0 ? "failure" : "success", NULL, v, NULL,
-		       r < 0 ? strerror(-r) : NULL);
+		       r < 0 ? err.msg : NULL);
 	if (r < 0)
-		log_error_errno(r, "%s: erase_on_delete: destroying keyslot %d failed: %m", v->name,
-				tok.keyslot);
+		log_error("%s: erase_on_delete: %s", v->name, err.msg);
 	else
 		log_notice("%s: erase_on_delete: keyslot %d and token %d destroyed", v->name,
-			   tok.keyslot, tok.id);
-	token_done(&tok);
+			   er.keyslot, er.token);
 }
 
 /* What on_revoke does to a volume in state @s: the state it leaves it in, and @msg says so. */
