@@ -726,6 +726,26 @@ int lifecycle_submit(struct lifecycle *l, enum lifecycle_job_kind kind, const st
 	return 0;
 }
 
+/* Says at start which hooks would be refused when their time comes (run_hooks checks again
+ * then: a path can change), so the operator hears of it before a revocation needs them. */
+static void hooks_check(const struct registry *reg)
+{
+	for (size_t i = 0; i < reg->n; i++) {
+		const struct volume_config *c = reg->volumes[i].cfg;
+		char why[SAFEPATH_WHY_MAX];
+
+		for (size_t j = 0; c && j < c->n_stop_hooks + c->n_start_hooks; j++) {
+			bool stop = j < c->n_stop_hooks;
+			const struct hook *h =
+				stop ? &c->stop_hooks[j] : &c->start_hooks[j - c->n_stop_hooks];
+
+			if (safepath_check_program(h->argv[0], why, sizeof(why)) < 0)
+				log_warning("%s: %s hook %s will not be run: %s", c->name,
+					    stop ? "stop" : "start", h->argv[0], why);
+		}
+	}
+}
+
 int lifecycle_start(const struct lifecycle_env *env, struct lifecycle **ret)
 {
 	struct lifecycle *l = calloc(1, sizeof(*l));
@@ -735,6 +755,7 @@ int lifecycle_start(const struct lifecycle_env *env, struct lifecycle **ret)
 	if (!l)
 		return -ENOMEM;
 	l->env = *env;
+	hooks_check(env->reg);
 	l->watch = calloc(env->reg->n + 1, sizeof(*l->watch));
 	if (!l->watch) {
 		free(l);
