@@ -200,6 +200,15 @@ static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 
 	pthread_mutex_lock(&v->op_lock);
 	registry_status(reg, v, &st);
+	/* Left open while revoked (audit-only, or it could be neither closed nor suspended): the
+	 * revocation ends, once; polling must not find it revoked at every tick. */
+	if (st.state == VOLUME_OPEN && st.revoked) {
+		json_auto_t *reason = json_pack("{s:s}", "reason", why);
+
+		registry_set_restored(reg, v);
+		registry_audit(reg, "volume.restore", "success", NULL, v, reason, NULL);
+		log_info("%s: %s: the mapping had stayed open", v->name, why);
+	}
 	/* Already back (polling and an event may both say so): nothing to do, nothing to record. */
 	if (st.state == VOLUME_OPEN || (st.state == VOLUME_VERIFIED && !st.revoked) ||
 	    st.state == VOLUME_RELEASED || !st.device[0]) {
