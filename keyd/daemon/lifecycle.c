@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* The lifecycle thread: applies events to volumes (rewrap, on_revoke, restore), polls key
- * state, enforces max_key_cache_age, acknowledges events. Works under each volume's op_lock and
- * changes its state only through the registry, never across a KMS, hook or dm call. */
+/* The lifecycle thread: applies events to volumes (rewrap, on_revoke, restore) once the KMS of
+ * the root key confirms them, reconciles each root key with its KMS by polling, enforces
+ * max_key_cache_age, acknowledges events. Works under each volume's op_lock and changes its
+ * state only through the registry, never across a KMS, hook or dm call. */
 #include <errno.h>
 #include <signal.h>
 #include <spawn.h>

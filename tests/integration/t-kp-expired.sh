@@ -52,7 +52,7 @@ stored() { [ "$(token_version)" = "$newest" ]; }
 until_true 5 stored || fail "token still at key version $(token_version) after resume, newest $newest"
 assert_eq "$(vol va key_version)" "$newest" "status key version after resume"
 assert_eq "$(rewraps)" "$r0" "rewrap calls (the unwrap already handed the new ciphertext)"
-assert_contains "$(cat "$T/keyd.log")" "(returned by unwrap)"
+assert_contains "$(cat "$T/keyd.log")" "(returned by unwrap, KMS 'kp')"
 kill "$KEYD_PID"
 wait "$KEYD_PID" 2>/dev/null || true
 
