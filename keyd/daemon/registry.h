@@ -200,8 +200,9 @@ void registry_log_context_end(void);
 void registry_log_changes(const char *device, const struct token_changes *changes);
 
 /* An unlock of @v on @device got a ciphertext the KMS rewrapped meanwhile (Key Protect after
- * a rotation): stores it through registry_rewrap and puts the new key version in @res. A
- * failure is logged and leaves the unlock standing (the old ciphertext still unwraps). */
+ * a rotation): stores it as the wrap of the KMS that unwrapped (res->kms) through
+ * registry_rewrap and puts the new key version in @res; nothing when there is none. A failure
+ * is logged and leaves the unlock standing (the old ciphertext still unwraps). */
 void registry_keep_rewrapped(struct registry *reg, struct volume *v, const char *device,
 			     struct unlock_result *res);
 /* Rewraps @v's token on @device (@rewrapped: the ciphertext the KMS already returned while
