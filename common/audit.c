@@ -15,6 +15,7 @@
 #include <syslog.h>
 
 #include "audit.h"
+#include "audit_anchor.h"
 #include "audit_record.h"
 #include "sign.h"
 #include "util.h"
@@ -35,6 +36,7 @@ struct audit {
 	pid_t pid; /* after fork() the inherited fd shares its flock with the parent */
 	char *path;
 	EVP_PKEY *key;
+	char *anchor; /* where each checkpoint's position is sealed (NULL: nowhere) */
 	uid_t uid;
 	char user[LOGIN_NAME_MAX + 1];
 	char host[HOST_NAME_MAX + 1];
@@ -284,6 +286,15 @@ static void audit_journal(const char *p, size_t n)
 	}
 }
 
+/* Seals @t (a checkpoint just written) in the anchor file. */
+static int audit_seal(struct audit *a, const struct audit_tail *t)
+{
+	struct audit_anchor an = {.seq = t->seq};
+
+	memcpy(an.hash, t->hash, sizeof(an.hash));
+	return audit_anchor_write(a->anchor, a->key, &an);
+}
+
 /* Under the file lock: appends @e (NULL: only the checkpoint that closes the log) and the
  * checkpoint that is due after it, durably; @t ends at the new last record. *written is what
  * a->buf holds for the journal copy, sent after the file lock is released (a stalled journal
@@ -313,6 +324,10 @@ static int audit_append_locked(struct audit *a, const struct audit_entry *e, str
 	if (t->checkpoint)
 		a->checkpoint_us = now_real_us();
 	*written = used;
+	/* The newest sealed position, kept outside the log: a later cut or restart shows. The
+	 * record stands even if this fails; the next checkpoint tries again. */
+	if (a->anchor && t->checkpoint)
+		(void)audit_seal(a, t);
 	return 0;
 }
 
@@ -416,6 +431,76 @@ int audit_open(const char *path, EVP_PKEY *key, struct audit **ret)
 	return 0;
 }
 
+/* Under the file lock: the log @t ends before the position @an sealed (or the anchor cannot be
+ * trusted): says so in an "audit.gap" record, sealed at once by a checkpoint. */
+static int audit_record_gap(struct audit *a, struct audit_tail *t, const struct audit_anchor *an,
+			    const char *reason, size_t *written)
+{
+	json_auto_t *object =
+		json_pack("{s:I, s:s, s:I, s:s}", "anchor_seq", (json_int_t)an->seq, "anchor_hash",
+			  an->hash, "log_last_seq", (json_int_t)t->seq, "reason", reason);
+	const struct audit_entry e = {
+		.type = AUDIT_TYPE_GAP, .result = "failure", .object = object};
+	struct audit_tail before = *t;
+	size_t used = 0;
+	int r;
+
+	if (!object)
+		return -ENOMEM;
+	if ((r = audit_format(a, t, &e, &used)) < 0 ||
+	    (r = audit_format_checkpoint(a, t, &used)) < 0 ||
+	    (r = audit_commit(a, &before, used)) < 0)
+		return r;
+	*written = used;
+	return audit_seal(a, t);
+}
+
+int audit_set_anchor(struct audit *a, const char *anchor, struct audit_gap *gap)
+{
+	struct audit_anchor an = {0};
+	struct audit_tail t;
+	struct error err = {.msg = ""};
+	const char *reason = NULL;
+	size_t written = 0;
+	int r, found = 0;
+
+	if (!a || !a->key || !anchor || strlen(anchor) >= PATH_MAX)
+		return -EINVAL;
+	*gap = (struct audit_gap){0};
+	pthread_mutex_lock(&a->lock);
+	free(a->anchor);
+	a->anchor = strdup(anchor);
+	r = a->anchor ? audit_lock(a) : -ENOMEM;
+	if (r >= 0) {
+		r = audit_read_tail(a, &t);
+		if (r >= 0) {
+			r = audit_anchor_read(anchor, a->key, &an, &err);
+			if (r == -ENOENT) {
+				r = 0; /* first use: sealed at the next checkpoint */
+			} else if (r == -EBADMSG) {
+				reason = "the anchor is damaged or not signed by this node's key";
+			} else if (r >= 0 && an.seq > t.seq) {
+				reason = t.seq == 0 ? "the log is empty: deleted and begun anew"
+						    : "the log ends before its last sealed "
+						      "checkpoint: truncated";
+			}
+			if (reason) {
+				gap->anchor_seq = an.seq;
+				gap->log_last_seq = t.seq;
+				snprintf(gap->reason, sizeof(gap->reason), "%s%s%.400s", reason,
+					 err.msg[0] ? ": " : "", err.msg);
+				r = audit_record_gap(a, &t, &an, gap->reason, &written);
+				found = r >= 0;
+			}
+		}
+		audit_unlock(a);
+	}
+	if (written)
+		audit_journal(a->buf, written);
+	pthread_mutex_unlock(&a->lock);
+	return r < 0 ? r : found;
+}
+
 void audit_close(struct audit *a)
 {
 	struct audit_tail t;
@@ -436,6 +521,7 @@ void audit_close(struct audit *a)
 	closep(&a->fd);
 	EVP_PKEY_free(a->key);
 	pthread_mutex_destroy(&a->lock);
+	free(a->anchor);
 	free(a->path);
 	free(a);
 }

@@ -17,6 +17,20 @@ struct audit;
 /* Opens (creating) the log at @path and reads the hash of its last record so the chain
  * continues; @key signs checkpoints (may be NULL: no checkpoints). Thread-safe handle. */
 int audit_open(const char *path, EVP_PKEY *key, struct audit **ret);
+
+/* What audit_set_anchor found missing. */
+struct audit_gap {
+	uint64_t anchor_seq;   /* the position the anchor sealed */
+	uint64_t log_last_seq; /* where the log ended (0: empty) */
+	char reason[512];
+};
+/* Keeps each checkpoint's position in the anchor file @anchor (audit_anchor.h), signed by the
+ * log's key (which @a must have). First compares the log with the anchor: a log that ends
+ * before the sealed position (cut back, or deleted and begun anew) or an anchor that does not
+ * verify is recorded as an "audit.gap" record, sealed at once, and returned as 1 with @gap
+ * filled in, for the caller to say loudly; 0 when all is well (or there is no anchor yet).
+ * -EINVAL, -errno. */
+int audit_set_anchor(struct audit *a, const char *anchor, struct audit_gap *gap);
 void audit_close(struct audit *a);
 
 /* Appends one record: time (RFC 3339, µs), @type ("wipe.run", "keyd.unlock", ...), @result

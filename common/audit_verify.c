@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit_anchor.h"
 #include "audit_record.h"
 #include "audit_verify.h"
 #include "sign.h"
@@ -43,6 +44,9 @@ struct audit_verify {
 	uint64_t last_checkpoint_seq;
 	char key[AUDIT_HASH_LEN + 1]; /* the trusted key's fingerprint, or the first checkpoint's */
 	json_t *previous;	      /* where a rotated file's chain came from */
+	const char *anchor_path;      /* NULL: no anchor to compare with */
+	bool have_anchor;
+	struct audit_anchor anchor; /* the newest sealed position, kept outside the log */
 	json_t *problems;
 	unsigned long n_problems;
 	bool oom;
@@ -121,6 +125,10 @@ static void verify_record(struct audit_verify *v, struct audit_line *l, const ch
 	memcpy(l->prev, r.prev, sizeof(l->prev));
 	if (strcmp(r.type, AUDIT_TYPE_CHECKPOINT) == 0)
 		verify_checkpoint(v, l, rec, r.object);
+	else if (strcmp(r.type, AUDIT_TYPE_GAP) == 0)
+		line_problem(l, "gap", "a writer found records missing here: %s",
+			     json_string_value(json_object_get(r.object, "reason"))
+				     ?: "(no reason given)");
 	else if (strcmp(r.type, AUDIT_TYPE_ROTATED) == 0 && l->no == 1 &&
 		 audit_rotated_unpack(r.object, &prev_file, &prev_seq, &prev_hash) == 0 &&
 		 prev_seq + 1 == r.seq && strcmp(prev_hash, r.prev) == 0) {
@@ -160,6 +168,12 @@ static int verify_read(struct audit_verify *v, struct audit_line *l)
 		return 1;
 	}
 	verify_record(v, l, v->buf, n);
+	if (l->parsed && v->have_anchor && l->seq == v->anchor.seq && !l->kind &&
+	    strcmp(l->hash, v->anchor.hash) != 0)
+		line_problem(l, "rewritten",
+			     "seq %llu is not the checkpoint the anchor sealed: the log was begun "
+			     "anew or rewritten from here",
+			     (unsigned long long)l->seq);
 	if (l->parsed) {
 		v->last_seq = l->seq;
 		memcpy(v->last_hash, l->hash, sizeof(v->last_hash));
@@ -287,14 +301,19 @@ static int verify_report(struct audit_verify *v, json_t **report)
 	unsigned long records = v->lines - (v->incomplete ? 1 : 0);
 	json_t *r;
 
-	r = json_pack("{s:I, s:I, s:o?, s:o?, s:o?, s:I, s:o?, s:b, s:O?, s:b, s:O}", "records",
-		      (json_int_t)records, "checkpoints", (json_int_t)v->checkpoints, "last_seq",
-		      v->last_seq ? json_integer((json_int_t)v->last_seq) : NULL, "last_hash",
-		      v->last_seq ? json_string(v->last_hash) : NULL, "last_checkpoint_seq",
+	r = json_pack("{s:I, s:I, s:o?, s:o?, s:o?, s:I, s:o?, s:b, s:O?, s:o?, s:b, s:O}",
+		      "records", (json_int_t)records, "checkpoints", (json_int_t)v->checkpoints,
+		      "last_seq", v->last_seq ? json_integer((json_int_t)v->last_seq) : NULL,
+		      "last_hash", v->last_seq ? json_string(v->last_hash) : NULL,
+		      "last_checkpoint_seq",
 		      v->checkpoints ? json_integer((json_int_t)v->last_checkpoint_seq) : NULL,
 		      "unvouched_records", (json_int_t)(records - v->last_checkpoint_line), "key",
 		      v->key[0] ? json_string(v->key) : NULL, "trusted", v->trusted != NULL,
-		      "previous", v->previous, "ok", v->n_problems == 0, "problems", v->problems);
+		      "previous", v->previous, "anchor",
+		      v->have_anchor ? json_pack("{s:s, s:I, s:s}", "file", v->anchor_path, "seq",
+						 (json_int_t)v->anchor.seq, "hash", v->anchor.hash)
+				     : NULL,
+		      "ok", v->n_problems == 0, "problems", v->problems);
 	if (!r || v->oom)
 		return -ENOMEM;
 	if (v->n_problems > AUDIT_PROBLEMS_MAX &&
@@ -305,7 +324,41 @@ static int verify_report(struct audit_verify *v, json_t **report)
 	return 0;
 }
 
-int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, struct error *err)
+/* The anchor, when there is one: a log that ends before the position it sealed was cut back,
+ * or deleted and begun anew. */
+static void verify_anchor_end(struct audit_verify *v)
+{
+	if (v->have_anchor && v->last_seq < v->anchor.seq)
+		verify_problem(v, v->lines ? v->lines : 1, "truncated",
+			       "the log ends at seq %llu, but its anchor %s sealed seq %llu: the "
+			       "records after it were cut off, or the log was deleted and begun "
+			       "anew",
+			       (unsigned long long)v->last_seq, v->anchor_path,
+			       (unsigned long long)v->anchor.seq);
+}
+
+/* Reads the anchor at @path into @v; a missing one is none, a bad one a problem. */
+static int verify_anchor_load(struct audit_verify *v, const char *path)
+{
+	struct error ae = {.msg = ""};
+	int r;
+
+	v->anchor_path = path;
+	r = audit_anchor_read(path, v->trusted, &v->anchor, &ae);
+	if (r == -ENOENT)
+		return 0;
+	if (r == -EBADMSG) {
+		verify_problem(v, 1, "anchor", "%s", ae.msg);
+		return 0;
+	}
+	if (r < 0)
+		return error_set(v->err, r, "%s", ae.msg[0] ? ae.msg : strerror(-r));
+	v->have_anchor = true;
+	return 0;
+}
+
+int audit_verify(const char *path, const char *anchor, EVP_PKEY *trusted, json_t **report,
+		 struct error *err)
 {
 	struct audit_walk w = {};
 	struct audit_verify *v;
@@ -325,12 +378,20 @@ int audit_verify(const char *path, EVP_PKEY *trusted, json_t **report, struct er
 		goto out;
 	}
 	v->problems = json_array();
+	if (!v->problems) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (anchor && (ret = verify_anchor_load(v, anchor)) < 0)
+		goto out;
 	v->f = fopen(path, "re");
-	if (!v->problems || !v->f) {
-		ret = v->problems ? negative_errno() : -ENOMEM;
+	if (!v->f) {
+		ret = negative_errno();
 		goto out;
 	}
 	ret = verify_walk(v, &w);
+	if (ret >= 0)
+		verify_anchor_end(v);
 	if (ret >= 0)
 		ret = verify_report(v, &r);
 	if (ret >= 0) {

@@ -90,8 +90,15 @@ void prom_sample(struct prom *p, const char *name, const char *const *labels, do
 		snprintf(num, sizeof(num), " %sInf\n", value > 0 ? "+" : "-");
 	else if (value > -1e15 && value < 1e15 && value == (double)(int64_t)value)
 		snprintf(num, sizeof(num), " %lld\n", (long long)value);
-	else
-		snprintf(num, sizeof(num), " %.9g\n", value);
+	else {
+		/* The shortest spelling that reads back as @value: %.9g alone turned a Unix time
+		 * 1796183231.5 into 1.79618323e+09, a second early. */
+		for (int prec = 9; prec <= 17; prec++) {
+			snprintf(num, sizeof(num), " %.*g\n", prec, value);
+			if (strtod(num, NULL) == value)
+				break;
+		}
+	}
 	prom_puts(p, num);
 }
 

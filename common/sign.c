@@ -133,12 +133,12 @@ int sign_key_load(const char *path, EVP_PKEY **ret)
 
 	/* read_credential checks owner root, no group/other access, regular file, size cap; a
 	 * relative name is a systemd credential, which is never created here. */
-	r = read_credential(path, false, &pem, &n);
+	r = read_credential(path, false, &pem, &n, NULL);
 	if (r == -ENOENT && path[0] == '/') {
 		r = sign_key_create(path);
 		if (r < 0 && r != -EEXIST)
 			return r;
-		r = read_credential(path, false, &pem, &n);
+		r = read_credential(path, false, &pem, &n, NULL);
 	}
 	if (r < 0)
 		return r;

@@ -9,7 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "error.h"
+#include "safepath.h"
 #include "secmem.h"
 #include "util.h"
 
@@ -284,36 +287,74 @@ int read_file_fd(int fd, size_t max, uint8_t **ret, size_t *ret_n)
 	return 0;
 }
 
-int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n)
+/* The name of @st's file type, for a message that refuses it. */
+static const char *file_type_name(mode_t mode)
+{
+	static const struct {
+		mode_t type;
+		const char *name;
+	} types[] = {
+		{S_IFIFO, "a FIFO"},	     {S_IFCHR, "a character device"},
+		{S_IFBLK, "a block device"}, {S_IFSOCK, "a socket"},
+		{S_IFDIR, "a directory"},    {S_IFLNK, "a symlink"},
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(types); i++)
+		if ((mode & S_IFMT) == types[i].type)
+			return types[i].name;
+	return "not a regular file";
+}
+
+int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n, struct error *err)
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_secure_ uint8_t *d = NULL;
-	char full[PATH_MAX];
+	char full[PATH_MAX], why[SAFEPATH_WHY_MAX];
+	bool systemd = path[0] != '/';
 	struct stat st;
 	size_t n = 0;
 	int r;
 
-	if (path[0] != '/') {
+	if (systemd) {
 		const char *dir = getenv("CREDENTIALS_DIRECTORY");
 
-		if (!dir || strchr(path, '/'))
-			return -ENOENT;
-		snprintf(full, sizeof(full), "%s/%s", dir, path);
+		if (!dir || !dir[0] || strchr(path, '/'))
+			return error_set(err, -ENOENT,
+					 "%s: not an absolute path, nor a systemd credential name "
+					 "in $CREDENTIALS_DIRECTORY%s",
+					 path, dir && dir[0] ? "" : " (which is not set)");
+		if ((size_t)snprintf(full, sizeof(full), "%s/%s", dir, path) >= sizeof(full))
+			return error_set(err, -ENAMETOOLONG, "%s/%s: path too long", dir, path);
 		path = full;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return negative_errno();
-	if (fstat(fd, &st) < 0)
-		return negative_errno();
+	/* O_NONBLOCK: opening a FIFO (or a tty) must not wait for a writer, or keyd would hang
+	 * in open() and never see SIGTERM. O_NOFOLLOW: the file itself, not where a link leads. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0 && errno == ELOOP)
+		return error_set(err, -EPERM,
+				 "%s is a symlink: a credential is read only from the "
+				 "file itself",
+				 path);
+	if (fd < 0) {
+		r = negative_errno();
+		return error_set(err, r, "%s: %s", path, strerror(-r));
+	}
+	if (fstat(fd, &st) < 0) {
+		r = negative_errno();
+		return error_set(err, r, "%s: %s", path, strerror(-r));
+	}
 	if (!S_ISREG(st.st_mode))
-		return -EPERM;
-	/* systemd credentials are managed by systemd; our own files must be root's and private. */
-	if (path != full && (st.st_uid != 0 || (st.st_mode & 077)))
-		return -EPERM;
+		return error_set(err, -EPERM, "%s is %s, not a regular file", path,
+				 file_type_name(st.st_mode));
+	/* Ours must be root's, a systemd credential keyd's user's (systemd makes it so); either
+	 * private, and in a path nobody else can change (as sshd's StrictModes). */
+	r = safepath_check(path, fd, systemd ? geteuid() : 0, 077, why, sizeof(why));
+	if (r < 0)
+		return error_set(err, r, "%s", why);
 	r = read_file_fd(fd, CREDENTIAL_MAX, &d, &n);
 	if (r < 0)
-		return r;
+		return error_set(err, r, "%s: %s", path,
+				 r == -EFBIG ? "larger than a credential may be" : strerror(-r));
 	if (text)
 		while (n > 0 && (d[n - 1] == '\n' || d[n - 1] == '\r'))
 			d[--n] = 0;

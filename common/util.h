@@ -11,6 +11,8 @@
 
 #define CREDENTIAL_MAX 16384
 
+struct error;
+
 /* Decimal only, no sign, no trailing junk; -EINVAL or -ERANGE. */
 int parse_u64(const char *s, uint64_t *ret);
 int parse_u32(const char *s, uint32_t *ret);
@@ -46,11 +48,13 @@ void format_bytes(double v, char *buf, size_t size);
  * -ENOMEM, -errno from fstat or read. */
 int read_file_fd(int fd, size_t max, uint8_t **ret, size_t *ret_n);
 
-/* Reads a credential (API key, token, root key) into secure memory. Absolute paths must be
- * regular files owned by root with no group/other access (-EPERM otherwise); a relative name
- * is looked up in $CREDENTIALS_DIRECTORY (systemd credentials). Trailing newlines are
- * stripped when @text. -ENOENT, -EPERM, -EFBIG (> CREDENTIAL_MAX), -ENOMEM. */
-int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n);
+/* Reads a credential (API key, token, root key) into secure memory. An absolute path must be
+ * a regular file owned by root, a relative name one in $CREDENTIALS_DIRECTORY (systemd
+ * credentials) owned by keyd's user; either with no group/other access, in a path only root
+ * can change (safepath.h). Never blocks on a FIFO or device: they are refused. Trailing
+ * newlines are stripped when @text. @err (may be NULL) names the file and the problem.
+ * -ENOENT, -EPERM (untrusted, or not a regular file), -EFBIG (> CREDENTIAL_MAX), -ENOMEM. */
+int read_credential(const char *path, bool text, uint8_t **ret, size_t *ret_n, struct error *err);
 
 /* Writes all @n bytes of @p, resuming after short writes and EINTR. -errno. */
 int write_full(int fd, const void *p, size_t n);

@@ -250,7 +250,17 @@ wait_state() {
 		for want; do [ "$st" = "$want" ] && return 0; done
 		sleep 0.05
 	done
+	[ -f "$T/keyd.log" ] && tail -n 20 "$T/keyd.log" >&2 # what keyd said, to see why
 	fail "volume $vol is '$st', expected one of: $*"
+}
+
+# until_true SECONDS CMD...: retries CMD every 0.1 s until it succeeds; the last try's output
+# and status are the caller's.
+until_true() {
+	local n=$(($1 * 10))
+	shift
+	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	"$@"
 }
 
 # mkpki DIR: a throwaway CA, a server certificate for 127.0.0.1 and a client certificate

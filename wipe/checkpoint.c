@@ -91,12 +91,9 @@ int checkpoint_load(const char *path, struct checkpoint *ret, struct error *e)
 	int phase = 0, verify = 0, r;
 
 	*ret = (struct checkpoint){0};
-	r = read_credential(path, true, &raw, &n);
-	if (r < 0) {
-		if (r == -EFBIG)
-			jx_fail(e, "%s: larger than %d bytes", path, CREDENTIAL_MAX);
+	r = read_credential(path, true, &raw, &n, e);
+	if (r < 0)
 		return r;
-	}
 	j = json_loadb((const char *)raw, n, 0, NULL);
 	if (!j)
 		return jx_fail(e, "%s: not JSON", path);

@@ -3,10 +3,12 @@
  * the exit status, the JSON envelope, and the node key with the audit log it signs. Logs its
  * own failures (the commands are the top). */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "audit_anchor.h"
 #include "cli.h"
 #include "log.h"
 #include "secmem.h"
@@ -76,6 +78,27 @@ int cli_finish(struct cli *c, int status)
 	return s ? status : EXIT_FAILED;
 }
 
+/* The log's last sealed position, beside the node key (as keyd keeps it): a log found cut back
+ * or begun anew is said loudly, and recorded in it. The wipe itself goes on. */
+static int cli_audit_anchor(struct cli *c, const char *key)
+{
+	char anchor[PATH_MAX];
+	struct audit_gap gap;
+	int r;
+
+	r = audit_anchor_path(c->audit_path, key, anchor, sizeof(anchor));
+	if (r >= 0)
+		r = audit_set_anchor(c->opt.audit, anchor, &gap);
+	if (r < 0)
+		log_error_errno(r, "audit log %s: cannot keep its anchor: %m", c->audit_path);
+	else if (r > 0)
+		log_error("audit log %s: RECORDS ARE MISSING: %s (anchor %s sealed seq %llu, the "
+			  "log ended at seq %llu); recorded as audit.gap",
+			  c->audit_path, gap.reason, anchor, (unsigned long long)gap.anchor_seq,
+			  (unsigned long long)gap.log_last_seq);
+	return 0;
+}
+
 int cli_setup_signing(struct cli *c)
 {
 	const char *key = c->key_path ? c->key_path : SIGN_KEY_PATH_DEFAULT;
@@ -91,5 +114,5 @@ int cli_setup_signing(struct cli *c)
 		return cli_error(c, EXIT_FAILED, "cannot open the audit log %s: %s", c->audit_path,
 				 strerror(-r)),
 		       r;
-	return 0;
+	return cli_audit_anchor(c, key);
 }

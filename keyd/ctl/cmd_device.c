@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_anchor.h"
 #include "audit_verify.h"
 #include "cmd.h"
 #include "enroll.h"
@@ -454,6 +455,7 @@ int cmd_audit(struct ctl *c)
 {
 	json_auto_t *report = NULL;
 	EVP_PKEY *key = NULL;
+	char anchor[PATH_MAX];
 	const char *path;
 	struct error err = {.msg = ""};
 	int r;
@@ -470,7 +472,11 @@ int cmd_audit(struct ctl *c)
 	if (access(c->cfg->node_key_file, R_OK) == 0 &&
 	    sign_key_load(c->cfg->node_key_file, &key) < 0)
 		key = NULL;
-	r = audit_verify(path, key, &report, &err);
+	/* The anchor beside the node key names the last sealed position of the log it is named
+	 * after: a log cut back or deleted and begun anew fails. */
+	if (audit_anchor_path(path, c->cfg->node_key_file, anchor, sizeof(anchor)) < 0)
+		anchor[0] = 0;
+	r = audit_verify(path, anchor[0] ? anchor : NULL, key, &report, &err);
 	EVP_PKEY_free(key);
 	if (r < 0) {
 		/* The report says where the chain broke: it goes into the one error document. */

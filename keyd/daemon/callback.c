@@ -64,6 +64,9 @@ struct callback {
 	struct evhttp_bound_socket *bound;
 	struct metrics *metrics; /* NULL: nobody counts */
 	uint16_t port;
+	/* The replay cache lives in memory: whatever was signed before this start may have been
+	 * accepted by the keyd before, so it is refused. */
+	uint64_t started_s;
 };
 
 /* One TLS connection, hung on its SSL object: the SSL's end is the connection's end, which
@@ -731,6 +734,11 @@ static bool check_fresh(struct attempt *a)
 	if (r < 0)
 		return refuse(a, CALLBACK_TIMESTAMP, "%s must be Unix seconds",
 			      CALLBACK_HEADER_TIMESTAMP);
+	if (a->ts < a->cb->started_s)
+		return refuse(a, CALLBACK_EXPIRED,
+			      "expired: signed before keyd started (%llu < %llu), so a replay "
+			      "cannot be ruled out",
+			      (unsigned long long)a->ts, (unsigned long long)a->cb->started_s);
 	return true;
 }
 
@@ -823,10 +831,9 @@ static int tls_setup(struct callback *cb, struct error *err)
 	SSL_CTX_set_session_cache_mode(cb->ssl_ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(cb->ssl_ctx, c->cert_file) != 1)
 		return tls_error(err, "cannot load cert_file", c->cert_file);
-	r = read_credential(c->key_file, false, &pem, &n);
+	r = read_credential(c->key_file, false, &pem, &n, err);
 	if (r < 0)
-		return error_set(err, r, "callback: cannot read key_file %s: %s", c->key_file,
-				 strerror(-r));
+		return error_prefix(err, r, "callback: cannot read key_file %s", c->key_file);
 	bio = BIO_new_mem_buf(pem, (int)n);
 	if (bio)
 		key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
@@ -882,10 +889,9 @@ static int read_secret(struct callback *cb, struct error *err)
 	const char *file = cb->cfg->hmac_secret_file;
 	int r;
 
-	r = read_credential(file, true, &cb->secret, &cb->secret_len);
+	r = read_credential(file, true, &cb->secret, &cb->secret_len, err);
 	if (r < 0)
-		return error_set(err, r, "callback: cannot read hmac_secret_file %s: %s", file,
-				 strerror(-r));
+		return error_prefix(err, r, "callback: cannot read hmac_secret_file %s", file);
 	if (cb->secret_len < CALLBACK_SECRET_MIN)
 		return error_set(err, -EINVAL,
 				 "callback: hmac_secret_file %s holds %zu bytes, at least %d are "
@@ -947,8 +953,12 @@ int callback_start(struct event_base *base, const struct callback_config *cfg, s
 	cb = calloc(1, sizeof(*cb));
 	if (!cb)
 		return error_set(err, -ENOMEM, "callback: out of memory");
-	*cb = (struct callback){
-		.refs = 1, .cfg = cfg, .audit = audit, .fn = fn, .userdata = userdata};
+	*cb = (struct callback){.refs = 1,
+				.cfg = cfg,
+				.audit = audit,
+				.fn = fn,
+				.userdata = userdata,
+				.started_s = now_real_us() / 1000000};
 	if ((r = read_secret(cb, err)) < 0)
 		goto fail;
 	if ((r = callback_replay_new(CALLBACK_REPLAY_IDS_MAX, &cb->replay)) < 0 ||

@@ -2,6 +2,7 @@
 /* The daemon's wiring and main loop: builds the registry, audit log, workers' environment,
  * control API, lifecycle thread and event endpoint, hands each only what it needs, and runs the
  * libevent loop (signals, READY=1/STATUS=). Holds no volume state of its own. */
+#include <limits.h>
 #include <errno.h>
 #include <event2/thread.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "audit_anchor.h"
 #include "daemon.h"
 #include "evlog.h"
 #include "log.h"
@@ -197,6 +199,30 @@ static int setup_metrics(struct keyd *k, struct error *err)
 	return 0;
 }
 
+/* The log's last sealed position, kept beside the node key: a log found cut back, or deleted
+ * and begun anew, is said loudly (and recorded in it as audit.gap). Never stops keyd: the
+ * volumes matter more than the log, and the gap is on record. */
+static int audit_anchor_setup(struct audit *a, const char *log_path, const char *key_path)
+{
+	char anchor[PATH_MAX];
+	struct audit_gap gap;
+	int r;
+
+	r = audit_anchor_path(log_path, key_path, anchor, sizeof(anchor));
+	if (r >= 0)
+		r = audit_set_anchor(a, anchor, &gap);
+	if (r < 0)
+		log_error_errno(r, "audit log %s: cannot keep its anchor: %m", log_path);
+	else if (r > 0)
+		log_error(
+			"audit log %s: RECORDS ARE MISSING: %s (anchor %s sealed seq %llu, the log "
+			"ended at seq %llu); recorded as audit.gap, and 'keydctl audit verify' "
+			"fails from now on",
+			log_path, gap.reason, anchor, (unsigned long long)gap.anchor_seq,
+			(unsigned long long)gap.log_last_seq);
+	return 0;
+}
+
 static int setup_audit(struct keyd *k, struct error *err)
 {
 	const struct keyd_config *cfg = k->cfg;
@@ -214,7 +240,7 @@ static int setup_audit(struct keyd *k, struct error *err)
 				 strerror(-r));
 	k->reg.audit = k->audit;
 	k->metrics_env.audit = k->audit;
-	return 0;
+	return audit_anchor_setup(k->audit, cfg->audit_path, cfg->node_key_file);
 }
 
 int keyd_setup(struct keyd *k, struct keyd_config *cfg, struct error *err)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* The lifecycle thread: applies events to volumes (rewrap, on_revoke, restore), polls key
- * state, enforces max_key_cache_age, acknowledges events. Works under each volume's op_lock and
- * changes its state only through the registry, never across a KMS, hook or dm call. */
+/* The lifecycle thread: applies events to volumes (rewrap, on_revoke, restore) once the KMS of
+ * the root key confirms them, reconciles each root key with its KMS by polling, enforces
+ * max_key_cache_age, acknowledges events. Works under each volume's op_lock and changes its
+ * state only through the registry, never across a KMS, hook or dm call. */
 #include <errno.h>
 #include <signal.h>
 #include <spawn.h>
@@ -11,11 +12,13 @@
 #include <time.h>
 
 #include "cryptsetup_util.h"
+#include "erase.h"
 #include "jitter.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "messages.h"
 #include "rotate.h"
+#include "safepath.h"
 #include "token.h"
 #include "unlock.h"
 #include "util.h"
@@ -64,9 +67,17 @@ static void run_hooks(const struct volume *v, const struct hook *hooks, size_t n
 {
 	for (size_t i = 0; i < n; i++) {
 		uint64_t deadline = now_mono_us() + HOOK_TIMEOUT_US;
+		char why[SAFEPATH_WHY_MAX];
 		int status = 0, r;
 		pid_t pid;
 
+		/* keyd runs it as root: a program someone else could change would be theirs. */
+		r = safepath_check_program(hooks[i].argv[0], why, sizeof(why));
+		if (r < 0) {
+			log_error("%s: %s hook %s refused: %s", v->name, what, hooks[i].argv[0],
+				  why);
+			continue;
+		}
 		r = -posix_spawn(&pid, hooks[i].argv[0], NULL, NULL, hooks[i].argv, environ);
 		if (r < 0) {
 			log_error_errno(r, "%s: %s hook %s: cannot start: %m", v->name, what,
@@ -89,35 +100,27 @@ static void run_hooks(const struct volume *v, const struct hook *hooks, size_t n
 	}
 }
 
-/* Destroys the keyd keyslot and token: without its root key the volume has no way back. */
+/* erase_on_delete: the KMS confirmed every root key destroyed, so the volume has no way back;
+ * its keyd keyslot and token go too (keyd/volume/erase.c), recorded and logged here. */
 static void erase_keyslot(struct lifecycle *l, struct volume *v)
 {
-	_cleanup_crypt_ struct crypt_device *cd = NULL;
-	struct volume_status st;
-	struct keyd_token tok;
-	struct error je;
+	struct erase_result er;
+	struct error err;
+	char dev[VOLUME_DEVICE_MAX];
 	int r;
 
-	registry_status(l->env.reg, v, &st);
-	r = cryptsetup_load(st.device, &cd);
-	if (r >= 0)
-		r = token_find(cd, &tok, &je);
-	if (r <= 0 || tok.id < 0) {
-		log_error("%s: erase_on_delete: no keyd token to erase on %s", v->name, st.device);
+	if (!registry_device(l->env.reg, v, dev, sizeof(dev))) {
+		log_error("%s: erase_on_delete: no device to erase", v->name);
 		return;
 	}
-	r = crypt_keyslot_destroy(cd, tok.keyslot);
-	if (r >= 0)
-		r = crypt_token_json_set(cd, tok.id, NULL);
+	r = volume_erase(dev, &er, &err);
 	registry_audit(l->env.reg, "volume.erase", r < 0 ? "failure" : "success", NULL, v, NULL,
-		       r < 0 ? strerror(-r) : NULL);
+		       r < 0 ? err.msg : NULL);
 	if (r < 0)
-		log_error_errno(r, "%s: erase_on_delete: destroying keyslot %d failed: %m", v->name,
-				tok.keyslot);
+		log_error("%s: erase_on_delete: %s", v->name, err.msg);
 	else
 		log_notice("%s: erase_on_delete: keyslot %d and token %d destroyed", v->name,
-			   tok.keyslot, tok.id);
-	token_done(&tok);
+			   er.keyslot, er.token);
 }
 
 /* What on_revoke does to a volume in state @s: the state it leaves it in, and @msg says so. */
@@ -174,9 +177,10 @@ static void volume_end(struct volume *v)
 	pthread_mutex_unlock(&v->op_lock);
 }
 
-/* on_revoke: what a disabled or deleted root key, or a KMS silent for too long, does. */
+/* on_revoke: what disabled or deleted root keys, or KMS silent for too long, do. @shred: the
+ * KMS say every root key is destroyed (erase_on_delete then erases the keyslot). */
 static void act_revoke(struct lifecycle *l, struct volume *v, const char *why, bool shred,
-		       bool by_age)
+		       enum revoke_cause cause)
 {
 	struct registry *reg = l->env.reg;
 	enum on_revoke policy = v->cfg ? v->cfg->on_revoke : ON_REVOKE_CLOSE;
@@ -190,7 +194,7 @@ static void act_revoke(struct lifecycle *l, struct volume *v, const char *why, b
 		return;
 	}
 	next = revoke_step(l, v, s, policy, why, msg, sizeof(msg));
-	registry_set_revoked(reg, v, s == VOLUME_OPEN, by_age, shred);
+	registry_set_revoked(reg, v, s == VOLUME_OPEN, cause, shred);
 	log_struct(LOG_WARNING, 0, MESSAGE_REVOKED, NULL, "%s: %s", v->name, msg);
 	registry_set_state(reg, v, next, msg);
 	{
@@ -212,11 +216,23 @@ static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 	struct volume_status st;
 	struct unlock_result res;
 	struct error err;
-	int r;
+	int r, k;
 
 	volume_begin(l, v);
 	registry_status(reg, v, &st);
-	if (st.state == VOLUME_OPEN || st.state == VOLUME_RELEASED || !st.device[0]) {
+	/* Left open while revoked (audit-only, or it could be neither closed nor suspended): the
+	 * revocation ends, once; polling must not find it revoked at every tick. */
+	if (st.state == VOLUME_OPEN && st.revoked) {
+		json_auto_t *reason = json_pack("{s:s}", "reason", why);
+
+		registry_set_restored(reg, v);
+		registry_audit(reg, "volume.restore", "success", NULL, v, reason, NULL);
+		log_struct(LOG_INFO, 0, MESSAGE_RESTORED, NULL,
+			   "%s: %s: the mapping had stayed open", v->name, why);
+	}
+	/* Already back (polling and an event may both say so): nothing to do, nothing to record. */
+	if (st.state == VOLUME_OPEN || (st.state == VOLUME_VERIFIED && !st.revoked) ||
+	    st.state == VOLUME_RELEASED || !st.device[0]) {
 		volume_end(v);
 		return;
 	}
@@ -229,6 +245,9 @@ static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 						   .stop = l->env.stop},
 			  &res, &err);
 	registry_log_changes(st.device, &res.converged);
+	/* As at boot: a ciphertext rewrapped while the key was away is kept, not dropped. */
+	if (r >= 0)
+		registry_keep_rewrapped(reg, v, st.device, &res);
 	kms_wrapped_done(&res.rewrapped);
 	{
 		json_auto_t *reason = json_pack("{s:s}", "reason", why);
@@ -242,6 +261,10 @@ static void act_restore(struct lifecycle *l, struct volume *v, const char *why)
 		volume_end(v);
 		return;
 	}
+	/* The KMS that unwrapped has proven its root key usable, whatever was heard before. */
+	k = registry_key_index(v, res.kms);
+	if (k >= 0)
+		registry_set_key_revoked(reg, v, (size_t)k, false, false, NULL);
 	registry_set_restored(reg, v);
 	log_struct(LOG_INFO, 0, MESSAGE_RESTORED, NULL, "%s: %s: %s", v->name, why,
 		   st.state == VOLUME_SUSPENDED ? "resumed"
@@ -328,6 +351,37 @@ static void check_rekey_schedule(struct lifecycle *l)
 	}
 }
 
+/* The key states in which a root key cannot be used; an expired key still unwraps. */
+static bool state_revoked(enum kms_key_state s)
+{
+	return s == KMS_KEY_SUSPENDED || s == KMS_KEY_DEACTIVATED || s == KMS_KEY_DESTROYED ||
+	       s == KMS_KEY_PRE_ACTIVE || s == KMS_KEY_MISSING;
+}
+
+/* What the KMS itself says of a key an event names. */
+enum key_verdict {
+	VERDICT_USABLE,	   /* active (or expired): a disable or delete is not acted on */
+	VERDICT_REVOKED,   /* disabled: counts as revoked, nothing irreversible */
+	VERDICT_DESTROYED, /* deleted: counts as destroyed (shredding once all are) */
+	VERDICT_UNKNOWN, /* the KMS could not be asked: reversible steps only, polling reconciles */
+};
+
+static enum key_verdict key_verdict(struct kms *kms, const char *key_id, char *note, size_t size)
+{
+	struct kms_key_info info;
+	struct error e;
+
+	if (kms_key_info(kms, key_id, &info, &e) < 0) {
+		snprintf(note, size, "KMS '%s' could not confirm it: %s", kms->name, e.msg);
+		return VERDICT_UNKNOWN;
+	}
+	snprintf(note, size, "KMS '%s' reports the key %s", kms->name,
+		 kms_key_state_names[info.state]);
+	if (info.state == KMS_KEY_DESTROYED)
+		return VERDICT_DESTROYED;
+	return state_revoked(info.state) ? VERDICT_REVOKED : VERDICT_USABLE;
+}
+
 /* The index of the volume's root key the event is about, or -1. */
 static int volume_key_matching(struct lifecycle *l, struct volume *v, const struct key_event *ev)
 {
@@ -382,17 +436,32 @@ static void usable_keys(struct lifecycle *l, struct volume *v, char *buf, size_t
 
 /* Root key @k was disabled or deleted. Any-of: while another of the volume's root keys is
  * usable nothing is closed or rewrapped, and the operator is told what the volume depends on
- * now; only the last one applies on_revoke, and shredding needs every one destroyed. */
+ * now; only the last one applies on_revoke, and shredding needs every one destroyed. What is
+ * already so (polling and an event both said it) is neither done nor recorded again. */
 static void act_key_revoked(struct lifecycle *l, struct volume *v, size_t k, const char *why,
 			    bool destroyed)
 {
 	struct registry *reg = l->env.reg;
+	struct volume_status st;
 	size_t usable, n_destroyed;
+	bool known;
 	char left[KMS_KEYS_MAX * (KMS_NAME_MAX + KMS_KEY_ID_MAX + 16)], msg[ERROR_MAX];
 
+	registry_status(reg, v, &st);
+	known = st.keys[k].revoked && (st.keys[k].destroyed || !destroyed);
 	usable = registry_set_key_revoked(reg, v, k, true, destroyed, &n_destroyed);
 	if (usable == 0) {
-		act_revoke(l, v, why, n_destroyed == v->n_keys, false);
+		bool shred = n_destroyed == v->n_keys;
+
+		if (st.revoked && (st.shredded || !shred)) {
+			log_info("%s: %s: already revoked", v->name, why);
+			return;
+		}
+		act_revoke(l, v, why, shred, REVOKE_BY_KEY);
+		return;
+	}
+	if (known) {
+		log_info("%s: %s: already known", v->name, why);
 		return;
 	}
 	usable_keys(l, v, left, sizeof(left));
@@ -406,6 +475,40 @@ static void act_key_revoked(struct lifecycle *l, struct volume *v, size_t k, con
 
 		registry_audit(reg, "volume.key_revoked", "success", NULL, v, what, NULL);
 	}
+}
+
+/* An event is a hint, whoever signed it: the KMS of the root key it names is asked before
+ * keyd acts. A disable or delete is done only as far as the KMS confirms it; one the KMS
+ * cannot be asked about gets the reversible step (the key counted revoked, never destroyed),
+ * and polling reconciles. An enable or restore unwraps, which only a usable key does; the key
+ * is counted usable again once its KMS says so. Returns whether anything was done (an event
+ * refused is not acknowledged). */
+static bool act_on_event(struct lifecycle *l, struct volume *v, size_t k,
+			 const struct key_event *ev, const char *why)
+{
+	bool revoke = ev->type == KEY_EVENT_DISABLE || ev->type == KEY_EVENT_DELETE;
+	enum key_verdict verdict;
+	char note[ERROR_MAX + 128], what[ERROR_MAX + 1024];
+
+	verdict = key_verdict(v->keys[k].kms, ev->key_id, note, sizeof(note));
+	if (!revoke) {
+		if (verdict == VERDICT_USABLE)
+			registry_set_key_revoked(l->env.reg, v, k, false, false, NULL);
+		act_restore(l, v, why);
+		return true;
+	}
+	snprintf(what, sizeof(what), "%s; %s", why, note);
+	if (verdict == VERDICT_USABLE) {
+		json_auto_t *reason = json_pack("{s:s}", "reason", why);
+
+		log_warning("%s: %s: not acted on", v->name, what);
+		registry_audit(l->env.reg,
+			       ev->type == KEY_EVENT_DELETE ? "volume.shred" : "volume.revoke",
+			       "refused", NULL, v, reason, note);
+		return false;
+	}
+	act_key_revoked(l, v, k, what, verdict == VERDICT_DESTROYED);
+	return true;
 }
 
 static void run_event(struct lifecycle *l, const struct key_event *ev)
@@ -423,23 +526,21 @@ static void run_event(struct lifecycle *l, const struct key_event *ev)
 
 		if (k < 0)
 			continue;
-		acked_by = v->keys[k].kms;
 		switch (ev->type) {
 		case KEY_EVENT_ROTATE:
 			act_rewrap(l, v, (size_t)k, why);
 			break;
 		case KEY_EVENT_DISABLE:
 		case KEY_EVENT_DELETE:
-			act_key_revoked(l, v, (size_t)k, why, ev->type == KEY_EVENT_DELETE);
-			break;
 		case KEY_EVENT_ENABLE:
 		case KEY_EVENT_RESTORE:
-			registry_set_key_revoked(reg, v, (size_t)k, false, false, NULL);
-			act_restore(l, v, why);
+			if (!act_on_event(l, v, (size_t)k, ev, why))
+				continue; /* nothing done, nothing to acknowledge */
 			break;
 		case _KEY_EVENT_TYPE_MAX:
 			break;
 		}
+		acked_by = v->keys[k].kms;
 	}
 	if (acked_by && ev->id[0] && acked_by->provider->event_ack)
 		acknowledge(acked_by, ev);
@@ -455,19 +556,13 @@ static void run_job(struct lifecycle *l, const struct job *j)
 		break;
 	case LIFECYCLE_SUSPEND:
 		if (v)
-			act_revoke(l, v, "suspended by keydctl", false, false);
+			act_revoke(l, v, "suspended by keydctl", false, REVOKE_BY_OPERATOR);
 		break;
 	case LIFECYCLE_RESUME:
 		if (v)
 			act_restore(l, v, "resumed by keydctl");
 		break;
 	}
-}
-
-static bool state_revoked(enum kms_key_state s)
-{
-	return s == KMS_KEY_SUSPENDED || s == KMS_KEY_DEACTIVATED || s == KMS_KEY_DESTROYED ||
-	       s == KMS_KEY_PRE_ACTIVE;
 }
 
 static struct key_watch *watch_for(struct lifecycle *l, struct kms *kms, const char *key_id)
@@ -515,49 +610,114 @@ static void watch_keys_in_use(struct lifecycle *l)
 	l->n_watch = n;
 }
 
-/* The key @w is active at version @version: a newer version than a volume's token has, or the
- * KMS answering again after a silence that revoked. */
-static void follow_active_key(struct lifecycle *l, const struct key_watch *w,
-			      const struct kms_key_info *info)
+/* The reason polling gives for what it does to a volume of key @w. */
+static void poll_reason(const struct key_watch *w, const struct kms_key_info *info,
+			const char *what, char *buf, size_t size)
+{
+	snprintf(buf, size, "root key %s: %s (polling): KMS '%s' reports it %s", w->key_id, what,
+		 w->kms->name, kms_key_state_names[info->state]);
+}
+
+/* Whether any of @v's root keys but @k is usable, as far as keyd knows. */
+static bool other_key_usable(const struct volume *v, const struct volume_status *st, size_t k)
+{
+	for (size_t i = 0; i < v->n_keys; i++)
+		if (i != k && !st->keys[i].revoked)
+			return true;
+	return false;
+}
+
+/* Root key @k of @v cannot be used, polling says: counted revoked (or destroyed) unless it is
+ * already, and the volume revoked if no other key is usable and it is not yet (one a manual
+ * unlock brought back included). */
+static void reconcile_revoked(struct lifecycle *l, const struct key_watch *w, struct volume *v,
+			      size_t k, const struct kms_key_info *info)
+{
+	bool destroyed = info->state == KMS_KEY_DESTROYED;
+	struct volume_status st;
+	char why[512];
+
+	registry_status(l->env.reg, v, &st);
+	if (st.keys[k].revoked && (st.keys[k].destroyed || !destroyed) &&
+	    (st.revoked || other_key_usable(v, &st, k)))
+		return;
+	poll_reason(w, info,
+		    destroyed			     ? "delete"
+		    : info->state == KMS_KEY_MISSING ? "gone"
+						     : "disable",
+		    why, sizeof(why));
+	act_key_revoked(l, v, k, why, destroyed);
+}
+
+/* Root key @k of @v is usable (active, or expired, which still unwraps): counted usable again,
+ * a volume the key or the KMS's silence revoked brought back (keydctl suspend stays until
+ * keydctl resume; keyslots erase_on_delete erased do not come back), and with an active key a
+ * token behind its newest version rewrapped. */
+static void reconcile_usable(struct lifecycle *l, const struct key_watch *w, struct volume *v,
+			     size_t k, const struct kms_key_info *info)
 {
 	struct registry *reg = l->env.reg;
-	const char *version = info->version;
-	char key[KMS_KEY_ID_MAX + 1];
+	struct volume_status st;
 	uint64_t rotated = 0;
+	char why[512];
 
+	registry_status(reg, v, &st);
+	if (st.keys[k].revoked)
+		registry_set_key_revoked(reg, v, k, false, false, NULL);
+	if (st.revoked && st.revoked_by != REVOKE_BY_OPERATOR &&
+	    !(st.shredded && v->cfg && v->cfg->erase_on_delete)) {
+		if (st.revoked_by == REVOKE_BY_AGE)
+			snprintf(why, sizeof(why), "KMS '%s' reachable again", w->kms->name);
+		else
+			poll_reason(w, info, st.keys[k].destroyed ? "restore" : "enable", why,
+				    sizeof(why));
+		act_restore(l, v, why);
+		registry_status(reg, v, &st);
+	}
+	if (info->state != KMS_KEY_ACTIVE)
+		return;
 	if (info->last_rotated[0] && parse_rfc3339_us(info->last_rotated, &rotated) < 0)
 		rotated = 0;
+	registry_set_key_rotated(reg, v, rotated);
+	if (info->version[0] && st.keys[k].key_version[0] &&
+	    strcmp(info->version, st.keys[k].key_version) != 0)
+		act_rewrap(l, v, k, "root key rotated (polling)");
+}
 
-	for (size_t j = 0; j < reg->n; j++) {
+/* What polling learnt of key @w decides each volume that uses it: the KMS is the truth, an
+ * event only a hint. A locked or released volume is the operator's. */
+static void reconcile_key(struct lifecycle *l, const struct key_watch *w,
+			  const struct kms_key_info *info)
+{
+	struct registry *reg = l->env.reg;
+	char key[KMS_KEY_ID_MAX + 1];
+
+	for (size_t j = 0; j < reg->n && !*l->env.stop; j++) {
 		struct volume *v = &reg->volumes[j];
-		struct volume_status st;
 		int k = registry_key_index(v, w->kms->name);
-		bool stale;
+		enum volume_state s;
 
 		if (k < 0 ||
 		    strcmp(registry_key_id_of(reg, v, (size_t)k, key, sizeof(key)), w->key_id) != 0)
 			continue;
-		registry_set_key_rotated(reg, v, rotated);
-		registry_status(reg, v, &st);
-		stale = version[0] && st.keys[k].key_version[0] &&
-			strcmp(version, st.keys[k].key_version) != 0;
-		if (st.revoked_by_age)
-			act_restore(l, v, "KMS reachable again");
-		if (stale)
-			act_rewrap(l, v, (size_t)k, "root key rotated (polling)");
+		s = registry_state(reg, v);
+		if (s == VOLUME_RELEASED || s == VOLUME_LOCKED)
+			continue;
+		if (state_revoked(info->state))
+			reconcile_revoked(l, w, v, (size_t)k, info);
+		else
+			reconcile_usable(l, w, v, (size_t)k, info);
 	}
 }
 
-/* Asks the KMS about every root key in use and turns what changed into events. */
+/* Asks the KMS about every root key in use and brings its volumes in line with the answer. */
 static void poll_keys(struct lifecycle *l)
 {
 	watch_keys_in_use(l);
 	for (size_t i = 0; i < l->n_watch && !*l->env.stop; i++) {
 		struct key_watch *w = &l->watch[i];
-		struct key_event ev = {.origin = KEY_EVENT_FROM_POLL, .time_us = now_real_us()};
 		struct kms_key_info info;
 		struct error e;
-		enum kms_key_state before = w->state == KMS_KEY_UNKNOWN ? KMS_KEY_ACTIVE : w->state;
 		int r;
 
 		if (w->unsupported)
@@ -572,21 +732,13 @@ static void poll_keys(struct lifecycle *l)
 				    e.msg);
 			continue;
 		}
+		if (info.state == KMS_KEY_EXPIRED && w->state != KMS_KEY_EXPIRED)
+			log_warning("root key %s at KMS '%s' expired: it still unwraps, so its "
+				    "volumes stay open, but it wraps nothing; re-key them to "
+				    "another key (keydctl rotate --rekey --key-id)",
+				    w->key_id, w->kms->name);
 		w->state = info.state;
-		snprintf(ev.kms, sizeof(ev.kms), "%s", w->kms->name);
-		snprintf(ev.key_id, sizeof(ev.key_id), "%s", w->key_id);
-		snprintf(ev.source, sizeof(ev.source), "poll");
-		if (state_revoked(info.state) && !state_revoked(before)) {
-			ev.type = info.state == KMS_KEY_DESTROYED ? KEY_EVENT_DELETE
-								  : KEY_EVENT_DISABLE;
-			run_event(l, &ev);
-		} else if (!state_revoked(info.state) && state_revoked(before)) {
-			ev.type =
-				before == KMS_KEY_DESTROYED ? KEY_EVENT_RESTORE : KEY_EVENT_ENABLE;
-			run_event(l, &ev);
-		}
-		if (info.state == KMS_KEY_ACTIVE)
-			follow_active_key(l, w, &info);
+		reconcile_key(l, w, &info);
 	}
 }
 
@@ -629,7 +781,7 @@ static void check_cache_age(struct lifecycle *l)
 			 v->n_keys > 1 ? "every KMS of the volume," : "KMS", names,
 			 (unsigned long long)(silent / 1000000),
 			 (unsigned long long)l->env.cfg->max_key_cache_age_s);
-		act_revoke(l, v, why, false, true);
+		act_revoke(l, v, why, false, REVOKE_BY_AGE);
 	}
 }
 
@@ -765,6 +917,26 @@ int lifecycle_submit(struct lifecycle *l, enum lifecycle_job_kind kind, const st
 	return 0;
 }
 
+/* Says at start which hooks would be refused when their time comes (run_hooks checks again
+ * then: a path can change), so the operator hears of it before a revocation needs them. */
+static void hooks_check(const struct registry *reg)
+{
+	for (size_t i = 0; i < reg->n; i++) {
+		const struct volume_config *c = reg->volumes[i].cfg;
+		char why[SAFEPATH_WHY_MAX];
+
+		for (size_t j = 0; c && j < c->n_stop_hooks + c->n_start_hooks; j++) {
+			bool stop = j < c->n_stop_hooks;
+			const struct hook *h =
+				stop ? &c->stop_hooks[j] : &c->start_hooks[j - c->n_stop_hooks];
+
+			if (safepath_check_program(h->argv[0], why, sizeof(why)) < 0)
+				log_warning("%s: %s hook %s will not be run: %s", c->name,
+					    stop ? "stop" : "start", h->argv[0], why);
+		}
+	}
+}
+
 int lifecycle_start(const struct lifecycle_env *env, struct lifecycle **ret)
 {
 	struct lifecycle *l = calloc(1, sizeof(*l));
@@ -774,6 +946,7 @@ int lifecycle_start(const struct lifecycle_env *env, struct lifecycle **ret)
 	if (!l)
 		return -ENOMEM;
 	l->env = *env;
+	hooks_check(env->reg);
 	l->watch = calloc(env->reg->n + 1, sizeof(*l->watch));
 	if (!l->watch) {
 		free(l);

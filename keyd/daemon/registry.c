@@ -360,20 +360,20 @@ void registry_set_unlocked(struct registry *reg, struct volume *v, const struct 
 {
 	pthread_mutex_lock(&reg->lock);
 	if (ok)
-		v->st.revoked = v->st.revoked_by_age = false;
+		v->st.revoked = false;
 	snprintf(v->st.key_version, sizeof(v->st.key_version), "%s", res->key_version);
 	snprintf(v->st.step, sizeof(v->st.step), "%s", res->step);
 	v->st.keyslot = res->keyslot;
 	pthread_mutex_unlock(&reg->lock);
 }
 
-void registry_set_revoked(struct registry *reg, struct volume *v, bool was_open, bool by_age,
-			  bool shred)
+void registry_set_revoked(struct registry *reg, struct volume *v, bool was_open,
+			  enum revoke_cause cause, bool shred)
 {
 	pthread_mutex_lock(&reg->lock);
 	v->st.was_open |= was_open;
 	v->st.revoked = true;
-	v->st.revoked_by_age = by_age;
+	v->st.revoked_by = cause;
 	v->st.shredded |= shred;
 	pthread_mutex_unlock(&reg->lock);
 }
@@ -381,7 +381,7 @@ void registry_set_revoked(struct registry *reg, struct volume *v, bool was_open,
 void registry_set_restored(struct registry *reg, struct volume *v)
 {
 	pthread_mutex_lock(&reg->lock);
-	v->st.revoked = v->st.revoked_by_age = v->st.was_open = false;
+	v->st.revoked = v->st.was_open = false;
 	pthread_mutex_unlock(&reg->lock);
 }
 
@@ -613,4 +613,26 @@ int registry_rewrap(struct registry *reg, struct volume *v, struct kms *kms, con
 		   rr->new_version[0] ? rr->new_version : "-", reason ? "" : "returned by unwrap, ",
 		   kms->name);
 	return 0;
+}
+
+void registry_keep_rewrapped(struct registry *reg, struct volume *v, const char *device,
+			     struct unlock_result *res)
+{
+	struct rotate_result rr;
+	struct error err;
+
+	if (!res->rewrapped.wdek)
+		return;
+	int k = registry_key_index(v, res->kms);
+
+	if (k < 0)
+		error_set(&err, -EXDEV, "KMS '%s' is not the volume's", res->kms);
+	if (k < 0 ||
+	    registry_rewrap(reg, v, v->keys[k].kms, device, &res->rewrapped, NULL, &rr, &err) < 0) {
+		/* The unlock stands: the old ciphertext still unwraps. */
+		log_warning("%s: could not store the rewrapped key the KMS returned: %s", v->name,
+			    err.msg);
+		return;
+	}
+	snprintf(res->key_version, sizeof(res->key_version), "%s", rr.new_version);
 }

@@ -39,6 +39,13 @@ enum volume_state {
 };
 extern const char *const volume_state_names[];
 
+/* Why on_revoke was applied; polling restores a volume only when it was the key's doing. */
+enum revoke_cause {
+	REVOKE_BY_KEY,	    /* the KMS, or an event, said the root key is not usable */
+	REVOKE_BY_AGE,	    /* the KMS was silent past max_key_cache_age */
+	REVOKE_BY_OPERATOR, /* keydctl suspend: only keydctl resume undoes it */
+};
+
 /* What changes over a volume's life. */
 struct volume_status {
 	enum volume_state state;
@@ -56,9 +63,9 @@ struct volume_status {
 	} keys[KMS_KEYS_MAX];
 	char uuid_also_on[VOLUME_DEVICE_MAX]; /* other devices with this UUID: a header clone */
 	bool revoked;			      /* on_revoke applied; cleared when the key is back */
-	bool revoked_by_age; /* ... because the KMS was silent past max_key_cache_age */
-	bool was_open;	     /* open when revoked: start hooks run when it comes back */
-	bool shredded;	     /* its root key was deleted */
+	enum revoke_cause revoked_by;	      /* ... and why (meaningful while revoked) */
+	bool was_open; /* open when revoked: start hooks run when it comes back */
+	bool shredded; /* its root keys were deleted */
 	char error[ERROR_MAX];
 	char step[VOLUME_STEP_MAX];
 	unsigned attempts;
@@ -149,10 +156,10 @@ void registry_set_clones(struct registry *reg, struct volume *v, const char *oth
 /* What an unlock found: key version, keyslot, the step it reached; @ok clears a revocation. */
 void registry_set_unlocked(struct registry *reg, struct volume *v, const struct unlock_result *res,
 			   bool ok);
-/* on_revoke was applied: @was_open says it was open then, @by_age that the KMS was silent too
- * long, @shred that its root key was deleted. */
-void registry_set_revoked(struct registry *reg, struct volume *v, bool was_open, bool by_age,
-			  bool shred);
+/* on_revoke was applied: @was_open says it was open then, @cause why, @shred that its root
+ * key was deleted. */
+void registry_set_revoked(struct registry *reg, struct volume *v, bool was_open,
+			  enum revoke_cause cause, bool shred);
 /* The root key is back: the revocation is over. */
 void registry_set_restored(struct registry *reg, struct volume *v);
 /* A re-key gave the volume a new keyslot and key version. */
@@ -192,6 +199,12 @@ void registry_log_context_end(void);
  * leave telling the operator to their caller). */
 void registry_log_changes(const char *device, const struct token_changes *changes);
 
+/* An unlock of @v on @device got a ciphertext the KMS rewrapped meanwhile (Key Protect after
+ * a rotation): stores it as the wrap of the KMS that unwrapped (res->kms) through
+ * registry_rewrap and puts the new key version in @res; nothing when there is none. A failure
+ * is logged and leaves the unlock standing (the old ciphertext still unwraps). */
+void registry_keep_rewrapped(struct registry *reg, struct volume *v, const char *device,
+			     struct unlock_result *res);
 /* Rewraps @v's token on @device (@rewrapped: the ciphertext the KMS already returned while
  * unwrapping; NULL: ask the KMS), records the new key version and writes the volume.rewrap
  * record (with @reason when given). Logs the success; a failure is the caller's to log, with

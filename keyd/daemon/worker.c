@@ -61,28 +61,6 @@ static int wait_for_device(const struct worker_env *env, struct volume *v, char 
 	}
 }
 
-/* The KMS rewrapped the WDEK to a newer root key version while unwrapping (Key Protect after
- * a rotation): keep that ciphertext, so the token follows the key without a separate call. */
-static void store_rewrapped(const struct worker_env *env, struct volume *v, const char *dev,
-			    struct unlock_result *res)
-{
-	struct rotate_result rr;
-	struct error err;
-
-	int k = registry_key_index(v, res->kms);
-
-	if (k < 0)
-		error_set(&err, -EXDEV, "KMS '%s' is not the volume's", res->kms);
-	if (k < 0 || registry_rewrap(env->reg, v, v->keys[k].kms, dev, &res->rewrapped, NULL, &rr,
-				     &err) < 0) {
-		/* The unlock stands: the old ciphertext still unwraps. */
-		log_warning("%s: could not store the rewrapped key the KMS returned: %s", v->name,
-			    err.msg);
-		return;
-	}
-	snprintf(res->key_version, sizeof(res->key_version), "%s", rr.new_version);
-}
-
 /* The state an unlock ends in, and what the log says about it. */
 static void record_outcome(const struct worker_env *env, struct volume *v, int r, const char *dev,
 			   const struct unlock_result *res, struct error *err, uint64_t t0)
@@ -158,8 +136,8 @@ static void unlock_volume(struct worker_arg *a)
 	 * for the rewrap, so that polling never sees the old one as stale meanwhile. */
 	registry_set_token(env->reg, v, &res);
 	note_clones(env, v, dev, res.uuid);
-	if (r >= 0 && res.rewrapped.wdek)
-		store_rewrapped(env, v, dev, &res);
+	if (r >= 0)
+		registry_keep_rewrapped(env->reg, v, dev, &res);
 	kms_wrapped_done(&res.rewrapped);
 	registry_set_unlocked(env->reg, v, &res, r >= 0);
 	registry_log_context(env->reg, v); /* with the key version the unlock found */

@@ -17,6 +17,7 @@ const char *const kms_key_state_names[] = {
 	[KMS_KEY_UNKNOWN] = "unknown",	       [KMS_KEY_PRE_ACTIVE] = "pre-active",
 	[KMS_KEY_ACTIVE] = "active",	       [KMS_KEY_SUSPENDED] = "suspended",
 	[KMS_KEY_DEACTIVATED] = "deactivated", [KMS_KEY_DESTROYED] = "destroyed",
+	[KMS_KEY_MISSING] = "missing",	       [KMS_KEY_EXPIRED] = "expired",
 };
 
 const char *const kms_action_names[] = {

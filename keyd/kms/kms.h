@@ -34,9 +34,13 @@ enum kms_key_state {
 	KMS_KEY_UNKNOWN,
 	KMS_KEY_PRE_ACTIVE,
 	KMS_KEY_ACTIVE,
-	KMS_KEY_SUSPENDED, /* disabled: unwrap refused until enabled again */
-	KMS_KEY_DEACTIVATED,
+	KMS_KEY_SUSPENDED,   /* disabled: unwrap refused until enabled again */
+	KMS_KEY_DEACTIVATED, /* revoked for good (KMIP Revoke): keyd unwraps nothing with it */
 	KMS_KEY_DESTROYED,
+	KMS_KEY_MISSING, /* the KMS has no such key (deleted, or never there): not usable, but no
+			  * proof it was destroyed, so never a shred */
+	KMS_KEY_EXPIRED, /* past its expiration (Key Protect's Deactivated, state 3; Tencent's
+			  * Archived): unwrap still works, wrap does not; not a revocation */
 	_KMS_KEY_STATE_MAX,
 };
 extern const char *const kms_key_state_names[];

@@ -50,18 +50,18 @@ static int file_parse(struct kms *kms, json_t *obj, const char *path, struct err
 static int file_read_key(const struct file_kms *f, uint8_t **ret, struct error *e)
 {
 	_cleanup_secure_ uint8_t *key = NULL;
+	struct error ce;
 	size_t n;
 	int r;
 
-	r = read_credential(f->root_key_file, false, &key, &n);
+	r = read_credential(f->root_key_file, false, &key, &n, &ce);
 	if (r == -EPERM)
-		return kms_fail(
-			e, r, false,
-			"root key file %s must be a regular file owned by root with mode 0600",
-			f->root_key_file);
+		return kms_fail(e, r, false,
+				"root key file refused: %s (it must be a regular file owned by "
+				"root with mode 0600)",
+				ce.msg);
 	if (r < 0)
-		return kms_fail(e, r, false, "cannot read root key file %s: %s", f->root_key_file,
-				strerror(-r));
+		return kms_fail(e, r, false, "cannot read root key file: %s", ce.msg);
 	if (n != FILE_ROOT_KEY_LEN)
 		return kms_fail(e, -EINVAL, false, "root key file %s holds %zu bytes, expected %d",
 				f->root_key_file, n, FILE_ROOT_KEY_LEN);

@@ -107,7 +107,7 @@ static const struct kp_state {
 	[1] = {"active", KMS_KEY_ACTIVE, 0, NULL},
 	[2] = {"suspended", KMS_KEY_SUSPENDED, -EKEYREVOKED,
 	       "it was disabled; wrap and unwrap are refused until it is enabled"},
-	[3] = {"deactivated", KMS_KEY_DEACTIVATED, -EKEYEXPIRED,
+	[3] = {"deactivated (expired)", KMS_KEY_EXPIRED, -EKEYEXPIRED,
 	       "it expired; unwrap still works, wrap does not"},
 	[5] = {"destroyed", KMS_KEY_DESTROYED, -EKEYREVOKED,
 	       "it was deleted; wrap and unwrap are refused"},
@@ -118,7 +118,6 @@ static const struct kp_state {
 static const char *const kp_adopter_states[_KMS_KEY_STATE_MAX] = {
 	[KMS_KEY_ACTIVE] = "DEK_ENABLED",
 	[KMS_KEY_SUSPENDED] = "DEK_DISABLED",
-	[KMS_KEY_DEACTIVATED] = "DEK_DISABLED",
 	[KMS_KEY_DESTROYED] = "DEK_DELETED",
 };
 

@@ -111,17 +111,20 @@ int kms_rest_credential(const char *kms, const char *key, const char *file, uint
 			size_t *ret_n, struct error *e)
 {
 	_cleanup_secure_ uint8_t *d = NULL;
+	struct error ce;
 	size_t n;
 	int r;
 
-	r = read_credential(file, true, &d, &n);
+	r = read_credential(file, true, &d, &n, &ce);
 	if (r == -EPERM)
-		return kms_fail(e, r, false,
-				"kms.%s.%s: %s must be a regular file owned by root with mode 0600",
-				kms, key, file);
+		return kms_fail(
+			e, r, false,
+			"kms.%s.%s: %s refused: %s (it must be a regular file owned by root "
+			"with mode 0600)",
+			kms, key, file, ce.msg);
 	if (r < 0)
-		return kms_fail(e, r, false, "kms.%s.%s: cannot read %s%s: %s", kms, key, file,
-				file[0] == '/' ? "" : " in $CREDENTIALS_DIRECTORY", strerror(-r));
+		return kms_fail(e, r, false, "kms.%s.%s: cannot read %s: %s", kms, key, file,
+				ce.msg);
 	if (n == 0 || memchr(d, 0, n))
 		return kms_fail(e, -EINVAL, false, "kms.%s.%s: %s is empty or binary", kms, key,
 				file);

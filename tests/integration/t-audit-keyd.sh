@@ -58,4 +58,26 @@ cp "$T/pristine.jsonl" "$T/audit.jsonl"
 sed -i '2d' "$T/audit.jsonl"
 expect_fail out ctl audit verify
 assert_contains "$out" "line 2"
+
+log "a log cut back to its first checkpoint, or deleted while keyd was stopped (issue 10 #16)"
+cp "$T/pristine.jsonl" "$T/audit.jsonl"
+start_keyd "$T/keyd.json" # one more run: a second sealed checkpoint, at its stop
+wait_state "$T/keyd.json" va "$unlocked"
+kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
+cp "$T/audit.jsonl" "$T/pristine.jsonl"
+ctl audit verify >/dev/null
+first=$(grep -n '"type":"audit.checkpoint"' "$T/audit.jsonl" | head -n1 | cut -d: -f1)
+total=$(wc -l <"$T/audit.jsonl")
+[ "$first" -lt "$total" ] || fail "the log has nothing after its first checkpoint to cut"
+head -n "$first" "$T/pristine.jsonl" >"$T/audit.jsonl"
+expect_fail out ctl audit verify
+assert_contains "$out" "truncated: the log ends at seq $first, but its anchor"
+rm "$T/audit.jsonl"
+start_keyd "$T/keyd.json"
+wait_state "$T/keyd.json" va "$unlocked"
+assert_contains "$(cat "$T/keyd.log")" "RECORDS ARE MISSING: the log is empty: deleted and begun anew"
+kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
+assert_eq "$(jq -r 'select(.seq == 1) | .type' "$T/audit.jsonl")" audit.gap "the new log's first record"
+expect_fail out ctl audit verify
+assert_contains "$out" "gap: a writer found records missing here"
 echo "audit checks passed"

@@ -149,9 +149,15 @@ emu POST "/_emu/keys/$key1/rotate" '{}' >/dev/null
 expect "rotation" volume.rewrap:success:va
 
 log "the event endpoint: signed events, and one that fails authentication"
+out=$(send --type disable --key-id "$key2" --id ev-0)
+assert_contains "$out" "202"
+expect "disable event for a key the KMS reports active" callback.event:success \
+	volume.revoke:refused:vb
+emu POST "/_emu/keys/$key2/state" '{"state": 2}' >/dev/null
 out=$(send --type disable --key-id "$key2" --id ev-1)
 assert_contains "$out" "202"
 expect "disable event" callback.event:success volume.revoke:success:vb
+emu POST "/_emu/keys/$key2/state" '{"state": 1}' >/dev/null
 out=$(send --type enable --key-id "$key2" --id ev-2)
 assert_contains "$out" "202"
 expect "enable event" callback.event:success volume.restore:success:vb

@@ -69,7 +69,7 @@ config "$T/cred.json" "[]" '.kms.kc.client_cert_file = "client.pem" | .kms.kc.cl
 out=$(CREDENTIALS_DIRECTORY=$K "$KEYDCTL" --config "$T/cred.json" check || true)
 assert_contains "$out" "KMS kc (kmip): reachable"
 out=$(env -u CREDENTIALS_DIRECTORY "$KEYDCTL" --config "$T/cred.json" check 2>&1 || true)
-assert_contains "$out" "kms.kc.client_cert_file: cannot read client.pem in \$CREDENTIALS_DIRECTORY"
+assert_contains "$out" "kms.kc.client_cert_file: cannot read client.pem: client.pem: not an absolute path, nor a systemd credential name in \$CREDENTIALS_DIRECTORY (which is not set)"
 
 printf 'kmip-passphrase' >"$T/pass"
 declare -A fmt pass dek vk

@@ -163,11 +163,12 @@ expect "bad JSON" "$STATUS/$(reason)" "400/BAD_BODY_ERR"
 ok "generated DEK, invalid plaintext, missing body, bad JSON"
 
 kp unwrap "$KEY" "$INST" "{\"ciphertext\":\"$CT1\",\"aad\":[\"keyd:v1:another-volume\"]}"
-expect "wrong aad" "$STATUS/$(reason)" "400/INVALID_FIELD_ERR"
-expect "wrong aad target" "$(jget "$T/body" 'd["resources"][0]["reasons"][0]["target"]["name"]')" ciphertext
+expect "wrong aad" "$STATUS/$(reason)" "422/UNPROCESSABLE_CIPHERTEXT_ERR"
 kp unwrap "$KEY" "$INST" "{\"ciphertext\":\"$CT1\"}"
-expect "missing aad" "$STATUS/$(reason)" "400/INVALID_FIELD_ERR"
-ok "wrong or missing aad -> 400 INVALID_FIELD_ERR"
+expect "missing aad" "$STATUS/$(reason)" "422/UNPROCESSABLE_CIPHERTEXT_ERR"
+kp rewrap "$KEY" "$INST" "{\"ciphertext\":\"$CT1\",\"aad\":[\"keyd:v1:another-volume\"]}"
+expect "rewrap with a wrong aad" "$STATUS/$(reason)" "422/UNPROCESSABLE_CIPHERTEXT_ERR"
+ok "wrong or missing aad -> 422 UNPROCESSABLE_CIPHERTEXT_ERR (IBM's documented answer)"
 
 # ---------------------------------------------------------------- rotation
 admin POST "/_emu/keys/$KEY/rotate"
@@ -195,6 +196,33 @@ req GET "/api/v2/keys/$KEY" -H "$AUTH" -H "bluemix-instance: $INST"
 expect "get key (no payload for root keys)" "$STATUS/$(jget "$T/body" '"payload" in d["resources"][0]')" "200/false"
 ok "rotation: unwrap returns ciphertext + rewrappedKeyVersion; rewrap; metadata"
 
+# ---------------------------------------------------------------- the API's own rotate and create
+kp rotate "$KEY" "$INST" ""
+expect "actions/rotate" "$STATUS" 204
+[ ! -s "$T/body" ] || fail "actions/rotate answered a body: $(cat "$T/body")"
+req GET "/api/v2/keys/$KEY/metadata" -H "$AUTH" -H "bluemix-instance: $INST"
+V3=$(jget "$T/body" 'd["resources"][0]["keyVersion"]["id"]')
+{ [ "$V3" != "$V2" ] && [ "$V3" != "$KEY" ]; } || fail "actions/rotate made no new version ($V3)"
+kp unwrap "$KEY" "$INST" "{\"ciphertext\":\"$CT1\",\"aad\":[\"$AAD\"]}"
+expect "rewrapped to the version rotate made" "$(jget "$T/body" 'd["rewrappedKeyVersion"]["id"]')" "$V3"
+req POST "/api/v2/keys/$KEY?action=rotate" -H "$AUTH" -H "bluemix-instance: $INST" -H "$KCT"
+expect "?action=rotate" "$STATUS" 204
+kp rotate "$KEY" "$INST" '{"payload":"AAAA"}'
+expect "rotate with a payload for a generated key" "$STATUS/$(reason)" "400/INVALID_FIELD_ERR"
+KCREATE="Content-Type: application/vnd.ibm.kms.key+json"
+req POST /api/v2/keys -H "$AUTH" -H "bluemix-instance: $INST" -H "$KCREATE" --data \
+    '{"metadata":{"collectionType":"application/vnd.ibm.kms.key+json","collectionTotal":1},"resources":[{"type":"application/vnd.ibm.kms.key+json","name":"made-by-api","extractable":false}]}'
+expect "create key" "$STATUS" 201
+NEWKEY=$(jget "$T/body" 'd["resources"][0]["id"]')
+expect "created key" "$(jget "$T/body" '[d["resources"][0]["name"], d["resources"][0]["state"], d["resources"][0]["extractable"]]')" '["made-by-api", 1, false]'
+kp wrap "$NEWKEY" "$INST" "{\"plaintext\":\"$DEK\"}"
+expect "wrap with the created key" "$STATUS" 200
+req POST /api/v2/keys -H "$AUTH" -H "bluemix-instance: $INST" -H "$KCREATE" --data '{"resources":[]}'
+expect "create without the collection metadata" "$STATUS/$(reason)" "400/BAD_BODY_ERR"
+req POST /api/v2/keys -H "bluemix-instance: $INST" -H "$KCREATE" --data '{}'
+expect "create without a token" "$STATUS" 401
+ok "actions/rotate -> 204 and a new version; POST /api/v2/keys creates a root key (201)"
+
 # ---------------------------------------------------------------- states
 setstate() { admin POST "/_emu/keys/$KEY/state" -d "{\"state\":$1}"; }
 setstate 2
@@ -209,6 +237,11 @@ kp wrap "$KEY" "$INST" "{\"plaintext\":\"$DEK\"}"
 expect "deactivated wrap" "$STATUS/$(reason)" "409/KEY_ACTION_INVALID_STATE_ERR"
 kp unwrap "$KEY" "$INST" "{\"ciphertext\":\"$CT2\",\"aad\":[\"$AAD\"]}"
 expect "deactivated unwrap allowed" "$STATUS" 200
+kp rotate "$KEY" "$INST" ""
+expect "deactivated rotate" "$STATUS/$(reason)" "409/KEY_ACTION_INVALID_STATE_ERR"
+setstate 2
+kp rotate "$KEY" "$INST" ""
+expect "suspended rotate" "$STATUS/$(reason)" "409/KEY_ACTION_INVALID_STATE_ERR"
 setstate 5
 kp unwrap "$KEY" "$INST" "{\"ciphertext\":\"$CT2\",\"aad\":[\"$AAD\"]}"
 expect "destroyed unwrap" "$STATUS/$(reason)" "410/KEY_DELETED_ERR"

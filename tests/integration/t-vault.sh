@@ -247,6 +247,20 @@ assert_contains "$err" "another key of the same name"
 assert_eq "$(header_sum "$dev")" "$before" "device after a refused unwrap"
 kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
 
+log "a key deleted in Vault: polling revokes (a 404 proves no destruction: never a shred)"
+fresh_device '.lifecycle = {poll_interval_s: 1} | .volumes[0].erase_on_delete = true'
+ctl enroll --name pg --format >/dev/null
+start_keyd "$T/v.json"
+wait_state "$T/v.json" pg open verified
+emu DELETE /_emu/vault/keys/pg-root >/dev/null
+wait_state "$T/v.json" pg revoked
+st=$(ctl --json status | jq -c '.volumes[0]')
+assert_contains "$(jq -r .error <<<"$st")" "root key pg-root: gone (polling): KMS 'v' reports it missing"
+assert_eq "$(jq -r .shredded <<<"$st")" false "shredded after a 404"
+assert_eq "$(ctl --json inspect "$dev" | jq '.keyslots | length')" 1 "keyslots after a 404 (erase_on_delete)"
+kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null || true
+emu POST /_emu/vault/keys '{"name": "pg-root"}' >/dev/null
+
 log "config errors name the JSON path"
 config "$T/bad.json" ".kms.v.approle = {role_id_file: \"$T/role_id\", secret_id_file: \"$T/secret_id\"}"
 expect_fail out "$KEYDCTL" --config "$T/bad.json" status

@@ -30,7 +30,8 @@ SIGTERM or SIGINT stops it cleanly (exit status 0).
 Served on one HTTPS port (TLS >= 1.2)
 -------------------------------------
   POST /identity/token                         IAM: API key -> bearer token
-  POST /api/v2/keys/<id>/actions/wrap|unwrap|rewrap   (also ?action=<a>)
+  POST /api/v2/keys                            create a root key (201)
+  POST /api/v2/keys/<id>/actions/wrap|unwrap|rewrap|rotate   (also ?action=<a>)
   GET  /api/v2/keys/<id>                       key (root keys: no payload)
   GET  /api/v2/keys/<id>/metadata              key metadata
   POST /api/v2/event_ack                       adopter's event acknowledgement
@@ -349,7 +350,7 @@ class State:
                           "token_failures": 0, "requests": 0, "iam_requests": 0,
                           "kp_requests": 0, "vault_requests": 0, "aws_requests": 0,
                           "tencent_requests": 0, "faults_applied": 0,
-                          "actions": {"wrap": 0, "unwrap": 0, "rewrap": 0},
+                          "actions": {"wrap": 0, "unwrap": 0, "rewrap": 0, "rotate": 0},
                           "rewrapped_on_unwrap": 0, "event_acks": 0, "auth": {},
                           "vault": {"encrypt": 0, "decrypt": 0, "rewrap": 0,
                                     "read": 0, "rotate": 0, "login": 0, "renew": 0,
@@ -534,6 +535,18 @@ def seal(k, plaintext, aad):
     return b64e(jdump(blob)), v
 
 
+def key_payload(value, ctx):
+    """The key material of an imported key (create, rotate): 128, 192 or 256 bits."""
+    try:
+        material = b64d_strict(value)
+    except (ValueError, binascii.Error, UnicodeError, TypeError):
+        material = b""
+    if len(material) not in (16, 24, 32):
+        raise KPError(400, "INVALID_FIELD_ERR", "The field `payload` must be: a base64 "
+                      "encoded key of 128, 192 or 256 bits", ctx, target="payload")
+    return material
+
+
 def open_blob(k, ciphertext, aad, ctx):
     bad = KPError(400, "INVALID_FIELD_ERR",
                   "The field `ciphertext` must be: the original base64 encoded "
@@ -554,7 +567,10 @@ def open_blob(k, ciphertext, aad, ctx):
     try:
         pt = AESGCM(v["material"]).decrypt(iv, ct, _ad(k["id"], aad))
     except InvalidTag:
-        raise bad  # wrong aad or tampered ciphertext: what KP answers (see README)
+        # Wrong aad or tampered ciphertext: IBM's API reference answers an unwrap or rewrap
+        # whose ciphertext this key cannot open with 422 (see README).
+        raise KPError(422, "UNPROCESSABLE_CIPHERTEXT_ERR",
+                      "The provided ciphertext is invalid or corrupted", ctx)
     return pt, v
 
 
@@ -1728,6 +1744,11 @@ class Handler(VaultHandlerMixin, http.server.BaseHTTPRequestHandler):
                 raise KPError(405, error_msg="Method Not Allowed: %s %s is not "
                               "emulated by kmsemu" % (self.command, path))
             return self.kp_event_ack(body, entry)
+        if path == "/api/v2/keys":
+            if self.command != "POST":
+                raise KPError(405, error_msg="Method Not Allowed: %s %s is not "
+                              "emulated by kmsemu" % (self.command, path))
+            return self.kp_create(body, entry)
         prefix = "/api/v2/keys/"
         if not path.startswith(prefix):
             raise KPError(404, error_msg="Not Found: The requested resource "
@@ -1766,10 +1787,12 @@ class Handler(VaultHandlerMixin, http.server.BaseHTTPRequestHandler):
                 return 200, {"Content-Type": "application/json"}, jdump(
                     {"metadata": {"collectionType": KEY_CT, "collectionTotal": 1},
                      "resources": [res]})
+            if action == "rotate":
+                return self.kp_rotate(k, body)
             if action not in ("wrap", "unwrap", "rewrap"):
                 raise KPError(400, "KMSEMU_UNSUPPORTED_ACTION",
-                              "kmsemu emulates only wrap, unwrap and rewrap; "
-                              "use the /_emu/ admin API for lifecycle changes",
+                              "kmsemu emulates only wrap, unwrap, rewrap and rotate; "
+                              "use the /_emu/ admin API for other lifecycle changes",
                               "Action could not be performed on key")
             req = self.parse_action_body(action, body, ctx)
             state = k["state"]
@@ -1806,6 +1829,87 @@ class Handler(VaultHandlerMixin, http.server.BaseHTTPRequestHandler):
             out = {"ciphertext": ct, "keyVersion": version_ref(v),
                    "rewrappedKeyVersion": version_ref(latest)}
             return 200, {"Content-Type": "application/json"}, jdump(out)
+
+    def kp_rotate(self, k, body):
+        """actions/rotate: a new version of a root key, 204 No Content. The body is empty,
+        or {"payload": b64} for an imported key. The lock is held."""
+        ctx = "Rotate with key could not be performed"
+        payload = None
+        if body.strip():
+            try:
+                req = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise KPError(400, "BAD_BODY_ERR", "Invalid body data was passed: Please "
+                              "ensure the data passed had valid formatting with no invalid "
+                              "characters", ctx)
+            if not isinstance(req, dict) or any(f != "payload" for f in req):
+                raise KPError(400, "BAD_BODY_ERR", "Invalid body data was passed: only "
+                              "`payload` may be given", ctx)
+            if "payload" in req:
+                if not k["imported"]:
+                    raise KPError(400, "INVALID_FIELD_ERR", "The field `payload` must be: "
+                                  "given only for an imported key", ctx, target="payload")
+                payload = key_payload(req["payload"], ctx)
+        if k["imported"] and payload is None:
+            raise KPError(400, "INVALID_FIELD_ERR", "The field `payload` must be: given for "
+                          "an imported key", ctx, target="payload")
+        if k["state"] == 5:
+            raise KPError(410, "KEY_DELETED_ERR", "Key has already been deleted: Please "
+                          "delete references to this key", ctx)
+        if k["state"] != 1:  # [STATES]: a Deactivated key only unwraps and rewraps
+            raise KPError(409, "KEY_ACTION_INVALID_STATE_ERR", "Key is not in a valid state",
+                          "Key is not in active state: " + ctx)
+        self.server.state.stats["actions"]["rotate"] += 1
+        k["versions"].append(new_version(payload))
+        k["rotated"] = k["updated"] = time.time()
+        return 204, {}, b""
+
+    def kp_create(self, body, entry):
+        """POST /api/v2/keys: one key in the documented collection body; 201 with the key."""
+        st = self.server.state
+        entry["action"] = "create"
+        inst = self.authorize(entry)
+        ctx = "Key could not be created"
+        try:
+            req = json.loads(body) if body.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            req = None
+        meta = req.get("metadata") if isinstance(req, dict) else None
+        res = req.get("resources") if isinstance(req, dict) else None
+        if (not isinstance(meta, dict) or meta.get("collectionType") != KEY_CT or
+                meta.get("collectionTotal") != 1 or not isinstance(res, list) or
+                len(res) != 1 or not isinstance(res[0], dict)):
+            raise KPError(400, "BAD_BODY_ERR", "Invalid body data was passed: Please ensure "
+                          "the data passed had valid formatting with no invalid characters: "
+                          "metadata {collectionType %s, collectionTotal 1} and one resource"
+                          % KEY_CT, ctx)
+        r = res[0]
+        name = r.get("name")
+        if not isinstance(name, str) or not 2 <= len(name) <= 90:
+            raise KPError(400, "INVALID_FIELD_ERR", "The field `name` must be: a string of 2 "
+                          "to 90 characters", ctx, target="name")
+        if r.get("type", KEY_CT) != KEY_CT:
+            raise KPError(400, "INVALID_FIELD_ERR", "The field `type` must be: " + KEY_CT,
+                          ctx, target="type")
+        if r.get("extractable", True) is not False:
+            raise KPError(400, "KMSEMU_UNSUPPORTED_KEY",
+                          "kmsemu creates only root keys (extractable: false)", ctx)
+        material = None
+        if r.get("payload") is not None:
+            material = key_payload(r["payload"], ctx)
+        kid = str(uuid.uuid4())
+        now = time.time()
+        with st.lock:
+            k = {"id": kid, "instance": inst, "name": name,
+                 "description": r.get("description"), "state": 1, "created": now,
+                 "updated": now, "rotated": None, "deleted_at": None,
+                 "imported": material is not None, "versions": [new_version(material, kid)]}
+            st.keys[kid] = k
+            out = key_resource(k)
+        entry["key_id"] = kid
+        return 201, {"Content-Type": "application/json"}, jdump(
+            {"metadata": {"collectionType": KEY_CT, "collectionTotal": 1},
+             "resources": [out]})
 
     def parse_action_body(self, action, body, ctx):
         if not body.strip():

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "audit.h"
+#include "audit_anchor.h"
 #include "audit_verify.h"
 #include "secmem.h"
 #include "sign.h"
@@ -106,7 +107,7 @@ static int verify(const char *path, EVP_PKEY *trusted, json_t **report, struct e
 	char *text;
 	int r;
 
-	r = audit_verify(path, trusted, report, err);
+	r = audit_verify(path, NULL, trusted, report, err);
 	text = json_dumps(*report, JSON_INDENT(1));
 	printf("verify %s: %d '%s'\n%s\n", path, r, err->msg, text ? text : "(no report)");
 	secmem_free(text);
@@ -440,6 +441,127 @@ static void test_truncated_at_line_boundary(void **state)
 	json_decref(report);
 }
 
+/* The first problem the verifier named, as "kind: detail". */
+static const char *first_kind(json_t *report)
+{
+	return json_string_value(
+		json_object_get(json_array_get(json_object_get(report, "problems"), 0), "kind"));
+}
+
+/* A log written with its anchor: 100 records, sealed at its closing checkpoint (seq 102). */
+static void anchored_log(const char *name, char *path, char *anchor)
+{
+	struct audit_gap gap;
+	struct audit *a;
+
+	path_of(path, name);
+	assert_int_equal(audit_anchor_path(path, base, anchor, PATH_MAX), 0);
+	assert_int_equal(audit_open(path, key, &a), 0);
+	assert_int_equal(audit_set_anchor(a, anchor, &gap), 0);
+	write_records(a, "anchored", BASE_WRITES);
+	audit_close(a);
+}
+
+/* Issue 10 item 16: a log cut back to its first checkpoint, or deleted and begun anew,
+ * verified clean; the anchor beside the node key makes both fail, and the writer records the
+ * gap it finds when it opens the log again. */
+static void test_anchor_truncated(void **state)
+{
+	char path[PATH_MAX], anchor[PATH_MAX];
+	struct audit_anchor an;
+	struct error err;
+	json_t *report = NULL;
+	struct audit_gap gap;
+	struct audit *a;
+	struct lines l;
+
+	(void)state;
+	anchored_log("anchored.jsonl", path, anchor);
+	assert_int_equal(audit_anchor_read(anchor, key, &an, &err), 0);
+	assert_int_equal(an.seq, BASE_LINES);
+	assert_int_equal(audit_verify(path, anchor, key, &report, &err), 0);
+	json_decref(report);
+
+	/* Cut back to the first checkpoint: a valid prefix, which alone verifies clean. */
+	read_lines(path, &l);
+	for (size_t i = 65; i < l.n; i++)
+		free(l.v[i]);
+	l.n = 65;
+	write_lines(path, &l);
+	free_lines(&l);
+	assert_int_equal(verify(path, key, &report, &err), 0);
+	json_decref(report);
+	assert_int_equal(audit_verify(path, anchor, key, &report, &err), -EBADMSG);
+	printf("with the anchor: %s\n", err.msg);
+	assert_string_equal(first_kind(report), "truncated");
+	assert_non_null(strstr(err.msg, "the log ends at seq 65, but its anchor"));
+	json_decref(report);
+
+	/* The next writer notices, and records it for good. */
+	assert_int_equal(audit_open(path, key, &a), 0);
+	assert_int_equal(audit_set_anchor(a, anchor, &gap), 1);
+	assert_int_equal(gap.anchor_seq, BASE_LINES);
+	assert_int_equal(gap.log_last_seq, 65);
+	assert_non_null(strstr(gap.reason, "truncated"));
+	write_records(a, "after", 3);
+	audit_close(a);
+	assert_int_equal(audit_verify(path, anchor, key, &report, &err), -EBADMSG);
+	assert_string_equal(first_kind(report), "gap");
+	json_decref(report);
+}
+
+static void test_anchor_deleted(void **state)
+{
+	char path[PATH_MAX], anchor[PATH_MAX];
+	struct error err;
+	json_t *report = NULL;
+	struct audit_gap gap;
+	struct audit *a;
+
+	(void)state;
+	anchored_log("deleted.jsonl", path, anchor);
+	assert_int_equal(unlink(path), 0);
+	/* keyd restarted: a new log from seq 1, which alone verifies clean. */
+	assert_int_equal(audit_open(path, key, &a), 0);
+	write_records(a, "anew", 3);
+	assert_int_equal(verify(path, key, &report, &err), 0);
+	json_decref(report);
+	assert_int_equal(audit_verify(path, anchor, key, &report, &err), -EBADMSG);
+	assert_string_equal(first_kind(report), "truncated");
+	json_decref(report);
+	audit_close(a);
+
+	/* Deleted again, and a writer opening it with its anchor says so at once. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(audit_open(path, key, &a), 0);
+	assert_int_equal(audit_set_anchor(a, anchor, &gap), 1);
+	assert_int_equal(gap.log_last_seq, 0);
+	assert_non_null(strstr(gap.reason, "deleted and begun anew"));
+	audit_close(a);
+	assert_int_equal(audit_verify(path, anchor, key, &report, &err), -EBADMSG);
+	assert_string_equal(first_kind(report), "gap");
+	json_decref(report);
+}
+
+static void test_anchor_forged(void **state)
+{
+	char path[PATH_MAX], anchor[PATH_MAX];
+	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	struct audit_anchor an = {.seq = 1, .hash = AUDIT_HASH_ZERO};
+	struct error err;
+	json_t *report = NULL;
+
+	(void)state;
+	assert_non_null(other);
+	anchored_log("forged.jsonl", path, anchor);
+	/* An anchor moved back by someone without the node key does not verify. */
+	assert_int_equal(audit_anchor_write(anchor, other, &an), 0);
+	assert_int_equal(audit_verify(path, anchor, key, &report, &err), -EBADMSG);
+	assert_string_equal(first_kind(report), "anchor");
+	json_decref(report);
+	EVP_PKEY_free(other);
+}
+
 static void test_wrong_trusted_key(void **state)
 {
 	EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
@@ -549,6 +671,9 @@ int main(void)
 		cmocka_unit_test(test_two_processes),
 		cmocka_unit_test(test_tampering_detected),
 		cmocka_unit_test(test_truncated_at_line_boundary),
+		cmocka_unit_test(test_anchor_truncated),
+		cmocka_unit_test(test_anchor_deleted),
+		cmocka_unit_test(test_anchor_forged),
 		cmocka_unit_test(test_wrong_trusted_key),
 		cmocka_unit_test(test_rotation_keeps_chain),
 		cmocka_unit_test(test_refusals),

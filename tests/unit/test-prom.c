@@ -27,6 +27,7 @@ static void test_page(void **state)
 	prom_sample(&p, "keyd_y", NULL, -INFINITY);
 	prom_sample(&p, "keyd_y", NULL, NAN);
 	prom_sample(&p, "keyd_y", NULL, 1e20);
+	prom_sample(&p, "keyd_y", NULL, 1796183231.5); /* a Unix time: to the second and beyond */
 	prom_sample(&p, "keyd_y", (const char *const[]){NULL}, -7);
 	assert_int_equal(prom_finish(&p, &text), 0);
 	assert_string_equal(text, "# HELP keyd_x_total Help with a \\\\ and a\\nnewline.\n"
@@ -37,6 +38,7 @@ static void test_page(void **state)
 				  "keyd_y -Inf\n"
 				  "keyd_y NaN\n"
 				  "keyd_y 1e+20\n"
+				  "keyd_y 1796183231.5\n"
 				  "keyd_y -7\n");
 	free(text);
 	assert_null(p.buf);

@@ -56,7 +56,7 @@ static const struct cloud_state tc_states[] = {
 	 "it is scheduled for deletion and refused; CancelKeyDeletion and EnableKey bring it "
 	 "back before the deletion date"},
 	{"PendingImport", KMS_KEY_PRE_ACTIVE, -ENOKEY, "its key material has not been imported"},
-	{"Archived", KMS_KEY_DEACTIVATED, -EKEYEXPIRED,
+	{"Archived", KMS_KEY_EXPIRED, -EKEYEXPIRED,
 	 "it is archived: decrypt still works, encrypt does not (CancelKeyArchive)"},
 };
 

@@ -98,16 +98,17 @@ static int slot_find(struct p11_token *t, struct error *e)
 
 static int pin_read(const struct p11_token *t, uint8_t **pin, size_t *n, struct error *e)
 {
-	int r = read_credential(t->pin_file, true, pin, n);
+	struct error ce;
+	int r = read_credential(t->pin_file, true, pin, n, &ce);
 
 	if (r == -EPERM)
 		return kms_fail(e, r, false,
-				"%s: pin_file %s must be a regular file owned by root with mode "
-				"0600 (or a systemd credential name)",
-				t->name, t->pin_file);
+				"%s: pin_file refused: %s (it must be a regular file owned by root "
+				"with mode 0600, or a systemd credential name)",
+				t->name, ce.msg);
 	if (r < 0)
 		return kms_fail(e, r, false, "%s: cannot read pin_file %s: %s", t->name,
-				t->pin_file, strerror(-r));
+				t->pin_file, ce.msg);
 	if (*n == 0 || *n > P11_PIN_MAX) {
 		secmem_free(*pin);
 		*pin = NULL;

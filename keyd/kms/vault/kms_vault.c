@@ -563,11 +563,12 @@ static int vault_key_info(struct kms *kms, const char *key_id, struct kms_key_in
 	int r;
 
 	r = vault_read_key(kms, key_id, &reply, &k, &status, e);
+	/* Deleted (Transit's delete needs deletion_allowed first), or never there: an answer, not
+	 * a failure. The key cannot be used, but a 404 proves no destruction (a wrong key name
+	 * reads the same), so it is "missing", which revokes and never shreds. */
 	if (r < 0 && status == 404) {
-		size_t n = strlen(e->msg);
-
-		ret->state = KMS_KEY_DESTROYED;
-		snprintf(e->msg + n, sizeof(e->msg) - n, ": the key does not exist (deleted?)");
+		*ret = (struct kms_key_info){.state = KMS_KEY_MISSING};
+		return 0;
 	}
 	if (r < 0)
 		return r;

@@ -170,8 +170,8 @@ log=$(cat "$UNIT_DIR/service.log")
 assert_contains "$log" "pgdata: start hook /usr/bin/mount done" "keyd's log"
 assert_contains "$log" "pgdata: start hook /usr/bin/setpriv done" "keyd's log"
 assert_contains "$(cat "$hooks_log")" "start as postgres" "hooks log"
-assert_contains "$log" "scratch: root key $kb: enable (polling): resumed" "keyd's log"
-assert_contains "$log" "busy: root key $kc: enable (polling): resumed" "keyd's log"
+assert_contains "$log" "scratch: root key $kb: enable (polling): KMS 'kp' reports it active: resumed" "keyd's log"
+assert_contains "$log" "busy: root key $kc: enable (polling): KMS 'kp' reports it active: resumed" "keyd's log"
 assert_eq "$(findmnt -no SOURCE "$mnt")" /dev/mapper/pgdata "source of $mnt"
 # The shutdown was clean: no crash recovery at the restart.
 startlog=$(sed -n '/database system is shut down/,$p' "$PG_LOG")

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Crypto-shredding on the host (erase_on_delete): the keyd keyslot and token of a LUKS2 volume
+ * destroyed. Irreversible; never logs, never asks a KMS. */
+#pragma once
+
+#include "error.h"
+
+struct erase_result {
+	int keyslot; /* destroyed, or -1 */
+	int token;   /* removed, or -1 */
+};
+
+/* Destroys the keyslot of @device's active keyd token, then the token (the order
+ * token_converge repairs), under the rotation lock so no re-key interleaves. -ENOKEY when the
+ * device carries no keyd token; -errno from the header; @err says what. */
+int volume_erase(const char *device, struct erase_result *res, struct error *err);
