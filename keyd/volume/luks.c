@@ -43,6 +43,24 @@ static int probe_luks(const char *node, char *uuid, size_t size)
 	return r;
 }
 
+/* A suspended device-mapper device (keyd's own on_revoke=suspend among them) queues every
+ * read until it is resumed: probing it would hang the scan, and whoever waits on it. blkid
+ * skips such devices too. */
+static bool dm_suspended(const char *kname)
+{
+	char path[300], v[8] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/block/%s/dm/suspended", kname);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(v, sizeof(v), f))
+		v[0] = 0;
+	fclose(f);
+	return v[0] == '1';
+}
+
 /* The node blkid's cache would name: /dev/mapper/NAME for a device-mapper device. */
 static int device_node(const char *kname, char *buf, size_t size)
 {
@@ -85,7 +103,8 @@ int luks_devices(struct luks_device **ret)
 		/* Empty devices (an unbound loop device) and 1-block extended partitions hold no
 		 * header. */
 		if (sscanf(line, " %u %u %llu %127s", &maj, &mnr, &blocks, kname) != 4 ||
-		    blocks <= 1 || device_node(kname, node, sizeof(node)) < 0 ||
+		    blocks <= 1 || dm_suspended(kname) ||
+		    device_node(kname, node, sizeof(node)) < 0 ||
 		    probe_luks(node, l[n].uuid, sizeof(l[n].uuid)) != 1)
 			continue;
 		l[n].node = strdup(node);
@@ -194,7 +213,8 @@ static int resolve_uuid(const char *uuid, char **ret, struct error *e)
 
 	n = luks_devices(&l);
 	if (n < 0)
-		return n;
+		return error_set(e, n, "cannot list the block devices (/proc/partitions): %s",
+				 strerror(-n));
 	found = luks_uuid_find(l, n, uuid, NULL, names, sizeof(names));
 	if (found > 1)
 		r = error_set(e, -ENOTUNIQ,
@@ -217,7 +237,7 @@ int luks_resolve_device(const char *spec, char **ret, struct error *e)
 	if (spec[0] == '/') {
 		p = strdup(spec);
 		if (!p)
-			return -ENOMEM;
+			return error_set(e, -ENOMEM, "out of memory");
 		*ret = p;
 		return 0;
 	}
