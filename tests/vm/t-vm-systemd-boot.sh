@@ -71,12 +71,15 @@ PG_BIN=/usr/lib/postgresql/15/bin
 if [ ! -s "$RUN/pgseed.tar" ]; then
 	[ -x "$PG_BIN/initdb" ] && id postgres >/dev/null 2>&1 ||
 		{ echo "SKIP: needs postgresql-15 (scripts/install-deps installs it)"; exit 77; }
-	rm -rf "$RUN/pgseed" && install -d -m 0755 "$RUN/pgseed/15" && chown postgres: "$RUN/pgseed/15"
-	(cd / && runuser -u postgres -- "$PG_BIN/initdb" -D "$RUN/pgseed/15/main" --auth-local=peer \
+	# initdb runs as postgres, who may not traverse the checkout's path (CI's is under a 0700
+	# directory): the cluster is made in a directory of its own under /tmp and packed from there.
+	seed=$(mktemp -d /tmp/keyd-pgseed.XXXXXX) && chmod 0755 "$seed" &&
+		install -d -m 0755 -o postgres "$seed/15" || { echo "FAIL: no directory for initdb"; exit 1; }
+	(cd / && runuser -u postgres -- "$PG_BIN/initdb" -D "$seed/15/main" --auth-local=peer \
 		--auth-host=scram-sha-256 --locale=C.UTF-8 -E UTF8 --no-instructions --no-sync) \
-		>"$RUN/initdb.log" 2>&1 || { cat "$RUN/initdb.log"; echo "FAIL: initdb on the host"; exit 1; }
-	tar -C "$RUN/pgseed" --numeric-owner -cf "$RUN/pgseed.tar" 15
-	rm -rf "$RUN/pgseed"
+		>"$RUN/initdb.log" 2>&1 || { cat "$RUN/initdb.log"; rm -rf "$seed"; echo "FAIL: initdb on the host"; exit 1; }
+	tar -C "$seed" --numeric-owner -cf "$RUN/pgseed.tar" 15
+	rm -rf "$seed"
 fi
 disks=(--disk "$RUN/upper.img" --disk "$RUN/pgdata.img:pgdata" --disk "$RUN/v2.img:v2"
 	--disk "$RUN/v3.img:v3" --disk "$RUN/v4.img:v4")
