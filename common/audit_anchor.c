@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "audit_anchor.h"
 #include "secmem.h"
 #include "sign.h"
@@ -22,25 +23,16 @@
 int audit_anchor_path(const char *log_path, const char *key_path, char *buf, size_t size)
 {
 	const char *base = strrchr(log_path, '/'), *slash = strrchr(key_path, '/');
-	int dir = slash ? (int)(slash - key_path) : 1;
 
+	/* A credential name has no directory of ours: the anchor would land in the current
+	 * one, which the verifier run elsewhere would never find. */
+	if (key_path[0] != '/')
+		return -EINVAL;
 	base = base ? base + 1 : log_path;
-	if ((size_t)snprintf(buf, size, "%.*s/%s.anchor", dir, slash ? key_path : ".", base) >=
-	    size)
+	if ((size_t)snprintf(buf, size, "%.*s/%s.anchor", (int)(slash - key_path), key_path,
+			     base) >= size)
 		return -ENAMETOOLONG;
 	return 0;
-}
-
-static int anchor_dir_fd(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd;
-
-	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1,
-		 slash ? (slash == path ? "/" : path) : ".");
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return fd < 0 ? negative_errno() : fd;
 }
 
 int audit_anchor_write(const char *path, EVP_PKEY *key, const struct audit_anchor *a)
@@ -48,8 +40,6 @@ int audit_anchor_write(const char *path, EVP_PKEY *key, const struct audit_ancho
 	json_auto_t *j = json_pack("{s:s, s:I, s:s}", "format", ANCHOR_FORMAT, "seq",
 				   (json_int_t)a->seq, "hash", a->hash);
 	_cleanup_secure_ char *text = NULL; /* jansson allocates from the secure heap */
-	_cleanup_close_ int fd = -1, dfd = -1;
-	char tmp[PATH_MAX];
 	size_t n;
 	int r;
 
@@ -60,24 +50,10 @@ int audit_anchor_write(const char *path, EVP_PKEY *key, const struct audit_ancho
 	text = json_dumps(j, JSON_COMPACT);
 	if (!text)
 		return -ENOMEM;
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	dfd = anchor_dir_fd(path);
-	if (dfd < 0)
-		return dfd;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return negative_errno();
 	n = strlen(text);
 	text[n++] = '\n'; /* json_dumps leaves room: the NUL becomes the newline */
-	r = write_full(fd, text, n);
-	if (r >= 0 && (fchmod(fd, 0600) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0))
-		r = negative_errno();
-	if (r < 0) {
-		unlink(tmp);
-		return r;
-	}
-	return fsync(dfd) < 0 ? negative_errno() : 0;
+	/* Beside the node key, whose directory exists: nothing to create. */
+	return atomicfile_write(path, text, n, 0600, 0);
 }
 
 int audit_anchor_read(const char *path, EVP_PKEY *trusted, struct audit_anchor *ret,
@@ -92,8 +68,11 @@ int audit_anchor_read(const char *path, EVP_PKEY *trusted, struct audit_anchor *
 	int r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
-		return negative_errno();
+	if (fd < 0) {
+		/* No anchor yet is no error; any other reason is said with the file's name. */
+		r = negative_errno();
+		return r == -ENOENT ? r : error_set(err, r, "anchor %s: %s", path, strerror(-r));
+	}
 	r = read_file_fd(fd, ANCHOR_MAX, &d, &n);
 	if (r < 0)
 		return error_set(err, r == -EINVAL ? -EBADMSG : r, "anchor %s: %s", path,

@@ -20,7 +20,11 @@ struct audit_anchor {
 };
 
 /* Where the anchor of the log @log_path lives: "<basename of the log>.anchor" in the directory
- * of @key_path (the node key's, /var/lib/keyd). -ENAMETOOLONG. */
+ * of @key_path (the node key's, /var/lib/keyd). -ENAMETOOLONG; -EINVAL when @key_path is not
+ * absolute (a systemd credential name: no directory of ours to keep an anchor in). */
+#define AUDIT_ANCHOR_NO_DIR                                                                        \
+	"the node key is not an absolute path (a credential name), so there is no directory "      \
+	"to keep the anchor in: a log cut back cannot be told"
 int audit_anchor_path(const char *log_path, const char *key_path, char *buf, size_t size);
 /* Replaces the anchor at @path with @a, signed by @key: a temp file, fsync, rename, fsync of
  * the directory. Mode 0600. -errno. */

@@ -41,23 +41,30 @@ void cryptsetup_setup(void)
 		crypt_set_debug_level(CRYPT_DEBUG_ALL);
 }
 
-int cryptsetup_load(const char *path, struct crypt_device **ret)
+/* libcryptsetup reports a missing or unreadable device as -ENOTBLK or "no header" too: the
+ * real reason, asked only when it failed (not on every unlock). */
+static int device_errno(const char *path, int r)
 {
-	struct crypt_device *cd = NULL;
-	int fd, r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
-	/* libcryptsetup reports a missing or unreadable device as -ENOTBLK: find out first. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	close(fd);
+	return r;
+}
+
+int cryptsetup_load(const char *path, struct crypt_device **ret)
+{
+	struct crypt_device *cd = NULL;
+	int r;
+
 	r = crypt_init(&cd, path);
 	if (r < 0)
-		return r;
+		return device_errno(path, r);
 	r = crypt_load(cd, CRYPT_LUKS2, NULL);
 	if (r < 0) {
 		crypt_free(cd);
-		return r == -EINVAL ? -EMEDIUMTYPE : r;
+		return device_errno(path, r == -EINVAL ? -EMEDIUMTYPE : r);
 	}
 	*ret = cd;
 	return 0;

@@ -160,16 +160,16 @@ static void share_unlock(CURL *h, curl_lock_data data, void *u)
 	pthread_mutex_unlock(&c->locks[(unsigned)data % ELEMENTSOF(c->locks)]);
 }
 
-int http_client_init(struct http_client *c)
+int http_client_init(struct http_client *c, struct error *e)
 {
 	CURLSH *sh;
-	int r = curl_ready(NULL);
+	int r = curl_ready(e);
 
 	if (r < 0)
 		return r;
 	sh = curl.share_init();
 	if (!sh)
-		return -ENOMEM;
+		return error_set(e, -ENOMEM, "out of memory for libcurl's share");
 	for (size_t i = 0; i < ELEMENTSOF(c->locks); i++)
 		pthread_mutex_init(&c->locks[i], NULL);
 	curl.share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock);
@@ -208,16 +208,21 @@ static size_t on_header(char *p, size_t size, size_t n, void *u)
 
 	if (len > sizeof(name) - 1 && len < 64 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
 		char v[64];
-		uint64_t s;
 
 		memcpy(v, p + sizeof(name) - 1, len - (sizeof(name) - 1));
 		v[len - (sizeof(name) - 1)] = 0;
 		v[strcspn(v, "\r\n")] = 0;
-		/* Delta-seconds form only; an HTTP date is treated as absent. */
-		if (parse_u64(v + strspn(v, " \t"), &s) == 0 && s < 86400)
-			resp->retry_after_s = (long)s;
+		if (http_retry_after(v) >= 0)
+			resp->retry_after_s = http_retry_after(v);
 	}
 	return len;
+}
+
+long http_retry_after(const char *v)
+{
+	uint64_t s;
+
+	return parse_u64(v + strspn(v, " \t"), &s) == 0 && s < 86400 ? (long)s : -1;
 }
 
 static int curl_to_errno(CURLcode c)

@@ -46,7 +46,8 @@ struct http_response {
  * http_client_init or HTTPS request (-ELIBACC when it cannot be loaded, -EIO when it will not
  * initialise), so programs that only use the control socket never load it. */
 int http_global_init(void);
-int http_client_init(struct http_client *c);
+/* -ELIBACC/-EIO/-ENOMEM with @e saying why (which library, what dlopen said). */
+int http_client_init(struct http_client *c, struct error *e);
 void http_client_done(struct http_client *c);
 
 /* Performs one request. On transport failure returns -errno (-ECONNREFUSED, -ETIMEDOUT,
@@ -64,3 +65,6 @@ void http_set_stop(const volatile bool *stop);
 
 /* Transport errors worth another try (the connection may work next time). */
 bool http_errno_retryable(int r);
+/* A Retry-After header's value in seconds: the delta-seconds form only (blanks before it
+ * allowed), under a day; an HTTP date or anything else is -1 (absent). */
+long http_retry_after(const char *v);

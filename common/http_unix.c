@@ -114,7 +114,6 @@ static int parse(const char *p, size_t n, bool eof, struct http_response *resp, 
 	while (line < end + 2) {
 		const char *eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
 		size_t len = (size_t)(eol - line);
-		uint64_t s;
 
 		if (header_value(line, len, "content-length:", v, sizeof(v))) {
 			if (parse_u64(v, &content_len) < 0)
@@ -126,9 +125,8 @@ static int parse(const char *p, size_t n, bool eof, struct http_response *resp, 
 			if (!chunked)
 				return error_set(e, -EPROTO, "unsupported Transfer-Encoding %s", v);
 		} else if (header_value(line, len, "retry-after:", v, sizeof(v))) {
-			/* Delta-seconds form only; an HTTP date is treated as absent. */
-			if (parse_u64(v, &s) == 0 && s < 86400)
-				resp->retry_after_s = (long)s;
+			if (http_retry_after(v) >= 0)
+				resp->retry_after_s = http_retry_after(v);
 		}
 		line = eol + 2;
 	}
@@ -309,9 +307,23 @@ int http_unix_perform(const struct http_request *req, struct http_response *resp
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return error_set(e, -errno, "cannot create a socket: %m");
-	/* A local connect completes or fails at once; a full backlog says EAGAIN. */
+	/* A connect to a listener whose backlog is full sleeps in the kernel until there is
+	 * room: SO_SNDTIMEO bounds that wait by the request's deadline (EAGAIN when it ends). */
+	{
+		long left = deadline - now_ms();
+		struct timeval tv = {.tv_sec = left / 1000, .tv_usec = left % 1000 * 1000};
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = error_set(e, -ECONNREFUSED, "cannot connect to %s: %m", req->unix_socket);
+		if (errno == EAGAIN)
+			r = error_set(e, -ETIMEDOUT,
+				      "cannot connect to %s: it accepts no connection (its backlog "
+				      "is full)",
+				      req->unix_socket);
+		else
+			r = error_set(e, -ECONNREFUSED, "cannot connect to %s: %m",
+				      req->unix_socket);
 		if (e)
 			e->retryable = true;
 		goto out;

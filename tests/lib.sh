@@ -102,6 +102,33 @@ emu_tenant() {
 }
 emu_key() { emu POST /_emu/keys '{"instance": "inst"}' | jq -r .id; }
 
+# kp_two_volumes [JQ_EDIT]: the Key Protect emulator's tenant, two root keys ($key, $key2),
+# two loop devices ($a, $b), a callback port ($port, certificates by mkpki "$T"), and
+# $T/keyd.json with volumes va ($key) and vb ($key2), both on_revoke "close", edited by
+# JQ_EDIT. Needs start_emulator and mkpki "$T" first.
+kp_two_volumes() {
+	emu_tenant
+	key=$(emu_key)
+	key2=$(emu_key)
+	port=$(free_port)
+	a=$(mkloop 40)
+	b=$(mkloop 40)
+	jq -n --arg url "$EMU_URL" --arg ca "$EMU_CA" --arg api "$T/kp.apikey" --arg T "$T" \
+		--arg a "$a" --arg b "$b" --arg key "$key" --arg key2 "$key2" --arg port "$port" '
+	{ kms: { kp: { provider: "keyprotect", endpoints: [$url], iam_endpoint: $url,
+	               instance_id: "inst", api_key_file: $api, ca_file: $ca } },
+	  control: { socket: ($T + "/keyd.sock") },
+	  audit: { path: ($T + "/audit.jsonl"), node_key_file: ($T + "/node.key") },
+	  discover: false,
+	  unlock: { try_timeout_s: 2, backoff_min_ms: 100, backoff_max_s: 1, deadline_s: 5 },
+	  lifecycle: { poll_interval_s: 1 },
+	  callback: { listen: ("127.0.0.1:" + $port), cert_file: ($T + "/server.pem"),
+	              key_file: ($T + "/server.key"), hmac_secret_file: ($T + "/callback.secret") },
+	  volumes: [ { name: "va", device: $a, kms: "kp", key_id: $key, on_revoke: "close" },
+	             { name: "vb", device: $b, kms: "kp", key_id: $key2, on_revoke: "close" } ] }' |
+		jq "${1:-.}" >"$T/keyd.json"
+}
+
 # emu_dek DEVICE APIKEY INSTANCE [KMS]: the DEK of DEVICE's newest active keyd token, in hex,
 # asked of the emulator the way keyd asks (IAM token, unwrap with the volume's AAD); of a
 # multi-KMS token, the wrap of KMS (default: the first). For memory scans.

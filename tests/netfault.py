@@ -146,8 +146,8 @@ def read_request(tls):
     for k, v in headers:
         if k.lower() == "content-length":
             n = int(v)
-    if n > BODY_MAX:
-        raise ValueError("request body too large")
+    if n < 0 or n > BODY_MAX:
+        raise ValueError("bad request Content-Length %d" % n)
     while len(body) < n:
         d = tls.read()
         if not d:
@@ -260,7 +260,7 @@ def serve(client):
                 what = "the client broke off the handshake: %s" % e.__class__.__name__
             client.close()
         elif mode in TLS_MODES:
-            client.settimeout(None)
+            # Still under --hold: a client that connects and says nothing is let go.
             what = tls_fault(client, mode)
         else:
             what = "unknown mode, closed"

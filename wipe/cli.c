@@ -89,7 +89,9 @@ static int cli_audit_anchor(struct cli *c, const char *key)
 	r = audit_anchor_path(c->audit_path, key, anchor, sizeof(anchor));
 	if (r >= 0)
 		r = audit_set_anchor(c->opt.audit, anchor, &gap);
-	if (r < 0)
+	if (r == -EINVAL)
+		log_warning("audit log %s: %s", c->audit_path, AUDIT_ANCHOR_NO_DIR);
+	else if (r < 0)
 		log_error_errno(r, "audit log %s: cannot keep its anchor: %m", c->audit_path);
 	else if (r > 0)
 		log_error("audit log %s: RECORDS ARE MISSING: %s (anchor %s sealed seq %llu, the "

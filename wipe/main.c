@@ -487,7 +487,10 @@ static const struct cli_option *option_of(int val)
 /* The option getopt stopped at, as the user wrote it. */
 static const char *option_given(int argc, char **argv, char *buf, size_t size)
 {
-	if (optopt)
+	/* A long-only option's optopt is its value (OPTION_LONG + row), not a letter. */
+	if (optopt >= OPTION_LONG && (size_t)(optopt - OPTION_LONG) < ELEMENTSOF(options))
+		snprintf(buf, size, "--%s", options[optopt - OPTION_LONG].name);
+	else if (optopt)
 		snprintf(buf, size, "-%c", optopt);
 	else
 		snprintf(buf, size, "%s", optind > 0 && optind <= argc ? argv[optind - 1] : "?");

@@ -13,6 +13,14 @@
 
 /* A volume of several KMS: each root key's state, what it depends on now, and what
  * crypto-shredding it takes, under its line. */
+/* A string member of keyd's reply, "?" when it is missing (printf must not see NULL). */
+static const char *member(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "?";
+}
+
 static void print_volume_keys(json_t *v)
 {
 	json_t *keys = json_object_get(v, "keys"), *k;
@@ -22,9 +30,8 @@ static void print_volume_keys(json_t *v)
 		return;
 	printf("%-16s   root keys (any of them opens it):", "");
 	json_array_foreach (keys, i, k)
-		printf("%s %s %s", i ? "," : "", json_string_value(json_object_get(k, "kms")),
-		       json_string_value(json_object_get(k, "state")));
-	printf("\n%-16s   %s\n", "", json_string_value(json_object_get(v, "shredding")));
+		printf("%s %s %s", i ? "," : "", member(k, "kms"), member(k, "state"));
+	printf("\n%-16s   %s\n", "", member(v, "shredding"));
 }
 
 static void print_volume_line(json_t *v)

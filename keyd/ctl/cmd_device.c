@@ -248,24 +248,30 @@ static json_t *volume_object(struct ctl *c, const char *arg, const char *dev, st
 	struct volume_config *vc = config_find_volume(c->cfg, arg);
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	struct keyd_token tok = {.id = -1};
+	const struct token_wrap *w = NULL;
 	const char *uuid = NULL;
 	struct error je;
 	json_t *o;
+	int i;
 
 	if (cryptsetup_load(dev, &cd) >= 0) {
 		uuid = crypt_get_uuid(cd);
 		token_find(cd, &tok, &je);
 	}
+	/* The wrap of @kms (a volume of several KMS has one each), else the first. */
+	i = kms && tok.n_wraps ? token_wrap_index(&tok, kms->name) : 0;
+	if (tok.n_wraps)
+		w = &tok.wrap[i >= 0 ? i : 0];
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "volume",
 		      vc	 ? vc->name
 		      : tok.name ? tok.name
 				 : "",
 		      "device", dev, "luks_uuid", uuid ? uuid : "", "kms",
-		      kms	? kms->name
-		      : tok.kms ? tok.kms
-				: "",
-		      "key_id", tok.key_id ? tok.key_id : "", "key_version",
-		      tok.key_version ? tok.key_version : "");
+		      kms ? kms->name
+		      : w ? w->kms
+			  : "",
+		      "key_id", w && w->key_id ? w->key_id : "", "key_version",
+		      w && w->key_version ? w->key_version : "");
 	token_done(&tok);
 	return o;
 }
@@ -297,16 +303,19 @@ static int rotate_reencrypt(struct ctl *c, const char *dev, struct kms *kms)
 }
 
 /* rotate --rewrap: each KMS's wrap in turn (one header write each), so every WDEK follows
- * its root key. Stops at the first failure; what is done stays done. 1: there was nothing to
- * rewrap for any of them (every wrap at its key's newest version). */
+ * its root key. Stops at the first failure; what is done stays done. Each one tried gets its
+ * own result in @rk; *n_tried says how many were. 1: there was nothing to rewrap for any of
+ * them (every wrap at its key's newest version). */
 static int rotate_rewrap_all(const char *dev, const struct kms_key *keys, size_t n_keys,
-			     struct rotate_result *res, struct error *err)
+			     struct rotate_result *res, int *rk, size_t *n_tried, struct error *err)
 {
 	size_t nothing = 0;
 	int r = 0;
 
-	for (size_t k = 0; k < n_keys && r >= 0; k++) {
-		r = volume_rewrap(dev, keys[k].kms, NULL, &res[k], err);
+	for (*n_tried = 0; *n_tried < n_keys && r >= 0; (*n_tried)++) {
+		size_t k = *n_tried;
+
+		r = rk[k] = volume_rewrap(dev, keys[k].kms, NULL, &res[k], err);
 		if (r < 0)
 			error_prefix(err, r, "KMS '%s'", keys[k].kms->name);
 		nothing += r == 1;
@@ -392,13 +401,13 @@ static void rotate_print(struct ctl *c, const char *dev, bool rekey, const struc
 	/* One document: the (first) rotation's object; a rewrap of several KMS adds each one's
 	 * in "rotations". */
 	if (j) {
-		json_t *o = json_array_get(j, 0);
+		/* A copy: the first object inside the list it then holds would be a loop that
+		 * json_dumps refuses. */
+		json_auto_t *o = json_copy(json_array_get(j, 0));
 
-		if (json_array_size(j) > 1)
+		if (o && json_array_size(j) > 1)
 			json_object_set(o, "rotations", j);
 		ctl_print_json(o);
-		if (json_array_size(j) > 1)
-			json_object_del(o, "rotations");
 	}
 }
 
@@ -407,6 +416,7 @@ int cmd_rotate(struct ctl *c)
 	_cleanup_free_ char *dev = NULL;
 	struct rotate_result res[KMS_KEYS_MAX] = {0};
 	struct kms_key keys[KMS_KEYS_MAX];
+	int rk[KMS_KEYS_MAX];
 	struct error err;
 	size_t n_keys, n_done;
 	bool rekey;
@@ -436,12 +446,16 @@ int cmd_rotate(struct ctl *c)
 				     c->args[0], n_keys);
 	if (rekey && c->key_id)
 		keys[0].key_id = (char *)c->key_id;
-	r = rekey ? volume_rekey(dev, keys, n_keys, &res[0], &err)
-		  : rotate_rewrap_all(dev, keys, n_keys, res, &err);
-	n_done = rekey ? 1 : n_keys;
+	if (rekey) {
+		r = rk[0] = volume_rekey(dev, keys, n_keys, &res[0], &err);
+		n_done = 1;
+	} else {
+		r = rotate_rewrap_all(dev, keys, n_keys, res, rk, &n_done, &err);
+	}
+	/* Each rotation tried is recorded with its own outcome; the message is the failure's. */
 	for (size_t k = 0; k < n_done; k++) {
 		ctl_log_changes(dev, &res[k].changes);
-		rotate_audit(c, dev, rekey, r, &keys[k], &res[k], &err);
+		rotate_audit(c, dev, rekey, rk[k] < 0 ? rk[k] : 0, &keys[k], &res[k], &err);
 	}
 	if (r < 0)
 		return ctl_fail(c, r, "rotate --%s %s failed: %s", c->rotate_mode, dev, err.msg);
@@ -474,8 +488,11 @@ int cmd_audit(struct ctl *c)
 		key = NULL;
 	/* The anchor beside the node key names the last sealed position of the log it is named
 	 * after: a log cut back or deleted and begun anew fails. */
-	if (audit_anchor_path(path, c->cfg->node_key_file, anchor, sizeof(anchor)) < 0)
+	r = audit_anchor_path(path, c->cfg->node_key_file, anchor, sizeof(anchor));
+	if (r < 0)
 		anchor[0] = 0;
+	if (r == -EINVAL)
+		log_warning("audit log %s: %s", path, AUDIT_ANCHOR_NO_DIR);
 	r = audit_verify(path, anchor[0] ? anchor : NULL, key, &report, &err);
 	EVP_PKEY_free(key);
 	if (r < 0) {

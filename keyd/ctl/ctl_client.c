@@ -67,8 +67,10 @@ int ctl_client_call(struct ctl *c, const char *method, const char *path, json_t 
 				     "keyd at %s did not answer in time (it may be stuck: see "
 				     "journalctl -u keyd)",
 				     c->socket);
+	/* keyd answered, but not so that it could be read: not "keyd is down". */
 	if (r < 0)
-		return ctl_fail(c, -EHOSTDOWN, "cannot talk to keyd at %s: %s", c->socket, err.msg);
+		return ctl_fail_code(c, CTL_EXIT_FAILURE, r, "cannot talk to keyd at %s: %s",
+				     c->socket, err.msg);
 	j = json_loadb((const char *)resp.body.data, resp.body.len, 0, NULL);
 	http_response_done(&resp);
 	if (!j)

@@ -263,11 +263,25 @@ static int apply_option(const struct ctl_option *o, const char *arg, struct ctl 
 
 /* argv into @c; the command in *ret. Returns 0 to run it, 1 to stop with success, -EINVAL for
  * a usage error (recorded with ctl_fail). Options may come before or after the command. */
+
+/* The option getopt stopped at, as the user wrote it: a letter inside a group ("-xq") is not
+ * the word before optind, and a long-only option's optopt is its value (256 + row). */
+static const char *option_given(char **argv, int ind, char *buf, size_t size)
+{
+	if (optopt >= 256 && (size_t)(optopt - 256) < ELEMENTSOF(options))
+		snprintf(buf, size, "--%s", options[optopt - 256].name);
+	else if (optopt > 0 && optopt < 256)
+		snprintf(buf, size, "-%c", optopt);
+	else
+		snprintf(buf, size, "%s", argv[ind - 1]);
+	return buf;
+}
 static int parse_argv(int argc, char **argv, struct ctl *c, const struct command **ret)
 {
 	struct option opts[ELEMENTSOF(options) + 1] = {0};
 	char shorts[2 * ELEMENTSOF(options) + 2] = ":";
 	const struct command *cmd = NULL;
+	char given[64];
 	int o, r;
 
 	/* The error document of a usage error is JSON too, wherever --json stands. */
@@ -289,7 +303,7 @@ static int parse_argv(int argc, char **argv, struct ctl *c, const struct command
 		if (o == ':')
 			return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
 					     "option '%s' needs an argument (see keydctl --help)",
-					     argv[optind - 1]);
+					     option_given(argv, optind, given, sizeof(given)));
 		for (i = 0; i < ELEMENTSOF(options); i++)
 			if (o == (int)(256 + i) ||
 			    (options[i].short_name && o == options[i].short_name))
@@ -297,17 +311,17 @@ static int parse_argv(int argc, char **argv, struct ctl *c, const struct command
 		if (i == ELEMENTSOF(options))
 			return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL,
 					     "unknown option '%s' (see keydctl --help)",
-					     argv[optind - 1]);
+					     option_given(argv, optind, given, sizeof(given)));
 		r = apply_option(&options[i], optarg, c);
 		if (r != 0)
 			return r;
 	}
 	if (optind >= argc) {
-		if (c->help) {
+		/* With --json and no --help, stdout holds only the error document. */
+		if (c->help || !c->json)
 			help(NULL);
+		if (c->help)
 			return 1;
-		}
-		help(NULL);
 		return ctl_fail_code(c, CTL_EXIT_USAGE, -EINVAL, "no command given");
 	}
 	cmd = command_find(argv[optind]);

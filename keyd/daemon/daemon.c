@@ -125,8 +125,9 @@ static int setup_volumes(struct keyd *k, struct error *err)
 			return error_set(err, r, "volume %s: %s", cfg->volumes[i].name,
 					 strerror(-r));
 	}
-	if (cfg->discover)
-		registry_discover(&k->reg, cfg);
+	/* Discovery adds to the configured volumes: its failure is said, never fatal. */
+	if (cfg->discover && (r = registry_discover(&k->reg, cfg)) < 0)
+		log_warning_errno(r, "discover: cannot list the block devices: %m");
 	return 0;
 }
 
@@ -211,7 +212,9 @@ static int audit_anchor_setup(struct audit *a, const char *log_path, const char 
 	r = audit_anchor_path(log_path, key_path, anchor, sizeof(anchor));
 	if (r >= 0)
 		r = audit_set_anchor(a, anchor, &gap);
-	if (r < 0)
+	if (r == -EINVAL)
+		log_warning("audit log %s: %s", log_path, AUDIT_ANCHOR_NO_DIR);
+	else if (r < 0)
 		log_error_errno(r, "audit log %s: cannot keep its anchor: %m", log_path);
 	else if (r > 0)
 		log_error(

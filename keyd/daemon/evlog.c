@@ -1,20 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* libevent's log callback (evlog.h): a burst of EVLOG_BURST messages per EVLOG_INTERVAL_US,
- * then one line saying how many were dropped. Process-wide state, as libevent's log is. */
+/* libevent's log callback (evlog.h), through log.c's one rate limiter: 10 messages per 10 s
+ * (tighter than libcryptsetup's: a peer can make libevent complain on every accept), then one
+ * line saying how many were dropped. */
 #include <event2/event.h>
-#include <pthread.h>
-#include <stdint.h>
 
 #include "evlog.h"
 #include "log.h"
-#include "util.h"
 
-#define EVLOG_INTERVAL_US (10ULL * 1000000)
-#define EVLOG_BURST	  10
-
-static pthread_mutex_t evlog_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t evlog_start_us;
-static unsigned evlog_n, evlog_dropped;
+static struct log_ratelimit evlog_rl = LOG_RATELIMIT_INIT("libevent", 10 * 1000000ULL, 10);
 
 static const int evlog_levels[] = {
 	[EVENT_LOG_DEBUG] = LOG_DEBUG,
@@ -25,27 +18,12 @@ static const int evlog_levels[] = {
 
 static void on_event_log(int severity, const char *msg)
 {
-	uint64_t now = now_mono_us();
-	unsigned dropped = 0;
-	bool print;
+	int level = severity >= EVENT_LOG_DEBUG && severity <= EVENT_LOG_ERR
+			    ? evlog_levels[severity]
+			    : LOG_WARNING;
 
-	pthread_mutex_lock(&evlog_lock);
-	if (!evlog_start_us || now - evlog_start_us >= EVLOG_INTERVAL_US) {
-		dropped = evlog_dropped;
-		evlog_start_us = now;
-		evlog_n = 0;
-		evlog_dropped = 0;
-	}
-	print = evlog_n++ < EVLOG_BURST;
-	evlog_dropped += !print;
-	pthread_mutex_unlock(&evlog_lock);
-	if (dropped)
-		log_warning("libevent: %u more messages suppressed", dropped);
-	if (print)
-		log_internal(severity >= EVENT_LOG_DEBUG && severity <= EVENT_LOG_ERR
-				     ? evlog_levels[severity]
-				     : LOG_WARNING,
-			     0, "libevent: %s", msg);
+	if (level <= log_get_max_level() && log_ratelimit_pass(&evlog_rl))
+		log_internal(level, 0, "libevent: %s", msg);
 }
 
 void evlog_setup(void)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "atomicfile.h"
 #include "metrics_report.h"
 #include "prom.h"
 #include "util.h"
@@ -172,30 +173,15 @@ int metrics_report(const struct metrics_env *env, char **ret)
 int metrics_report_textfile(const struct metrics_env *env, const char *dir, struct error *err)
 {
 	_cleanup_free_ char *text = NULL;
-	char tmp[4096], path[4096];
-	_cleanup_close_ int fd = -1;
+	char path[4096];
 	int r;
 
 	r = metrics_report(env, &text);
 	if (r < 0)
 		return error_set(err, r, "metrics: cannot build the page: %s", strerror(-r));
-	/* A dot name not ending in .prom: node_exporter skips it while it is written. */
-	if (snprintf(path, sizeof(path), "%s/" METRICS_TEXTFILE_NAME, dir) >= (int)sizeof(path) ||
-	    snprintf(tmp, sizeof(tmp), "%s/." METRICS_TEXTFILE_NAME ".XXXXXX", dir) >=
-		    (int)sizeof(tmp))
+	if (snprintf(path, sizeof(path), "%s/" METRICS_TEXTFILE_NAME, dir) >= (int)sizeof(path))
 		return error_set(err, -ENAMETOOLONG, "metrics.textfile_dir: %s is too long", dir);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		r = negative_errno();
-		return error_set(err, r, "metrics: cannot create a file in %s: %s", dir,
-				 strerror(-r));
-	}
-	if ((r = write_full(fd, text, strlen(text))) < 0 ||
-	    (fchmod(fd, 0644) < 0 && (r = negative_errno()) < 0) ||
-	    (close(TAKE_FD(fd)) < 0 && (r = negative_errno()) < 0) ||
-	    (rename(tmp, path) < 0 && (r = negative_errno()) < 0)) {
-		unlink(tmp);
-		return error_set(err, r, "metrics: cannot write %s: %s", path, strerror(-r));
-	}
-	return 0;
+	/* 0644: node_exporter runs as its own user and only reads; the directory is its. */
+	r = atomicfile_write(path, text, strlen(text), 0644, 0);
+	return r < 0 ? error_set(err, r, "metrics: cannot write %s: %s", path, strerror(-r)) : 0;
 }

@@ -189,12 +189,12 @@ int registry_discover(struct registry *reg, const struct keyd_config *cfg)
 {
 	struct luks_device *l;
 	char clones[VOLUME_DEVICE_MAX];
-	int n;
+	int n, i;
 
 	n = luks_devices(&l);
 	if (n < 0)
 		return n;
-	for (int i = 0; i < n && reg->n < reg->max; i++) {
+	for (i = 0; i < n && reg->n < reg->max; i++) {
 		if (device_is_configured(cfg, &l[i]))
 			continue;
 		if (luks_uuid_find(l, n, l[i].uuid, l[i].node, clones, sizeof(clones)) > 0)
@@ -204,6 +204,13 @@ int registry_discover(struct registry *reg, const struct keyd_config *cfg)
 		else
 			discover_device(reg, cfg, l[i].node);
 	}
+	for (; i < n; i++)
+		if (!device_is_configured(cfg, &l[i])) {
+			log_warning("discover: %s and any LUKS device after it not considered: at "
+				    "most %zu volumes",
+				    l[i].node, reg->max);
+			break;
+		}
 	luks_devices_free(l, n);
 	return 0;
 }
@@ -577,9 +584,7 @@ int registry_rewrap(struct registry *reg, struct volume *v, struct kms *kms, con
 		    struct rotate_result *rr, struct error *err)
 {
 	json_auto_t *versions = NULL;
-	int r;
-
-	int k = registry_key_index(v, kms->name);
+	int k = registry_key_index(v, kms->name), r;
 
 	r = volume_rewrap(device, kms, rewrapped, rr, err);
 	registry_log_changes(device, &rr->changes);
@@ -589,11 +594,8 @@ int registry_rewrap(struct registry *reg, struct volume *v, struct kms *kms, con
 		registry_audit(reg, "volume.rewrap", "failure", NULL, v, which, err->msg);
 		return r;
 	}
-	if (r > 0) {
-		log_info("%s: nothing to rewrap: key version %s is the newest", v->name,
-			 rr->old_version[0] ? rr->old_version : "-");
-		return 0;
-	}
+	/* Stored either way: with nothing to rewrap (the token was rewrapped outside keyd, by
+	 * keydctl rotate), the next poll must not ask the KMS for the same rewrap again. */
 	pthread_mutex_lock(&reg->lock);
 	if (k == 0)
 		snprintf(v->st.key_version, sizeof(v->st.key_version), "%s", rr->new_version);
@@ -601,6 +603,11 @@ int registry_rewrap(struct registry *reg, struct volume *v, struct kms *kms, con
 		snprintf(v->st.keys[k].key_version, sizeof(v->st.keys[k].key_version), "%s",
 			 rr->new_version);
 	pthread_mutex_unlock(&reg->lock);
+	if (r > 0) {
+		log_info("%s: nothing to rewrap: key version %s is the newest", v->name,
+			 rr->old_version[0] ? rr->old_version : "-");
+		return 0;
+	}
 	versions = json_pack("{s:s, s:s, s:s, s:s*}", "rewrap_kms", kms->name, "old_key_version",
 			     rr->old_version, "new_key_version", rr->new_version, "reason", reason);
 	registry_audit(reg, "volume.rewrap", "success", NULL, v, versions, NULL);

@@ -98,6 +98,9 @@ static void note_clones(const struct worker_env *env, struct volume *v, const ch
 {
 	char others[VOLUME_DEVICE_MAX] = "";
 
+	/* UUID=: resolving it has just scanned every device and refused a second carrier. */
+	if (strncmp(v->device_spec, "UUID=", 5) == 0)
+		return;
 	if (uuid[0] && luks_uuid_others(uuid, dev, others, sizeof(others)) > 0)
 		log_warning("%s: LUKS UUID %s of %s is also on %s (a cloned or restored header)",
 			    v->name, uuid, dev, others);

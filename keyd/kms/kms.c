@@ -2,7 +2,6 @@
 /* The provider table and the one retry policy every KMS call goes through: a bounded time
  * per try, exponential backoff with jitter or the KMS's Retry-After, an overall deadline. */
 #include <errno.h>
-#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -106,14 +105,12 @@ static int kms_ensure_open(struct kms *kms, struct error *e)
 static uint64_t backoff_ms(const struct kms_retry *rp, unsigned attempt)
 {
 	uint64_t b = rp->backoff_min_ms;
-	uint32_t rnd = 0;
 
 	for (unsigned i = 1; i < attempt && b < rp->backoff_max_ms; i++)
 		b *= 2;
 	if (b > rp->backoff_max_ms)
 		b = rp->backoff_max_ms;
-	RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
-	return b / 2 + (b / 2 ? rnd % (b / 2 + 1) : 0);
+	return jitter_above(b / 2, 100); /* b/2 .. b */
 }
 
 enum kms_outcome kms_outcome_of(int r, const struct error *e)

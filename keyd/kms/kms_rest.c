@@ -146,15 +146,16 @@ int kms_rest_ca_file(const char *kms, const char *ca_file, struct error *e)
 
 int kms_rest_open(const char *kms, const char *ca_file, struct http_client *http, struct error *e)
 {
+	struct error why;
 	int r;
 
 	r = kms_rest_ca_file(kms, ca_file, e);
 	if (r < 0)
 		return r;
-	r = http_client_init(http);
+	r = http_client_init(http, &why);
 	if (r < 0)
 		return kms_fail(e, r, false, "kms.%s: cannot set up the HTTP client: %s", kms,
-				strerror(-r));
+				why.msg);
 	return 0;
 }
 
@@ -167,11 +168,13 @@ static const struct transport_failure {
 	{-ECONNRESET, "the connection broke before a whole reply arrived"},
 	{-ECONNREFUSED, "nothing accepts connections there"},
 	{-EHOSTUNREACH, "the host cannot be resolved or reached"},
+	{-ECANCELED, "abandoned: another KMS answered first, or keyd is stopping"},
 };
 
 int kms_rest_perform(struct http_client *http, const struct http_request *req, const char *where,
 		     struct http_response *resp, struct error *e)
 {
+	const char *what = NULL;
 	struct error why;
 	int r;
 
@@ -194,13 +197,10 @@ int kms_rest_perform(struct http_client *http, const struct http_request *req, c
 		return kms_fail(e, r, false, "%s: reply larger than %d bytes", where,
 				HTTP_RESPONSE_MAX);
 	for (size_t i = 0; i < ELEMENTSOF(transport_failures); i++)
-		if (transport_failures[i].error == r) {
-			r = kms_fail(e, r, why.retryable, "%s: %s (%s)", where,
-				     transport_failures[i].what, why.msg);
-			e->retry_after_s = -1;
-			return r;
-		}
-	r = kms_fail(e, r, why.retryable, "%s: %s", where, why.msg);
+		if (transport_failures[i].error == r)
+			what = transport_failures[i].what;
+	r = what ? kms_fail(e, r, why.retryable, "%s: %s (%s)", where, what, why.msg)
+		 : kms_fail(e, r, why.retryable, "%s: %s", where, why.msg);
 	e->retry_after_s = -1;
 	return r;
 }

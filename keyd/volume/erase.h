@@ -10,7 +10,8 @@ struct erase_result {
 	int token;   /* removed, or -1 */
 };
 
-/* Destroys the keyslot of @device's active keyd token, then the token (the order
- * token_converge repairs), under the rotation lock so no re-key interleaves. -ENOKEY when the
- * device carries no keyd token; -errno from the header; @err says what. */
+/* Destroys the keyslot of each of @device's keyd tokens, then the token (the order
+ * token_converge repairs), under the rotation lock so no re-key interleaves; @res names the
+ * active one's. -ENOKEY when the device carries no active keyd token; -errno from the header;
+ * @err says what. */
 int volume_erase(const char *device, struct erase_result *res, struct error *err);

@@ -308,8 +308,6 @@ int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped 
 		error_set(err, r, "write token: %s", strerror(-r));
 		goto out;
 	}
-	res->new_token = res->old_token;
-	res->new_keyslot = res->old_keyslot = tok->keyslot;
 	snprintf(res->new_version, sizeof(res->new_version), "%s",
 		 use->key_version ? use->key_version : "");
 	r = 0;

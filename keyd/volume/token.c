@@ -480,9 +480,6 @@ static int unclaimed_keyslot(struct crypt_device *cd, const struct keyd_token *a
 	return -1;
 }
 
-/* A pending token: the crash came after the token write, maybe after the keyslot was added.
- * Without a keyslot, find the one its DEK opens among those no token claims; none means the
- * keyslot was never written (roll back), else roll forward. Returns 1 (one header change). */
 /* The DEK of pending token @t through the first of @kms that holds a wrap of it and answers. */
 static int converge_unwrap(struct crypt_device *cd, const struct keyd_token *t,
 			   const struct kms_key *keys, size_t n_keys, uint8_t **dek,
@@ -548,15 +545,24 @@ static int token_retire(struct crypt_device *cd, struct keyd_token *all, int n, 
 
 	log_debug("%s: removing superseded token %d (generation %u) and keyslot %d",
 		  crypt_get_device_name(cd), t->id, t->generation, t->keyslot);
-	if (t->keyslot >= 0 && !keyslot_taken(all, n, t->keyslot, i) &&
-	    crypt_keyslot_status(cd, t->keyslot) != CRYPT_SLOT_INACTIVE) {
+	r = token_remove(cd, t, keyslot_taken(all, n, t->keyslot, i), err);
+	return r < 0 ? r : 1;
+}
+
+int token_remove(struct crypt_device *cd, const struct keyd_token *t, bool keep_keyslot,
+		 struct error *err)
+{
+	int r;
+
+	if (!keep_keyslot && t->keyslot >= 0 &&
+	    crypt_keyslot_status(cd, t->keyslot) > CRYPT_SLOT_INACTIVE) {
 		r = crypt_keyslot_destroy(cd, t->keyslot);
 		if (r < 0)
 			return error_set(err, r, "destroy keyslot %d: %s", t->keyslot,
 					 strerror(-r));
 	}
 	r = crypt_token_json_set(cd, t->id, NULL);
-	return r < 0 ? error_set(err, r, "remove token %d: %s", t->id, strerror(-r)) : 1;
+	return r < 0 ? error_set(err, r, "remove token %d: %s", t->id, strerror(-r)) : 0;
 }
 
 int token_converge(struct crypt_device *cd, const struct kms_key *keys, size_t n_keys,

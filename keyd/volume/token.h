@@ -72,6 +72,10 @@ int token_read(struct crypt_device *cd, int id, struct keyd_token *t, struct err
 /* Every keyd token of the header into @out (TOKENS_MAX entries); returns how many. */
 int token_list(struct crypt_device *cd, struct keyd_token *out, struct error *e);
 void token_list_done(struct keyd_token *l, int n);
+/* Removes token @t from the header, its keyslot first (unless @keep_keyslot, or it is gone
+ * already): the order token_converge repairs after a crash in between. */
+int token_remove(struct crypt_device *cd, const struct keyd_token *t, bool keep_keyslot,
+		 struct error *err);
 /* The token to unlock with: the active keyd token with a keyslot and the highest generation, in *t (id -1 if
  * there is none). Returns how many keyd tokens the header has, of any state. */
 int token_find(struct crypt_device *cd, struct keyd_token *t, struct error *e);

@@ -67,19 +67,7 @@ int volume_unbind(const char *device, struct kms *kms, bool force, struct unbind
 		goto out;
 	}
 	/* Keyslot first: a token without its keyslot is what convergence already removes. */
-	if (tok.keyslot >= 0 && crypt_keyslot_status(cd, tok.keyslot) > CRYPT_SLOT_INACTIVE) {
-		r = crypt_keyslot_destroy(cd, tok.keyslot);
-		if (r < 0) {
-			error_set(err, r, "destroy keyslot %d: %s", tok.keyslot, strerror(-r));
-			goto out;
-		}
-	}
-	r = crypt_token_json_set(cd, tok.id, NULL);
-	if (r < 0) {
-		error_set(err, r, "remove token %d: %s", tok.id, strerror(-r));
-		goto out;
-	}
-	r = 0;
+	r = token_remove(cd, &tok, false, err);
 out:
 	token_done(&tok);
 	crypt_free(cd);

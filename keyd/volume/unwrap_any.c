@@ -38,7 +38,8 @@ struct racer {
 int unwrap_any_candidates(const struct kms_key *keys, size_t n_keys, const struct keyd_token *t,
 			  int *use, struct error *e)
 {
-	char names[KMS_KEYS_MAX * (KMS_NAME_MAX + 4)] = "", offered[sizeof(names)] = "";
+	char names[KMS_KEYS_MAX * (KMS_NAME_MAX + KMS_KEY_ID_MAX + 16)] = "",
+								   offered[sizeof(names)] = "";
 	int n = 0, w;
 
 	for (size_t k = 0; k < n_keys && n < KMS_KEYS_MAX; k++) {
@@ -155,8 +156,15 @@ int unwrap_any(const struct kms_key *keys, size_t n_keys, const struct keyd_toke
 	race.running = (unsigned)n;
 	for (; started < n; started++) {
 		r = -pthread_create(&x[started].thread, NULL, racer_run, &x[started]);
-		if (r < 0)
+		if (r < 0) {
+			/* The ones never asked say why, not "stopped". */
+			for (int i = started; i < n; i++) {
+				x[i].r = r;
+				error_set(&x[i].err, r, "KMS '%s': cannot start a thread: %s",
+					  keys[use[i]].kms->name, strerror(-r));
+			}
 			break;
+		}
 	}
 	pthread_mutex_lock(&race.lock);
 	race.running -= (unsigned)(n - started); /* never started: nothing to wait for */

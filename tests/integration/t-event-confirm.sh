@@ -12,33 +12,17 @@ need_cmd cryptsetup curl jq openssl
 start_emulator
 mkpki "$T"
 
-emu_tenant
-key=$(emu_key)
-key2=$(emu_key)
-port=$(free_port)
-a=$(mkloop 40)
-b=$(mkloop 40)
-jq -n --arg url "$EMU_URL" --arg ca "$EMU_CA" --arg api "$T/kp.apikey" --arg T "$T" \
-	--arg a "$a" --arg b "$b" --arg key "$key" --arg key2 "$key2" --arg port "$port" '
-{ kms: { kp: { provider: "keyprotect", endpoints: [$url], iam_endpoint: $url,
-               instance_id: "inst", api_key_file: $api, ca_file: $ca } },
-  control: { socket: ($T + "/keyd.sock") },
-  audit: { path: ($T + "/audit.jsonl"), node_key_file: ($T + "/node.key") }, discover: false,
-  unlock: { try_timeout_s: 2, backoff_min_ms: 100, backoff_max_s: 1, deadline_s: 5 },
-  lifecycle: { poll_interval_s: 1, max_key_cache_age_s: 3600 },
-  callback: { listen: ("127.0.0.1:" + $port), cert_file: ($T + "/server.pem"),
-              key_file: ($T + "/server.key"), hmac_secret_file: ($T + "/callback.secret") },
-  volumes: [ { name: "va", device: $a, kms: "kp", key_id: $key, on_revoke: "close" },
-             { name: "vb", device: $b, kms: "kp", key_id: $key2, on_revoke: "close",
-               erase_on_delete: true } ] }' >"$T/keyd.json"
+kp_two_volumes '.lifecycle.max_key_cache_age_s = 3600 | .volumes[1].erase_on_delete = true'
 ctl() { "$KEYDCTL" --config "$T/keyd.json" "$@"; }
 vol() { ctl --json status | jq -r --arg v "$1" ".volumes[] | select(.name == \$v) | .$2"; }
 send() { "$PY" -I "$TOP/tests/callback-send.py" --url "https://127.0.0.1:$port/v1/events" \
 	--ca "$T/ca.pem" --secret-file "$T/callback.secret" --kms kp "$@"; }
 is() { [ "$(vol "$1" "$2")" = "$3" ]; }
 logged() { grep -q -- "$1" "$T/keyd.log"; }
-audited() { jq -e --arg t "$1" --arg r "$2" --arg v "$3" \
-	'select(.type == $t and .result == $r and .object.volume == $v)' "$T/audit.jsonl" >/dev/null; }
+# Line by line: keyd may be appending a record as this reads (a partial last line is no record).
+audited() { jq -R -e --arg t "$1" --arg r "$2" --arg v "$3" \
+	'fromjson? | select(.type == $t and .result == $r and .object.volume == $v)' \
+	"$T/audit.jsonl" >/dev/null; }
 keyslots() { ctl --json inspect "$1" | jq '.keyslots | length'; }
 
 ctl enroll --name va --format >/dev/null

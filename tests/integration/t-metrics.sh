@@ -148,7 +148,7 @@ ino0=$(stat -c %i "$tf")
 for _ in $(seq 40); do [ "$(stat -c %i "$tf")" != "$ino0" ] && break; sleep 0.1; done
 [ "$(stat -c %i "$tf")" != "$ino0" ] || fail "$tf was not rewritten within 4 s (mtime $m0)"
 assert_eq "$(stat -c %a "$tf")" 644 "textfile mode"
-assert_eq "$(find "$T/textfile" -name '.keyd.prom.*' | wc -l)" 0 "temporary files left behind"
+assert_eq "$(find "$T/textfile" -name 'keyd.prom.?*' | wc -l)" 0 "temporary files left behind"
 assert_contains "$(cat "$tf")" 'keyd_unlock_total{outcome="success"} 2'
 
 log "after a restart the audit log's closing checkpoint is seen"

@@ -19,25 +19,8 @@ ROTATE_S=${ROTATE_S:-20}
 CYCLE_S=${CYCLE_S:-30}
 SAMPLE_S=5
 
-emu_tenant
-key=$(emu_key)
-key2=$(emu_key)
-port=$(free_port)
-a=$(mkloop 40)
-b=$(mkloop 40)
-jq -n --arg url "$EMU_URL" --arg ca "$EMU_CA" --arg api "$T/kp.apikey" --arg T "$T" \
-	--arg a "$a" --arg b "$b" --arg key "$key" --arg key2 "$key2" --arg port "$port" '
-{ kms: { kp: { provider: "keyprotect", endpoints: [$url], iam_endpoint: $url,
-               instance_id: "inst", api_key_file: $api, ca_file: $ca } },
-  control: { socket: ($T + "/keyd.sock") },
-  audit: { path: ($T + "/audit.jsonl"), node_key_file: ($T + "/node.key") }, discover: false,
-  unlock: { try_timeout_s: 5, backoff_min_ms: 100, backoff_max_s: 1, deadline_s: 30 },
-  lifecycle: { poll_interval_s: 2 },
-  callback: { listen: ("127.0.0.1:" + $port), cert_file: ($T + "/server.pem"),
-              key_file: ($T + "/server.key"), hmac_secret_file: ($T + "/callback.secret") },
-  volumes: [ { name: "va", device: $a, kms: "kp", key_id: $key, on_revoke: "suspend" },
-             { name: "vb", device: $b, kms: "kp", key_id: $key2, on_revoke: "suspend" } ] }' \
-	>"$T/keyd.json"
+kp_two_volumes '.unlock += { try_timeout_s: 5, deadline_s: 30 } | .lifecycle.poll_interval_s = 2
+	| .volumes[].on_revoke = "suspend"'
 ctl() { "$KEYDCTL" --config "$T/keyd.json" "$@"; }
 vol() { ctl --json status | jq -r --arg v "$1" ".volumes[] | select(.name == \$v) | .$2"; }
 send() { "$PY" -I "$TOP/tests/callback-send.py" --url "https://127.0.0.1:$port/v1/events" \

@@ -233,10 +233,16 @@ int cloud_fail_code(struct error *e, const struct cloud_error *t, bool retryable
 		    const char *what, const char *msg)
 {
 	const char *hint = t ? t->hint : NULL;
+	int r;
 
-	return kms_fail(e, t ? t->error : -EIO, t ? t->retryable : retryable, "%s: %s%s%s%s%s%s",
-			where, what, msg[0] ? ": " : "", msg, hint ? " (" : "", hint ? hint : "",
-			hint ? ")" : "");
+	r = kms_fail(e, t ? t->error : -EIO, t ? t->retryable : retryable, "%s: %s%s%s%s%s%s",
+		     where, what, msg[0] ? ": " : "", msg, hint ? " (" : "", hint ? hint : "",
+		     hint ? ")" : "");
+	/* Throttling (-EBUSY in the tables) counts as the 429 it is, whatever status carried
+	 * it: AWS says ThrottlingException with 400, Tencent RequestLimitExceeded with 200. */
+	if (t && t->error == -EBUSY)
+		e->http_status = 429;
+	return r;
 }
 
 json_t *cloud_context(const struct cloud *c, const char *aad, struct error *e)
@@ -278,6 +284,18 @@ int cloud_wrapped_set(const struct cloud *c, struct kms_wrapped *w, const char *
 		return kms_fail(e, -ENOMEM, false, "%s: out of memory", c->vendor->label);
 	}
 	return 0;
+}
+
+int cloud_reply_wrapped(const struct cloud *c, json_t *reply, const char *path, const char *key,
+			const char *chars, const char *where, const char *version,
+			struct kms_wrapped *w, struct error *e)
+{
+	const char *ct = NULL;
+	struct error jxe;
+
+	if (cloud_reply_b64(reply, path, key, chars, KMS_WDEK_MAX, &ct, &jxe) < 0)
+		return cloud_fail_reply(e, where, jxe.msg);
+	return cloud_wrapped_set(c, w, ct, version, e);
 }
 
 int cloud_check_dek_len(const struct cloud *c, size_t dek_len, struct error *e)

@@ -122,6 +122,10 @@ int cloud_reply_b64(json_t *reply, const char *path, const char *key, const char
 /* The WDEK and key version (NULL or "": none) into @w. */
 int cloud_wrapped_set(const struct cloud *c, struct kms_wrapped *w, const char *wdek,
 		      const char *version, struct error *e);
+/* The WDEK out of a reply's base64 field "<path>.<key>" (of @chars), with @version, into @w. */
+int cloud_reply_wrapped(const struct cloud *c, json_t *reply, const char *path, const char *key,
+			const char *chars, const char *where, const char *version,
+			struct kms_wrapped *w, struct error *e);
 /* The refusal of a key that is not CLOUD_DEK_LEN bytes. */
 int cloud_check_dek_len(const struct cloud *c, size_t dek_len, struct error *e);
 /* The DEK out of a reply's base64 plaintext at "<path>.<key>", into secure memory. */

@@ -285,7 +285,8 @@ static int fail_status(struct error *e, const struct http_response *resp, const 
 	*ret_refresh = t && t->new_credentials;
 	snprintf(what, sizeof(what), "HTTP %ld %s", resp->status, type[0] ? type : "error");
 	r = cloud_fail_code(e, t, resp->status >= 500, where, what, m);
-	e->http_status = resp->status;
+	if (e->http_status != 429)
+		e->http_status = resp->status;
 	if (e->retryable)
 		e->retry_after_s = resp->retry_after_s;
 	return r;
@@ -395,10 +396,8 @@ static int aws_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, siz
 {
 	_cleanup_secure_ char *b64 = NULL;
 	json_auto_t *ctx = NULL, *req = NULL, *reply = NULL;
-	const char *ct = NULL;
 	char where[CLOUD_WHERE_MAX];
 	struct aws_meta m;
-	struct error jxe;
 	int r;
 
 	r = cloud_check_dek_len(kms->data, dek_len, e);
@@ -420,11 +419,8 @@ static int aws_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, siz
 	r = aws_call(kms, "Encrypt", key_id, req, &reply, where, sizeof(where), e);
 	if (r < 0)
 		return r;
-	r = cloud_reply_b64(reply, "reply", "CiphertextBlob", KMS_CHARS_BASE64, KMS_WDEK_MAX, &ct,
-			    &jxe);
-	if (r < 0)
-		return cloud_fail_reply(e, where, jxe.msg);
-	return cloud_wrapped_set(kms->data, ret, ct, m.material, e);
+	return cloud_reply_wrapped(kms->data, reply, "reply", "CiphertextBlob", KMS_CHARS_BASE64,
+				   where, m.material, ret, e);
 }
 
 static int aws_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,

@@ -424,28 +424,39 @@ static int tc_usable(struct kms *kms, const char *key_id, struct tencent_meta *m
 	return cloud_state_usable(kms->data, &tc_states[m->state], m->symmetric, where, e);
 }
 
+/* What Encrypt and ReEncrypt need first: the volume's EncryptionContext (into *ctx, secure
+ * memory), a usable symmetric CMK, and its version now. */
+static int tc_prepare(struct kms *kms, const char *key_id, const char *aad, char **ctx,
+		      char *version, size_t size, struct error *e)
+{
+	struct tencent_meta m;
+	int r;
+
+	*ctx = context_for(kms, aad, e);
+	if (!*ctx)
+		return -EINVAL;
+	r = tc_usable(kms, key_id, &m, e);
+	if (r < 0)
+		return r;
+	version_of(&m, version, size);
+	return 0;
+}
+
 static int tc_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size_t dek_len,
 		   const char *aad, struct kms_wrapped *ret, struct error *e)
 {
 	_cleanup_secure_ char *b64 = NULL, *ctx = NULL;
 	json_auto_t *req = NULL, *reply = NULL;
-	const char *ct = NULL;
 	char where[CLOUD_WHERE_MAX], version[32];
-	struct tencent_meta m;
-	struct error jxe;
 	int r;
 
 	r = cloud_check_dek_len(kms->data, dek_len, e);
 	if (r < 0)
 		return r;
-	ctx = context_for(kms, aad, e);
-	if (!ctx)
-		return -EINVAL;
 	/* The version before Encrypt: a rotation in between makes polling rewrap once. */
-	r = tc_usable(kms, key_id, &m, e);
+	r = tc_prepare(kms, key_id, aad, &ctx, version, sizeof(version), e);
 	if (r < 0)
 		return r;
-	version_of(&m, version, sizeof(version));
 	b64 = cloud_dek_b64(kms->data, dek, dek_len, e);
 	if (!b64)
 		return -ENOMEM;
@@ -454,11 +465,8 @@ static int tc_wrap(struct kms *kms, const char *key_id, const uint8_t *dek, size
 	r = tc_call(kms, "Encrypt", key_id, req, &reply, where, sizeof(where), e);
 	if (r < 0)
 		return r;
-	r = cloud_reply_b64(reply, "reply.Response", "CiphertextBlob", CHARS_B64, KMS_WDEK_MAX, &ct,
-			    &jxe);
-	if (r < 0)
-		return cloud_fail_reply(e, where, jxe.msg);
-	return cloud_wrapped_set(kms->data, ret, ct, version, e);
+	return cloud_reply_wrapped(kms->data, reply, "reply.Response", "CiphertextBlob", CHARS_B64,
+				   where, version, ret, e);
 }
 
 /* A reply naming the CMK that did the work: it must be key_id (or key_id names an alias). */
@@ -505,19 +513,12 @@ static int tc_rewrap(struct kms *kms, const char *key_id, const char *wdek, cons
 {
 	_cleanup_secure_ char *ctx = NULL;
 	json_auto_t *req = NULL, *reply = NULL;
-	const char *ct = NULL;
 	char where[CLOUD_WHERE_MAX], version[32];
-	struct tencent_meta m;
-	struct error jxe;
 	int r;
 
-	ctx = context_for(kms, aad, e);
-	if (!ctx)
-		return -EINVAL;
-	r = tc_usable(kms, key_id, &m, e);
+	r = tc_prepare(kms, key_id, aad, &ctx, version, sizeof(version), e);
 	if (r < 0)
 		return r;
-	version_of(&m, version, sizeof(version));
 	req = json_pack("{s:s, s:s, s:s, s:s}", "CiphertextBlob", wdek, "DestinationKeyId", key_id,
 			"SourceEncryptionContext", ctx, "DestinationEncryptionContext", ctx);
 	r = tc_call(kms, "ReEncrypt", key_id, req, &reply, where, sizeof(where), e);
@@ -526,11 +527,8 @@ static int tc_rewrap(struct kms *kms, const char *key_id, const char *wdek, cons
 	r = check_key(reply, "SourceKeyId", key_id, where, e);
 	if (r < 0)
 		return r;
-	r = cloud_reply_b64(reply, "reply.Response", "CiphertextBlob", CHARS_B64, KMS_WDEK_MAX, &ct,
-			    &jxe);
-	if (r < 0)
-		return cloud_fail_reply(e, where, jxe.msg);
-	return cloud_wrapped_set(kms->data, ret, ct, version, e);
+	return cloud_reply_wrapped(kms->data, reply, "reply.Response", "CiphertextBlob", CHARS_B64,
+				   where, version, ret, e);
 }
 
 static int tc_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret,

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* Atomic file replacement for checkpoints and certificates. The temp file lives next to the
- * target (same file system, so rename is atomic) and is removed on failure. Never logs. */
+/* Atomic file replacement (wipe's checkpoints and certificates, the node_exporter textfiles,
+ * the audit anchor). The temp file lives next to the target (same file system, so rename is
+ * atomic) and is removed on failure. Never logs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "atomicfile.h"
 #include "macro.h"
@@ -50,12 +53,13 @@ int atomicfile_write(const char *path, const void *data, size_t n, mode_t mode, 
 	int fd, r;
 
 	snprintf(dir, sizeof(dir), "%s", path);
-	r = make_dirs(dirname(dir), dir_mode);
+	r = dir_mode ? make_dirs(dirname(dir), dir_mode) : 0;
 	if (r < 0)
 		return r;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	/* Not ending in the target's suffix: node_exporter skips it while it is written. */
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return negative_errno();
 	/* The mode asked for, whatever the umask (wipe@.service runs with 0077, and
