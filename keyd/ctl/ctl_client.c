@@ -10,10 +10,28 @@
 #include "http.h"
 #include "log.h"
 
-/* A refused or failed request's -errno: 403 and 404 say it, 409 is a volume busy or in the
- * wrong state, and a failed unlock says through its volume whether the key was revoked. */
-static int client_status_errno(long status, json_t *volume)
+/* The -errno named @name ("EKEYREVOKED", as glibc's strerrorname_np spells it), or 0. */
+static int errno_by_name(const char *name)
 {
+	for (int e = 1; name && e < 4096; e++) {
+		const char *n = strerrorname_np(e);
+
+		if (n && strcmp(n, name) == 0)
+			return -e;
+	}
+	return 0;
+}
+
+/* A refused or failed request's -errno: a failed unlock names it ("errno"), 403 and 404 say it,
+ * 409 is a volume busy or in the wrong state, and a failed suspend or resume says through its
+ * volume whether the key was revoked. */
+static int client_status_errno(long status, json_t *reply)
+{
+	json_t *volume = json_object_get(reply, "volume");
+	int r = errno_by_name(json_string_value(json_object_get(reply, "errno")));
+
+	if (r < 0)
+		return r;
 	static const struct {
 		long status;
 		int r;
@@ -80,7 +98,7 @@ int ctl_client_call(struct ctl *c, const char *method, const char *path, json_t 
 		const char *msg = json_string_value(json_object_get(j, "error"));
 		json_t *v = json_object_get(j, "volume");
 
-		r = ctl_fail(c, client_status_errno(resp.status, v), "%s",
+		r = ctl_fail(c, client_status_errno(resp.status, j), "%s",
 			     msg ? msg : "request failed");
 		if (json_is_object(v)) {
 			json_decref(c->error_detail);

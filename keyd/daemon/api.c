@@ -326,6 +326,19 @@ static void handle_unlock(struct api *a, struct evhttp_request *req, const struc
 		reply_error(req, HTTP_INTERNAL, "out of memory");
 }
 
+/* A failed unlock, suspend or resume: its message, the volume, and (an unlock's) errno by name,
+ * "EKEYREVOKED", from which keydctl takes its exit code: the daemon's reply says what keydctl
+ * run alone would have exited with. */
+static void reply_failed(struct evhttp_request *req, const struct volume *v)
+{
+	const char *name = v->st.error_errno ? strerrorname_np(-v->st.error_errno) : NULL;
+	json_t *o = json_pack("{s:s, s:o}", "error", v->st.error, "volume", volume_json(v));
+
+	if (o && name)
+		json_object_set_new(o, "errno", json_string(name));
+	reply_json(req, HTTP_INTERNAL, o);
+}
+
 /* Whether what @w waited for came out as asked: unlock and resume leave the volume usable,
  * suspend leaves it not. */
 static bool waiting_succeeded(const struct waiting_reply *w)
@@ -361,9 +374,7 @@ void api_answer_waiting(struct api *a)
 					     "released (decommissioned): keyd will not act on it",
 					     "volume", volume_json(v)));
 		else
-			reply_json(w->req, HTTP_INTERNAL,
-				   json_pack("{s:s, s:o}", "error", v->st.error, "volume",
-					     volume_json(v)));
+			reply_failed(w->req, v);
 		free(w);
 	}
 }

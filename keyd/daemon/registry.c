@@ -293,15 +293,27 @@ bool registry_device(struct registry *reg, struct volume *v, char *buf, size_t s
 	return buf[0] != 0;
 }
 
-void registry_set_state(struct registry *reg, struct volume *v, enum volume_state s,
-			const char *msg)
+static void set_state(struct registry *reg, struct volume *v, enum volume_state s, int r,
+		      const char *msg)
 {
 	pthread_mutex_lock(&reg->lock);
 	v->st.state = s;
 	v->st.since_us = now_real_us();
+	v->st.error_errno = r;
 	snprintf(v->st.error, sizeof(v->st.error), "%s", msg ? msg : "");
 	pthread_mutex_unlock(&reg->lock);
 	registry_wake(reg);
+}
+
+void registry_set_state(struct registry *reg, struct volume *v, enum volume_state s,
+			const char *msg)
+{
+	set_state(reg, v, s, 0, msg);
+}
+
+void registry_set_failed(struct registry *reg, struct volume *v, int r, const char *msg)
+{
+	set_state(reg, v, VOLUME_FAILED, r < 0 ? r : -EIO, msg);
 }
 
 void registry_set_attempts(struct registry *reg, struct volume *v, unsigned attempts)

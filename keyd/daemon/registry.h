@@ -67,6 +67,7 @@ struct volume_status {
 	bool was_open; /* open when revoked: start hooks run when it comes back */
 	bool shredded; /* its root keys were deleted */
 	char error[ERROR_MAX];
+	int error_errno; /* the failure's -errno (VOLUME_FAILED), else 0: keydctl's exit code */
 	char step[VOLUME_STEP_MAX];
 	unsigned attempts;
 	uint64_t since_us;	 /* wall clock of the last state change */
@@ -141,6 +142,8 @@ int registry_key_index(const struct volume *v, const char *kms);
 /* A new state and its message (NULL: none); wakes the main loop. */
 void registry_set_state(struct registry *reg, struct volume *v, enum volume_state s,
 			const char *msg);
+/* VOLUME_FAILED with the failure's -errno @r and its message. */
+void registry_set_failed(struct registry *reg, struct volume *v, int r, const char *msg);
 void registry_set_attempts(struct registry *reg, struct volume *v, unsigned attempts);
 void registry_set_device(struct registry *reg, struct volume *v, const char *device);
 /* What an unlock read from the header: its UUID, and the key and version its token names for

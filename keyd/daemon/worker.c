@@ -69,7 +69,7 @@ static void record_outcome(const struct worker_env *env, struct volume *v, int r
 	if (r < 0) {
 		log_struct(LOG_ERR, r, MESSAGE_UNLOCK_FAILED, NULL, "%s: %s failed: %s", v->name,
 			   res->step, err->msg);
-		registry_set_state(env->reg, v, VOLUME_FAILED, err->msg);
+		registry_set_failed(env->reg, v, r, err->msg);
 	} else if (strcmp(res->step, "adopted") == 0) {
 		log_struct(LOG_INFO, 0, MESSAGE_VOLUME_OPENED, NULL,
 			   "%s: /dev/mapper/%s was already open (keyd restarted): adopted", v->name,
@@ -120,7 +120,7 @@ static void unlock_volume(struct worker_arg *a)
 	r = wait_for_device(env, v, &dev, &err);
 	if (r < 0) {
 		log_struct(LOG_ERR, r, MESSAGE_UNLOCK_FAILED, NULL, "%s: %s", v->name, err.msg);
-		registry_set_state(env->reg, v, VOLUME_FAILED, err.msg);
+		registry_set_failed(env->reg, v, r, err.msg);
 		return;
 	}
 	registry_set_device(env->reg, v, dev);

@@ -3,7 +3,8 @@
 # keydctl --json prints exactly one JSON document on stdout for every command, on success and
 # on failure, each valid against its schema in docs/json/ (docs/json.md), and exits with the
 # code of keydctl(8)'s table: a daemon that is down, a missing device, an unknown volume, a
-# permission problem, a bad config, bad usage, a required volume that is not open. Messages
+# permission problem, a bad config, bad usage, a required volume that is not open, a disabled
+# root key and a KMS that does not answer (alike whether keydctl or keyd does the work). Messages
 # are keyd's own words, not a library's ("Block device required", "port 80").
 . "$(dirname "$0")/../lib.sh"
 need_loop
@@ -41,6 +42,8 @@ jerr() {
 log "commands in keydctl's own process"
 js help 0 help
 js help 0 help enroll
+js version 0 --version
+assert_eq "$(jq -r .version <<<"$OUT")" "$("$KEYDCTL" --version | cut -d' ' -f2)" "--json --version"
 jerr 2 usage frobnicate
 jerr 2 usage status --format
 jerr 2 usage rotate vol
@@ -102,4 +105,27 @@ js release 0 release vol
 jerr 12 unsafe unbind vol
 js unbind 0 unbind --force vol
 jerr 5 not-found unbind vol
+
+log "a KMS's answers give the same codes whether keydctl or keyd does the work"
+kill "$KEYD_PID" && wait "$KEYD_PID" 2>/dev/null || true
+rm -f "$T/keyd.sock"
+start_emulator
+emu_pid=${_pids[-1]}
+mkpki "$T"
+kp_two_volumes
+js enroll 0 enroll --name va --format
+js enroll 0 enroll --name vb --format
+start_keyd "$T/keyd.json"
+wait_state "$T/keyd.json" va "$unlocked"
+wait_state "$T/keyd.json" vb "$unlocked"
+js volume 0 lock va
+emu POST "/_emu/keys/$key/state" '{"state": 2}' >/dev/null
+jerr 9 key-revoked unlock va
+jerr 9 key-revoked rotate --rekey va
+emu POST "/_emu/keys/$key/state" '{"state": 1}' >/dev/null
+js volume 0 lock vb
+kill "$emu_pid" && wait "$emu_pid" 2>/dev/null || true
+jerr 8 kms-unreachable unlock vb
+assert_contains "$(jq -r .error.message <<<"$OUT")" "nothing accepts connections"
+jerr 8 kms-unreachable rotate --rekey vb
 echo "every keydctl --json document matched its schema"
