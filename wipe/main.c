@@ -315,7 +315,12 @@ static int show_version(struct cli *c, const char *arg)
 {
 	(void)arg;
 	c->version = true;
-	printf("wipe %s\n", KEYD_VERSION);
+	if (c->json) {
+		cli_out_set(c, "program", json_string("wipe"));
+		cli_out_set(c, "version", json_string(KEYD_VERSION));
+	} else {
+		printf("wipe %s\n", KEYD_VERSION);
+	}
 	return OPTION_DONE;
 }
 
@@ -673,8 +678,8 @@ int main(int argc, char **argv)
 
 	log_setup("wipe", LOG_INFO);
 	r = wipe_main(&c, argc, argv);
-	/* --help and --version print text, not a JSON document. */
-	if (r == EXIT_OK && (c.help || c.version))
+	/* --help prints text, not a JSON document (--version prints one with --json). */
+	if (r == EXIT_OK && c.help)
 		c.json = false;
 	r = cli_finish(&c, r);
 	if (c.opt.audit)

@@ -255,7 +255,14 @@ static int apply_option(const struct ctl_option *o, const char *arg, struct ctl 
 		c->rotate_mode = o->mode;
 		return 0;
 	case OPT_VERSION:
-		printf("keydctl %s\n", KEYD_VERSION);
+		if (c->json) {
+			json_auto_t *j = json_pack("{s:s, s:s}", "program", "keydctl", "version",
+						   KEYD_VERSION);
+
+			ctl_print_json(j);
+		} else {
+			printf("keydctl %s\n", KEYD_VERSION);
+		}
 		return 1;
 	}
 	return -EINVAL;

@@ -32,6 +32,8 @@ dev=$(mkloop 32)
 file=$(backing "$dev")
 
 check methods 0 methods
+check version 0 --version
+assert_eq "$(jq -r .version "$T/out")" "$("$BUILD/wipe" --version | cut -d' ' -f2)" "--json --version"
 check probe 0 probe "$dev"
 check probe 8 probe "$T/nothing-here"
 check probe 8 probe "$dev" "$T/nothing-here"
