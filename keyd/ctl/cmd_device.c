@@ -315,7 +315,7 @@ static int rotate_rewrap_all(const char *dev, const struct kms_key *keys, size_t
 	for (*n_tried = 0; *n_tried < n_keys && r >= 0; (*n_tried)++) {
 		size_t k = *n_tried;
 
-		r = rk[k] = volume_rewrap(dev, keys[k].kms, NULL, &res[k], err);
+		r = rk[k] = volume_rewrap(dev, keys[k].kms, NULL, NULL, &res[k], err);
 		if (r < 0)
 			error_prefix(err, r, "KMS '%s'", keys[k].kms->name);
 		nothing += r == 1;
@@ -447,7 +447,7 @@ int cmd_rotate(struct ctl *c)
 	if (rekey && c->key_id)
 		keys[0].key_id = (char *)c->key_id;
 	if (rekey) {
-		r = rk[0] = volume_rekey(dev, keys, n_keys, &res[0], &err);
+		r = rk[0] = volume_rekey(dev, keys, n_keys, NULL, &res[0], &err);
 		n_done = 1;
 	} else {
 		r = rotate_rewrap_all(dev, keys, n_keys, res, rk, &n_done, &err);

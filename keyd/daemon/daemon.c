@@ -119,6 +119,7 @@ static int setup_volumes(struct keyd *k, struct error *err)
 	r = registry_init(&k->reg, cfg->n_volumes + (cfg->discover ? REGISTRY_DISCOVERED_MAX : 0));
 	if (r < 0)
 		return error_set(err, r, "out of memory");
+	k->reg.stop = &k->stop;
 	for (size_t i = 0; i < cfg->n_volumes; i++) {
 		r = registry_add(&k->reg, &cfg->volumes[i]);
 		if (r < 0)

@@ -303,7 +303,7 @@ static void act_rekey(struct lifecycle *l, struct volume *v, const char *why)
 		volume_end(v);
 		return;
 	}
-	r = volume_rekey(dev, v->keys, v->n_keys, &rr, &err);
+	r = volume_rekey(dev, v->keys, v->n_keys, l->env.stop, &rr, &err);
 	registry_log_changes(dev, &rr.changes);
 	if (r < 0) {
 		log_error("%s: %s, but re-key failed: %s", v->name, why, err.msg);

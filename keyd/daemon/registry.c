@@ -598,7 +598,7 @@ int registry_rewrap(struct registry *reg, struct volume *v, struct kms *kms, con
 	json_auto_t *versions = NULL;
 	int k = registry_key_index(v, kms->name), r;
 
-	r = volume_rewrap(device, kms, rewrapped, rr, err);
+	r = volume_rewrap(device, kms, rewrapped, reg->stop, rr, err);
 	registry_log_changes(device, &rr->changes);
 	if (r < 0) {
 		json_auto_t *which = json_pack("{s:s}", "rewrap_kms", kms->name);

@@ -101,10 +101,11 @@ struct volume {
 struct registry {
 	struct volume *volumes;
 	size_t n, max;
-	pthread_mutex_t lock;	 /* guards each volume's st and worker fields */
-	struct audit *audit;	 /* NULL: no audit records */
-	struct event *wake;	 /* activated after each change of state; NULL: nobody to wake */
-	struct metrics *metrics; /* counts each operation's outcome; NULL: nobody counts */
+	pthread_mutex_t lock;	   /* guards each volume's st and worker fields */
+	struct audit *audit;	   /* NULL: no audit records */
+	struct event *wake;	   /* activated after each change of state; NULL: nobody to wake */
+	struct metrics *metrics;   /* counts each operation's outcome; NULL: nobody counts */
+	const volatile bool *stop; /* keyd stopping: ends a rotation's KMS retries; NULL: never */
 };
 
 /* Room for @max volumes. -ENOMEM. */

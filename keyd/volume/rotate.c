@@ -35,7 +35,8 @@ int volume_lock_rotation(const char *device)
  * @expect when the keyslot does not exist yet): a token is never rewritten with a WDEK that
  * would leave the volume unlockable by nobody. */
 static int verify_wdek(struct crypt_device *cd, struct kms *kms, const char *key_id,
-		       const char *wdek, int slot, const uint8_t *expect, struct error *err)
+		       const char *wdek, int slot, const uint8_t *expect, const volatile bool *stop,
+		       struct error *err)
 {
 	_cleanup_secure_ uint8_t *dek = NULL;
 	struct keyd_token t = {.id = -1, .n_wraps = 1};
@@ -43,7 +44,7 @@ static int verify_wdek(struct crypt_device *cd, struct kms *kms, const char *key
 
 	t.wrap[0] = (struct token_wrap){
 		.kms = kms->name, .key_id = (char *)key_id, .wdek = (char *)wdek};
-	r = token_unwrap(kms, &t, crypt_get_uuid(cd), &dek, NULL, NULL, NULL, NULL, err);
+	r = token_unwrap(kms, &t, crypt_get_uuid(cd), &dek, NULL, NULL, NULL, stop, err);
 	if (r < 0)
 		return r;
 	if (expect)
@@ -58,11 +59,13 @@ static int verify_wdek(struct crypt_device *cd, struct kms *kms, const char *key
 	return 0;
 }
 
-/* A rotation under way: its lock, the header, and the active token it starts from. */
+/* A rotation under way: its lock, the header, the active token it starts from, and the flag
+ * that ends its KMS calls' retries early (keyd stopping; NULL: none). */
 struct rotation {
 	int lock;
 	struct crypt_device *cd;
 	struct keyd_token tok;
+	const volatile bool *stop;
 };
 #define ROTATION_INIT                                                                              \
 	{                                                                                          \
@@ -144,8 +147,8 @@ static int rekey_prepare(struct rotation *x, const struct kms_key *keys, size_t 
 
 	for (size_t k = 0; k < n_keys; k++)
 		any[k] = (struct kms_key){.kms = keys[k].kms};
-	r = unwrap_any(any, n_keys, &x->tok, crypt_get_uuid(x->cd), old_dek, &ar, NULL, NULL, NULL,
-		       err);
+	r = unwrap_any(any, n_keys, &x->tok, crypt_get_uuid(x->cd), old_dek, &ar, NULL, NULL,
+		       x->stop, err);
 	if (r < 0)
 		return r;
 	kms_wrapped_done(&ar.rewrapped);
@@ -155,11 +158,12 @@ static int rekey_prepare(struct rotation *x, const struct kms_key *keys, size_t 
 	kms_aad_for_uuid(crypt_get_uuid(x->cd), aad, sizeof(aad));
 	for (size_t k = 0; k < n_keys; k++) {
 		r = kms_wrap(keys[k].kms, keys[k].key_id, *new_dek, LUKS_DEK_LEN, aad, &w[k], &ke,
-			     NULL, NULL, NULL);
+			     NULL, NULL, x->stop);
 		if (r < 0)
 			return error_set(err, r, "wrap with KMS '%s' (key %s): %s",
 					 keys[k].kms->name, keys[k].key_id, ke.msg);
-		r = verify_wdek(x->cd, keys[k].kms, keys[k].key_id, w[k].wdek, -1, *new_dek, err);
+		r = verify_wdek(x->cd, keys[k].kms, keys[k].key_id, w[k].wdek, -1, *new_dek,
+				x->stop, err);
 		if (r < 0)
 			return r;
 	}
@@ -215,7 +219,7 @@ static int rekey_write(struct rotation *x, const struct kms_key *keys, size_t n_
 }
 
 int volume_rekey(const char *device, const struct kms_key *keys, size_t n_keys,
-		 struct rotate_result *res, struct error *err)
+		 const volatile bool *stop, struct rotate_result *res, struct error *err)
 {
 	_cleanup_(rotation_end) struct rotation x = ROTATION_INIT;
 	_cleanup_secure_ uint8_t *old_dek = NULL, *new_dek = NULL;
@@ -226,6 +230,7 @@ int volume_rekey(const char *device, const struct kms_key *keys, size_t n_keys,
 	if (n_keys < 1 || n_keys > KMS_KEYS_MAX)
 		return error_set(err, -EINVAL, "re-key: 1 to %d KMS, not %zu", KMS_KEYS_MAX,
 				 n_keys);
+	x.stop = stop;
 	r = rotation_begin(device, keys, n_keys, &x, res, err);
 	if (r >= 0)
 		r = rekey_keys(&x, keys, n_keys, use, err);
@@ -247,7 +252,7 @@ int volume_rekey(const char *device, const struct kms_key *keys, size_t n_keys,
 }
 
 int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped *wrapped,
-		  struct rotate_result *res, struct error *err)
+		  const volatile bool *stop, struct rotate_result *res, struct error *err)
 {
 	_cleanup_(rotation_end) struct rotation x = ROTATION_INIT;
 	struct keyd_token *tok = &x.tok;
@@ -271,7 +276,7 @@ int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped 
 		 tw->key_version ? tw->key_version : "");
 	if (!use) {
 		kms_aad_for_uuid(res->uuid, aad, sizeof(aad));
-		r = kms_rewrap(kms, tw->key_id, tw->wdek, aad, &w, &ke, NULL, NULL, NULL);
+		r = kms_rewrap(kms, tw->key_id, tw->wdek, aad, &w, &ke, NULL, NULL, stop);
 		if (r < 0) {
 			error_set(err, r, "rewrap with KMS '%s' (key %s): %s", kms->name,
 				  tw->key_id, ke.msg);
@@ -281,7 +286,7 @@ int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped 
 	}
 	res->new_token = res->old_token;
 	res->new_keyslot = res->old_keyslot = tok->keyslot;
-	r = verify_wdek(x.cd, kms, tw->key_id, use->wdek, tok->keyslot, NULL, err);
+	r = verify_wdek(x.cd, kms, tw->key_id, use->wdek, tok->keyslot, NULL, stop, err);
 	if (r < 0)
 		goto out;
 	/* The same version (or a provider without versions): the token already says all a

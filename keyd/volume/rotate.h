@@ -27,9 +27,10 @@ int volume_lock_rotation(const char *device);
 /* New DEK, wrapped by every one of @keys (a key_id NULL: the key the current token has for
  * that KMS), new keyslot, new token with one wrap per key; then the old token and keyslot go.
  * The old DEK comes from whichever of @keys' KMS answers first. The volume stays unlockable
- * through the KMS at every instant. Re-key is how a volume gains or loses a KMS. */
+ * through the KMS at every instant. Re-key is how a volume gains or loses a KMS. @stop (may be
+ * NULL) ends the KMS calls' retries early: keyd stopping. */
 int volume_rekey(const char *device, const struct kms_key *keys, size_t n_keys,
-		 struct rotate_result *res, struct error *err);
+		 const volatile bool *stop, struct rotate_result *res, struct error *err);
 
 /* Rewraps the token's WDEK of @kms (only that one: the other KMS's wraps are theirs) to the
  * root key's newest version (KMS rewrap; the DEK never leaves the KMS for providers that
@@ -37,6 +38,6 @@ int volume_rekey(const char *device, const struct kms_key *keys, size_t n_keys,
  * ciphertext the KMS already handed back on unwrap), stores that instead. Returns 0 when
  * rewritten, 1 when there was nothing to rewrap (the key is at its newest version already, or
  * the provider has no versions): the header is left as it was. -EXDEV: the token has no wrap
- * of @kms. */
+ * of @kms. @stop as for volume_rekey. */
 int volume_rewrap(const char *device, struct kms *kms, const struct kms_wrapped *wrapped,
-		  struct rotate_result *res, struct error *err);
+		  const volatile bool *stop, struct rotate_result *res, struct error *err);
