@@ -249,12 +249,14 @@ static void swap_area(struct posture *p, const char *id, const char *name, const
 			    "encrypted",
 			    name, type, what, crypt);
 	else if (r == 0)
-		posture_add(p, id, POSTURE_WARN, name,
-			    "swap %s (%s) is not encrypted: %s (%s) is not on dm-crypt, so pages "
-			    "swapped out, " SAY_PLAINTEXT ", stay on that disk; encrypt swap "
-			    "(/etc/crypttab: a plain mapping keyed from /dev/urandom at each boot) "
-			    "or turn it off (swapoff, and out of /etc/fstab)",
-			    name, type, what, kname);
+		posture_add(
+			p, id, POSTURE_WARN, name,
+			"swap %s (%s) is not encrypted: %s (%s) is not on dm-crypt, so what is "
+			"swapped out there, PostgreSQL's shared buffers with a released volume's "
+			"plaintext among it, stays on that disk; encrypt swap "
+			"(/etc/crypttab: a plain mapping keyed from /dev/urandom at each boot) "
+			"or turn it off (swapoff, and out of /etc/fstab)",
+			name, type, what, kname);
 	else
 		posture_add(p, id, POSTURE_UNKNOWN, name,
 			    "swap %s (%s): cannot tell whether %s (%s) is on dm-crypt: %s", name,
@@ -384,8 +386,8 @@ static void probe_hibernation(struct posture *p, const char *id)
 		snprintf(disk, sizeof(disk), "unreadable");
 	posture_add(p, id, POSTURE_WARN, NULL,
 		    "/sys/power/state offers \"disk\" (/sys/power/disk: %s): a hibernation writes "
-		    "all of RAM, data keys and " SAY_PLAINTEXT ", to swap; add nohibernate to the "
-		    "kernel command line",
+		    "all of RAM to swap, data keys and PostgreSQL's shared buffers with a released "
+		    "volume's plaintext included; add nohibernate to the kernel command line",
 		    disk);
 }
 
