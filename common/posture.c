@@ -58,7 +58,7 @@ static void posture_add(struct posture *p, const char *id, enum posture_state st
 	va_end(ap);
 }
 
-/* Reads /proc-relative @path under the root; the error's text in @why on failure. */
+/* Reads @path (of the host) under the root; "@path: reason" in @why on failure. */
 static int read_at(const struct posture *p, const char *path, char *buf, size_t size, char *why,
 		   size_t why_size)
 {
