@@ -254,6 +254,40 @@ void format_bytes(double v, char *buf, size_t size)
 	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
 }
 
+int read_line_file(const char *path, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return negative_errno();
+	n = read(fd, buf, size - 1);
+	if (n < 0)
+		return negative_errno();
+	while (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n] = 0;
+	return 0;
+}
+
+void proc_unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++, o++) {
+		unsigned v;
+
+		if (s[0] == '\\' && sscanf(s + 1, "%3o", &v) == 1 &&
+		    strspn(s + 1, "01234567") >= 3) {
+			*o = (char)v;
+			s += 3;
+		} else {
+			*o = *s;
+		}
+	}
+	*o = 0;
+}
+
 int read_file_fd(int fd, size_t max, uint8_t **ret, size_t *ret_n)
 {
 	_cleanup_secure_ uint8_t *d = NULL;

@@ -48,6 +48,12 @@ void format_bytes(double v, char *buf, size_t size);
  * -ENOMEM, -errno from fstat or read. */
 int read_file_fd(int fd, size_t max, uint8_t **ret, size_t *ret_n);
 
+/* The first @size - 1 bytes of a small kernel file (sysfs, /proc) into @buf, trailing newlines
+ * stripped. -errno from open or read (-ENOENT: absent). */
+int read_line_file(const char *path, char *buf, size_t size);
+/* Undoes the octal escapes (\040 for a blank) of /proc/self/mountinfo and /proc/swaps, in
+ * place. */
+void proc_unescape(char *s);
 /* Reads a credential (API key, token, root key) into secure memory. An absolute path must be
  * a regular file owned by root, a relative name one in $CREDENTIALS_DIRECTORY (systemd
  * credentials) owned by keyd's user; either with no group/other access, in a path only root

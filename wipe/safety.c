@@ -379,25 +379,6 @@ static const char *chain_hit(const struct devset *chain, const struct devset *be
 	return NULL;
 }
 
-/* /proc/self/mountinfo and /proc/swaps escape blanks as \040 etc. */
-static void proc_unescape(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++, o++) {
-		unsigned v;
-
-		if (s[0] == '\\' && sscanf(s + 1, "%3o", &v) == 1 &&
-		    strspn(s + 1, "01234567") >= 3) {
-			*o = (char)v;
-			s += 3;
-		} else {
-			*o = *s;
-		}
-	}
-	*o = 0;
-}
-
 /* A mount's device: MAJ:MIN, unless anonymous (btrfs, overlay) where its source is a node. */
 static dev_t mount_dev(unsigned maj, unsigned min, const char *source)
 {

@@ -32,6 +32,7 @@ struct ctl {
 	bool quiet;
 	bool no_wait;
 	bool force;
+	bool strict; /* check: a host posture finding that is not ok fails it */
 	bool help;
 	char **args;
 	int n_args;

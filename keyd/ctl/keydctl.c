@@ -64,9 +64,10 @@ static const struct command commands[] = {
 	 "show the keyslots and tokens of a device, flagging keyslots "
 	 "not bound to the KMS",
 	 1, 1, cmd_inspect},
-	{"check", "check",
+	{"check", "check [--strict]",
 	 "validate the config, reach every KMS, say each volume's root key state, check "
-	 "device-mapper",
+	 "device-mapper and what of a volume's plaintext the host keeps (swap, freed pages, "
+	 "hibernation, core dumps)",
 	 0, 0, cmd_check},
 	{"unbind", "unbind [--force] VOLUME|DEVICE",
 	 "remove keyd's keyslot and token (refused if no other keyslot opens the volume)", 1, 1,
@@ -106,6 +107,8 @@ static const struct ctl_option options[] = {
 	 "return once keyd accepted the request, without waiting for its result", "suspend resume"},
 	{"force", 0, NULL, OPT_TRUE, offsetof(struct ctl, force), NULL,
 	 "even if no other keyslot opens the volume (its data is then lost)", "unbind"},
+	{"strict", 0, NULL, OPT_TRUE, offsetof(struct ctl, strict), NULL,
+	 "a host finding that is not ok fails check too", "check"},
 	{"kms", 0, "NAME", OPT_STRING, offsetof(struct ctl, kms), NULL,
 	 "the KMS (rotate: only that KMS's wrap of a volume of several)", "enroll rotate"},
 	{"key-id", 0, "ID", OPT_STRING, offsetof(struct ctl, key_id), NULL,

@@ -124,22 +124,6 @@ static uint32_t bound_keyslots(struct crypt_device *cd)
 
 /* --- The device: offline or under its mapping. --- */
 
-static int read_sysfs(const char *path, char *buf, size_t size)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return negative_errno();
-	n = read(fd, buf, size - 1);
-	if (n < 0)
-		return negative_errno();
-	while (n > 0 && buf[n - 1] == '\n')
-		n--;
-	buf[n] = 0;
-	return 0;
-}
-
 /* The dm-crypt mapping of this LUKS2 volume among @device's holders: 1 with its name in @name,
  * 0 when nothing holds the device, -EBUSY (the holder in @name) when something else does.
  * libcryptsetup names its mappings' DM UUID "CRYPT-LUKS2-<UUID without dashes>-<name>". */
@@ -171,10 +155,10 @@ static int find_mapping(const char *device, const char *uuid, char *name, size_t
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "/sys/block/%.32s/dm/uuid", e->d_name);
-		if (read_sysfs(path, dmuuid, sizeof(dmuuid)) == 0 &&
+		if (read_line_file(path, dmuuid, sizeof(dmuuid)) == 0 &&
 		    strncmp(dmuuid, prefix, strlen(prefix)) == 0) {
 			snprintf(path, sizeof(path), "/sys/block/%.32s/dm/name", e->d_name);
-			r = read_sysfs(path, name, size) == 0 ? 1 : -EIO;
+			r = read_line_file(path, name, size) == 0 ? 1 : -EIO;
 		} else {
 			snprintf(name, size, "%.32s", e->d_name);
 			r = -EBUSY;
