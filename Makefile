@@ -74,7 +74,7 @@ UNIT_INS  := $(wildcard units/*.in)
 UNITS     := $(patsubst units/%.in,$(BUILD)/units/%,$(UNIT_INS))
 UNIT_SED  := sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 
-.PHONY: all deps check check-asan fuzz install clean format format-check deb
+.PHONY: all deps check check-asan fuzz fuzz-build fuzz-targets install clean format format-check deb
 all: $(BINS) $(TOKEN_SO) $(UNITS)
 
 # Objects are rebuilt when the compiler or its flags change: an object built with other flags
@@ -159,18 +159,44 @@ check-asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" check
 
-# libFuzzer over every parser of outside input (tests/fuzz); FUZZ_SECONDS=0 only replays the
-# seed corpus. New crashes land in build-fuzz/ as crash-* files.
-FUZZ_SECONDS ?= 60
+# libFuzzer, one target per parser of outside input: each row of the table in
+# tests/fuzz/fuzz-parsers.c is built as build-fuzz/fuzz-NAME and run over tests/fuzz/corpus/NAME
+# for FUZZ_SECONDS each (0: replays the corpus only), or for FUZZ_RUNS executions when that is
+# given (the long run: make fuzz FUZZ_RUNS=10000000). One line per target says how many runs it
+# did; its log is build-fuzz/logs/NAME.log, new inputs go to build-fuzz/corpus/NAME, a crash to
+# build-fuzz/crashes/NAME/. FUZZ_TARGETS="token kmip" runs only those.
+FUZZ_SECONDS ?= 10
+FUZZ_RUNS ?=
+FUZZ_TARGETS ?= $(shell sed -n 's/^\t{\.name = "\([a-z0-9-]*\)".*/\1/p' tests/fuzz/fuzz-parsers.c)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-fuzz:
+FUZZ_LIBS := $(subst $(BUILD)/,build-fuzz/,$(LIBS))
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS) \
+	     -runs=$(if $(filter 0,$(FUZZ_SECONDS)),0,-1))
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus/$$t build-fuzz/crashes/$$t build-fuzz/logs; \
+		build-fuzz/fuzz-$$t $(FUZZ_LIMIT) -print_final_stats=1 \
+			-artifact_prefix=build-fuzz/crashes/$$t/ build-fuzz/corpus/$$t \
+			tests/fuzz/corpus/$$t >build-fuzz/logs/$$t.log 2>&1 || \
+		{ tail -n 40 build-fuzz/logs/$$t.log; \
+		  echo "fuzz-$$t: FAILED, see build-fuzz/crashes/$$t/ and build-fuzz/logs/$$t.log"; \
+		  exit 1; }; \
+		echo "fuzz-$$t: $$(grep -m1 '^Done' build-fuzz/logs/$$t.log)," \
+		     "$$(sed -n 's/^stat::average_exec_per_sec: *//p' build-fuzz/logs/$$t.log) exec/s"; \
+	done
+
+fuzz-build:
 	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
-		LDFLAGS="$(FUZZ_SAN)" $(subst $(BUILD)/,build-fuzz/,$(LIBS))
-	clang $(KCFLAGS) $(INC_tests) -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o build-fuzz/fuzz-parsers \
-		tests/fuzz/fuzz-parsers.c $(subst $(BUILD)/,build-fuzz/,$(LIBS)) $(PKG_LIBS)
-	mkdir -p build-fuzz/corpus
-	cd build-fuzz && ./fuzz-parsers -max_total_time=$(FUZZ_SECONDS) -runs=$(if $(filter 0,$(FUZZ_SECONDS)),0,-1) \
-		corpus ../tests/fuzz/corpus
+		LDFLAGS="$(FUZZ_SAN)" $(FUZZ_LIBS)
+	$(MAKE) $(addprefix build-fuzz/fuzz-,$(FUZZ_TARGETS))
+
+# The names, for tests/integration/t-fuzz.sh.
+fuzz-targets:
+	@echo $(FUZZ_TARGETS)
+
+build-fuzz/fuzz-%: tests/fuzz/fuzz-parsers.c $(FUZZ_LIBS)
+	clang $(KCFLAGS) $(INC_tests) -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) -DFUZZ_TARGET='"$*"' \
+		-o $@ $< $(FUZZ_LIBS) $(PKG_LIBS)
 
 # The example configuration is installed only where there is none (it has no volumes: keyd
 # starts with it and `keydctl check` says what to fill in).

@@ -1,12 +1,27 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# A short libFuzzer run over every parser of outside input (config, tokens, callback events,
-# KMS replies, base64, wipe checkpoints and certificates, pkcs11 WDEKs and key ids), under
-# ASan and UBSan. Longer runs: make fuzz FUZZ_SECONDS=3600.
+# A short libFuzzer run of every fuzz target (one per parser of outside input, see
+# tests/fuzz/fuzz-parsers.c) over its corpus, under ASan and UBSan: about FUZZ_BUDGET seconds
+# (40) shared among them, 2 s at least each. A crash fails naming the target, and so does a
+# target that did not run. The long run: make fuzz FUZZ_RUNS=10000000 (docs/testing.md).
 . "$(dirname "$0")/../lib.sh"
 need_cmd clang
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
 	skip "needs libFuzzer (Debian package libclang-rt-14-dev)"
 cd "$TOP"
-out=$(make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" 2>&1) || { echo "$out" | tail -n 40; fail "the fuzzer found a crash (see build-fuzz/crash-*)"; }
-echo "$out" | grep -E '^Done [0-9]+ runs' || fail "the fuzzer did not run: $(echo "$out" | tail -n 5)"
+out=$(make -s fuzz-build 2>&1) || { echo "$out" | tail -n 20; fail "the fuzz targets do not build"; }
+read -ra targets <<<"$(make -s fuzz-targets)"
+((${#targets[@]} > 0)) || fail "no fuzz targets in tests/fuzz/fuzz-parsers.c"
+secs=$((${FUZZ_BUDGET:-40} / ${#targets[@]}))
+((secs >= 2)) || secs=2
+if ! out=$(make -s fuzz FUZZ_SECONDS="$secs" 2>&1); then
+	echo "$out" | tail -n 40
+	crashed=$(echo "$out" | sed -n 's/^\(fuzz-[a-z0-9-]*\): FAILED.*/\1/p')
+	fail "${crashed:-a fuzz target} failed (see build-fuzz/crashes/ and build-fuzz/logs/)"
+fi
+echo "$out"
+for t in "${targets[@]}"; do
+	echo "$out" | grep -qE "^fuzz-$t: Done [1-9][0-9]* runs" ||
+		fail "fuzz-$t did not run: $(tail -n 3 "build-fuzz/logs/$t.log" 2>/dev/null)"
+done
+echo "${#targets[@]} fuzz targets ran, $secs s each"
