@@ -27,16 +27,15 @@ static int errno_by_name(const char *name)
  * volume whether the key was revoked. */
 static int client_status_errno(long status, json_t *reply)
 {
+	static const struct {
+		long status;
+		int r;
+	} map[] = {{403, -EACCES}, {404, -ENOENT}, {409, -EBUSY}};
 	json_t *volume = json_object_get(reply, "volume");
 	int r = errno_by_name(json_string_value(json_object_get(reply, "errno")));
 
 	if (r < 0)
 		return r;
-	static const struct {
-		long status;
-		int r;
-	} map[] = {{403, -EACCES}, {404, -ENOENT}, {409, -EBUSY}};
-
 	for (size_t i = 0; i < ELEMENTSOF(map); i++)
 		if (map[i].status == status)
 			return map[i].r;
