@@ -16,7 +16,6 @@
 #include <strings.h>
 
 #include "http.h"
-#include "http_unix.h"
 #include "util.h"
 
 /* libcurl4's soname (libcurl4-openssl-dev links the same one; debian/control depends on it). */
@@ -294,7 +293,7 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 	int r;
 
 	if (req->unix_socket)
-		return http_unix_perform(req, resp, e);
+		return error_set(e, -EINVAL, "a Unix socket is http_unix_perform's");
 	*resp = (struct http_response){.retry_after_s = -1, .body.max = HTTP_RESPONSE_MAX};
 	r = curl_ready(e);
 	if (r < 0)

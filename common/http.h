@@ -26,7 +26,7 @@ struct http_request {
 	const char *body;	    /* sent as is, not copied (may be secure memory) */
 	size_t body_len;
 	const char *ca_file;	 /* NULL: system trust store */
-	const char *unix_socket; /* HTTP over this Unix socket instead of TCP */
+	const char *unix_socket; /* http_unix_perform's: HTTP over this Unix socket */
 	long timeout_ms;	 /* whole request, connect included; 0 = 30 s */
 	/* Signed by libcurl with AWS Signature Version 4: "aws:amz:REGION:SERVICE", the access
 	 * key id and the secret (secure memory; libcurl's copy is wiped on free). */
@@ -50,7 +50,7 @@ int http_global_init(void);
 int http_client_init(struct http_client *c, struct error *e);
 void http_client_done(struct http_client *c);
 
-/* Performs one request. On transport failure returns -errno (-ECONNREFUSED, -ETIMEDOUT,
+/* Performs one request over TCP (libcurl; a Unix socket is http_unix.c's). On transport failure returns -errno (-ECONNREFUSED, -ETIMEDOUT,
  * -ECONNRESET (also a TLS handshake cut off by the network), -EHOSTUNREACH, -EPROTO for a
  * certificate that does not verify, -ECONNABORTED for a handshake the server refused, -E2BIG
  * for an oversized reply) and

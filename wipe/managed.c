@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cryptsetup_util.h"
-#include "http.h"
+#include "http_unix.h"
 #include "managed.h"
 
 #define MANAGED_TOKEN_TYPE "keyd"
@@ -121,12 +121,11 @@ int managed_ask_keyd(const char *socket, const char *uuid, dev_t devnum, struct 
 			 "no control socket %s: keyd is not running", socket);
 		return 0;
 	}
-	r = http_perform(NULL,
-			 &(struct http_request){.method = "GET",
-						.url = "http://keyd/v1/status",
-						.unix_socket = socket,
-						.timeout_ms = MANAGED_TIMEOUT_MS},
-			 &resp, &err);
+	r = http_unix_perform(&(struct http_request){.method = "GET",
+						     .url = "http://keyd/v1/status",
+						     .unix_socket = socket,
+						     .timeout_ms = MANAGED_TIMEOUT_MS},
+			      &resp, &err);
 	if (r < 0) {
 		snprintf(m->why_not, sizeof(m->why_not), "%s: %.160s", socket, err.msg);
 		return 0;

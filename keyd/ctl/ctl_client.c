@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "ctl_client.h"
-#include "http.h"
+#include "http_unix.h"
 #include "log.h"
 
 /* The -errno named @name ("EKEYREVOKED", as glibc's strerrorname_np spells it), or 0. */
@@ -58,8 +58,7 @@ int ctl_client_call(struct ctl *c, const char *method, const char *path, json_t 
 			c->socket = c->cfg->socket_path;
 	}
 	snprintf(url, sizeof(url), "http://keyd%s", path);
-	r = http_perform(
-		NULL,
+	r = http_unix_perform(
 		&(struct http_request){
 			.method = method,
 			.url = url,
