@@ -129,6 +129,16 @@ kp_two_volumes() {
 		jq "${1:-.}" >"$T/keyd.json"
 }
 
+# audit_has FILE TYPE RESULT VOLUME: FILE (an audit log) holds a TYPE record with RESULT about
+# VOLUME. Line by line, as keyd may be appending (a partial last line is no record yet), and
+# one answer for the whole file: jq 1.6's -e over a stream of inputs reports only whether the
+# last line matched (a record written after the one sought made the search fail).
+audit_has() {
+	jq -R -n -e --arg t "$2" --arg r "$3" --arg v "$4" \
+		'[inputs | fromjson? | select(.type == $t and .result == $r and .object.volume? == $v)]
+		 | length > 0' "$1" >/dev/null
+}
+
 # emu_dek DEVICE APIKEY INSTANCE [KMS]: the DEK of DEVICE's newest active keyd token, in hex,
 # asked of the emulator the way keyd asks (IAM token, unwrap with the volume's AAD); of a
 # multi-KMS token, the wrap of KMS (default: the first). For memory scans.

@@ -27,10 +27,7 @@ is() { [ "$(vol "$1")" = "$2" ]; }
 send() { "$PY" -I "$TOP/tests/callback-send.py" --url "https://127.0.0.1:$port/v1/events" \
 	--ca "$T/ca.pem" --secret-file "$T/callback.secret" "$@"; }
 logged() { grep -q -- "$1" "$T/keyd.log"; }
-# Line by line: keyd may be appending a record as this reads (a partial last line is no record).
-audited() { jq -R -e --arg t "$1" --arg r "$2" \
-	'fromjson? | select(.type == $t and .result == $r and .object.volume == "mv")' \
-	"$T/audit.jsonl" >/dev/null; }
+audited() { audit_has "$T/audit.jsonl" "$1" "$2" mv; }
 keyslots() { ctl --json inspect "$a" | jq '.keyslots | length'; }
 
 ctl enroll --name mv --key-file "$T/pass" >/dev/null
