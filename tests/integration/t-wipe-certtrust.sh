@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # wipe cert verify trusts keys, not certificates (issue 10, item 12): a certificate carries its
 # signer's public key, so anyone can make one that is "intact". Without a trusted key (no
-# --key, no node key, nothing in the trust directory) verify says who signed and exits 1; with
+# --key, no node key, nothing in the trust directory) verify says who signed and exits 7; with
 # --key or the trust directory a certificate is valid only if that key signed it. The "no node
 # key" host is made with a private mount namespace over /var/lib/keyd.
 . "$(dirname "$0")/../lib.sh"
