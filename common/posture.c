@@ -26,9 +26,7 @@ const char *const posture_state_names[] = {
 };
 
 /* Block devices stacked deeper than this are not followed (cannot tell). */
-#define POSTURE_STACK_MAX 8
-/* The kernel's COMMAND_LINE_SIZE on x86 and arm64. */
-#define POSTURE_CMDLINE_MAX 4096
+#define POSTURE_STACK_MAX   8
 #define POSTURE_DROPINS_MAX 64
 
 #define SAY_PLAINTEXT                                                                              \
@@ -293,14 +291,13 @@ static void probe_swap(struct posture *p, const char *id)
 
 static void probe_init_on_free(struct posture *p, const char *id)
 {
-	char cmdline[POSTURE_CMDLINE_MAX + 1], why[PATH_MAX + 64], config[PATH_MAX];
+	const char *cmdline = p->cmdline;
+	char config[PATH_MAX];
 	int iof, r;
 
-	if (read_at(p, "/proc/cmdline", cmdline, sizeof(cmdline), why, sizeof(why)) < 0) {
+	if (!p->cmdline_read) {
 		posture_add(p, id, POSTURE_UNKNOWN, NULL,
-			    "cannot tell whether freed pages are "
-			    "zeroed: %s",
-			    why);
+			    "cannot tell whether freed pages are zeroed: %s", p->cmdline_why);
 		return;
 	}
 	iof = cmdline_bool(cmdline, "init_on_free");
@@ -361,7 +358,7 @@ static bool has_word(const char *s, const char *word)
 
 static void probe_hibernation(struct posture *p, const char *id)
 {
-	char state[256], disk[256], cmdline[POSTURE_CMDLINE_MAX + 1], lock[128], v[8];
+	char state[256], disk[256], lock[128], v[8];
 	char why[PATH_MAX + 64], note[200] = "";
 
 	if (read_at(p, "/sys/power/state", state, sizeof(state), why, sizeof(why)) < 0) {
@@ -369,9 +366,9 @@ static void probe_hibernation(struct posture *p, const char *id)
 			    "cannot tell whether this kernel can hibernate: %s", why);
 		return;
 	}
-	if (read_at(p, "/proc/cmdline", cmdline, sizeof(cmdline), why, sizeof(why)) == 0 &&
-	    (cmdline_get(cmdline, "nohibernate", v, sizeof(v)) ||
-	     (cmdline_get(cmdline, "hibernate", v, sizeof(v)) && strcmp(v, "no") == 0)))
+	if (p->cmdline_read &&
+	    (cmdline_get(p->cmdline, "nohibernate", v, sizeof(v)) ||
+	     (cmdline_get(p->cmdline, "hibernate", v, sizeof(v)) && strcmp(v, "no") == 0)))
 		snprintf(note, sizeof(note), " (nohibernate is on the kernel command line)");
 	else if (read_at(p, "/sys/kernel/security/lockdown", lock, sizeof(lock), why,
 			 sizeof(why)) == 0 &&
@@ -538,6 +535,10 @@ void posture_probe(struct posture *p, const char *root)
 {
 	p->root = root;
 	p->n = 0;
+	p->cmdline_read = read_at(p, "/proc/cmdline", p->cmdline, sizeof(p->cmdline),
+				  p->cmdline_why, sizeof(p->cmdline_why)) == 0;
+	if (!p->cmdline_read)
+		p->cmdline[0] = 0;
 	for (size_t i = 0; i < ELEMENTSOF(posture_probes); i++)
 		posture_probes[i].probe(p, posture_probes[i].id);
 }

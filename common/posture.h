@@ -4,6 +4,7 @@
  * /proc, /sys, /boot and /etc; never changes anything, never logs. */
 #pragma once
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -17,6 +18,8 @@ enum posture_state {
 extern const char *const posture_state_names[];
 
 #define POSTURE_MESSAGE_MAX 640
+/* The kernel's COMMAND_LINE_SIZE on x86 and arm64. */
+#define POSTURE_CMDLINE_MAX 4096
 /* The kernel's MAX_SWAPFILES is below 32; the four other probes make one finding each. */
 #define POSTURE_FINDINGS_MAX 40
 
@@ -31,6 +34,10 @@ struct posture {
 	const char *root; /* "" for this host; a directory standing in for / (tests) */
 	struct posture_finding findings[POSTURE_FINDINGS_MAX];
 	size_t n;
+	/* /proc/cmdline, read once for every probe that asks it; on failure "" and why. */
+	char cmdline[POSTURE_CMDLINE_MAX + 1];
+	char cmdline_why[PATH_MAX + 64];
+	bool cmdline_read;
 };
 
 /* Runs every probe against @root ("" for this host) into @p. Never fails: what it cannot read

@@ -129,6 +129,18 @@ kp_two_volumes() {
 		jq "${1:-.}" >"$T/keyd.json"
 }
 
+# file_volume_config DEVICE: $T/keyd.json with the `file` provider ("local", root key
+# $T/root.key, made by mkrootkey first), the control socket and audit log in $T, no
+# discovery, and one volume "vol" on DEVICE.
+file_volume_config() {
+	cat >"$T/keyd.json" <<JSON
+{ "kms": { "local": { "provider": "file", "root_key_file": "$T/root.key" } },
+  "control": { "socket": "$T/keyd.sock" },
+  "audit": { "path": "$T/audit.jsonl", "node_key_file": "$T/node.key" }, "discover": false,
+  "volumes": [ { "name": "vol", "device": "$1", "kms": "local", "key_id": "k" } ] }
+JSON
+}
+
 # audit_has FILE TYPE RESULT VOLUME: FILE (an audit log) holds a TYPE record with RESULT about
 # VOLUME. Line by line, as keyd may be appending (a partial last line is no record yet), and
 # one answer for the whole file: jq 1.6's -e over a stream of inputs reports only whether the

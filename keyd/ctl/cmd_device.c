@@ -756,8 +756,10 @@ static bool check_host(struct ctl *c, json_t *out)
 {
 	struct posture p;
 	json_t *findings = json_array();
+	bool ok;
 
 	posture_probe(&p, "");
+	ok = posture_ok(&p);
 	for (size_t i = 0; i < p.n; i++) {
 		const struct posture_finding *f = &p.findings[i];
 
@@ -772,9 +774,8 @@ static bool check_host(struct ctl *c, json_t *out)
 							  : "cannot tell",
 			       f->message);
 	}
-	json_object_set_new(out, "host",
-			    json_pack("{s:o, s:b}", "findings", findings, "ok", posture_ok(&p)));
-	return posture_ok(&p) || !c->strict;
+	json_object_set_new(out, "host", json_pack("{s:o, s:b}", "findings", findings, "ok", ok));
+	return ok || !c->strict;
 }
 
 int cmd_check(struct ctl *c)

@@ -271,9 +271,6 @@ static int apply_option(const struct ctl_option *o, const char *arg, struct ctl 
 	return -EINVAL;
 }
 
-/* argv into @c; the command in *ret. Returns 0 to run it, 1 to stop with success, -EINVAL for
- * a usage error (recorded with ctl_fail). Options may come before or after the command. */
-
 /* The option getopt stopped at, as the user wrote it: a letter inside a group ("-xq") is not
  * the word before optind, and a long-only option's optopt is its value (256 + row). */
 static const char *option_given(char **argv, int ind, char *buf, size_t size)
@@ -286,6 +283,9 @@ static const char *option_given(char **argv, int ind, char *buf, size_t size)
 		snprintf(buf, size, "%s", argv[ind - 1]);
 	return buf;
 }
+
+/* argv into @c; the command in *ret. Returns 0 to run it, 1 to stop with success, -EINVAL for
+ * a usage error (recorded with ctl_fail). Options may come before or after the command. */
 static int parse_argv(int argc, char **argv, struct ctl *c, const struct command **ret)
 {
 	struct option opts[ELEMENTSOF(options) + 1] = {0};

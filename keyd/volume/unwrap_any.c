@@ -38,8 +38,8 @@ struct racer {
 int unwrap_any_candidates(const struct kms_key *keys, size_t n_keys, const struct keyd_token *t,
 			  int *use, struct error *e)
 {
-	char names[KMS_KEYS_MAX * (KMS_NAME_MAX + KMS_KEY_ID_MAX + 16)] = "",
-								   offered[sizeof(names)] = "";
+	char names[KMS_KEYS_MAX * (KMS_NAME_MAX + KMS_KEY_ID_MAX + 16)] = "";
+	char offered[sizeof(names)] = "";
 	int n = 0, w;
 
 	for (size_t k = 0; k < n_keys && n < KMS_KEYS_MAX; k++) {

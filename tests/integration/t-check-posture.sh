@@ -14,12 +14,7 @@ need_cmd jq mkswap swapon swapoff mkfs.ext4
 
 mkrootkey "$T/root.key"
 a=$(mkloop 40)
-cat >"$T/keyd.json" <<JSON
-{ "kms": { "local": { "provider": "file", "root_key_file": "$T/root.key" } },
-  "control": { "socket": "$T/keyd.sock" },
-  "audit": { "path": "$T/audit.jsonl", "node_key_file": "$T/node.key" }, "discover": false,
-  "volumes": [ { "name": "vol", "device": "$a", "kms": "local", "key_id": "k" } ] }
-JSON
+file_volume_config "$a"
 "$KEYDCTL" --config "$T/keyd.json" enroll --name vol --format >/dev/null 2>&1 ||
 	fail "enroll of $a failed"
 

@@ -12,12 +12,7 @@ need_loop
 
 mkrootkey "$T/root.key"
 a=$(mkloop 40)
-cat >"$T/keyd.json" <<JSON
-{ "kms": { "local": { "provider": "file", "root_key_file": "$T/root.key" } },
-  "control": { "socket": "$T/keyd.sock" },
-  "audit": { "path": "$T/audit.jsonl", "node_key_file": "$T/node.key" }, "discover": false,
-  "volumes": [ { "name": "vol", "device": "$a", "kms": "local", "key_id": "k" } ] }
-JSON
+file_volume_config "$a"
 
 # js SCHEMA EXIT ARGS...: keydctl --json ARGS exits EXIT and prints one document matching
 # docs/json/keydctl-SCHEMA.schema.json; the document in $OUT, stderr in $ERR.
