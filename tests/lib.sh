@@ -280,15 +280,6 @@ with_plugin() {
 topen() { with_plugin cryptsetup open --test-passphrase --token-only "$@"; }
 topen_with() { KEYD_CONFIG=$1 topen "${@:2}"; } # topen_with CONFIG ARGS...
 
-# until_true SECONDS CMD...: retries CMD every 0.1 s until it succeeds, at most SECONDS; the
-# last try's status is the result.
-until_true() {
-	local n=$(($1 * 10))
-	shift
-	for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-	"$@"
-}
-
 # wait_state CONFIG VOLUME STATE... : waits (10 s) until the volume is in one of the states.
 wait_state() {
 	local cfg=$1 vol=$2 st
