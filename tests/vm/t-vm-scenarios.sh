@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# test-timeout: 1500
 # VM tier: every guest scenario in tests/vm/scenarios/ that has no runner of its own
 # (t-vm-NAME.sh), so adding a scenario is adding one guest script; one VM boot each.
 here=$(dirname "$0")
