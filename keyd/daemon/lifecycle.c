@@ -4,9 +4,11 @@
  * max_key_cache_age, acknowledges events. Works under each volume's op_lock and changes its
  * state only through the registry, never across a KMS, hook or dm call. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +29,9 @@
 #define HOOK_TIMEOUT_US	    (120 * 1000000ULL)
 #define AGE_CHECK_MAX_US    (60 * 1000000ULL)
 #define SCHEDULE_CHECK_US   (60 * 1000000ULL)
+/* One rotation seen by polling or an event rewraps every volume of the key: up to this many at
+ * once, since each waits on the KMS and on its header's flush, not on the CPU. */
+#define REWRAP_THREADS_MAX 8
 
 extern char **environ;
 
@@ -290,6 +295,68 @@ static void act_rewrap(struct lifecycle *l, struct volume *v, size_t k, const ch
 	volume_end(v);
 }
 
+/* The volumes one rotation rewraps, for rewrap_all. */
+struct rewrap_batch {
+	struct lifecycle *l;
+	const char *why;
+	struct rewrap_item {
+		struct volume *v;
+		size_t k;
+	} * items;
+	size_t n, next;
+	pthread_mutex_t lock;
+};
+
+static bool rewrap_batch_add(struct rewrap_batch *b, struct volume *v, size_t k)
+{
+	struct rewrap_item *items = realloc(b->items, (b->n + 1) * sizeof(*items));
+
+	if (!items)
+		return false;
+	b->items = items;
+	b->items[b->n++] = (struct rewrap_item){.v = v, .k = k};
+	return true;
+}
+
+static void *rewrap_thread(void *u)
+{
+	struct rewrap_batch *b = u;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&b->lock);
+		i = *b->l->env.stop ? b->n : b->next++;
+		pthread_mutex_unlock(&b->lock);
+		if (i >= b->n)
+			return NULL;
+		act_rewrap(b->l, b->items[i].v, b->items[i].k, b->why);
+	}
+}
+
+/* Rewraps every volume of @b, up to REWRAP_THREADS_MAX at once (each volume under its own
+ * op_lock, as act_rewrap alone), this thread among them; returns when all are done. A thread
+ * that cannot be started leaves its share to the others. */
+static void rewrap_all(struct rewrap_batch *b)
+{
+	pthread_t threads[REWRAP_THREADS_MAX - 1];
+	size_t want = b->n < REWRAP_THREADS_MAX ? b->n : REWRAP_THREADS_MAX, started = 0;
+
+	if (!b->n)
+		return;
+	pthread_mutex_init(&b->lock, NULL);
+	for (; want > 1 && started < want - 1; started++)
+		if (pthread_create(&threads[started], NULL, rewrap_thread, b) != 0)
+			break;
+	rewrap_thread(b);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	pthread_mutex_destroy(&b->lock);
+	free(b->items);
+	b->items = NULL;
+	b->n = b->next = 0;
+}
+
 static void act_rekey(struct lifecycle *l, struct volume *v, const char *why)
 {
 	struct registry *reg = l->env.reg;
@@ -516,6 +583,7 @@ static void run_event(struct lifecycle *l, const struct key_event *ev)
 	struct registry *reg = l->env.reg;
 	struct kms *acked_by = NULL;
 	char why[512];
+	struct rewrap_batch rewraps = {.l = l, .why = why};
 
 	snprintf(why, sizeof(why), "root key %s: %s (%s%s%s)", ev->key_id,
 		 key_event_type_names[ev->type], origin_names[ev->origin],
@@ -528,7 +596,8 @@ static void run_event(struct lifecycle *l, const struct key_event *ev)
 			continue;
 		switch (ev->type) {
 		case KEY_EVENT_ROTATE:
-			act_rewrap(l, v, (size_t)k, why);
+			if (!rewrap_batch_add(&rewraps, v, (size_t)k))
+				act_rewrap(l, v, (size_t)k, why);
 			break;
 		case KEY_EVENT_DISABLE:
 		case KEY_EVENT_DELETE:
@@ -542,6 +611,7 @@ static void run_event(struct lifecycle *l, const struct key_event *ev)
 		}
 		acked_by = v->keys[k].kms;
 	}
+	rewrap_all(&rewraps);
 	if (acked_by && ev->id[0] && acked_by->provider->event_ack)
 		acknowledge(acked_by, ev);
 }
@@ -652,9 +722,10 @@ static void reconcile_revoked(struct lifecycle *l, const struct key_watch *w, st
 /* Root key @k of @v is usable (active, or expired, which still unwraps): counted usable again,
  * a volume the key or the KMS's silence revoked brought back (keydctl suspend stays until
  * keydctl resume; keyslots erase_on_delete erased do not come back), and with an active key a
- * token behind its newest version rewrapped. */
+ * token behind its newest version added to @rewraps. */
 static void reconcile_usable(struct lifecycle *l, const struct key_watch *w, struct volume *v,
-			     size_t k, const struct kms_key_info *info)
+			     size_t k, const struct kms_key_info *info,
+			     struct rewrap_batch *rewraps)
 {
 	struct registry *reg = l->env.reg;
 	struct volume_status st;
@@ -680,8 +751,8 @@ static void reconcile_usable(struct lifecycle *l, const struct key_watch *w, str
 		rotated = 0;
 	registry_set_key_rotated(reg, v, rotated);
 	if (info->version[0] && st.keys[k].key_version[0] &&
-	    strcmp(info->version, st.keys[k].key_version) != 0)
-		act_rewrap(l, v, k, "root key rotated (polling)");
+	    strcmp(info->version, st.keys[k].key_version) != 0 && !rewrap_batch_add(rewraps, v, k))
+		act_rewrap(l, v, k, rewraps->why);
 }
 
 /* What polling learnt of key @w decides each volume that uses it: the KMS is the truth, an
@@ -691,6 +762,7 @@ static void reconcile_key(struct lifecycle *l, const struct key_watch *w,
 {
 	struct registry *reg = l->env.reg;
 	char key[KMS_KEY_ID_MAX + 1];
+	struct rewrap_batch rewraps = {.l = l, .why = "root key rotated (polling)"};
 
 	for (size_t j = 0; j < reg->n && !*l->env.stop; j++) {
 		struct volume *v = &reg->volumes[j];
@@ -706,8 +778,9 @@ static void reconcile_key(struct lifecycle *l, const struct key_watch *w,
 		if (state_revoked(info->state))
 			reconcile_revoked(l, w, v, (size_t)k, info);
 		else
-			reconcile_usable(l, w, v, (size_t)k, info);
+			reconcile_usable(l, w, v, (size_t)k, info, &rewraps);
 	}
+	rewrap_all(&rewraps);
 }
 
 /* Asks the KMS about every root key in use and brings its volumes in line with the answer. */
