@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include "keyslot.h"
 #include "luks.h"
+#include "secmem.h"
 
 void luks_devices_free(struct luks_device *l, int n)
 {
@@ -286,6 +288,27 @@ bool luks_dm_available(char *why, size_t size)
 	return found;
 }
 
+/* @slot opened by keyd (keyslot.c) and the key it holds activated, or checked when @name is
+ * NULL, by libcryptsetup, which checks it against the header's digest first; < 0 if keyd cannot
+ * open that keyslot itself or the key does not hold, and the caller asks libcryptsetup. */
+static int activate_by_keyslot_key(struct crypt_device *cd, const char *name, int slot,
+				   const uint8_t *dek, size_t len, uint32_t flags)
+{
+	_cleanup_secure_ uint8_t *vk = NULL;
+	size_t vk_len;
+	int r;
+
+	r = keyslot_volume_key(cd, slot, dek, len, &vk, &vk_len);
+	if (r < 0)
+		return r;
+	if (name)
+		cryptsetup_dm_lock();
+	r = crypt_activate_by_volume_key(cd, name, (const char *)vk, vk_len, flags);
+	if (name)
+		cryptsetup_dm_unlock();
+	return r < 0 ? r : slot;
+}
+
 int luks_activate(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek,
 		  size_t len, uint32_t flags)
 {
@@ -298,6 +321,13 @@ int luks_activate(struct crypt_device *cd, const char *name, int slot, const uin
 	if (slot >= 0 && (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE ||
 			  crypt_keyslot_status(cd, slot) == CRYPT_SLOT_UNBOUND))
 		slot = CRYPT_ANY_SLOT;
+	/* A keyslot of keyd's kind is opened by keyd, for the CPU (keyslot.c); libcryptsetup
+	 * opens any other, and any that keyd's opening does not make hold. */
+	if (slot >= 0) {
+		r = activate_by_keyslot_key(cd, name, slot, dek, len, flags);
+		if (r >= 0 || r == -EEXIST || r == -EBUSY)
+			return r;
+	}
 	if (name)
 		cryptsetup_dm_lock();
 	r = crypt_activate_by_passphrase(cd, name, slot, (const char *)dek, len, flags);

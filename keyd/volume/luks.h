@@ -56,7 +56,8 @@ int luks_set_keyd_pbkdf(struct crypt_device *cd);
 /* Whether this kernel can create device-mapper mappings; when not, @why says what is missing. */
 bool luks_dm_available(char *why, size_t size);
 
-/* Opens keyslot @slot with @dek; @name NULL only checks the key (no mapping). */
+/* Opens keyslot @slot with @dek; @name NULL only checks the key (no mapping). A keyslot of
+ * keyd's own kind is opened by keyd (keyslot.c), any other by libcryptsetup. */
 int luks_activate(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek,
 		  size_t len, uint32_t flags);
 

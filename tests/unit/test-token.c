@@ -668,15 +668,5 @@ int main(void)
 		cmocka_unit_test(test_multi_kms_token),
 		cmocka_unit_test(test_multi_kms_round_trip),
 	};
-	char cmd[64];
-	int r;
-
-	if (secmem_init(1 << 20) < 0 || !mkdtemp(dir))
-		return 1;
-	cryptsetup_setup();
-	r = cmocka_run_group_tests(tests, NULL, NULL);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		r = 1;
-	return r;
+	return temp_luks_main(dir, tests);
 }
