@@ -336,6 +336,25 @@ int luks_activate(struct crypt_device *cd, const char *name, int slot, const uin
 	return r;
 }
 
+int luks_keyslot_add(struct crypt_device *cd, int slot, const uint8_t *dek, const uint8_t *new_dek,
+		     size_t len)
+{
+	_cleanup_secure_ uint8_t *vk = NULL;
+	size_t vk_len;
+	int r;
+
+	/* As luks_activate: keyd opens its own kind of keyslot, and libcryptsetup checks the
+	 * volume key against the header's digest before it adds a keyslot for it. */
+	if (slot >= 0 && keyslot_volume_key(cd, slot, dek, len, &vk, &vk_len) >= 0) {
+		r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)vk, vk_len,
+						    (const char *)new_dek, len);
+		if (r != -EPERM)
+			return r;
+	}
+	return crypt_keyslot_add_by_passphrase(cd, CRYPT_ANY_SLOT, (const char *)dek, len,
+					       (const char *)new_dek, len);
+}
+
 int luks_resume(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek, size_t len)
 {
 	int r;

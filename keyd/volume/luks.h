@@ -61,6 +61,11 @@ bool luks_dm_available(char *why, size_t size);
 int luks_activate(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek,
 		  size_t len, uint32_t flags);
 
+/* A new keyslot under @new_dek for the volume key that keyslot @slot holds under @dek (both
+ * @len bytes); returns its number. */
+int luks_keyslot_add(struct crypt_device *cd, int slot, const uint8_t *dek, const uint8_t *new_dek,
+		     size_t len);
+
 /* Device-mapper calls, serialised process-wide (libdevmapper is not thread-safe). */
 int luks_resume(struct crypt_device *cd, const char *name, int slot, const uint8_t *dek,
 		size_t len);

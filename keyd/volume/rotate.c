@@ -198,8 +198,7 @@ static int rekey_write(struct rotation *x, const struct kms_key *keys, size_t n_
 		return error_set(err, r, "write new token: %s", strerror(-r));
 	nt.id = res->new_token = r;
 
-	r = crypt_keyslot_add_by_passphrase(x->cd, CRYPT_ANY_SLOT, (const char *)old_dek,
-					    LUKS_DEK_LEN, (const char *)new_dek, LUKS_DEK_LEN);
+	r = luks_keyslot_add(x->cd, x->tok.keyslot, old_dek, new_dek, LUKS_DEK_LEN);
 	if (r < 0) {
 		error_set(err, r, "add keyslot: %s", strerror(-r));
 		crypt_token_json_set(x->cd, nt.id, NULL);

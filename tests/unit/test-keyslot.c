@@ -3,7 +3,8 @@
  * files: the same volume key from every keyslot of keyd's kind (both hashes, so a key longer
  * than the digest too), -ENOTSUP for any other kind, and luks_activate's answer unchanged
  * whichever opened the keyslot: the keyslot number for the right passphrase, -EPERM for a
- * wrong one, and a keyslot keyd cannot open still opened (by libcryptsetup). */
+ * wrong one, and a keyslot keyd cannot open still opened (by libcryptsetup); re-key's new
+ * keyslot added from the old one's key only under the right DEK. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -106,6 +107,30 @@ static void test_wrong_passphrase_is_refused(void **state)
 	crypt_free(cd);
 }
 
+/* Re-key's new keyslot: for the volume key the old one holds, and only under the right DEK. */
+static void test_keyslot_add_from_a_keyslot(void **state)
+{
+	char path[128];
+	struct crypt_device *cd = temp_luks_header(dir, "add", path, sizeof(path));
+	uint8_t a[LUKS_DEK_LEN], b[LUKS_DEK_LEN], wrong[LUKS_DEK_LEN];
+	int sa, sb;
+
+	(void)state;
+	sa = add_keyslot(cd, NULL, a);
+	crypt_free(cd);
+	assert_int_equal(cryptsetup_load(path, &cd), 0);
+	assert_int_equal(luks_set_keyd_pbkdf(cd), 0);
+	assert_int_equal(RAND_bytes(b, sizeof(b)), 1);
+	memcpy(wrong, a, sizeof(wrong));
+	wrong[5] ^= 0x80;
+	assert_int_equal(luks_keyslot_add(cd, sa, wrong, b, LUKS_DEK_LEN), -EPERM);
+	sb = luks_keyslot_add(cd, sa, a, b, LUKS_DEK_LEN);
+	assert_true(sb >= 0 && sb != sa);
+	assert_int_equal(luks_activate(cd, NULL, sb, b, LUKS_DEK_LEN, 0), sb);
+	assert_same_key(cd, sb, b);
+	crypt_free(cd);
+}
+
 static void test_other_kinds_are_left_to_libcryptsetup(void **state)
 {
 	const struct crypt_pbkdf_type argon = {.type = CRYPT_KDF_ARGON2ID,
@@ -136,6 +161,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keyd_keyslot_gives_libcryptsetups_key),
 		cmocka_unit_test(test_wrong_passphrase_is_refused),
+		cmocka_unit_test(test_keyslot_add_from_a_keyslot),
 		cmocka_unit_test(test_other_kinds_are_left_to_libcryptsetup),
 	};
 	return temp_luks_main(dir, tests);
