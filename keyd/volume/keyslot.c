@@ -96,13 +96,14 @@ static int keyslot_params(json_t *hdr, int slot, struct keyslot_params *p)
 	return 0;
 }
 
-/* b = diffuse(b), with @md (its size at most KEY_SIZE_MAX, checked by the caller). */
+/* b = diffuse(b) with @md, over @len bytes of @b. */
 static int diffuse(EVP_MD_CTX *ctx, const EVP_MD *md, uint8_t *b, size_t len)
 {
 	size_t dsize = (size_t)EVP_MD_get_size(md);
 	uint8_t out[EVP_MAX_MD_SIZE];
+	int r = 0;
 
-	for (size_t i = 0, off = 0; off < len; i++, off += dsize) {
+	for (size_t i = 0, off = 0; off < len && r == 0; i++, off += dsize) {
 		size_t n = len - off < dsize ? len - off : dsize;
 		uint8_t be[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8),
 				 (uint8_t)i};
@@ -110,11 +111,12 @@ static int diffuse(EVP_MD_CTX *ctx, const EVP_MD *md, uint8_t *b, size_t len)
 		if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, be, 4) != 1 ||
 		    EVP_DigestUpdate(ctx, b + off, n) != 1 ||
 		    EVP_DigestFinal_ex(ctx, out, NULL) != 1)
-			return -EIO;
-		memcpy(b + off, out, n);
+			r = -EIO;
+		else
+			memcpy(b + off, out, n);
 	}
 	OPENSSL_cleanse(out, sizeof(out));
-	return 0;
+	return r;
 }
 
 /* The merge of the split in @area (ciphertext, p->split bytes) under @area_key into @vk. */
