@@ -15,31 +15,40 @@
  *   diffuse   = each af.hash-sized piece i of b replaced by hash(be32(i) || piece), truncated
  *               to the piece's length. */
 #include <errno.h>
-#include <stdint.h>
-#include <stdlib.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "jsonx.h"
 #include "keyslot.h"
 #include "secmem.h"
 #include "util.h"
 
-#define AREA_SECTOR  512
-#define KEY_SIZE_MAX 64
-#define STRIPES_MAX  4000
-#define KDF_ITER_MAX 100000000u
+#define AREA_SECTOR   512
+#define AREA_KEY_SIZE 64 /* AES-256-XTS */
+#define KEY_SIZE_MAX  64
+#define STRIPES_MAX   4000
+#define KDF_ITER_MAX  100000000u
 
 /* What opening one keyslot needs from its JSON. */
 struct keyslot_params {
-	size_t key_size, area_key_size, stripes;
+	uint64_t key_size, stripes, iterations;
 	size_t split; /* the bytes of the area the split fills, in whole sectors */
 	uint64_t offset, size;
-	uint32_t iterations;
 	const char *kdf_hash, *af_hash, *salt;
 };
+
+static bool json_is(json_t *o, const char *key, const char *want)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s && strcmp(s, want) == 0;
+}
 
 static int json_u64_string(json_t *o, const char *name, uint64_t *ret)
 {
@@ -53,7 +62,7 @@ static int keyslot_params(json_t *hdr, int slot, struct keyslot_params *p)
 {
 	char id[16];
 	json_t *ks, *kdf, *af, *area;
-	json_int_t key_size, area_key_size, stripes, iterations;
+	struct error e;
 
 	snprintf(id, sizeof(id), "%d", slot);
 	ks = json_object_get(json_object_get(hdr, "keyslots"), id);
@@ -62,32 +71,17 @@ static int keyslot_params(json_t *hdr, int slot, struct keyslot_params *p)
 	area = json_object_get(ks, "area");
 	if (!ks || !kdf || !af || !area)
 		return -EINVAL;
-	if (!json_is_string(json_object_get(ks, "type")) ||
-	    strcmp(json_string_value(json_object_get(ks, "type")), "luks2") != 0 ||
-	    !json_is_string(json_object_get(kdf, "type")) ||
-	    strcmp(json_string_value(json_object_get(kdf, "type")), "pbkdf2") != 0 ||
-	    !json_is_string(json_object_get(af, "type")) ||
-	    strcmp(json_string_value(json_object_get(af, "type")), "luks1") != 0 ||
-	    !json_is_string(json_object_get(area, "type")) ||
-	    strcmp(json_string_value(json_object_get(area, "type")), "raw") != 0 ||
-	    !json_is_string(json_object_get(area, "encryption")) ||
-	    strcmp(json_string_value(json_object_get(area, "encryption")), "aes-xts-plain64") != 0)
+	if (!json_is(ks, "type", "luks2") || !json_is(kdf, "type", "pbkdf2") ||
+	    !json_is(af, "type", "luks1") || !json_is(area, "type", "raw") ||
+	    !json_is(area, "encryption", "aes-xts-plain64") ||
+	    json_integer_value(json_object_get(area, "key_size")) != AREA_KEY_SIZE ||
+	    jx_uint(ks, "keyslot", "key_size", 1, KEY_SIZE_MAX, &p->key_size, &e) < 0 ||
+	    jx_uint(af, "af", "stripes", 1, STRIPES_MAX, &p->stripes, &e) < 0 ||
+	    jx_uint(kdf, "kdf", "iterations", 1, KDF_ITER_MAX, &p->iterations, &e) < 0 ||
+	    jx_string(kdf, "kdf", "hash", true, 32, &p->kdf_hash, &e) < 0 ||
+	    jx_string(af, "af", "hash", true, 32, &p->af_hash, &e) < 0 ||
+	    jx_string(kdf, "kdf", "salt", true, 1024, &p->salt, &e) < 0)
 		return -ENOTSUP;
-	key_size = json_integer_value(json_object_get(ks, "key_size"));
-	area_key_size = json_integer_value(json_object_get(area, "key_size"));
-	stripes = json_integer_value(json_object_get(af, "stripes"));
-	iterations = json_integer_value(json_object_get(kdf, "iterations"));
-	p->kdf_hash = json_string_value(json_object_get(kdf, "hash"));
-	p->af_hash = json_string_value(json_object_get(af, "hash"));
-	p->salt = json_string_value(json_object_get(kdf, "salt"));
-	if (key_size < 1 || key_size > KEY_SIZE_MAX || area_key_size != 64 || stripes < 1 ||
-	    stripes > STRIPES_MAX || iterations < 1 || iterations > KDF_ITER_MAX || !p->kdf_hash ||
-	    !p->af_hash || !p->salt)
-		return -ENOTSUP;
-	p->key_size = (size_t)key_size;
-	p->area_key_size = (size_t)area_key_size;
-	p->stripes = (size_t)stripes;
-	p->iterations = (uint32_t)iterations;
 	p->split = (p->key_size * p->stripes + AREA_SECTOR - 1) / AREA_SECTOR * AREA_SECTOR;
 	if (json_u64_string(area, "offset", &p->offset) < 0 ||
 	    json_u64_string(area, "size", &p->size) < 0 || p->size < p->split ||
@@ -225,7 +219,7 @@ int keyslot_volume_key(struct crypt_device *cd, int slot, const uint8_t *pass, s
 		return r;
 	if (b64_decode(p.salt, &salt, &salt_len) < 0)
 		return -EINVAL;
-	area_key = secmem_alloc(p.area_key_size);
+	area_key = secmem_alloc(AREA_KEY_SIZE);
 	vk = secmem_alloc(p.key_size);
 	if (!area_key || !vk)
 		return -ENOMEM;
@@ -233,7 +227,7 @@ int keyslot_volume_key(struct crypt_device *cd, int slot, const uint8_t *pass, s
 	if (!kdf_md)
 		return -ENOTSUP;
 	r = PKCS5_PBKDF2_HMAC((const char *)pass, (int)pass_len, salt, (int)salt_len,
-			      (int)p.iterations, kdf_md, (int)p.area_key_size, area_key) == 1
+			      (int)p.iterations, kdf_md, AREA_KEY_SIZE, area_key) == 1
 		    ? 0
 		    : -EIO;
 	EVP_MD_free(kdf_md);
