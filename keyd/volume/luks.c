@@ -4,6 +4,7 @@
 #include <blkid/blkid.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,17 +193,62 @@ int luks_uuid_find(const struct luks_device *l, int n, const char *uuid, const c
 	return found;
 }
 
+/* The scan luks_uuid_others shares among the threads that ask at once: keyd's first pass asks
+ * once per volume, all near the end, and 32 volumes each scanning every device took a quarter
+ * of the pass's CPU (issue 17). As a group commit: a caller is answered from the first scan that
+ * began after it asked, never from one already under way, so each sees the devices as they were
+ * at its call or later, as its own scan would. The list lives only while a caller needs it. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+	bool running;
+	uint64_t started, finished; /* scans begun, and the last one ended */
+	unsigned users;		    /* callers inside luks_uuid_others */
+	struct luks_device *l;
+	int n; /* what luks_devices returned */
+} scan = {.lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static void scan_drop(void)
+{
+	if (scan.l)
+		luks_devices_free(scan.l, scan.n > 0 ? scan.n : 0);
+	scan.l = NULL;
+	scan.n = 0;
+}
+
 int luks_uuid_others(const char *uuid, const char *device, char *buf, size_t size)
 {
-	struct luks_device *l;
-	int n, found;
+	uint64_t need;
+	int found;
 
 	buf[0] = 0;
-	n = luks_devices(&l);
-	if (n < 0)
-		return n;
-	found = luks_uuid_find(l, n, uuid, device, buf, size);
-	luks_devices_free(l, n);
+	pthread_mutex_lock(&scan.lock);
+	need = scan.started + 1;
+	scan.users++;
+	while (scan.finished < need) {
+		struct luks_device *l = NULL;
+		int n;
+
+		if (scan.running) {
+			pthread_cond_wait(&scan.done, &scan.lock);
+			continue;
+		}
+		scan.running = true;
+		scan.started++;
+		pthread_mutex_unlock(&scan.lock);
+		n = luks_devices(&l);
+		pthread_mutex_lock(&scan.lock);
+		scan_drop();
+		scan.l = n >= 0 ? l : NULL;
+		scan.n = n;
+		scan.finished = scan.started;
+		scan.running = false;
+		pthread_cond_broadcast(&scan.done);
+	}
+	found = scan.n < 0 ? scan.n : luks_uuid_find(scan.l, scan.n, uuid, device, buf, size);
+	if (--scan.users == 0) /* the scanner is a user too: nothing runs */
+		scan_drop();
+	pthread_mutex_unlock(&scan.lock);
 	return found;
 }
 

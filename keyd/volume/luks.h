@@ -42,7 +42,8 @@ bool luks_same_device(const char *a, const char *b);
  * the device stacked on it shows the same header and is the one to open. */
 int luks_uuid_find(const struct luks_device *l, int n, const char *uuid, const char *except,
 		   char *buf, size_t size);
-/* luks_uuid_find over the devices probed afresh, except @device (a path or a link to it). */
+/* luks_uuid_find over the devices probed afresh, except @device (a path or a link to it).
+ * Threads that ask at once share one scan, one that began after each of them asked. */
 int luks_uuid_others(const char *uuid, const char *device, char *buf, size_t size);
 
 /* Resolves a path, UUID=, PARTUUID= or LABEL= to a device node (malloc'd). -ENODEV if nothing

@@ -95,4 +95,31 @@ assert_contains "$out" "$c"
 losetup -d "$c"
 out=$("$KEYDCTL" --config "$T/uuid.json" check 2>&1) || true
 assert_contains "$out" "Volume $vol (UUID=$uuid): enrolled"
+
+log "four volumes unlocked at once, each cloned: each names its own clone"
+# Their workers ask for the device scan together and share one (luks_uuid_others); each must
+# still get the devices that carry its own UUID.
+vols=()
+for i in 1 2 3 4; do
+	d=$(mkloop 20)
+	vols+=("{\"name\": \"m$i\", \"device\": \"$d\", \"kms\": \"$kms\", \"key_id\": \"k\"}")
+done
+jq --argjson v "[$(IFS=,; echo "${vols[*]}")]" '.volumes = $v | .discover = false' \
+	"$T/path.json" >"$T/four.json"
+declare -A clone
+for i in 1 2 3 4; do
+	d=$(jq -r ".volumes[$((i - 1))].device" "$T/four.json")
+	"$KEYDCTL" --config "$T/four.json" enroll --name "m$i" --format >/dev/null
+	clone[m$i]=$(mkloop 20)
+	cryptsetup luksHeaderBackup "$d" --header-backup-file "$T/m$i.hdr"
+	cryptsetup luksHeaderRestore -q "${clone[m$i]}" --header-backup-file "$T/m$i.hdr"
+done
+start_keyd "$T/four.json"
+for i in 1 2 3 4; do wait_state "$T/four.json" "m$i" "$unlocked"; done
+st=$("$KEYDCTL" --config "$T/four.json" --json status) || [ $? -eq 3 ]
+for i in 1 2 3 4; do
+	assert_eq "$(jq -r --arg n "m$i" '.volumes[] | select(.name == $n) | .uuid_also_on | join(" ")' <<<"$st")" \
+		"${clone[m$i]}" "m$i's uuid_also_on"
+done
+stop
 echo "header clone checks passed"
