@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,6 +55,31 @@ static int device_errno(const char *path, int r)
 	return r;
 }
 
+/* libcryptsetup 2.6 sets up its crypto backend in a process's first crypt_load behind a plain
+ * flag (lib/crypto_backend/crypto_openssl.c): threads that load at once, as keyd's unlock
+ * workers do at boot, each make an OpenSSL library context and store it in one global, so one
+ * may fetch from another's before its providers are loaded (a failed load), and all but the
+ * last leak (valgrind saw it). Loads therefore take turns until one has succeeded: the backend
+ * is then set up, and later loads run side by side. */
+static pthread_mutex_t first_load_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool first_load_done;
+
+static int load_luks2(struct crypt_device *cd)
+{
+	bool turn = !atomic_load(&first_load_done);
+	int r;
+
+	if (turn)
+		pthread_mutex_lock(&first_load_lock);
+	r = crypt_load(cd, CRYPT_LUKS2, NULL);
+	if (turn) {
+		if (r == 0)
+			atomic_store(&first_load_done, true);
+		pthread_mutex_unlock(&first_load_lock);
+	}
+	return r;
+}
+
 int cryptsetup_load(const char *path, struct crypt_device **ret)
 {
 	struct crypt_device *cd = NULL;
@@ -61,7 +88,7 @@ int cryptsetup_load(const char *path, struct crypt_device **ret)
 	r = crypt_init(&cd, path);
 	if (r < 0)
 		return device_errno(path, r);
-	r = crypt_load(cd, CRYPT_LUKS2, NULL);
+	r = load_luks2(cd);
 	if (r < 0) {
 		crypt_free(cd);
 		return device_errno(path, r == -EINVAL ? -EMEDIUMTYPE : r);
