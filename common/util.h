@@ -29,6 +29,8 @@ int hex_decode(const char *s, size_t n, uint8_t *out);
 /* Monotonic and wall clocks in microseconds. */
 uint64_t now_mono_us(void);
 uint64_t now_real_us(void);
+/* The CPU time the calling thread has used (user and system), in microseconds. */
+uint64_t thread_cpu_us(void);
 /* RFC 3339 UTC with microseconds into buf (at least 32 bytes). */
 void format_rfc3339_us(uint64_t real_us, char *buf, size_t size);
 
