@@ -131,6 +131,14 @@ static void progress_emit_json(struct progress *p)
 	fflush(p->out);
 }
 
+static void progress_emit(struct progress *p)
+{
+	if (p->tty)
+		progress_draw(p, false);
+	else
+		progress_emit_json(p);
+}
+
 static void *progress_thread(void *u)
 {
 	struct progress *p = u;
@@ -143,15 +151,13 @@ static void *progress_thread(void *u)
 		struct timespec ts;
 		uint64_t until;
 
-		if (p->tty)
-			progress_draw(p, false);
-		else
-			progress_emit_json(p);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		until = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000 + interval;
 		ts.tv_sec = (time_t)(until / 1000000);
 		ts.tv_nsec = (long)(until % 1000000) * 1000;
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+		if (!p->stop)
+			progress_emit(p);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -175,6 +181,10 @@ int progress_start(struct progress *p, struct wipe_job **jobs, size_t n, bool tt
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cond, &attr);
 	pthread_condattr_destroy(&attr);
+	/* The first line before any job starts, here and not in the thread: the whole work, no
+	 * rate yet, whatever the scheduler does with the thread (a loaded machine ran it only
+	 * after the first 4 MiB had been written). */
+	progress_emit(p);
 	if (pthread_create(&p->thread, NULL, progress_thread, p) != 0)
 		return -EAGAIN;
 	p->started = true;
