@@ -74,7 +74,7 @@ UNIT_INS  := $(wildcard units/*.in)
 UNITS     := $(patsubst units/%.in,$(BUILD)/units/%,$(UNIT_INS))
 UNIT_SED  := sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 
-.PHONY: all deps check check-asan fuzz fuzz-build fuzz-targets install clean format format-check deb
+.PHONY: all deps check check-valgrind check-asan fuzz fuzz-build fuzz-targets install clean format format-check deb
 all: $(BINS) $(TOKEN_SO) $(UNITS)
 
 # Objects are rebuilt when the compiler or its flags change: an object built with other flags
@@ -154,6 +154,12 @@ check: deps
 	$(MAKE) format-check
 	$(MAKE) all $(UNIT_BINS)
 	tests/run-tests
+
+# The integration tier with keyd and keydctl under valgrind's memcheck (tests/lib.sh): a test
+# fails on any error or definite leak. Memcheck runs them 20-50x slower (docs/testing.md).
+check-valgrind: deps
+	$(MAKE) all
+	VALGRIND=1 TEST_TIMEOUT=3000 tests/run-tests
 
 check-asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \

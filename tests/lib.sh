@@ -11,6 +11,22 @@ KEYDCTL=$BUILD/keydctl
 PY=/usr/bin/python3
 T=$(mktemp -d /tmp/keyd-test.XXXXXX)
 export T # configs written with jq read it as env.T
+# VALGRIND=1 (make check-valgrind): keyd and keydctl run under valgrind's memcheck, each
+# process with its own log; the cleanup fails the test on any error or definite leak
+# (tests/valgrind.supp: a library's, each with its reason).
+if [ -n "${VALGRIND:-}" ]; then
+	mkdir -p "$T/vg/bin" "$T/vg/log"
+	for _b in keyd keydctl; do
+		printf '#!/bin/sh\nexec valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --suppressions=%s --log-file=%s/%s.%%p.log %s "$@"\n' \
+			"$TOP/tests/valgrind.supp" "$T/vg/log" "$_b" "$BUILD/$_b" >"$T/vg/bin/$_b"
+		chmod +x "$T/vg/bin/$_b"
+	done
+	KEYD=$T/vg/bin/keyd
+	KEYDCTL=$T/vg/bin/keydctl
+fi
+# How many times longer the helpers' waits are bounded: memcheck runs a program 20-50x slower.
+SLOW=${VALGRIND:+10}
+SLOW=${SLOW:-1}
 _pids=()
 _exit_hooks=() # functions the cleanup runs first (servers that need more than a SIGTERM)
 
@@ -18,11 +34,34 @@ skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 log() { echo "--- $*"; }
 
+# Under VALGRIND: what memcheck said of each process that ran to its end (one killed by a
+# signal, as the crash tests do, or still running, has no summary). Fails if any had errors.
+_valgrind_report() {
+	local f n=0 bad=0 cut=0 errs
+	for f in "$T"/vg/log/*.log; do
+		[ -e "$f" ] || continue
+		n=$((n + 1))
+		errs=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' "$f")
+		if [ -z "$errs" ]; then
+			cut=$((cut + 1))
+		elif [ "$errs" -gt 0 ]; then
+			bad=$((bad + 1))
+			echo "valgrind: $(basename "$f"): $errs errors" >&2
+			cat "$f" >&2
+		fi
+	done
+	echo "valgrind: $n processes of keyd and keydctl, $bad with errors or definite leaks, $cut without a summary (killed or still running)"
+	[ "$bad" -eq 0 ]
+}
+
 _cleanup() {
 	local rc=$?
 	for h in "${_exit_hooks[@]}"; do "$h" || true; done
 	for p in "${_pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ -n "${VALGRIND:-}" ] && ! _valgrind_report; then
+		rc=1
+	fi
 	# mkloop runs in $(...), so its devices are found by their backing files under $T.
 	losetup -n -l -O NAME,BACK-FILE 2>/dev/null | while read -r dev file _; do
 		case $file in "$T"/*) losetup -d "$dev" 2>/dev/null || true ;; esac
@@ -208,7 +247,7 @@ start_keyd() {
 	KEYD_PID=$!
 	_pids+=("$KEYD_PID")
 	sock=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("control",{}).get("socket","/run/keyd/keyd.sock"))' "$1")
-	for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.05; done
+	for _ in $(seq $((100 * SLOW))); do [ -S "$sock" ] && return 0; sleep 0.05; done
 	cat "$T/keyd.log"
 	fail "keyd did not open its control socket $sock"
 }
