@@ -105,6 +105,7 @@ static int parse_kms(json_t *obj, struct keyd_config *cfg, const struct kms_retr
 		k = calloc(1, sizeof(*k));
 		if (!k)
 			return -ENOMEM;
+		pthread_mutex_init(&k->open_lock, NULL);
 		cfg->kms[cfg->n_kms++] = k;
 		k->name = strdup(name);
 		if (!k->name)

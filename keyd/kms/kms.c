@@ -88,15 +88,21 @@ int kms_aad_for_uuid(const char *uuid, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* Two threads that both found it closed each opened it once: two HTTP clients in one struct
+ * (one leaked, its locks initialised again under the other's feet; valgrind saw it). */
 static int kms_ensure_open(struct kms *kms, struct error *e)
 {
-	int r;
+	int r = 0;
 
-	if (kms->opened)
+	if (__atomic_load_n(&kms->opened, __ATOMIC_ACQUIRE))
 		return 0;
-	r = kms->provider->open ? kms->provider->open(kms, e) : 0;
-	if (r >= 0)
-		kms->opened = true;
+	pthread_mutex_lock(&kms->open_lock);
+	if (!kms->opened) {
+		r = kms->provider->open ? kms->provider->open(kms, e) : 0;
+		if (r >= 0)
+			__atomic_store_n(&kms->opened, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&kms->open_lock);
 	return r;
 }
 
@@ -298,6 +304,7 @@ void kms_free(struct kms *kms)
 		return;
 	if (kms->provider && kms->provider->done)
 		kms->provider->done(kms);
+	pthread_mutex_destroy(&kms->open_lock);
 	free(kms->name);
 	free(kms);
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -121,7 +122,10 @@ struct kms {
 	char *name;
 	const struct kms_provider *provider;
 	struct kms_retry retry;
-	bool opened;
+	/* Opened on first use, by whichever thread calls first (an unlock worker, the lifecycle
+	 * thread, a control request); the others wait on open_lock for it. */
+	pthread_mutex_t open_lock;
+	bool opened;	      /* atomic */
 	uint64_t last_ok_us;  /* monotonic time of the last successful call (atomic) */
 	void *data;	      /* provider state */
 	kms_report_fn report; /* NULL: nobody counts the attempts */

@@ -125,6 +125,7 @@ static struct kms *fake_kms(struct fake *f, uint64_t min_ms, uint64_t max_ms, ui
 
 	k = (struct kms){.name = "fake",
 			 .provider = &fake_provider,
+			 .open_lock = PTHREAD_MUTEX_INITIALIZER,
 			 .retry = {.try_timeout_ms = 1000,
 				   .backoff_min_ms = min_ms,
 				   .backoff_max_ms = max_ms,
