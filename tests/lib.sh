@@ -16,6 +16,7 @@ export T # configs written with jq read it as env.T
 # (tests/valgrind.supp: a library's, each with its reason).
 if [ -n "${VALGRIND:-}" ]; then
 	mkdir -p "$T/vg/bin" "$T/vg/log"
+	chmod 1777 "$T/vg/log" # tests run keydctl as other users too
 	for _b in keyd keydctl; do
 		printf '#!/bin/sh\nexec valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --suppressions=%s --log-file=%s/%s.%%p.log %s "$@"\n' \
 			"$TOP/tests/valgrind.supp" "$T/vg/log" "$_b" "$BUILD/$_b" >"$T/vg/bin/$_b"

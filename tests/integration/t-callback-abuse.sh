@@ -86,7 +86,9 @@ sleep 1
 ticks=$(($(cpu_ticks) - ticks0))
 hz=$(getconf CLK_TCK)
 # Spinning on accept() would burn every tick of the interval (about 1.5 s of CPU here).
-[ "$ticks" -lt $((hz / 2)) ] || fail "keyd used $ticks/$hz s of CPU in about 1.5 s of flood"
+# Under memcheck the CPU is valgrind's: the bound says nothing there.
+[ -n "${VALGRIND:-}" ] || [ "$ticks" -lt $((hz / 2)) ] ||
+	fail "keyd used $ticks/$hz s of CPU in about 1.5 s of flood"
 wait "$hold1" "$hold2"
 allowed=$(cat "$T/hold-allowed.json") stranger=$(cat "$T/hold-stranger.json")
 echo "allowed: $allowed; stranger: $stranger; keyd descriptors: $n, CPU ticks: $ticks"

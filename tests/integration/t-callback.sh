@@ -37,7 +37,7 @@ write_config "$T/keyd.json" ""
 "$KEYD" --config "$T/keyd.json" >"$T/keyd.log" 2>&1 &
 KEYD_PID=$!
 _pids+=("$KEYD_PID")
-for _ in $(seq 100); do
+for _ in $(seq $((100 * SLOW))); do
 	grep -q "listening on 127.0.0.1:$port" "$T/keyd.log" && break
 	kill -0 "$KEYD_PID" 2>/dev/null || break
 	sleep 0.05
@@ -91,7 +91,7 @@ write_config "$T/keyd-mtls.json" ", \"client_ca_file\": \"$T/ca.pem\""
 "$KEYD" --config "$T/keyd-mtls.json" >"$T/keyd-mtls.log" 2>&1 &
 KEYD_PID=$!
 _pids+=("$KEYD_PID")
-for _ in $(seq 100); do grep -q "listening on" "$T/keyd-mtls.log" && break; sleep 0.05; done
+for _ in $(seq $((100 * SLOW))); do grep -q "listening on" "$T/keyd-mtls.log" && break; sleep 0.05; done
 out=$(send --id t-10)
 assert_eq "$(status "$out")" error "request without a client certificate"
 out=$(send --id t-11 --cert "$T/client.pem" --key "$T/client.key")
