@@ -91,11 +91,12 @@ write_config "$T/keyd-mtls.json" ", \"client_ca_file\": \"$T/ca.pem\""
 "$KEYD" --config "$T/keyd-mtls.json" >"$T/keyd-mtls.log" 2>&1 &
 KEYD_PID=$!
 _pids+=("$KEYD_PID")
-for _ in $(seq $((100 * SLOW))); do grep -q "listening on" "$T/keyd-mtls.log" && break; sleep 0.05; done
+# The callback's own line: the control API's "listening on" comes first.
+for _ in $(seq $((100 * SLOW))); do grep -q "listening on 127.0.0.1:$port" "$T/keyd-mtls.log" && break; sleep 0.05; done
 out=$(send --id t-10)
 assert_eq "$(status "$out")" error "request without a client certificate"
 out=$(send --id t-11 --cert "$T/client.pem" --key "$T/client.key")
-case $(status "$out") in 2??) ;; *) fail "request with a client certificate refused: $out" ;; esac
+case $(status "$out") in 2??) ;; *) cat "$T/keyd-mtls.log"; fail "request with a client certificate refused: $out" ;; esac
 kill "$KEYD_PID"
 wait "$KEYD_PID" 2>/dev/null || true
 
