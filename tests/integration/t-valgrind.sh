@@ -1,16 +1,18 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # test-timeout: 1200
-# keyd and keydctl under valgrind's memcheck, in make check: a few integration tests that
+# keyd and keydctl under valgrind's memcheck, in make check: four integration tests that
 # together go through enroll, the daemon's unlock and lock, rewrap and re-key, the callback
-# endpoint, Key Protect over TLS and the audit log, each run with VALGRIND=1 (tests/lib.sh),
-# which fails a test on any memcheck error or definite leak. The whole tier under memcheck is
-# make check-valgrind (docs/testing.md).
+# endpoint, Key Protect over TLS with key-state polling beside the unlocks, lifecycle events,
+# and the audit log, each run with VALGRIND=1 (tests/lib.sh), which fails a test on any
+# memcheck error or definite leak. None of them touches the host's users or /etc, so each may
+# run beside its own plain run. The whole tier under memcheck is make check-valgrind
+# (docs/testing.md).
 . "$(dirname "$0")/../lib.sh"
 need_cmd valgrind
 [ -z "${VALGRIND:-}" ] || skip "make check-valgrind runs every integration test under memcheck already"
 
-tests=(t-enroll-file t-keyd-daemon t-callback t-keyprotect)
+tests=(t-enroll-file t-callback t-audit-ops t-lifecycle)
 for t in "${tests[@]}"; do
 	log "$t under memcheck"
 	start=$(date +%s)
