@@ -88,8 +88,9 @@ int kms_aad_for_uuid(const char *uuid, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* Two threads that both found it closed each opened it once: two HTTP clients in one struct
- * (one leaked, its locks initialised again under the other's feet; valgrind saw it). */
+/* The first caller opens the KMS; the others wait for it on open_lock. Without the lock, two
+ * threads that both found it closed each opened it: two HTTP clients in one struct, one leaked
+ * and the other's locks initialised again under its feet (valgrind saw it). */
 static int kms_ensure_open(struct kms *kms, struct error *e)
 {
 	int r = 0;
