@@ -14,16 +14,19 @@ export T # configs written with jq read it as env.T
 # VALGRIND=1 (make check-valgrind): keyd and keydctl run under valgrind's memcheck, each
 # process with its own log; the cleanup fails the test on any error or definite leak
 # (tests/valgrind.supp: a library's, each with its reason).
+# Beside $T, not in it: tests run keydctl as other users too, who cannot enter $T (0700).
 if [ -n "${VALGRIND:-}" ]; then
-	mkdir -p "$T/vg/bin" "$T/vg/log"
-	chmod 1777 "$T/vg/log" # tests run keydctl as other users too
+	VG=$(mktemp -d /tmp/keyd-vg.XXXXXX)
+	chmod 0755 "$VG"
+	mkdir "$VG/bin" "$VG/log"
+	chmod 1777 "$VG/log"
 	for _b in keyd keydctl; do
 		printf '#!/bin/sh\nexec valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --suppressions=%s --log-file=%s/%s.%%p.log %s "$@"\n' \
-			"$TOP/tests/valgrind.supp" "$T/vg/log" "$_b" "$BUILD/$_b" >"$T/vg/bin/$_b"
-		chmod +x "$T/vg/bin/$_b"
+			"$TOP/tests/valgrind.supp" "$VG/log" "$_b" "$BUILD/$_b" >"$VG/bin/$_b"
+		chmod 0755 "$VG/bin/$_b"
 	done
-	KEYD=$T/vg/bin/keyd
-	KEYDCTL=$T/vg/bin/keydctl
+	KEYD=$VG/bin/keyd
+	KEYDCTL=$VG/bin/keydctl
 fi
 # How many times longer the helpers' waits are bounded: memcheck runs a program 20-50x slower.
 SLOW=${VALGRIND:+10}
@@ -39,7 +42,7 @@ log() { echo "--- $*"; }
 # signal, as the crash tests do, or still running, has no summary). Fails if any had errors.
 _valgrind_report() {
 	local f n=0 bad=0 cut=0 errs
-	for f in "$T"/vg/log/*.log; do
+	for f in "$VG"/log/*.log; do
 		[ -e "$f" ] || continue
 		n=$((n + 1))
 		errs=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' "$f")
@@ -60,8 +63,9 @@ _cleanup() {
 	for h in "${_exit_hooks[@]}"; do "$h" || true; done
 	for p in "${_pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${_pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [ -n "${VALGRIND:-}" ] && ! _valgrind_report; then
-		rc=1
+	if [ -n "${VALGRIND:-}" ]; then
+		_valgrind_report || rc=1
+		rm -rf "$VG"
 	fi
 	# mkloop runs in $(...), so its devices are found by their backing files under $T.
 	losetup -n -l -O NAME,BACK-FILE 2>/dev/null | while read -r dev file _; do
