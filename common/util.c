@@ -121,28 +121,27 @@ int hex_decode(const char *s, size_t n, uint8_t *out)
 	return 0;
 }
 
-uint64_t now_mono_us(void)
+static uint64_t clock_us(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t now_mono_us(void)
+{
+	return clock_us(CLOCK_MONOTONIC);
 }
 
 uint64_t thread_cpu_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return clock_us(CLOCK_THREAD_CPUTIME_ID);
 }
 
 uint64_t now_real_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return clock_us(CLOCK_REALTIME);
 }
 
 void format_rfc3339_us(uint64_t real_us, char *buf, size_t size)
