@@ -250,6 +250,14 @@ static json_t *method_json(const struct cert_facts *f)
 			 (json_int_t)0, "range_end", (json_int_t)f->end, "profile", f->profile);
 }
 
+/* The device's own completion status of a firmware method: the command, its NVMe status field
+ * (-1: none, e.g. ATA) and the Sanitize Status log's SSTAT (-1: not read), and in words. */
+static json_t *firmware_json(const struct sanitize_outcome *o)
+{
+	return json_pack("{s:s, s:i, s:i, s:s}", "command", o->command, "status", o->status,
+			 "sanitize_status", o->sanitize_sstat, "completion", o->text);
+}
+
 static json_t *errors_json(const struct cert_facts *f)
 {
 	return json_pack(
@@ -273,6 +281,8 @@ json_t *cert_build(const struct cert_facts *f)
 	if (!c)
 		return NULL;
 	json_object_set_new(c, "method", method_json(f));
+	if (f->firmware)
+		json_object_set_new(c, "firmware", firmware_json(f->firmware));
 	json_object_set_new(c, "nist",
 			    json_pack("{s:s, s:s, s:s, s:s}", "standard", "NIST SP 800-88 Rev. 2",
 				      "level", succeeded(f) ? nist_level_name(f->level) : "none",

@@ -34,7 +34,8 @@ struct cert_facts {
 	json_t *keyslots;   /* crypto: the keyslot areas destroyed; NULL otherwise */
 	json_t *notes;	    /* caveats and fallbacks */
 	const struct wipe_method *method;
-	const char *profile; /* NULL: none asked */
+	const struct sanitize_outcome *firmware; /* a firmware method's answer; NULL: none */
+	const char *profile;			 /* NULL: none asked */
 	enum pattern_kind pattern;
 	uint64_t end;	       /* the method covered [0, end) */
 	enum nist_level level; /* the method's level on this device */

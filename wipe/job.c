@@ -299,11 +299,12 @@ static int plan_method(struct wipe_job *j, const char *path)
 	j->verify = j->resuming && !opt->verify_given ? j->cp.verify
 		    : opt->verify_given		      ? opt->verify
 						      : j->method->verify_default;
-	if (!j->method->verifiable && j->verify != PASS_VERIFY_NONE)
-		return job_refuse(j, -EINVAL,
-				  "method %s cannot be verified by reading back (what "
-				  "the device returns afterwards is up to it): use --verify none",
-				  j->method->name);
+	if (j->verify != PASS_VERIFY_NONE &&
+	    !method_verifiable(j->method, &j->dev, why, sizeof(why)))
+		return job_refuse(
+			j, -EINVAL,
+			"method %s cannot be verified by reading back (%s): use --verify none",
+			j->method->name, why);
 	return 0;
 }
 
@@ -556,10 +557,13 @@ static int write_phase(struct wipe_job *j, struct io_dev *dev)
 		return pass_write(&p, &j->write);
 	case METHOD_FIRMWARE:
 		r = sanitize_run(dev->fd, j->dev.transport, j->method->action, j->resuming,
-				 firmware_progress, j);
+				 firmware_progress, j, &j->firmware);
 		if (r == 0) {
 			j->write.bytes = j->end;
 			save_checkpoint(j, j->end, &j->write);
+		} else if (j->firmware.text[0]) {
+			return job_fail(j, r, "%s: %s failed: %s", j->dev.path, j->method->name,
+					j->firmware.text);
 		}
 		return r;
 	}
@@ -702,6 +706,10 @@ static struct cert_facts job_cert_facts(const struct wipe_job *j)
 		.keyslots = j->keyslots,
 		.notes = j->notes,
 		.method = j->method,
+		.firmware =
+			j->method && j->method->kind == METHOD_FIRMWARE && j->firmware.command[0]
+				? &j->firmware
+				: NULL,
 		.profile = j->opt->profile ? j->opt->profile->name : NULL,
 		.pattern = j->pattern.kind,
 		.end = j->end,

@@ -91,7 +91,8 @@ struct wipe_job {
 	struct checkpoint cp;
 	bool resuming;
 	struct pattern pattern;
-	json_t *notes; /* caveats and fallbacks, for the certificate */
+	json_t *notes;			  /* caveats and fallbacks, for the certificate */
+	struct sanitize_outcome firmware; /* how the device answered a firmware method */
 
 	/* Read by the progress display while the job runs: bytes done and to do in the current
 	 * phase, and of the phases before it (base) and after it (later: a verify pass to come),

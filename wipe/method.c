@@ -162,6 +162,7 @@ const struct wipe_profile *profile_find(const char *name)
 int method_check(const struct wipe_method *m, const struct device_info *d, const char *luks_uuid,
 		 char *why, size_t size)
 {
+	char answer[METHOD_WHY_MAX / 2];
 	bool offered = false;
 
 	why[0] = 0;
@@ -197,16 +198,14 @@ int method_check(const struct wipe_method *m, const struct device_info *d, const
 			return 0;
 		for (int a = 0; a < _SANITIZE_ACTION_MAX; a++)
 			offered |= d->firmware.action[a];
+		sanitize_explain(&d->firmware, m->action, answer, sizeof(answer));
 		if (offered)
-			snprintf(why, size, "%s does not offer %s", d->path,
-				 sanitize_action_name(m->action));
+			snprintf(why, size, "%s does not offer %s: %s", d->path,
+				 sanitize_action_name(m->action), answer);
 		else if (d->firmware.nvme || d->firmware.ata)
 			snprintf(why, size,
-				 "%s (%s) offers no firmware sanitize or secure format%s", d->path,
-				 d->firmware.nvme ? "NVMe" : "ATA",
-				 d->firmware.nvme
-					 ? " (or its controller has more than one namespace)"
-					 : "");
+				 "%s (%s) offers no firmware sanitize or secure format: %s",
+				 d->path, d->firmware.nvme ? "NVMe" : "ATA", answer);
 		else
 			snprintf(why, size,
 				 "%s (%s) has no firmware sanitize that wipe can drive "
@@ -215,6 +214,26 @@ int method_check(const struct wipe_method *m, const struct device_info *d, const
 		return -EOPNOTSUPP;
 	}
 	return -EINVAL;
+}
+
+bool method_verifiable(const struct wipe_method *m, const struct device_info *d, char *why,
+		       size_t size)
+{
+	bool erases =
+		m->kind == METHOD_FIRMWARE || (m->kind == METHOD_IOCTL && m->ioctl == BLKDISCARD);
+
+	why[0] = 0;
+	if (m->verifiable || (erases && d->firmware.reads_zero))
+		return true;
+	if (erases && d->firmware.nvme)
+		snprintf(
+			why, size,
+			"the namespace's DLFEAT is 0x%02x: it does not say that erased blocks read "
+			"as zeros",
+			d->firmware.dlfeat);
+	else
+		snprintf(why, size, "what the device returns afterwards is up to it");
+	return false;
 }
 
 static const char *overwrite_limit(enum device_media media)

@@ -63,6 +63,12 @@ int method_check(const struct wipe_method *m, const struct device_info *d, const
 enum nist_level method_level(const struct wipe_method *m, const struct device_info *d, char *why,
 			     size_t size);
 
+/* Whether reading @d back after @m checks anything: a method that writes a pattern, or a
+ * firmware erase or discard on a drive that says erased blocks read as zeros (NVMe DLFEAT);
+ * when not, @why says why not. */
+bool method_verifiable(const struct wipe_method *m, const struct device_info *d, char *why,
+		       size_t size);
+
 /* The method @p picks for @d. -EOPNOTSUPP when the profile cannot be honoured on this device;
  * @why explains (e.g. "overwrite is not Purge on flash"). */
 int profile_choose(const struct wipe_profile *p, const struct device_info *d, const char *luks_uuid,

@@ -103,6 +103,61 @@ static void test_purge_on_virtual(void **state)
 	assert_non_null(strstr(why, "no firmware sanitize"));
 }
 
+/* What is not offered is refused with the device's own answer, field and value. */
+static void test_unsupported_quotes_the_device(void **state)
+{
+	struct device_info d = dev("nvme", false);
+	char why[METHOD_WHY_MAX];
+
+	(void)state;
+	d.firmware = (struct sanitize_caps){.nvme = true, .namespaces = 1, .oacs = 0x0016};
+	d.firmware.action[SANITIZE_FORMAT_ERASE] = true;
+	assert_int_equal(method_check(method_find("sanitize-block"), &d, "", why, sizeof(why)),
+			 -EOPNOTSUPP);
+	assert_string_equal(why, "/dev/test does not offer block-erase: the controller's Identify "
+				 "data has SANICAP 0x00000000 (bit 1, block erase: clear)");
+	assert_int_equal(method_check(method_find("format-crypto"), &d, "", why, sizeof(why)),
+			 -EOPNOTSUPP);
+	assert_non_null(strstr(why, "FNA 0x00 (bit 2, cryptographic erase in Format NVM: clear)"));
+	/* Two namespaces: nothing is offered, and that is why. */
+	d.firmware = (struct sanitize_caps){.nvme = true, .namespaces = 2, .sanicap = 2};
+	assert_int_equal(method_check(method_find("sanitize-block"), &d, "", why, sizeof(why)),
+			 -EOPNOTSUPP);
+	assert_non_null(strstr(why, "offers no firmware sanitize or secure format: the "
+				    "controller has 2 active namespaces"));
+	d = dev("ata", true);
+	d.firmware = (struct sanitize_caps){.ata = true, .ata_word59 = 0x1000 | 0x2000};
+	d.firmware.action[SANITIZE_CRYPTO_ERASE] = true;
+	assert_int_equal(method_check(method_find("sanitize-block"), &d, "", why, sizeof(why)),
+			 -EOPNOTSUPP);
+	assert_non_null(strstr(why, "word 59 is 0x3000 (bit 15, BLOCK ERASE EXT: clear)"));
+}
+
+/* Reading back after a firmware erase or a discard checks something only where the drive says
+ * erased blocks read as zeros (NVMe DLFEAT 001b). */
+static void test_verifiable(void **state)
+{
+	struct device_info d = dev("nvme", false);
+	char why[METHOD_WHY_MAX];
+
+	(void)state;
+	assert_true(method_verifiable(method_find("zero"), &d, why, sizeof(why)));
+	d.firmware = (struct sanitize_caps){.nvme = true, .namespaces = 1, .dlfeat = 0x08};
+	assert_false(method_verifiable(method_find("format-erase"), &d, why, sizeof(why)));
+	assert_string_equal(why, "the namespace's DLFEAT is 0x08: it does not say that erased "
+				 "blocks read as zeros");
+	assert_false(method_verifiable(method_find("discard"), &d, why, sizeof(why)));
+	d.firmware.dlfeat = 0x09;
+	d.firmware.reads_zero = true;
+	assert_true(method_verifiable(method_find("format-erase"), &d, why, sizeof(why)));
+	assert_true(method_verifiable(method_find("discard"), &d, why, sizeof(why)));
+	assert_false(method_verifiable(method_find("secure-discard"), &d, why, sizeof(why)));
+	d = dev("ata", true);
+	d.firmware.ata = true;
+	assert_false(method_verifiable(method_find("sanitize-block"), &d, why, sizeof(why)));
+	assert_string_equal(why, "what the device returns afterwards is up to it");
+}
+
 static void test_levels_and_support(void **state)
 {
 	struct device_info d = dev("scsi", false);
@@ -140,6 +195,8 @@ int main(void)
 		cmocka_unit_test(test_purge_on_magnetic),
 		cmocka_unit_test(test_purge_on_virtual),
 		cmocka_unit_test(test_levels_and_support),
+		cmocka_unit_test(test_unsupported_quotes_the_device),
+		cmocka_unit_test(test_verifiable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
