@@ -11,6 +11,8 @@
 . "$(dirname "$0")/../lib.sh"
 need_cmd valgrind
 [ -z "${VALGRIND:-}" ] || skip "make check-valgrind runs every integration test under memcheck already"
+# memcheck cannot run AddressSanitizer's binaries (make check-asan): the plain build has this.
+ldd "$KEYD" | grep -q libasan && skip "needs keyd built without AddressSanitizer (run make check)"
 
 tests=(t-enroll-file t-callback t-audit-ops t-lifecycle)
 for t in "${tests[@]}"; do

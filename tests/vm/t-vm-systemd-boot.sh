@@ -43,6 +43,7 @@ if [ -n "${SYSTEMD_BOOT_RUN:-}" ]; then
 	RUN=$SYSTEMD_BOOT_RUN
 	mkdir -p "$RUN"
 else
+	mkdir -p "$BUILD/vm" # another BUILD (make check-asan's) has none yet
 	RUN=$(mktemp -d "$BUILD/vm/systemd-boot.XXXXXX")
 	trap 'rm -rf "$RUN"' EXIT
 fi
