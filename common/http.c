@@ -359,7 +359,14 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 			r = -ECONNRESET;
 	}
 	if (r < 0) {
-		error_set(e, r, "%s", ebuf[0] ? ebuf : curl.easy_strerror(cc));
+		/* libcurl keeps a transfer's first message: when a pooled connection had died and
+		 * it tried again on a fresh one that then timed out, the code is the timeout's and
+		 * the message the dead connection's. Say both. */
+		if (cc == CURLE_OPERATION_TIMEDOUT && ebuf[0] && !strstr(ebuf, "timed out"))
+			error_set(e, r, "%s, after an earlier failure: %s", curl.easy_strerror(cc),
+				  ebuf);
+		else
+			error_set(e, r, "%s", ebuf[0] ? ebuf : curl.easy_strerror(cc));
 		if (e)
 			e->retryable = http_errno_retryable(r);
 		secbuf_done(&resp->body);

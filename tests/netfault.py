@@ -21,6 +21,10 @@ the mode from --mode-file (one word; a missing file is "pass") and behaves so:
   http10           TLS here, the request forwarded; the reply as HTTP/1.0 without a
                    Content-Length, ended by closing the connection (valid HTTP: must work)
 
+When the mode changes from pass to a fault, every connection forwarded so far is reset, as a
+network change drops what was open: a client that keeps connections alive (libcurl's pool)
+meets the fault on the connection it opens next, not only when it happens to open one.
+
 One line per connection goes to --log: "<mode> <outcome>". Stops on SIGTERM. Only
 127.0.0.1; every wait is bounded.
 """
@@ -77,15 +81,42 @@ def splice(a, b):
             pass
 
 
+forwarded = set()  # the client sockets of pass connections still open
+forwarded_lock = threading.Lock()
+
+
 def forward_raw(client):
     up = socket.create_connection(opts.upstream, timeout=10)
     up.settimeout(None)
+    with forwarded_lock:
+        forwarded.add(client)
     t = threading.Thread(target=splice, args=(up, client), daemon=True)
     t.start()
     splice(client, up)
     t.join(opts.hold)
+    with forwarded_lock:
+        forwarded.discard(client)
     up.close()
     client.close()
+
+
+def watch_mode():
+    """Resets the forwarded connections when the mode turns from pass to a fault."""
+    last = mode_now()
+    while True:
+        time.sleep(0.1)
+        now = mode_now()
+        if last == "pass" and now != "pass":
+            with forwarded_lock:
+                drop = list(forwarded)
+            for c in drop:
+                try:
+                    rst(c)
+                except OSError:
+                    pass
+            if drop:
+                note("pass", "%d open connection(s) reset: the mode turned to %s" % (len(drop), now))
+        last = now
 
 
 class Tls:
@@ -306,6 +337,7 @@ def main():
         f.write(str(lsock.getsockname()[1]))
     os.rename(tmp, opts.port_file)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    threading.Thread(target=watch_mode, daemon=True).start()
     while True:
         c, _ = lsock.accept()
         threading.Thread(target=serve, args=(c,), daemon=True).start()

@@ -7,7 +7,8 @@
 # trickles a byte a second, cuts a TLS record short, or answers HTTP/1.0 without a length.
 # For each: enroll ends within its deadline with a message naming the failure and the device
 # untouched; keyd's unlock waits saying why while its control socket keeps answering, and
-# opens the volume once the network heals; a rewrap ends the same way and then succeeds.
+# opens the volume once the network heals; a rewrap ends the same way and then succeeds; and a
+# key-state poll that breaks is logged naming the fault, closes nothing, and polling resumes.
 . "$(dirname "$0")/../lib.sh"
 need_loop
 need_cmd cryptsetup curl jq openssl
@@ -166,6 +167,46 @@ for f in reset-handshake stall-headers truncate-record; do
 		fail "rewrap after $f healed failed"
 done
 "$KEYDCTL" --config "$T/kp.json" unlock pg >/dev/null
+kill "$KEYD_PID"
+wait "$KEYD_PID" 2>/dev/null || true
+
+log "key-state polling: a broken poll is logged naming the fault, closes nothing, and the next one works"
+# Polling every second; a fault that breaks a poll must not be taken for a revoked key.
+config "$T/kp.json" "$ENROLL_DEADLINE" "$dev"
+jq '.lifecycle = {poll_interval_s: 1, poll_jitter_pct: 0}' "$T/kp.json" >"$T/poll.json"
+start_keyd "$T/poll.json"
+wait_state "$T/poll.json" pg "$unlocked"
+pv() { "$KEYDCTL" --config "$T/poll.json" --json status | jq -r ".volumes[0].$1"; }
+for f in reset-handshake tls-alert reset-response stall-headers truncate-record; do
+	# The proxy resets the connection keyd keeps alive when the fault begins (that poll fails
+	# as a reset); the poll after it meets the fault itself on a new connection.
+	grep "polling key $key at KMS 'kp'" "$T/keyd.log" >"$T/polls0" || true
+	failed_poll() { grep "polling key $key at KMS 'kp'" "$T/keyd.log" | tail -n +$(($(wc -l <"$T/polls0") + 1)) | grep -F "${says[$f]}" | tail -n 1; }
+	mode "$f"
+	start=$(date +%s.%N)
+	for _ in $(seq $((4 * (bound + 2)))); do
+		[ -n "$(failed_poll)" ] && break
+		t0=$(date +%s.%N)
+		st=$(timeout 5 "$KEYDCTL" --config "$T/poll.json" --json status) ||
+			fail "$f: keydctl status did not answer while a poll was failing"
+		dt=$(echo "$(date +%s.%N) - $t0" | bc)
+		[ "$(echo "$dt < 1.5" | bc)" = 1 ] || fail "$f: keydctl status took $dt s during a failing poll"
+		sleep 0.25
+	done
+	secs=$(echo "$(date +%s.%N) - $start" | bc)
+	line=$(failed_poll)
+	echo "$f: after $(printf '%.1f' "$secs") s: ${line:0:300}"
+	[ -n "$line" ] || fail "$f: no poll failed naming '${says[$f]}' in $secs s: $(tail -n 5 "$T/keyd.log")"
+	[ "$(echo "$secs < $bound + 2" | bc)" = 1 ] || fail "the failed poll through $f took $secs s to end (bound $((bound + 2)) s)"
+	assert_eq "$(pv state)" "$unlocked" "the volume after a failed poll through $f"
+	assert_eq "$(pv revoked)" false "revoked after a failed poll through $f"
+	mode pass
+	# The next poll works again: a rotation made now is picked up and rewrapped by polling.
+	v0=$(pv key_version)
+	emu POST "/_emu/keys/$key/rotate" >/dev/null
+	for _ in $(seq $((20 * bound))); do [ "$(pv key_version)" != "$v0" ] && break; sleep 0.1; done
+	[ "$(pv key_version)" != "$v0" ] || fail "$f: polling did not pick up a rotation once the network healed"
+done
 kill "$KEYD_PID"
 wait "$KEYD_PID" 2>/dev/null || true
 echo "proxy log:"
