@@ -9,12 +9,15 @@ need_cmd clang
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
 	skip "needs libFuzzer (Debian package libclang-rt-14-dev)"
 cd "$TOP"
-out=$(make -s fuzz-build 2>&1) || { echo "$out" | tail -n 20; fail "the fuzz targets do not build"; }
-read -ra targets <<<"$(make -s fuzz-targets)"
+# The fuzz build has flags of its own: a make that runs this test (make check-asan's
+# CFLAGS=..., its -w and jobserver) must not reach it through MAKEFLAGS.
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES make -s --no-print-directory "$@"; }
+out=$(mk fuzz-build 2>&1) || { echo "$out" | tail -n 20; fail "the fuzz targets do not build"; }
+read -ra targets <<<"$(mk fuzz-targets)"
 ((${#targets[@]} > 0)) || fail "no fuzz targets in tests/fuzz/fuzz-parsers.c"
 secs=$((${FUZZ_BUDGET:-40} / ${#targets[@]}))
 ((secs >= 2)) || secs=2
-if ! out=$(make -s fuzz FUZZ_SECONDS="$secs" 2>&1); then
+if ! out=$(mk fuzz FUZZ_SECONDS="$secs" 2>&1); then
 	echo "$out" | tail -n 40
 	crashed=$(echo "$out" | sed -n 's/^\(fuzz-[a-z0-9-]*\): FAILED.*/\1/p')
 	fail "${crashed:-a fuzz target} failed (see build-fuzz/crashes/ and build-fuzz/logs/)"
