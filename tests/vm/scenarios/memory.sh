@@ -36,7 +36,7 @@ with open(sys.argv[4], "w") as f:
 	"$head" "$tail" "$ntags" "$mnt/table"
 sync
 cat "$mnt/table" >/dev/null
-found=$("$PY" "$VM_DIR/memscan.py" "$head" "$tail")
+found=$("$PY" "$VM_DIR/physmem-scan.py" "$head" "$tail")
 echo "    tags in memory while mounted: $found of $ntags"
 [ "$found" -ge $((ntags * 9 / 10)) ] || fail "the scan found only $found of $ntags tags in the page cache"
 
@@ -46,7 +46,7 @@ out=$(keydctl release pgdata)
 echo "    $out"
 assert_contains "$out" "mapping closed"
 sync
-found=$("$PY" "$VM_DIR/memscan.py" "$head" "$tail")
+found=$("$PY" "$VM_DIR/physmem-scan.py" "$head" "$tail")
 echo "    tags in memory after the release: $found of $ntags"
 if $zeroing; then
 	assert_eq "$found" 0 "tags of the released volume in memory with init_on_free=1"

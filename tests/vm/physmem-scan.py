@@ -3,7 +3,7 @@
 """Counts the distinct tags HEAD+TAIL+":"+six digits in the guest's physical memory, read
 through /proc/kcore's direct-map segments (free pages included). The two halves come as
 separate arguments and are never joined here, so this process's own memory holds no tag.
-Usage: memscan.py HEAD TAIL   (prints the count)"""
+Usage: physmem-scan.py HEAD TAIL   (prints the count)"""
 import struct
 import sys
 
@@ -13,7 +13,7 @@ CHUNK = 16 << 20
 def ram_segments(f):
     ehdr = f.read(64)
     if ehdr[:4] != b"\x7fELF" or ehdr[4] != 2:
-        sys.exit("memscan: /proc/kcore is not an ELF64 file")
+        sys.exit("physmem-scan: /proc/kcore is not an ELF64 file")
     phoff, = struct.unpack_from("<Q", ehdr, 32)
     phentsize, phnum = struct.unpack_from("<HH", ehdr, 54)
     f.seek(phoff)
@@ -50,7 +50,7 @@ def main():
                 carry = buf[-(len(head) + len(tail) + 8):]
                 pos += n
     print(len(found))
-    print(f"memscan: {total >> 20} MiB of RAM read", file=sys.stderr)
+    print(f"physmem-scan: {total >> 20} MiB of RAM read", file=sys.stderr)
 
 
 main()
