@@ -15,8 +15,8 @@ if grep -qw init_on_free=1 /proc/cmdline; then zeroing=true; else zeroing=false;
 ntags=800000
 # The tag's two halves are never joined in this script: only the file's writer and the page
 # cache (and what is freed of them) hold whole tags, so a scan counts the volume's plaintext.
-head=KEYDMEM$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
-tail=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+tag_a=KEYDMEM$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+tag_b=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mnt=/srv/pgdata
 
 step "an opened volume (init_on_free: $zeroing) with $ntags tagged lines in the page cache"
@@ -33,10 +33,10 @@ h, t, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with open(sys.argv[4], "w") as f:
     for i in range(n):
         f.write("%s%s:%06d pgdata row of a database about to be released\n" % (h, t, i))' \
-	"$head" "$tail" "$ntags" "$mnt/table"
+	"$tag_a" "$tag_b" "$ntags" "$mnt/table"
 sync
 cat "$mnt/table" >/dev/null
-found=$("$PY" "$VM_DIR/physmem-scan.py" "$head" "$tail")
+found=$("$PY" "$VM_DIR/physmem-scan.py" "$tag_a" "$tag_b")
 echo "    tags in memory while mounted: $found of $ntags"
 [ "$found" -ge $((ntags * 9 / 10)) ] || fail "the scan found only $found of $ntags tags in the page cache"
 
@@ -46,7 +46,7 @@ out=$(keydctl release pgdata)
 echo "    $out"
 assert_contains "$out" "mapping closed"
 sync
-found=$("$PY" "$VM_DIR/physmem-scan.py" "$head" "$tail")
+found=$("$PY" "$VM_DIR/physmem-scan.py" "$tag_a" "$tag_b")
 echo "    tags in memory after the release: $found of $ntags"
 if $zeroing; then
 	assert_eq "$found" 0 "tags of the released volume in memory with init_on_free=1"
