@@ -185,6 +185,27 @@ static void on_output(evutil_socket_t fd, short what, void *u)
 	event_base_loopbreak(base);
 }
 
+static void on_deadline(evutil_socket_t fd, short what, void *u)
+{
+	(void)fd;
+	(void)what;
+	*(bool *)u = true;
+	event_base_loopbreak(base);
+}
+
+/* Serves until something breaks the loop or @tv has passed (*expired then). A timer of its
+ * own, freed on return: event_base_loopexit's would stay behind after an early loopbreak and
+ * end a later dispatch at its own deadline. */
+static void dispatch_until(struct timeval tv, bool *expired)
+{
+	struct event *t = evtimer_new(base, on_deadline, expired);
+
+	*expired = false;
+	evtimer_add(t, &tv);
+	event_base_dispatch(base);
+	event_free(t);
+}
+
 /* Runs callback-send.py with @args against port @port, serving until it exits; its output
  * (one "STATUS BODY" line per request) goes to @out. */
 static void run_client(uint16_t port, const char *args, char *out, size_t size)
@@ -193,6 +214,7 @@ static void run_client(uint16_t port, const char *args, char *out, size_t size)
 	char cmd[8192];
 	struct timeval tv = {CHILD_TIMEOUT_S, 0};
 	struct event *ev;
+	bool expired;
 	int p[2], status;
 	pid_t pid;
 
@@ -212,8 +234,7 @@ static void run_client(uint16_t port, const char *args, char *out, size_t size)
 	close(p[1]);
 	ev = event_new(base, p[0], EV_READ | EV_PERSIST, on_output, &c);
 	event_add(ev, NULL);
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	dispatch_until(tv, &expired);
 	event_free(ev);
 	close(p[0]);
 	if (!c.eof)
@@ -230,9 +251,9 @@ static void run_client(uint16_t port, const char *args, char *out, size_t size)
 static void serve_for(unsigned ms)
 {
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	bool expired;
 
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	dispatch_until(tv, &expired);
 }
 
 static void expect_prefix(const char *out, const char *want, const char *what)
