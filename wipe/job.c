@@ -707,9 +707,7 @@ static struct cert_facts job_cert_facts(const struct wipe_job *j)
 		.notes = j->notes,
 		.method = j->method,
 		.firmware =
-			j->method && j->method->kind == METHOD_FIRMWARE && j->firmware.command[0]
-				? &j->firmware
-				: NULL,
+			j->firmware.command[0] ? &j->firmware : NULL, /* a firmware method ran */
 		.profile = j->opt->profile ? j->opt->profile->name : NULL,
 		.pattern = j->pattern.kind,
 		.end = j->end,

@@ -60,10 +60,11 @@ record() {
 }
 
 # replay CHECK: for every state, a fresh copy of the base with the state's writes on a loop
-# device ($rdev, config pointing at it), then CHECK; counts the states and the failures.
+# device ($rdev, config pointing at it), then CHECK; adds the states and the failures to
+# $total and $bad.
+total=0 bad=0
 replay() {
-	local label idx rdev
-	states=0 failed=0
+	local label idx rdev states=0 failed=0
 	while read -r label idx; do
 		cp --sparse=always "$T/base.img" "$T/replay.img"
 		# shellcheck disable=SC2086 # the indices, one word each
@@ -79,6 +80,7 @@ replay() {
 		losetup -d "$rdev"
 	done <"$T/states"
 	echo "    replayed $states states: $failed failed"
+	total=$((total + states)) bad=$((bad + failed))
 }
 
 # opens RDEV: keyd's first pass (it converges) opens the volume, its data intact, with exactly
@@ -106,34 +108,32 @@ enrolled_or_passphrase() {
 	opens "$1"
 }
 
-total=0 bad=0
+# enrolled_with_data: a fresh volume on $dev, enrolled --format and opened by keyd, with the
+# data of data_in on it.
+enrolled_with_data() {
+	dev=$(mkloop 40)
+	conf "$dev"
+	ctl enroll --name vol --format >/dev/null
+	first_pass "$T/keyd.json"
+	assert_eq "$KEYD_STATE" open "state after enroll"
+	data_in
+}
+
 step "re-key (keydctl rotate --rekey) under log-writes, replayed at every flush and between"
-dev=$(mkloop 40)
-conf "$dev"
-ctl enroll --name vol --format >/dev/null
-first_pass "$T/keyd.json"
-assert_eq "$KEYD_STATE" open "state after enroll"
-data_in
+enrolled_with_data
 record ctl rotate --rekey vol
 replay opens
-total=$((total + states)) bad=$((bad + failed))
 
 step "rewrap (keydctl rotate --rewrap, Key Protect emulator) after a root-key rotation"
 start_emulator
 emu_tenant
 kpkey=$(emu_key)
 export KMS=kp
-dev=$(mkloop 40)
-conf "$dev"
-ctl enroll --name vol --format >/dev/null
-first_pass "$T/keyd.json"
-assert_eq "$KEYD_STATE" open "state after enroll"
-data_in
+enrolled_with_data
 emu POST "/_emu/keys/$kpkey/rotate" '{}' >/dev/null
 record ctl rotate --rewrap vol
 assert_contains "$(cat "$T/op.out")" "ewrapped"
 replay opens
-total=$((total + states)) bad=$((bad + failed))
 unset KMS
 
 step "enroll beside a passphrase under log-writes: the passphrase opens every state"
@@ -144,7 +144,6 @@ cryptsetup open --key-file "$T/pass" "$dev" vol
 data_in
 record ctl enroll --name vol --key-file "$T/pass"
 replay enrolled_or_passphrase
-total=$((total + states)) bad=$((bad + failed))
 
 step "power-cut states: $total replayed, $bad failed"
 [ "$bad" -eq 0 ] || fail "$bad of $total power-cut states did not recover"
