@@ -4,22 +4,35 @@
 
     /usr/bin/python3 tests/netfault.py --upstream HOST:PORT --upstream-ca CA.pem \\
         --cert server.pem --key server.key --wrong-cert other.pem --wrong-key other.key \\
-        --mode-file FILE --port-file FILE --log FILE
+        --mode-file FILE --port-file FILE --log FILE \\
+        [--protocol kmip --upstream-cert client.pem --upstream-key client.key]
 
 Listens on 127.0.0.1 (an ephemeral port, written to --port-file). Each new connection reads
-the mode from --mode-file (one word; a missing file is "pass") and behaves so:
+the mode from --mode-file (a word, a missing file is "pass"; for the modes that terminate TLS
+a path may follow, see below) and behaves so:
 
   pass             bytes forwarded both ways, untouched (TLS end to end with the upstream)
   reset-handshake  reads the ClientHello, then resets the connection (RST)
   tls-alert        answers the ClientHello with a fatal handshake_failure alert, closes
   wrong-name       completes TLS with --wrong-cert (same CA, another name), then closes
   reset-response   TLS here, the request forwarded; the reply's head and half its body, RST
+                   (a reply without a body: half its head)
   stall-headers    TLS here, the request forwarded; the reply's head, then nothing (held
-                   open until the client gives up, at most --hold seconds)
+                   open until the client gives up, at most --hold seconds; a reply without
+                   a body: its head but the blank line that would end it)
   trickle          TLS here, the request forwarded; the whole reply, one byte a second
   truncate-record  TLS here, the request forwarded; the reply's TLS record cut short, FIN
   http10           TLS here, the request forwarded; the reply as HTTP/1.0 without a
                    Content-Length, ended by closing the connection (valid HTTP: must work)
+
+"MODE PATH" (HTTP, a mode that terminates TLS): only a request whose path begins with PATH
+meets the fault; any other is answered whole (Content-Length, then the connection closed), so
+that a test can aim at one call (Key Protect's /api/v2/event_ack) among those before it.
+
+--protocol kmip: the request and the reply are KMIP messages (TTLV: an 8-byte header whose
+last four bytes are the length of what follows), one of each per connection; "the reply's
+head" is that header, and the upstream is reached with --upstream-cert as the client
+certificate (a KMIP server asks for one). http10 and PATH are HTTP's only.
 
 When the mode changes from pass to a fault, every connection forwarded so far is reset, as a
 network change drops what was open: a client that keeps connections alive (libcurl's pool)
@@ -187,6 +200,46 @@ def read_request(tls):
     return method, path, headers, body[:n]
 
 
+def read_ttlv(read):
+    """One KMIP message from @read (a function returning the next bytes, b"" at the end)."""
+    buf = b""
+    while len(buf) < 8 or len(buf) < 8 + struct.unpack(">I", buf[4:8])[0]:
+        if len(buf) >= 8 and struct.unpack(">I", buf[4:8])[0] > BODY_MAX:
+            raise ValueError("a KMIP message of more than %d bytes" % BODY_MAX)
+        d = read()
+        if not d:
+            raise EOFError("KMIP message cut short")
+        buf += d
+    n = 8 + struct.unpack(">I", buf[4:8])[0]
+    if len(buf) > n:
+        raise ValueError("more than one KMIP message in a row")
+    return buf
+
+
+def kmip_exchange(tls):
+    """Forwards one KMIP request; returns the reply as (head, body)."""
+    req = read_ttlv(tls.read)
+    ctx = ssl.create_default_context(cafile=opts.upstream_ca)
+    ctx.check_hostname = False  # the upstream's certificate is for 127.0.0.1; verified by CA
+    ctx.load_cert_chain(opts.upstream_cert, opts.upstream_key)
+    with socket.create_connection(opts.upstream, timeout=10) as raw:
+        with ctx.wrap_socket(raw) as up:
+            up.sendall(req)
+            reply = read_ttlv(lambda: up.recv(65536))
+    return reply[:8], reply[8:], "KMIP reply"
+
+
+def http_exchange(tls, path_prefix):
+    """Forwards one HTTP request; returns the reply as (head, body, what), or None once a
+    request outside @path_prefix has been answered whole."""
+    method, path, headers, body = read_request(tls)
+    status, reason, hdrs, data = ask_upstream(method, path, headers, body)
+    if path_prefix and not path.startswith(path_prefix):
+        tls.sock.sendall(tls.records(reply_head("HTTP/1.1", status, reason, hdrs, len(data)) + data))
+        return None
+    return reply_head("HTTP/1.1", status, reason, hdrs, len(data)), data, "%d" % status
+
+
 def ask_upstream(method, path, headers, body):
     ctx = ssl.create_default_context(cafile=opts.upstream_ca)
     ctx.check_hostname = False  # the upstream's certificate is for 127.0.0.1; verified by CA
@@ -225,11 +278,13 @@ def hold(sock):
         return "held %ds" % opts.hold
 
 
-def tls_fault(client, mode):
+def tls_fault(client, mode, path_prefix):
     tls = Tls(client, opts.ctx)
-    method, path, headers, body = read_request(tls)
-    status, reason, hdrs, data = ask_upstream(method, path, headers, body)
-    if mode == "http10":
+    if opts.protocol == "kmip":
+        head, data, what = kmip_exchange(tls)
+    elif mode == "http10":
+        method, path, headers, body = read_request(tls)
+        status, reason, hdrs, data = ask_upstream(method, path, headers, body)
         client.sendall(tls.records(reply_head("HTTP/1.0", status, reason, hdrs, None) + data))
         try:
             tls.obj.unwrap()
@@ -238,20 +293,32 @@ def tls_fault(client, mode):
         tls.flush()
         client.close()
         return "sent %d without length, closed" % status
-    head = reply_head("HTTP/1.1", status, reason, hdrs, len(data))
+    else:
+        got = http_exchange(tls, path_prefix)
+        if got is None:
+            client.close()
+            return "outside %s: answered whole" % path_prefix
+        head, data, what = got
+    # A reply without a body (Key Protect's 204) is whole once its head is: the faults cut the
+    # head instead.
     if mode == "reset-response":
-        client.sendall(tls.records(head + data[: len(data) // 2]))
+        if data:
+            client.sendall(tls.records(head + data[: len(data) // 2]))
+            cut = "%d of %d body bytes" % (len(data) // 2, len(data))
+        else:
+            client.sendall(tls.records(head[: len(head) // 2]))
+            cut = "%d of %d bytes of a head without body" % (len(head) // 2, len(head))
         time.sleep(0.2)
         rst(client)
-        return "reset after %d of %d body bytes" % (len(data) // 2, len(data))
+        return "%s: reset after %s" % (what, cut)
     if mode == "stall-headers":
-        client.sendall(tls.records(head))
-        return hold(client)
+        client.sendall(tls.records(head if data else head[:-2]))
+        return "%s: head sent%s; %s" % (what, "" if data else " but its last CRLF", hold(client))
     if mode == "truncate-record":
         raw = tls.records(head + data)
         client.sendall(raw[:-16])
         client.shutdown(socket.SHUT_WR)
-        return "record cut by 16 of %d bytes; " % len(raw) + hold(client)
+        return "%s: record cut by 16 of %d bytes; %s" % (what, len(raw), hold(client))
     # trickle
     client.settimeout(opts.hold)
     sent = 0
@@ -262,12 +329,17 @@ def tls_fault(client, mode):
             time.sleep(1)
     except OSError:
         pass
-    return "trickled %d bytes" % sent
+    return "%s: trickled %d bytes" % (what, sent)
 
 
 def serve(client):
-    mode = mode_now()
+    mode, _, path_prefix = mode_now().partition(" ")
+    path_prefix = path_prefix.strip()
     try:
+        if path_prefix and (mode not in TLS_MODES or mode == "http10" or opts.protocol != "http"):
+            raise ValueError("a path is only for HTTP's faults after the handshake")
+        if opts.protocol == "kmip" and mode == "http10":
+            raise ValueError("http10 is HTTP's")
         client.settimeout(opts.hold)
         if mode == "pass":
             forward_raw(client)
@@ -292,7 +364,7 @@ def serve(client):
             client.close()
         elif mode in TLS_MODES:
             # Still under --hold: a client that connects and says nothing is let go.
-            what = tls_fault(client, mode)
+            what = tls_fault(client, mode, path_prefix)
         else:
             what = "unknown mode, closed"
             client.close()
@@ -318,7 +390,12 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--hold", type=int, default=60)
+    ap.add_argument("--protocol", choices=("http", "kmip"), default="http")
+    ap.add_argument("--upstream-cert")
+    ap.add_argument("--upstream-key")
     opts = ap.parse_args()
+    if opts.protocol == "kmip" and not (opts.upstream_cert and opts.upstream_key):
+        ap.error("--protocol kmip needs --upstream-cert and --upstream-key")
     host, port = opts.upstream.rsplit(":", 1)
     if host != "127.0.0.1":
         ap.error("--upstream must be on 127.0.0.1")

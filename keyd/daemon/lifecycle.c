@@ -467,8 +467,9 @@ static const char *const origin_names[] = {
 	[KEY_EVENT_FROM_CONTROL] = "keydctl",
 };
 
-/* Key Protect's rule for adopters: acknowledge after acting. */
-static void acknowledge(struct kms *kms, const struct key_event *ev)
+/* Key Protect's rule for adopters: acknowledge after acting; tried again per the retry
+ * policy, as every KMS call is. */
+static void acknowledge(struct lifecycle *l, struct kms *kms, const struct key_event *ev)
 {
 	static const enum kms_key_state held[] = {
 		[KEY_EVENT_ROTATE] = KMS_KEY_ACTIVE,  [KEY_EVENT_DISABLE] = KMS_KEY_SUSPENDED,
@@ -476,7 +477,7 @@ static void acknowledge(struct kms *kms, const struct key_event *ev)
 		[KEY_EVENT_RESTORE] = KMS_KEY_ACTIVE,
 	};
 	struct error e = {.retry_after_s = -1};
-	int r = kms->provider->event_ack(kms, ev->key_id, ev->id, held[ev->type], &e);
+	int r = kms_event_ack(kms, ev->key_id, ev->id, held[ev->type], &e, l->env.stop);
 
 	if (r < 0)
 		log_warning("event %s: acknowledgement to KMS '%s' failed: %s", ev->id, kms->name,
@@ -613,7 +614,7 @@ static void run_event(struct lifecycle *l, const struct key_event *ev)
 	}
 	rewrap_all(&rewraps);
 	if (acked_by && ev->id[0] && acked_by->provider->event_ack)
-		acknowledge(acked_by, ev);
+		acknowledge(l, acked_by, ev);
 }
 
 static void run_job(struct lifecycle *l, const struct job *j)

@@ -22,7 +22,7 @@ const char *const kms_key_state_names[] = {
 const char *const kms_action_names[] = {
 	[KMS_ACTION_WRAP] = "wrap",	[KMS_ACTION_UNWRAP] = "unwrap",
 	[KMS_ACTION_REWRAP] = "rewrap", [KMS_ACTION_KEY_INFO] = "key_info",
-	[KMS_ACTION_PROBE] = "probe",
+	[KMS_ACTION_PROBE] = "probe",	[KMS_ACTION_EVENT_ACK] = "event_ack",
 };
 
 const char *const kms_outcome_names[] = {
@@ -153,6 +153,8 @@ struct kms_call {
 	uint8_t **ret_dek;
 	size_t *ret_len;
 	struct kms_key_info *info;
+	const char *event_id;
+	enum kms_key_state key_state;
 };
 
 static int kms_call_once(struct kms *kms, const struct kms_call *c, struct error *e)
@@ -176,6 +178,12 @@ static int kms_call_once(struct kms *kms, const struct kms_call *c, struct error
 		return kms->provider->key_info(kms, c->key_id, c->info, e);
 	case KMS_ACTION_PROBE:
 		return kms->provider->probe ? kms->provider->probe(kms, c->key_id, e) : 0;
+	case KMS_ACTION_EVENT_ACK:
+		if (!kms->provider->event_ack)
+			return kms_fail(e, -EOPNOTSUPP, false,
+					"provider %s has no event acknowledgement",
+					kms->provider->name);
+		return kms->provider->event_ack(kms, c->key_id, c->event_id, c->key_state, e);
 	case _KMS_ACTION_MAX:
 		break;
 	}
@@ -274,6 +282,17 @@ int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char
 			     .wrapped = ret};
 
 	return kms_call_retrying(kms, &c, e, wait, userdata, stop);
+}
+
+int kms_event_ack(struct kms *kms, const char *key_id, const char *event_id,
+		  enum kms_key_state key_state, struct error *e, const volatile bool *stop)
+{
+	struct kms_call c = {.op = KMS_ACTION_EVENT_ACK,
+			     .key_id = key_id,
+			     .event_id = event_id,
+			     .key_state = key_state};
+
+	return kms_call_retrying(kms, &c, e, NULL, NULL, stop);
 }
 
 int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret, struct error *e)

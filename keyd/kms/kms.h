@@ -62,6 +62,7 @@ enum kms_action {
 	KMS_ACTION_REWRAP,
 	KMS_ACTION_KEY_INFO,
 	KMS_ACTION_PROBE,
+	KMS_ACTION_EVENT_ACK,
 	_KMS_ACTION_MAX,
 };
 extern const char *const kms_action_names[];
@@ -170,6 +171,11 @@ int kms_unwrap(struct kms *kms, const char *key_id, const char *wdek, const char
 int kms_rewrap(struct kms *kms, const char *key_id, const char *wdek, const char *aad,
 	       struct kms_wrapped *ret, struct error *e, kms_wait_fn wait, void *userdata,
 	       const volatile bool *stop);
+/* Tells the KMS that keyd acted on its event @event_id (Key Protect's event_ack), with the
+ * retries above: an acknowledgement lost to the network is one the KMS keeps waiting for.
+ * -EOPNOTSUPP when the provider has no acknowledgement. */
+int kms_event_ack(struct kms *kms, const char *key_id, const char *event_id,
+		  enum kms_key_state key_state, struct error *e, const volatile bool *stop);
 /* One attempt, no retries (for polling). */
 int kms_key_info(struct kms *kms, const char *key_id, struct kms_key_info *ret, struct error *e);
 int kms_probe(struct kms *kms, const char *key_id, struct error *e);

@@ -7,41 +7,28 @@
 # trickles a byte a second, cuts a TLS record short, or answers HTTP/1.0 without a length.
 # For each: enroll ends within its deadline with a message naming the failure and the device
 # untouched; keyd's unlock waits saying why while its control socket keeps answering, and
-# opens the volume once the network heals; a rewrap ends the same way and then succeeds; and a
-# key-state poll that breaks is logged naming the fault, closes nothing, and polling resumes.
+# opens the volume once the network heals; a rewrap ends the same way and then succeeds; a
+# key-state poll that breaks is logged naming the fault, closes nothing, and polling resumes;
+# and an event's acknowledgement that breaks after the rewrap it followed is logged naming the
+# fault, tried again per the policy, and the next event is acknowledged.
 . "$(dirname "$0")/../lib.sh"
+. "$TOP/tests/netfault-lib.sh"
 need_loop
 need_cmd cryptsetup curl jq openssl
 start_emulator
 emu_tenant
 key=$(emu_key)
 
-log "the fault proxy, and a certificate from the same CA for another name"
-(
-	cd "$T"
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=wrong.example" \
-		-keyout wrong.key -out wrong.csr
-	printf 'subjectAltName=DNS:wrong.example\nextendedKeyUsage=serverAuth\n' >wrong.ext
-	openssl x509 -req -in wrong.csr -CA "$EMU_DIR/ca.pem" -CAkey "$EMU_DIR/ca.key" \
-		-CAcreateserial -days 2 -extfile wrong.ext -out wrong.pem
-) >"$T/pki.log" 2>&1 || { cat "$T/pki.log"; fail "cannot make the wrong-name certificate"; }
-mode() { echo "$1" >"$T/mode"; }
-mode pass
-$PY "$TOP/tests/netfault.py" --upstream "127.0.0.1:$(cat "$EMU_DIR/port")" --upstream-ca "$EMU_CA" \
-	--cert "$EMU_DIR/server.pem" --key "$EMU_DIR/server.key" \
-	--wrong-cert "$T/wrong.pem" --wrong-key "$T/wrong.key" --hold 30 \
-	--mode-file "$T/mode" --port-file "$T/nport" --log "$T/netfault.log" 2>"$T/netfault.err" &
-_pids+=($!)
-for _ in $(seq 100); do [ -s "$T/nport" ] && break; sleep 0.1; done
-[ -s "$T/nport" ] || { cat "$T/netfault.err"; fail "the fault proxy did not start"; }
-PROXY=https://127.0.0.1:$(cat "$T/nport")
+log "the fault proxy in front of the emulator"
+start_netfault "$EMU_DIR" "$(cat "$EMU_DIR/port")" "$EMU_CA"
+PROXY=https://127.0.0.1:$NETFAULT_PORT
 
-# config FILE DEADLINE [DEVICE]: Key Protect through the proxy (IAM direct: its token is not
+# config FILE DEADLINE DEVICE: Key Protect through the proxy (IAM direct: its token is not
 # what is tested), 2 s per try.
 TRY_S=2
 config() {
 	jq -n --arg url "$PROXY" --arg iam "$EMU_URL" --arg ca "$EMU_CA" --arg key "$key" \
-		--arg dev "${3:-/dev/null}" --arg api "$T/kp.apikey" --arg sock "$T/keyd.sock" \
+		--arg dev "$3" --arg api "$T/kp.apikey" --arg sock "$T/keyd.sock" \
 		--argjson trys "$TRY_S" --argjson deadline "$2" '
 	{ kms: { kp: { provider: "keyprotect", endpoints: [$url], iam_endpoint: $iam,
 	               instance_id: "inst", api_key_file: $api, ca_file: $ca } },
@@ -54,8 +41,7 @@ config() {
 	  volumes: [ { name: "pg", device: $dev, kms: "kp", key_id: $key } ] }' >"$1"
 }
 
-# What each fault must be called, and whether keyd tries again (transport failures) or not (a
-# certificate or handshake the server refuses: waiting does not change it).
+# What each fault must be called (tests/netfault-lib.sh says which are tried again).
 declare -A says=(
 	[reset-handshake]="the connection broke"
 	[tls-alert]="TLS handshake"
@@ -65,17 +51,11 @@ declare -A says=(
 	[trickle]="no whole reply within the per-try timeout"
 	[truncate-record]="the connection broke"
 )
-declare -A retried=(
-	[reset-handshake]=yes [tls-alert]=no [wrong-name]=no [reset-response]=yes
-	[stall-headers]=yes [trickle]=yes [truncate-record]=yes
-)
-faults="reset-handshake tls-alert wrong-name reset-response stall-headers trickle truncate-record"
 ENROLL_DEADLINE=5
-# The longest an operation may take: its deadline, plus one try that began just before it,
-# plus slack for a loaded machine.
 bound=$((ENROLL_DEADLINE + TRY_S + 4))
-
-connections() { grep -c "^$1 " "$T/netfault.log" || true; }
+once_max=2
+connections() { netfault_connections "$1"; }
+mode() { netfault_mode "$@"; }
 
 log "baseline: enroll through the proxy"
 dev=$(mkloop 64)
@@ -88,65 +68,10 @@ config "$T/kp10.json" "$ENROLL_DEADLINE" "$dev10"
 	fail "HTTP/1.0 without a length (ended by close) is valid HTTP and must work"
 [ "$(connections http10)" -ge 1 ] || fail "the proxy saw no http10 connection"
 
-for f in $faults; do
-	log "$f: enroll ends in time, says what happened, leaves the device as it was"
-	fresh=$(mkloop 64)
-	config "$T/e.json" "$ENROLL_DEADLINE" "$fresh"
-	before=$(header_sum "$fresh")
-	n0=$(connections "$f")
-	mode "$f"
-	start=$(date +%s.%N)
-	expect_fail out "$KEYDCTL" --config "$T/e.json" enroll --name pg --format
-	secs=$(echo "$(date +%s.%N) - $start" | bc)
-	mode pass
-	echo "$f: $(printf '%.1f' "$secs") s: $out" | head -c 600
-	echo
-	assert_contains "$out" "${says[$f]}" "enroll through $f"
-	assert_contains "$out" "the device is unchanged"
-	assert_eq "$(header_sum "$fresh")" "$before" "device after enroll through $f"
-	[ "$(echo "$secs < $bound" | bc)" = 1 ] || fail "enroll through $f took $secs s (bound $bound s)"
-	tries=$(($(connections "$f") - n0))
-	if [ "${retried[$f]}" = yes ]; then
-		[ "$tries" -ge 2 ] || fail "$f is a transport failure: keyd should try again ($tries tries)"
-	else
-		# libcurl may open a second connection of its own; keyd itself must not go on.
-		[ "$tries" -le 2 ] || fail "$f will not heal by waiting: keyd tried $tries times"
-	fi
-done
+netfault_enroll_each "$ENROLL_DEADLINE"
 
 log "unlock: keyd waits through each fault, answers its socket, opens once the network heals"
-config "$T/kp.json" 120 "$dev"
-for f in $faults; do
-	mode "$f"
-	start_keyd "$T/kp.json"
-	# The control socket answers within a second every time while the unlock struggles.
-	seen=""
-	for _ in $(seq 8); do
-		t0=$(date +%s.%N)
-		# keydctl(8): 3 is "a required volume is not open", as while unlocking.
-		st=$(timeout 5 "$KEYDCTL" --config "$T/kp.json" --json status) || [ $? -eq 3 ] ||
-			fail "$f: keydctl status did not answer while keyd was unlocking"
-		dt=$(echo "$(date +%s.%N) - $t0" | bc)
-		[ "$(echo "$dt < 1.5" | bc)" = 1 ] || fail "$f: keydctl status took $dt s"
-		e=$(jq -r '.volumes[0].error' <<<"$st")
-		[ -n "$e" ] && seen=$e
-		sleep 0.5
-	done
-	echo "$f: volume $(jq -r '.volumes[0].state' <<<"$st"), error: $seen"
-	assert_contains "$seen" "${says[$f]}" "the volume's error under $f"
-	mode pass
-	if [ "${retried[$f]}" = yes ]; then
-		wait_state "$T/kp.json" pg "$unlocked"
-	else
-		# Not retried by itself: the operator fixes the cause and asks again.
-		st=$("$KEYDCTL" --config "$T/kp.json" --json status | jq -r '.volumes[0].state')
-		"$KEYDCTL" --config "$T/kp.json" unlock pg >/dev/null ||
-			fail "$f: keydctl unlock after the network healed failed"
-		wait_state "$T/kp.json" pg "$unlocked"
-	fi
-	kill "$KEYD_PID"
-	wait "$KEYD_PID" 2>/dev/null || true
-done
+netfault_unlock_each "$dev"
 
 log "rewrap: fails in time naming the fault, then succeeds once the network heals"
 config "$T/kp.json" "$ENROLL_DEADLINE" "$dev"
@@ -157,12 +82,12 @@ for f in reset-handshake stall-headers truncate-record; do
 	mode "$f"
 	start=$(date +%s.%N)
 	expect_fail out "$KEYDCTL" --config "$T/kp.json" rotate --rewrap pg
-	secs=$(echo "$(date +%s.%N) - $start" | bc)
+	secs=$(elapsed "$start")
 	mode pass
 	echo "$f: rewrap refused after $(printf '%.1f' "$secs") s: $out" | head -c 600
 	echo
 	assert_contains "$out" "${says[$f]}" "rewrap through $f"
-	[ "$(echo "$secs < $bound" | bc)" = 1 ] || fail "rewrap through $f took $secs s (bound $bound s)"
+	within "$secs" "$bound" || fail "rewrap through $f took $secs s (bound $bound s)"
 	"$KEYDCTL" --config "$T/kp.json" rotate --rewrap pg >/dev/null ||
 		fail "rewrap after $f healed failed"
 done
@@ -184,20 +109,12 @@ for f in reset-handshake tls-alert reset-response stall-headers truncate-record;
 	failed_poll() { grep "polling key $key at KMS 'kp'" "$T/keyd.log" | tail -n +$(($(wc -l <"$T/polls0") + 1)) | grep -F "${says[$f]}" | tail -n 1; }
 	mode "$f"
 	start=$(date +%s.%N)
-	for _ in $(seq $((4 * (bound + 2)))); do
-		[ -n "$(failed_poll)" ] && break
-		t0=$(date +%s.%N)
-		st=$(timeout 5 "$KEYDCTL" --config "$T/poll.json" --json status) ||
-			fail "$f: keydctl status did not answer while a poll was failing"
-		dt=$(echo "$(date +%s.%N) - $t0" | bc)
-		[ "$(echo "$dt < 1.5" | bc)" = 1 ] || fail "$f: keydctl status took $dt s during a failing poll"
-		sleep 0.25
-	done
-	secs=$(echo "$(date +%s.%N) - $start" | bc)
+	answers_until "$T/poll.json" $((4 * (bound + 2))) "a poll through $f was failing" failed_poll
+	secs=$(elapsed "$start")
 	line=$(failed_poll)
 	echo "$f: after $(printf '%.1f' "$secs") s: ${line:0:300}"
 	[ -n "$line" ] || fail "$f: no poll failed naming '${says[$f]}' in $secs s: $(tail -n 5 "$T/keyd.log")"
-	[ "$(echo "$secs < $bound + 2" | bc)" = 1 ] || fail "the failed poll through $f took $secs s to end (bound $((bound + 2)) s)"
+	within "$secs" $((bound + 2)) || fail "the failed poll through $f took $secs s to end (bound $((bound + 2)) s)"
 	assert_eq "$(pv state)" "$unlocked" "the volume after a failed poll through $f"
 	assert_eq "$(pv revoked)" false "revoked after a failed poll through $f"
 	mode pass
@@ -206,6 +123,57 @@ for f in reset-handshake tls-alert reset-response stall-headers truncate-record;
 	emu POST "/_emu/keys/$key/rotate" >/dev/null
 	for _ in $(seq $((20 * bound))); do [ "$(pv key_version)" != "$v0" ] && break; sleep 0.1; done
 	[ "$(pv key_version)" != "$v0" ] || fail "$f: polling did not pick up a rotation once the network healed"
+done
+kill "$KEYD_PID"
+wait "$KEYD_PID" 2>/dev/null || true
+
+log "event acknowledgement: fails in time naming the fault, after the rewrap it follows; the next one works"
+# The proxy aims at Key Protect's /api/v2/event_ack alone ("MODE PATH"): the rewrap the event
+# asks for goes through, the acknowledgement after it meets the fault. Only faults after the
+# handshake can be aimed at one request; the handshake's are the same kms_rest_perform call.
+mkpki "$T"
+cport=$(free_port)
+config "$T/kp.json" "$ENROLL_DEADLINE" "$dev"
+jq --arg T "$T" --arg port "$cport" '.callback = { listen: ("127.0.0.1:" + $port),
+	cert_file: ($T + "/server.pem"), key_file: ($T + "/server.key"),
+	hmac_secret_file: ($T + "/callback.secret") }' "$T/kp.json" >"$T/ev.json"
+start_keyd "$T/ev.json"
+wait_state "$T/ev.json" pg "$unlocked"
+send() { "$PY" -I "$TOP/tests/callback-send.py" --url "https://127.0.0.1:$cport/v1/events" \
+	--ca "$T/ca.pem" --secret-file "$T/callback.secret" --kms kp --type rotate --key-id "$key" "$@"; }
+ev() { "$KEYDCTL" --config "$T/ev.json" --json status | jq -r ".volumes[0].$1"; }
+# (The request of a failed acknowledgement reached the emulator, only its reply was lost.)
+acked() { emu GET /_emu/event_acks | jq -e --arg id "$1" 'map(select(.eventId == $id)) | length > 0' >/dev/null; }
+# The connections the fault met (those it answered whole were other calls).
+faulted() { grep "^$1 " "$T/netfault.log" | grep -vc "answered whole" || true; }
+for f in reset-response stall-headers trickle truncate-record; do
+	v0=$(ev key_version)
+	n0=$(faulted "$f")
+	emu POST "/_emu/keys/$key/rotate" >/dev/null
+	mode "$f /api/v2/event_ack"
+	# The proxy looks at the mode every 0.1 s: once it has, keyd's pooled connection is gone,
+	# and the acknowledgement cannot ride it past the fault.
+	sleep 0.5
+	start=$(date +%s.%N)
+	assert_contains "$(send --id "ev-$f")" "202" "the event through $f"
+	failed_ack() { grep -F "event ev-$f: acknowledgement to KMS 'kp' failed" "$T/keyd.log" || true; }
+	answers_until "$T/ev.json" $((4 * (bound + 4))) "an acknowledgement through $f was failing" failed_ack
+	secs=$(elapsed "$start")
+	mode pass
+	line=$(failed_ack)
+	echo "$f: after $(printf '%.1f' "$secs") s: ${line:0:400}"
+	[ -n "$line" ] || fail "$f: no failed acknowledgement logged in $secs s: $(tail -n 5 "$T/keyd.log"); the proxy: $(tail -n 8 "$T/netfault.log")"
+	assert_contains "$line" "${says[$f]}" "the acknowledgement through $f"
+	assert_contains "$line" "gave up after" "the acknowledgement through $f says how often it tried"
+	within "$secs" $((bound + 4)) || fail "the acknowledgement through $f took $secs s to fail (bound $((bound + 4)) s)"
+	[ "$(($(faulted "$f") - n0))" -ge 2 ] || fail "$f is a transport failure: the acknowledgement should be tried again"
+	[ "$(ev key_version)" != "$v0" ] || fail "$f: the event's rewrap did not happen"
+	assert_eq "$(ev state)" "$unlocked" "the volume after a failed acknowledgement through $f"
+	# Healed: the next event is acted on and acknowledged.
+	emu POST "/_emu/keys/$key/rotate" >/dev/null
+	assert_contains "$(send --id "ev-$f-healed")" "202"
+	until_true 15 acked "ev-$f-healed" ||
+		fail "$f: the event after the network healed was not acknowledged: $(tail -n 5 "$T/keyd.log")"
 done
 kill "$KEYD_PID"
 wait "$KEYD_PID" 2>/dev/null || true

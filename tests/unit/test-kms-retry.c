@@ -97,12 +97,22 @@ static int fake_key_info(struct kms *kms, const char *key_id, struct kms_key_inf
 	return fake_answer(kms, e);
 }
 
+static int fake_event_ack(struct kms *kms, const char *key_id, const char *event_id,
+			  enum kms_key_state key_state, struct error *e)
+{
+	assert_string_equal(key_id, "key");
+	assert_string_equal(event_id, "ev-1");
+	assert_int_equal(key_state, KMS_KEY_ACTIVE);
+	return fake_answer(kms, e);
+}
+
 static const struct kms_provider fake_provider = {
 	.name = "fake",
 	.open = fake_open,
 	.wrap = fake_wrap,
 	.unwrap = fake_unwrap,
 	.key_info = fake_key_info,
+	.event_ack = fake_event_ack,
 };
 
 static void on_wait(void *userdata, const struct kms *kms, unsigned attempt, uint64_t pause_ms,
@@ -340,6 +350,31 @@ static void test_key_info_makes_one_attempt(void **state)
 	assert_int_equal(f.calls, 1); /* no rewrap in the table: never called, never retried */
 }
 
+/* An acknowledgement lost to the network is one the KMS keeps waiting for: tried again, per
+ * the policy, until the deadline; a refusal is final. */
+static void test_event_ack_is_retried(void **state)
+{
+	struct fake f = {.n_script = 2,
+			 .script = {{-ECONNRESET, true, -1, 0}, {-ETIMEDOUT, true, -1, 0}}};
+	struct kms *k = fake_kms(&f, 1, 2, 10000);
+	struct error e;
+
+	(void)state;
+	assert_int_equal(kms_event_ack(k, "key", "ev-1", KMS_KEY_ACTIVE, &e, &f.stop), 0);
+	assert_int_equal(f.calls, 3);
+	f = (struct fake){.n_script = 3,
+			  .script = {{-ECONNRESET, true, -1, 0}, {-EACCES, false, -1, 401}}};
+	assert_int_equal(kms_event_ack(k, "key", "ev-1", KMS_KEY_ACTIVE, &e, &f.stop), -EACCES);
+	assert_int_equal(f.calls, 2);
+	f = (struct fake){.n_script = SCRIPT_MAX};
+	for (int i = 0; i < SCRIPT_MAX; i++)
+		f.script[i] = (struct step){-ECONNRESET, true, -1, 0};
+	k = fake_kms(&f, 10, 20, 50);
+	assert_int_equal(kms_event_ack(k, "key", "ev-1", KMS_KEY_ACTIVE, &e, &f.stop), -ECONNRESET);
+	assert_true(f.calls >= 2 && f.calls < SCRIPT_MAX);
+	assert_non_null(strstr(e.msg, "gave up after"));
+}
+
 struct reports {
 	int n;
 	enum kms_action action[SCRIPT_MAX];
@@ -421,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_stop_flag),
 		cmocka_unit_test(test_open_is_retried_then_kept),
 		cmocka_unit_test(test_key_info_makes_one_attempt),
+		cmocka_unit_test(test_event_ack_is_retried),
 		cmocka_unit_test(test_kms_fail),
 		cmocka_unit_test(test_each_attempt_is_reported),
 	};

@@ -280,6 +280,11 @@ static int ssl_wait(struct kmip_conn *c, int ret, const char *what, struct error
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:
 		r = wait_fd(c->fd, code == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, c->deadline_us);
+		if (r == -ETIMEDOUT)
+			return conn_fail(e, r,
+					 "%s: not done within the per-try timeout "
+					 "(unlock.try_timeout_s)",
+					 what);
 		return r < 0 ? conn_fail(e, r, "%s: %s", what, strerror(-r)) : 1;
 	case SSL_ERROR_ZERO_RETURN:
 		return conn_fail(e, -ECONNRESET, "%s: the server closed the connection", what);
@@ -295,7 +300,13 @@ static int ssl_wait(struct kmip_conn *c, int ret, const char *what, struct error
 		break;
 	}
 	last = ERR_peek_last_error();
-	if (SSL_get_verify_result(c->ssl) != X509_V_OK) {
+	if (ERR_GET_LIB(last) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+		/* OpenSSL 3's word for a connection that ended inside a TLS record or without a
+		 * close_notify: the network broke it, as a reset does; another try may work. */
+		r = conn_fail(e, -ECONNRESET,
+			      "%s: the connection broke in the middle of a TLS record", what);
+	} else if (SSL_get_verify_result(c->ssl) != X509_V_OK) {
 		r = conn_fail(e, -EPROTO, "%s: the server certificate: %s", what,
 			      X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
 	} else if (alert_refuses_client(last)) {
