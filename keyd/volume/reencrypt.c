@@ -549,6 +549,32 @@ static int reencrypt_where(struct reencrypt_run *x, struct error *err)
 	return 0;
 }
 
+/* The digests of the old and the new volume key of a re-encryption (-1: none recorded). */
+static void reencrypt_digests(json_t *hdr, int *dold, int *dnew)
+{
+	*dnew = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-final")) : -1;
+	*dold = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-previous")) : -1;
+}
+
+bool reencrypt_stuck(struct crypt_device *cd)
+{
+	json_auto_t *hdr = header_json(cd);
+	int dold, dnew;
+
+	reencrypt_digests(hdr, &dold, &dnew);
+	return dnew >= 0 && dold >= 0 && dold != dnew && digest_keyslots(hdr, dold) == 0;
+}
+
+int reencrypt_stuck_error(struct error *err, const char *device, int keyslot)
+{
+	return error_set(err, -ENOTRECOVERABLE,
+			 "the re-encryption of %s finished, but libcryptsetup was stopped between "
+			 "removing the old volume key's keyslots and its last header write; it "
+			 "cannot resume from there. The data is whole under the new key (keyslot "
+			 "%d): see \"Stuck at the end\" in docs/reencrypt.md",
+			 device, keyslot);
+}
+
 /* An interrupted re-encryption: keyd's own (the token is on the new volume key's keyslot),
  * resumable (the old key's keyslots not yet removed), and how far it got. */
 static int reencrypt_inspect_resume(struct reencrypt_run *x, struct error *err)
@@ -556,18 +582,11 @@ static int reencrypt_inspect_resume(struct reencrypt_run *x, struct error *err)
 	json_auto_t *hdr = header_json(x->cd);
 	int dnew, dold;
 
-	dnew = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-final")) : -1;
-	dold = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-previous")) : -1;
+	reencrypt_digests(hdr, &dold, &dnew);
 	if (dnew < 0 || dold < 0)
 		return error_set(err, -EBADMSG, "cannot read the reencryption metadata");
 	if (dold != dnew && digest_keyslots(hdr, dold) == 0)
-		return error_set(
-			err, -ENOTRECOVERABLE,
-			"the re-encryption of %s finished, but libcryptsetup was stopped between "
-			"removing the old volume key's keyslots and its last header write; it "
-			"cannot resume from there. The data is whole under the new key (keyslot "
-			"%d): see \"Stuck at the end\" in docs/reencrypt.md",
-			x->req->device, x->tok.keyslot);
+		return reencrypt_stuck_error(err, x->req->device, x->tok.keyslot);
 	if (digest_of(hdr, "keyslots", x->tok.keyslot) != dnew)
 		return error_set(
 			err, -EPROTO,

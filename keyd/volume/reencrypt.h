@@ -76,3 +76,9 @@ struct reencrypt_result {
  * and why. */
 int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_result *res,
 		     struct error *err);
+
+/* Whether @cd's header is where libcryptsetup's last re-encryption step can leave it ("Stuck at
+ * the end", docs/reencrypt.md): in reencryption, no keyslot left for the old volume key. */
+bool reencrypt_stuck(struct crypt_device *cd);
+/* Says so in @err, naming @device and @keyslot (the new key's); returns -ENOTRECOVERABLE. */
+int reencrypt_stuck_error(struct error *err, const char *device, int keyslot);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "reencrypt.h"
 #include "secmem.h"
 #include "unlock.h"
 #include "unwrap_any.h"
@@ -97,6 +98,8 @@ static int unlock_open(struct crypt_device *cd, const struct unlock_request *req
 		r = luks_resume(cd, req->name, tok->keyslot, dek, LUKS_DEK_LEN);
 	else
 		r = luks_activate(cd, req->name, tok->keyslot, dek, LUKS_DEK_LEN, 0);
+	if (r < 0 && reencrypt_stuck(cd))
+		return reencrypt_stuck_error(err, req->device, tok->keyslot);
 	if (r < 0)
 		return error_set(err, r, "%s keyslot %d of %s: %s", what, tok->keyslot, req->device,
 				 r == -EPERM ? "the unwrapped key does not open it" : strerror(-r));

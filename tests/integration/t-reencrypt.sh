@@ -35,29 +35,6 @@ jq -n --arg rk "$T/root.key" --arg d "$dev" --arg s "$T/keyd.sock" '
 	>"$T/keyd.json"
 ctl enroll --name vol --key-file "$T/pw" >/dev/null
 
-cat >"$T/xts.py" <<'EOF'
-# xts.py VOLUME_KEY DEVICE DATA_OFFSET PLAINTEXT: decrypts aes-xts-plain64 (4096-byte sectors,
-# IV = 512-byte sector number, as LUKS2 does) and compares with PLAINTEXT.
-import sys
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-vk = open(sys.argv[1], 'rb').read()
-with open(sys.argv[2], 'rb') as d, open(sys.argv[4], 'rb') as p:
-    d.seek(int(sys.argv[3]))
-    pos = 0
-    while True:
-        want = p.read(1 << 20)
-        if not want:
-            break
-        got, out = d.read(len(want)), bytearray()
-        for i in range(0, len(got), 4096):
-            iv = ((pos + i) // 512).to_bytes(16, 'little')
-            out += Cipher(algorithms.AES(vk), modes.XTS(iv)).decryptor().update(got[i:i + 4096])
-        if bytes(out) != want:
-            k = next(j for j in range(len(want)) if out[j] != want[j])
-            sys.exit("differs from the plaintext at byte %d of the data" % (pos + k))
-        pos += len(want)
-print("identical: %d bytes" % pos)
-EOF
 # save_volume_key FILE: the volume key as cryptsetup reads it with the kept passphrase.
 save_volume_key() {
 	rm -f "$1"
@@ -68,7 +45,7 @@ same_data() {
 	local off
 	save_volume_key "$T/vk.check"
 	off=$(($(cryptsetup luksDump "$dev" | awk '/^Data segments/ { s = 1 } s && /offset:/ { print $2; exit }')))
-	$PY "$T/xts.py" "$T/vk.check" "$dev" "$off" "$plain" || fail "data changed ($1)"
+	$PY "$TOP/tests/luks-xts-check.py" "$T/vk.check" "$dev" "$off" "$plain" || fail "data changed ($1)"
 }
 reencrypting() { cryptsetup luksDump "$dev" | grep -q '^Requirements:.*online-reencrypt'; }
 # keyd_unlocks WHEN: a fresh keyd (converging first) unlocks the volume.
