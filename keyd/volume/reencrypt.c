@@ -344,7 +344,7 @@ static int reencrypt_start(struct crypt_device *cd, const struct reencrypt_reque
 
 /* Returns 1 when the recovery of a crashed last step finished the whole re-encryption. */
 static int reencrypt_resume(struct crypt_device *cd, const char *name, const uint8_t *dek,
-			    crypt_reencrypt_info ri, struct error *err)
+			    crypt_reencrypt_info ri, int keyslot, struct error *err)
 {
 	struct crypt_params_reencrypt params = {.max_hotzone_size = REENCRYPT_HOTZONE_BYTES >> 9,
 						.flags = CRYPT_REENCRYPT_RESUME_ONLY};
@@ -357,6 +357,8 @@ static int reencrypt_resume(struct crypt_device *cd, const char *name, const uin
 			cd, NULL, (const char *)dek, LUKS_DEK_LEN, CRYPT_ANY_SLOT, CRYPT_ANY_SLOT,
 			NULL, NULL,
 			&(struct crypt_params_reencrypt){.flags = CRYPT_REENCRYPT_RECOVERY});
+		if (r < 0 && reencrypt_stuck(cd, r))
+			return reencrypt_stuck_error(err, crypt_get_device_name(cd), keyslot);
 		if (r < 0)
 			return error_set(err, r, "recover the interrupted step: %s", strerror(-r));
 		if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE)
@@ -364,6 +366,8 @@ static int reencrypt_resume(struct crypt_device *cd, const char *name, const uin
 	}
 	r = crypt_reencrypt_init_by_passphrase(cd, name, (const char *)dek, LUKS_DEK_LEN,
 					       CRYPT_ANY_SLOT, CRYPT_ANY_SLOT, NULL, NULL, &params);
+	if (r < 0 && reencrypt_stuck(cd, r))
+		return reencrypt_stuck_error(err, crypt_get_device_name(cd), keyslot);
 	return r < 0 ? error_set(err, r, "resume the re-encryption: %s",
 				 r == -EBUSY ? "the device is in use (mounted or mapped?)"
 					     : strerror(-r))
@@ -556,20 +560,21 @@ static void reencrypt_digests(json_t *hdr, int *dold, int *dnew)
 	*dold = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-previous")) : -1;
 }
 
-bool reencrypt_stuck(struct crypt_device *cd)
+bool reencrypt_stuck(struct crypt_device *cd, int r)
 {
 	json_auto_t *hdr = header_json(cd);
 	int dold, dnew;
 
 	reencrypt_digests(hdr, &dold, &dnew);
-	return dnew >= 0 && dold >= 0 && dold != dnew && digest_keyslots(hdr, dold) == 0;
+	return dnew >= 0 && dold >= 0 && dold != dnew &&
+	       (digest_keyslots(hdr, dold) == 0 || r == -ENOENT);
 }
 
 int reencrypt_stuck_error(struct error *err, const char *device, int keyslot)
 {
 	return error_set(err, -ENOTRECOVERABLE,
-			 "the re-encryption of %s finished, but libcryptsetup was stopped between "
-			 "removing the old volume key's keyslots and its last header write; it "
+			 "the re-encryption of %s finished, but libcryptsetup was stopped while "
+			 "removing the old volume key's keyslots, before its last header write; it "
 			 "cannot resume from there. The data is whole under the new key (keyslot "
 			 "%d): see \"Stuck at the end\" in docs/reencrypt.md",
 			 device, keyslot);
@@ -631,7 +636,7 @@ static int reencrypt_go(struct reencrypt_run *x, uint32_t *before, struct error 
 		r = reencrypt_start(x->cd, x->req, name, &x->tok, x->dek, res, err);
 	} else {
 		*before = bound_keyslots(x->cd);
-		r = reencrypt_resume(x->cd, name, x->dek, x->ri, err);
+		r = reencrypt_resume(x->cd, name, x->dek, x->ri, x->tok.keyslot, err);
 	}
 	if (r < 0)
 		return r;

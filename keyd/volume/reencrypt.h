@@ -78,7 +78,9 @@ int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_resul
 		     struct error *err);
 
 /* Whether @cd's header is where libcryptsetup's last re-encryption step can leave it ("Stuck at
- * the end", docs/reencrypt.md): in reencryption, no keyslot left for the old volume key. */
-bool reencrypt_stuck(struct crypt_device *cd);
+ * the end", docs/reencrypt.md): in reencryption, and no keyslot left for the old volume key,
+ * or (@r, what opening it with the DEK returned, is -ENOENT) none the DEK still opens: the last
+ * step was wiping them. */
+bool reencrypt_stuck(struct crypt_device *cd, int r);
 /* Says so in @err, naming @device and @keyslot (the new key's); returns -ENOTRECOVERABLE. */
 int reencrypt_stuck_error(struct error *err, const char *device, int keyslot);

@@ -98,7 +98,7 @@ static int unlock_open(struct crypt_device *cd, const struct unlock_request *req
 		r = luks_resume(cd, req->name, tok->keyslot, dek, LUKS_DEK_LEN);
 	else
 		r = luks_activate(cd, req->name, tok->keyslot, dek, LUKS_DEK_LEN, 0);
-	if (r < 0 && reencrypt_stuck(cd))
+	if (r < 0 && reencrypt_stuck(cd, r))
 		return reencrypt_stuck_error(err, req->device, tok->keyslot);
 	if (r < 0)
 		return error_set(err, r, "%s keyslot %d of %s: %s", what, tok->keyslot, req->device,

@@ -135,7 +135,7 @@ reencrypting "$dev" || fail "the kill before write $j did not leave a re-encrypt
 before=$(header_sum "$dev")
 expect_fail out "$KEYDCTL" --config "$T/keyd.json" rotate --reencrypt --key-file "$T/pw" vol
 echo "$out"
-assert_contains "$out" "finished, but libcryptsetup was stopped between removing the old volume key's keyslots and its last header write"
+assert_contains "$out" "finished, but libcryptsetup was stopped while removing the old volume key's keyslots, before its last header write"
 assert_contains "$out" "Stuck at the end"
 assert_eq "$(header_sum "$dev")" "$before" "the header after keydctl refused the stuck volume"
 first_pass "$T/keyd.json"
