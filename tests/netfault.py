@@ -219,31 +219,27 @@ def read_ttlv(read):
 def kmip_exchange(tls):
     """Forwards one KMIP request; returns the reply as (head, body)."""
     req = read_ttlv(tls.read)
-    ctx = ssl.create_default_context(cafile=opts.upstream_ca)
-    ctx.check_hostname = False  # the upstream's certificate is for 127.0.0.1; verified by CA
-    ctx.load_cert_chain(opts.upstream_cert, opts.upstream_key)
     with socket.create_connection(opts.upstream, timeout=10) as raw:
-        with ctx.wrap_socket(raw) as up:
+        with opts.up_ctx.wrap_socket(raw) as up:
             up.sendall(req)
             reply = read_ttlv(lambda: up.recv(65536))
     return reply[:8], reply[8:], "KMIP reply"
 
 
 def http_exchange(tls, path_prefix):
-    """Forwards one HTTP request; returns the reply as (head, body, what), or None once a
-    request outside @path_prefix has been answered whole."""
+    """Forwards one HTTP request; returns the reply as (status, reason, headers, body), or
+    None once a request outside @path_prefix has been answered whole."""
     method, path, headers, body = read_request(tls)
     status, reason, hdrs, data = ask_upstream(method, path, headers, body)
     if path_prefix and not path.startswith(path_prefix):
         tls.sock.sendall(tls.records(reply_head("HTTP/1.1", status, reason, hdrs, len(data)) + data))
         return None
-    return reply_head("HTTP/1.1", status, reason, hdrs, len(data)), data, "%d" % status
+    return status, reason, hdrs, data
 
 
 def ask_upstream(method, path, headers, body):
-    ctx = ssl.create_default_context(cafile=opts.upstream_ca)
-    ctx.check_hostname = False  # the upstream's certificate is for 127.0.0.1; verified by CA
-    c = http.client.HTTPSConnection(opts.upstream[0], opts.upstream[1], context=ctx, timeout=10)
+    c = http.client.HTTPSConnection(opts.upstream[0], opts.upstream[1], context=opts.up_ctx,
+                                    timeout=10)
     c.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
     for k, v in headers:
         if k.lower() not in ("connection", "content-length"):
@@ -282,23 +278,22 @@ def tls_fault(client, mode, path_prefix):
     tls = Tls(client, opts.ctx)
     if opts.protocol == "kmip":
         head, data, what = kmip_exchange(tls)
-    elif mode == "http10":
-        method, path, headers, body = read_request(tls)
-        status, reason, hdrs, data = ask_upstream(method, path, headers, body)
-        client.sendall(tls.records(reply_head("HTTP/1.0", status, reason, hdrs, None) + data))
-        try:
-            tls.obj.unwrap()
-        except ssl.SSLError:
-            pass
-        tls.flush()
-        client.close()
-        return "sent %d without length, closed" % status
     else:
         got = http_exchange(tls, path_prefix)
         if got is None:
             client.close()
             return "outside %s: answered whole" % path_prefix
-        head, data, what = got
+        status, reason, hdrs, data = got
+        if mode == "http10":
+            client.sendall(tls.records(reply_head("HTTP/1.0", status, reason, hdrs, None) + data))
+            try:
+                tls.obj.unwrap()
+            except ssl.SSLError:
+                pass
+            tls.flush()
+            client.close()
+            return "sent %d without length, closed" % status
+        head, what = reply_head("HTTP/1.1", status, reason, hdrs, len(data)), "%d" % status
     # A reply without a body (Key Protect's 204) is whole once its head is: the faults cut the
     # head instead.
     if mode == "reset-response":
@@ -404,6 +399,12 @@ def main():
     opts.ctx.load_cert_chain(opts.cert, opts.key)
     opts.wrong_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     opts.wrong_ctx.load_cert_chain(opts.wrong_cert, opts.wrong_key)
+    # To the upstream: its certificate is for 127.0.0.1, checked against its CA; KMIP's asks
+    # for a client certificate.
+    opts.up_ctx = ssl.create_default_context(cafile=opts.upstream_ca)
+    opts.up_ctx.check_hostname = False
+    if opts.protocol == "kmip":
+        opts.up_ctx.load_cert_chain(opts.upstream_cert, opts.upstream_key)
 
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

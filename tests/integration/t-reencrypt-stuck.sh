@@ -145,14 +145,14 @@ assert_eq "$KEYD_STATE" failed "keyd's unlock of the stuck volume"
 log "the recovery of docs/reencrypt.md, as written there"
 tok=$(cryptsetup luksDump --dump-json-metadata "$dev" | jq -r '[.tokens[] | select(.type == "keyd")][0].keyslots[0]')
 N=$(cryptsetup luksDump --dump-json-metadata "$dev" | jq -r --arg t "$tok" '[.keyslots | to_entries[] | select(.value.type == "luks2" and .key != $t) | .key][0]')
-offset=$(cryptsetup luksDump "$dev" | awk '/^Data segments/ { s = 1 } s && /offset:/ { print $2 / 512; exit }')
+off=$(cryptsetup luksDump "$dev" | awk '/^Data segments/ { s = 1 } s && /offset:/ { print $2; exit }')
 sed -n '/^### Stuck at the end/,/^## /p' "$TOP/docs/reencrypt.md" | sed -n '/^```sh$/,/^```$/p' |
 	sed '1d;$d' >"$T/recovery.sh"
 [ -s "$T/recovery.sh" ] || fail "no sh block under \"Stuck at the end\" in docs/reencrypt.md"
 # The placeholders the text names: DEV, PASS, VOLUME, N (a keyslot of the new key that PASS
 # opens), the data offset from luksDump; keydctl with this test's configuration.
 sed -i -e "s|\bDEV\b|$dev|g; s|\bPASS\b|$T/pw|g; s|\bVOLUME\b|vol|g; s|--key-slot N|--key-slot $N|" \
-	-e "s|--offset 32768|--offset $offset|; s|^keydctl |\"\$KEYDCTL\" --config \"\$T/keyd.json\" |" "$T/recovery.sh"
+	-e "s|--offset 32768|--offset $((off / 512))|; s|^keydctl |\"\$KEYDCTL\" --config \"\$T/keyd.json\" |" "$T/recovery.sh"
 cat "$T/recovery.sh"
 (cd "$T" && KEYDCTL=$KEYDCTL bash -e "$T/recovery.sh") >"$T/recovery.out" 2>&1 ||
 	{ cat "$T/recovery.out"; fail "the documented recovery failed"; }
@@ -163,6 +163,5 @@ first_pass "$T/keyd.json"
 assert_eq "$KEYD_STATE" "$unlocked" "keyd's unlock after the recovery"
 rm -f "$T/vk.check"
 cryptsetup luksDump -q --dump-volume-key --volume-key-file "$T/vk.check" --key-file "$T/pw" "$dev" >/dev/null
-off=$(($(cryptsetup luksDump "$dev" | awk '/^Data segments/ { s = 1 } s && /offset:/ { print $2; exit }')))
 $PY "$TOP/tests/luks-xts-check.py" "$T/vk.check" "$dev" "$off" "$plain" || fail "the data after the recovery"
 echo "PASS"
