@@ -342,6 +342,39 @@ static int reencrypt_start(struct crypt_device *cd, const struct reencrypt_reque
 	return r < 0 ? r : 0;
 }
 
+/* The digests of the old and the new volume key of a re-encryption (-1: none recorded). */
+static void reencrypt_digests(json_t *hdr, int *dold, int *dnew)
+{
+	*dnew = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-final")) : -1;
+	*dold = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-previous")) : -1;
+}
+
+/* Whether a header in reencryption has every byte of data under the new volume key: no
+ * segment in reencryption, and the data segments all of the new key's digest. A forward run
+ * cut after committing its last step and before finishing leaves it; libcryptsetup 2.6.1 (and
+ * main) then counts one data segment as offset 0 (_offset_forward) whatever its key, and a
+ * resume re-encrypts the finished data from the start: decrypted with the old key, it is
+ * garbage (docs/upstream/cryptsetup-reencrypt-final-step.md). */
+static bool reencrypt_data_done(struct crypt_device *cd)
+{
+	json_auto_t *hdr = header_json(cd);
+	const char *s;
+	json_t *v;
+	int dold, dnew, data = 0;
+
+	reencrypt_digests(hdr, &dold, &dnew);
+	if (dnew < 0 || dold < 0 || dold == dnew || segment_flagged(hdr, "in-reencryption") >= 0)
+		return false;
+	json_object_foreach (json_object_get(hdr, "segments"), s, v) {
+		if (json_array_size(json_object_get(v, "flags")))
+			continue; /* the backups */
+		if (digest_of(hdr, "segments", id_num(s)) != dnew)
+			return false;
+		data++;
+	}
+	return data > 0;
+}
+
 /* Returns 1 when the recovery of a crashed last step finished the whole re-encryption. */
 static int reencrypt_resume(struct crypt_device *cd, const char *name, const uint8_t *dek,
 			    crypt_reencrypt_info ri, int keyslot, struct error *err)
@@ -364,6 +397,16 @@ static int reencrypt_resume(struct crypt_device *cd, const char *name, const uin
 		if (crypt_reencrypt_status(cd, NULL) == CRYPT_REENCRYPT_NONE)
 			return 1;
 	}
+	if (reencrypt_data_done(cd))
+		return error_set(
+			err, -ENOTRECOVERABLE,
+			"the re-encryption of %s finished with the data (all of it under the new "
+			"volume key, keyslot %d), but was cut before libcryptsetup's last header "
+			"writes; libcryptsetup 2.6.1 would take this state for one not begun and "
+			"re-encrypt the data a second time, destroying it, so keyd does not resume "
+			"it. The data is whole and keyd still opens the volume: see \"Stuck at the "
+			"end\" in docs/reencrypt.md",
+			crypt_get_device_name(cd), keyslot);
 	r = crypt_reencrypt_init_by_passphrase(cd, name, (const char *)dek, LUKS_DEK_LEN,
 					       CRYPT_ANY_SLOT, CRYPT_ANY_SLOT, NULL, NULL, &params);
 	if (r < 0 && reencrypt_stuck(cd, r))
@@ -551,13 +594,6 @@ static int reencrypt_where(struct reencrypt_run *x, struct error *err)
 	if (fd >= 0)
 		close(fd);
 	return 0;
-}
-
-/* The digests of the old and the new volume key of a re-encryption (-1: none recorded). */
-static void reencrypt_digests(json_t *hdr, int *dold, int *dnew)
-{
-	*dnew = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-final")) : -1;
-	*dold = hdr ? digest_of(hdr, "segments", segment_flagged(hdr, "backup-previous")) : -1;
 }
 
 bool reencrypt_stuck(struct crypt_device *cd, int r)

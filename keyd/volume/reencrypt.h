@@ -71,7 +71,8 @@ struct reencrypt_result {
  * nothing to resume; -EBUSY: the device is in use by something that is not its mapping;
  * -ENOKEY: not enrolled; -EXDEV: token of another KMS; -EOPNOTSUPP: online without
  * device-mapper, or header requirements libcryptsetup cannot handle; -EPROTO: a re-encryption
- * keyd did not start; -ENOTRECOVERABLE: libcryptsetup was killed between its last header writes
+ * keyd did not start; -ENOTRECOVERABLE: libcryptsetup was killed between its last header writes,
+ * or before them with all the data re-encrypted, where its resume would re-encrypt it again
  * (docs/reencrypt.md); other -errno from libcryptsetup or the KMS. @err says which step failed
  * and why. */
 int volume_reencrypt(const struct reencrypt_request *req, struct reencrypt_result *res,
