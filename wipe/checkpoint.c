@@ -94,6 +94,8 @@ int checkpoint_load(const char *path, struct checkpoint *ret, struct error *e)
 	r = read_credential(path, true, &raw, &n, e);
 	if (r < 0)
 		return r;
+	if (n > 0 && raw[0] == 0 && memcmp(raw, raw + 1, n - 1) == 0)
+		return -ESTALE; /* checkpoints are written whole (atomicfile); only shredding zeroes */
 	j = json_loadb((const char *)raw, n, 0, NULL);
 	if (!j)
 		return jx_fail(e, "%s: not JSON", path);

@@ -40,7 +40,9 @@ int checkpoint_path(const char *dir, const char *device_id, char *buf, size_t si
 
 /* Atomically replaces @path (creating its directory, mode 0700). -errno. */
 int checkpoint_save(const char *path, const struct checkpoint *cp);
-/* -ENOENT none; -EPERM not root's with mode 0600; -EINVAL malformed (@e says where). */
+/* -ENOENT none; -EPERM not root's with mode 0600; -EINVAL malformed (@e says where);
+ * -ESTALE all zeros: the checkpoint of a wipe that ended, shredded by checkpoint_remove(),
+ * whose unlink a crash or power cut kept off the disk. */
 int checkpoint_load(const char *path, struct checkpoint *ret, struct error *e);
 /* Overwrites the file (the key) with zeros, syncs, unlinks. 0 also when there was none. */
 int checkpoint_remove(const char *path);

@@ -151,6 +151,29 @@ static int plan_checkpoint(struct wipe_job *j)
 	int r;
 
 	r = checkpoint_load(j->checkpoint_path, &j->cp, &e);
+	if (r == -ESTALE) {
+		/* The run that wrote it ended (and certified) before shredding it: nothing of
+		 * it is left to resume, and the zeros are ours to remove. */
+		if (!o->dry_run && unlink(j->checkpoint_path) < 0 && errno != ENOENT) {
+			r = negative_errno();
+			return job_refuse(j, r, "%s: cannot remove the shredded checkpoint %s: %s",
+					  j->dev.path, j->checkpoint_path, strerror(-r));
+		}
+		if (o->resume)
+			return job_refuse(
+				j, -ENOENT,
+				"%s: nothing to resume: %s was the shredded checkpoint of "
+				"a wipe that had ended, kept by a crash before its removal "
+				"reached the disk (%s); that wipe's certificate is in %s",
+				j->dev.path, j->checkpoint_path,
+				o->dry_run ? "left in place: --dry-run" : "now removed",
+				o->cert_dir);
+		job_note(j,
+			 "%s was the shredded checkpoint of an earlier wipe that had ended, kept "
+			 "by a crash before its removal reached the disk; %s",
+			 j->checkpoint_path, o->dry_run ? "left in place (--dry-run)" : "removed");
+		return 0;
+	}
 	if (r == -ENOENT) {
 		if (o->resume)
 			return job_refuse(j, -ENOENT, "%s: nothing to resume (no checkpoint at %s)",

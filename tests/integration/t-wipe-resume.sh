@@ -3,7 +3,8 @@
 # Crash and resume: SIGKILL in the middle of a random wipe, then --resume ends with a complete,
 # fully verified wipe (the keystream key survived in the 0600 checkpoint) and a valid certificate;
 # SIGINT stops cleanly with an "interrupted" certificate that claims nothing; the checkpoint
-# disappears once the wipe is done.
+# disappears once the wipe is done; one left as zeros by a crash during its removal is
+# recognised as such (not "unusable") and removed, --dry-run excepted.
 . "$(dirname "$0")/../lib.sh"
 need_loop
 need_cmd jq
@@ -99,4 +100,24 @@ out=$(W run "$dev" --resume --confirm "$(backing "$dev")")
 assert_contains "$out" "wiped (zero, clear, verification passed)"
 out=$(W verify "$dev" --method zero)
 assert_contains "$out" "every block read back is zero"
+
+log "a checkpoint of zeros (its run ended, the removal lost to a crash) is recognised and removed"
+# What checkpoint_remove leaves when a power cut keeps its unlink off the disk (the VM's
+# power-cut replay meets it): the file overwritten with zeros.
+shred_left() { install -m 0600 /dev/null "$cp" && head -c 4096 /dev/zero >"$cp"; }
+shred_left
+rc=0
+out=$(W run "$dev" --resume --confirm "$(backing "$dev")" 2>&1) || rc=$?
+assert_eq "$rc" 3 "exit status of --resume over a shredded checkpoint"
+assert_contains "$out" "nothing to resume: $cp was the shredded checkpoint of a wipe that had ended"
+assert_contains "$out" "that wipe's certificate is in $T/certs"
+[ ! -e "$cp" ] || fail "the shredded checkpoint is still there after --resume"
+shred_left
+out=$(W run "$dev" --method zero --verify sample --confirm "$(backing "$dev")" --dry-run 2>&1)
+[ -e "$cp" ] || fail "--dry-run removed the shredded checkpoint"
+out=$(W run "$dev" --method zero --verify sample --confirm "$(backing "$dev")")
+assert_contains "$out" "wiped (zero, clear, verification passed)"
+cert=$(ls -t "$T"/certs/*.json | head -n1)
+assert_contains "$(jq -r '.notes[]' "$cert")" "$cp was the shredded checkpoint of an earlier wipe that had ended" "certificate notes"
+[ ! -e "$cp" ] || fail "the shredded checkpoint is still there after a new run"
 echo "all resume checks passed"

@@ -156,11 +156,37 @@ static void test_refusals(void **state)
 	checkpoint_done(&cp);
 }
 
+/* What checkpoint_remove() leaves when a crash keeps its unlink off the disk: all zeros, told
+ * apart from a malformed checkpoint. */
+static void test_shredded(void **state)
+{
+	struct checkpoint cp = sample(), back;
+	struct error e;
+	char cmd[PATH_MAX + 64];
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(checkpoint_save(path, &cp), 0);
+	/* The shred without its unlink: zeros over the whole file, as checkpoint_remove writes. */
+	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of='%s' bs=4096 count=1 status=none", path);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(checkpoint_load(path, &back, &e), -ESTALE);
+	/* A zero byte inside a checkpoint is malformed, not shredded. */
+	write_file("{\"format\": \"wipe-checkpoint/1\"}\n", 0600);
+	assert_int_equal(truncate(path, 4096), 0);
+	assert_int_equal(checkpoint_load(path, &back, &e), -EINVAL);
+	assert_int_equal(checkpoint_remove(path), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	checkpoint_done(&cp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shredded, setup, teardown),
 	};
 
 	if (secmem_init(1 << 20) < 0)
