@@ -354,7 +354,7 @@ static void reencrypt_digests(json_t *hdr, int *dold, int *dnew)
  * cut after committing its last step and before finishing leaves it; libcryptsetup 2.6.1 (and
  * main) then counts one data segment as offset 0 (_offset_forward) whatever its key, and a
  * resume re-encrypts the finished data from the start: decrypted with the old key, it is
- * garbage (docs/upstream/cryptsetup-reencrypt-final-step.md). */
+ * garbage (docs/upstream/cryptsetup-reencrypt-resume-finished.md). */
 static bool reencrypt_data_done(struct crypt_device *cd)
 {
 	json_auto_t *hdr = header_json(cd);
