@@ -154,11 +154,9 @@ static int plan_checkpoint(struct wipe_job *j)
 	if (r == -ESTALE) {
 		/* The run that wrote it ended (and certified) before shredding it: nothing of
 		 * it is left to resume, and the zeros are ours to remove. */
-		if (!o->dry_run && unlink(j->checkpoint_path) < 0 && errno != ENOENT) {
-			r = negative_errno();
+		if (!o->dry_run && (r = checkpoint_remove(j->checkpoint_path)) < 0)
 			return job_refuse(j, r, "%s: cannot remove the shredded checkpoint %s: %s",
 					  j->dev.path, j->checkpoint_path, strerror(-r));
-		}
 		if (o->resume)
 			return job_refuse(
 				j, -ENOENT,
